@@ -1,0 +1,56 @@
+"""Money as an integer count of minor units with a currency; never a float."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
+
+# ISO 4217 minor-unit exponents that differ from the usual 2.
+_EXPONENTS: dict[str, int] = {
+    "BIF": 0, "CLP": 0, "DJF": 0, "GNF": 0, "ISK": 0, "JPY": 0, "KMF": 0, "KRW": 0,
+    "PYG": 0, "RWF": 0, "UGX": 0, "UYI": 0, "VND": 0, "VUV": 0, "XAF": 0, "XOF": 0,
+    "XPF": 0, "BHD": 3, "IQD": 3, "JOD": 3, "KWD": 3, "LYD": 3, "OMR": 3, "TND": 3,
+}
+
+
+def exponent(currency: str) -> int:
+    """Number of decimal places in the currency's minor unit (CNY: 2, JPY: 0)."""
+    return _EXPONENTS.get(currency.upper(), 2)
+
+
+def valid_currency(currency: str) -> bool:
+    return len(currency) == 3 and currency.isascii() and currency.isalpha() and currency.isupper()
+
+
+def to_minor(amount: str | Decimal | int, currency: str) -> int:
+    """Parse a decimal amount ("20.00") into minor units, refusing sub-minor precision.
+
+    Raises ``ValueError`` with a readable message for anything that is not an exact amount.
+    """
+    try:
+        value = Decimal(str(amount).strip())
+    except InvalidOperation:
+        raise ValueError(f"{amount!r} is not an amount; write it like \"20.00\"") from None
+    if not value.is_finite():
+        raise ValueError(f"{amount!r} is not an amount; write it like \"20.00\"")
+    scaled = value.scaleb(exponent(currency))
+    if scaled != scaled.to_integral_value():
+        places = exponent(currency)
+        raise ValueError(f"{amount} has more than {places} decimal places for {currency}")
+    return int(scaled)
+
+
+def format_minor(minor: int, currency: str) -> str:
+    """Render minor units as a plain decimal string ("20.00")."""
+    places = exponent(currency)
+    value = Decimal(minor).scaleb(-places).quantize(Decimal(1).scaleb(-places), ROUND_HALF_EVEN)
+    return f"{value:f}"
+
+
+@dataclass(frozen=True, slots=True)
+class Money:
+    minor: int
+    currency: str
+
+    def __str__(self) -> str:
+        return f"{format_minor(self.minor, self.currency)} {self.currency}"
