@@ -1,0 +1,411 @@
+"""The domain's view of the world: records it reads and the Protocols it talks through.
+
+Storage implements :class:`Store` (one transaction per use case); the bot implements
+:class:`Messenger` over Telegram; tests and ``funnelbot simulate`` use recording fakes.
+Nothing here knows about SQL, aiogram or HTTP.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Literal, Protocol
+
+from funnels.planner import PlannedStep
+from funnels.script import Media
+from funnels.stages import Stage
+
+StepStatus = Literal["pending", "running", "done", "skipped", "failed", "unknown"]
+CohortStatus = Literal["running", "paused", "finished", "cancelled"]
+
+
+class Clock(Protocol):
+    def now(self) -> datetime:
+        """The current instant, aware UTC."""
+        ...
+
+
+# ---------------------------------------------------------------- records
+
+
+@dataclass(frozen=True, slots=True)
+class CohortRecord:
+    id: int
+    code: str
+    script_id: str
+    script_version: int
+    script_hash: str
+    script_body: str
+    locale: str
+    timezone: str
+    capacity: int
+    currency: str
+    budget_minor: int
+    spent_minor: int
+    start_date: date
+    ends_at: datetime
+    status: CohortStatus
+    warmup_chat_id: int | None
+    task_chat_id: int | None
+    pitch_opened_at: datetime | None
+    pitch_closed_at: datetime | None
+    region_id: int | None
+    leader_id: int | None
+    parent_cohort_id: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class NewCohort:
+    code: str
+    script_id: str
+    script_version: int
+    script_hash: str
+    script_body: str
+    locale: str
+    timezone: str
+    capacity: int
+    currency: str
+    budget_minor: int
+    start_date: date
+    ends_at: datetime
+    warmup_chat_id: int | None
+    region_id: int | None
+    leader_id: int | None
+    parent_cohort_id: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class StepRunRecord:
+    id: int
+    cohort_id: int
+    key: str
+    source: str
+    kind: str
+    stage: str
+    day: int
+    part: int | None
+    due_at: datetime
+    status: StepStatus
+    attempts: int
+
+
+@dataclass(frozen=True, slots=True)
+class MemberRef:
+    """A member as the domain sees them: the internal user id and their chat id, if any."""
+
+    user_id: int
+    telegram_id: int | None
+    language: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class EnvelopeRecord:
+    id: int
+    cohort_id: int
+    step_key: str
+    currency: str
+    total_minor: int
+    shares: int
+    claimed: int
+    claimed_minor: int
+    chat_id: int | None
+    message_id: int | None
+    expires_at: datetime
+    closed_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class ShareClaim:
+    """What a tap got. ``outcome``: claimed now, claimed before, none left, or closed."""
+
+    outcome: Literal["claimed", "already", "empty", "closed", "not_member"]
+    amount_minor: int = 0
+    last_share: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class TaskProgressRecord:
+    id: int
+    cohort_id: int
+    user_id: int
+    task_id: str
+    progress: Mapping[int, int]
+    completed_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class IncomingEvent:
+    """One platform event after parsing; ``member_ref`` or ``telegram_user_id`` names the member."""
+
+    event_id: str
+    type: str
+    occurred_at: datetime
+    member_ref: str | None = None
+    telegram_user_id: int | None = None
+    data: Mapping[str, object] = field(default_factory=dict)
+
+
+# ---------------------------------------------------------------- outgoing messages
+
+
+@dataclass(frozen=True, slots=True)
+class ScriptPost:
+    """A post or talk part straight from the script."""
+
+    text: str
+    media: Media | None = None
+    locale: str = "en"
+
+
+@dataclass(frozen=True, slots=True)
+class EnvelopeOffer:
+    envelope_id: int
+    total_minor: int
+    currency: str
+    shares: int
+    expires_at: datetime
+    caption: str | None
+    locale: str
+
+
+@dataclass(frozen=True, slots=True)
+class EnvelopeSummary:
+    envelope_id: int
+    claimed: int
+    shares: int
+    claimed_minor: int
+    total_minor: int
+    currency: str
+    luckiest_user_id: int | None
+    luckiest_name: str | None
+    luckiest_minor: int
+    locale: str
+
+
+@dataclass(frozen=True, slots=True)
+class TaskAnnouncement:
+    task_id: str
+    title: str
+    how: str
+    reward_minor: int | None
+    currency: str
+    locale: str
+
+
+@dataclass(frozen=True, slots=True)
+class RewardNotice:
+    task_id: str
+    title: str
+    amount_minor: int
+    currency: str
+    promoted_to: str | None
+    locale: str
+
+
+@dataclass(frozen=True, slots=True)
+class AdmissionsOpen:
+    """The batched group message inviting new responders on; never one per member."""
+
+    new_responders: int
+    total_responders: int
+    locale: str
+
+
+Outgoing = ScriptPost | EnvelopeOffer | EnvelopeSummary | TaskAnnouncement | RewardNotice | AdmissionsOpen
+
+
+class DeliveryError(Exception):
+    """A send failed. ``definite``: Telegram said no, so nothing was posted; otherwise the
+    outcome is unknown (timeout, connection lost) and a retry could duplicate the post."""
+
+    def __init__(self, reason: str, *, definite: bool) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.definite = definite
+
+
+class ChatUnavailable(DeliveryError):
+    """The bot was removed from the chat or lost the rights it needs there."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason, definite=True)
+
+
+class Messenger(Protocol):
+    async def send(self, chat_id: int, message: Outgoing, *, pin: bool = False) -> int:
+        """Post into a chat; returns the message id. Raises DeliveryError."""
+        ...
+
+    async def edit(self, chat_id: int, message_id: int, message: Outgoing) -> None: ...
+
+    async def set_slow_mode(self, chat_id: int, seconds: int) -> None: ...
+
+    async def unpin(self, chat_id: int, message_id: int) -> None: ...
+
+    async def notify(self, member: MemberRef, message: Outgoing) -> bool:
+        """A private message; False when the member cannot be reached (never pressed
+        Start, or blocked the bot)."""
+        ...
+
+
+# ---------------------------------------------------------------- repositories
+
+
+class CohortRepository(Protocol):
+    async def create(self, cohort: NewCohort, created_at: datetime) -> CohortRecord: ...
+    async def get(self, cohort_id: int) -> CohortRecord | None: ...
+    async def by_chat(self, chat_id: int) -> CohortRecord | None: ...
+    async def set_status(
+        self, cohort_id: int, status: CohortStatus, reason: str | None, at: datetime
+    ) -> None: ...
+    async def open_pitch(self, cohort_id: int, at: datetime) -> None: ...
+    async def close_pitch(self, cohort_id: int, at: datetime) -> None: ...
+    async def reserve(self, cohort_id: int, amount_minor: int) -> bool:
+        """Add to the cohort's spend if it stays within budget; False (and nothing
+        changed) when it would not."""
+        ...
+    async def release(self, cohort_id: int, amount_minor: int) -> None: ...
+
+
+class StepRepository(Protocol):
+    async def add_plan(self, cohort_id: int, steps: Sequence[PlannedStep]) -> int: ...
+    async def claim_due(
+        self, now: datetime, owner: str, lease_until: datetime, limit: int
+    ) -> list[StepRunRecord]: ...
+    async def expire_leases(self, now: datetime) -> list[StepRunRecord]:
+        """Runs whose lease ran out mid-send become ``unknown``; returns them."""
+        ...
+    async def finish(
+        self,
+        run_id: int,
+        status: StepStatus,
+        at: datetime,
+        outcome: Mapping[str, object] | None = None,
+        error: str | None = None,
+    ) -> None: ...
+    async def release_claim(self, run_id: int) -> None:
+        """Back to pending (nothing was sent); used when a cohort pauses mid-tick."""
+        ...
+    async def get(self, cohort_id: int, key: str) -> StepRunRecord | None: ...
+    async def retry(self, cohort_id: int, key: str) -> bool: ...
+    async def next_due_at(self) -> datetime | None: ...
+    async def open_count(self, cohort_id: int) -> int: ...
+
+
+class MemberRepository(Protocol):
+    async def ensure_user(
+        self, telegram_id: int, name: str, language: str | None, at: datetime
+    ) -> MemberRef: ...
+    async def by_ref(self, ref_code: str) -> MemberRef | None: ...
+    async def by_telegram(self, telegram_id: int) -> MemberRef | None: ...
+    async def join(
+        self, cohort_id: int, user_id: int, inviter_id: int | None, at: datetime
+    ) -> bool:
+        """Record entry into the warm-up group; False if already a member (a rejoin
+        clears ``left_at`` and keeps the stage)."""
+        ...
+    async def leave(self, cohort_id: int, user_id: int, at: datetime) -> None: ...
+    async def count(self, cohort_id: int) -> int: ...
+    async def stage(self, cohort_id: int, user_id: int) -> Stage | None: ...
+    async def advance(self, cohort_id: int, user_id: int, stage: Stage, at: datetime) -> bool:
+        """Move forward to ``stage`` (stamping its time) if not already there or beyond."""
+        ...
+    async def add_activity(
+        self, cohort_id: int, counts: Mapping[int, int], day: date
+    ) -> None: ...
+    async def responders_since(self, cohort_id: int, since: datetime | None) -> tuple[int, int]:
+        """(replied after ``since``, replied in all)."""
+        ...
+    async def current_cohort(self, user_id: int) -> int | None:
+        """The cohort in whose task stage the member is (latest admitted)."""
+        ...
+    async def name(self, user_id: int) -> str | None: ...
+
+
+class EnvelopeRepository(Protocol):
+    async def open(
+        self,
+        cohort_id: int,
+        step_key: str,
+        currency: str,
+        amounts: Sequence[int],
+        opened_at: datetime,
+        expires_at: datetime,
+    ) -> EnvelopeRecord:
+        """Create the envelope and its pre-split shares, or return the existing one."""
+        ...
+    async def set_message(self, envelope_id: int, chat_id: int, message_id: int) -> None: ...
+    async def get(self, envelope_id: int) -> EnvelopeRecord | None: ...
+    async def by_step(self, cohort_id: int, step_key: str) -> EnvelopeRecord | None: ...
+    async def claim(self, envelope_id: int, user_id: int, at: datetime) -> ShareClaim: ...
+    async def close(self, envelope_id: int, at: datetime) -> EnvelopeRecord | None:
+        """Mark closed; returns the record only to the one caller that closed it."""
+        ...
+    async def luckiest(self, envelope_id: int) -> tuple[int, int] | None:
+        """(user id, amount) of the largest claimed share."""
+        ...
+
+
+class TaskRepository(Protocol):
+    async def progress_for(
+        self, cohort_id: int, user_id: int, task_ids: Sequence[str], at: datetime
+    ) -> dict[str, TaskProgressRecord]:
+        """Progress rows for these tasks, created empty where missing."""
+        ...
+    async def add_unique(self, progress_id: int, leaf: int, value: str) -> bool:
+        """True when ``value`` is new for this leaf."""
+        ...
+    async def save(
+        self, progress_id: int, progress: Mapping[int, int], completed_at: datetime | None,
+        at: datetime,
+    ) -> None: ...
+    async def set_reward_status(self, progress_id: int, status: str) -> None: ...
+
+
+class EventRepository(Protocol):
+    async def store(self, source: str, events: Sequence[IncomingEvent], at: datetime) -> list[int]:
+        """Insert events, ignoring (source, id) duplicates; returns ids of the new rows
+        in input order (duplicates are left out)."""
+        ...
+    async def mark_handled(
+        self, ids: Sequence[tuple[int, int | None, int | None, str]], at: datetime
+    ) -> None:
+        """(event row id, user id, cohort id, outcome) for each handled event."""
+        ...
+
+
+class LedgerRepository(Protocol):
+    async def credit(
+        self,
+        key: str,
+        user_id: int,
+        cohort_id: int | None,
+        kind: str,
+        ref: str,
+        amount_minor: int,
+        currency: str,
+        at: datetime,
+    ) -> bool:
+        """Write an entry once per idempotency key; False if the key was used."""
+        ...
+    async def balance(self, user_id: int) -> dict[str, int]: ...
+
+
+class Transaction(Protocol):
+    cohorts: CohortRepository
+    steps: StepRepository
+    members: MemberRepository
+    envelopes: EnvelopeRepository
+    tasks: TaskRepository
+    events: EventRepository
+    ledger: LedgerRepository
+
+    async def commit(self) -> None: ...
+
+
+class Store(Protocol):
+    def transaction(self) -> AbstractAsyncContextManager[Transaction]:
+        """A unit of work: commits only on ``commit()``, rolls back otherwise."""
+        ...

@@ -1,0 +1,280 @@
+"""SQLAlchemy 2 models: the one schema shared by SQLite (embedded) and PostgreSQL.
+
+Conventions: constraint names come from ``NAMING`` so they are the same on both
+databases and in migrations; every ``*_at`` column is timezone-aware UTC; money is an
+integer count of minor units beside its currency.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Date,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    SmallInteger,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes on both databases (SQLite stores no zone; we put UTC back)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the database; pass an aware UTC time")
+        value = value.astimezone(UTC)
+        # SQLite compares datetimes as text: store them all naive-UTC, one format.
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+# SQLite's INTEGER PRIMARY KEY is its rowid only as plain INTEGER; BigInteger elsewhere.
+Id = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map = {datetime: UTCDateTime(), dict[str, Any]: JSON(), date: Date()}
+
+
+class Region(Base):
+    __tablename__ = "regions"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    code: Mapped[str] = mapped_column(String(32), unique=True)
+    name: Mapped[str] = mapped_column(String(128))
+    timezone: Mapped[str] = mapped_column(String(64))
+    weekly_target: Mapped[int] = mapped_column(Integer, default=1)
+    created_at: Mapped[datetime]
+
+
+class User(Base):
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    telegram_id: Mapped[int | None] = mapped_column(BigInteger, unique=True)
+    display_name: Mapped[str] = mapped_column(String(256), default="")
+    language: Mapped[str | None] = mapped_column(String(8))
+    role: Mapped[int] = mapped_column(SmallInteger, default=1)
+    region_id: Mapped[int | None] = mapped_column(ForeignKey("regions.id"))
+    ref_code: Mapped[str] = mapped_column(String(16), unique=True)
+    referred_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    unreachable_at: Mapped[datetime | None]
+    created_at: Mapped[datetime]
+
+
+class Cohort(Base):
+    __tablename__ = "cohorts"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    code: Mapped[str] = mapped_column(String(16), unique=True)
+    region_id: Mapped[int | None] = mapped_column(ForeignKey("regions.id"))
+    leader_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    parent_cohort_id: Mapped[int | None] = mapped_column(ForeignKey("cohorts.id"))
+    script_id: Mapped[str] = mapped_column(String(64))
+    script_version: Mapped[int] = mapped_column(Integer)
+    script_hash: Mapped[str] = mapped_column(String(64))
+    script_body: Mapped[str] = mapped_column(Text)
+    locale: Mapped[str] = mapped_column(String(8))
+    timezone: Mapped[str] = mapped_column(String(64))
+    capacity: Mapped[int] = mapped_column(Integer)
+    currency: Mapped[str] = mapped_column(String(3))
+    budget_minor: Mapped[int] = mapped_column(BigInteger)
+    spent_minor: Mapped[int] = mapped_column(BigInteger, default=0)
+    start_date: Mapped[date]
+    ends_at: Mapped[datetime]
+    warmup_chat_id: Mapped[int | None] = mapped_column(BigInteger, unique=True)
+    task_chat_id: Mapped[int | None] = mapped_column(BigInteger, unique=True)
+    status: Mapped[str] = mapped_column(String(16), default="running")
+    status_reason: Mapped[str | None] = mapped_column(String(256))
+    pitch_opened_at: Mapped[datetime | None]
+    pitch_closed_at: Mapped[datetime | None]
+    created_at: Mapped[datetime]
+    finished_at: Mapped[datetime | None]
+
+
+class CohortMember(Base):
+    __tablename__ = "cohort_members"
+    __table_args__ = (
+        UniqueConstraint("cohort_id", "user_id"),
+        Index("ix_cohort_members_user_id", "user_id"),
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    cohort_id: Mapped[int] = mapped_column(ForeignKey("cohorts.id"))
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    inviter_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    stage: Mapped[int] = mapped_column(SmallInteger, default=1)
+    joined_at: Mapped[datetime]
+    engaged_at: Mapped[datetime | None]
+    replied_at: Mapped[datetime | None]
+    admitted_at: Mapped[datetime | None]
+    tasked_at: Mapped[datetime | None]
+    sold_at: Mapped[datetime | None]
+    shopkeeper_at: Mapped[datetime | None]
+    supervisor_at: Mapped[datetime | None]
+    left_at: Mapped[datetime | None]
+
+
+class MemberActivity(Base):
+    """Messages a member sent per local day; counts only, never message text."""
+
+    __tablename__ = "member_activity"
+
+    cohort_id: Mapped[int] = mapped_column(ForeignKey("cohorts.id"), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), primary_key=True)
+    day: Mapped[date] = mapped_column(primary_key=True)
+    messages: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class StepRun(Base):
+    """The scheduling outbox: one row per planned step, claimed with a lease."""
+
+    __tablename__ = "step_runs"
+    __table_args__ = (
+        UniqueConstraint("cohort_id", "key"),
+        Index("ix_step_runs_status_due_at", "status", "due_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    cohort_id: Mapped[int] = mapped_column(ForeignKey("cohorts.id"))
+    key: Mapped[str] = mapped_column(String(96))
+    source: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(24))
+    stage: Mapped[str] = mapped_column(String(8))
+    day: Mapped[int] = mapped_column(SmallInteger)
+    part: Mapped[int | None] = mapped_column(SmallInteger)
+    due_at: Mapped[datetime]
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    lease_owner: Mapped[str | None] = mapped_column(String(64))
+    lease_until: Mapped[datetime | None]
+    attempts: Mapped[int] = mapped_column(SmallInteger, default=0)
+    started_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+    outcome: Mapped[dict[str, Any] | None]
+    error: Mapped[str | None] = mapped_column(Text)
+
+
+class Envelope(Base):
+    __tablename__ = "envelopes"
+    __table_args__ = (UniqueConstraint("cohort_id", "step_key"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    cohort_id: Mapped[int] = mapped_column(ForeignKey("cohorts.id"))
+    step_key: Mapped[str] = mapped_column(String(96))
+    currency: Mapped[str] = mapped_column(String(3))
+    total_minor: Mapped[int] = mapped_column(BigInteger)
+    shares: Mapped[int] = mapped_column(Integer)
+    claimed: Mapped[int] = mapped_column(Integer, default=0)
+    claimed_minor: Mapped[int] = mapped_column(BigInteger, default=0)
+    chat_id: Mapped[int | None] = mapped_column(BigInteger)
+    message_id: Mapped[int | None] = mapped_column(BigInteger)
+    opened_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+    closed_at: Mapped[datetime | None]
+
+
+class EnvelopeShare(Base):
+    __tablename__ = "envelope_shares"
+    __table_args__ = (
+        UniqueConstraint("envelope_id", "idx"),
+        UniqueConstraint("envelope_id", "user_id"),
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    envelope_id: Mapped[int] = mapped_column(ForeignKey("envelopes.id"))
+    idx: Mapped[int] = mapped_column(Integer)
+    amount_minor: Mapped[int] = mapped_column(BigInteger)
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    claimed_at: Mapped[datetime | None]
+
+
+class TaskProgress(Base):
+    __tablename__ = "task_progress"
+    __table_args__ = (UniqueConstraint("cohort_id", "user_id", "task_id"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    cohort_id: Mapped[int] = mapped_column(ForeignKey("cohorts.id"))
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    task_id: Mapped[str] = mapped_column(String(64))
+    progress: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    completed_at: Mapped[datetime | None]
+    reward_status: Mapped[str | None] = mapped_column(String(16))
+    updated_at: Mapped[datetime]
+
+
+class TaskUniqueKey(Base):
+    """Distinct values already counted for a ``unique`` goal (e.g. click visitors)."""
+
+    __tablename__ = "task_unique_keys"
+
+    progress_id: Mapped[int] = mapped_column(ForeignKey("task_progress.id"), primary_key=True)
+    leaf: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
+    value: Mapped[str] = mapped_column(String(128), primary_key=True)
+
+
+class InboundEvent(Base):
+    __tablename__ = "inbound_events"
+    __table_args__ = (
+        UniqueConstraint("source", "event_id"),
+        Index("ix_inbound_events_user_id_type", "user_id", "type"),
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    source: Mapped[str] = mapped_column(String(32))
+    event_id: Mapped[str] = mapped_column(String(128))
+    type: Mapped[str] = mapped_column(String(64))
+    occurred_at: Mapped[datetime]
+    received_at: Mapped[datetime]
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    cohort_id: Mapped[int | None] = mapped_column(ForeignKey("cohorts.id"))
+    data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    handled_at: Mapped[datetime | None]
+    outcome: Mapped[str | None] = mapped_column(String(32))
+
+
+class LedgerEntry(Base):
+    __tablename__ = "ledger_entries"
+    __table_args__ = (Index("ix_ledger_entries_user_id", "user_id"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    idempotency_key: Mapped[str] = mapped_column(String(160), unique=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    cohort_id: Mapped[int | None] = mapped_column(ForeignKey("cohorts.id"))
+    kind: Mapped[str] = mapped_column(String(16))
+    ref: Mapped[str] = mapped_column(String(96))
+    amount_minor: Mapped[int] = mapped_column(BigInteger)
+    currency: Mapped[str] = mapped_column(String(3))
+    created_at: Mapped[datetime]
+    paid_out: Mapped[bool] = mapped_column(Boolean, default=False)

@@ -1,0 +1,817 @@
+"""Repositories implementing :mod:`funnels.ports` over SQLAlchemy Core.
+
+Each :class:`SqlTransaction` wraps one database transaction on one connection; the use
+case that opened it decides when to commit. Statements are Core, not ORM, because the
+hot paths (envelope taps, event ingestion, the tick) are simple and run thousands of
+times a second.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager
+from datetime import date, datetime
+from typing import Any, cast
+
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from funnels.planner import PlannedStep
+from funnels.ports import (
+    CohortRecord,
+    CohortStatus,
+    EnvelopeRecord,
+    IncomingEvent,
+    MemberRef,
+    NewCohort,
+    ShareClaim,
+    StepRunRecord,
+    StepStatus,
+    TaskProgressRecord,
+)
+from funnels.stages import Stage
+from storage.db import insert_ignore
+from storage.models import (
+    Cohort,
+    CohortMember,
+    Envelope,
+    EnvelopeShare,
+    InboundEvent,
+    LedgerEntry,
+    MemberActivity,
+    StepRun,
+    TaskProgress,
+    TaskUniqueKey,
+    User,
+)
+
+_c = Cohort.__table__
+_m = CohortMember.__table__
+_u = User.__table__
+_s = StepRun.__table__
+_e = Envelope.__table__
+_es = EnvelopeShare.__table__
+_tp = TaskProgress.__table__
+_tu = TaskUniqueKey.__table__
+_ev = InboundEvent.__table__
+_l = LedgerEntry.__table__
+_a = MemberActivity.__table__
+
+_STAGE_COLUMN = {
+    Stage.JOINED: "joined_at",
+    Stage.ENGAGED: "engaged_at",
+    Stage.REPLIED: "replied_at",
+    Stage.ADMITTED: "admitted_at",
+    Stage.TASKED: "tasked_at",
+    Stage.SOLD: "sold_at",
+    Stage.SHOPKEEPER: "shopkeeper_at",
+    Stage.SUPERVISOR: "supervisor_at",
+}
+
+_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
+
+
+def new_code(length: int = 8) -> str:
+    """A short code without look-alike characters, for links and /taskgroup."""
+    return "".join(secrets.choice(_ALPHABET) for _ in range(length))
+
+
+def _cohort(row: Any) -> CohortRecord:
+    return CohortRecord(
+        id=row.id, code=row.code, script_id=row.script_id, script_version=row.script_version,
+        script_hash=row.script_hash, script_body=row.script_body, locale=row.locale,
+        timezone=row.timezone, capacity=row.capacity, currency=row.currency,
+        budget_minor=row.budget_minor, spent_minor=row.spent_minor, start_date=row.start_date,
+        ends_at=row.ends_at, status=row.status, warmup_chat_id=row.warmup_chat_id,
+        task_chat_id=row.task_chat_id, pitch_opened_at=row.pitch_opened_at,
+        pitch_closed_at=row.pitch_closed_at, region_id=row.region_id, leader_id=row.leader_id,
+        parent_cohort_id=row.parent_cohort_id,
+    )
+
+
+def _step(row: Any) -> StepRunRecord:
+    return StepRunRecord(
+        id=row.id, cohort_id=row.cohort_id, key=row.key, source=row.source, kind=row.kind,
+        stage=row.stage, day=row.day, part=row.part, due_at=row.due_at, status=row.status,
+        attempts=row.attempts,
+    )
+
+
+def _envelope(row: Any) -> EnvelopeRecord:
+    return EnvelopeRecord(
+        id=row.id, cohort_id=row.cohort_id, step_key=row.step_key, currency=row.currency,
+        total_minor=row.total_minor, shares=row.shares, claimed=row.claimed,
+        claimed_minor=row.claimed_minor, chat_id=row.chat_id, message_id=row.message_id,
+        expires_at=row.expires_at, closed_at=row.closed_at,
+    )
+
+
+class _Repo:
+    def __init__(self, conn: AsyncConnection) -> None:
+        self.conn = conn
+        self.dialect = conn.dialect.name
+
+
+class SqlCohorts(_Repo):
+    async def create(self, cohort: NewCohort, created_at: datetime) -> CohortRecord:
+        values = {name: getattr(cohort, name) for name in NewCohort.__dataclass_fields__}
+        row = (
+            await self.conn.execute(
+                _c.insert()
+                .values(**values, spent_minor=0, status="running", created_at=created_at)
+                .returning(*_c.c)
+            )
+        ).one()
+        return _cohort(row)
+
+    async def get(self, cohort_id: int) -> CohortRecord | None:
+        row = (await self.conn.execute(select(_c).where(_c.c.id == cohort_id))).first()
+        return _cohort(row) if row else None
+
+    async def by_code(self, code: str) -> CohortRecord | None:
+        row = (await self.conn.execute(select(_c).where(_c.c.code == code))).first()
+        return _cohort(row) if row else None
+
+    async def by_chat(self, chat_id: int) -> CohortRecord | None:
+        row = (
+            await self.conn.execute(
+                select(_c).where((_c.c.warmup_chat_id == chat_id) | (_c.c.task_chat_id == chat_id))
+            )
+        ).first()
+        return _cohort(row) if row else None
+
+    async def set_status(
+        self, cohort_id: int, status: CohortStatus, reason: str | None, at: datetime
+    ) -> None:
+        values: dict[str, Any] = {"status": status, "status_reason": reason}
+        if status in ("finished", "cancelled"):
+            values["finished_at"] = at
+        await self.conn.execute(update(_c).where(_c.c.id == cohort_id).values(**values))
+
+    async def open_pitch(self, cohort_id: int, at: datetime) -> None:
+        await self.conn.execute(
+            update(_c)
+            .where(_c.c.id == cohort_id, _c.c.pitch_opened_at.is_(None))
+            .values(pitch_opened_at=at)
+        )
+
+    async def close_pitch(self, cohort_id: int, at: datetime) -> None:
+        await self.conn.execute(
+            update(_c)
+            .where(_c.c.id == cohort_id, _c.c.pitch_closed_at.is_(None))
+            .values(pitch_closed_at=at)
+        )
+
+    async def reserve(self, cohort_id: int, amount_minor: int) -> bool:
+        result = await self.conn.execute(
+            update(_c)
+            .where(_c.c.id == cohort_id, _c.c.spent_minor + amount_minor <= _c.c.budget_minor)
+            .values(spent_minor=_c.c.spent_minor + amount_minor)
+        )
+        return result.rowcount == 1
+
+    async def release(self, cohort_id: int, amount_minor: int) -> None:
+        await self.conn.execute(
+            update(_c)
+            .where(_c.c.id == cohort_id)
+            .values(spent_minor=_c.c.spent_minor - amount_minor)
+        )
+
+
+class SqlSteps(_Repo):
+    async def add_plan(self, cohort_id: int, steps: Sequence[PlannedStep]) -> int:
+        if not steps:
+            return 0
+        rows = [
+            {
+                "cohort_id": cohort_id, "key": s.key, "source": s.source, "kind": s.kind,
+                "stage": s.stage, "day": s.day, "part": s.part, "due_at": s.due_at,
+                "status": "pending", "attempts": 0,
+            }
+            for s in steps
+        ]
+        result = await self.conn.execute(insert_ignore(self.dialect, _s, "cohort_id", "key"), rows)
+        return max(result.rowcount, 0)
+
+    async def claim_due(
+        self, now: datetime, owner: str, lease_until: datetime, limit: int
+    ) -> list[StepRunRecord]:
+        due = (
+            select(_s.c.id)
+            .join(_c, _c.c.id == _s.c.cohort_id)
+            .where(_s.c.status == "pending", _s.c.due_at <= now, _c.c.status == "running")
+            .order_by(_s.c.due_at, _s.c.id)
+            .limit(limit)
+        )
+        if self.dialect == "postgresql":
+            due = due.with_for_update(of=_s, skip_locked=True)
+        rows = (
+            await self.conn.execute(
+                update(_s)
+                .where(_s.c.id.in_(due.scalar_subquery()), _s.c.status == "pending")
+                .values(
+                    status="running", lease_owner=owner, lease_until=lease_until,
+                    attempts=_s.c.attempts + 1, started_at=now,
+                )
+                .returning(*_s.c)
+            )
+        ).all()
+        return sorted((_step(r) for r in rows), key=lambda r: (r.due_at, r.id))
+
+    async def expire_leases(self, now: datetime) -> list[StepRunRecord]:
+        rows = (
+            await self.conn.execute(
+                update(_s)
+                .where(_s.c.status == "running", _s.c.lease_until < now)
+                .values(
+                    status="unknown", finished_at=now,
+                    error="the process stopped while sending; not re-sent automatically",
+                )
+                .returning(*_s.c)
+            )
+        ).all()
+        return [_step(r) for r in rows]
+
+    async def finish(
+        self,
+        run_id: int,
+        status: StepStatus,
+        at: datetime,
+        outcome: Mapping[str, object] | None = None,
+        error: str | None = None,
+    ) -> None:
+        await self.conn.execute(
+            update(_s)
+            .where(_s.c.id == run_id)
+            .values(
+                status=status, finished_at=at, outcome=dict(outcome) if outcome else None,
+                error=error, lease_owner=None, lease_until=None,
+            )
+        )
+
+    async def release_claim(self, run_id: int) -> None:
+        await self.conn.execute(
+            update(_s)
+            .where(_s.c.id == run_id, _s.c.status == "running")
+            .values(status="pending", lease_owner=None, lease_until=None)
+        )
+
+    async def get(self, cohort_id: int, key: str) -> StepRunRecord | None:
+        row = (
+            await self.conn.execute(select(_s).where(_s.c.cohort_id == cohort_id, _s.c.key == key))
+        ).first()
+        return _step(row) if row else None
+
+    async def retry(self, cohort_id: int, key: str) -> bool:
+        result = await self.conn.execute(
+            update(_s)
+            .where(
+                _s.c.cohort_id == cohort_id, _s.c.key == key,
+                _s.c.status.in_(("unknown", "failed", "skipped")),
+            )
+            .values(status="pending", error=None, finished_at=None, lease_owner=None)
+        )
+        return result.rowcount == 1
+
+    async def next_due_at(self) -> datetime | None:
+        value = (
+            await self.conn.execute(
+                select(func.min(_s.c.due_at))
+                .join(_c, _c.c.id == _s.c.cohort_id)
+                .where(_s.c.status == "pending", _c.c.status == "running")
+            )
+        ).scalar()
+        return cast(datetime | None, value)
+
+    async def open_count(self, cohort_id: int) -> int:
+        value = (
+            await self.conn.execute(
+                select(func.count())
+                .select_from(_s)
+                .where(_s.c.cohort_id == cohort_id, _s.c.status.in_(("pending", "running")))
+            )
+        ).scalar_one()
+        return int(value)
+
+    async def for_cohort(self, cohort_id: int) -> list[Any]:
+        return list(
+            (
+                await self.conn.execute(
+                    select(_s).where(_s.c.cohort_id == cohort_id).order_by(_s.c.due_at, _s.c.id)
+                )
+            ).all()
+        )
+
+
+class SqlMembers(_Repo):
+    async def ensure_user(
+        self, telegram_id: int, name: str, language: str | None, at: datetime
+    ) -> MemberRef:
+        existing = await self.by_telegram(telegram_id)
+        if existing:
+            return existing
+        for _attempt in range(5):
+            try:
+                async with self.conn.begin_nested():
+                    row = (
+                        await self.conn.execute(
+                            _u.insert()
+                            .values(
+                                telegram_id=telegram_id, display_name=name[:256],
+                                language=language, role=1, ref_code=new_code(), created_at=at,
+                            )
+                            .returning(_u.c.id)
+                        )
+                    ).one()
+                return MemberRef(row.id, telegram_id, language)
+            except IntegrityError:
+                raced = await self.by_telegram(telegram_id)
+                if raced:
+                    return raced
+        raise RuntimeError("could not allocate a unique ref code")
+
+    async def add_users(
+        self, rows: Sequence[tuple[int, str, str | None]], at: datetime
+    ) -> list[MemberRef]:
+        """Bulk-create users that are known not to exist yet (simulation, imports)."""
+        values = [
+            {
+                "telegram_id": tg, "display_name": name, "language": lang, "role": 1,
+                "ref_code": new_code(10), "created_at": at,
+            }
+            for tg, name, lang in rows
+        ]
+        await self.conn.execute(_u.insert(), values)
+        found = (
+            await self.conn.execute(
+                select(_u.c.id, _u.c.telegram_id, _u.c.language).where(
+                    _u.c.telegram_id.in_([r[0] for r in rows])
+                )
+            )
+        ).all()
+        by_tg = {r.telegram_id: MemberRef(r.id, r.telegram_id, r.language) for r in found}
+        return [by_tg[r[0]] for r in rows]
+
+    async def by_ref(self, ref_code: str) -> MemberRef | None:
+        row = (
+            await self.conn.execute(
+                select(_u.c.id, _u.c.telegram_id, _u.c.language).where(_u.c.ref_code == ref_code)
+            )
+        ).first()
+        return MemberRef(row.id, row.telegram_id, row.language) if row else None
+
+    async def ref_code(self, user_id: int) -> str:
+        return str(
+            (await self.conn.execute(select(_u.c.ref_code).where(_u.c.id == user_id))).scalar_one()
+        )
+
+    async def by_telegram(self, telegram_id: int) -> MemberRef | None:
+        row = (
+            await self.conn.execute(
+                select(_u.c.id, _u.c.telegram_id, _u.c.language).where(
+                    _u.c.telegram_id == telegram_id
+                )
+            )
+        ).first()
+        return MemberRef(row.id, row.telegram_id, row.language) if row else None
+
+    async def join(
+        self, cohort_id: int, user_id: int, inviter_id: int | None, at: datetime
+    ) -> bool:
+        result = await self.conn.execute(
+            insert_ignore(self.dialect, _m, "cohort_id", "user_id").values(
+                cohort_id=cohort_id, user_id=user_id, inviter_id=inviter_id,
+                stage=int(Stage.JOINED), joined_at=at,
+            )
+        )
+        if result.rowcount == 1:
+            return True
+        await self.conn.execute(
+            update(_m)
+            .where(_m.c.cohort_id == cohort_id, _m.c.user_id == user_id)
+            .values(left_at=None)
+        )
+        return False
+
+    async def leave(self, cohort_id: int, user_id: int, at: datetime) -> None:
+        await self.conn.execute(
+            update(_m)
+            .where(_m.c.cohort_id == cohort_id, _m.c.user_id == user_id, _m.c.left_at.is_(None))
+            .values(left_at=at)
+        )
+
+    async def count(self, cohort_id: int) -> int:
+        value = (
+            await self.conn.execute(
+                select(func.count())
+                .select_from(_m)
+                .where(_m.c.cohort_id == cohort_id, _m.c.left_at.is_(None))
+            )
+        ).scalar_one()
+        return int(value)
+
+    async def stage(self, cohort_id: int, user_id: int) -> Stage | None:
+        value = (
+            await self.conn.execute(
+                select(_m.c.stage).where(_m.c.cohort_id == cohort_id, _m.c.user_id == user_id)
+            )
+        ).scalar()
+        return Stage(value) if value is not None else None
+
+    async def advance(self, cohort_id: int, user_id: int, stage: Stage, at: datetime) -> bool:
+        column = _STAGE_COLUMN[stage]
+        result = await self.conn.execute(
+            update(_m)
+            .where(
+                _m.c.cohort_id == cohort_id, _m.c.user_id == user_id, _m.c[column].is_(None)
+            )
+            .values({column: at, "stage": func.max(_m.c.stage, int(stage))}
+                    if self.dialect == "sqlite"
+                    else {column: at, "stage": func.greatest(_m.c.stage, int(stage))})
+        )
+        return result.rowcount == 1
+
+    async def add_activity(self, cohort_id: int, counts: Mapping[int, int], day: date) -> None:
+        if not counts:
+            return
+        if self.dialect == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+            stmt: Any = pg_insert(_a)
+        else:
+            from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+            stmt = sqlite_insert(_a)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["cohort_id", "user_id", "day"],
+            set_={"messages": _a.c.messages + stmt.excluded.messages},
+        )
+        await self.conn.execute(
+            stmt,
+            [
+                {"cohort_id": cohort_id, "user_id": uid, "day": day, "messages": n}
+                for uid, n in counts.items()
+            ],
+        )
+
+    async def responders_since(self, cohort_id: int, since: datetime | None) -> tuple[int, int]:
+        replied = _m.c.replied_at.is_not(None)
+        total = (
+            await self.conn.execute(
+                select(func.count()).select_from(_m).where(_m.c.cohort_id == cohort_id, replied)
+            )
+        ).scalar_one()
+        if since is None:
+            return int(total), int(total)
+        new = (
+            await self.conn.execute(
+                select(func.count())
+                .select_from(_m)
+                .where(_m.c.cohort_id == cohort_id, _m.c.replied_at > since)
+            )
+        ).scalar_one()
+        return int(new), int(total)
+
+    async def current_cohort(self, user_id: int) -> int | None:
+        value = (
+            await self.conn.execute(
+                select(_m.c.cohort_id)
+                .join(_c, _c.c.id == _m.c.cohort_id)
+                .where(
+                    _m.c.user_id == user_id,
+                    _m.c.admitted_at.is_not(None),
+                    _c.c.status.in_(("running", "paused")),
+                )
+                .order_by(_m.c.admitted_at.desc())
+                .limit(1)
+            )
+        ).scalar()
+        return int(value) if value is not None else None
+
+    async def name(self, user_id: int) -> str | None:
+        value = (
+            await self.conn.execute(select(_u.c.display_name).where(_u.c.id == user_id))
+        ).scalar()
+        return str(value) if value is not None else None
+
+    async def set_role_at_least(self, user_id: int, role: int) -> None:
+        await self.conn.execute(
+            update(_u).where(_u.c.id == user_id, _u.c.role < role).values(role=role)
+        )
+
+
+class SqlEnvelopes(_Repo):
+    async def open(
+        self,
+        cohort_id: int,
+        step_key: str,
+        currency: str,
+        amounts: Sequence[int],
+        opened_at: datetime,
+        expires_at: datetime,
+    ) -> EnvelopeRecord:
+        existing = await self.by_step(cohort_id, step_key)
+        if existing:
+            return existing
+        row = (
+            await self.conn.execute(
+                _e.insert()
+                .values(
+                    cohort_id=cohort_id, step_key=step_key, currency=currency,
+                    total_minor=sum(amounts), shares=len(amounts), claimed=0, claimed_minor=0,
+                    opened_at=opened_at, expires_at=expires_at,
+                )
+                .returning(*_e.c)
+            )
+        ).one()
+        await self.conn.execute(
+            _es.insert(),
+            [{"envelope_id": row.id, "idx": i, "amount_minor": a} for i, a in enumerate(amounts)],
+        )
+        return _envelope(row)
+
+    async def set_message(self, envelope_id: int, chat_id: int, message_id: int) -> None:
+        await self.conn.execute(
+            update(_e).where(_e.c.id == envelope_id).values(chat_id=chat_id, message_id=message_id)
+        )
+
+    async def get(self, envelope_id: int) -> EnvelopeRecord | None:
+        row = (await self.conn.execute(select(_e).where(_e.c.id == envelope_id))).first()
+        return _envelope(row) if row else None
+
+    async def by_step(self, cohort_id: int, step_key: str) -> EnvelopeRecord | None:
+        row = (
+            await self.conn.execute(
+                select(_e).where(_e.c.cohort_id == cohort_id, _e.c.step_key == step_key)
+            )
+        ).first()
+        return _envelope(row) if row else None
+
+    async def claim(self, envelope_id: int, user_id: int, at: datetime) -> ShareClaim:
+        env = (
+            await self.conn.execute(
+                select(_e.c.cohort_id, _e.c.expires_at, _e.c.closed_at, _e.c.shares).where(
+                    _e.c.id == envelope_id
+                )
+            )
+        ).first()
+        if env is None:
+            return ShareClaim("closed")
+        before = (
+            await self.conn.execute(
+                select(_es.c.amount_minor).where(
+                    _es.c.envelope_id == envelope_id, _es.c.user_id == user_id
+                )
+            )
+        ).scalar()
+        if before is not None:
+            return ShareClaim("already", int(before))
+        if env.closed_at is not None or at >= env.expires_at:
+            return ShareClaim("closed")
+        for _attempt in range(8):
+            free = (
+                select(_es.c.id)
+                .where(_es.c.envelope_id == envelope_id, _es.c.user_id.is_(None))
+                .order_by(_es.c.idx)
+                .limit(1)
+            )
+            if self.dialect == "postgresql":
+                free = free.with_for_update(skip_locked=True)
+            try:
+                async with self.conn.begin_nested():
+                    row = (
+                        await self.conn.execute(
+                            update(_es)
+                            .where(_es.c.id == free.scalar_subquery(), _es.c.user_id.is_(None))
+                            .values(user_id=user_id, claimed_at=at)
+                            .returning(_es.c.amount_minor)
+                        )
+                    ).first()
+            except IntegrityError:
+                # (envelope, user) is unique: a concurrent tap by the same member won.
+                amount = (
+                    await self.conn.execute(
+                        select(_es.c.amount_minor).where(
+                            _es.c.envelope_id == envelope_id, _es.c.user_id == user_id
+                        )
+                    )
+                ).scalar()
+                return ShareClaim("already", int(amount or 0))
+            if row is None:
+                left = (
+                    await self.conn.execute(
+                        select(func.count())
+                        .select_from(_es)
+                        .where(_es.c.envelope_id == envelope_id, _es.c.user_id.is_(None))
+                    )
+                ).scalar_one()
+                if left == 0:
+                    return ShareClaim("empty")
+                continue  # another claimer took that share between select and update
+            counted = (
+                await self.conn.execute(
+                    update(_e)
+                    .where(_e.c.id == envelope_id)
+                    .values(
+                        claimed=_e.c.claimed + 1,
+                        claimed_minor=_e.c.claimed_minor + row.amount_minor,
+                    )
+                    .returning(_e.c.claimed)
+                )
+            ).scalar_one()
+            return ShareClaim("claimed", int(row.amount_minor), last_share=counted == env.shares)
+        return ShareClaim("empty")
+
+    async def close(self, envelope_id: int, at: datetime) -> EnvelopeRecord | None:
+        row = (
+            await self.conn.execute(
+                update(_e)
+                .where(_e.c.id == envelope_id, _e.c.closed_at.is_(None))
+                .values(closed_at=at)
+                .returning(*_e.c)
+            )
+        ).first()
+        return _envelope(row) if row else None
+
+    async def luckiest(self, envelope_id: int) -> tuple[int, int] | None:
+        row = (
+            await self.conn.execute(
+                select(_es.c.user_id, _es.c.amount_minor)
+                .where(_es.c.envelope_id == envelope_id, _es.c.user_id.is_not(None))
+                .order_by(_es.c.amount_minor.desc(), _es.c.claimed_at, _es.c.idx)
+                .limit(1)
+            )
+        ).first()
+        return (int(row.user_id), int(row.amount_minor)) if row else None
+
+
+def _progress(raw: Mapping[str, Any] | None) -> dict[int, int]:
+    return {int(k): int(v) for k, v in (raw or {}).items()}
+
+
+class SqlTasks(_Repo):
+    async def progress_for(
+        self, cohort_id: int, user_id: int, task_ids: Sequence[str], at: datetime
+    ) -> dict[str, TaskProgressRecord]:
+        if not task_ids:
+            return {}
+        await self.conn.execute(
+            insert_ignore(self.dialect, _tp, "cohort_id", "user_id", "task_id"),
+            [
+                {"cohort_id": cohort_id, "user_id": user_id, "task_id": t, "progress": {},
+                 "updated_at": at}
+                for t in task_ids
+            ],
+        )
+        rows = (
+            await self.conn.execute(
+                select(_tp).where(
+                    _tp.c.cohort_id == cohort_id, _tp.c.user_id == user_id,
+                    _tp.c.task_id.in_(list(task_ids)),
+                )
+            )
+        ).all()
+        return {
+            r.task_id: TaskProgressRecord(
+                r.id, r.cohort_id, r.user_id, r.task_id, _progress(r.progress), r.completed_at
+            )
+            for r in rows
+        }
+
+    async def add_unique(self, progress_id: int, leaf: int, value: str) -> bool:
+        result = await self.conn.execute(
+            insert_ignore(self.dialect, _tu, "progress_id", "leaf", "value").values(
+                progress_id=progress_id, leaf=leaf, value=value[:128]
+            )
+        )
+        return result.rowcount == 1
+
+    async def save(
+        self,
+        progress_id: int,
+        progress: Mapping[int, int],
+        completed_at: datetime | None,
+        at: datetime,
+    ) -> None:
+        values: dict[str, Any] = {
+            "progress": {str(k): v for k, v in progress.items()},
+            "updated_at": at,
+        }
+        if completed_at is not None:
+            values["completed_at"] = completed_at
+        await self.conn.execute(update(_tp).where(_tp.c.id == progress_id).values(**values))
+
+    async def set_reward_status(self, progress_id: int, status: str) -> None:
+        await self.conn.execute(
+            update(_tp).where(_tp.c.id == progress_id).values(reward_status=status)
+        )
+
+
+class SqlEvents(_Repo):
+    async def store(
+        self, source: str, events: Sequence[IncomingEvent], at: datetime
+    ) -> list[int]:
+        if not events:
+            return []
+        rows = [
+            {
+                "source": source, "event_id": e.event_id, "type": e.type,
+                "occurred_at": e.occurred_at, "received_at": at,
+                "data": {
+                    **dict(e.data),
+                    **({"_ref": e.member_ref} if e.member_ref else {}),
+                    **({"_tg": e.telegram_user_id} if e.telegram_user_id is not None else {}),
+                },
+            }
+            for e in events
+        ]
+        stmt = insert_ignore(self.dialect, _ev, "source", "event_id").returning(
+            _ev.c.id, _ev.c.event_id
+        )
+        inserted: dict[str, int] = {}
+        # RETURNING with executemany is not portable; one statement per row keeps
+        # (source, id) dedupe exact and is still a single transaction.
+        for row in rows:
+            got = (await self.conn.execute(stmt.values(**row))).first()
+            if got is not None:
+                inserted[got.event_id] = got.id
+        return [inserted[e.event_id] for e in events if e.event_id in inserted]
+
+    async def mark_handled(
+        self, ids: Sequence[tuple[int, int | None, int | None, str]], at: datetime
+    ) -> None:
+        for event_row_id, user_id, cohort_id, outcome in ids:
+            await self.conn.execute(
+                update(_ev)
+                .where(_ev.c.id == event_row_id)
+                .values(user_id=user_id, cohort_id=cohort_id, outcome=outcome, handled_at=at)
+            )
+
+
+class SqlLedger(_Repo):
+    async def credit(
+        self,
+        key: str,
+        user_id: int,
+        cohort_id: int | None,
+        kind: str,
+        ref: str,
+        amount_minor: int,
+        currency: str,
+        at: datetime,
+    ) -> bool:
+        result = await self.conn.execute(
+            insert_ignore(self.dialect, _l, "idempotency_key").values(
+                idempotency_key=key, user_id=user_id, cohort_id=cohort_id, kind=kind, ref=ref,
+                amount_minor=amount_minor, currency=currency, created_at=at, paid_out=False,
+            )
+        )
+        return result.rowcount == 1
+
+    async def balance(self, user_id: int) -> dict[str, int]:
+        rows = (
+            await self.conn.execute(
+                select(_l.c.currency, func.sum(_l.c.amount_minor))
+                .where(_l.c.user_id == user_id)
+                .group_by(_l.c.currency)
+            )
+        ).all()
+        return {r[0]: int(r[1]) for r in rows}
+
+
+class SqlTransaction:
+    def __init__(self, conn: AsyncConnection) -> None:
+        self.conn = conn
+        self.cohorts = SqlCohorts(conn)
+        self.steps = SqlSteps(conn)
+        self.members = SqlMembers(conn)
+        self.envelopes = SqlEnvelopes(conn)
+        self.tasks = SqlTasks(conn)
+        self.events = SqlEvents(conn)
+        self.ledger = SqlLedger(conn)
+        self._committed = False
+
+    async def commit(self) -> None:
+        await self.conn.commit()
+        self._committed = True
+
+
+class SqlStore:
+    """The :class:`funnels.ports.Store` over an async SQLAlchemy engine."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[SqlTransaction]:
+        async with self.engine.connect() as conn:
+            tx = SqlTransaction(conn)
+            try:
+                yield tx
+            finally:
+                if not tx._committed and conn.in_transaction():
+                    await conn.rollback()
+
+
