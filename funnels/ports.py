@@ -54,6 +54,7 @@ class CohortRecord:
     region_id: int | None
     leader_id: int | None
     parent_cohort_id: int | None
+    admissions_noted_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +90,8 @@ class StepRunRecord:
     due_at: datetime
     status: StepStatus
     attempts: int
+    started_at: datetime | None = None
+    outcome: Mapping[str, object] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -261,6 +264,17 @@ class CohortRepository(Protocol):
         self, cohort_id: int, status: CohortStatus, reason: str | None, at: datetime
     ) -> None: ...
     async def open_pitch(self, cohort_id: int, at: datetime) -> None: ...
+    async def bind_task_chat(self, cohort_id: int, chat_id: int) -> None: ...
+    async def by_code(self, code: str) -> CohortRecord | None: ...
+    async def open_pitches(self) -> list[CohortRecord]:
+        """Running cohorts whose pitch window is open now."""
+        ...
+    async def note_admissions(self, cohort_id: int, at: datetime) -> datetime | None:
+        """Stamp the batched admissions message; returns the previous stamp."""
+        ...
+    async def finish_due(self, now: datetime) -> list[int]:
+        """Running cohorts past their end with no open step: mark finished."""
+        ...
     async def close_pitch(self, cohort_id: int, at: datetime) -> None: ...
     async def reserve(self, cohort_id: int, amount_minor: int) -> bool:
         """Add to the cohort's spend if it stays within budget; False (and nothing
@@ -322,6 +336,7 @@ class MemberRepository(Protocol):
         """The cohort in whose task stage the member is (latest admitted)."""
         ...
     async def name(self, user_id: int) -> str | None: ...
+    async def set_role_at_least(self, user_id: int, role: int) -> None: ...
 
 
 class EnvelopeRepository(Protocol):
@@ -365,9 +380,11 @@ class TaskRepository(Protocol):
 
 
 class EventRepository(Protocol):
-    async def store(self, source: str, events: Sequence[IncomingEvent], at: datetime) -> list[int]:
-        """Insert events, ignoring (source, id) duplicates; returns ids of the new rows
-        in input order (duplicates are left out)."""
+    async def store(
+        self, source: str, events: Sequence[IncomingEvent], at: datetime
+    ) -> dict[str, int]:
+        """Insert events, ignoring (source, id) duplicates, also within the batch;
+        returns event id -> row id for the rows that were new."""
         ...
     async def mark_handled(
         self, ids: Sequence[tuple[int, int | None, int | None, str]], at: datetime

@@ -74,6 +74,20 @@ def _step_id(value: object) -> str:
 
 StepId = Annotated[str, BeforeValidator(_step_id)]
 
+_SCRIPT_ID = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
+
+
+def _script_id(value: object) -> str:
+    if not isinstance(value, str) or not _SCRIPT_ID.match(value):
+        raise ValueError(
+            f"{value!r} is not a valid script id: use lowercase letters, digits, _ and -, "
+            "starting with a letter, at most 63 characters"
+        )
+    return value
+
+
+ScriptId = Annotated[str, BeforeValidator(_script_id)]
+
 
 def _clock_time(value: object) -> time:
     if isinstance(value, int) and not isinstance(value, bool):
@@ -326,7 +340,7 @@ class Tasks(_Strict):
 
 
 class Script(_Strict):
-    id: StepId
+    id: ScriptId
     version: int = Field(ge=1)
     locale: Locale
     title: str = Field(min_length=1, max_length=128)

@@ -120,6 +120,7 @@ class Cohort(Base):
     status_reason: Mapped[str | None] = mapped_column(String(256))
     pitch_opened_at: Mapped[datetime | None]
     pitch_closed_at: Mapped[datetime | None]
+    admissions_noted_at: Mapped[datetime | None]
     created_at: Mapped[datetime]
     finished_at: Mapped[datetime | None]
 

@@ -87,7 +87,7 @@ def _cohort(row: Any) -> CohortRecord:
         ends_at=row.ends_at, status=row.status, warmup_chat_id=row.warmup_chat_id,
         task_chat_id=row.task_chat_id, pitch_opened_at=row.pitch_opened_at,
         pitch_closed_at=row.pitch_closed_at, region_id=row.region_id, leader_id=row.leader_id,
-        parent_cohort_id=row.parent_cohort_id,
+        parent_cohort_id=row.parent_cohort_id, admissions_noted_at=row.admissions_noted_at,
     )
 
 
@@ -95,7 +95,7 @@ def _step(row: Any) -> StepRunRecord:
     return StepRunRecord(
         id=row.id, cohort_id=row.cohort_id, key=row.key, source=row.source, kind=row.kind,
         stage=row.stage, day=row.day, part=row.part, due_at=row.due_at, status=row.status,
-        attempts=row.attempts,
+        attempts=row.attempts, started_at=row.started_at, outcome=row.outcome,
     )
 
 
@@ -156,6 +156,48 @@ class SqlCohorts(_Repo):
             .where(_c.c.id == cohort_id, _c.c.pitch_opened_at.is_(None))
             .values(pitch_opened_at=at)
         )
+
+    async def bind_task_chat(self, cohort_id: int, chat_id: int) -> None:
+        await self.conn.execute(update(_c).where(_c.c.id == cohort_id).values(task_chat_id=chat_id))
+
+    async def open_pitches(self) -> list[CohortRecord]:
+        rows = (
+            await self.conn.execute(
+                select(_c).where(
+                    _c.c.status == "running",
+                    _c.c.pitch_opened_at.is_not(None),
+                    _c.c.pitch_closed_at.is_(None),
+                )
+            )
+        ).all()
+        return [_cohort(r) for r in rows]
+
+    async def note_admissions(self, cohort_id: int, at: datetime) -> datetime | None:
+        before = (
+            await self.conn.execute(
+                select(_c.c.admissions_noted_at).where(_c.c.id == cohort_id)
+            )
+        ).scalar()
+        await self.conn.execute(
+            update(_c).where(_c.c.id == cohort_id).values(admissions_noted_at=at)
+        )
+        return cast(datetime | None, before)
+
+    async def finish_due(self, now: datetime) -> list[int]:
+        open_steps = (
+            select(_s.c.id)
+            .where(_s.c.cohort_id == _c.c.id, _s.c.status.in_(("pending", "running")))
+            .exists()
+        )
+        rows = (
+            await self.conn.execute(
+                update(_c)
+                .where(_c.c.status == "running", _c.c.ends_at <= now, ~open_steps)
+                .values(status="finished", finished_at=now)
+                .returning(_c.c.id)
+            )
+        ).all()
+        return [int(r.id) for r in rows]
 
     async def close_pitch(self, cohort_id: int, at: datetime) -> None:
         await self.conn.execute(
@@ -712,9 +754,9 @@ class SqlTasks(_Repo):
 class SqlEvents(_Repo):
     async def store(
         self, source: str, events: Sequence[IncomingEvent], at: datetime
-    ) -> list[int]:
+    ) -> dict[str, int]:
         if not events:
-            return []
+            return {}
         rows = [
             {
                 "source": source, "event_id": e.event_id, "type": e.type,
@@ -737,7 +779,7 @@ class SqlEvents(_Repo):
             got = (await self.conn.execute(stmt.values(**row))).first()
             if got is not None:
                 inserted[got.event_id] = got.id
-        return [inserted[e.event_id] for e in events if e.event_id in inserted]
+        return inserted
 
     async def mark_handled(
         self, ids: Sequence[tuple[int, int | None, int | None, str]], at: datetime

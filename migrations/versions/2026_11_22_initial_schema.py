@@ -105,6 +105,7 @@ def upgrade() -> None:
         sa.Column("status_reason", sa.String(length=256), nullable=True),
         sa.Column("pitch_opened_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("pitch_closed_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("admissions_noted_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("finished_at", sa.DateTime(timezone=True), nullable=True),
         sa.ForeignKeyConstraint(

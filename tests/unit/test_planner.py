@@ -44,8 +44,8 @@ def by_key(planned: list[PlannedStep]) -> dict[str, PlannedStep]:
     return {p.key: p for p in planned}
 
 
-def utc(*args: int) -> datetime:
-    return datetime(*args, tzinfo=UTC)  # type: ignore[misc]
+def utc(year: int, month: int, day: int, hour: int, minute: int) -> datetime:
+    return datetime(year, month, day, hour, minute, tzinfo=UTC)
 
 
 def test_post_in_default_zone_is_converted_to_utc() -> None:

@@ -1,0 +1,1 @@
+"""The funnelbot service: composition root, settings, Telegram, HTTP, scheduler and CLI."""

@@ -1,0 +1,24 @@
+"""Finding scripts: the shipped 7+21 library plus ``FUNNELBOT_SCRIPTS_DIR``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import funnels
+
+LIBRARY = Path(funnels.__file__).parent / "library"
+DEFAULT_SCRIPT = "seven-plus-twentyone"
+
+
+def script_path(name: str, locale: str = "zh-CN", extra_dir: Path | None = None) -> Path:
+    """Resolve a script name (``seven-plus-twentyone``, ``…​.es``) or a path to a file."""
+    candidate = Path(name)
+    if candidate.suffix in (".yaml", ".yml") and candidate.exists():
+        return candidate
+    for folder in [d for d in (extra_dir, LIBRARY) if d is not None]:
+        for file_name in (f"{name}.{locale}.yaml", f"{name}.yaml", f"{name}.yml"):
+            path = folder / file_name
+            if path.exists():
+                return path
+    raise FileNotFoundError(f"no script named {name!r} (looked in {LIBRARY}"
+                            + (f" and {extra_dir}" if extra_dir else "") + ")")

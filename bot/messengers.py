@@ -1,0 +1,83 @@
+"""Messengers that are not Telegram: the recording one used by ``simulate`` and tests."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+from funnels.ports import DeliveryError, MemberRef, Outgoing
+
+_log = logging.getLogger("funnelbot.messenger")
+
+
+@dataclass(frozen=True, slots=True)
+class Sent:
+    chat_id: int
+    message_id: int
+    message: Outgoing
+    pinned: bool = False
+
+
+@dataclass
+class RecordingMessenger:
+    """Records every call instead of talking to Telegram.
+
+    ``fail_next`` makes the next send raise the given error, for fault tests;
+    ``unreachable`` lists Telegram ids whose private chats fail like a blocked bot.
+    """
+
+    sent: list[Sent] = field(default_factory=list)
+    edits: list[tuple[int, int, Outgoing]] = field(default_factory=list)
+    notices: list[tuple[MemberRef, Outgoing]] = field(default_factory=list)
+    slow_mode: dict[int, int] = field(default_factory=dict)
+    unpinned: list[tuple[int, int]] = field(default_factory=list)
+    unreachable: set[int] = field(default_factory=set)
+    fail_next: list[DeliveryError] = field(default_factory=list)
+    _next_id: int = 1
+
+    async def send(self, chat_id: int, message: Outgoing, *, pin: bool = False) -> int:
+        if self.fail_next:
+            raise self.fail_next.pop(0)
+        message_id = self._next_id
+        self._next_id += 1
+        self.sent.append(Sent(chat_id, message_id, message, pin))
+        return message_id
+
+    async def edit(self, chat_id: int, message_id: int, message: Outgoing) -> None:
+        self.edits.append((chat_id, message_id, message))
+
+    async def set_slow_mode(self, chat_id: int, seconds: int) -> None:
+        self.slow_mode[chat_id] = seconds
+
+    async def unpin(self, chat_id: int, message_id: int) -> None:
+        self.unpinned.append((chat_id, message_id))
+
+    async def notify(self, member: MemberRef, message: Outgoing) -> bool:
+        if member.telegram_id is None or member.telegram_id in self.unreachable:
+            return False
+        self.notices.append((member, message))
+        return True
+
+    def sent_of(self, kind: type) -> list[Sent]:
+        """Sends whose message is of ``kind`` (e.g. ``EnvelopeOffer``)."""
+        return [s for s in self.sent if isinstance(s.message, kind)]
+
+    def in_chat(self, chat_id: int) -> list[Sent]:
+        return [s for s in self.sent if s.chat_id == chat_id]
+
+
+class LoggingMessenger(RecordingMessenger):
+    """Without a bot token: log what would be sent, keep nothing in memory."""
+
+    async def send(self, chat_id: int, message: Outgoing, *, pin: bool = False) -> int:
+        message_id = self._next_id
+        self._next_id += 1
+        _log.info("would send to %s: %s", chat_id, type(message).__name__)
+        return message_id
+
+    async def edit(self, chat_id: int, message_id: int, message: Outgoing) -> None:
+        _log.info("would edit %s/%s: %s", chat_id, message_id, type(message).__name__)
+
+    async def notify(self, member: MemberRef, message: Outgoing) -> bool:
+        _log.info("would notify user %s: %s", member.user_id, type(message).__name__)
+        return member.telegram_id is not None

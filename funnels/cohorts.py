@@ -1,0 +1,407 @@
+"""Starting a cohort and running its steps: the use cases behind /launch and the tick.
+
+The database is the source of truth for scheduling. ``StartCohort`` writes one step run
+per planned step; ``RunDueSteps`` claims due runs with a lease, commits the claim, and
+only then talks to Telegram, so a crash leaves a ``running`` run whose lease expires
+into ``unknown`` (shown to ops, never re-sent on its own: a duplicate post in a 500-person
+group is worse than a late one).
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from funnels.envelopes import envelope_seed, split
+from funnels.money import to_minor
+from funnels.planner import local_instant, plan, task_stage_start
+from funnels.ports import (
+    AdmissionsOpen,
+    ChatUnavailable,
+    Clock,
+    CohortRecord,
+    DeliveryError,
+    EnvelopeOffer,
+    EnvelopeSummary,
+    Messenger,
+    NewCohort,
+    ScriptPost,
+    StepRunRecord,
+    Store,
+    TaskAnnouncement,
+    Transaction,
+)
+from funnels.replies import ReplyMatcher
+from funnels.script import Script, Task
+from funnels.script_checks import planned_spend
+from funnels.script_loader import LoadedScript, load_script_text
+
+
+class CohortError(Exception):
+    """An expected refusal (bad options, over budget, chat already bound); no HTTP codes."""
+
+
+class ScriptCache:
+    """Parsed scripts by content hash: a cohort keeps the exact script it started with."""
+
+    def __init__(self) -> None:
+        self._scripts: dict[str, Script] = {}
+        self._matchers: dict[str, ReplyMatcher] = {}
+
+    def get(self, cohort: CohortRecord) -> Script:
+        script = self._scripts.get(cohort.script_hash)
+        if script is None:
+            script = load_script_text(cohort.script_body, f"cohort {cohort.id}").script
+            self._scripts[cohort.script_hash] = script
+        return script
+
+    def matcher(self, cohort: CohortRecord) -> ReplyMatcher:
+        matcher = self._matchers.get(cohort.script_hash)
+        if matcher is None:
+            pitch = self.get(cohort).pitch_step()
+            matcher = ReplyMatcher(pitch.pitch.reply.match if pitch and pitch.pitch else ["1"])
+            self._matchers[cohort.script_hash] = matcher
+        return matcher
+
+    def unlock_times(self, cohort: CohortRecord) -> dict[str, datetime]:
+        script = self.get(cohort)
+        tz = ZoneInfo(cohort.timezone)
+        first = task_stage_start(script, cohort.start_date)
+        return {
+            t.id: local_instant(first, t.unlock.day, t.unlock.time, tz) for t in script.tasks.ladder
+        }
+
+
+@dataclass
+class Deps:
+    """What every use case needs; built once by the composition root."""
+
+    store: Store
+    messenger: Messenger
+    clock: Clock
+    scripts: ScriptCache = field(default_factory=ScriptCache)
+    code_factory: Callable[[], str] | None = None
+    admissions_every: timedelta = timedelta(minutes=5)
+
+
+def cohort_end(script: Script, start: date, tz: ZoneInfo) -> datetime:
+    """Midnight after the last task day, local time."""
+    return local_instant(start, script.total_days + 1, datetime.min.time(), tz)
+
+
+class StartCohort:
+    def __init__(self, deps: Deps) -> None:
+        self.deps = deps
+
+    async def __call__(
+        self,
+        loaded: LoadedScript,
+        *,
+        start: date,
+        code: str,
+        timezone: str | None = None,
+        capacity: int | None = None,
+        warmup_chat_id: int | None = None,
+        region_id: int | None = None,
+        leader_id: int | None = None,
+        parent_cohort_id: int | None = None,
+    ) -> CohortRecord:
+        script = loaded.script
+        zone_name = timezone or script.timezone
+        try:
+            tz = ZoneInfo(zone_name)
+        except (KeyError, ValueError):
+            raise CohortError(f"{zone_name!r} is not an IANA time zone") from None
+        seats = capacity if capacity is not None else script.capacity
+        if seats < 1:
+            raise CohortError("capacity must be at least 1")
+        budget = to_minor(script.budget.total, script.budget.currency)
+        envelopes, rewards = planned_spend(script, capacity)
+        if envelopes + rewards > budget:
+            raise CohortError(
+                f"capacity {seats} needs {envelopes + rewards} minor units of "
+                f"{script.budget.currency} but the budget is {budget}; lower the capacity "
+                "or set budget.reward_seats"
+            )
+        steps = plan(script, start, tz)
+        async with self.deps.store.transaction() as tx:
+            if warmup_chat_id is not None and await tx.cohorts.by_chat(warmup_chat_id):
+                raise CohortError("this group already runs a cohort")
+            cohort = await tx.cohorts.create(
+                NewCohort(
+                    code=code, script_id=script.id, script_version=script.version,
+                    script_hash=loaded.content_hash, script_body=loaded.text,
+                    locale=script.locale, timezone=zone_name, capacity=seats,
+                    currency=script.budget.currency, budget_minor=budget, start_date=start,
+                    ends_at=cohort_end(script, start, tz), warmup_chat_id=warmup_chat_id,
+                    region_id=region_id, leader_id=leader_id, parent_cohort_id=parent_cohort_id,
+                ),
+                self.deps.clock.now(),
+            )
+            await tx.steps.add_plan(cohort.id, steps)
+            await tx.commit()
+        return cohort
+
+
+@dataclass
+class TickReport:
+    claimed: int = 0
+    done: int = 0
+    skipped: int = 0
+    failed: int = 0
+    unknown: int = 0
+    paused_cohorts: list[int] = field(default_factory=list)
+    finished_cohorts: list[int] = field(default_factory=list)
+
+
+class RunDueSteps:
+    """One scheduler tick: expire stale leases, claim due runs, execute them."""
+
+    def __init__(self, deps: Deps, *, owner: str = "tick", lease: timedelta = timedelta(minutes=5),
+                 batch: int = 50) -> None:
+        self.deps = deps
+        self.owner = owner
+        self.lease = lease
+        self.batch = batch
+
+    async def __call__(self) -> TickReport:
+        report = TickReport()
+        now = self.deps.clock.now()
+        async with self.deps.store.transaction() as tx:
+            report.unknown += len(await tx.steps.expire_leases(now))
+            claimed = await tx.steps.claim_due(now, self.owner, now + self.lease, self.batch)
+            await tx.commit()
+        report.claimed = len(claimed)
+        for run in claimed:
+            status = await self._run(run, report)
+            if status == "done":
+                report.done += 1
+            elif status == "skipped":
+                report.skipped += 1
+            elif status == "failed":
+                report.failed += 1
+        await self._announce_responders()
+        async with self.deps.store.transaction() as tx:
+            report.finished_cohorts = await tx.cohorts.finish_due(self.deps.clock.now())
+            await tx.commit()
+        return report
+
+    async def _run(self, run: StepRunRecord, report: TickReport) -> str:
+        async with self.deps.store.transaction() as tx:
+            cohort = await tx.cohorts.get(run.cohort_id)
+        if cohort is None:  # pragma: no cover - foreign keys make this impossible
+            return "failed"
+        script = self.deps.scripts.get(cohort)
+        now = self.deps.clock.now()
+        late = max(now - run.due_at, timedelta(0))
+        outcome: dict[str, object] = {"late_seconds": int(late.total_seconds())}
+        if run.kind in ("post", "talk_part", "red_envelope", "pitch"):
+            policy, grace = script.step(run.source).late_policy()
+            if policy == "skip" and late > grace:
+                await self._finish(run, "skipped", outcome, f"{late} late, past the grace {grace}")
+                return "skipped"
+        try:
+            outcome.update(await self._execute(run, cohort, script))
+        except ChatUnavailable as exc:
+            async with self.deps.store.transaction() as tx:
+                await tx.steps.release_claim(run.id)
+                await tx.cohorts.set_status(cohort.id, "paused", exc.reason, now)
+                await tx.commit()
+            report.paused_cohorts.append(cohort.id)
+            return "paused"
+        except DeliveryError as exc:
+            status = "failed" if exc.definite else "unknown"
+            await self._finish(run, status, outcome, exc.reason)
+            if status == "unknown":
+                report.unknown += 1
+            return status
+        await self._finish(run, "done", outcome, None)
+        return "done"
+
+    async def _finish(
+        self, run: StepRunRecord, status: str, outcome: dict[str, object], error: str | None
+    ) -> None:
+        async with self.deps.store.transaction() as tx:
+            await tx.steps.finish(run.id, status, self.deps.clock.now(), outcome, error)  # type: ignore[arg-type]
+            await tx.commit()
+
+    async def _execute(
+        self, run: StepRunRecord, cohort: CohortRecord, script: Script
+    ) -> dict[str, object]:
+        m = self.deps.messenger
+        if run.kind == "task_unlock":
+            return await self._unlock_task(cohort, script.task(run.source))
+        chat = cohort.warmup_chat_id
+        if chat is None:
+            return {"note": "no warm-up group bound"}
+        step = script.step(run.source)
+        if run.kind == "post" and step.post:
+            post = ScriptPost(step.post.text, step.post.media, cohort.locale)
+            return {"message_id": await m.send(chat, post, pin=step.post.pin)}
+        if run.kind == "talk_part" and step.talk:
+            return await self._talk_part(run, cohort, chat)
+        if run.kind == "red_envelope" and step.red_envelope:
+            return await self._open_envelope(run, cohort, chat, script)
+        if run.kind == "envelope_close":
+            return await self._close_envelope(cohort, run.source)
+        if run.kind == "pitch" and step.pitch:
+            pitch = ScriptPost(step.pitch.text, step.pitch.media, cohort.locale)
+            message_id = await m.send(chat, pitch, pin=step.pitch.pin)
+            async with self.deps.store.transaction() as tx:
+                await tx.cohorts.open_pitch(cohort.id, self.deps.clock.now())
+                await tx.commit()
+            return {"message_id": message_id}
+        if run.kind == "pitch_close":
+            async with self.deps.store.transaction() as tx:
+                await tx.cohorts.close_pitch(cohort.id, self.deps.clock.now())
+                await tx.commit()
+            return {}
+        raise DeliveryError(f"step kind {run.kind!r} does not match the script", definite=True)
+
+    async def _talk_part(
+        self, run: StepRunRecord, cohort: CohortRecord, chat: int
+    ) -> dict[str, object]:
+        script = self.deps.scripts.get(cohort)
+        talk = script.step(run.source).talk
+        assert talk is not None
+        part = run.part or 0
+        m = self.deps.messenger
+        if part == 0 and talk.slow_mode:
+            await m.set_slow_mode(chat, int(talk.slow_mode.total_seconds()))
+        text = talk.parts[part].text
+        if part == 0:
+            text = f"{talk.title}\n— {talk.speaker}\n\n{text}"
+        message_id = await m.send(
+            chat, ScriptPost(text, talk.parts[part].media, cohort.locale),
+            pin=talk.pin and part == 0,
+        )
+        if part == len(talk.parts) - 1:
+            if talk.slow_mode:
+                await m.set_slow_mode(chat, 0)
+            if talk.pin:
+                first_id = message_id
+                if part > 0:
+                    async with self.deps.store.transaction() as tx:
+                        first = await tx.steps.get(cohort.id, run.source)
+                    raw = (first.outcome or {}).get("message_id") if first else None
+                    first_id = raw if isinstance(raw, int) else 0
+                if first_id:
+                    await m.unpin(chat, first_id)
+        return {"message_id": message_id}
+
+    async def _open_envelope(
+        self, run: StepRunRecord, cohort: CohortRecord, chat: int, script: Script
+    ) -> dict[str, object]:
+        spec = script.step(run.source).red_envelope
+        assert spec is not None
+        total = to_minor(spec.total, cohort.currency)
+        amounts = split(
+            total, spec.shares, to_minor(spec.min_share, cohort.currency),
+            random.Random(envelope_seed(cohort.id, run.source)),
+        )
+        now = self.deps.clock.now()
+        async with self.deps.store.transaction() as tx:
+            envelope = await tx.envelopes.by_step(cohort.id, run.source)
+            if envelope is None:
+                if not await tx.cohorts.reserve(cohort.id, total):
+                    raise DeliveryError("the cohort budget cannot cover this envelope", definite=True)
+                envelope = await tx.envelopes.open(
+                    cohort.id, run.source, cohort.currency, amounts, now, now + spec.expires_in
+                )
+            await tx.commit()
+        message_id = await self.deps.messenger.send(
+            chat,
+            EnvelopeOffer(
+                envelope.id, envelope.total_minor, envelope.currency, envelope.shares,
+                envelope.expires_at, spec.text, cohort.locale,
+            ),
+        )
+        async with self.deps.store.transaction() as tx:
+            await tx.envelopes.set_message(envelope.id, chat, message_id)
+            await tx.commit()
+        return {"message_id": message_id, "envelope_id": envelope.id}
+
+    async def _close_envelope(self, cohort: CohortRecord, step_key: str) -> dict[str, object]:
+        async with self.deps.store.transaction() as tx:
+            envelope = await tx.envelopes.by_step(cohort.id, step_key)
+        if envelope is None:
+            return {"note": "the envelope never opened"}
+        closed = await CloseEnvelope(self.deps)(envelope.id)
+        return {"envelope_id": envelope.id, "closed_here": closed}
+
+    async def _unlock_task(self, cohort: CohortRecord, task: Task) -> dict[str, object]:
+        if not task.announce:
+            return {"note": "silent unlock"}
+        if cohort.task_chat_id is None:
+            return {"note": "no task group bound"}
+        reward = to_minor(task.reward.amount, cohort.currency) if task.reward else None
+        message_id = await self.deps.messenger.send(
+            cohort.task_chat_id,
+            TaskAnnouncement(task.id, task.title, task.how, reward, cohort.currency, cohort.locale),
+        )
+        return {"message_id": message_id}
+
+    async def _announce_responders(self) -> None:
+        """One batched "come on over" message per cohort at most every few minutes."""
+        now = self.deps.clock.now()
+        async with self.deps.store.transaction() as tx:
+            cohorts = await tx.cohorts.open_pitches()
+        for cohort in cohorts:
+            if cohort.warmup_chat_id is None:
+                continue
+            async with self.deps.store.transaction() as tx:
+                previous = await _noted_at(tx, cohort.id)
+                if previous is not None and now - previous < self.deps.admissions_every:
+                    continue
+                new, total = await tx.members.responders_since(cohort.id, previous)
+                if new == 0:
+                    continue
+                await tx.cohorts.note_admissions(cohort.id, now)
+                await tx.commit()
+            try:
+                await self.deps.messenger.send(
+                    cohort.warmup_chat_id, AdmissionsOpen(new, total, cohort.locale)
+                )
+            except DeliveryError:
+                continue  # a missed nudge is harmless; the next batch counts these too
+
+
+async def _noted_at(tx: Transaction, cohort_id: int) -> datetime | None:
+    cohort = await tx.cohorts.get(cohort_id)
+    return cohort.admissions_noted_at if cohort else None
+
+
+class CloseEnvelope:
+    """Close an envelope once (all shares gone or expired) and edit it to its summary."""
+
+    def __init__(self, deps: Deps) -> None:
+        self.deps = deps
+
+    async def __call__(self, envelope_id: int) -> bool:
+        now = self.deps.clock.now()
+        async with self.deps.store.transaction() as tx:
+            envelope = await tx.envelopes.close(envelope_id, now)
+            if envelope is None:
+                return False
+            cohort = await tx.cohorts.get(envelope.cohort_id)
+            assert cohort is not None
+            unclaimed = envelope.total_minor - envelope.claimed_minor
+            if unclaimed:
+                await tx.cohorts.release(envelope.cohort_id, unclaimed)
+            lucky = await tx.envelopes.luckiest(envelope_id)
+            name = await tx.members.name(lucky[0]) if lucky else None
+            await tx.commit()
+        if envelope.chat_id is not None and envelope.message_id is not None:
+            summary = EnvelopeSummary(
+                envelope.id, envelope.claimed, envelope.shares, envelope.claimed_minor,
+                envelope.total_minor, envelope.currency, lucky[0] if lucky else None, name,
+                lucky[1] if lucky else 0, cohort.locale,
+            )
+            try:
+                await self.deps.messenger.edit(envelope.chat_id, envelope.message_id, summary)
+            except DeliveryError:
+                pass  # the money is settled either way; a stale button only says "closed"
+        return True

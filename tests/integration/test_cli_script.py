@@ -1,0 +1,252 @@
+"""`funnelbot script validate|preview` on real files: exit codes, the
+`path:line: field: message` format on stderr, and the local-time timeline."""
+
+from __future__ import annotations
+
+import textwrap
+from datetime import date
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+import bot.cli_script
+from bot.cli_script import app
+
+SCRIPT = textwrap.dedent("""\
+    id: spring_line
+    version: 1
+    locale: en
+    title: Spring line
+    timezone: Asia/Shanghai
+    capacity: 100
+    budget: {currency: EUR, total: "600.00"}
+    warmup:
+      days: 7
+      steps:
+        - id: d1_welcome
+          at: {day: 1, time: "09:00"}
+          post: {text: "Welcome, everyone. This week we meet every evening."}
+        - id: d1_envelope_noon
+          at: {day: 1, time: "12:00"}
+          red_envelope: {total: "20.00", shares: 30, expires_in: 10m}
+        - id: d2_talk
+          at: {day: 2, time: "20:00"}
+          talk:
+            speaker: Ana
+            title: How a corner shop sells online
+            parts:
+              - text: "Good evening, I am Ana."
+              - after: 2m
+                text: "First, know your ten best customers."
+        - id: d7_pitch
+          at: {day: 7, time: "20:00"}
+          pitch: {text: "Want to open your own shop? Reply 1.", reply: {window: 24h}}
+    tasks:
+      days: 21
+      ladder:
+        - id: invite_fans
+          title: Invite ten fans
+          how: Share your link with ten friends.
+          unlock: {day: 1}
+          goal: {event: fan.locked, count: 10}
+          reward: {amount: "5.00"}
+        - id: first_order
+          title: First sale
+          how: Sell one thing.
+          unlock: {day: 18}
+          goal: {event: order.paid, count: 1}
+          promote: shopkeeper
+    """)
+
+
+@pytest.fixture
+def runner() -> CliRunner:
+    return CliRunner()
+
+
+def line_of(text: str, needle: str) -> int:
+    return next(n for n, line in enumerate(text.splitlines(), start=1) if needle in line)
+
+
+def write(tmp_path: Path, name: str, text: str) -> Path:
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_validate_valid_file(runner: CliRunner, tmp_path: Path) -> None:
+    path = write(tmp_path, "good.yaml", SCRIPT)
+
+    result = runner.invoke(app, ["validate", str(path)])
+
+    assert result.exit_code == 0
+    assert result.stdout == f"{path}: ok (4 steps, 2 tasks)\n"
+    assert result.stderr == ""
+
+
+def test_validate_reports_every_problem_as_path_line_field_message(
+    runner: CliRunner, tmp_path: Path
+) -> None:
+    text = SCRIPT.replace("      talk:\n", "      bogus: 1\n      talk:\n")
+    text = text.replace("timezone: Asia/Shanghai", "timezone: Mars/Olympus")
+    path = write(tmp_path, "bad.yaml", text)
+
+    result = runner.invoke(app, ["validate", str(path)])
+
+    assert result.exit_code == 1
+    assert result.stdout == ""
+    lines = result.stderr.splitlines()
+    assert len(lines) == 2
+    assert lines[0].startswith(f"{path}:5: timezone: 'Mars/Olympus' is not an IANA time zone")
+    assert lines[1].startswith(
+        f"{path}:{line_of(text, 'bogus')}: warmup.steps[d2_talk].bogus: unknown key 'bogus'; allowed here: id, at,"
+    )
+    assert "Traceback" not in result.output
+
+
+def test_validate_warnings_pass_with_prefix(runner: CliRunner, tmp_path: Path) -> None:
+    text = SCRIPT.replace('time: "09:00"', 'time: "23:30"')
+    path = write(tmp_path, "night.yaml", text)
+
+    result = runner.invoke(app, ["validate", str(path)])
+
+    assert result.exit_code == 0
+    assert result.stderr.startswith(
+        f"warning: {path}:{line_of(text, '23:30')}: warmup.steps[d1_welcome].at.time: a post at 23:30 falls in "
+        "quiet hours"
+    )
+    assert result.stdout == f"{path}: ok (4 steps, 2 tasks)\n"
+
+
+def test_validate_several_files_fails_if_one_fails(runner: CliRunner, tmp_path: Path) -> None:
+    good = write(tmp_path, "good.yaml", SCRIPT)
+    over = write(tmp_path, "over.yaml", SCRIPT.replace('amount: "5.00"', 'amount: "7.00"'))
+
+    result = runner.invoke(app, ["validate", str(good), str(over)])
+
+    assert result.exit_code == 1
+    assert result.stdout == f"{good}: ok (4 steps, 2 tasks)\n"
+    assert result.stderr.startswith(f"{over}:7: budget.total: planned spend 720.00 EUR")
+    assert "budget.reward_seats" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [("nope.yaml", "no such file"), ("", "is a directory, not a script file")],
+)
+def test_validate_missing_file_or_directory(
+    runner: CliRunner, tmp_path: Path, name: str, message: str
+) -> None:
+    path = tmp_path / name if name else tmp_path
+
+    result = runner.invoke(app, ["validate", str(path)])
+
+    assert result.exit_code == 1
+    assert result.stderr == f"{path}: {message}\n"
+    assert isinstance(result.exception, SystemExit)
+
+
+def test_validate_file_that_is_not_utf8(runner: CliRunner, tmp_path: Path) -> None:
+    path = tmp_path / "latin1.yaml"
+    text = SCRIPT.replace("speaker: Ana", "speaker: Ana Muñoz")
+    path.write_bytes(text.encode("latin-1"))
+
+    result = runner.invoke(app, ["validate", str(path)])
+
+    assert result.exit_code == 1
+    assert result.stderr.startswith(f"{path}:{line_of(text, 'Muñoz')}: the file is not UTF-8 text")
+
+
+def test_validate_bad_yaml(runner: CliRunner, tmp_path: Path) -> None:
+    path = write(tmp_path, "broken.yaml", SCRIPT.replace("  days: 7\n", "  days: [7\n"))
+    result = runner.invoke(app, ["validate", str(path)])
+    assert result.exit_code == 1
+    assert result.stderr.startswith(f"{path}:")
+    assert "invalid YAML" in result.stderr
+    assert len(result.stderr.splitlines()) == 1
+
+
+# ---------------------------------------------------------------- preview
+
+
+def test_preview_shows_local_times_across_a_dst_change(runner: CliRunner, tmp_path: Path) -> None:
+    # Spain moves to summer time on Sunday 2026-03-29: warm-up day 7.
+    path = write(tmp_path, "line.yaml", SCRIPT)
+
+    result = runner.invoke(
+        app, ["preview", str(path), "--start", "2026-03-23", "--tz", "Europe/Madrid"]
+    )
+
+    assert result.exit_code == 0, result.output
+    rows = {cells[3]: cells for cells in _rows(result.stdout)}
+    assert rows["d1_welcome"][:3] == ["W1", "Mon 2026-03-23 09:00 CET", "post"]
+    assert rows["d1_welcome"][4].startswith("Welcome, everyone.")
+    assert rows["d1_envelope_noon"][4] == "20.00 EUR in 30 shares, expires in 10m"
+    assert rows["d1_envelope_noon.close"][1] == "Mon 2026-03-23 12:10 CET"
+    assert rows["d2_talk"][4].startswith("How a corner shop sells online · Ana")
+    assert rows["d2_talk.p1"][1] == "Tue 2026-03-24 20:02 CET"
+    assert rows["d7_pitch"][:3] == ["W7", "Sun 2026-03-29 20:00 CEST", "pitch"]
+    assert rows["d7_pitch.close"][:2] == ["T1", "Mon 2026-03-30 20:00 CEST"]
+    assert rows["task.invite_fans"][:3] == ["T1", "Mon 2026-03-30 09:00 CEST", "task_unlock"]
+    assert rows["task.invite_fans"][4] == "Invite ten fans (reward 5.00 EUR)"
+    assert rows["task.first_order"][0] == "T18"
+    assert "Planned envelope spend: 20.00 EUR" in result.stdout
+    assert "Planned reward spend: 500.00 EUR (5.00 EUR per member × 100 members at capacity)" \
+        in result.stdout
+    assert "Budget: 600.00 EUR" in result.stdout
+
+
+def test_preview_defaults_to_the_script_zone_and_today(
+    runner: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(bot.cli_script, "today", lambda tz: date(2026, 1, 5))
+    path = write(tmp_path, "line.yaml", SCRIPT)
+
+    result = runner.invoke(app, ["preview", str(path)])
+
+    assert result.exit_code == 0, result.output
+    rows = {cells[3]: cells for cells in _rows(result.stdout)}
+    assert rows["d1_welcome"][1] == "Mon 2026-01-05 09:00 CST"
+
+
+def test_preview_unknown_zone(runner: CliRunner, tmp_path: Path) -> None:
+    path = write(tmp_path, "line.yaml", SCRIPT)
+    result = runner.invoke(app, ["preview", str(path), "--start", "2026-03-23", "--tz", "Nowhere"])
+    assert result.exit_code == 1
+    assert "'Nowhere' is not a known time zone" in result.stderr
+    assert "Traceback" not in result.output
+
+
+def test_preview_bad_start(runner: CliRunner, tmp_path: Path) -> None:
+    path = write(tmp_path, "line.yaml", SCRIPT)
+    result = runner.invoke(app, ["preview", str(path), "--start", "23/03/2026"])
+    assert result.exit_code == 1
+    assert "--start '23/03/2026' is not a date" in result.stderr
+
+
+def test_preview_script_with_errors(runner: CliRunner, tmp_path: Path) -> None:
+    text = SCRIPT.replace("unlock: {day: 18}", "unlock: {day: 30}")
+    path = write(tmp_path, "bad.yaml", text)
+
+    result = runner.invoke(app, ["preview", str(path), "--start", "2026-03-23"])
+
+    assert result.exit_code == 1
+    assert result.stdout == ""
+    line = line_of(text, "day: 30")
+    assert result.stderr.startswith(f"{path}:{line}: tasks.ladder[first_order].unlock.day: day 30")
+
+
+def test_preview_missing_file(runner: CliRunner, tmp_path: Path) -> None:
+    result = runner.invoke(app, ["preview", str(tmp_path / "nope.yaml")])
+    assert result.exit_code == 1
+    assert "no such file" in result.stderr
+
+
+def _rows(output: str) -> list[list[str]]:
+    """The body rows of the rich table: cells split on the box-drawing bar."""
+    rows = []
+    for line in output.splitlines():
+        if line.startswith("│"):
+            rows.append([cell.strip() for cell in line.strip("│").split("│")])
+    return rows
