@@ -29,13 +29,18 @@ out = Console()
 err = Console(stderr=True)
 
 
+def _error(message: str) -> None:
+    # Plain, unwrapped lines: operators grep them and scripts parse them.
+    typer.echo(f"error: {message}", err=True)
+
+
 def _settings() -> Settings:
     try:
         return Settings()
     except ValidationError as exc:
         for e in exc.errors():
             field = "FUNNELBOT_" + "_".join(str(p) for p in e["loc"]).upper()
-            err.print(f"[red]error:[/red] {field}: {e['msg']}")
+            _error(f"{field}: {e['msg']}")
         raise typer.Exit(1) from None
 
 
@@ -56,7 +61,7 @@ def migrate() -> None:
     try:
         upgrade(settings.database_url)
     except Exception as exc:  # report, don't dump a traceback on an operator
-        err.print(f"[red]error:[/red] migration failed: {exc}")
+        _error(f"migration failed: {exc}")
         raise typer.Exit(1) from None
     out.print(f"database at head: {settings.database_url.split('@')[-1]}")
 
@@ -85,11 +90,11 @@ def simulate(
         path = script or script_path(DEFAULT_SCRIPT)
         loaded = load_script(path)
     except FileNotFoundError as exc:
-        err.print(f"[red]error:[/red] {exc}")
+        _error(str(exc))
         raise typer.Exit(1) from None
     except ScriptError as exc:
         for problem in exc.problems:
-            err.print(str(problem), markup=False, highlight=False)
+            typer.echo(str(problem), err=True)
         raise typer.Exit(1) from None
     options = SimulationOptions(
         cohorts=cohorts, members=members, reply_rate=reply_rate, seed=seed,
@@ -98,7 +103,7 @@ def simulate(
     try:
         options.check()
     except SimulationError as exc:
-        err.print(f"[red]error:[/red] {exc}")
+        _error(str(exc))
         raise typer.Exit(1) from None
 
     with Progress(

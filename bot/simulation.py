@@ -177,6 +177,7 @@ class Simulation:
         self.events = 0
         self.duplicates = 0
         self._pending_events: dict[int, list[IncomingEvent]] = defaultdict(list)
+        self._last_flush = datetime.min.replace(tzinfo=UTC)
 
     def _at(self, when: datetime, action: Action) -> None:
         heapq.heappush(self._heap, (when, next(self._seq), action))
@@ -248,6 +249,7 @@ class Simulation:
         while self._heap or next_due is not None:
             action_at = self._heap[0][0] if self._heap else None
             if next_due is not None and (action_at is None or next_due <= action_at):
+                await self._flush_events()
                 clock.set(max(clock.now(), next_due))
                 report = await self.tick()
                 steps_run += report.claimed
@@ -259,7 +261,10 @@ class Simulation:
                 _, _, action = heapq.heappop(self._heap)
                 self.actions += 1
                 await action()
-            await self._flush_events()
+            # The platform posts events in batches, as the HTTP API allows.
+            if (sum(map(len, self._pending_events.values())) >= 500
+                    or clock.now() - self._last_flush >= timedelta(hours=1)):
+                await self._flush_events()
             if self.progress:
                 self.progress(min(1.0, 1 - (end - clock.now()).total_seconds() / span))
         await self._flush_events()
@@ -295,14 +300,19 @@ class Simulation:
     def _schedule(self, cohort: _Cohort) -> None:
         rng = self.rng
         warm_days = cohort.script.warmup.days
+        crowds: dict[tuple[int, int], list[_Member]] = defaultdict(list)
         for member in cohort.members:
-            # Most join on day 1, fewer each day after, all before the last warm-up day.
+            # Most join on day 1, fewer each day after, all before the last warm-up day;
+            # those arriving within the same hour come in as one batch of updates.
             day = min(1 + int(rng.expovariate(1.2)), max(1, warm_days - 1))
-            self._at(self._local(cohort, day, rng.uniform(7, 23)), self._join(cohort, member))
+            crowds[(day, rng.randint(7, 22))].append(member)
+        for member in cohort.members:
             if rng.random() < 0.06:
-                leave_day = rng.randint(day, warm_days)
+                leave_day = rng.randint(2, warm_days)
                 self._at(self._local(cohort, leave_day, rng.uniform(0, 23.9)),
                          self._leave(cohort, member))
+        for (day, hour), crowd in crowds.items():
+            self._at(self._local(cohort, day, hour + 0.5), self._join(cohort, crowd))
         for day in range(1, warm_days + 1):
             self._at(self._local(cohort, day, 21.75), self._chat(cohort, day))
         for step in cohort.plan:
@@ -311,12 +321,12 @@ class Simulation:
             elif step.kind == "pitch":
                 self._schedule_replies(cohort, step)
 
-    def _join(self, cohort: _Cohort, member: _Member) -> Action:
+    def _join(self, cohort: _Cohort, crowd: list[_Member]) -> Action:
         async def act() -> None:
-            if member.left:
-                return
-            result = await self.join(cohort.chat, member.ref)
-            member.joined = result.outcome in ("joined", "rejoined")
+            arriving = [m for m in crowd if not m.left]
+            outcome = await self.join(cohort.chat, [(m.ref.user_id, None) for m in arriving])
+            for m in arriving:
+                m.joined = outcome.get(m.ref.user_id) in ("joined", "rejoined", "member")
         return act
 
     def _leave(self, cohort: _Cohort, member: _Member) -> Action:
@@ -340,8 +350,11 @@ class Simulation:
         spec = cohort.script.step(step.source).red_envelope
         assert spec is not None
         window = spec.expires_in.total_seconds()
+        # About one and a half tappers per share see the envelope in time; the chatty
+        # ones more often than the quiet ones.
+        reach = min(1.0, 1.5 * spec.shares / max(1, len(cohort.members)))
         for member in cohort.members:
-            if self.rng.random() < 0.08 + 0.4 * member.activity:
+            if self.rng.random() < reach * (0.4 + 1.5 * member.activity):
                 delay = min(window * 1.2, self.rng.expovariate(1 / 60))
                 when = step.due_at + timedelta(seconds=1 + delay)
                 self._at(when, self._tap(cohort, step.source, member))
@@ -457,6 +470,7 @@ class Simulation:
         return act
 
     async def _flush_events(self) -> None:
+        self._last_flush = self.clock.now()
         for cohort_id, batch in list(self._pending_events.items()):
             if batch:
                 result = await self.ingest("platform", batch)

@@ -173,10 +173,15 @@ class RunDueSteps:
         async with self.deps.store.transaction() as tx:
             report.unknown += len(await tx.steps.expire_leases(now))
             claimed = await tx.steps.claim_due(now, self.owner, now + self.lease, self.batch)
+            cohorts = {}
+            for cohort_id in {run.cohort_id for run in claimed}:
+                cohort = await tx.cohorts.get(cohort_id)
+                assert cohort is not None  # step runs reference their cohort
+                cohorts[cohort_id] = cohort
             await tx.commit()
         report.claimed = len(claimed)
         for run in claimed:
-            status = await self._run(run, report)
+            status = await self._run(run, cohorts[run.cohort_id], report)
             if status == "done":
                 report.done += 1
             elif status == "skipped":
@@ -189,11 +194,13 @@ class RunDueSteps:
             await tx.commit()
         return report
 
-    async def _run(self, run: StepRunRecord, report: TickReport) -> str:
-        async with self.deps.store.transaction() as tx:
-            cohort = await tx.cohorts.get(run.cohort_id)
-        if cohort is None:  # pragma: no cover - foreign keys make this impossible
-            return "failed"
+    async def _run(self, run: StepRunRecord, cohort: CohortRecord, report: TickReport) -> str:
+        if cohort.id in report.paused_cohorts:
+            # Paused by an earlier run of this tick: nothing was sent, try again on resume.
+            async with self.deps.store.transaction() as tx:
+                await tx.steps.release_claim(run.id)
+                await tx.commit()
+            return "paused"
         script = self.deps.scripts.get(cohort)
         now = self.deps.clock.now()
         late = max(now - run.due_at, timedelta(0))

@@ -7,43 +7,41 @@ the first claim instead of taking another share.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Literal
 from zoneinfo import ZoneInfo
 
 from funnels.cohorts import CloseEnvelope, Deps
-from funnels.ports import MemberRef, ShareClaim
+from funnels.ports import ShareClaim
 from funnels.stages import Stage
 
 
-@dataclass(frozen=True, slots=True)
-class JoinResult:
-    outcome: Literal["joined", "rejoined", "full", "no_cohort"]
-    member: MemberRef | None = None
+JoinOutcome = Literal["joined", "rejoined", "member", "full", "no_cohort"]
 
 
 class RecordJoin:
-    """A member entered the warm-up group (attributed to whoever invited them)."""
+    """Members entered the warm-up group, each attributed to whoever invited them.
+
+    Takes a batch, so a burst of ``chat_member`` updates (or a simulated crowd) is one
+    transaction; capacity is enforced in arrival order.
+    """
 
     def __init__(self, deps: Deps) -> None:
         self.deps = deps
 
     async def __call__(
-        self, chat_id: int, member: MemberRef, inviter_id: int | None = None
-    ) -> JoinResult:
-        now = self.deps.clock.now()
+        self, chat_id: int, members: Sequence[tuple[int, int | None]]
+    ) -> dict[int, JoinOutcome]:
         async with self.deps.store.transaction() as tx:
             cohort = await tx.cohorts.by_chat(chat_id)
             if cohort is None or cohort.warmup_chat_id != chat_id:
-                return JoinResult("no_cohort")
-            if await tx.members.stage(cohort.id, member.user_id) is None:
-                if await tx.members.count(cohort.id) >= cohort.capacity:
-                    return JoinResult("full", member)
-            new = await tx.members.join(cohort.id, member.user_id, inviter_id, now)
+                return {user_id: "no_cohort" for user_id, _ in members}
+            outcome = await tx.members.join(
+                cohort.id, members, cohort.capacity, self.deps.clock.now()
+            )
             await tx.commit()
-        return JoinResult("joined" if new else "rejoined", member)
+        return outcome  # type: ignore[return-value]
 
 
 class RecordLeave:
@@ -88,18 +86,16 @@ class ClaimShare:
     async def __call__(self, envelope_id: int, user_id: int) -> ShareClaim:
         now = self.deps.clock.now()
         async with self.deps.store.transaction() as tx:
-            envelope = await tx.envelopes.get(envelope_id)
-            if envelope is None:
-                return ShareClaim("closed")
-            if await tx.members.stage(envelope.cohort_id, user_id) is None:
-                return ShareClaim("not_member")
             claim = await tx.envelopes.claim(envelope_id, user_id, now)
-            if claim.outcome == "claimed":
-                await tx.ledger.credit(
-                    f"envelope:{envelope_id}:{user_id}", user_id, envelope.cohort_id,
-                    "envelope", envelope.step_key, claim.amount_minor, envelope.currency, now,
-                )
-                await tx.members.advance(envelope.cohort_id, user_id, Stage.ENGAGED, now)
+            if claim.outcome != "claimed":
+                return claim
+            assert claim.cohort_id is not None and claim.currency and claim.step_key
+            await tx.ledger.credit(
+                f"envelope:{envelope_id}:{user_id}", user_id, claim.cohort_id, "envelope",
+                claim.step_key, claim.amount_minor, claim.currency, now,
+            )
+            if claim.stage is not None and claim.stage < Stage.ENGAGED:
+                await tx.members.advance(claim.cohort_id, user_id, Stage.ENGAGED, now)
             await tx.commit()
         if claim.last_share:
             await self.close(envelope_id)

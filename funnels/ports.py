@@ -126,6 +126,11 @@ class ShareClaim:
     outcome: Literal["claimed", "already", "empty", "closed", "not_member"]
     amount_minor: int = 0
     last_share: bool = False
+    cohort_id: int | None = None
+    step_key: str | None = None
+    currency: str | None = None
+    stage: int | None = None
+    """The member's stage in the envelope's cohort before the tap (None: not a member)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -315,10 +320,12 @@ class MemberRepository(Protocol):
     async def by_ref(self, ref_code: str) -> MemberRef | None: ...
     async def by_telegram(self, telegram_id: int) -> MemberRef | None: ...
     async def join(
-        self, cohort_id: int, user_id: int, inviter_id: int | None, at: datetime
-    ) -> bool:
-        """Record entry into the warm-up group; False if already a member (a rejoin
-        clears ``left_at`` and keeps the stage)."""
+        self, cohort_id: int, members: Sequence[tuple[int, int | None]], capacity: int,
+        at: datetime,
+    ) -> dict[int, str]:
+        """Record entries into the warm-up group: (user id, inviter id) pairs. Per user:
+        "joined", "rejoined" (clears ``left_at``, keeps the stage), "member" (already
+        in), or "full" (past capacity, nothing written)."""
         ...
     async def leave(self, cohort_id: int, user_id: int, at: datetime) -> None: ...
     async def count(self, cohort_id: int) -> int: ...
@@ -368,6 +375,12 @@ class TaskRepository(Protocol):
         self, cohort_id: int, user_id: int, task_ids: Sequence[str], at: datetime
     ) -> dict[str, TaskProgressRecord]:
         """Progress rows for these tasks, created empty where missing."""
+        ...
+    async def unique_values(self, progress_id: int, leaf: int) -> set[str]:
+        """Distinct values already counted for a unique leaf."""
+        ...
+    async def add_unique_many(self, rows: Sequence[tuple[int, int, str]]) -> None:
+        """Remember (progress id, leaf, value) triples as counted."""
         ...
     async def add_unique(self, progress_id: int, leaf: int, value: str) -> bool:
         """True when ``value`` is new for this leaf."""

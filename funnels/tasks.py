@@ -45,6 +45,26 @@ class IngestResult:
     completions: list[Completion] = field(default_factory=list)
 
 
+@dataclass
+class _Progress:
+    id: int
+    values: dict[int, int]
+    completed_at: datetime | None
+    dirty: bool = False
+
+
+@dataclass
+class _Batch:
+    """What one batch has loaded and changed; written back once at the end."""
+
+    members: dict[tuple[str | None, int | None], MemberRef | None] = field(default_factory=dict)
+    cohort_of: dict[int, int | None] = field(default_factory=dict)
+    cohorts: dict[int, CohortRecord] = field(default_factory=dict)
+    progress: dict[tuple[int, int, str], _Progress] = field(default_factory=dict)
+    uniques: dict[tuple[int, int], set[str]] = field(default_factory=dict)
+    new_uniques: list[tuple[int, int, str]] = field(default_factory=list)
+
+
 class IngestEvents:
     """Store and apply platform events; answer with what was new and what it finished."""
 
@@ -59,22 +79,26 @@ class IngestEvents:
             new_rows = await tx.events.store(source, events, now)
             result.accepted = len(new_rows)
             result.duplicates = len(events) - len(new_rows)
+            batch = _Batch()
             handled: list[tuple[int, int | None, int | None, str]] = []
-            members: dict[tuple[str | None, int | None], MemberRef | None] = {}
             for event in events:
                 row_id = new_rows.pop(event.event_id, None)
                 if row_id is None:  # a duplicate, here or in an earlier batch
                     continue
                 key = (event.member_ref, event.telegram_user_id)
-                if key not in members:
-                    members[key] = await _resolve(tx, event)
-                member = members[key]
+                if key not in batch.members:
+                    batch.members[key] = await _resolve(tx, event)
+                member = batch.members[key]
                 if member is None:
                     result.unmatched += 1
                     handled.append((row_id, None, None, "unknown_member"))
                     continue
-                cohort_id, outcome = await self._apply(tx, member, event, result, now)
+                cohort_id, outcome = await self._apply(tx, batch, member, event, result, now)
                 handled.append((row_id, member.user_id, cohort_id, outcome))
+            for row in batch.progress.values():
+                if row.dirty:
+                    await tx.tasks.save(row.id, row.values, row.completed_at, now)
+            await tx.tasks.add_unique_many(batch.new_uniques)
             await tx.events.mark_handled(handled, now)
             await tx.commit()
         if self.notify:
@@ -86,16 +110,22 @@ class IngestEvents:
     async def _apply(
         self,
         tx: Transaction,
+        batch: _Batch,
         member: MemberRef,
         event: IncomingEvent,
         result: IngestResult,
         now: datetime,
     ) -> tuple[int | None, str]:
-        cohort_id = await tx.members.current_cohort(member.user_id)
+        if member.user_id not in batch.cohort_of:
+            batch.cohort_of[member.user_id] = await tx.members.current_cohort(member.user_id)
+        cohort_id = batch.cohort_of[member.user_id]
         if cohort_id is None:
             return None, "no_task_stage"
-        cohort = await tx.cohorts.get(cohort_id)
-        assert cohort is not None
+        cohort = batch.cohorts.get(cohort_id)
+        if cohort is None:
+            found = await tx.cohorts.get(cohort_id)
+            assert found is not None
+            cohort = batch.cohorts[cohort_id] = found
         if event.type == "order.paid":
             await tx.members.advance(cohort_id, member.user_id, Stage.SOLD, event.occurred_at)
         if event.occurred_at > cohort.ends_at:
@@ -108,29 +138,39 @@ class IngestEvents:
         ]
         if not candidates:
             return cohort_id, "no_task"
-        progress = await tx.tasks.progress_for(
-            cohort_id, member.user_id, [t.id for t in candidates], now
-        )
+        missing = [t.id for t in candidates
+                   if (cohort_id, member.user_id, t.id) not in batch.progress]
+        if missing:
+            for task_id, rec in (
+                await tx.tasks.progress_for(cohort_id, member.user_id, missing, now)
+            ).items():
+                batch.progress[(cohort_id, member.user_id, task_id)] = _Progress(
+                    rec.id, dict(rec.progress), rec.completed_at
+                )
         counted = False
         for task in candidates:
-            row = progress[task.id]
+            row = batch.progress[(cohort_id, member.user_id, task.id)]
             if row.completed_at is not None:
                 continue
-            values = dict(row.progress)
             changed = False
             for c in contributions(task.goal, event.type, event.data):
-                if c.unique_key is not None and not await tx.tasks.add_unique(
-                    row.id, c.leaf, c.unique_key
-                ):
-                    continue
-                values[c.leaf] = values.get(c.leaf, 0) + c.amount
+                if c.unique_key is not None:
+                    seen = batch.uniques.get((row.id, c.leaf))
+                    if seen is None:
+                        seen = await tx.tasks.unique_values(row.id, c.leaf)
+                        batch.uniques[(row.id, c.leaf)] = seen
+                    value = c.unique_key[:128]
+                    if value in seen:
+                        continue
+                    seen.add(value)
+                    batch.new_uniques.append((row.id, c.leaf, value))
+                row.values[c.leaf] = row.values.get(c.leaf, 0) + c.amount
                 changed = True
             if not changed:
                 continue
-            counted = True
-            done = evaluate(task.goal, values, cohort.currency).done
-            await tx.tasks.save(row.id, values, event.occurred_at if done else None, now)
-            if done:
+            counted = row.dirty = True
+            if evaluate(task.goal, row.values, cohort.currency).done:
+                row.completed_at = event.occurred_at
                 result.completions.append(
                     await self._complete(tx, cohort, member, task, row.id, event.occurred_at, now)
                 )

@@ -8,13 +8,14 @@ times a second.
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import date, datetime
 from typing import Any, cast
 
-from sqlalchemy import func, select, update
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -420,22 +421,45 @@ class SqlMembers(_Repo):
         return MemberRef(row.id, row.telegram_id, row.language) if row else None
 
     async def join(
-        self, cohort_id: int, user_id: int, inviter_id: int | None, at: datetime
-    ) -> bool:
-        result = await self.conn.execute(
-            insert_ignore(self.dialect, _m, "cohort_id", "user_id").values(
-                cohort_id=cohort_id, user_id=user_id, inviter_id=inviter_id,
-                stage=int(Stage.JOINED), joined_at=at,
+        self, cohort_id: int, members: Sequence[tuple[int, int | None]], capacity: int,
+        at: datetime,
+    ) -> dict[int, str]:
+        ids = [user_id for user_id, _ in members]
+        known = {
+            r.user_id: r.left_at
+            for r in (
+                await self.conn.execute(
+                    select(_m.c.user_id, _m.c.left_at).where(
+                        _m.c.cohort_id == cohort_id, _m.c.user_id.in_(ids)
+                    )
+                )
+            ).all()
+        }
+        outcome: dict[int, str] = {}
+        rejoined = [uid for uid, left_at in known.items() if left_at is not None]
+        if rejoined:
+            await self.conn.execute(
+                update(_m)
+                .where(_m.c.cohort_id == cohort_id, _m.c.user_id.in_(rejoined))
+                .values(left_at=None)
             )
-        )
-        if result.rowcount == 1:
-            return True
-        await self.conn.execute(
-            update(_m)
-            .where(_m.c.cohort_id == cohort_id, _m.c.user_id == user_id)
-            .values(left_at=None)
-        )
-        return False
+        outcome.update({uid: "rejoined" if uid in rejoined else "member" for uid in known})
+        fresh = [(uid, inviter) for uid, inviter in dict(members).items() if uid not in known]
+        room = max(0, capacity - await self.count(cohort_id))
+        admitted, refused = fresh[:room], fresh[room:]
+        if admitted:
+            result = await self.conn.execute(
+                insert_ignore(self.dialect, _m, "cohort_id", "user_id"),
+                [
+                    {"cohort_id": cohort_id, "user_id": uid, "inviter_id": inviter,
+                     "stage": int(Stage.JOINED), "joined_at": at}
+                    for uid, inviter in admitted
+                ],
+            )
+            del result
+        outcome.update({uid: "joined" for uid, _ in admitted})
+        outcome.update({uid: "full" for uid, _ in refused})
+        return outcome
 
     async def leave(self, cohort_id: int, user_id: int, at: datetime) -> None:
         await self.conn.execute(
@@ -592,26 +616,39 @@ class SqlEnvelopes(_Repo):
         return _envelope(row) if row else None
 
     async def claim(self, envelope_id: int, user_id: int, at: datetime) -> ShareClaim:
+        # One read for everything a tap needs to know: the envelope, whether the member
+        # is in its cohort, and whether they already hold a share.
+        stage = (
+            select(_m.c.stage)
+            .where(_m.c.cohort_id == _e.c.cohort_id, _m.c.user_id == user_id)
+            .scalar_subquery()
+        )
+        before = (
+            select(_es.c.amount_minor)
+            .where(_es.c.envelope_id == _e.c.id, _es.c.user_id == user_id)
+            .scalar_subquery()
+        )
         env = (
             await self.conn.execute(
-                select(_e.c.cohort_id, _e.c.expires_at, _e.c.closed_at, _e.c.shares).where(
-                    _e.c.id == envelope_id
-                )
+                select(
+                    _e.c.cohort_id, _e.c.step_key, _e.c.currency, _e.c.expires_at,
+                    _e.c.closed_at, _e.c.shares, _e.c.claimed, stage.label("stage"),
+                    before.label("before"),
+                ).where(_e.c.id == envelope_id)
             )
         ).first()
         if env is None:
             return ShareClaim("closed")
-        before = (
-            await self.conn.execute(
-                select(_es.c.amount_minor).where(
-                    _es.c.envelope_id == envelope_id, _es.c.user_id == user_id
-                )
-            )
-        ).scalar()
-        if before is not None:
-            return ShareClaim("already", int(before))
+        where = {"cohort_id": env.cohort_id, "step_key": env.step_key, "currency": env.currency,
+                 "stage": env.stage}
+        if env.stage is None:
+            return ShareClaim("not_member", **where)
+        if env.before is not None:
+            return ShareClaim("already", int(env.before), **where)
         if env.closed_at is not None or at >= env.expires_at:
-            return ShareClaim("closed")
+            return ShareClaim("closed", **where)
+        if env.claimed >= env.shares:
+            return ShareClaim("empty", **where)
         for _attempt in range(8):
             free = (
                 select(_es.c.id)
@@ -621,16 +658,20 @@ class SqlEnvelopes(_Repo):
             )
             if self.dialect == "postgresql":
                 free = free.with_for_update(skip_locked=True)
+            take = (
+                update(_es)
+                .where(_es.c.id == free.scalar_subquery(), _es.c.user_id.is_(None))
+                .values(user_id=user_id, claimed_at=at)
+                .returning(_es.c.amount_minor)
+            )
             try:
-                async with self.conn.begin_nested():
-                    row = (
-                        await self.conn.execute(
-                            update(_es)
-                            .where(_es.c.id == free.scalar_subquery(), _es.c.user_id.is_(None))
-                            .values(user_id=user_id, claimed_at=at)
-                            .returning(_es.c.amount_minor)
-                        )
-                    ).first()
+                if self.dialect == "sqlite":
+                    # Units of work take turns on SQLite (see SqlStore), so no other tap
+                    # can interleave here; skip the savepoint's two extra round trips.
+                    row = (await self.conn.execute(take)).first()
+                else:
+                    async with self.conn.begin_nested():
+                        row = (await self.conn.execute(take)).first()
             except IntegrityError:
                 # (envelope, user) is unique: a concurrent tap by the same member won.
                 amount = (
@@ -640,7 +681,7 @@ class SqlEnvelopes(_Repo):
                         )
                     )
                 ).scalar()
-                return ShareClaim("already", int(amount or 0))
+                return ShareClaim("already", int(amount or 0), **where)
             if row is None:
                 left = (
                     await self.conn.execute(
@@ -650,8 +691,8 @@ class SqlEnvelopes(_Repo):
                     )
                 ).scalar_one()
                 if left == 0:
-                    return ShareClaim("empty")
-                continue  # another claimer took that share between select and update
+                    return ShareClaim("empty", **where)
+                continue  # a concurrent claimer took that share between select and update
             counted = (
                 await self.conn.execute(
                     update(_e)
@@ -663,8 +704,10 @@ class SqlEnvelopes(_Repo):
                     .returning(_e.c.claimed)
                 )
             ).scalar_one()
-            return ShareClaim("claimed", int(row.amount_minor), last_share=counted == env.shares)
-        return ShareClaim("empty")
+            return ShareClaim(
+                "claimed", int(row.amount_minor), last_share=counted == env.shares, **where
+            )
+        return ShareClaim("empty", **where)
 
     async def close(self, envelope_id: int, at: datetime) -> EnvelopeRecord | None:
         row = (
@@ -707,20 +750,34 @@ class SqlTasks(_Repo):
                 for t in task_ids
             ],
         )
-        rows = (
-            await self.conn.execute(
-                select(_tp).where(
-                    _tp.c.cohort_id == cohort_id, _tp.c.user_id == user_id,
-                    _tp.c.task_id.in_(list(task_ids)),
-                )
-            )
-        ).all()
+        query = select(_tp).where(
+            _tp.c.cohort_id == cohort_id, _tp.c.user_id == user_id,
+            _tp.c.task_id.in_(list(task_ids)),
+        )
+        if self.dialect == "postgresql":
+            # Progress is read, changed and written back: lock it against a concurrent
+            # batch about the same member in another process.
+            query = query.with_for_update()
+        rows = (await self.conn.execute(query)).all()
         return {
             r.task_id: TaskProgressRecord(
                 r.id, r.cohort_id, r.user_id, r.task_id, _progress(r.progress), r.completed_at
             )
             for r in rows
         }
+
+    async def unique_values(self, progress_id: int, leaf: int) -> set[str]:
+        rows = await self.conn.execute(
+            select(_tu.c.value).where(_tu.c.progress_id == progress_id, _tu.c.leaf == leaf)
+        )
+        return {str(v) for v in rows.scalars()}
+
+    async def add_unique_many(self, rows: Sequence[tuple[int, int, str]]) -> None:
+        if rows:
+            await self.conn.execute(
+                insert_ignore(self.dialect, _tu, "progress_id", "leaf", "value"),
+                [{"progress_id": p, "leaf": leaf, "value": v[:128]} for p, leaf, v in rows],
+            )
 
     async def add_unique(self, progress_id: int, leaf: int, value: str) -> bool:
         result = await self.conn.execute(
@@ -757,6 +814,9 @@ class SqlEvents(_Repo):
     ) -> dict[str, int]:
         if not events:
             return {}
+        unique: dict[str, IncomingEvent] = {}
+        for e in events:
+            unique.setdefault(e.event_id, e)
         rows = [
             {
                 "source": source, "event_id": e.event_id, "type": e.type,
@@ -767,29 +827,35 @@ class SqlEvents(_Repo):
                     **({"_tg": e.telegram_user_id} if e.telegram_user_id is not None else {}),
                 },
             }
-            for e in events
+            for e in unique.values()
         ]
-        stmt = insert_ignore(self.dialect, _ev, "source", "event_id").returning(
-            _ev.c.id, _ev.c.event_id
-        )
         inserted: dict[str, int] = {}
-        # RETURNING with executemany is not portable; one statement per row keeps
-        # (source, id) dedupe exact and is still a single transaction.
-        for row in rows:
-            got = (await self.conn.execute(stmt.values(**row))).first()
-            if got is not None:
+        # One multi-row INSERT … ON CONFLICT DO NOTHING RETURNING per chunk: the rows it
+        # returns are exactly the new ones, on SQLite and PostgreSQL alike.
+        for chunk in range(0, len(rows), 500):
+            stmt = (
+                insert_ignore(self.dialect, _ev, "source", "event_id")
+                .values(rows[chunk:chunk + 500])
+                .returning(_ev.c.id, _ev.c.event_id)
+            )
+            for got in (await self.conn.execute(stmt)).all():
                 inserted[got.event_id] = got.id
         return inserted
 
     async def mark_handled(
         self, ids: Sequence[tuple[int, int | None, int | None, str]], at: datetime
     ) -> None:
-        for event_row_id, user_id, cohort_id, outcome in ids:
-            await self.conn.execute(
-                update(_ev)
-                .where(_ev.c.id == event_row_id)
-                .values(user_id=user_id, cohort_id=cohort_id, outcome=outcome, handled_at=at)
-            )
+        if not ids:
+            return
+        await self.conn.execute(
+            update(_ev)
+            .where(_ev.c.id == bindparam("row_id"))
+            .values(
+                user_id=bindparam("uid"), cohort_id=bindparam("cid"),
+                outcome=bindparam("result"), handled_at=at,
+            ),
+            [{"row_id": r, "uid": u, "cid": c, "result": o} for r, u, c, o in ids],
+        )
 
 
 class SqlLedger(_Repo):
@@ -845,9 +911,22 @@ class SqlStore:
 
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
+        # SQLite has one writer, and a deferred transaction that reads and then writes
+        # can lose an update to another one; in-process, units of work on SQLite take
+        # turns. PostgreSQL relies on row locks (FOR UPDATE / SKIP LOCKED) instead.
+        self._turns = asyncio.Lock() if engine.dialect.name == "sqlite" else None
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[SqlTransaction]:
+        if self._turns is None:
+            async with self._connection() as tx:
+                yield tx
+            return
+        async with self._turns, self._connection() as tx:
+            yield tx
+
+    @asynccontextmanager
+    async def _connection(self) -> AsyncIterator[SqlTransaction]:
         async with self.engine.connect() as conn:
             tx = SqlTransaction(conn)
             try:

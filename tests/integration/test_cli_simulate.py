@@ -1,0 +1,53 @@
+"""``funnelbot simulate`` end to end: a small cohort through the real engine and SQLite."""
+
+from __future__ import annotations
+
+import json
+
+from typer.testing import CliRunner
+
+from bot.cli import app
+
+runner = CliRunner()
+
+
+def test_simulate_json_report_is_consistent() -> None:
+    result = runner.invoke(
+        app, ["simulate", "--cohorts", "2", "--members", "40", "--reply-rate", "0.5", "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    counts = [row["members"] for row in report["funnel"]]
+    assert counts[0] == 80  # everyone joined
+    assert counts == sorted(counts, reverse=True)  # a funnel never widens
+    stages = {row["stage"]: row["members"] for row in report["funnel"]}
+    assert 0 < stages["replied"] < stages["engaged"]
+    assert stages["admitted"] == stages["replied"]  # every simulated responder comes over
+    assert report["spend_minor"] <= report["budget_minor"]
+    assert report["envelopes"]["claimed_minor"] <= report["envelopes"]["planned_minor"]
+    assert report["steps"]["status"] == {"done": report["run"]["steps_run"]}
+    assert report["run"]["duplicate_events"] >= 0
+
+
+def test_simulate_is_reproducible_with_a_seed() -> None:
+    args = ["simulate", "--cohorts", "1", "--members", "30", "--seed", "7", "--json"]
+    first = json.loads(runner.invoke(app, args).stdout)
+    second = json.loads(runner.invoke(app, args).stdout)
+    assert first["funnel"] == second["funnel"]
+    assert first["envelopes"]["claimed_minor"] == second["envelopes"]["claimed_minor"]
+
+
+def test_simulate_refuses_impossible_options() -> None:
+    result = runner.invoke(app, ["simulate", "--reply-rate", "1.5", "--members", "0"])
+    assert result.exit_code == 1
+    assert "--reply-rate must be between 0 and 1" in result.output
+    assert "--members must be between 1" in result.output
+
+
+def test_simulate_reports_a_broken_script(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("id: x\nversion: 1\nbogus: true\n", encoding="utf-8")
+    result = runner.invoke(app, ["simulate", "--script", str(bad)])
+    assert result.exit_code == 1
+    assert f"{bad}:3: bogus: unknown key" in result.output
+    assert "Traceback" not in result.output

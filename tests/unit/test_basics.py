@@ -1,0 +1,58 @@
+"""Money, durations, stages and the manual clock: the small types everything leans on."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from funnels.clock import ManualClock
+from funnels.durations import format_duration, parse_duration
+from funnels.money import format_minor, to_minor
+from funnels.stages import Role, Stage, advance, promote
+
+
+@pytest.mark.parametrize(
+    ("amount", "currency", "minor"),
+    [("20.00", "CNY", 2000), ("0.05", "CNY", 5), ("7", "USD", 700), ("1500", "JPY", 1500),
+     ("1.234", "KWD", 1234)],
+)
+def test_to_minor_exact(amount: str, currency: str, minor: int) -> None:
+    assert to_minor(amount, currency) == minor
+    assert to_minor(format_minor(minor, currency), currency) == minor
+
+
+@pytest.mark.parametrize("bad", ["0.001", "abc", "NaN", "1e400x"])
+def test_to_minor_refuses_inexact_or_garbage(bad: str) -> None:
+    with pytest.raises(ValueError):
+        to_minor(bad, "CNY")
+
+
+def test_durations_round_trip() -> None:
+    assert parse_duration("1h30m") == timedelta(minutes=90)
+    assert parse_duration("2d") == timedelta(days=2)
+    assert parse_duration(45) == timedelta(seconds=45)
+    assert format_duration(timedelta(hours=24)) == "1d"
+    assert format_duration(timedelta(minutes=90)) == "1h30m"
+    for bad in ("", "10", "5 minutes", "-1m"):
+        with pytest.raises(ValueError):
+            parse_duration(bad)
+
+
+def test_stages_only_move_forward() -> None:
+    assert advance(Stage.REPLIED, Stage.ENGAGED) is Stage.REPLIED
+    assert advance(Stage.REPLIED, Stage.SOLD) is Stage.SOLD
+    assert promote(Role.SUPERVISOR, Role.SHOPKEEPER) is Role.SUPERVISOR
+    assert Stage.parse("admitted") is Stage.ADMITTED
+    with pytest.raises(ValueError, match="one of joined"):
+        Stage.parse("graduated")
+
+
+def test_manual_clock_never_goes_back() -> None:
+    clock = ManualClock(datetime(2026, 1, 5, tzinfo=UTC))
+    clock.advance(timedelta(hours=1))
+    assert clock.now() == datetime(2026, 1, 5, 1, tzinfo=UTC)
+    with pytest.raises(ValueError):
+        clock.set(datetime(2026, 1, 5, tzinfo=UTC))
+    with pytest.raises(ValueError):
+        ManualClock(datetime(2026, 1, 5))  # noqa: DTZ001 - the point of the test
