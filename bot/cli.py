@@ -97,7 +97,10 @@ def simulate(
             typer.echo(str(problem), err=True)
         raise typer.Exit(1) from None
     options = SimulationOptions(
-        cohorts=cohorts, members=members, reply_rate=reply_rate, seed=seed,
+        cohorts=cohorts,
+        members=members,
+        reply_rate=reply_rate,
+        seed=seed,
         database_url=database_url,
     )
     try:
@@ -107,8 +110,12 @@ def simulate(
         raise typer.Exit(1) from None
 
     with Progress(
-        TextColumn("simulating"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
-        TimeElapsedColumn(), console=err, disable=as_json or not err.is_terminal,
+        TextColumn("simulating"),
+        BarColumn(),
+        TextColumn("{task.percentage:>3.0f}%"),
+        TimeElapsedColumn(),
+        console=err,
+        disable=as_json or not err.is_terminal,
         transient=True,
     ) as progress:
         bar = progress.add_task("sim", total=1.0)
@@ -138,9 +145,13 @@ def _print_report(data: dict[str, Any]) -> None:
     money = Table(title="Spend against budget")
     money.add_column("")
     money.add_column(cur, justify="right")
-    money.add_row(f"envelopes claimed ({env['claims']} shares of {env['count']} envelopes)",
-                  format_minor(env["claimed_minor"], cur))
-    money.add_row(f"task rewards paid ({rewards['paid']})", format_minor(rewards["paid_minor"], cur))
+    money.add_row(
+        f"envelopes claimed ({env['claims']} shares of {env['count']} envelopes)",
+        format_minor(env["claimed_minor"], cur),
+    )
+    money.add_row(
+        f"task rewards paid ({rewards['paid']})", format_minor(rewards["paid_minor"], cur)
+    )
     money.add_row("total spend", format_minor(int(data["spend_minor"]), cur))
     money.add_row("budget", format_minor(int(data["budget_minor"]), cur))
     money.add_row("rewards withheld over budget", str(rewards["over_budget"]))

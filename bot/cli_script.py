@@ -91,8 +91,10 @@ def preview(
     try:
         zone = ZoneInfo(zone_name)
     except (ZoneInfoNotFoundError, ValueError):
-        _fail(f"--tz {zone_name!r} is not a known time zone; use an IANA name like "
-              "Europe/Madrid or Asia/Shanghai")
+        _fail(
+            f"--tz {zone_name!r} is not a known time zone; use an IANA name like "
+            "Europe/Madrid or Asia/Shanghai"
+        )
     if start_date is None:
         start_date = today(zone)
 
@@ -170,8 +172,10 @@ def _summary(script: Script, run: PlannedStep) -> str:
         return _short(f"part {index + 1}/{len(talk.parts)}: {talk.parts[index].text}")
     envelope = step.red_envelope
     if run.kind == "red_envelope" and envelope is not None:
-        return (f"{envelope.total} {currency} in {envelope.shares} shares, "
-                f"expires in {format_duration(envelope.expires_in)}")
+        return (
+            f"{envelope.total} {currency} in {envelope.shares} shares, "
+            f"expires in {format_duration(envelope.expires_in)}"
+        )
     if run.kind == "envelope_close":
         return f"envelope {run.source} closes"
     pitch = step.pitch
@@ -191,8 +195,7 @@ def _spend_lines(script: Script) -> list[str]:
         to_minor(t.reward.amount, currency) for t in script.tasks.ladder if t.reward is not None
     )
     seats = script.budget.reward_seats
-    who = (f"{seats} reward seats" if seats is not None
-           else f"{script.capacity} members at capacity")
+    who = f"{seats} reward seats" if seats is not None else f"{script.capacity} members at capacity"
     budget = to_minor(script.budget.total, currency)
 
     def money(minor: int) -> str:
@@ -201,6 +204,8 @@ def _spend_lines(script: Script) -> list[str]:
     return [
         f"Planned envelope spend: {money(envelopes)}",
         f"Planned reward spend: {money(rewards)} ({money(per_member)} per member × {who})",
-        (f"Budget: {money(budget)} (planned {money(envelopes + rewards)}, "
-         f"{money(budget - envelopes - rewards)} left)"),
+        (
+            f"Budget: {money(budget)} (planned {money(envelopes + rewards)}, "
+            f"{money(budget - envelopes - rewards)} left)"
+        ),
     ]

@@ -20,5 +20,8 @@ def script_path(name: str, locale: str = "zh-CN", extra_dir: Path | None = None)
             path = folder / file_name
             if path.exists():
                 return path
-    raise FileNotFoundError(f"no script named {name!r} (looked in {LIBRARY}"
-                            + (f" and {extra_dir}" if extra_dir else "") + ")")
+    raise FileNotFoundError(
+        f"no script named {name!r} (looked in {LIBRARY}"
+        + (f" and {extra_dir}" if extra_dir else "")
+        + ")"
+    )

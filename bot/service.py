@@ -36,17 +36,31 @@ async def serve(settings: Settings) -> None:
     tick = RunDueSteps(deps, owner=f"{socket.gethostname()}:{os.getpid()}")
 
     scheduler = AsyncIOScheduler(timezone="UTC")
+
     # One job for all steps of all cohorts: the database says what is due. Never one
     # job per step or per member; any number of processes may tick side by side.
+    async def run_tick() -> None:
+        report = await tick()
+        if report.paused_cohorts:
+            log.warning("paused cohorts (the bot lost its group): %s", report.paused_cohorts)
+
     scheduler.add_job(
-        tick, "interval", seconds=settings.tick_seconds, id="tick", max_instances=1,
-        coalesce=True, misfire_grace_time=None,
+        run_tick,
+        "interval",
+        seconds=settings.tick_seconds,
+        id="tick",
+        max_instances=1,
+        coalesce=True,
+        misfire_grace_time=None,
     )
     scheduler.start()
     server = uvicorn.Server(
         uvicorn.Config(
-            create_app(engine), host=settings.http_host, port=settings.http_port,
-            log_level="info", lifespan="off",
+            create_app(engine),
+            host=settings.http_host,
+            port=settings.http_port,
+            log_level="info",
+            lifespan="off",
         )
     )
     try:
@@ -57,5 +71,7 @@ async def serve(settings: Settings) -> None:
 
 
 def run(settings: Settings) -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     asyncio.run(serve(settings))

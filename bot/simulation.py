@@ -22,9 +22,17 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from bot.messengers import RecordingMessenger
 from funnels.clock import ManualClock
 from funnels.cohorts import Deps, RunDueSteps, StartCohort
-from funnels.members import AdmitMember, ClaimShare, RecordActivity, RecordJoin, RecordLeave, RecordReply
+from funnels.members import (
+    AdmitMember,
+    ClaimShare,
+    RecordActivity,
+    RecordJoin,
+    RecordLeave,
+    RecordReply,
+)
 from funnels.planner import PlannedStep, plan
 from funnels.ports import EnvelopeSummary, IncomingEvent, MemberRef, Outgoing
 from funnels.script import Goal, Script
@@ -34,7 +42,6 @@ from storage.db import create_engine
 from storage.migrate import upgrade_async
 from storage.reports import FunnelReport, funnel_report
 from storage.repositories import SqlStore, SqlTransaction, new_code
-from bot.messengers import RecordingMessenger
 
 Action = Callable[[], Awaitable[None]]
 
@@ -161,8 +168,12 @@ class _Cohort:
 
 
 class Simulation:
-    def __init__(self, loaded: LoadedScript, options: SimulationOptions,
-                 progress: Callable[[float], None] | None = None) -> None:
+    def __init__(
+        self,
+        loaded: LoadedScript,
+        options: SimulationOptions,
+        progress: Callable[[float], None] | None = None,
+    ) -> None:
         options.check()
         self.loaded = loaded
         self.script = loaded.script
@@ -221,24 +232,41 @@ class Simulation:
             start = self.options.first_start + timedelta(days=7 * (i // self.options.regions))
             chat, task_chat = -1_000_000_000 - 2 * i, -1_000_000_001 - 2 * i
             record = await start_cohort(
-                self.loaded, start=start, code=new_code(), warmup_chat_id=chat,
+                self.loaded,
+                start=start,
+                code=new_code(),
+                warmup_chat_id=chat,
                 capacity=self.options.members,
             )
             async with store.transaction() as tx:
                 await tx.cohorts.bind_task_chat(record.id, task_chat)
                 refs = await tx.members.add_users(
-                    [(next(self._tg_ids), f"member {n}", None)
-                     for n in range(self.options.members)],
+                    [
+                        (next(self._tg_ids), f"member {n}", None)
+                        for n in range(self.options.members)
+                    ],
                     clock.now(),
                 )
                 await tx.commit()
             members = [
-                _Member(ref, self.rng.betavariate(2, 3), self.rng.lognormvariate(0, 0.6),
-                        self.rng.betavariate(2, 2))
+                _Member(
+                    ref,
+                    self.rng.betavariate(2, 3),
+                    self.rng.lognormvariate(0, 0.6),
+                    self.rng.betavariate(2, 2),
+                )
                 for ref in refs
             ]
-            cohort = _Cohort(record.id, self.script, tz, start, chat, task_chat,
-                             plan(self.script, start, tz), members)
+            cohort = _Cohort(
+                record.id,
+                self.script,
+                tz,
+                start,
+                chat,
+                task_chat,
+                plan(self.script, start, tz),
+                members,
+            )
             cohorts.append(cohort)
             self._schedule(cohort)
 
@@ -262,8 +290,9 @@ class Simulation:
                 self.actions += 1
                 await action()
             # The platform posts events in batches, as the HTTP API allows.
-            if (sum(map(len, self._pending_events.values())) >= 500
-                    or clock.now() - self._last_flush >= timedelta(hours=1)):
+            if sum(
+                map(len, self._pending_events.values())
+            ) >= 500 or clock.now() - self._last_flush >= timedelta(hours=1):
                 await self._flush_events()
             if self.progress:
                 self.progress(min(1.0, 1 - (end - clock.now()).total_seconds() / span))
@@ -293,8 +322,9 @@ class Simulation:
     # ------------------------------------------------------------ member behaviour
 
     def _local(self, cohort: _Cohort, day: int, hour: float) -> datetime:
-        base = datetime.combine(cohort.start + timedelta(days=day - 1), datetime.min.time(),
-                                cohort.tz)
+        base = datetime.combine(
+            cohort.start + timedelta(days=day - 1), datetime.min.time(), cohort.tz
+        )
         return (base + timedelta(hours=hour)).astimezone(UTC)
 
     def _schedule(self, cohort: _Cohort) -> None:
@@ -309,8 +339,10 @@ class Simulation:
         for member in cohort.members:
             if rng.random() < 0.06:
                 leave_day = rng.randint(2, warm_days)
-                self._at(self._local(cohort, leave_day, rng.uniform(0, 23.9)),
-                         self._leave(cohort, member))
+                self._at(
+                    self._local(cohort, leave_day, rng.uniform(0, 23.9)),
+                    self._leave(cohort, member),
+                )
         for (day, hour), crowd in crowds.items():
             self._at(self._local(cohort, day, hour + 0.5), self._join(cohort, crowd))
         for day in range(1, warm_days + 1):
@@ -327,6 +359,7 @@ class Simulation:
             outcome = await self.join(cohort.chat, [(m.ref.user_id, None) for m in arriving])
             for m in arriving:
                 m.joined = outcome.get(m.ref.user_id) in ("joined", "rejoined", "member")
+
         return act
 
     def _leave(self, cohort: _Cohort, member: _Member) -> Action:
@@ -334,6 +367,7 @@ class Simulation:
             if member.joined and not member.replied:
                 member.left = True
                 await self.leave(cohort.chat, member.ref.user_id)
+
         return act
 
     def _chat(self, cohort: _Cohort, day: int) -> Action:
@@ -344,6 +378,7 @@ class Simulation:
                 if m.joined and not m.left and self.rng.random() < m.activity * (1 - day / 20)
             }
             await self.activity(cohort.chat, counts)
+
         return act
 
     def _schedule_taps(self, cohort: _Cohort, step: PlannedStep) -> None:
@@ -377,13 +412,15 @@ class Simulation:
             if claim.outcome == "claimed" and self.rng.random() < 0.1:
                 # A double tap, as Telegram re-delivers or an impatient thumb repeats.
                 await self.claim(envelope_id, member.ref.user_id)
+
         return act
 
     def _schedule_replies(self, cohort: _Cohort, step: PlannedStep) -> None:
         pitch = cohort.script.step(step.source).pitch
         assert pitch is not None
         window = pitch.reply.window.total_seconds()
-        forms = list(pitch.reply.match) + ["1", "1", " 1 ", "1️⃣", "１"]
+        # Members answer in whatever form their keyboard gives them.
+        forms = [*pitch.reply.match, "1", "1", " 1 ", "1\ufe0f\u20e3", "\uff11"]
         for member in cohort.members:
             p = min(1.0, self.options.reply_rate * member.warmth * (0.6 + 0.8 * member.activity))
             if self.rng.random() < p:
@@ -403,12 +440,14 @@ class Simulation:
                 member.replied = True
                 delay = timedelta(minutes=self.rng.uniform(5, 360))
                 self._at(self.clock.now() + delay, self._admit(cohort, member))
+
         return act
 
     def _admit(self, cohort: _Cohort, member: _Member) -> Action:
         async def act() -> None:
             if await self.admit(cohort.id, member.ref.user_id) == "admitted":
                 self._schedule_tasks(cohort, member)
+
         return act
 
     def _schedule_tasks(self, cohort: _Cohort, member: _Member) -> None:
@@ -453,25 +492,32 @@ class Simulation:
             out = [(goal.event, {**base, goal.unique: f"v{n}"}) for n in range(need)]
             out += [(goal.event, {**base, goal.unique: "v0"})] * (need // 10)  # repeat visitors
             return out
-        extra: dict[str, object] = {"amount": self.rng.randint(1000, 20000)} if goal.event == "order.paid" else {}
+        extra: dict[str, object] = (
+            {"amount": self.rng.randint(1000, 20000)} if goal.event == "order.paid" else {}
+        )
         return [(goal.event, {**base, **extra}) for _ in range(need)]
 
-    def _emit(self, cohort: _Cohort, member: _Member, event_type: str,
-              data: dict[str, object]) -> Action:
+    def _emit(
+        self, cohort: _Cohort, member: _Member, event_type: str, data: dict[str, object]
+    ) -> Action:
         async def act() -> None:
             event = IncomingEvent(
-                event_id=f"sim-{next(self._event_ids)}", type=event_type,
-                occurred_at=self.clock.now(), telegram_user_id=member.ref.telegram_id, data=data,
+                event_id=f"sim-{next(self._event_ids)}",
+                type=event_type,
+                occurred_at=self.clock.now(),
+                telegram_user_id=member.ref.telegram_id,
+                data=data,
             )
             batch = self._pending_events[cohort.id]
             batch.append(event)
             if self.rng.random() < 0.02:
                 batch.append(event)  # the platform re-sends now and then
+
         return act
 
     async def _flush_events(self) -> None:
         self._last_flush = self.clock.now()
-        for cohort_id, batch in list(self._pending_events.items()):
+        for batch in list(self._pending_events.values()):
             if batch:
                 result = await self.ingest("platform", batch)
                 self.events += result.accepted

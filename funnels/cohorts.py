@@ -9,6 +9,7 @@ group is worse than a late one).
 
 from __future__ import annotations
 
+import contextlib
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -20,6 +21,7 @@ from funnels.money import to_minor
 from funnels.planner import local_instant, plan, task_stage_start
 from funnels.ports import (
     AdmissionsOpen,
+    AlreadyExists,
     ChatUnavailable,
     Clock,
     CohortRecord,
@@ -44,12 +46,20 @@ class CohortError(Exception):
     """An expected refusal (bad options, over budget, chat already bound); no HTTP codes."""
 
 
+class _Postponed(Exception):
+    def __init__(self, until: datetime) -> None:
+        super().__init__(until.isoformat())
+        self.until = until
+
+
 class ScriptCache:
     """Parsed scripts by content hash: a cohort keeps the exact script it started with."""
 
     def __init__(self) -> None:
         self._scripts: dict[str, Script] = {}
         self._matchers: dict[str, ReplyMatcher] = {}
+        self._unlocks: dict[int, dict[str, datetime]] = {}
+        self._by_event: dict[str, dict[str, list[Task]]] = {}
 
     def get(self, cohort: CohortRecord) -> Script:
         script = self._scripts.get(cohort.script_hash)
@@ -66,13 +76,34 @@ class ScriptCache:
             self._matchers[cohort.script_hash] = matcher
         return matcher
 
+    def reply_window(self, cohort: CohortRecord) -> timedelta:
+        pitch = self.get(cohort).pitch_step()
+        return pitch.pitch.reply.window if pitch and pitch.pitch else timedelta(0)
+
     def unlock_times(self, cohort: CohortRecord) -> dict[str, datetime]:
-        script = self.get(cohort)
-        tz = ZoneInfo(cohort.timezone)
-        first = task_stage_start(script, cohort.start_date)
-        return {
-            t.id: local_instant(first, t.unlock.day, t.unlock.time, tz) for t in script.tasks.ladder
-        }
+        """When each task of the cohort's ladder unlocks (UTC); computed once per cohort."""
+        times = self._unlocks.get(cohort.id)
+        if times is None:
+            script = self.get(cohort)
+            tz = ZoneInfo(cohort.timezone)
+            first = task_stage_start(script, cohort.start_date)
+            times = {
+                t.id: local_instant(first, t.unlock.day, t.unlock.time, tz)
+                for t in script.tasks.ladder
+            }
+            self._unlocks[cohort.id] = times
+        return times
+
+    def tasks_for_event(self, cohort: CohortRecord, event_type: str) -> list[Task]:
+        """The ladder's tasks whose goal counts ``event_type``, in ladder order."""
+        by_event = self._by_event.get(cohort.script_hash)
+        if by_event is None:
+            by_event = {}
+            for task in self.get(cohort).tasks.ladder:
+                for name in task.goal.events():
+                    by_event.setdefault(name, []).append(task)
+            self._by_event[cohort.script_hash] = by_event
+        return by_event.get(event_type, [])
 
 
 @dataclass
@@ -127,23 +158,48 @@ class StartCohort:
                 "or set budget.reward_seats"
             )
         steps = plan(script, start, tz)
+        new = NewCohort(
+            code=code,
+            script_id=script.id,
+            script_version=script.version,
+            script_hash=loaded.content_hash,
+            script_body=loaded.text,
+            locale=script.locale,
+            timezone=zone_name,
+            capacity=seats,
+            currency=script.budget.currency,
+            budget_minor=budget,
+            start_date=start,
+            ends_at=cohort_end(script, start, tz),
+            warmup_chat_id=warmup_chat_id,
+            region_id=region_id,
+            leader_id=leader_id,
+            parent_cohort_id=parent_cohort_id,
+        )
         async with self.deps.store.transaction() as tx:
             if warmup_chat_id is not None and await tx.cohorts.by_chat(warmup_chat_id):
                 raise CohortError("this group already runs a cohort")
-            cohort = await tx.cohorts.create(
-                NewCohort(
-                    code=code, script_id=script.id, script_version=script.version,
-                    script_hash=loaded.content_hash, script_body=loaded.text,
-                    locale=script.locale, timezone=zone_name, capacity=seats,
-                    currency=script.budget.currency, budget_minor=budget, start_date=start,
-                    ends_at=cohort_end(script, start, tz), warmup_chat_id=warmup_chat_id,
-                    region_id=region_id, leader_id=leader_id, parent_cohort_id=parent_cohort_id,
-                ),
-                self.deps.clock.now(),
-            )
+            try:
+                cohort = await tx.cohorts.create(new, self.deps.clock.now())
+            except AlreadyExists:  # another /launch in the same group won the race
+                raise CohortError("this group already runs a cohort") from None
             await tx.steps.add_plan(cohort.id, steps)
             await tx.commit()
         return cohort
+
+
+class RetryStep:
+    """Ops retry a run whose outcome is unknown (or that failed or was skipped): it runs
+    at the next tick, whatever its lateness. A step already done is final."""
+
+    def __init__(self, deps: Deps) -> None:
+        self.deps = deps
+
+    async def __call__(self, cohort_id: int, key: str) -> bool:
+        async with self.deps.store.transaction() as tx:
+            retried = await tx.steps.retry(cohort_id, key, self.deps.clock.now())
+            await tx.commit()
+        return retried
 
 
 @dataclass
@@ -160,8 +216,14 @@ class TickReport:
 class RunDueSteps:
     """One scheduler tick: expire stale leases, claim due runs, execute them."""
 
-    def __init__(self, deps: Deps, *, owner: str = "tick", lease: timedelta = timedelta(minutes=5),
-                 batch: int = 50) -> None:
+    def __init__(
+        self,
+        deps: Deps,
+        *,
+        owner: str = "tick",
+        lease: timedelta = timedelta(minutes=5),
+        batch: int = 50,
+    ) -> None:
         self.deps = deps
         self.owner = owner
         self.lease = lease
@@ -212,6 +274,11 @@ class RunDueSteps:
                 return "skipped"
         try:
             outcome.update(await self._execute(run, cohort, script))
+        except _Postponed as later:
+            async with self.deps.store.transaction() as tx:
+                await tx.steps.postpone(run.id, later.until)
+                await tx.commit()
+            return "postponed"
         except ChatUnavailable as exc:
             async with self.deps.store.transaction() as tx:
                 await tx.steps.release_claim(run.id)
@@ -263,6 +330,12 @@ class RunDueSteps:
             return {"message_id": message_id}
         if run.kind == "pitch_close":
             async with self.deps.store.transaction() as tx:
+                current = await tx.cohorts.get(cohort.id)
+                opened = current.pitch_opened_at if current else None
+                end = opened + self.deps.scripts.reply_window(cohort) if opened else None
+                if end is not None and self.deps.clock.now() < end:
+                    # The pitch went out late: its window runs its full length from then.
+                    raise _Postponed(end)
                 await tx.cohorts.close_pitch(cohort.id, self.deps.clock.now())
                 await tx.commit()
             return {}
@@ -282,7 +355,8 @@ class RunDueSteps:
         if part == 0:
             text = f"{talk.title}\n— {talk.speaker}\n\n{text}"
         message_id = await m.send(
-            chat, ScriptPost(text, talk.parts[part].media, cohort.locale),
+            chat,
+            ScriptPost(text, talk.parts[part].media, cohort.locale),
             pin=talk.pin and part == 0,
         )
         if part == len(talk.parts) - 1:
@@ -306,7 +380,9 @@ class RunDueSteps:
         assert spec is not None
         total = to_minor(spec.total, cohort.currency)
         amounts = split(
-            total, spec.shares, to_minor(spec.min_share, cohort.currency),
+            total,
+            spec.shares,
+            to_minor(spec.min_share, cohort.currency),
             random.Random(envelope_seed(cohort.id, run.source)),
         )
         now = self.deps.clock.now()
@@ -314,7 +390,9 @@ class RunDueSteps:
             envelope = await tx.envelopes.by_step(cohort.id, run.source)
             if envelope is None:
                 if not await tx.cohorts.reserve(cohort.id, total):
-                    raise DeliveryError("the cohort budget cannot cover this envelope", definite=True)
+                    raise DeliveryError(
+                        "the cohort budget cannot cover this envelope", definite=True
+                    )
                 envelope = await tx.envelopes.open(
                     cohort.id, run.source, cohort.currency, amounts, now, now + spec.expires_in
                 )
@@ -322,8 +400,13 @@ class RunDueSteps:
         message_id = await self.deps.messenger.send(
             chat,
             EnvelopeOffer(
-                envelope.id, envelope.total_minor, envelope.currency, envelope.shares,
-                envelope.expires_at, spec.text, cohort.locale,
+                envelope.id,
+                envelope.total_minor,
+                envelope.currency,
+                envelope.shares,
+                envelope.expires_at,
+                spec.text,
+                cohort.locale,
             ),
         )
         async with self.deps.store.transaction() as tx:
@@ -403,12 +486,18 @@ class CloseEnvelope:
             await tx.commit()
         if envelope.chat_id is not None and envelope.message_id is not None:
             summary = EnvelopeSummary(
-                envelope.id, envelope.claimed, envelope.shares, envelope.claimed_minor,
-                envelope.total_minor, envelope.currency, lucky[0] if lucky else None, name,
-                lucky[1] if lucky else 0, cohort.locale,
+                envelope.id,
+                envelope.claimed,
+                envelope.shares,
+                envelope.claimed_minor,
+                envelope.total_minor,
+                envelope.currency,
+                lucky[0] if lucky else None,
+                name,
+                lucky[1] if lucky else 0,
+                cohort.locale,
             )
-            try:
+            # The money is settled either way; a stale button only says "closed".
+            with contextlib.suppress(DeliveryError):
                 await self.deps.messenger.edit(envelope.chat_id, envelope.message_id, summary)
-            except DeliveryError:
-                pass  # the money is settled either way; a stale button only says "closed"
         return True

@@ -16,7 +16,6 @@ from funnels.cohorts import CloseEnvelope, Deps
 from funnels.ports import ShareClaim
 from funnels.stages import Stage
 
-
 JoinOutcome = Literal["joined", "rejoined", "member", "full", "no_cohort"]
 
 
@@ -71,8 +70,7 @@ class RecordActivity:
                 return
             day = now.astimezone(ZoneInfo(cohort.timezone)).date()
             await tx.members.add_activity(cohort.id, counts, day)
-            for user_id in counts:
-                await tx.members.advance(cohort.id, user_id, Stage.ENGAGED, now)
+            await tx.members.advance_many(cohort.id, list(counts), Stage.ENGAGED, now)
             await tx.commit()
 
 
@@ -91,8 +89,14 @@ class ClaimShare:
                 return claim
             assert claim.cohort_id is not None and claim.currency and claim.step_key
             await tx.ledger.credit(
-                f"envelope:{envelope_id}:{user_id}", user_id, claim.cohort_id, "envelope",
-                claim.step_key, claim.amount_minor, claim.currency, now,
+                f"envelope:{envelope_id}:{user_id}",
+                user_id,
+                claim.cohort_id,
+                "envelope",
+                claim.step_key,
+                claim.amount_minor,
+                claim.currency,
+                now,
             )
             if claim.stage is not None and claim.stage < Stage.ENGAGED:
                 await tx.members.advance(claim.cohort_id, user_id, Stage.ENGAGED, now)
@@ -118,12 +122,19 @@ class RecordReply:
                 return "no_cohort"
             if not self.deps.scripts.matcher(cohort)(text):
                 return "not_answer"
-            if cohort.pitch_opened_at is None or cohort.pitch_closed_at is not None:
+            now = self.deps.clock.now()
+            window = self.deps.scripts.reply_window(cohort)
+            if (
+                cohort.pitch_opened_at is None
+                or cohort.pitch_closed_at is not None
+                or now > cohort.pitch_opened_at + window
+            ):
+                # The window is measured from when the pitch was actually posted, so a
+                # late tick neither shortens nor stretches it.
                 return "closed"
             stage = await tx.members.stage(cohort.id, user_id)
             if stage is None:
                 return "not_member"
-            now = self.deps.clock.now()
             await tx.members.advance(cohort.id, user_id, Stage.ENGAGED, now)
             recorded = await tx.members.advance(cohort.id, user_id, Stage.REPLIED, now)
             await tx.commit()

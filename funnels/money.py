@@ -7,9 +7,30 @@ from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 
 # ISO 4217 minor-unit exponents that differ from the usual 2.
 _EXPONENTS: dict[str, int] = {
-    "BIF": 0, "CLP": 0, "DJF": 0, "GNF": 0, "ISK": 0, "JPY": 0, "KMF": 0, "KRW": 0,
-    "PYG": 0, "RWF": 0, "UGX": 0, "UYI": 0, "VND": 0, "VUV": 0, "XAF": 0, "XOF": 0,
-    "XPF": 0, "BHD": 3, "IQD": 3, "JOD": 3, "KWD": 3, "LYD": 3, "OMR": 3, "TND": 3,
+    "BIF": 0,
+    "CLP": 0,
+    "DJF": 0,
+    "GNF": 0,
+    "ISK": 0,
+    "JPY": 0,
+    "KMF": 0,
+    "KRW": 0,
+    "PYG": 0,
+    "RWF": 0,
+    "UGX": 0,
+    "UYI": 0,
+    "VND": 0,
+    "VUV": 0,
+    "XAF": 0,
+    "XOF": 0,
+    "XPF": 0,
+    "BHD": 3,
+    "IQD": 3,
+    "JOD": 3,
+    "KWD": 3,
+    "LYD": 3,
+    "OMR": 3,
+    "TND": 3,
 }
 
 
@@ -30,9 +51,9 @@ def to_minor(amount: str | Decimal | int, currency: str) -> int:
     try:
         value = Decimal(str(amount).strip())
     except InvalidOperation:
-        raise ValueError(f"{amount!r} is not an amount; write it like \"20.00\"") from None
+        raise ValueError(f'{amount!r} is not an amount; write it like "20.00"') from None
     if not value.is_finite():
-        raise ValueError(f"{amount!r} is not an amount; write it like \"20.00\"")
+        raise ValueError(f'{amount!r} is not an amount; write it like "20.00"')
     scaled = value.scaleb(exponent(currency))
     if scaled != scaled.to_integral_value():
         places = exponent(currency)

@@ -221,7 +221,13 @@ class AdmissionsOpen:
     locale: str
 
 
-Outgoing = ScriptPost | EnvelopeOffer | EnvelopeSummary | TaskAnnouncement | RewardNotice | AdmissionsOpen
+Outgoing = (
+    ScriptPost | EnvelopeOffer | EnvelopeSummary | TaskAnnouncement | RewardNotice | AdmissionsOpen
+)
+
+
+class AlreadyExists(Exception):
+    """A unique key is taken (e.g. a chat already bound to a cohort); nothing was written."""
 
 
 class DeliveryError(Exception):
@@ -274,17 +280,21 @@ class CohortRepository(Protocol):
     async def open_pitches(self) -> list[CohortRecord]:
         """Running cohorts whose pitch window is open now."""
         ...
+
     async def note_admissions(self, cohort_id: int, at: datetime) -> datetime | None:
         """Stamp the batched admissions message; returns the previous stamp."""
         ...
+
     async def finish_due(self, now: datetime) -> list[int]:
         """Running cohorts past their end with no open step: mark finished."""
         ...
+
     async def close_pitch(self, cohort_id: int, at: datetime) -> None: ...
     async def reserve(self, cohort_id: int, amount_minor: int) -> bool:
         """Add to the cohort's spend if it stays within budget; False (and nothing
         changed) when it would not."""
         ...
+
     async def release(self, cohort_id: int, amount_minor: int) -> None: ...
 
 
@@ -296,6 +306,7 @@ class StepRepository(Protocol):
     async def expire_leases(self, now: datetime) -> list[StepRunRecord]:
         """Runs whose lease ran out mid-send become ``unknown``; returns them."""
         ...
+
     async def finish(
         self,
         run_id: int,
@@ -304,11 +315,19 @@ class StepRepository(Protocol):
         outcome: Mapping[str, object] | None = None,
         error: str | None = None,
     ) -> None: ...
+    async def postpone(self, run_id: int, due_at: datetime) -> None:
+        """Back to pending with a later due time (nothing was done yet)."""
+        ...
+
     async def release_claim(self, run_id: int) -> None:
         """Back to pending (nothing was sent); used when a cohort pauses mid-tick."""
         ...
+
     async def get(self, cohort_id: int, key: str) -> StepRunRecord | None: ...
-    async def retry(self, cohort_id: int, key: str) -> bool: ...
+    async def retry(self, cohort_id: int, key: str, at: datetime) -> bool:
+        """An unknown, failed or skipped run becomes due at ``at``; False otherwise."""
+        ...
+
     async def next_due_at(self) -> datetime | None: ...
     async def open_count(self, cohort_id: int) -> int: ...
 
@@ -320,28 +339,39 @@ class MemberRepository(Protocol):
     async def by_ref(self, ref_code: str) -> MemberRef | None: ...
     async def by_telegram(self, telegram_id: int) -> MemberRef | None: ...
     async def join(
-        self, cohort_id: int, members: Sequence[tuple[int, int | None]], capacity: int,
+        self,
+        cohort_id: int,
+        members: Sequence[tuple[int, int | None]],
+        capacity: int,
         at: datetime,
     ) -> dict[int, str]:
         """Record entries into the warm-up group: (user id, inviter id) pairs. Per user:
         "joined", "rejoined" (clears ``left_at``, keeps the stage), "member" (already
         in), or "full" (past capacity, nothing written)."""
         ...
+
     async def leave(self, cohort_id: int, user_id: int, at: datetime) -> None: ...
     async def count(self, cohort_id: int) -> int: ...
     async def stage(self, cohort_id: int, user_id: int) -> Stage | None: ...
     async def advance(self, cohort_id: int, user_id: int, stage: Stage, at: datetime) -> bool:
         """Move forward to ``stage`` (stamping its time) if not already there or beyond."""
         ...
-    async def add_activity(
-        self, cohort_id: int, counts: Mapping[int, int], day: date
-    ) -> None: ...
+
+    async def advance_many(
+        self, cohort_id: int, user_ids: Sequence[int], stage: Stage, at: datetime
+    ) -> int:
+        """``advance`` for many members at once; returns how many moved."""
+        ...
+
+    async def add_activity(self, cohort_id: int, counts: Mapping[int, int], day: date) -> None: ...
     async def responders_since(self, cohort_id: int, since: datetime | None) -> tuple[int, int]:
         """(replied after ``since``, replied in all)."""
         ...
+
     async def current_cohort(self, user_id: int) -> int | None:
         """The cohort in whose task stage the member is (latest admitted)."""
         ...
+
     async def name(self, user_id: int) -> str | None: ...
     async def set_role_at_least(self, user_id: int, role: int) -> None: ...
 
@@ -358,6 +388,7 @@ class EnvelopeRepository(Protocol):
     ) -> EnvelopeRecord:
         """Create the envelope and its pre-split shares, or return the existing one."""
         ...
+
     async def set_message(self, envelope_id: int, chat_id: int, message_id: int) -> None: ...
     async def get(self, envelope_id: int) -> EnvelopeRecord | None: ...
     async def by_step(self, cohort_id: int, step_key: str) -> EnvelopeRecord | None: ...
@@ -365,6 +396,7 @@ class EnvelopeRepository(Protocol):
     async def close(self, envelope_id: int, at: datetime) -> EnvelopeRecord | None:
         """Mark closed; returns the record only to the one caller that closed it."""
         ...
+
     async def luckiest(self, envelope_id: int) -> tuple[int, int] | None:
         """(user id, amount) of the largest claimed share."""
         ...
@@ -376,17 +408,24 @@ class TaskRepository(Protocol):
     ) -> dict[str, TaskProgressRecord]:
         """Progress rows for these tasks, created empty where missing."""
         ...
+
     async def unique_values(self, progress_id: int, leaf: int) -> set[str]:
         """Distinct values already counted for a unique leaf."""
         ...
+
     async def add_unique_many(self, rows: Sequence[tuple[int, int, str]]) -> None:
         """Remember (progress id, leaf, value) triples as counted."""
         ...
+
     async def add_unique(self, progress_id: int, leaf: int, value: str) -> bool:
         """True when ``value`` is new for this leaf."""
         ...
+
     async def save(
-        self, progress_id: int, progress: Mapping[int, int], completed_at: datetime | None,
+        self,
+        progress_id: int,
+        progress: Mapping[int, int],
+        completed_at: datetime | None,
         at: datetime,
     ) -> None: ...
     async def set_reward_status(self, progress_id: int, status: str) -> None: ...
@@ -399,6 +438,7 @@ class EventRepository(Protocol):
         """Insert events, ignoring (source, id) duplicates, also within the batch;
         returns event id -> row id for the rows that were new."""
         ...
+
     async def mark_handled(
         self, ids: Sequence[tuple[int, int | None, int | None, str]], at: datetime
     ) -> None:
@@ -420,17 +460,25 @@ class LedgerRepository(Protocol):
     ) -> bool:
         """Write an entry once per idempotency key; False if the key was used."""
         ...
+
     async def balance(self, user_id: int) -> dict[str, int]: ...
 
 
 class Transaction(Protocol):
-    cohorts: CohortRepository
-    steps: StepRepository
-    members: MemberRepository
-    envelopes: EnvelopeRepository
-    tasks: TaskRepository
-    events: EventRepository
-    ledger: LedgerRepository
+    @property
+    def cohorts(self) -> CohortRepository: ...
+    @property
+    def steps(self) -> StepRepository: ...
+    @property
+    def members(self) -> MemberRepository: ...
+    @property
+    def envelopes(self) -> EnvelopeRepository: ...
+    @property
+    def tasks(self) -> TaskRepository: ...
+    @property
+    def events(self) -> EventRepository: ...
+    @property
+    def ledger(self) -> LedgerRepository: ...
 
     async def commit(self) -> None: ...
 

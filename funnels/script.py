@@ -97,7 +97,7 @@ def _clock_time(value: object) -> time:
         match = re.match(r"^([01]?\d|2[0-3]):([0-5]\d)$", value.strip())
         if match:
             return time(int(match.group(1)), int(match.group(2)))
-    raise ValueError(f"{value!r} is not a time of day; write it like \"09:00\"")
+    raise ValueError(f'{value!r} is not a time of day; write it like "09:00"')
 
 
 ClockTime = Annotated[
@@ -222,7 +222,10 @@ class Step(_Strict):
     def late_policy(self) -> tuple[Literal["run", "skip"], timedelta]:
         """(policy, grace): envelopes and posts skip after 30 min; talks and the pitch run."""
         default: Literal["run", "skip"] = "skip" if self.kind in ("red_envelope", "post") else "run"
-        return (self.late or default, self.grace if self.grace is not None else timedelta(minutes=30))
+        return (
+            self.late or default,
+            self.grace if self.grace is not None else timedelta(minutes=30),
+        )
 
 
 class QuietHours(_Strict):
@@ -286,8 +289,11 @@ class Goal(_Strict):
     def _shape(self) -> Goal:
         branches = [k for k in ("all", "any") if getattr(self, k) is not None]
         if branches:
-            leaf_keys = [k for k in ("event", "count", "unique", "sum", "at_least", "where")
-                         if getattr(self, k) is not None]
+            leaf_keys = [
+                k
+                for k in ("event", "count", "unique", "sum", "at_least", "where")
+                if getattr(self, k) is not None
+            ]
             if len(branches) > 1 or leaf_keys:
                 raise ValueError("a goal is either all:/any: of goals or one event goal, not both")
             if not getattr(self, branches[0]):
@@ -297,7 +303,9 @@ class Goal(_Strict):
             raise ValueError("a goal needs event: (or all:/any: of goals)")
         if self.sum is not None:
             if self.at_least is None or self.count is not None or self.unique is not None:
-                raise ValueError("a sum goal takes sum: FIELD and at_least: AMOUNT, not count/unique")
+                raise ValueError(
+                    "a sum goal takes sum: FIELD and at_least: AMOUNT, not count/unique"
+                )
         elif self.at_least is not None:
             raise ValueError("at_least: goes with sum: FIELD")
         return self

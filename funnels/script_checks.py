@@ -115,21 +115,25 @@ def _days(script: Script) -> list[Check]:
     last = script.warmup.days
     for i, step in enumerate(script.warmup.steps):
         if step.at.day > last:
-            out.append(Check(
-                _step_loc(i, "at", "day"),
-                f"day {step.at.day} is after the warm-up, which has {last} days "
-                f"(warmup.days); use a day from 1 to {last} or raise warmup.days",
-                "error",
-            ))
+            out.append(
+                Check(
+                    _step_loc(i, "at", "day"),
+                    f"day {step.at.day} is after the warm-up, which has {last} days "
+                    f"(warmup.days); use a day from 1 to {last} or raise warmup.days",
+                    "error",
+                )
+            )
     last = script.tasks.days
     for i, task in enumerate(script.tasks.ladder):
         if task.unlock.day > last:
-            out.append(Check(
-                _task_loc(i, "unlock", "day"),
-                f"day {task.unlock.day} is after the task stage, which has {last} days "
-                f"(tasks.days); use a day from 1 to {last} or raise tasks.days",
-                "error",
-            ))
+            out.append(
+                Check(
+                    _task_loc(i, "unlock", "day"),
+                    f"day {task.unlock.day} is after the task stage, which has {last} days "
+                    f"(tasks.days); use a day from 1 to {last} or raise tasks.days",
+                    "error",
+                )
+            )
     return out
 
 
@@ -142,14 +146,16 @@ def _duplicate_ids(script: Script) -> list[Check]:
     for item_id, loc in places:
         if item_id in first:
             earlier = first[item_id]
-            out.append(Check(
-                (*loc, "id"),
-                f"duplicate id {item_id!r}: {_describe(earlier)} already uses it; ids must be "
-                "unique across warm-up steps and tasks, as step runs and ledger entries "
-                "are keyed by them",
-                "error",
-                related=(*earlier, "id"),
-            ))
+            out.append(
+                Check(
+                    (*loc, "id"),
+                    f"duplicate id {item_id!r}: {_describe(earlier)} already uses it; ids must be "
+                    "unique across warm-up steps and tasks, as step runs and ledger entries "
+                    "are keyed by them",
+                    "error",
+                    related=(*earlier, "id"),
+                )
+            )
         else:
             first[item_id] = loc
     return out
@@ -163,22 +169,26 @@ def _describe(loc: Loc) -> str:
 def _pitch(script: Script) -> list[Check]:
     pitches = [(i, s) for i, s in enumerate(script.warmup.steps) if s.pitch is not None]
     if not pitches:
-        return [Check(
-            ("warmup", "steps"),
-            "the warm-up has no pitch step; add exactly one step with pitch: (the closing "
-            'offer members answer with "1" to join the task group)',
-            "error",
-        )]
+        return [
+            Check(
+                ("warmup", "steps"),
+                "the warm-up has no pitch step; add exactly one step with pitch: (the closing "
+                'offer members answer with "1" to join the task group)',
+                "error",
+            )
+        ]
     out: list[Check] = []
     first_index, first = pitches[0]
     for i, _step in pitches[1:]:
-        out.append(Check(
-            _step_loc(i, "pitch"),
-            f"a second pitch step; the warm-up has exactly one pitch and {first.id!r} "
-            f"({_describe(_step_loc(first_index))}) is already it; make this a post",
-            "error",
-            related=_step_loc(first_index, "pitch"),
-        ))
+        out.append(
+            Check(
+                _step_loc(i, "pitch"),
+                f"a second pitch step; the warm-up has exactly one pitch and {first.id!r} "
+                f"({_describe(_step_loc(first_index))}) is already it; make this a post",
+                "error",
+                related=_step_loc(first_index, "pitch"),
+            )
+        )
     pitch = first.pitch
     assert pitch is not None
     opens = timedelta(days=first.at.day - 1) + _since_midnight(first.at.time)
@@ -186,13 +196,15 @@ def _pitch(script: Script) -> list[Check]:
     stage_end = timedelta(days=script.warmup.days + script.tasks.days)
     if closes >= stage_end:
         task_day = closes // timedelta(days=1) + 1 - script.warmup.days
-        out.append(Check(
-            _step_loc(first_index, "pitch", "reply", "window"),
-            f"the reply window of {format_duration(pitch.reply.window)} closes on task day "
-            f"{task_day}, after the task stage ends (tasks.days is {script.tasks.days}); "
-            "shorten the window so members who reply still have time for the tasks",
-            "error",
-        ))
+        out.append(
+            Check(
+                _step_loc(first_index, "pitch", "reply", "window"),
+                f"the reply window of {format_duration(pitch.reply.window)} closes on task day "
+                f"{task_day}, after the task stage ends (tasks.days is {script.tasks.days}); "
+                "shorten the window so members who reply still have time for the tasks",
+                "error",
+            )
+        )
     return out
 
 
@@ -207,8 +219,7 @@ def _amounts_and_budget(script: Script) -> list[Check]:
         try:
             return to_minor(amount, currency)
         except ValueError as exc:
-            out.append(Check(loc, f"{exc}; amounts must be whole {currency} minor units",
-                             "error"))
+            out.append(Check(loc, f"{exc}; amounts must be whole {currency} minor units", "error"))
             return None
 
     budget = minor(script.budget.total, ("budget", "total"))
@@ -220,12 +231,14 @@ def _amounts_and_budget(script: Script) -> list[Check]:
         total = minor(envelope.total, _step_loc(i, "red_envelope", "total"))
         least = _min_share(envelope, currency)
         if least is None:
-            out.append(Check(
-                _step_loc(i, "red_envelope"),
-                f"the default min_share {envelope.min_share} is not an amount of {currency}; "
-                f'write min_share: "{format_minor(1, currency)}" (or more) for this envelope',
-                "error",
-            ))
+            out.append(
+                Check(
+                    _step_loc(i, "red_envelope"),
+                    f"the default min_share {envelope.min_share} is not an amount of {currency}; "
+                    f'write min_share: "{format_minor(1, currency)}" (or more) for this envelope',
+                    "error",
+                )
+            )
         elif isinstance(least, str):
             out.append(Check(_step_loc(i, "red_envelope", "min_share"), least, "error"))
             least = None
@@ -235,17 +248,24 @@ def _amounts_and_budget(script: Script) -> list[Check]:
         if envelopes is not None:
             envelopes += total
         if total == 0:
-            out.append(Check(_step_loc(i, "red_envelope", "total"),
-                             "an envelope total must be more than 0", "error"))
+            out.append(
+                Check(
+                    _step_loc(i, "red_envelope", "total"),
+                    "an envelope total must be more than 0",
+                    "error",
+                )
+            )
         elif least is not None and envelope.shares * least > total:
             need = format_minor(envelope.shares * least, currency)
-            out.append(Check(
-                _step_loc(i, "red_envelope", "shares"),
-                f"{envelope.shares} shares of at least {envelope.min_share} need {need} "
-                f"{currency}, more than the envelope total {envelope.total}; lower shares "
-                "or min_share, or raise total",
-                "error",
-            ))
+            out.append(
+                Check(
+                    _step_loc(i, "red_envelope", "shares"),
+                    f"{envelope.shares} shares of at least {envelope.min_share} need {need} "
+                    f"{currency}, more than the envelope total {envelope.total}; lower shares "
+                    "or min_share, or raise total",
+                    "error",
+                )
+            )
     per_member: int | None = 0
     for i, task in enumerate(script.tasks.ladder):
         for leaf_loc, leaf in _goal_leaves(task.goal, _task_loc(i, "goal")):
@@ -294,15 +314,19 @@ def _budget(script: Script, budget: int, envelopes: int, per_member: int) -> lis
         fix = f"raise budget.total to at least {money(planned)} or lower the envelope totals"
     else:
         most = (budget - envelopes) // per_member
-        fix = (f"raise budget.total to at least {money(planned)} "
-               f"or set budget.reward_seats to at most {most}")
-    return [Check(
-        ("budget", "total"),
-        f"planned spend {money(planned)} (envelopes {money(envelopes)} + task rewards "
-        f"{money(per_member)} × {seat_words}) is more than the budget "
-        f"{money(budget)}; {fix}",
-        "error",
-    )]
+        fix = (
+            f"raise budget.total to at least {money(planned)} "
+            f"or set budget.reward_seats to at most {most}"
+        )
+    return [
+        Check(
+            ("budget", "total"),
+            f"planned spend {money(planned)} (envelopes {money(envelopes)} + task rewards "
+            f"{money(per_member)} × {seat_words}) is more than the budget "
+            f"{money(budget)}; {fix}",
+            "error",
+        )
+    ]
 
 
 # ---------------------------------------------------------------- timing
@@ -325,14 +349,16 @@ def _talk_overlaps(script: Script) -> list[Check]:
             continue
         next_at, j = min(later)
         if begins + length > next_at:
-            out.append(Check(
-                _step_loc(i, "talk", "parts"),
-                f"the talk runs until {_hhmm(begins + length)} (its parts add up to "
-                f"{format_duration(length)}) and crosses into {steps[j].id!r} at "
-                f"{_hhmm(next_at)} the same day; move that step later or shorten the pauses",
-                "warning",
-                related=_step_loc(j, "at", "time"),
-            ))
+            out.append(
+                Check(
+                    _step_loc(i, "talk", "parts"),
+                    f"the talk runs until {_hhmm(begins + length)} (its parts add up to "
+                    f"{format_duration(length)}) and crosses into {steps[j].id!r} at "
+                    f"{_hhmm(next_at)} the same day; move that step later or shorten the pauses",
+                    "warning",
+                    related=_step_loc(j, "at", "time"),
+                )
+            )
     return out
 
 
@@ -356,13 +382,15 @@ def _repeated_texts(script: Script) -> list[Check]:
             key = " ".join(text.split()).casefold()
             if key in seen:
                 first_loc, first_label = seen[key]
-                out.append(Check(
-                    loc,
-                    f"the same text as {first_label}; members mute a bot that repeats itself "
-                    "(seed 004), so write this one differently",
-                    "warning",
-                    related=first_loc,
-                ))
+                out.append(
+                    Check(
+                        loc,
+                        f"the same text as {first_label}; members mute a bot that repeats itself "
+                        "(seed 004), so write this one differently",
+                        "warning",
+                        related=first_loc,
+                    )
+                )
             else:
                 seen[key] = (loc, label)
     return out
@@ -377,12 +405,14 @@ def _quiet_hours(script: Script) -> list[Check]:
     for i, step in enumerate(script.warmup.steps):
         if quiet.contains(step.at.time):
             what = step.kind.replace("_", " ")
-            out.append(Check(
-                _step_loc(i, "at", "time"),
-                f"a {what} at {_hhmm(step.at.time)} falls in quiet hours ({hours}); "
-                "members mute bots that post at night: move it or change quiet_hours",
-                "warning",
-            ))
+            out.append(
+                Check(
+                    _step_loc(i, "at", "time"),
+                    f"a {what} at {_hhmm(step.at.time)} falls in quiet hours ({hours}); "
+                    "members mute bots that post at night: move it or change quiet_hours",
+                    "warning",
+                )
+            )
             continue
         if step.talk is None:
             continue
@@ -390,12 +420,15 @@ def _quiet_hours(script: Script) -> list[Check]:
         for k, part in enumerate(step.talk.parts):
             offset += part.after
             if quiet.contains(_time_of_day(offset)):
-                out.append(Check(
-                    _step_loc(i, "talk", "parts", k),
-                    f"part {k + 1} of the talk runs at {_hhmm(offset)}, in quiet hours ({hours}); "
-                    "start the talk earlier or shorten the pauses",
-                    "warning",
-                ))
+                out.append(
+                    Check(
+                        _step_loc(i, "talk", "parts", k),
+                        f"part {k + 1} of the talk runs at {_hhmm(offset)}, "
+                        f"in quiet hours ({hours}); "
+                        "start the talk earlier or shorten the pauses",
+                        "warning",
+                    )
+                )
                 break
     return out
 
@@ -409,12 +442,14 @@ def _crowded_days(script: Script) -> list[Check]:
         if len(entries) > MAX_STEPS_PER_DAY:
             entries.sort()
             _, index = entries[MAX_STEPS_PER_DAY]
-            out.append(Check(
-                _step_loc(index, "at", "day"),
-                f"warm-up day {day} has {len(entries)} steps; more than {MAX_STEPS_PER_DAY} "
-                "a day floods the group and members mute it (seed 004): spread them out",
-                "warning",
-            ))
+            out.append(
+                Check(
+                    _step_loc(index, "at", "day"),
+                    f"warm-up day {day} has {len(entries)} steps; more than {MAX_STEPS_PER_DAY} "
+                    "a day floods the group and members mute it (seed 004): spread them out",
+                    "warning",
+                )
+            )
     return out
 
 
@@ -437,10 +472,12 @@ def _goal_events(script: Script) -> list[Check]:
     for i, task in enumerate(script.tasks.ladder):
         for loc, leaf in _goal_leaves(task.goal, _task_loc(i, "goal")):
             if leaf.event is not None and leaf.event not in KNOWN_EVENTS:
-                out.append(Check(
-                    (*loc, "event"),
-                    f"{leaf.event!r} is not an event the platform is known to send "
-                    f"(known: {known}); the task may never complete, so check the spelling",
-                    "warning",
-                ))
+                out.append(
+                    Check(
+                        (*loc, "event"),
+                        f"{leaf.event!r} is not an event the platform is known to send "
+                        f"(known: {known}); the task may never complete, so check the spelling",
+                        "warning",
+                    )
+                )
     return out

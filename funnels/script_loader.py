@@ -182,12 +182,14 @@ def _duplicate_keys(root: yaml.Node) -> list[Check]:
                 if isinstance(key, yaml.ScalarNode) and key.value != "<<":
                     first = seen.get(key.value)
                     if first is not None and first is not key:
-                        out.append(Check(
-                            (*loc, key.value),
-                            f"key {key.value!r} is written twice in this mapping (first at "
-                            f"line {first.start_mark.line + 1}); YAML keeps only the last one",
-                            "error",
-                        ))
+                        out.append(
+                            Check(
+                                (*loc, key.value),
+                                f"key {key.value!r} is written twice in this mapping (first at "
+                                f"line {first.start_mark.line + 1}); YAML keeps only the last one",
+                                "error",
+                            )
+                        )
                     seen[key.value] = key
                     walk(value, (*loc, key.value))
         elif isinstance(node, yaml.SequenceNode):
@@ -227,8 +229,11 @@ def _locate(root: yaml.Node, loc: Loc) -> _Located:
                     child, line = value, key.start_mark.line + 1
                     item = str(key.value)
                     break
-        elif (isinstance(node, yaml.SequenceNode) and isinstance(item, int)
-              and 0 <= item < len(node.value)):
+        elif (
+            isinstance(node, yaml.SequenceNode)
+            and isinstance(item, int)
+            and 0 <= item < len(node.value)
+        ):
             child = node.value[item]
             line = child.start_mark.line + 1
         names.append(_name(item, node, child))
@@ -269,8 +274,12 @@ def _name(item: str | int, container: yaml.Node | None, child: yaml.Node | None)
 def _id_of(node: yaml.Node) -> str | None:
     if isinstance(node, yaml.MappingNode):
         for key, value in reversed(node.value):
-            if (isinstance(key, yaml.ScalarNode) and key.value == "id"
-                    and isinstance(value, yaml.ScalarNode) and value.value):
+            if (
+                isinstance(key, yaml.ScalarNode)
+                and key.value == "id"
+                and isinstance(value, yaml.ScalarNode)
+                and value.value
+            ):
                 return str(value.value)
     return None
 
@@ -315,8 +324,12 @@ def _model_problems(source: str, root: yaml.Node, errors: Iterable[_Error]) -> l
         loc: Loc = tuple(error["loc"])
         at = _locate(root, loc)
         tags = 0
-        while (error["type"] != "missing" and len(loc) - tags > at.found
-               and isinstance(loc[-1 - tags], str) and _is_union_tag(str(loc[-1 - tags]))):
+        while (
+            error["type"] != "missing"
+            and len(loc) - tags > at.found
+            and isinstance(loc[-1 - tags], str)
+            and _is_union_tag(str(loc[-1 - tags]))
+        ):
             tags += 1
         if tags:
             unions.setdefault(loc[: len(loc) - tags], []).append(error)
@@ -324,10 +337,12 @@ def _model_problems(source: str, root: yaml.Node, errors: Iterable[_Error]) -> l
         out.append(Problem(source, at.line, at.field, _message(error, loc), "error"))
     for loc, alternatives in unions.items():
         at = _locate(root, loc)
-        expected = list(dict.fromkeys(
-            _EXPECTED.get(str(e["type"]), str(e["type"])) for e in alternatives
-        ))
-        choices = ", ".join(expected[:-1]) + " or " + expected[-1] if len(expected) > 1 else expected[0]
+        expected = list(
+            dict.fromkeys(_EXPECTED.get(str(e["type"]), str(e["type"])) for e in alternatives)
+        )
+        choices = (
+            ", ".join(expected[:-1]) + " or " + expected[-1] if len(expected) > 1 else expected[0]
+        )
         message = f"expected {choices}, got {_show(alternatives[0].get('input'))}"
         out.append(Problem(source, at.line, at.field, message, "error"))
     return out
@@ -381,8 +396,7 @@ def _message(error: _Error, loc: Loc) -> str:
         least = ctx.get("min_length", 1)
         return f"needs at least {least} item{'s' if least != 1 else ''}"
     if kind == "too_long":
-        return (f"has {ctx.get('actual_length')} items; at most {ctx.get('max_length')} "
-                "are allowed")
+        return f"has {ctx.get('actual_length')} items; at most {ctx.get('max_length')} are allowed"
     if kind in ("model_type", "model_attributes_type", "dict_type"):
         model = _model_at(loc)
         fields = f" with {', '.join(model.model_fields)}" if model is not None else ""

@@ -81,6 +81,7 @@ class IngestEvents:
             result.duplicates = len(events) - len(new_rows)
             batch = _Batch()
             handled: list[tuple[int, int | None, int | None, str]] = []
+            fresh: list[tuple[int, IncomingEvent, MemberRef | None]] = []
             for event in events:
                 row_id = new_rows.pop(event.event_id, None)
                 if row_id is None:  # a duplicate, here or in an earlier batch
@@ -88,7 +89,12 @@ class IngestEvents:
                 key = (event.member_ref, event.telegram_user_id)
                 if key not in batch.members:
                     batch.members[key] = await _resolve(tx, event)
-                member = batch.members[key]
+                fresh.append((row_id, event, batch.members[key]))
+            # Member by member in id order (each member's events keep their order): two
+            # batches about the same members lock their progress rows in the same order
+            # and so cannot deadlock each other on PostgreSQL.
+            fresh.sort(key=lambda item: item[2].user_id if item[2] else -1)
+            for row_id, event, member in fresh:
                 if member is None:
                     result.unmatched += 1
                     handled.append((row_id, None, None, "unknown_member"))
@@ -130,16 +136,17 @@ class IngestEvents:
             await tx.members.advance(cohort_id, member.user_id, Stage.SOLD, event.occurred_at)
         if event.occurred_at > cohort.ends_at:
             return cohort_id, "after_cohort_end"
-        script = self.deps.scripts.get(cohort)
         unlocks = self.deps.scripts.unlock_times(cohort)
         candidates = [
-            t for t in script.tasks.ladder
-            if event.type in t.goal.events() and event.occurred_at >= unlocks[t.id]
+            t
+            for t in self.deps.scripts.tasks_for_event(cohort, event.type)
+            if event.occurred_at >= unlocks[t.id]
         ]
         if not candidates:
             return cohort_id, "no_task"
-        missing = [t.id for t in candidates
-                   if (cohort_id, member.user_id, t.id) not in batch.progress]
+        missing = [
+            t.id for t in candidates if (cohort_id, member.user_id, t.id) not in batch.progress
+        ]
         if missing:
             for task_id, rec in (
                 await tx.tasks.progress_for(cohort_id, member.user_id, missing, now)
@@ -193,7 +200,13 @@ class IngestEvents:
             key = f"reward:{cohort.id}:{member.user_id}:{task.id}"
             if await tx.cohorts.reserve(cohort.id, amount):
                 if await tx.ledger.credit(
-                    key, member.user_id, cohort.id, "reward", task.id, amount, cohort.currency,
+                    key,
+                    member.user_id,
+                    cohort.id,
+                    "reward",
+                    task.id,
+                    amount,
+                    cohort.currency,
                     now,
                 ):
                     status = "paid"
@@ -207,7 +220,9 @@ class IngestEvents:
             await tx.members.advance(
                 cohort.id, member.user_id, STAGE_FOR_PROMOTION[task.promote], reached_at
             )
-            await tx.members.set_role_at_least(member.user_id, int(ROLE_FOR_PROMOTION[task.promote]))
+            await tx.members.set_role_at_least(
+                member.user_id, int(ROLE_FOR_PROMOTION[task.promote])
+            )
         return Completion(cohort.id, member, task.id, amount, status, task.promote)
 
     async def _notify(self, done: Completion) -> None:
@@ -219,8 +234,12 @@ class IngestEvents:
         await self.deps.messenger.notify(
             done.member,
             RewardNotice(
-                task.id, task.title, done.reward_minor if done.reward_status == "paid" else 0,
-                cohort.currency, done.promoted_to, done.member.language or cohort.locale,
+                task.id,
+                task.title,
+                done.reward_minor if done.reward_status == "paid" else 0,
+                cohort.currency,
+                done.promoted_to,
+                done.member.language or cohort.locale,
             ),
         )
 
@@ -231,4 +250,3 @@ async def _resolve(tx: Transaction, event: IncomingEvent) -> MemberRef | None:
     if event.telegram_user_id is not None:
         return await tx.members.by_telegram(event.telegram_user_id)
     return None
-

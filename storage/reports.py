@@ -7,19 +7,20 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import cast
 
-from sqlalchemy import func, select
+from sqlalchemy import Table, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from funnels.stages import Stage
 from storage.models import Cohort, CohortMember, Envelope, LedgerEntry, StepRun, TaskProgress
 
-_c = Cohort.__table__
-_m = CohortMember.__table__
-_e = Envelope.__table__
-_l = LedgerEntry.__table__
-_s = StepRun.__table__
-_tp = TaskProgress.__table__
+_c = cast(Table, Cohort.__table__)
+_m = cast(Table, CohortMember.__table__)
+_e = cast(Table, Envelope.__table__)
+_l = cast(Table, LedgerEntry.__table__)
+_s = cast(Table, StepRun.__table__)
+_tp = cast(Table, TaskProgress.__table__)
 
 
 @dataclass
@@ -54,7 +55,7 @@ class FunnelReport:
 
 async def funnel_report(conn: AsyncConnection, cohort_ids: Sequence[int]) -> FunnelReport:
     ids = list(cohort_ids)
-    by_stage = dict(
+    by_stage: dict[int, int] = dict(
         (
             await conn.execute(
                 select(_m.c.stage, func.count()).where(_m.c.cohort_id.in_(ids)).group_by(_m.c.stage)
@@ -68,9 +69,9 @@ async def funnel_report(conn: AsyncConnection, cohort_ids: Sequence[int]) -> Fun
         stages[stage.label] = running
     left = (
         await conn.execute(
-            select(func.count()).select_from(_m).where(
-                _m.c.cohort_id.in_(ids), _m.c.left_at.is_not(None)
-            )
+            select(func.count())
+            .select_from(_m)
+            .where(_m.c.cohort_id.in_(ids), _m.c.left_at.is_not(None))
         )
     ).scalar_one()
     budget = (
@@ -99,12 +100,12 @@ async def funnel_report(conn: AsyncConnection, cohort_ids: Sequence[int]) -> Fun
     ).one()
     over = (
         await conn.execute(
-            select(func.count()).select_from(_tp).where(
-                _tp.c.cohort_id.in_(ids), _tp.c.reward_status == "over_budget"
-            )
+            select(func.count())
+            .select_from(_tp)
+            .where(_tp.c.cohort_id.in_(ids), _tp.c.reward_status == "over_budget")
         )
     ).scalar_one()
-    completed = dict(
+    completed: dict[str, int] = dict(
         (
             await conn.execute(
                 select(_tp.c.task_id, func.count())
@@ -113,10 +114,12 @@ async def funnel_report(conn: AsyncConnection, cohort_ids: Sequence[int]) -> Fun
             )
         ).all()
     )
-    status = dict(
+    status: dict[str, int] = dict(
         (
             await conn.execute(
-                select(_s.c.status, func.count()).where(_s.c.cohort_id.in_(ids)).group_by(_s.c.status)
+                select(_s.c.status, func.count())
+                .where(_s.c.cohort_id.in_(ids))
+                .group_by(_s.c.status)
             )
         ).all()
     )

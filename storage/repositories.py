@@ -10,17 +10,18 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import date, datetime
-from typing import Any, cast
+from typing import Any, Literal, cast
 
-from sqlalchemy import bindparam, func, select, update
+from sqlalchemy import Table, bindparam, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from funnels.planner import PlannedStep
 from funnels.ports import (
+    AlreadyExists,
     CohortRecord,
     CohortStatus,
     EnvelopeRecord,
@@ -48,17 +49,17 @@ from storage.models import (
     User,
 )
 
-_c = Cohort.__table__
-_m = CohortMember.__table__
-_u = User.__table__
-_s = StepRun.__table__
-_e = Envelope.__table__
-_es = EnvelopeShare.__table__
-_tp = TaskProgress.__table__
-_tu = TaskUniqueKey.__table__
-_ev = InboundEvent.__table__
-_l = LedgerEntry.__table__
-_a = MemberActivity.__table__
+_c = cast(Table, Cohort.__table__)
+_m = cast(Table, CohortMember.__table__)
+_u = cast(Table, User.__table__)
+_s = cast(Table, StepRun.__table__)
+_e = cast(Table, Envelope.__table__)
+_es = cast(Table, EnvelopeShare.__table__)
+_tp = cast(Table, TaskProgress.__table__)
+_tu = cast(Table, TaskUniqueKey.__table__)
+_ev = cast(Table, InboundEvent.__table__)
+_l = cast(Table, LedgerEntry.__table__)
+_a = cast(Table, MemberActivity.__table__)
 
 _STAGE_COLUMN = {
     Stage.JOINED: "joined_at",
@@ -74,6 +75,26 @@ _STAGE_COLUMN = {
 _ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
 
 
+_PREPARED: dict[tuple[str, str], Any] = {}
+
+
+def _prepared(name: str, dialect: str, build: Callable[[], Any]) -> Any:
+    """A statement built once per dialect with bind parameters.
+
+    Building a SQLAlchemy expression and its cache key costs more than running it on
+    SQLite; the hot paths (taps, replies, events) reuse one statement object instead.
+    """
+    key = (name, dialect)
+    statement = _PREPARED.get(key)
+    if statement is None:
+        statement = _PREPARED[key] = build()
+    return statement
+
+
+def _greatest(dialect: str, column: Any, value: Any) -> Any:
+    return func.max(column, value) if dialect == "sqlite" else func.greatest(column, value)
+
+
 def new_code(length: int = 8) -> str:
     """A short code without look-alike characters, for links and /taskgroup."""
     return "".join(secrets.choice(_ALPHABET) for _ in range(length))
@@ -81,31 +102,64 @@ def new_code(length: int = 8) -> str:
 
 def _cohort(row: Any) -> CohortRecord:
     return CohortRecord(
-        id=row.id, code=row.code, script_id=row.script_id, script_version=row.script_version,
-        script_hash=row.script_hash, script_body=row.script_body, locale=row.locale,
-        timezone=row.timezone, capacity=row.capacity, currency=row.currency,
-        budget_minor=row.budget_minor, spent_minor=row.spent_minor, start_date=row.start_date,
-        ends_at=row.ends_at, status=row.status, warmup_chat_id=row.warmup_chat_id,
-        task_chat_id=row.task_chat_id, pitch_opened_at=row.pitch_opened_at,
-        pitch_closed_at=row.pitch_closed_at, region_id=row.region_id, leader_id=row.leader_id,
-        parent_cohort_id=row.parent_cohort_id, admissions_noted_at=row.admissions_noted_at,
+        id=row.id,
+        code=row.code,
+        script_id=row.script_id,
+        script_version=row.script_version,
+        script_hash=row.script_hash,
+        script_body=row.script_body,
+        locale=row.locale,
+        timezone=row.timezone,
+        capacity=row.capacity,
+        currency=row.currency,
+        budget_minor=row.budget_minor,
+        spent_minor=row.spent_minor,
+        start_date=row.start_date,
+        ends_at=row.ends_at,
+        status=row.status,
+        warmup_chat_id=row.warmup_chat_id,
+        task_chat_id=row.task_chat_id,
+        pitch_opened_at=row.pitch_opened_at,
+        pitch_closed_at=row.pitch_closed_at,
+        region_id=row.region_id,
+        leader_id=row.leader_id,
+        parent_cohort_id=row.parent_cohort_id,
+        admissions_noted_at=row.admissions_noted_at,
     )
 
 
 def _step(row: Any) -> StepRunRecord:
     return StepRunRecord(
-        id=row.id, cohort_id=row.cohort_id, key=row.key, source=row.source, kind=row.kind,
-        stage=row.stage, day=row.day, part=row.part, due_at=row.due_at, status=row.status,
-        attempts=row.attempts, started_at=row.started_at, outcome=row.outcome,
+        id=row.id,
+        cohort_id=row.cohort_id,
+        key=row.key,
+        source=row.source,
+        kind=row.kind,
+        stage=row.stage,
+        day=row.day,
+        part=row.part,
+        due_at=row.due_at,
+        status=row.status,
+        attempts=row.attempts,
+        started_at=row.started_at,
+        outcome=row.outcome,
     )
 
 
 def _envelope(row: Any) -> EnvelopeRecord:
     return EnvelopeRecord(
-        id=row.id, cohort_id=row.cohort_id, step_key=row.step_key, currency=row.currency,
-        total_minor=row.total_minor, shares=row.shares, claimed=row.claimed,
-        claimed_minor=row.claimed_minor, chat_id=row.chat_id, message_id=row.message_id,
-        expires_at=row.expires_at, closed_at=row.closed_at,
+        id=row.id,
+        cohort_id=row.cohort_id,
+        step_key=row.step_key,
+        currency=row.currency,
+        total_minor=row.total_minor,
+        shares=row.shares,
+        claimed=row.claimed,
+        claimed_minor=row.claimed_minor,
+        chat_id=row.chat_id,
+        message_id=row.message_id,
+        expires_at=row.expires_at,
+        closed_at=row.closed_at,
     )
 
 
@@ -118,17 +172,23 @@ class _Repo:
 class SqlCohorts(_Repo):
     async def create(self, cohort: NewCohort, created_at: datetime) -> CohortRecord:
         values = {name: getattr(cohort, name) for name in NewCohort.__dataclass_fields__}
-        row = (
-            await self.conn.execute(
-                _c.insert()
-                .values(**values, spent_minor=0, status="running", created_at=created_at)
-                .returning(*_c.c)
-            )
-        ).one()
+        statement = (
+            _c.insert()
+            .values(**values, spent_minor=0, status="running", created_at=created_at)
+            .returning(*_c.c)
+        )
+        try:
+            async with self.conn.begin_nested():
+                row = (await self.conn.execute(statement)).one()
+        except IntegrityError as exc:
+            raise AlreadyExists(str(exc.orig)) from None
         return _cohort(row)
 
     async def get(self, cohort_id: int) -> CohortRecord | None:
-        row = (await self.conn.execute(select(_c).where(_c.c.id == cohort_id))).first()
+        statement = _prepared(
+            "cohort", self.dialect, lambda: select(_c).where(_c.c.id == bindparam("id"))
+        )
+        row = (await self.conn.execute(statement, {"id": cohort_id})).first()
         return _cohort(row) if row else None
 
     async def by_code(self, code: str) -> CohortRecord | None:
@@ -136,11 +196,15 @@ class SqlCohorts(_Repo):
         return _cohort(row) if row else None
 
     async def by_chat(self, chat_id: int) -> CohortRecord | None:
-        row = (
-            await self.conn.execute(
-                select(_c).where((_c.c.warmup_chat_id == chat_id) | (_c.c.task_chat_id == chat_id))
-            )
-        ).first()
+        statement = _prepared(
+            "cohort_by_chat",
+            self.dialect,
+            lambda: select(_c).where(
+                (_c.c.warmup_chat_id == bindparam("chat"))
+                | (_c.c.task_chat_id == bindparam("chat"))
+            ),
+        )
+        row = (await self.conn.execute(statement, {"chat": chat_id})).first()
         return _cohort(row) if row else None
 
     async def set_status(
@@ -175,9 +239,7 @@ class SqlCohorts(_Repo):
 
     async def note_admissions(self, cohort_id: int, at: datetime) -> datetime | None:
         before = (
-            await self.conn.execute(
-                select(_c.c.admissions_noted_at).where(_c.c.id == cohort_id)
-            )
+            await self.conn.execute(select(_c.c.admissions_noted_at).where(_c.c.id == cohort_id))
         ).scalar()
         await self.conn.execute(
             update(_c).where(_c.c.id == cohort_id).values(admissions_noted_at=at)
@@ -229,9 +291,16 @@ class SqlSteps(_Repo):
             return 0
         rows = [
             {
-                "cohort_id": cohort_id, "key": s.key, "source": s.source, "kind": s.kind,
-                "stage": s.stage, "day": s.day, "part": s.part, "due_at": s.due_at,
-                "status": "pending", "attempts": 0,
+                "cohort_id": cohort_id,
+                "key": s.key,
+                "source": s.source,
+                "kind": s.kind,
+                "stage": s.stage,
+                "day": s.day,
+                "part": s.part,
+                "due_at": s.due_at,
+                "status": "pending",
+                "attempts": 0,
             }
             for s in steps
         ]
@@ -255,8 +324,11 @@ class SqlSteps(_Repo):
                 update(_s)
                 .where(_s.c.id.in_(due.scalar_subquery()), _s.c.status == "pending")
                 .values(
-                    status="running", lease_owner=owner, lease_until=lease_until,
-                    attempts=_s.c.attempts + 1, started_at=now,
+                    status="running",
+                    lease_owner=owner,
+                    lease_until=lease_until,
+                    attempts=_s.c.attempts + 1,
+                    started_at=now,
                 )
                 .returning(*_s.c)
             )
@@ -269,7 +341,8 @@ class SqlSteps(_Repo):
                 update(_s)
                 .where(_s.c.status == "running", _s.c.lease_until < now)
                 .values(
-                    status="unknown", finished_at=now,
+                    status="unknown",
+                    finished_at=now,
                     error="the process stopped while sending; not re-sent automatically",
                 )
                 .returning(*_s.c)
@@ -289,9 +362,20 @@ class SqlSteps(_Repo):
             update(_s)
             .where(_s.c.id == run_id)
             .values(
-                status=status, finished_at=at, outcome=dict(outcome) if outcome else None,
-                error=error, lease_owner=None, lease_until=None,
+                status=status,
+                finished_at=at,
+                outcome=dict(outcome) if outcome else None,
+                error=error,
+                lease_owner=None,
+                lease_until=None,
             )
+        )
+
+    async def postpone(self, run_id: int, due_at: datetime) -> None:
+        await self.conn.execute(
+            update(_s)
+            .where(_s.c.id == run_id)
+            .values(status="pending", due_at=due_at, lease_owner=None, lease_until=None)
         )
 
     async def release_claim(self, run_id: int) -> None:
@@ -307,14 +391,16 @@ class SqlSteps(_Repo):
         ).first()
         return _step(row) if row else None
 
-    async def retry(self, cohort_id: int, key: str) -> bool:
+    async def retry(self, cohort_id: int, key: str, at: datetime) -> bool:
+        # An ops retry means "run it now": due now, so the late policy does not skip it.
         result = await self.conn.execute(
             update(_s)
             .where(
-                _s.c.cohort_id == cohort_id, _s.c.key == key,
+                _s.c.cohort_id == cohort_id,
+                _s.c.key == key,
                 _s.c.status.in_(("unknown", "failed", "skipped")),
             )
-            .values(status="pending", error=None, finished_at=None, lease_owner=None)
+            .values(status="pending", due_at=at, error=None, finished_at=None, lease_owner=None)
         )
         return result.rowcount == 1
 
@@ -362,8 +448,12 @@ class SqlMembers(_Repo):
                         await self.conn.execute(
                             _u.insert()
                             .values(
-                                telegram_id=telegram_id, display_name=name[:256],
-                                language=language, role=1, ref_code=new_code(), created_at=at,
+                                telegram_id=telegram_id,
+                                display_name=name[:256],
+                                language=language,
+                                role=1,
+                                ref_code=new_code(),
+                                created_at=at,
                             )
                             .returning(_u.c.id)
                         )
@@ -381,8 +471,12 @@ class SqlMembers(_Repo):
         """Bulk-create users that are known not to exist yet (simulation, imports)."""
         values = [
             {
-                "telegram_id": tg, "display_name": name, "language": lang, "role": 1,
-                "ref_code": new_code(10), "created_at": at,
+                "telegram_id": tg,
+                "display_name": name,
+                "language": lang,
+                "role": 1,
+                "ref_code": new_code(10),
+                "created_at": at,
             }
             for tg, name, lang in rows
         ]
@@ -411,17 +505,21 @@ class SqlMembers(_Repo):
         )
 
     async def by_telegram(self, telegram_id: int) -> MemberRef | None:
-        row = (
-            await self.conn.execute(
-                select(_u.c.id, _u.c.telegram_id, _u.c.language).where(
-                    _u.c.telegram_id == telegram_id
-                )
-            )
-        ).first()
+        statement = _prepared(
+            "by_telegram",
+            self.dialect,
+            lambda: select(_u.c.id, _u.c.telegram_id, _u.c.language).where(
+                _u.c.telegram_id == bindparam("tg")
+            ),
+        )
+        row = (await self.conn.execute(statement, {"tg": telegram_id})).first()
         return MemberRef(row.id, row.telegram_id, row.language) if row else None
 
     async def join(
-        self, cohort_id: int, members: Sequence[tuple[int, int | None]], capacity: int,
+        self,
+        cohort_id: int,
+        members: Sequence[tuple[int, int | None]],
+        capacity: int,
         at: datetime,
     ) -> dict[int, str]:
         ids = [user_id for user_id, _ in members]
@@ -445,14 +543,23 @@ class SqlMembers(_Repo):
             )
         outcome.update({uid: "rejoined" if uid in rejoined else "member" for uid in known})
         fresh = [(uid, inviter) for uid, inviter in dict(members).items() if uid not in known]
+        if self.dialect == "postgresql" and fresh:
+            # Seats are counted, then taken: hold the cohort row so two batches of joins
+            # cannot both see the same free seats.
+            await self.conn.execute(select(_c.c.id).where(_c.c.id == cohort_id).with_for_update())
         room = max(0, capacity - await self.count(cohort_id))
         admitted, refused = fresh[:room], fresh[room:]
         if admitted:
             result = await self.conn.execute(
                 insert_ignore(self.dialect, _m, "cohort_id", "user_id"),
                 [
-                    {"cohort_id": cohort_id, "user_id": uid, "inviter_id": inviter,
-                     "stage": int(Stage.JOINED), "joined_at": at}
+                    {
+                        "cohort_id": cohort_id,
+                        "user_id": uid,
+                        "inviter_id": inviter,
+                        "stage": int(Stage.JOINED),
+                        "joined_at": at,
+                    }
                     for uid, inviter in admitted
                 ],
             )
@@ -479,25 +586,52 @@ class SqlMembers(_Repo):
         return int(value)
 
     async def stage(self, cohort_id: int, user_id: int) -> Stage | None:
+        statement = _prepared(
+            "stage",
+            self.dialect,
+            lambda: select(_m.c.stage).where(
+                _m.c.cohort_id == bindparam("cohort_id"), _m.c.user_id == bindparam("user_id")
+            ),
+        )
         value = (
-            await self.conn.execute(
-                select(_m.c.stage).where(_m.c.cohort_id == cohort_id, _m.c.user_id == user_id)
-            )
+            await self.conn.execute(statement, {"cohort_id": cohort_id, "user_id": user_id})
         ).scalar()
         return Stage(value) if value is not None else None
 
-    async def advance(self, cohort_id: int, user_id: int, stage: Stage, at: datetime) -> bool:
+    def _advance_statement(self, stage: Stage) -> Any:
         column = _STAGE_COLUMN[stage]
-        result = await self.conn.execute(
-            update(_m)
-            .where(
-                _m.c.cohort_id == cohort_id, _m.c.user_id == user_id, _m.c[column].is_(None)
-            )
-            .values({column: at, "stage": func.max(_m.c.stage, int(stage))}
-                    if self.dialect == "sqlite"
-                    else {column: at, "stage": func.greatest(_m.c.stage, int(stage))})
+        return _prepared(
+            f"advance:{column}",
+            self.dialect,
+            lambda: (
+                update(_m)
+                .where(
+                    _m.c.cohort_id == bindparam("b_cohort"),
+                    _m.c.user_id.in_(bindparam("b_users", expanding=True)),
+                    _m.c[column].is_(None),
+                )
+                .values(
+                    {
+                        column: bindparam("b_at"),
+                        "stage": _greatest(self.dialect, _m.c.stage, bindparam("b_stage")),
+                    }
+                )
+            ),
         )
-        return result.rowcount == 1
+
+    async def advance(self, cohort_id: int, user_id: int, stage: Stage, at: datetime) -> bool:
+        return await self.advance_many(cohort_id, [user_id], stage, at) == 1
+
+    async def advance_many(
+        self, cohort_id: int, user_ids: Sequence[int], stage: Stage, at: datetime
+    ) -> int:
+        if not user_ids:
+            return 0
+        result = await self.conn.execute(
+            self._advance_statement(stage),
+            {"b_cohort": cohort_id, "b_users": list(user_ids), "b_at": at, "b_stage": int(stage)},
+        )
+        return int(result.rowcount)
 
     async def add_activity(self, cohort_id: int, counts: Mapping[int, int], day: date) -> None:
         if not counts:
@@ -541,19 +675,22 @@ class SqlMembers(_Repo):
         return int(new), int(total)
 
     async def current_cohort(self, user_id: int) -> int | None:
-        value = (
-            await self.conn.execute(
+        statement = _prepared(
+            "current_cohort",
+            self.dialect,
+            lambda: (
                 select(_m.c.cohort_id)
                 .join(_c, _c.c.id == _m.c.cohort_id)
                 .where(
-                    _m.c.user_id == user_id,
+                    _m.c.user_id == bindparam("user_id"),
                     _m.c.admitted_at.is_not(None),
                     _c.c.status.in_(("running", "paused")),
                 )
                 .order_by(_m.c.admitted_at.desc())
                 .limit(1)
-            )
-        ).scalar()
+            ),
+        )
+        value = (await self.conn.execute(statement, {"user_id": user_id})).scalar()
         return int(value) if value is not None else None
 
     async def name(self, user_id: int) -> str | None:
@@ -566,6 +703,12 @@ class SqlMembers(_Repo):
         await self.conn.execute(
             update(_u).where(_u.c.id == user_id, _u.c.role < role).values(role=role)
         )
+
+
+class _NoShare(Exception):
+    def __init__(self, outcome: Literal["closed", "empty"]) -> None:
+        super().__init__(outcome)
+        self.outcome: Literal["closed", "empty"] = outcome
 
 
 class SqlEnvelopes(_Repo):
@@ -585,9 +728,15 @@ class SqlEnvelopes(_Repo):
             await self.conn.execute(
                 _e.insert()
                 .values(
-                    cohort_id=cohort_id, step_key=step_key, currency=currency,
-                    total_minor=sum(amounts), shares=len(amounts), claimed=0, claimed_minor=0,
-                    opened_at=opened_at, expires_at=expires_at,
+                    cohort_id=cohort_id,
+                    step_key=step_key,
+                    currency=currency,
+                    total_minor=sum(amounts),
+                    shares=len(amounts),
+                    claimed=0,
+                    claimed_minor=0,
+                    opened_at=opened_at,
+                    expires_at=expires_at,
                 )
                 .returning(*_e.c)
             )
@@ -615,32 +764,82 @@ class SqlEnvelopes(_Repo):
         ).first()
         return _envelope(row) if row else None
 
-    async def claim(self, envelope_id: int, user_id: int, at: datetime) -> ShareClaim:
+    def _claim_read(self) -> Any:
         # One read for everything a tap needs to know: the envelope, whether the member
         # is in its cohort, and whether they already hold a share.
         stage = (
             select(_m.c.stage)
-            .where(_m.c.cohort_id == _e.c.cohort_id, _m.c.user_id == user_id)
+            .where(_m.c.cohort_id == _e.c.cohort_id, _m.c.user_id == bindparam("user_id"))
             .scalar_subquery()
         )
         before = (
             select(_es.c.amount_minor)
-            .where(_es.c.envelope_id == _e.c.id, _es.c.user_id == user_id)
+            .where(_es.c.envelope_id == _e.c.id, _es.c.user_id == bindparam("user_id"))
             .scalar_subquery()
         )
+        return select(
+            _e.c.cohort_id,
+            _e.c.step_key,
+            _e.c.currency,
+            _e.c.expires_at,
+            _e.c.closed_at,
+            _e.c.shares,
+            _e.c.claimed,
+            stage.label("stage"),
+            before.label("before"),
+        ).where(_e.c.id == bindparam("envelope_id"))
+
+    def _claim_take(self) -> Any:
+        free = (
+            select(_es.c.id)
+            .where(_es.c.envelope_id == bindparam("b_envelope"), _es.c.user_id.is_(None))
+            .order_by(_es.c.idx)
+            .limit(1)
+        )
+        if self.dialect == "postgresql":
+            free = free.with_for_update(skip_locked=True)
+        return (
+            update(_es)
+            .where(_es.c.id == free.scalar_subquery(), _es.c.user_id.is_(None))
+            .values(user_id=bindparam("b_user"), claimed_at=bindparam("b_at"))
+            .returning(_es.c.amount_minor)
+        )
+
+    def _claim_seat(self) -> Any:
+        return (
+            update(_e)
+            .where(
+                _e.c.id == bindparam("b_envelope"),
+                _e.c.closed_at.is_(None),
+                _e.c.expires_at > bindparam("b_at"),
+                _e.c.claimed < _e.c.shares,
+            )
+            .values(claimed=_e.c.claimed + 1)
+            .returning(_e.c.claimed)
+        )
+
+    def _claim_amount(self) -> Any:
+        return (
+            update(_e)
+            .where(_e.c.id == bindparam("b_envelope"))
+            .values(claimed_minor=_e.c.claimed_minor + bindparam("b_amount"))
+        )
+
+    async def claim(self, envelope_id: int, user_id: int, at: datetime) -> ShareClaim:
         env = (
             await self.conn.execute(
-                select(
-                    _e.c.cohort_id, _e.c.step_key, _e.c.currency, _e.c.expires_at,
-                    _e.c.closed_at, _e.c.shares, _e.c.claimed, stage.label("stage"),
-                    before.label("before"),
-                ).where(_e.c.id == envelope_id)
+                _prepared("claim_read", self.dialect, self._claim_read),
+                {"user_id": user_id, "envelope_id": envelope_id},
             )
         ).first()
         if env is None:
             return ShareClaim("closed")
-        where = {"cohort_id": env.cohort_id, "step_key": env.step_key, "currency": env.currency,
-                 "stage": env.stage}
+        where = {
+            "cohort_id": env.cohort_id,
+            "step_key": env.step_key,
+            "currency": env.currency,
+            "stage": env.stage,
+        }
         if env.stage is None:
             return ShareClaim("not_member", **where)
         if env.before is not None:
@@ -649,65 +848,54 @@ class SqlEnvelopes(_Repo):
             return ShareClaim("closed", **where)
         if env.claimed >= env.shares:
             return ShareClaim("empty", **where)
-        for _attempt in range(8):
-            free = (
-                select(_es.c.id)
-                .where(_es.c.envelope_id == envelope_id, _es.c.user_id.is_(None))
-                .order_by(_es.c.idx)
-                .limit(1)
-            )
-            if self.dialect == "postgresql":
-                free = free.with_for_update(skip_locked=True)
-            take = (
-                update(_es)
-                .where(_es.c.id == free.scalar_subquery(), _es.c.user_id.is_(None))
-                .values(user_id=user_id, claimed_at=at)
-                .returning(_es.c.amount_minor)
-            )
-            try:
-                if self.dialect == "sqlite":
-                    # Units of work take turns on SQLite (see SqlStore), so no other tap
-                    # can interleave here; skip the savepoint's two extra round trips.
-                    row = (await self.conn.execute(take)).first()
-                else:
-                    async with self.conn.begin_nested():
-                        row = (await self.conn.execute(take)).first()
-            except IntegrityError:
-                # (envelope, user) is unique: a concurrent tap by the same member won.
-                amount = (
-                    await self.conn.execute(
-                        select(_es.c.amount_minor).where(
-                            _es.c.envelope_id == envelope_id, _es.c.user_id == user_id
-                        )
-                    )
-                ).scalar()
-                return ShareClaim("already", int(amount or 0), **where)
-            if row is None:
-                left = (
-                    await self.conn.execute(
-                        select(func.count())
-                        .select_from(_es)
-                        .where(_es.c.envelope_id == envelope_id, _es.c.user_id.is_(None))
-                    )
-                ).scalar_one()
-                if left == 0:
-                    return ShareClaim("empty", **where)
-                continue  # a concurrent claimer took that share between select and update
-            counted = (
+        try:
+            if self.dialect == "sqlite":
+                # Units of work take turns on SQLite (see SqlStore), so nothing can
+                # interleave here; skip the savepoint's extra round trips.
+                amount, counted = await self._take(envelope_id, user_id, at)
+            else:
+                async with self.conn.begin_nested():
+                    amount, counted = await self._take(envelope_id, user_id, at)
+        except IntegrityError:
+            # (envelope, user) is unique: a concurrent tap by the same member won.
+            held = (
                 await self.conn.execute(
-                    update(_e)
-                    .where(_e.c.id == envelope_id)
-                    .values(
-                        claimed=_e.c.claimed + 1,
-                        claimed_minor=_e.c.claimed_minor + row.amount_minor,
+                    select(_es.c.amount_minor).where(
+                        _es.c.envelope_id == envelope_id, _es.c.user_id == user_id
                     )
-                    .returning(_e.c.claimed)
                 )
-            ).scalar_one()
-            return ShareClaim(
-                "claimed", int(row.amount_minor), last_share=counted == env.shares, **where
+            ).scalar()
+            return ShareClaim("already", int(held or 0), **where)
+        except _NoShare as gone:
+            return ShareClaim(gone.outcome, **where)
+        return ShareClaim("claimed", amount, last_share=counted == env.shares, **where)
+
+    async def _take(self, envelope_id: int, user_id: int, at: datetime) -> tuple[int, int]:
+        # Take a seat on the envelope row first: the conditional update re-checks that
+        # it is open and not empty, and on PostgreSQL holds the row until commit, so a
+        # close (which releases the unclaimed money) waits for this tap and sees it.
+        counted = (
+            await self.conn.execute(
+                _prepared("claim_seat", self.dialect, self._claim_seat),
+                {"b_envelope": envelope_id, "b_at": at},
             )
-        return ShareClaim("empty", **where)
+        ).scalar()
+        if counted is None:
+            closed = (
+                await self.conn.execute(select(_e.c.closed_at).where(_e.c.id == envelope_id))
+            ).scalar()
+            raise _NoShare("closed" if closed is not None else "empty")
+        amount = (
+            await self.conn.execute(
+                _prepared("claim_take", self.dialect, self._claim_take),
+                {"b_envelope": envelope_id, "b_user": user_id, "b_at": at},
+            )
+        ).scalar_one()
+        await self.conn.execute(
+            _prepared("claim_amount", self.dialect, self._claim_amount),
+            {"b_envelope": envelope_id, "b_amount": amount},
+        )
+        return int(amount), int(counted)
 
     async def close(self, envelope_id: int, at: datetime) -> EnvelopeRecord | None:
         row = (
@@ -742,23 +930,49 @@ class SqlTasks(_Repo):
     ) -> dict[str, TaskProgressRecord]:
         if not task_ids:
             return {}
+        found = await self._read_progress(cohort_id, user_id, task_ids)
+        missing = [t for t in task_ids if t not in found]
+        if not missing:
+            return found
+        create = _prepared(
+            "progress_create",
+            self.dialect,
+            lambda: insert_ignore(self.dialect, _tp, "cohort_id", "user_id", "task_id"),
+        )
         await self.conn.execute(
-            insert_ignore(self.dialect, _tp, "cohort_id", "user_id", "task_id"),
+            create,
             [
-                {"cohort_id": cohort_id, "user_id": user_id, "task_id": t, "progress": {},
-                 "updated_at": at}
-                for t in task_ids
+                {
+                    "cohort_id": cohort_id,
+                    "user_id": user_id,
+                    "task_id": t,
+                    "progress": {},
+                    "updated_at": at,
+                }
+                for t in missing
             ],
         )
-        query = select(_tp).where(
-            _tp.c.cohort_id == cohort_id, _tp.c.user_id == user_id,
-            _tp.c.task_id.in_(list(task_ids)),
-        )
-        if self.dialect == "postgresql":
-            # Progress is read, changed and written back: lock it against a concurrent
-            # batch about the same member in another process.
-            query = query.with_for_update()
-        rows = (await self.conn.execute(query)).all()
+        return await self._read_progress(cohort_id, user_id, task_ids)
+
+    async def _read_progress(
+        self, cohort_id: int, user_id: int, task_ids: Sequence[str]
+    ) -> dict[str, TaskProgressRecord]:
+        def build() -> Any:
+            query = select(_tp).where(
+                _tp.c.cohort_id == bindparam("cohort_id"),
+                _tp.c.user_id == bindparam("user_id"),
+                _tp.c.task_id.in_(bindparam("task_ids", expanding=True)),
+            )
+            # Progress is read, changed and written back: on PostgreSQL, lock it against
+            # a concurrent batch about the same member in another process.
+            return query.with_for_update() if self.dialect == "postgresql" else query
+
+        rows = (
+            await self.conn.execute(
+                _prepared("progress_read", self.dialect, build),
+                {"cohort_id": cohort_id, "user_id": user_id, "task_ids": list(task_ids)},
+            )
+        ).all()
         return {
             r.task_id: TaskProgressRecord(
                 r.id, r.cohort_id, r.user_id, r.task_id, _progress(r.progress), r.completed_at
@@ -767,9 +981,14 @@ class SqlTasks(_Repo):
         }
 
     async def unique_values(self, progress_id: int, leaf: int) -> set[str]:
-        rows = await self.conn.execute(
-            select(_tu.c.value).where(_tu.c.progress_id == progress_id, _tu.c.leaf == leaf)
+        statement = _prepared(
+            "unique_values",
+            self.dialect,
+            lambda: select(_tu.c.value).where(
+                _tu.c.progress_id == bindparam("pid"), _tu.c.leaf == bindparam("leaf")
+            ),
         )
+        rows = await self.conn.execute(statement, {"pid": progress_id, "leaf": leaf})
         return {str(v) for v in rows.scalars()}
 
     async def add_unique_many(self, rows: Sequence[tuple[int, int, str]]) -> None:
@@ -794,13 +1013,30 @@ class SqlTasks(_Repo):
         completed_at: datetime | None,
         at: datetime,
     ) -> None:
-        values: dict[str, Any] = {
-            "progress": {str(k): v for k, v in progress.items()},
-            "updated_at": at,
-        }
-        if completed_at is not None:
-            values["completed_at"] = completed_at
-        await self.conn.execute(update(_tp).where(_tp.c.id == progress_id).values(**values))
+        statement = _prepared(
+            "progress_save",
+            self.dialect,
+            lambda: (
+                update(_tp)
+                .where(_tp.c.id == bindparam("b_id"))
+                .values(
+                    progress=bindparam("b_progress", type_=_tp.c.progress.type),
+                    updated_at=bindparam("b_at", type_=_tp.c.updated_at.type),
+                    completed_at=func.coalesce(
+                        _tp.c.completed_at, bindparam("b_done", type_=_tp.c.completed_at.type)
+                    ),
+                )
+            ),
+        )
+        await self.conn.execute(
+            statement,
+            {
+                "b_id": progress_id,
+                "b_progress": {str(k): v for k, v in progress.items()},
+                "b_at": at,
+                "b_done": completed_at,
+            },
+        )
 
     async def set_reward_status(self, progress_id: int, status: str) -> None:
         await self.conn.execute(
@@ -815,12 +1051,17 @@ class SqlEvents(_Repo):
         if not events:
             return {}
         unique: dict[str, IncomingEvent] = {}
-        for e in events:
+        # Sorted by id: two batches sharing ids take the unique-index locks in one order
+        # and cannot deadlock each other on PostgreSQL.
+        for e in sorted(events, key=lambda e: e.event_id):
             unique.setdefault(e.event_id, e)
         rows = [
             {
-                "source": source, "event_id": e.event_id, "type": e.type,
-                "occurred_at": e.occurred_at, "received_at": at,
+                "source": source,
+                "event_id": e.event_id,
+                "type": e.type,
+                "occurred_at": e.occurred_at,
+                "received_at": at,
                 "data": {
                     **dict(e.data),
                     **({"_ref": e.member_ref} if e.member_ref else {}),
@@ -829,18 +1070,17 @@ class SqlEvents(_Repo):
             }
             for e in unique.values()
         ]
-        inserted: dict[str, int] = {}
-        # One multi-row INSERT … ON CONFLICT DO NOTHING RETURNING per chunk: the rows it
-        # returns are exactly the new ones, on SQLite and PostgreSQL alike.
-        for chunk in range(0, len(rows), 500):
-            stmt = (
-                insert_ignore(self.dialect, _ev, "source", "event_id")
-                .values(rows[chunk:chunk + 500])
-                .returning(_ev.c.id, _ev.c.event_id)
-            )
-            for got in (await self.conn.execute(stmt)).all():
-                inserted[got.event_id] = got.id
-        return inserted
+        # INSERT … ON CONFLICT DO NOTHING RETURNING: the rows it returns are exactly the
+        # new ones, on SQLite and PostgreSQL alike (SQLAlchemy batches the rows).
+        statement = _prepared(
+            "events_store",
+            self.dialect,
+            lambda: insert_ignore(self.dialect, _ev, "source", "event_id").returning(
+                _ev.c.id, _ev.c.event_id
+            ),
+        )
+        result = await self.conn.execute(statement, rows)
+        return {got.event_id: got.id for got in result.all()}
 
     async def mark_handled(
         self, ids: Sequence[tuple[int, int | None, int | None, str]], at: datetime
@@ -851,8 +1091,10 @@ class SqlEvents(_Repo):
             update(_ev)
             .where(_ev.c.id == bindparam("row_id"))
             .values(
-                user_id=bindparam("uid"), cohort_id=bindparam("cid"),
-                outcome=bindparam("result"), handled_at=at,
+                user_id=bindparam("uid"),
+                cohort_id=bindparam("cid"),
+                outcome=bindparam("result"),
+                handled_at=at,
             ),
             [{"row_id": r, "uid": u, "cid": c, "result": o} for r, u, c, o in ids],
         )
@@ -870,11 +1112,24 @@ class SqlLedger(_Repo):
         currency: str,
         at: datetime,
     ) -> bool:
+        statement = _prepared(
+            "ledger_credit",
+            self.dialect,
+            lambda: insert_ignore(self.dialect, _l, "idempotency_key"),
+        )
         result = await self.conn.execute(
-            insert_ignore(self.dialect, _l, "idempotency_key").values(
-                idempotency_key=key, user_id=user_id, cohort_id=cohort_id, kind=kind, ref=ref,
-                amount_minor=amount_minor, currency=currency, created_at=at, paid_out=False,
-            )
+            statement,
+            {
+                "idempotency_key": key,
+                "user_id": user_id,
+                "cohort_id": cohort_id,
+                "kind": kind,
+                "ref": ref,
+                "amount_minor": amount_minor,
+                "currency": currency,
+                "created_at": at,
+                "paid_out": False,
+            },
         )
         return result.rowcount == 1
 
@@ -934,5 +1189,3 @@ class SqlStore:
             finally:
                 if not tx._committed and conn.in_transaction():
                     await conn.rollback()
-
-

@@ -12,7 +12,6 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-
 revision: str = "0001"
 down_revision: str | None = None
 branch_labels: str | Sequence[str] | None = None
@@ -23,9 +22,7 @@ def upgrade() -> None:
 
     op.create_table(
         "regions",
-        sa.Column(
-            "id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
-        ),
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
         sa.Column("code", sa.String(length=32), nullable=False),
         sa.Column("name", sa.String(length=128), nullable=False),
         sa.Column("timezone", sa.String(length=64), nullable=False),
@@ -36,9 +33,7 @@ def upgrade() -> None:
     )
     op.create_table(
         "users",
-        sa.Column(
-            "id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
-        ),
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
         sa.Column("telegram_id", sa.BigInteger(), nullable=True),
         sa.Column("display_name", sa.String(length=256), nullable=False),
         sa.Column("language", sa.String(length=8), nullable=True),
@@ -68,9 +63,7 @@ def upgrade() -> None:
     )
     op.create_table(
         "cohorts",
-        sa.Column(
-            "id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
-        ),
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
         sa.Column("code", sa.String(length=16), nullable=False),
         sa.Column(
             "region_id",
@@ -126,9 +119,7 @@ def upgrade() -> None:
     )
     op.create_table(
         "cohort_members",
-        sa.Column(
-            "id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
-        ),
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
         sa.Column(
             "cohort_id",
             sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
@@ -177,9 +168,7 @@ def upgrade() -> None:
 
     op.create_table(
         "envelopes",
-        sa.Column(
-            "id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
-        ),
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
         sa.Column(
             "cohort_id",
             sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
@@ -200,15 +189,11 @@ def upgrade() -> None:
             ["cohort_id"], ["cohorts.id"], name=op.f("fk_envelopes_cohort_id_cohorts")
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_envelopes")),
-        sa.UniqueConstraint(
-            "cohort_id", "step_key", name=op.f("uq_envelopes_cohort_id_step_key")
-        ),
+        sa.UniqueConstraint("cohort_id", "step_key", name=op.f("uq_envelopes_cohort_id_step_key")),
     )
     op.create_table(
         "inbound_events",
-        sa.Column(
-            "id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
-        ),
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
         sa.Column("source", sa.String(length=32), nullable=False),
         sa.Column("event_id", sa.String(length=128), nullable=False),
         sa.Column("type", sa.String(length=64), nullable=False),
@@ -236,20 +221,14 @@ def upgrade() -> None:
             ["user_id"], ["users.id"], name=op.f("fk_inbound_events_user_id_users")
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_inbound_events")),
-        sa.UniqueConstraint(
-            "source", "event_id", name=op.f("uq_inbound_events_source_event_id")
-        ),
+        sa.UniqueConstraint("source", "event_id", name=op.f("uq_inbound_events_source_event_id")),
     )
     with op.batch_alter_table("inbound_events", schema=None) as batch_op:
-        batch_op.create_index(
-            "ix_inbound_events_user_id_type", ["user_id", "type"], unique=False
-        )
+        batch_op.create_index("ix_inbound_events_user_id_type", ["user_id", "type"], unique=False)
 
     op.create_table(
         "ledger_entries",
-        sa.Column(
-            "id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
-        ),
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
         sa.Column("idempotency_key", sa.String(length=160), nullable=False),
         sa.Column(
             "user_id",
@@ -276,9 +255,7 @@ def upgrade() -> None:
             ["user_id"], ["users.id"], name=op.f("fk_ledger_entries_user_id_users")
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_ledger_entries")),
-        sa.UniqueConstraint(
-            "idempotency_key", name=op.f("uq_ledger_entries_idempotency_key")
-        ),
+        sa.UniqueConstraint("idempotency_key", name=op.f("uq_ledger_entries_idempotency_key")),
     )
     with op.batch_alter_table("ledger_entries", schema=None) as batch_op:
         batch_op.create_index("ix_ledger_entries_user_id", ["user_id"], unique=False)
@@ -305,15 +282,11 @@ def upgrade() -> None:
         sa.ForeignKeyConstraint(
             ["user_id"], ["users.id"], name=op.f("fk_member_activity_user_id_users")
         ),
-        sa.PrimaryKeyConstraint(
-            "cohort_id", "user_id", "day", name=op.f("pk_member_activity")
-        ),
+        sa.PrimaryKeyConstraint("cohort_id", "user_id", "day", name=op.f("pk_member_activity")),
     )
     op.create_table(
         "step_runs",
-        sa.Column(
-            "id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
-        ),
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
         sa.Column(
             "cohort_id",
             sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
@@ -338,20 +311,14 @@ def upgrade() -> None:
             ["cohort_id"], ["cohorts.id"], name=op.f("fk_step_runs_cohort_id_cohorts")
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_step_runs")),
-        sa.UniqueConstraint(
-            "cohort_id", "key", name=op.f("uq_step_runs_cohort_id_key")
-        ),
+        sa.UniqueConstraint("cohort_id", "key", name=op.f("uq_step_runs_cohort_id_key")),
     )
     with op.batch_alter_table("step_runs", schema=None) as batch_op:
-        batch_op.create_index(
-            "ix_step_runs_status_due_at", ["status", "due_at"], unique=False
-        )
+        batch_op.create_index("ix_step_runs_status_due_at", ["status", "due_at"], unique=False)
 
     op.create_table(
         "task_progress",
-        sa.Column(
-            "id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
-        ),
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
         sa.Column(
             "cohort_id",
             sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
@@ -385,9 +352,7 @@ def upgrade() -> None:
     )
     op.create_table(
         "envelope_shares",
-        sa.Column(
-            "id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
-        ),
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
         sa.Column(
             "envelope_id",
             sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
@@ -410,9 +375,7 @@ def upgrade() -> None:
             ["user_id"], ["users.id"], name=op.f("fk_envelope_shares_user_id_users")
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_envelope_shares")),
-        sa.UniqueConstraint(
-            "envelope_id", "idx", name=op.f("uq_envelope_shares_envelope_id_idx")
-        ),
+        sa.UniqueConstraint("envelope_id", "idx", name=op.f("uq_envelope_shares_envelope_id_idx")),
         sa.UniqueConstraint(
             "envelope_id",
             "user_id",
@@ -433,9 +396,7 @@ def upgrade() -> None:
             ["task_progress.id"],
             name=op.f("fk_task_unique_keys_progress_id_task_progress"),
         ),
-        sa.PrimaryKeyConstraint(
-            "progress_id", "leaf", "value", name=op.f("pk_task_unique_keys")
-        ),
+        sa.PrimaryKeyConstraint("progress_id", "leaf", "value", name=op.f("pk_task_unique_keys")),
     )
 
 

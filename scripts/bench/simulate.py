@@ -30,7 +30,10 @@ def main() -> None:
 
     loaded = load_script(script_path(DEFAULT_SCRIPT))
     options = SimulationOptions(
-        cohorts=args.cohorts, members=args.members, reply_rate=args.reply_rate, seed=args.seed,
+        cohorts=args.cohorts,
+        members=args.members,
+        reply_rate=args.reply_rate,
+        seed=args.seed,
         database_url=args.database_url,
     )
     started = time.perf_counter()
@@ -44,11 +47,16 @@ def main() -> None:
     print(f"wall                   {wall:.1f} s   (target <= 60 s)")
     print(f"peak RSS               {peak_mb:.0f} MB   (target <= 500 MB)")
     print(f"steps run              {result.steps_run}  ({result.steps_run / wall:.0f}/s)")
-    print(f"events ingested        {result.events}  ({result.events / wall:.0f}/s)"
-          f" + {result.duplicates} duplicates acknowledged")
+    print(
+        f"events ingested        {result.events}  ({result.events / wall:.0f}/s)"
+        f" + {result.duplicates} duplicates acknowledged"
+    )
     print(f"member actions         {result.member_actions}  ({result.member_actions / wall:.0f}/s)")
     print(f"funnel                 {stages}")
-    print("reproduce:             .venv/bin/python scripts/bench/simulate.py " + " ".join(sys.argv[1:]))
+    print(
+        "reproduce:             .venv/bin/python scripts/bench/simulate.py "
+        + " ".join(sys.argv[1:])
+    )
 
 
 if __name__ == "__main__":

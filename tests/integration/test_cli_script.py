@@ -100,7 +100,8 @@ def test_validate_reports_every_problem_as_path_line_field_message(
     assert len(lines) == 2
     assert lines[0].startswith(f"{path}:5: timezone: 'Mars/Olympus' is not an IANA time zone")
     assert lines[1].startswith(
-        f"{path}:{line_of(text, 'bogus')}: warmup.steps[d2_talk].bogus: unknown key 'bogus'; allowed here: id, at,"
+        f"{path}:{line_of(text, 'bogus')}: warmup.steps[d2_talk].bogus: "
+        "unknown key 'bogus'; allowed here: id, at,"
     )
     assert "Traceback" not in result.output
 
@@ -113,7 +114,8 @@ def test_validate_warnings_pass_with_prefix(runner: CliRunner, tmp_path: Path) -
 
     assert result.exit_code == 0
     assert result.stderr.startswith(
-        f"warning: {path}:{line_of(text, '23:30')}: warmup.steps[d1_welcome].at.time: a post at 23:30 falls in "
+        f"warning: {path}:{line_of(text, '23:30')}: warmup.steps[d1_welcome].at.time: "
+        "a post at 23:30 falls in "
         "quiet hours"
     )
     assert result.stdout == f"{path}: ok (4 steps, 2 tasks)\n"
@@ -192,8 +194,10 @@ def test_preview_shows_local_times_across_a_dst_change(runner: CliRunner, tmp_pa
     assert rows["task.invite_fans"][4] == "Invite ten fans (reward 5.00 EUR)"
     assert rows["task.first_order"][0] == "T18"
     assert "Planned envelope spend: 20.00 EUR" in result.stdout
-    assert "Planned reward spend: 500.00 EUR (5.00 EUR per member × 100 members at capacity)" \
+    assert (
+        "Planned reward spend: 500.00 EUR (5.00 EUR per member × 100 members at capacity)"
         in result.stdout
+    )
     assert "Budget: 600.00 EUR" in result.stdout
 
 

@@ -14,8 +14,13 @@ from funnels.stages import Role, Stage, advance, promote
 
 @pytest.mark.parametrize(
     ("amount", "currency", "minor"),
-    [("20.00", "CNY", 2000), ("0.05", "CNY", 5), ("7", "USD", 700), ("1500", "JPY", 1500),
-     ("1.234", "KWD", 1234)],
+    [
+        ("20.00", "CNY", 2000),
+        ("0.05", "CNY", 5),
+        ("7", "USD", 700),
+        ("1500", "JPY", 1500),
+        ("1.234", "KWD", 1234),
+    ],
 )
 def test_to_minor_exact(amount: str, currency: str, minor: int) -> None:
     assert to_minor(amount, currency) == minor

@@ -19,16 +19,33 @@ from funnels.script import Goal, Script
 
 def goal_of(spec: dict[str, Any]) -> Goal:
     """Build the goal through a whole Script, the way it reaches the engine."""
-    script = Script.model_validate({
-        "id": "line", "version": 1, "locale": "en", "title": "Line",
-        "budget": {"currency": "CNY", "total": "800.00"},
-        "warmup": {"days": 7, "steps": [
-            {"id": "d1_welcome", "at": {"day": 1, "time": "09:00"}, "post": {"text": "hi"}},
-        ]},
-        "tasks": {"days": 21, "ladder": [
-            {"id": "task_one", "title": "T", "how": "Do it", "unlock": {"day": 1}, "goal": spec},
-        ]},
-    })
+    script = Script.model_validate(
+        {
+            "id": "line",
+            "version": 1,
+            "locale": "en",
+            "title": "Line",
+            "budget": {"currency": "CNY", "total": "800.00"},
+            "warmup": {
+                "days": 7,
+                "steps": [
+                    {"id": "d1_welcome", "at": {"day": 1, "time": "09:00"}, "post": {"text": "hi"}},
+                ],
+            },
+            "tasks": {
+                "days": 21,
+                "ladder": [
+                    {
+                        "id": "task_one",
+                        "title": "T",
+                        "how": "Do it",
+                        "unlock": {"day": 1},
+                        "goal": spec,
+                    },
+                ],
+            },
+        }
+    )
     return script.task("task_one").goal
 
 
@@ -80,9 +97,7 @@ def test_where_does_not_confuse_bool_and_int() -> None:
 
 def test_unique_leaf_keys_on_the_field_value() -> None:
     goal = goal_of({"event": "link.clicked", "unique": "visitor", "count": 100})
-    assert contributions(goal, "link.clicked", {"visitor": "abc"}) == [
-        Contribution(0, 1, "abc")
-    ]
+    assert contributions(goal, "link.clicked", {"visitor": "abc"}) == [Contribution(0, 1, "abc")]
     assert contributions(goal, "link.clicked", {"visitor": 42}) == [Contribution(0, 1, "42")]
     assert contributions(goal, "link.clicked", {"other": "abc"}) == []
     assert contributions(goal, "link.clicked", {"visitor": None}) == []
@@ -103,8 +118,9 @@ def test_sum_leaf_adds_the_integer_field() -> None:
     assert evaluate(goal, {0: 10_000}, "CNY").done
 
 
-@pytest.mark.parametrize("data", [{}, {"amount": "2599"}, {"amount": 25.99}, {"amount": True},
-                                  {"amount": None}])
+@pytest.mark.parametrize(
+    "data", [{}, {"amount": "2599"}, {"amount": 25.99}, {"amount": True}, {"amount": None}]
+)
 def test_sum_leaf_ignores_missing_or_non_integer_fields(data: dict[str, object]) -> None:
     goal = goal_of({"event": "order.paid", "sum": "amount", "at_least": "100.00"})
     assert contributions(goal, "order.paid", data) == []
@@ -124,10 +140,12 @@ def test_zero_target_is_met_at_once() -> None:
 # --- branches ---------------------------------------------------------------------------
 
 
-ALL_GOAL = {"all": [
-    {"event": "fan.locked", "count": 10},
-    {"event": "order.paid", "sum": "amount", "at_least": "50.00"},
-]}
+ALL_GOAL = {
+    "all": [
+        {"event": "fan.locked", "count": 10},
+        {"event": "order.paid", "sum": "amount", "at_least": "50.00"},
+    ]
+}
 
 
 def test_all_needs_every_child_and_averages_the_bar() -> None:
@@ -138,22 +156,30 @@ def test_all_needs_every_child_and_averages_the_bar() -> None:
 
 
 def test_any_needs_one_child_and_shows_the_best_bar() -> None:
-    goal = goal_of({"any": [
-        {"event": "order.paid", "count": 1},
-        {"event": "fan.locked", "count": 20},
-    ]})
+    goal = goal_of(
+        {
+            "any": [
+                {"event": "order.paid", "count": 1},
+                {"event": "fan.locked", "count": 20},
+            ]
+        }
+    )
     assert evaluate(goal, {1: 5}, "CNY") == GoalStatus(done=False, ratio=0.25)
     assert evaluate(goal, {0: 1}, "CNY") == GoalStatus(done=True, ratio=1.0)
     assert evaluate(goal, {1: 20}, "CNY").done
 
 
 def test_one_event_may_feed_several_leaves() -> None:
-    goal = goal_of({"all": [
-        {"event": "order.paid", "count": 3},
-        {"event": "order.paid", "sum": "amount", "at_least": "50.00"},
-        {"event": "order.paid", "unique": "buyer", "count": 2},
-        {"event": "fan.locked"},
-    ]})
+    goal = goal_of(
+        {
+            "all": [
+                {"event": "order.paid", "count": 3},
+                {"event": "order.paid", "sum": "amount", "at_least": "50.00"},
+                {"event": "order.paid", "unique": "buyer", "count": 2},
+                {"event": "fan.locked"},
+            ]
+        }
+    )
     assert contributions(goal, "order.paid", {"amount": 1200, "buyer": "u1"}) == [
         Contribution(0, 1, None),
         Contribution(1, 1200, None),
@@ -162,26 +188,33 @@ def test_one_event_may_feed_several_leaves() -> None:
     assert contributions(goal, "fan.locked", {}) == [Contribution(3, 1, None)]
 
 
-NESTED = {"all": [
-    {"event": "fan.locked", "count": 10},                        # leaf 0
-    {"any": [
-        {"event": "order.paid", "count": 1},                     # leaf 1
-        {"all": [
-            {"event": "link.clicked", "unique": "visitor", "count": 100},  # leaf 2
-            {"event": "post.shared", "where": {"channel": "moments"}},     # leaf 3
-        ]},
-    ]},
-]}
+NESTED = {
+    "all": [
+        {"event": "fan.locked", "count": 10},  # leaf 0
+        {
+            "any": [
+                {"event": "order.paid", "count": 1},  # leaf 1
+                {
+                    "all": [
+                        {"event": "link.clicked", "unique": "visitor", "count": 100},  # leaf 2
+                        {"event": "post.shared", "where": {"channel": "moments"}},  # leaf 3
+                    ]
+                },
+            ]
+        },
+    ]
+}
 
 
 def test_nested_leaves_are_indexed_depth_first() -> None:
     goal = goal_of(NESTED)
     assert [leaf.event for leaf in goal.leaves()] == [
-        "fan.locked", "order.paid", "link.clicked", "post.shared",
+        "fan.locked",
+        "order.paid",
+        "link.clicked",
+        "post.shared",
     ]
-    assert contributions(goal, "post.shared", {"channel": "moments"}) == [
-        Contribution(3, 1, None)
-    ]
+    assert contributions(goal, "post.shared", {"channel": "moments"}) == [Contribution(3, 1, None)]
     assert contributions(goal, "link.clicked", {"visitor": "v9"}) == [Contribution(2, 1, "v9")]
 
 

@@ -18,22 +18,30 @@ MADRID = ZoneInfo("Europe/Madrid")
 NEW_YORK = ZoneInfo("America/New_York")
 
 
-def make_script(steps: list[dict[str, Any]], ladder: list[dict[str, Any]] | None = None,
-                warmup_days: int = 7) -> Script:
+def make_script(
+    steps: list[dict[str, Any]], ladder: list[dict[str, Any]] | None = None, warmup_days: int = 7
+) -> Script:
     if ladder is None:
-        ladder = [{
-            "id": "invite_fans", "title": "Invite", "how": "Invite 10 fans",
-            "unlock": {"day": 1}, "goal": {"event": "fan.locked", "count": 10},
-        }]
-    return Script.model_validate({
-        "id": "seven_plus_twentyone",
-        "version": 1,
-        "locale": "en",
-        "title": "Test line",
-        "budget": {"currency": "CNY", "total": "800.00"},
-        "warmup": {"days": warmup_days, "steps": steps},
-        "tasks": {"days": 21, "ladder": ladder},
-    })
+        ladder = [
+            {
+                "id": "invite_fans",
+                "title": "Invite",
+                "how": "Invite 10 fans",
+                "unlock": {"day": 1},
+                "goal": {"event": "fan.locked", "count": 10},
+            }
+        ]
+    return Script.model_validate(
+        {
+            "id": "seven_plus_twentyone",
+            "version": 1,
+            "locale": "en",
+            "title": "Test line",
+            "budget": {"currency": "CNY", "total": "800.00"},
+            "warmup": {"days": warmup_days, "steps": steps},
+            "tasks": {"days": 21, "ladder": ladder},
+        }
+    )
 
 
 def post(step_id: str, day: int, at: str) -> dict[str, Any]:
@@ -69,10 +77,17 @@ def test_post_in_default_zone_is_converted_to_utc() -> None:
 
 def test_talk_parts_accumulate_their_pauses() -> None:
     talk = {
-        "id": "d2_talk", "at": {"day": 2, "time": "20:00"},
-        "talk": {"speaker": "Ana", "title": "Retail", "parts": [
-            {"text": "one"}, {"after": "2m", "text": "two"}, {"after": "90s", "text": "three"},
-        ]},
+        "id": "d2_talk",
+        "at": {"day": 2, "time": "20:00"},
+        "talk": {
+            "speaker": "Ana",
+            "title": "Retail",
+            "parts": [
+                {"text": "one"},
+                {"after": "2m", "text": "two"},
+                {"after": "90s", "text": "three"},
+            ],
+        },
     }
     planned = plan(make_script([talk]), date(2026, 5, 1), SHANGHAI)
     parts = [p for p in planned if p.kind == "talk_part"]
@@ -82,17 +97,25 @@ def test_talk_parts_accumulate_their_pauses() -> None:
     assert {p.source for p in parts} == {"d2_talk"}
     start = utc(2026, 5, 2, 12, 0)
     assert [p.due_at for p in parts] == [
-        start, start + timedelta(minutes=2), start + timedelta(minutes=3, seconds=30),
+        start,
+        start + timedelta(minutes=2),
+        start + timedelta(minutes=3, seconds=30),
     ]
     assert all(p.day == 2 and p.stage == "warmup" for p in parts)
 
 
 def test_first_talk_part_may_wait_too() -> None:
     talk = {
-        "id": "d2_talk", "at": {"day": 2, "time": "20:00"},
-        "talk": {"speaker": "Ana", "title": "Retail", "parts": [
-            {"after": "5m", "text": "one"}, {"after": "1m", "text": "two"},
-        ]},
+        "id": "d2_talk",
+        "at": {"day": 2, "time": "20:00"},
+        "talk": {
+            "speaker": "Ana",
+            "title": "Retail",
+            "parts": [
+                {"after": "5m", "text": "one"},
+                {"after": "1m", "text": "two"},
+            ],
+        },
     }
     parts = by_key(plan(make_script([talk]), date(2026, 5, 1), SHANGHAI))
     assert parts["d2_talk"].due_at == utc(2026, 5, 2, 12, 5)
@@ -101,10 +124,16 @@ def test_first_talk_part_may_wait_too() -> None:
 
 def test_envelope_and_pitch_get_a_close_run() -> None:
     steps = [
-        {"id": "d1_envelope", "at": {"day": 1, "time": "12:00"},
-         "red_envelope": {"total": "20.00", "shares": 30, "expires_in": "10m"}},
-        {"id": "d7_pitch", "at": {"day": 7, "time": "20:00"},
-         "pitch": {"text": "Reply 1", "reply": {"match": ["1"], "window": "24h"}}},
+        {
+            "id": "d1_envelope",
+            "at": {"day": 1, "time": "12:00"},
+            "red_envelope": {"total": "20.00", "shares": 30, "expires_in": "10m"},
+        },
+        {
+            "id": "d7_pitch",
+            "at": {"day": 7, "time": "20:00"},
+            "pitch": {"text": "Reply 1", "reply": {"match": ["1"], "window": "24h"}},
+        },
     ]
     planned = by_key(plan(make_script(steps), date(2026, 5, 1), SHANGHAI))
 
@@ -126,11 +155,20 @@ def test_envelope_and_pitch_get_a_close_run() -> None:
 
 def test_task_unlocks_are_days_of_the_task_stage() -> None:
     ladder = [
-        {"id": "invite_fans", "title": "Invite", "how": "Invite", "unlock": {"day": 1},
-         "goal": {"event": "fan.locked", "count": 10}},
-        {"id": "share_deal", "title": "Share", "how": "Share",
-         "unlock": {"day": 8, "time": "20:00"},
-         "goal": {"event": "link.clicked", "unique": "visitor", "count": 100}},
+        {
+            "id": "invite_fans",
+            "title": "Invite",
+            "how": "Invite",
+            "unlock": {"day": 1},
+            "goal": {"event": "fan.locked", "count": 10},
+        },
+        {
+            "id": "share_deal",
+            "title": "Share",
+            "how": "Share",
+            "unlock": {"day": 8, "time": "20:00"},
+            "goal": {"event": "link.clicked", "unique": "visitor", "count": 100},
+        },
     ]
     script = make_script([post("d1_welcome", 1, "09:00")], ladder, warmup_days=7)
     start = date(2026, 5, 1)
@@ -169,10 +207,16 @@ def test_plan_is_sorted_by_due_time_then_key() -> None:
 def test_keys_are_unique_and_stable_across_calls() -> None:
     steps = [
         post("d1_welcome", 1, "09:00"),
-        {"id": "d1_envelope", "at": {"day": 1, "time": "12:00"},
-         "red_envelope": {"total": "20.00", "shares": 30}},
-        {"id": "d2_talk", "at": {"day": 2, "time": "20:00"},
-         "talk": {"speaker": "A", "title": "T", "parts": [{"text": "a"}, {"text": "b"}]}},
+        {
+            "id": "d1_envelope",
+            "at": {"day": 1, "time": "12:00"},
+            "red_envelope": {"total": "20.00", "shares": 30},
+        },
+        {
+            "id": "d2_talk",
+            "at": {"day": 2, "time": "20:00"},
+            "talk": {"speaker": "A", "title": "T", "parts": [{"text": "a"}, {"text": "b"}]},
+        },
     ]
     script = make_script(steps)
     first = plan(script, date(2026, 5, 1), SHANGHAI)
@@ -211,8 +255,11 @@ def test_same_wall_time_moves_in_utc_across_spring_forward() -> None:
 
 
 def test_window_is_elapsed_time_across_dst() -> None:
-    pitch = {"id": "d1_pitch", "at": {"day": 1, "time": "20:00"},
-             "pitch": {"text": "Reply 1", "reply": {"window": "24h"}}}
+    pitch = {
+        "id": "d1_pitch",
+        "at": {"day": 1, "time": "20:00"},
+        "pitch": {"text": "Reply 1", "reply": {"window": "24h"}},
+    }
     planned = by_key(plan(make_script([pitch]), date(2026, 3, 7), NEW_YORK))
     opened, closed = planned["d1_pitch"], planned["d1_pitch.close"]
     assert closed.due_at - opened.due_at == timedelta(hours=24)
@@ -225,11 +272,11 @@ def test_nonexistent_wall_time_is_shifted_forward_by_the_gap() -> None:
     due = local_instant(date(2026, 3, 28), 2, time(2, 30), MADRID)
     assert due == utc(2026, 3, 29, 1, 30)
     assert due.tzinfo is UTC
-    assert due.astimezone(MADRID).replace(tzinfo=None) == datetime(2026, 3, 29, 3, 30)
+    assert due.astimezone(MADRID).replace(tzinfo=None) == datetime(2026, 3, 29, 3, 30)  # noqa: DTZ001 - wall time
 
     # New York: 2026-03-08 02:00 EST jumps to 03:00 EDT.
     due_ny = local_instant(date(2026, 3, 8), 1, time(2, 15), NEW_YORK)
-    assert due_ny.astimezone(NEW_YORK).replace(tzinfo=None) == datetime(2026, 3, 8, 3, 15)
+    assert due_ny.astimezone(NEW_YORK).replace(tzinfo=None) == datetime(2026, 3, 8, 3, 15)  # noqa: DTZ001 - wall time
 
 
 def test_steps_inside_the_gap_stay_distinct_and_ordered() -> None:
@@ -256,7 +303,10 @@ def test_local_instant_rejects_day_zero() -> None:
 
 
 ZONES = [
-    "Europe/Madrid", "America/New_York", "Asia/Shanghai", "Australia/Lord_Howe",
+    "Europe/Madrid",
+    "America/New_York",
+    "Asia/Shanghai",
+    "Australia/Lord_Howe",
     "America/Santiago",
 ]
 

@@ -19,9 +19,29 @@ PITCH_FORMS = ["1", "\uff11", "一"]
 @pytest.mark.parametrize(
     "text",
     [
-        "1", " 1 ", "\uff11", "1️⃣", "1\u20e3", "1.", "1!", "1。", "\uff11\uff01", "【1】",
-        "*1*", "\t1\n", "1\u200b", "\u200b1", "\ufeff1", "「1」", "(1)", "\uff08\uff11\uff09",
-        "①", "1\uff5e", "1!!!", "« 1 »", "1 。",
+        "1",
+        " 1 ",
+        "\uff11",
+        "1️⃣",
+        "1\u20e3",
+        "1.",
+        "1!",
+        "1。",
+        "\uff11\uff01",
+        "【1】",
+        "*1*",
+        "\t1\n",
+        "1\u200b",
+        "\u200b1",
+        "\ufeff1",
+        "「1」",
+        "(1)",
+        "\uff08\uff11\uff09",
+        "①",
+        "1\uff5e",
+        "1!!!",
+        "« 1 »",
+        "1 。",
     ],
 )
 def test_spellings_of_the_answer_match(text: str) -> None:
@@ -30,8 +50,7 @@ def test_spellings_of_the_answer_match(text: str) -> None:
 
 @pytest.mark.parametrize(
     "text",
-    ["10", "11", "1 2", "I want 1", "1 please", "21", "", " ", "!", "1️⃣1️⃣", "12", "1a", "a1",
-     "一"],
+    ["10", "11", "1 2", "I want 1", "1 please", "21", "", " ", "!", "1️⃣1️⃣", "12", "1a", "a1", "一"],
 )
 def test_anything_else_does_not(text: str) -> None:
     assert not is_answer(text, ONE)

@@ -96,8 +96,7 @@ def test_valid_script_loads_with_hash_of_raw_bytes_and_no_warnings() -> None:
 
 
 def test_hash_changes_with_any_byte() -> None:
-    assert (load_script_text(VALID).content_hash
-            != load_script_text(VALID + "\n").content_hash)
+    assert load_script_text(VALID).content_hash != load_script_text(VALID + "\n").content_hash
 
 
 def test_source_name_is_used_in_problems() -> None:
@@ -111,7 +110,7 @@ def test_source_name_is_used_in_problems() -> None:
 
 
 def test_unknown_key_reports_its_line_and_the_allowed_keys() -> None:
-    text = edit("      post: {text: \"Welcome", "      bogus: 1\n      post: {text: \"Welcome")
+    text = edit('      post: {text: "Welcome', '      bogus: 1\n      post: {text: "Welcome')
 
     problem = only_error(text)
 
@@ -125,8 +124,10 @@ def test_unknown_key_reports_its_line_and_the_allowed_keys() -> None:
 def test_misspelt_key_gets_a_suggestion() -> None:
     text = edit('total: "600.00"', 'totl: "600.00"')
     messages = [p.message for p in problems_of(text)]
-    assert "unknown key 'totl' (did you mean 'total'?); allowed here: currency, total, " \
+    assert (
+        "unknown key 'totl' (did you mean 'total'?); allowed here: currency, total, "
         "reward_seats" in messages
+    )
 
 
 def test_missing_field_points_at_the_parent_mapping() -> None:
@@ -349,18 +350,24 @@ def test_amounts_follow_the_currency_minor_unit() -> None:
 
 
 def test_no_pitch_is_an_error() -> None:
-    text = edit('      pitch: {text: "Want to open your own shop? Reply 1.", reply: {window: 24h}}',
-                '      post: {text: "See you tomorrow."}')
+    text = edit(
+        '      pitch: {text: "Want to open your own shop? Reply 1.", reply: {window: 24h}}',
+        '      post: {text: "See you tomorrow."}',
+    )
     problem = only_error(text)
     assert problem.field == "warmup.steps"
     assert "no pitch step" in problem.message
 
 
 def test_a_second_pitch_is_an_error() -> None:
-    text = VALID.replace("tasks:\n", "    - id: d7_pitch_again\n"
-                         "      at: {day: 7, time: \"21:00\"}\n"
-                         "      pitch: {text: \"Last call: reply 1.\"}\n"
-                         "tasks:\n", 1)
+    text = VALID.replace(
+        "tasks:\n",
+        "    - id: d7_pitch_again\n"
+        '      at: {day: 7, time: "21:00"}\n'
+        '      pitch: {text: "Last call: reply 1."}\n'
+        "tasks:\n",
+        1,
+    )
     problem = only_error(text)
     assert problem.field == "warmup.steps[d7_pitch_again].pitch"
     assert "exactly one pitch" in problem.message and "'d7_pitch'" in problem.message
@@ -376,8 +383,10 @@ def test_pitch_window_must_close_before_the_task_stage_ends() -> None:
 
 
 def test_repeated_text_and_quiet_hours_are_warnings() -> None:
-    text = edit('text: "First, know your ten best customers."',
-                'text: "Welcome, everyone.  This week we meet every evening."')
+    text = edit(
+        'text: "First, know your ten best customers."',
+        'text: "Welcome, everyone.  This week we meet every evening."',
+    )
     text = edit('time: "09:00"', 'time: "23:30"', text)
 
     loaded = load_script_text(text)
@@ -412,8 +421,8 @@ def test_talk_running_into_the_next_step_is_a_warning() -> None:
 def test_more_than_six_steps_a_day_is_a_warning() -> None:
     extra = "".join(
         f"    - id: d3_post_{n}\n"
-        f"      at: {{day: 3, time: \"1{n}:00\"}}\n"
-        f"      post: {{text: \"Note number {n}\"}}\n"
+        f'      at: {{day: 3, time: "1{n}:00"}}\n'
+        f'      post: {{text: "Note number {n}"}}\n'
         for n in range(7)
     )
     text = VALID.replace("tasks:\n", extra + "tasks:\n", 1)
@@ -425,8 +434,10 @@ def test_more_than_six_steps_a_day_is_a_warning() -> None:
 
 
 def test_unknown_goal_event_is_a_warning() -> None:
-    text = edit("{event: order.paid, count: 1}",
-                "{any: [{event: order.paid, count: 1}, {event: order.payed, count: 1}]}")
+    text = edit(
+        "{event: order.paid, count: 1}",
+        "{any: [{event: order.paid, count: 1}, {event: order.payed, count: 1}]}",
+    )
     (warning,) = load_script_text(text).warnings
     assert warning.field == "tasks.ladder[first_order].goal.any[1].event"
     assert "'order.payed' is not an event the platform is known to send" in warning.message
@@ -459,8 +470,9 @@ def test_planned_spend_in_minor_units() -> None:
 
 
 def test_problem_string_forms() -> None:
-    assert str(Problem("a.yaml", 3, "budget.total", "too small", "error")) == \
-        "a.yaml:3: budget.total: too small"
-    assert str(Problem("a.yaml", 3, "locale", "odd", "warning")) == \
-        "warning: a.yaml:3: locale: odd"
+    assert (
+        str(Problem("a.yaml", 3, "budget.total", "too small", "error"))
+        == "a.yaml:3: budget.total: too small"
+    )
+    assert str(Problem("a.yaml", 3, "locale", "odd", "warning")) == "warning: a.yaml:3: locale: odd"
     assert str(Problem("a.yaml", None, "", "no such file", "error")) == "a.yaml: no such file"

@@ -1,0 +1,19 @@
+"""Fixtures of the engine tests; the databases come from ``tests/conftest.py``."""
+
+from __future__ import annotations
+
+import pytest
+
+from bot.messengers import RecordingMessenger
+from funnels.clock import ManualClock
+from funnels.cohorts import Deps
+from storage.repositories import SqlStore
+from tests.integration.funnel_kit import Kit, load, warmup_at
+
+
+@pytest.fixture
+def kit(store: SqlStore) -> Kit:
+    """The mini script over ``store`` (SQLite and PostgreSQL), at 08:00 on warm-up day 1."""
+    clock = ManualClock(warmup_at(1, "08:00"))
+    messenger = RecordingMessenger()
+    return Kit(store, clock, messenger, Deps(store, messenger, clock), load())

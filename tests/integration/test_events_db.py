@@ -1,0 +1,400 @@
+"""IngestEvents over SQLite and PostgreSQL: dedupe, unlocks, goals, rewards, budget, promotion."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime, timedelta
+
+from sqlalchemy import select
+
+from funnels.cohorts import Deps
+from funnels.ports import CohortRecord, IncomingEvent, MemberRef, RewardNotice
+from funnels.stages import Role, Stage
+from funnels.tasks import IngestEvents
+from tests.integration.funnel_kit import (
+    TASK_CHAT,
+    Kit,
+    Rendezvous,
+    events_t,
+    ledger_t,
+    members_t,
+    progress_t,
+    task_at,
+    uniques_t,
+    users_t,
+)
+
+DAY1 = task_at(1, "10:00")
+DAY2 = task_at(2, "10:00")
+
+
+async def task_cohort(kit: Kit, admitted: int) -> tuple[CohortRecord, list[MemberRef]]:
+    cohort = await kit.start()
+    async with kit.store.transaction() as tx:
+        await tx.cohorts.bind_task_chat(cohort.id, TASK_CHAT)
+        await tx.commit()
+    refs = await kit.admitted(cohort, admitted)
+    kit.clock.set(task_at(1, "12:00"))
+    return cohort, refs
+
+
+async def outcomes(kit: Kit) -> dict[str, tuple[str | None, int | None, int | None]]:
+    rows = await kit.rows(
+        select(events_t.c.event_id, events_t.c.outcome, events_t.c.user_id, events_t.c.cohort_id)
+    )
+    return {r.event_id: (r.outcome, r.user_id, r.cohort_id) for r in rows}
+
+
+async def progress(kit: Kit, user_id: int, task_id: str) -> tuple[dict[str, int], object, object]:
+    [row] = await kit.rows(
+        select(progress_t.c.progress, progress_t.c.completed_at, progress_t.c.reward_status).where(
+            progress_t.c.user_id == user_id, progress_t.c.task_id == task_id
+        )
+    )
+    return dict(row.progress), row.completed_at, row.reward_status
+
+
+async def ledger(kit: Kit) -> list[tuple[int, str, int, str]]:
+    rows = await kit.rows(
+        select(
+            ledger_t.c.user_id, ledger_t.c.ref, ledger_t.c.amount_minor, ledger_t.c.idempotency_key
+        )
+        .where(ledger_t.c.kind == "reward")
+        .order_by(ledger_t.c.id)
+    )
+    return [tuple(r) for r in rows]
+
+
+def fans(kit: Kit, member: MemberRef, n: int, at: datetime = DAY1) -> list[IncomingEvent]:
+    return [kit.event("fan.locked", at + timedelta(minutes=i), member) for i in range(n)]
+
+
+async def test_duplicate_event_ids_are_acknowledged_and_counted_once(kit: Kit) -> None:
+    cohort, [m] = await task_cohort(kit, 1)
+    e1, e2, e3 = fans(kit, m, 3)
+    ingest = kit.ingest()
+
+    first = await ingest("platform", [e1, e1, e2])
+
+    assert (first.accepted, first.duplicates, first.unmatched) == (2, 1, 0)
+    assert first.completions == []
+    assert (await progress(kit, m.user_id, "invite_fans"))[0] == {"0": 2}
+
+    second = await ingest("platform", [e2, e3, e1])
+
+    assert (second.accepted, second.duplicates) == (1, 2)
+    assert [(c.task_id, c.reward_status) for c in second.completions] == [("invite_fans", "paid")]
+    assert await kit.count(events_t) == 3
+    assert (await progress(kit, m.user_id, "invite_fans"))[0] == {"0": 3}
+    assert len(await ledger(kit)) == 1
+
+    third = await ingest("platform", [e1, e2, e3])
+    assert (third.accepted, third.duplicates, third.completions) == (0, 3, [])
+    # The same id from another source is another event.
+    other = await ingest(
+        "crm", [IncomingEvent(e1.event_id, "fan.locked", DAY1, telegram_user_id=m.telegram_id)]
+    )
+    assert (other.accepted, other.duplicates) == (1, 0)
+    assert await kit.count(events_t) == 4
+    assert len(await ledger(kit)) == 1
+    assert (await kit.cohort(cohort.id)).spent_minor == 50
+
+
+async def test_events_before_a_task_unlocks_do_not_count(kit: Kit) -> None:
+    _, [m] = await task_cohort(kit, 1)
+    early = kit.event("fan.locked", task_at(1, "08:59"), m, event_id="early")
+    on_time = kit.event("fan.locked", task_at(1, "09:00"), m, event_id="on-time")
+    sale_day1 = kit.event("order.paid", task_at(1, "15:00"), m, event_id="sale-day1")
+
+    result = await kit.ingest()("platform", [early, on_time, sale_day1])
+
+    assert result.accepted == 3
+    got = await outcomes(kit)
+    assert got["early"][0] == "no_task"
+    assert got["on-time"][0] == "counted"
+    assert got["sale-day1"][0] == "no_task"  # first_sale unlocks on task day 2
+    assert (await progress(kit, m.user_id, "invite_fans"))[0] == {"0": 1}
+    assert await kit.count(progress_t, progress_t.c.task_id == "first_sale") == 0
+
+
+async def test_a_count_goal_completes_at_the_nth_event_and_pays_once(kit: Kit) -> None:
+    cohort, [m, other] = await task_cohort(kit, 2)
+    ingest = kit.ingest()
+    events = fans(kit, m, 5)
+
+    r1 = await ingest("platform", events[:2])
+    assert r1.completions == []
+    assert await kit.stage(cohort.id, m.user_id) == Stage.ADMITTED
+    assert kit.messenger.notices == []
+
+    r2 = await ingest("platform", events[2:3])
+
+    [done] = r2.completions
+    assert (done.task_id, done.reward_minor, done.reward_status, done.promoted_to) == (
+        "invite_fans",
+        50,
+        "paid",
+        None,
+    )
+    assert done.member.user_id == m.user_id
+    values, completed_at, status = await progress(kit, m.user_id, "invite_fans")
+    assert (values, completed_at, status) == ({"0": 3}, events[2].occurred_at, "paid")
+    assert await ledger(kit) == [
+        (m.user_id, "invite_fans", 50, f"reward:{cohort.id}:{m.user_id}:invite_fans")
+    ]
+    assert kit.messenger.notices == [
+        (m, RewardNotice("invite_fans", "Invite three fans", 50, "USD", None, "en"))
+    ]
+    [row] = await kit.rows(
+        members_t.select().where(
+            members_t.c.cohort_id == cohort.id, members_t.c.user_id == m.user_id
+        )
+    )
+    assert (row.stage, row.tasked_at) == (Stage.TASKED, events[2].occurred_at)
+    assert (await kit.cohort(cohort.id)).spent_minor == 50
+
+    r3 = await ingest("platform", events[3:])
+
+    assert r3.completions == []
+    assert (await outcomes(kit))[events[3].event_id][0] == "no_progress"
+    assert (await progress(kit, m.user_id, "invite_fans"))[0] == {"0": 3}
+    assert len(await ledger(kit)) == 1
+    assert len(kit.messenger.notices) == 1
+    assert await kit.stage(cohort.id, other.user_id) == Stage.ADMITTED
+    async with kit.store.transaction() as tx:
+        assert await tx.ledger.balance(m.user_id) == {"USD": 50}
+
+
+async def test_a_unique_goal_ignores_repeated_values_across_batches(kit: Kit) -> None:
+    _, [m] = await task_cohort(kit, 1)
+    ingest = kit.ingest()
+
+    def click(visitor: str | None) -> IncomingEvent:
+        data = {"visitor": visitor} if visitor is not None else {}
+        return kit.event("link.clicked", DAY1, m, **data)
+
+    r1 = await ingest("platform", [click("v-a"), click("v-a"), click(None)])
+    assert r1.accepted == 3 and r1.completions == []
+    r2 = await ingest("platform", [click("v-a")])
+    assert r2.completions == []
+    assert (await progress(kit, m.user_id, "visitors"))[0] == {"0": 1}
+
+    r3 = await ingest("platform", [click("v-b")])
+
+    [done] = r3.completions
+    assert (done.task_id, done.reward_minor, done.reward_status) == ("visitors", 0, "none")
+    values, completed_at, status = await progress(kit, m.user_id, "visitors")
+    assert (values, completed_at, status) == ({"0": 2}, DAY1, None)
+    values_seen = await kit.rows(select(uniques_t.c.value).order_by(uniques_t.c.value))
+    assert [r.value for r in values_seen] == ["v-a", "v-b"]
+    assert await ledger(kit) == []
+    assert kit.messenger.notices == []  # nothing paid, nothing promoted: no message
+
+
+async def test_order_paid_makes_a_shopkeeper(kit: Kit) -> None:
+    cohort, [m] = await task_cohort(kit, 1)
+    kit.clock.set(DAY2)
+
+    result = await kit.ingest()("platform", [kit.event("order.paid", DAY2, m, amount=1999)])
+
+    [done] = result.completions
+    assert (done.task_id, done.reward_status, done.promoted_to) == (
+        "first_sale",
+        "paid",
+        "shopkeeper",
+    )
+    [row] = await kit.rows(
+        members_t.select().where(
+            members_t.c.cohort_id == cohort.id, members_t.c.user_id == m.user_id
+        )
+    )
+    assert row.stage == Stage.SHOPKEEPER
+    assert (row.tasked_at, row.sold_at, row.shopkeeper_at) == (DAY2, DAY2, DAY2)
+    [user] = await kit.rows(select(users_t.c.role).where(users_t.c.id == m.user_id))
+    assert user.role == Role.SHOPKEEPER
+    assert kit.messenger.notices == [
+        (m, RewardNotice("first_sale", "First sale", 20, "USD", "shopkeeper", "en"))
+    ]
+    assert await ledger(kit) == [
+        (m.user_id, "first_sale", 20, f"reward:{cohort.id}:{m.user_id}:first_sale")
+    ]
+
+    again = await kit.ingest()("platform", [kit.event("order.paid", DAY2 + timedelta(hours=1), m)])
+    assert again.completions == []
+    assert await kit.stage(cohort.id, m.user_id) == Stage.SHOPKEEPER
+    assert len(await ledger(kit)) == 1
+
+
+async def test_a_sale_before_the_sale_task_unlocks_still_marks_sold(kit: Kit) -> None:
+    cohort, [m] = await task_cohort(kit, 1)
+
+    await kit.ingest()("platform", [kit.event("order.paid", DAY1, m, event_id="early-sale")])
+
+    assert await kit.stage(cohort.id, m.user_id) == Stage.SOLD
+    assert (await outcomes(kit))["early-sale"][0] == "no_task"
+    [user] = await kit.rows(select(users_t.c.role).where(users_t.c.id == m.user_id))
+    assert user.role == Role.MEMBER  # not promoted: the task did not complete
+
+
+async def test_rewards_past_the_budget_are_withheld(kit: Kit) -> None:
+    # Budget 1.70, nothing spent on envelopes (no tick ran): three 0.50 rewards fit, the
+    # fourth does not; then a 0.20 reward fits exactly and the next one does not.
+    cohort, refs = await task_cohort(kit, 5)
+    ingest = kit.ingest()
+    statuses = []
+    for m in refs[:4]:
+        [done] = (await ingest("platform", fans(kit, m, 3))).completions
+        statuses.append(done.reward_status)
+
+    assert statuses == ["paid", "paid", "paid", "over_budget"]
+    assert (await kit.cohort(cohort.id)).spent_minor == 150
+    assert await progress(kit, refs[3].user_id, "invite_fans") == (
+        {"0": 3},
+        DAY1 + timedelta(minutes=2),
+        "over_budget",
+    )
+    assert [r[0] for r in await ledger(kit)] == [m.user_id for m in refs[:3]]
+    assert [n[0].user_id for n in kit.messenger.notices] == [m.user_id for m in refs[:3]]
+    assert await kit.stage(cohort.id, refs[3].user_id) == Stage.TASKED  # the task still counts
+
+    kit.clock.set(DAY2)
+    [sale_a] = (await ingest("platform", [kit.event("order.paid", DAY2, refs[0])])).completions
+    [sale_b] = (await ingest("platform", [kit.event("order.paid", DAY2, refs[1])])).completions
+
+    assert (sale_a.reward_status, sale_b.reward_status) == ("paid", "over_budget")
+    assert (await kit.cohort(cohort.id)).spent_minor == 170
+    assert len(await ledger(kit)) == 4
+    # Promotion does not depend on money: the member is told, with nothing paid.
+    assert kit.messenger.notices[-1] == (
+        refs[1],
+        RewardNotice("first_sale", "First sale", 0, "USD", "shopkeeper", "en"),
+    )
+    assert await kit.stage(cohort.id, refs[1].user_id) == Stage.SHOPKEEPER
+
+
+async def test_events_for_unknown_members_are_unmatched(kit: Kit) -> None:
+    cohort, [m] = await task_cohort(kit, 1)
+    async with kit.store.transaction() as tx:
+        ref = await tx.members.ref_code(m.user_id)
+    events = [
+        IncomingEvent("by-tg", "fan.locked", DAY1, telegram_user_id=987654321),
+        IncomingEvent("by-ref", "fan.locked", DAY1, member_ref="NOSUCHREF"),
+        IncomingEvent("nobody", "fan.locked", DAY1),
+        IncomingEvent("known-ref", "fan.locked", DAY1, member_ref=ref),
+    ]
+
+    result = await kit.ingest()("platform", events)
+
+    assert (result.accepted, result.duplicates, result.unmatched) == (4, 0, 3)
+    assert await outcomes(kit) == {
+        "by-tg": ("unknown_member", None, None),
+        "by-ref": ("unknown_member", None, None),
+        "nobody": ("unknown_member", None, None),
+        "known-ref": ("counted", m.user_id, cohort.id),
+    }
+    assert await kit.count(events_t, events_t.c.handled_at.is_(None)) == 0
+
+
+async def test_a_member_not_admitted_gets_no_task_stage(kit: Kit) -> None:
+    cohort, _ = await task_cohort(kit, 1)
+    [joined_only] = await kit.members(1)
+    await kit.force_stage(cohort.id, joined_only.user_id, Stage.REPLIED)
+
+    result = await kit.ingest()("platform", fans(kit, joined_only, 3))
+
+    assert result.completions == [] and result.unmatched == 0
+    assert {o for o, _, _ in (await outcomes(kit)).values()} == {"no_task_stage"}
+    assert {u for _, u, _ in (await outcomes(kit)).values()} == {joined_only.user_id}
+    assert await kit.count(progress_t) == 0
+    assert await kit.stage(cohort.id, joined_only.user_id) == Stage.REPLIED
+
+
+async def test_events_after_the_cohort_ends_do_not_count(kit: Kit) -> None:
+    cohort, [m] = await task_cohort(kit, 1)
+    end = (await kit.cohort(cohort.id)).ends_at
+    kit.clock.set(end + timedelta(hours=1))
+
+    await kit.ingest()("platform", fans(kit, m, 3, at=end + timedelta(minutes=1)))
+
+    assert {o for o, _, _ in (await outcomes(kit)).values()} == {"after_cohort_end"}
+    assert await ledger(kit) == []
+
+
+async def test_an_unreachable_member_is_paid_without_a_message(kit: Kit) -> None:
+    cohort, [m] = await task_cohort(kit, 1)
+    assert m.telegram_id is not None
+    kit.messenger.unreachable.add(m.telegram_id)
+
+    [done] = (await kit.ingest()("platform", fans(kit, m, 3))).completions
+
+    assert done.reward_status == "paid"
+    assert kit.messenger.notices == []
+    assert len(await ledger(kit)) == 1
+    assert (await kit.cohort(cohort.id)).spent_minor == 50
+
+
+async def test_concurrent_batches_about_the_same_members_both_go_through(kit: Kit) -> None:
+    _, [x, y] = await task_cohort(kit, 2)
+    # On PostgreSQL each batch has taken its first member's progress when the other one
+    # starts (the rendezvous gives up after a second if a lock keeps the other away).
+    store = (
+        kit.store if kit.dialect == "sqlite" else Rendezvous(kit.store, "tasks", "progress_for", 2)
+    )
+    ingest = IngestEvents(Deps(store, kit.messenger, kit.clock))  # type: ignore[arg-type]
+
+    results = await asyncio.gather(
+        ingest("platform", [kit.event("fan.locked", DAY1, x), kit.event("fan.locked", DAY1, y)]),
+        ingest("platform", [kit.event("fan.locked", DAY1, y), kit.event("fan.locked", DAY1, x)]),
+        return_exceptions=True,
+    )
+
+    assert [r if isinstance(r, BaseException) else r.accepted for r in results] == [2, 2]
+    assert (await progress(kit, x.user_id, "invite_fans"))[0] == {"0": 2}
+    assert (await progress(kit, y.user_id, "invite_fans"))[0] == {"0": 2}
+
+
+async def test_overlapping_concurrent_batches_count_each_event_once(kit: Kit) -> None:
+    cohort, [m] = await task_cohort(kit, 1)
+    events = fans(kit, m, 6)
+    # Every event is in two of the batches (a platform retrying while sending new ones).
+    batches = [[events[i], events[(i + 1) % 6]] for i in range(6)]
+
+    results = await asyncio.gather(*(kit.ingest()("platform", b) for b in batches))
+
+    assert sum(r.accepted for r in results) == 6
+    assert sum(r.duplicates for r in results) == 6
+    completions = [c for r in results for c in r.completions]
+    assert [(c.task_id, c.reward_status) for c in completions] == [("invite_fans", "paid")]
+    assert (await progress(kit, m.user_id, "invite_fans"))[0] == {"0": 3}
+    assert (
+        sorted(o for o, _, _ in (await outcomes(kit)).values())
+        == ["counted"] * 3 + ["no_progress"] * 3
+    )
+    assert len(await ledger(kit)) == 1
+    assert (await kit.cohort(cohort.id)).spent_minor == 50
+    assert len(kit.messenger.notices) == 1
+
+
+async def test_big_batches_racing_in_opposite_orders_both_go_through(kit: Kit) -> None:
+    _, [m] = await task_cohort(kit, 1)
+    rounds = 3
+    for r in range(rounds):
+        events = [
+            kit.event("link.clicked", DAY1, m, event_id=f"r{r}-{i:05d}", visitor=f"v{r}-{i}")
+            for i in range(2500)
+        ]
+
+        results = await asyncio.gather(
+            kit.ingest()("platform", events),
+            kit.ingest()("platform", list(reversed(events))),
+            return_exceptions=True,
+        )
+
+        assert [
+            x if isinstance(x, BaseException) else x.accepted + x.duplicates for x in results
+        ] == [
+            2500,
+            2500,
+        ]
+        assert sum(x.accepted for x in results if not isinstance(x, BaseException)) == 2500
+    assert await kit.count(events_t) == rounds * 2500
