@@ -455,8 +455,9 @@ class Simulation:
         first_task_day = script.warmup.days
         drive = member.diligence
         for rank, task in enumerate(script.tasks.ladder):
-            # Falling probability down the ladder; a member who stops, stops for good.
-            if self.rng.random() > drive * (0.95 - 0.1 * rank):
+            # Falling probability down the ladder (each rung a little less likely, more so
+            # for the less driven); a member who stops, stops for good.
+            if self.rng.random() > 0.5 + 0.45 * drive - 0.04 * rank:
                 break
             day = first_task_day + task.unlock.day
             unlock = self._local(cohort, day, task.unlock.time.hour + task.unlock.time.minute / 60)
