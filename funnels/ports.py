@@ -337,6 +337,16 @@ class MemberRepository(Protocol):
         self, telegram_id: int, name: str, language: str | None, at: datetime
     ) -> MemberRef: ...
     async def by_ref(self, ref_code: str) -> MemberRef | None: ...
+    async def resolve_many(
+        self, refs: Sequence[str], telegram_ids: Sequence[int]
+    ) -> tuple[dict[str, MemberRef], dict[int, MemberRef]]:
+        """Members of a batch by ref code and by Telegram id."""
+        ...
+
+    async def current_cohorts(self, user_ids: Sequence[int]) -> dict[int, int]:
+        """``current_cohort`` for many members (absent: none)."""
+        ...
+
     async def by_telegram(self, telegram_id: int) -> MemberRef | None: ...
     async def join(
         self,
@@ -413,6 +423,22 @@ class TaskRepository(Protocol):
         """Distinct values already counted for a unique leaf."""
         ...
 
+    async def progress_many(
+        self, keys: Sequence[tuple[int, int, str]], at: datetime
+    ) -> dict[tuple[int, int, str], TaskProgressRecord]:
+        """Progress rows for (cohort, user, task) triples, created where missing and
+        locked against concurrent batches."""
+        ...
+
+    async def unique_values_many(
+        self, progress_ids: Sequence[int], values: Sequence[str]
+    ) -> dict[tuple[int, int], set[str]]:
+        """Which of ``values`` each (progress id, leaf) has already counted."""
+        ...
+
+    async def save_many(
+        self, rows: Sequence[tuple[int, Mapping[int, int], datetime | None]], at: datetime
+    ) -> None: ...
     async def add_unique_many(self, rows: Sequence[tuple[int, int, str]]) -> None:
         """Remember (progress id, leaf, value) triples as counted."""
         ...

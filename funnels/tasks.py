@@ -55,10 +55,10 @@ class _Progress:
 
 @dataclass
 class _Batch:
-    """What one batch has loaded and changed; written back once at the end."""
+    """What one batch needs, loaded up front in a few queries, and what it changed;
+    written back once at the end."""
 
-    members: dict[tuple[str | None, int | None], MemberRef | None] = field(default_factory=dict)
-    cohort_of: dict[int, int | None] = field(default_factory=dict)
+    cohort_of: dict[int, int] = field(default_factory=dict)
     cohorts: dict[int, CohortRecord] = field(default_factory=dict)
     progress: dict[tuple[int, int, str], _Progress] = field(default_factory=dict)
     uniques: dict[tuple[int, int], set[str]] = field(default_factory=dict)
@@ -79,31 +79,27 @@ class IngestEvents:
             new_rows = await tx.events.store(source, events, now)
             result.accepted = len(new_rows)
             result.duplicates = len(events) - len(new_rows)
-            batch = _Batch()
+            fresh = [(new_rows.pop(e.event_id), e) for e in events if e.event_id in new_rows]
+            by_ref, by_tg = await tx.members.resolve_many(
+                [e.member_ref for _, e in fresh if e.member_ref is not None],
+                [e.telegram_user_id for _, e in fresh if e.telegram_user_id is not None],
+            )
+            resolved = [(row_id, e, _member(e, by_ref, by_tg)) for row_id, e in fresh]
+            batch = await self._load(tx, resolved, now)
+            # Member by member in id order (each member's events keep their order), as the
+            # progress rows were locked.
+            resolved.sort(key=lambda item: item[2].user_id if item[2] else -1)
             handled: list[tuple[int, int | None, int | None, str]] = []
-            fresh: list[tuple[int, IncomingEvent, MemberRef | None]] = []
-            for event in events:
-                row_id = new_rows.pop(event.event_id, None)
-                if row_id is None:  # a duplicate, here or in an earlier batch
-                    continue
-                key = (event.member_ref, event.telegram_user_id)
-                if key not in batch.members:
-                    batch.members[key] = await _resolve(tx, event)
-                fresh.append((row_id, event, batch.members[key]))
-            # Member by member in id order (each member's events keep their order): two
-            # batches about the same members lock their progress rows in the same order
-            # and so cannot deadlock each other on PostgreSQL.
-            fresh.sort(key=lambda item: item[2].user_id if item[2] else -1)
-            for row_id, event, member in fresh:
+            for row_id, event, member in resolved:
                 if member is None:
                     result.unmatched += 1
                     handled.append((row_id, None, None, "unknown_member"))
                     continue
                 cohort_id, outcome = await self._apply(tx, batch, member, event, result, now)
                 handled.append((row_id, member.user_id, cohort_id, outcome))
-            for row in batch.progress.values():
-                if row.dirty:
-                    await tx.tasks.save(row.id, row.values, row.completed_at, now)
+            await tx.tasks.save_many(
+                [(r.id, r.values, r.completed_at) for r in batch.progress.values() if r.dirty], now
+            )
             await tx.tasks.add_unique_many(batch.new_uniques)
             await tx.events.mark_handled(handled, now)
             await tx.commit()
@@ -112,6 +108,53 @@ class IngestEvents:
                 if done.reward_status == "paid" or done.promoted_to:
                     await self._notify(done)
         return result
+
+    async def _load(
+        self,
+        tx: Transaction,
+        resolved: Sequence[tuple[int, IncomingEvent, MemberRef | None]],
+        now: datetime,
+    ) -> _Batch:
+        """Everything the batch's events can touch, in a handful of queries."""
+        batch = _Batch()
+        users = sorted({m.user_id for _, _, m in resolved if m is not None})
+        batch.cohort_of = await tx.members.current_cohorts(users)
+        for cohort_id in set(batch.cohort_of.values()):
+            cohort = await tx.cohorts.get(cohort_id)
+            assert cohort is not None
+            batch.cohorts[cohort_id] = cohort
+        wanted: set[tuple[int, int, str]] = set()
+        unique_keys: dict[tuple[int, int, str], set[str]] = {}
+        for _, event, member in resolved:
+            in_cohort = batch.cohort_of.get(member.user_id) if member else None
+            if member is None or in_cohort is None:
+                continue
+            for task in self._candidates(batch.cohorts[in_cohort], event):
+                key = (in_cohort, member.user_id, task.id)
+                wanted.add(key)
+                for c in contributions(task.goal, event.type, event.data):
+                    if c.unique_key is not None:
+                        unique_keys.setdefault(key, set()).add(c.unique_key[:128])
+        for key, rec in (await tx.tasks.progress_many(sorted(wanted), now)).items():
+            batch.progress[key] = _Progress(rec.id, dict(rec.progress), rec.completed_at)
+        # Only the values this batch brings are looked up: a member's earlier clicks can
+        # number in the hundreds and most are irrelevant here.
+        batch.uniques = await tx.tasks.unique_values_many(
+            [batch.progress[k].id for k in unique_keys if k in batch.progress],
+            sorted(set().union(*unique_keys.values())) if unique_keys else [],
+        )
+        return batch
+
+    def _candidates(self, cohort: CohortRecord, event: IncomingEvent) -> list[Task]:
+        """Unlocked tasks of the cohort's ladder that this event can count towards."""
+        if event.occurred_at > cohort.ends_at:
+            return []
+        unlocks = self.deps.scripts.unlock_times(cohort)
+        return [
+            t
+            for t in self.deps.scripts.tasks_for_event(cohort, event.type)
+            if event.occurred_at >= unlocks[t.id]
+        ]
 
     async def _apply(
         self,
@@ -122,38 +165,17 @@ class IngestEvents:
         result: IngestResult,
         now: datetime,
     ) -> tuple[int | None, str]:
-        if member.user_id not in batch.cohort_of:
-            batch.cohort_of[member.user_id] = await tx.members.current_cohort(member.user_id)
-        cohort_id = batch.cohort_of[member.user_id]
+        cohort_id = batch.cohort_of.get(member.user_id)
         if cohort_id is None:
             return None, "no_task_stage"
-        cohort = batch.cohorts.get(cohort_id)
-        if cohort is None:
-            found = await tx.cohorts.get(cohort_id)
-            assert found is not None
-            cohort = batch.cohorts[cohort_id] = found
+        cohort = batch.cohorts[cohort_id]
         if event.type == "order.paid":
             await tx.members.advance(cohort_id, member.user_id, Stage.SOLD, event.occurred_at)
         if event.occurred_at > cohort.ends_at:
             return cohort_id, "after_cohort_end"
-        unlocks = self.deps.scripts.unlock_times(cohort)
-        candidates = [
-            t
-            for t in self.deps.scripts.tasks_for_event(cohort, event.type)
-            if event.occurred_at >= unlocks[t.id]
-        ]
+        candidates = self._candidates(cohort, event)
         if not candidates:
             return cohort_id, "no_task"
-        missing = [
-            t.id for t in candidates if (cohort_id, member.user_id, t.id) not in batch.progress
-        ]
-        if missing:
-            for task_id, rec in (
-                await tx.tasks.progress_for(cohort_id, member.user_id, missing, now)
-            ).items():
-                batch.progress[(cohort_id, member.user_id, task_id)] = _Progress(
-                    rec.id, dict(rec.progress), rec.completed_at
-                )
         counted = False
         for task in candidates:
             row = batch.progress[(cohort_id, member.user_id, task.id)]
@@ -162,10 +184,7 @@ class IngestEvents:
             changed = False
             for c in contributions(task.goal, event.type, event.data):
                 if c.unique_key is not None:
-                    seen = batch.uniques.get((row.id, c.leaf))
-                    if seen is None:
-                        seen = await tx.tasks.unique_values(row.id, c.leaf)
-                        batch.uniques[(row.id, c.leaf)] = seen
+                    seen = batch.uniques.setdefault((row.id, c.leaf), set())
                     value = c.unique_key[:128]
                     if value in seen:
                         continue
@@ -244,9 +263,11 @@ class IngestEvents:
         )
 
 
-async def _resolve(tx: Transaction, event: IncomingEvent) -> MemberRef | None:
+def _member(
+    event: IncomingEvent, by_ref: dict[str, MemberRef], by_tg: dict[int, MemberRef]
+) -> MemberRef | None:
     if event.member_ref is not None:
-        return await tx.members.by_ref(event.member_ref)
+        return by_ref.get(event.member_ref)
     if event.telegram_user_id is not None:
-        return await tx.members.by_telegram(event.telegram_user_id)
+        return by_tg.get(event.telegram_user_id)
     return None

@@ -491,6 +491,44 @@ class SqlMembers(_Repo):
         by_tg = {r.telegram_id: MemberRef(r.id, r.telegram_id, r.language) for r in found}
         return [by_tg[r[0]] for r in rows]
 
+    async def resolve_many(
+        self, refs: Sequence[str], telegram_ids: Sequence[int]
+    ) -> tuple[dict[str, MemberRef], dict[int, MemberRef]]:
+        """Members by personal ref code and by Telegram id: two queries for a batch."""
+        by_ref: dict[str, MemberRef] = {}
+        by_tg: dict[int, MemberRef] = {}
+        if refs:
+            rows = await self.conn.execute(
+                select(_u.c.id, _u.c.telegram_id, _u.c.language, _u.c.ref_code).where(
+                    _u.c.ref_code.in_(sorted(set(refs)))
+                )
+            )
+            by_ref = {r.ref_code: MemberRef(r.id, r.telegram_id, r.language) for r in rows}
+        if telegram_ids:
+            rows = await self.conn.execute(
+                select(_u.c.id, _u.c.telegram_id, _u.c.language).where(
+                    _u.c.telegram_id.in_(sorted(set(telegram_ids)))
+                )
+            )
+            by_tg = {r.telegram_id: MemberRef(r.id, r.telegram_id, r.language) for r in rows}
+        return by_ref, by_tg
+
+    async def current_cohorts(self, user_ids: Sequence[int]) -> dict[int, int]:
+        """``current_cohort`` for many members: user id -> cohort id (absent: none)."""
+        if not user_ids:
+            return {}
+        rows = await self.conn.execute(
+            select(_m.c.user_id, _m.c.cohort_id)
+            .join(_c, _c.c.id == _m.c.cohort_id)
+            .where(
+                _m.c.user_id.in_(sorted(set(user_ids))),
+                _m.c.admitted_at.is_not(None),
+                _c.c.status.in_(("running", "paused")),
+            )
+            .order_by(_m.c.admitted_at, _m.c.id)
+        )
+        return {r.user_id: r.cohort_id for r in rows}  # the latest admission wins
+
     async def by_ref(self, ref_code: str) -> MemberRef | None:
         row = (
             await self.conn.execute(
@@ -1013,30 +1051,96 @@ class SqlTasks(_Repo):
         completed_at: datetime | None,
         at: datetime,
     ) -> None:
-        statement = _prepared(
-            "progress_save",
-            self.dialect,
-            lambda: (
-                update(_tp)
-                .where(_tp.c.id == bindparam("b_id"))
-                .values(
-                    progress=bindparam("b_progress", type_=_tp.c.progress.type),
-                    updated_at=bindparam("b_at", type_=_tp.c.updated_at.type),
-                    completed_at=func.coalesce(
-                        _tp.c.completed_at, bindparam("b_done", type_=_tp.c.completed_at.type)
-                    ),
-                )
-            ),
+        await self.save_many([(progress_id, progress, completed_at)], at)
+
+    def _save_statement(self) -> Any:
+        return (
+            update(_tp)
+            .where(_tp.c.id == bindparam("b_id"))
+            .values(
+                progress=bindparam("b_progress", type_=_tp.c.progress.type),
+                updated_at=bindparam("b_at", type_=_tp.c.updated_at.type),
+                completed_at=func.coalesce(
+                    _tp.c.completed_at, bindparam("b_done", type_=_tp.c.completed_at.type)
+                ),
+            )
         )
+
+    async def save_many(
+        self, rows: Sequence[tuple[int, Mapping[int, int], datetime | None]], at: datetime
+    ) -> None:
+        """``save`` for many rows in one round trip: (id, progress, completed_at)."""
+        if not rows:
+            return
         await self.conn.execute(
-            statement,
-            {
-                "b_id": progress_id,
-                "b_progress": {str(k): v for k, v in progress.items()},
-                "b_at": at,
-                "b_done": completed_at,
-            },
+            _prepared("progress_save", self.dialect, self._save_statement),
+            [
+                {
+                    "b_id": pid,
+                    "b_progress": {str(k): v for k, v in values.items()},
+                    "b_at": at,
+                    "b_done": done,
+                }
+                for pid, values, done in rows
+            ],
         )
+
+    async def progress_many(
+        self, keys: Sequence[tuple[int, int, str]], at: datetime
+    ) -> dict[tuple[int, int, str], TaskProgressRecord]:
+        """Progress rows for (cohort, user, task) triples, created empty where missing.
+
+        On PostgreSQL the rows are locked in id order, so concurrent batches queue
+        instead of deadlocking, until the transaction ends."""
+        if not keys:
+            return {}
+        wanted = sorted(set(keys))
+        await self.conn.execute(
+            _prepared(
+                "progress_create",
+                self.dialect,
+                lambda: insert_ignore(self.dialect, _tp, "cohort_id", "user_id", "task_id"),
+            ),
+            [
+                {"cohort_id": c, "user_id": u, "task_id": t, "progress": {}, "updated_at": at}
+                for c, u, t in wanted
+            ],
+        )
+        query = (
+            select(_tp)
+            .where(
+                _tp.c.user_id.in_(sorted({u for _, u, _ in wanted})),
+                _tp.c.cohort_id.in_(sorted({c for c, _, _ in wanted})),
+                _tp.c.task_id.in_(sorted({t for _, _, t in wanted})),
+            )
+            .order_by(_tp.c.id)
+        )
+        if self.dialect == "postgresql":
+            query = query.with_for_update()
+        found: dict[tuple[int, int, str], TaskProgressRecord] = {}
+        for r in (await self.conn.execute(query)).all():
+            found[(r.cohort_id, r.user_id, r.task_id)] = TaskProgressRecord(
+                r.id, r.cohort_id, r.user_id, r.task_id, _progress(r.progress), r.completed_at
+            )
+        return found
+
+    async def unique_values_many(
+        self, progress_ids: Sequence[int], values: Sequence[str]
+    ) -> dict[tuple[int, int], set[str]]:
+        """(progress id, leaf) -> which of ``values`` were already counted there."""
+        out: dict[tuple[int, int], set[str]] = {}
+        if not progress_ids or not values:
+            return out
+        for chunk in range(0, len(values), 500):
+            rows = await self.conn.execute(
+                select(_tu.c.progress_id, _tu.c.leaf, _tu.c.value).where(
+                    _tu.c.progress_id.in_(sorted(set(progress_ids))),
+                    _tu.c.value.in_(values[chunk : chunk + 500]),
+                )
+            )
+            for r in rows:
+                out.setdefault((r.progress_id, r.leaf), set()).add(r.value)
+        return out
 
     async def set_reward_status(self, progress_id: int, status: str) -> None:
         await self.conn.execute(
