@@ -135,7 +135,8 @@ class RecordReply:
             stage = await tx.members.stage(cohort.id, user_id)
             if stage is None:
                 return "not_member"
-            await tx.members.advance(cohort.id, user_id, Stage.ENGAGED, now)
+            if stage < Stage.ENGAGED:  # answering is taking part
+                await tx.members.advance(cohort.id, user_id, Stage.ENGAGED, now)
             recorded = await tx.members.advance(cohort.id, user_id, Stage.REPLIED, now)
             await tx.commit()
         return "recorded" if recorded else "already"

@@ -413,16 +413,6 @@ class EnvelopeRepository(Protocol):
 
 
 class TaskRepository(Protocol):
-    async def progress_for(
-        self, cohort_id: int, user_id: int, task_ids: Sequence[str], at: datetime
-    ) -> dict[str, TaskProgressRecord]:
-        """Progress rows for these tasks, created empty where missing."""
-        ...
-
-    async def unique_values(self, progress_id: int, leaf: int) -> set[str]:
-        """Distinct values already counted for a unique leaf."""
-        ...
-
     async def progress_many(
         self, keys: Sequence[tuple[int, int, str]], at: datetime
     ) -> dict[tuple[int, int, str], TaskProgressRecord]:
@@ -437,14 +427,15 @@ class TaskRepository(Protocol):
         ...
 
     async def save_many(
-        self, rows: Sequence[tuple[int, Mapping[int, int], datetime | None]], at: datetime
-    ) -> None: ...
-    async def add_unique_many(self, rows: Sequence[tuple[int, int, str]]) -> None:
-        """Remember (progress id, leaf, value) triples as counted."""
+        self,
+        rows: Sequence[tuple[int, Mapping[int, int], datetime | None, str | None]],
+        at: datetime,
+    ) -> None:
+        """(id, progress, completed_at, reward status); None keeps what is stored."""
         ...
 
-    async def add_unique(self, progress_id: int, leaf: int, value: str) -> bool:
-        """True when ``value`` is new for this leaf."""
+    async def add_unique_many(self, rows: Sequence[tuple[int, int, str]]) -> None:
+        """Remember (progress id, leaf, value) triples as counted."""
         ...
 
     async def save(
@@ -454,7 +445,6 @@ class TaskRepository(Protocol):
         completed_at: datetime | None,
         at: datetime,
     ) -> None: ...
-    async def set_reward_status(self, progress_id: int, status: str) -> None: ...
 
 
 class EventRepository(Protocol):

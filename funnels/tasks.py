@@ -51,6 +51,7 @@ class _Progress:
     values: dict[int, int]
     completed_at: datetime | None
     dirty: bool = False
+    reward_status: str | None = None
 
 
 @dataclass
@@ -63,6 +64,7 @@ class _Batch:
     progress: dict[tuple[int, int, str], _Progress] = field(default_factory=dict)
     uniques: dict[tuple[int, int], set[str]] = field(default_factory=dict)
     new_uniques: list[tuple[int, int, str]] = field(default_factory=list)
+    tasked: set[tuple[int, int]] = field(default_factory=set)
 
 
 class IngestEvents:
@@ -98,7 +100,12 @@ class IngestEvents:
                 cohort_id, outcome = await self._apply(tx, batch, member, event, result, now)
                 handled.append((row_id, member.user_id, cohort_id, outcome))
             await tx.tasks.save_many(
-                [(r.id, r.values, r.completed_at) for r in batch.progress.values() if r.dirty], now
+                [
+                    (r.id, r.values, r.completed_at, r.reward_status)
+                    for r in batch.progress.values()
+                    if r.dirty
+                ],
+                now,
             )
             await tx.tasks.add_unique_many(batch.new_uniques)
             await tx.events.mark_handled(handled, now)
@@ -106,7 +113,7 @@ class IngestEvents:
         if self.notify:
             for done in result.completions:
                 if done.reward_status == "paid" or done.promoted_to:
-                    await self._notify(done)
+                    await self._notify(done, batch.cohorts[done.cohort_id])
         return result
 
     async def _load(
@@ -198,21 +205,26 @@ class IngestEvents:
             if evaluate(task.goal, row.values, cohort.currency).done:
                 row.completed_at = event.occurred_at
                 result.completions.append(
-                    await self._complete(tx, cohort, member, task, row.id, event.occurred_at, now)
+                    await self._complete(
+                        tx, batch, cohort, member, task, row, event.occurred_at, now
+                    )
                 )
         return cohort_id, "counted" if counted else "no_progress"
 
     async def _complete(
         self,
         tx: Transaction,
+        batch: _Batch,
         cohort: CohortRecord,
         member: MemberRef,
         task: Task,
-        progress_id: int,
+        row: _Progress,
         reached_at: datetime,
         now: datetime,
     ) -> Completion:
-        await tx.members.advance(cohort.id, member.user_id, Stage.TASKED, reached_at)
+        if (cohort.id, member.user_id) not in batch.tasked:  # once per member and batch
+            batch.tasked.add((cohort.id, member.user_id))
+            await tx.members.advance(cohort.id, member.user_id, Stage.TASKED, reached_at)
         amount = to_minor(task.reward.amount, cohort.currency) if task.reward else 0
         status = "none"
         if amount:
@@ -234,7 +246,7 @@ class IngestEvents:
                     status = "duplicate"
             else:
                 status = "over_budget"
-            await tx.tasks.set_reward_status(progress_id, status)
+            row.reward_status = status  # written with the progress at the end
         if task.promote:
             await tx.members.advance(
                 cohort.id, member.user_id, STAGE_FOR_PROMOTION[task.promote], reached_at
@@ -244,11 +256,7 @@ class IngestEvents:
             )
         return Completion(cohort.id, member, task.id, amount, status, task.promote)
 
-    async def _notify(self, done: Completion) -> None:
-        async with self.deps.store.transaction() as tx:
-            cohort = await tx.cohorts.get(done.cohort_id)
-        if cohort is None:
-            return
+    async def _notify(self, done: Completion, cohort: CohortRecord) -> None:
         task = self.deps.scripts.get(cohort).task(done.task_id)
         await self.deps.messenger.notify(
             done.member,

@@ -963,86 +963,12 @@ def _progress(raw: Mapping[str, Any] | None) -> dict[int, int]:
 
 
 class SqlTasks(_Repo):
-    async def progress_for(
-        self, cohort_id: int, user_id: int, task_ids: Sequence[str], at: datetime
-    ) -> dict[str, TaskProgressRecord]:
-        if not task_ids:
-            return {}
-        found = await self._read_progress(cohort_id, user_id, task_ids)
-        missing = [t for t in task_ids if t not in found]
-        if not missing:
-            return found
-        create = _prepared(
-            "progress_create",
-            self.dialect,
-            lambda: insert_ignore(self.dialect, _tp, "cohort_id", "user_id", "task_id"),
-        )
-        await self.conn.execute(
-            create,
-            [
-                {
-                    "cohort_id": cohort_id,
-                    "user_id": user_id,
-                    "task_id": t,
-                    "progress": {},
-                    "updated_at": at,
-                }
-                for t in missing
-            ],
-        )
-        return await self._read_progress(cohort_id, user_id, task_ids)
-
-    async def _read_progress(
-        self, cohort_id: int, user_id: int, task_ids: Sequence[str]
-    ) -> dict[str, TaskProgressRecord]:
-        def build() -> Any:
-            query = select(_tp).where(
-                _tp.c.cohort_id == bindparam("cohort_id"),
-                _tp.c.user_id == bindparam("user_id"),
-                _tp.c.task_id.in_(bindparam("task_ids", expanding=True)),
-            )
-            # Progress is read, changed and written back: on PostgreSQL, lock it against
-            # a concurrent batch about the same member in another process.
-            return query.with_for_update() if self.dialect == "postgresql" else query
-
-        rows = (
-            await self.conn.execute(
-                _prepared("progress_read", self.dialect, build),
-                {"cohort_id": cohort_id, "user_id": user_id, "task_ids": list(task_ids)},
-            )
-        ).all()
-        return {
-            r.task_id: TaskProgressRecord(
-                r.id, r.cohort_id, r.user_id, r.task_id, _progress(r.progress), r.completed_at
-            )
-            for r in rows
-        }
-
-    async def unique_values(self, progress_id: int, leaf: int) -> set[str]:
-        statement = _prepared(
-            "unique_values",
-            self.dialect,
-            lambda: select(_tu.c.value).where(
-                _tu.c.progress_id == bindparam("pid"), _tu.c.leaf == bindparam("leaf")
-            ),
-        )
-        rows = await self.conn.execute(statement, {"pid": progress_id, "leaf": leaf})
-        return {str(v) for v in rows.scalars()}
-
     async def add_unique_many(self, rows: Sequence[tuple[int, int, str]]) -> None:
         if rows:
             await self.conn.execute(
                 insert_ignore(self.dialect, _tu, "progress_id", "leaf", "value"),
                 [{"progress_id": p, "leaf": leaf, "value": v[:128]} for p, leaf, v in rows],
             )
-
-    async def add_unique(self, progress_id: int, leaf: int, value: str) -> bool:
-        result = await self.conn.execute(
-            insert_ignore(self.dialect, _tu, "progress_id", "leaf", "value").values(
-                progress_id=progress_id, leaf=leaf, value=value[:128]
-            )
-        )
-        return result.rowcount == 1
 
     async def save(
         self,
@@ -1051,7 +977,7 @@ class SqlTasks(_Repo):
         completed_at: datetime | None,
         at: datetime,
     ) -> None:
-        await self.save_many([(progress_id, progress, completed_at)], at)
+        await self.save_many([(progress_id, progress, completed_at, None)], at)
 
     def _save_statement(self) -> Any:
         return (
@@ -1063,13 +989,19 @@ class SqlTasks(_Repo):
                 completed_at=func.coalesce(
                     _tp.c.completed_at, bindparam("b_done", type_=_tp.c.completed_at.type)
                 ),
+                reward_status=func.coalesce(
+                    bindparam("b_reward", type_=_tp.c.reward_status.type), _tp.c.reward_status
+                ),
             )
         )
 
     async def save_many(
-        self, rows: Sequence[tuple[int, Mapping[int, int], datetime | None]], at: datetime
+        self,
+        rows: Sequence[tuple[int, Mapping[int, int], datetime | None, str | None]],
+        at: datetime,
     ) -> None:
-        """``save`` for many rows in one round trip: (id, progress, completed_at)."""
+        """``save`` for many rows in one round trip: (id, progress, completed_at, reward
+        status); a None completion or reward status keeps what is stored."""
         if not rows:
             return
         await self.conn.execute(
@@ -1080,8 +1012,9 @@ class SqlTasks(_Repo):
                     "b_progress": {str(k): v for k, v in values.items()},
                     "b_at": at,
                     "b_done": done,
+                    "b_reward": reward,
                 }
-                for pid, values, done in rows
+                for pid, values, done, reward in rows
             ],
         )
 
@@ -1141,11 +1074,6 @@ class SqlTasks(_Repo):
             for r in rows:
                 out.setdefault((r.progress_id, r.leaf), set()).add(r.value)
         return out
-
-    async def set_reward_status(self, progress_id: int, status: str) -> None:
-        await self.conn.execute(
-            update(_tp).where(_tp.c.id == progress_id).values(reward_status=status)
-        )
 
 
 class SqlEvents(_Repo):

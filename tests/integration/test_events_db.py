@@ -335,10 +335,10 @@ async def test_an_unreachable_member_is_paid_without_a_message(kit: Kit) -> None
 
 async def test_concurrent_batches_about_the_same_members_both_go_through(kit: Kit) -> None:
     _, [x, y] = await task_cohort(kit, 2)
-    # On PostgreSQL each batch has taken its first member's progress when the other one
-    # starts (the rendezvous gives up after a second if a lock keeps the other away).
+    # On PostgreSQL both batches reach their progress rows together (the rendezvous
+    # gives up after a second if a lock keeps the other away).
     store = (
-        kit.store if kit.dialect == "sqlite" else Rendezvous(kit.store, "tasks", "progress_for", 2)
+        kit.store if kit.dialect == "sqlite" else Rendezvous(kit.store, "tasks", "progress_many", 2)
     )
     ingest = IngestEvents(Deps(store, kit.messenger, kit.clock))  # type: ignore[arg-type]
 
