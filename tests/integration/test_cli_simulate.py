@@ -51,3 +51,14 @@ def test_simulate_reports_a_broken_script(tmp_path) -> None:  # type: ignore[no-
     assert result.exit_code == 1
     assert f"{bad}:3: bogus: unknown key" in result.output
     assert "Traceback" not in result.output
+
+
+def test_simulate_runs_on_the_given_database(db_url: str) -> None:
+    # Typer's runner drives asyncio.run itself, so the database is handed over by URL.
+    result = runner.invoke(
+        app, ["simulate", "--cohorts", "1", "--members", "25", "--database-url", db_url, "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["funnel"][0]["members"] == 25
+    assert report["steps"]["status"] == {"done": report["run"]["steps_run"]}
