@@ -12,6 +12,7 @@ from __future__ import annotations
 import heapq
 import itertools
 import random
+import secrets
 import tempfile
 import time as _perf
 from collections import defaultdict
@@ -182,7 +183,10 @@ class Simulation:
         self.progress = progress
         self._heap: list[tuple[datetime, int, Action]] = []
         self._seq = itertools.count()
-        self._tg_ids = itertools.count(10_000_000)
+        # Simulated chats and users get ids no earlier run used, so a simulation can run
+        # again and again on the same database (--database-url).
+        self._run_id = secrets.randbelow(10**6)
+        self._tg_ids = itertools.count(10**12 + self._run_id * 10**9)
         self._event_ids = itertools.count(1)
         self.actions = 0
         self.events = 0
@@ -230,7 +234,8 @@ class Simulation:
         cohorts: list[_Cohort] = []
         for i in range(self.options.cohorts):
             start = self.options.first_start + timedelta(days=7 * (i // self.options.regions))
-            chat, task_chat = -1_000_000_000 - 2 * i, -1_000_000_001 - 2 * i
+            chat = -(10**13) - self._run_id * 10**4 - 2 * i
+            task_chat = chat - 1
             record = await start_cohort(
                 self.loaded,
                 start=start,

@@ -62,3 +62,13 @@ def test_simulate_runs_on_the_given_database(db_url: str) -> None:
     report = json.loads(result.stdout)
     assert report["funnel"][0]["members"] == 25
     assert report["steps"]["status"] == {"done": report["run"]["steps_run"]}
+
+
+def test_simulate_can_run_twice_on_one_database(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    url = f"sqlite+aiosqlite:///{tmp_path / 'sim.db'}"
+    args = ["simulate", "--cohorts", "1", "--members", "20", "--database-url", url, "--json"]
+    first = runner.invoke(app, args)
+    second = runner.invoke(app, args)
+    assert first.exit_code == 0 and second.exit_code == 0, second.output
+    # Each report covers its own run's cohort only.
+    assert json.loads(second.stdout)["funnel"][0]["members"] == 20
