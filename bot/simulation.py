@@ -508,7 +508,7 @@ class Simulation:
     ) -> Action:
         async def act() -> None:
             event = IncomingEvent(
-                event_id=f"sim-{next(self._event_ids)}",
+                event_id=f"sim-{self._run_id}-{next(self._event_ids)}",
                 type=event_type,
                 occurred_at=self.clock.now(),
                 telegram_user_id=member.ref.telegram_id,
