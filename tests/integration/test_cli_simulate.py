@@ -70,5 +70,9 @@ def test_simulate_can_run_twice_on_one_database(tmp_path) -> None:  # type: igno
     first = runner.invoke(app, args)
     second = runner.invoke(app, args)
     assert first.exit_code == 0 and second.exit_code == 0, second.output
-    # Each report covers its own run's cohort only.
-    assert json.loads(second.stdout)["funnel"][0]["members"] == 20
+    # Each report covers its own run's cohort only, and the second run's events are its
+    # own, not taken for re-sends of the first run's.
+    a, b = json.loads(first.stdout), json.loads(second.stdout)
+    assert b["funnel"][0]["members"] == 20
+    assert b["run"]["events"] == a["run"]["events"]
+    assert b["funnel"] == a["funnel"]
