@@ -74,4 +74,6 @@ def run(settings: Settings) -> None:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    # A line per tick every few seconds would bury everything else.
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)
     asyncio.run(serve(settings))
