@@ -34,7 +34,6 @@ from funnels.ports import (
     StepRunRecord,
     Store,
     TaskAnnouncement,
-    Transaction,
 )
 from funnels.replies import ReplyMatcher
 from funnels.script import Script, Task
@@ -442,14 +441,14 @@ class RunDueSteps:
         for cohort in cohorts:
             if cohort.warmup_chat_id is None:
                 continue
+            previous = cohort.admissions_noted_at
+            if previous is not None and now - previous < self.deps.admissions_every:
+                continue
             async with self.deps.store.transaction() as tx:
-                previous = await _noted_at(tx, cohort.id)
-                if previous is not None and now - previous < self.deps.admissions_every:
-                    continue
                 new, total = await tx.members.responders_since(cohort.id, previous)
-                if new == 0:
+                # Compare-and-set on the stamp: of several ticking processes, one sends.
+                if new == 0 or not await tx.cohorts.note_admissions(cohort.id, previous, now):
                     continue
-                await tx.cohorts.note_admissions(cohort.id, now)
                 await tx.commit()
             try:
                 await self.deps.messenger.send(
@@ -457,11 +456,6 @@ class RunDueSteps:
                 )
             except DeliveryError:
                 continue  # a missed nudge is harmless; the next batch counts these too
-
-
-async def _noted_at(tx: Transaction, cohort_id: int) -> datetime | None:
-    cohort = await tx.cohorts.get(cohort_id)
-    return cohort.admissions_noted_at if cohort else None
 
 
 class CloseEnvelope:

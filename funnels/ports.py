@@ -281,8 +281,11 @@ class CohortRepository(Protocol):
         """Running cohorts whose pitch window is open now."""
         ...
 
-    async def note_admissions(self, cohort_id: int, at: datetime) -> datetime | None:
-        """Stamp the batched admissions message; returns the previous stamp."""
+    async def note_admissions(
+        self, cohort_id: int, previous: datetime | None, at: datetime
+    ) -> bool:
+        """Stamp the batched admissions message at ``at`` if the stamp is still
+        ``previous``; False when another process stamped it first."""
         ...
 
     async def finish_due(self, now: datetime) -> list[int]:

@@ -7,20 +7,19 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import cast
 
-from sqlalchemy import Table, func, select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from funnels.stages import Stage
-from storage.models import Cohort, CohortMember, Envelope, LedgerEntry, StepRun, TaskProgress
-
-_c = cast(Table, Cohort.__table__)
-_m = cast(Table, CohortMember.__table__)
-_e = cast(Table, Envelope.__table__)
-_l = cast(Table, LedgerEntry.__table__)
-_s = cast(Table, StepRun.__table__)
-_tp = cast(Table, TaskProgress.__table__)
+from storage.tables import (
+    cohort_members as _m,
+    cohorts as _c,
+    envelopes as _e,
+    ledger_entries as _l,
+    step_runs as _s,
+    task_progress as _tp,
+)
 
 
 @dataclass

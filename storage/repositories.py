@@ -15,7 +15,7 @@ from contextlib import asynccontextmanager
 from datetime import date, datetime
 from typing import Any, Literal, cast
 
-from sqlalchemy import Table, bindparam, func, select, update
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -35,31 +35,19 @@ from funnels.ports import (
 )
 from funnels.stages import Stage
 from storage.db import insert_ignore
-from storage.models import (
-    Cohort,
-    CohortMember,
-    Envelope,
-    EnvelopeShare,
-    InboundEvent,
-    LedgerEntry,
-    MemberActivity,
-    StepRun,
-    TaskProgress,
-    TaskUniqueKey,
-    User,
+from storage.tables import (
+    cohort_members as _m,
+    cohorts as _c,
+    envelope_shares as _es,
+    envelopes as _e,
+    inbound_events as _ev,
+    ledger_entries as _l,
+    member_activity as _a,
+    step_runs as _s,
+    task_progress as _tp,
+    task_unique_keys as _tu,
+    users as _u,
 )
-
-_c = cast(Table, Cohort.__table__)
-_m = cast(Table, CohortMember.__table__)
-_u = cast(Table, User.__table__)
-_s = cast(Table, StepRun.__table__)
-_e = cast(Table, Envelope.__table__)
-_es = cast(Table, EnvelopeShare.__table__)
-_tp = cast(Table, TaskProgress.__table__)
-_tu = cast(Table, TaskUniqueKey.__table__)
-_ev = cast(Table, InboundEvent.__table__)
-_l = cast(Table, LedgerEntry.__table__)
-_a = cast(Table, MemberActivity.__table__)
 
 _STAGE_COLUMN = {
     Stage.JOINED: "joined_at",
@@ -237,14 +225,16 @@ class SqlCohorts(_Repo):
         ).all()
         return [_cohort(r) for r in rows]
 
-    async def note_admissions(self, cohort_id: int, at: datetime) -> datetime | None:
-        before = (
-            await self.conn.execute(select(_c.c.admissions_noted_at).where(_c.c.id == cohort_id))
-        ).scalar()
-        await self.conn.execute(
-            update(_c).where(_c.c.id == cohort_id).values(admissions_noted_at=at)
+    async def note_admissions(
+        self, cohort_id: int, previous: datetime | None, at: datetime
+    ) -> bool:
+        stamp = _c.c.admissions_noted_at
+        result = await self.conn.execute(
+            update(_c)
+            .where(_c.c.id == cohort_id, stamp.is_(None) if previous is None else stamp == previous)
+            .values(admissions_noted_at=at)
         )
-        return cast(datetime | None, before)
+        return result.rowcount == 1
 
     async def finish_due(self, now: datetime) -> list[int]:
         open_steps = (

@@ -296,3 +296,15 @@ async def test_new_responders_are_announced_in_batches(kit: Kit) -> None:
     assert {s.chat_id for s in kit.messenger.sent} == {WARMUP_CHAT}
     await kit.tick(PITCH + timedelta(minutes=20))  # nobody new: nothing said
     assert len(kit.messenger.sent) == 2
+
+
+async def test_only_one_process_stamps_an_admissions_batch(kit: Kit) -> None:
+    cohort = await kit.start()
+    first, second = kit.clock.now(), kit.clock.now() + timedelta(minutes=6)
+    async with kit.store.transaction() as tx:
+        assert await tx.cohorts.note_admissions(cohort.id, None, first) is True
+        # Another process read the stamp before this one wrote it: it must not send too.
+        assert await tx.cohorts.note_admissions(cohort.id, None, first) is False
+        assert await tx.cohorts.note_admissions(cohort.id, first, second) is True
+        await tx.commit()
+    assert (await kit.cohort(cohort.id)).admissions_noted_at == second

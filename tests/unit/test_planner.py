@@ -7,8 +7,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
+from hypothesis import given, strategies as st
 
 from funnels.planner import PlannedStep, local_instant, plan, task_stage_start
 from funnels.script import Script

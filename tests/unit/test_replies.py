@@ -7,8 +7,7 @@ full-width "!") so that a reader can tell them from their ASCII look-alikes.
 from __future__ import annotations
 
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
+from hypothesis import given, strategies as st
 
 from funnels.replies import MAX_ANSWER_LENGTH, ReplyMatcher, is_answer, normalize
 

@@ -1,0 +1,34 @@
+"""The models' Core tables, typed as ``Table`` for the statements in repositories and
+reports (an ORM class's ``__table__`` is typed as the wider ``FromClause``)."""
+
+from __future__ import annotations
+
+from typing import cast
+
+from sqlalchemy import Table
+
+from storage.models import (
+    Cohort,
+    CohortMember,
+    Envelope,
+    EnvelopeShare,
+    InboundEvent,
+    LedgerEntry,
+    MemberActivity,
+    StepRun,
+    TaskProgress,
+    TaskUniqueKey,
+    User,
+)
+
+cohorts = cast(Table, Cohort.__table__)
+cohort_members = cast(Table, CohortMember.__table__)
+users = cast(Table, User.__table__)
+step_runs = cast(Table, StepRun.__table__)
+envelopes = cast(Table, Envelope.__table__)
+envelope_shares = cast(Table, EnvelopeShare.__table__)
+task_progress = cast(Table, TaskProgress.__table__)
+task_unique_keys = cast(Table, TaskUniqueKey.__table__)
+inbound_events = cast(Table, InboundEvent.__table__)
+ledger_entries = cast(Table, LedgerEntry.__table__)
+member_activity = cast(Table, MemberActivity.__table__)
