@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from funnels.ports import DeliveryError, MemberRef, Outgoing
+from funnels.ports import DeliveryError, MemberRef, Outgoing, Right
 
 _log = logging.getLogger("funnelbot.messenger")
 
@@ -33,6 +34,10 @@ class RecordingMessenger:
     unpinned: list[tuple[int, int]] = field(default_factory=list)
     unreachable: set[int] = field(default_factory=set)
     fail_next: list[DeliveryError] = field(default_factory=list)
+    reactions: list[tuple[int, int]] = field(default_factory=list)
+    rights_missing: dict[int, list[Right]] = field(default_factory=dict)
+    links: list[tuple[int, str, bool, int | None]] = field(default_factory=list)
+    join_answers: list[tuple[int, int, bool]] = field(default_factory=list)
     _next_id: int = 1
 
     async def send(self, chat_id: int, message: Outgoing, *, pin: bool = False) -> int:
@@ -56,6 +61,29 @@ class RecordingMessenger:
         if member.telegram_id is None or member.telegram_id in self.unreachable:
             return False
         self.notices.append((member, message))
+        return True
+
+    async def react(self, chat_id: int, message_id: int) -> None:
+        self.reactions.append((chat_id, message_id))
+
+    async def missing_rights(self, chat_id: int, needs: Sequence[Right]) -> list[Right]:
+        lacking = self.rights_missing.get(chat_id, [])
+        return [right for right in needs if right in lacking]
+
+    async def create_invite_link(
+        self,
+        chat_id: int,
+        name: str,
+        *,
+        join_request: bool = False,
+        member_limit: int | None = None,
+    ) -> str:
+        link = f"https://t.me/+{chat_id}-{len(self.links) + 1}"
+        self.links.append((chat_id, link, join_request, member_limit))
+        return link
+
+    async def answer_join_request(self, chat_id: int, telegram_id: int, *, approve: bool) -> bool:
+        self.join_answers.append((chat_id, telegram_id, approve))
         return True
 
     def sent_of(self, kind: type) -> list[Sent]:

@@ -24,6 +24,7 @@ from funnels.ports import (
     AlreadyExists,
     ChatUnavailable,
     Clock,
+    CohortPaused,
     CohortRecord,
     DeliveryError,
     EnvelopeOffer,
@@ -282,8 +283,14 @@ class RunDueSteps:
             async with self.deps.store.transaction() as tx:
                 await tx.steps.release_claim(run.id)
                 await tx.cohorts.set_status(cohort.id, "paused", exc.reason, now)
+                leader = await tx.members.ref(cohort.leader_id) if cohort.leader_id else None
                 await tx.commit()
             report.paused_cohorts.append(cohort.id)
+            if leader is not None:
+                await self.deps.messenger.notify(
+                    leader,
+                    CohortPaused(cohort.code, exc.cause, (), leader.language or cohort.locale),
+                )
             return "paused"
         except DeliveryError as exc:
             status = "failed" if exc.definite else "unknown"
@@ -449,10 +456,12 @@ class RunDueSteps:
                 # Compare-and-set on the stamp: of several ticking processes, one sends.
                 if new == 0 or not await tx.cohorts.note_admissions(cohort.id, previous, now):
                     continue
+                link = await tx.links.find(cohort.id, "admission")
                 await tx.commit()
             try:
                 await self.deps.messenger.send(
-                    cohort.warmup_chat_id, AdmissionsOpen(new, total, cohort.locale)
+                    cohort.warmup_chat_id,
+                    AdmissionsOpen(new, total, cohort.locale, link.link if link else None),
                 )
             except DeliveryError:
                 continue  # a missed nudge is harmless; the next batch counts these too

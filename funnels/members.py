@@ -8,12 +8,14 @@ the first claim instead of taking another share.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 from zoneinfo import ZoneInfo
 
 from funnels.cohorts import CloseEnvelope, Deps
-from funnels.ports import ShareClaim
+from funnels.groups import Actor
+from funnels.ports import AdmissionNotice, MemberRef, ShareClaim
 from funnels.stages import Stage
 
 JoinOutcome = Literal["joined", "rejoined", "member", "full", "no_cohort"]
@@ -168,3 +170,159 @@ class AdmitMember:
 
 def stamp(at: datetime) -> str:
     return at.isoformat(timespec="seconds")
+
+
+@dataclass(frozen=True, slots=True)
+class Joined:
+    outcome: JoinOutcome | AdmitOutcome
+    cohort_id: int | None
+    user_id: int
+    inviter_id: int | None
+
+
+class MemberJoined:
+    """A ``chat_member`` join, in the warm-up group (attributed to the link's owner, or
+    whoever added the member, or else the leader: every member has an inviter) or in the
+    task group (admission, for responders)."""
+
+    def __init__(self, deps: Deps) -> None:
+        self.deps = deps
+
+    async def __call__(
+        self,
+        chat_id: int,
+        member: Actor,
+        *,
+        invite_link: str | None = None,
+        added_by: Actor | None = None,
+    ) -> Joined:
+        now = self.deps.clock.now()
+        async with self.deps.store.transaction() as tx:
+            cohort = await tx.cohorts.by_chat(chat_id)
+            user = await tx.members.ensure_user(
+                member.telegram_id, member.name, member.language, now
+            )
+            if cohort is None:
+                await tx.commit()
+                return Joined("no_cohort", None, user.user_id, None)
+            if cohort.task_chat_id == chat_id:
+                await tx.commit()
+                return Joined(
+                    await AdmitMember(self.deps)(cohort.id, user.user_id),
+                    cohort.id,
+                    user.user_id,
+                    None,
+                )
+            inviter = cohort.leader_id
+            link = await tx.links.get(invite_link) if invite_link else None
+            if link is not None and link.cohort_id == cohort.id and link.owner_id is not None:
+                inviter = link.owner_id
+            elif added_by is not None and added_by.telegram_id != member.telegram_id:
+                adder = await tx.members.ensure_user(
+                    added_by.telegram_id, added_by.name, added_by.language, now
+                )
+                inviter = adder.user_id
+            if inviter == user.user_id:
+                inviter = None  # the leader joining their own group invited nobody
+            outcome = await tx.members.join(
+                cohort.id, [(user.user_id, inviter)], cohort.capacity, now
+            )
+            await tx.commit()
+        return Joined(outcome[user.user_id], cohort.id, user.user_id, inviter)  # type: ignore[arg-type]
+
+
+JoinRequestOutcome = Literal["approved", "already", "not_replied", "closed", "no_cohort", "gone"]
+
+
+class DecideJoinRequest:
+    """Someone asks to join a task group: responders are let in (and admitted), anyone
+    else is declined and told why, privately (Telegram allows that message for a few
+    minutes after the request)."""
+
+    def __init__(self, deps: Deps) -> None:
+        self.deps = deps
+
+    async def __call__(self, chat_id: int, member: Actor) -> JoinRequestOutcome:
+        now = self.deps.clock.now()
+        async with self.deps.store.transaction() as tx:
+            cohort = await tx.cohorts.by_chat(chat_id)
+            user = await tx.members.ensure_user(
+                member.telegram_id, member.name, member.language, now
+            )
+            await tx.commit()
+            if cohort is None or cohort.task_chat_id != chat_id:
+                return "no_cohort"
+            stage = await tx.members.stage(cohort.id, user.user_id)
+        locale = user.language or cohort.locale
+        messenger = self.deps.messenger
+        if stage is not None and stage >= Stage.REPLIED:
+            if not await messenger.answer_join_request(chat_id, member.telegram_id, approve=True):
+                return "gone"
+            outcome = await AdmitMember(self.deps)(cohort.id, user.user_id)
+            if outcome == "admitted":
+                await messenger.notify(user, AdmissionNotice("approved", cohort.code, locale))
+                return "approved"
+            return "already"
+        refusal: Literal["not_replied", "closed"] = (
+            "closed" if cohort.pitch_closed_at is not None else "not_replied"
+        )
+        await messenger.answer_join_request(chat_id, member.telegram_id, approve=False)
+        await messenger.notify(user, AdmissionNotice(refusal, cohort.code, locale))
+        return refusal
+
+
+class ChooseLocale:
+    """``/lang``: the member's choice wins over what their Telegram app says."""
+
+    def __init__(self, deps: Deps) -> None:
+        self.deps = deps
+
+    async def __call__(self, member: Actor, locale: str) -> MemberRef:
+        now = self.deps.clock.now()
+        async with self.deps.store.transaction() as tx:
+            user = await tx.members.ensure_user(
+                member.telegram_id, member.name, member.language, now
+            )
+            await tx.members.set_locale(user.user_id, locale)
+            await tx.commit()
+        return MemberRef(user.user_id, user.telegram_id, locale)
+
+
+class StartedBot:
+    """The member pressed Start (or wrote to the bot): they can be messaged again."""
+
+    def __init__(self, deps: Deps) -> None:
+        self.deps = deps
+
+    async def __call__(self, member: Actor) -> MemberRef:
+        now = self.deps.clock.now()
+        async with self.deps.store.transaction() as tx:
+            user = await tx.members.ensure_user(
+                member.telegram_id, member.name, member.language, now
+            )
+            await tx.members.set_reachable(member.telegram_id, True, now)
+            await tx.commit()
+        return user
+
+
+class MarkUnreachable:
+    """A private message bounced (the member blocked the bot): stop counting on DMs to
+    them; the cohort goes on."""
+
+    def __init__(self, deps: Deps) -> None:
+        self.deps = deps
+
+    async def __call__(self, telegram_id: int) -> None:
+        async with self.deps.store.transaction() as tx:
+            await tx.members.set_reachable(telegram_id, False, self.deps.clock.now())
+            await tx.commit()
+
+
+class Balance:
+    def __init__(self, deps: Deps) -> None:
+        self.deps = deps
+
+    async def __call__(self, member: Actor) -> dict[str, int]:
+        async with self.deps.store.transaction() as tx:
+            user = await tx.members.by_telegram(member.telegram_id)
+            return await tx.ledger.balance(user.user_id) if user else {}

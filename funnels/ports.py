@@ -55,6 +55,7 @@ class CohortRecord:
     leader_id: int | None
     parent_cohort_id: int | None
     admissions_noted_at: datetime | None = None
+    status_reason: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -214,16 +215,66 @@ class RewardNotice:
 
 @dataclass(frozen=True, slots=True)
 class AdmissionsOpen:
-    """The batched group message inviting new responders on; never one per member."""
+    """The batched group message inviting new responders on; never one per member.
+    ``join_link``: the task group's join-request link, when the task group is bound."""
 
     new_responders: int
     total_responders: int
     locale: str
+    join_link: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CohortPaused:
+    """To the leader, privately: the cohort stopped because the bot lost its group.
+    ``reason``: ``removed``, ``demoted`` (see ``missing``) or ``cannot_post``."""
+
+    code: str
+    reason: Literal["removed", "demoted", "cannot_post"]
+    missing: tuple[str, ...]
+    locale: str
+
+
+@dataclass(frozen=True, slots=True)
+class AdmissionNotice:
+    """To a member, privately, about getting into the task group. ``outcome``:
+    ``approved`` (welcome), ``link`` (a one-time personal link), ``not_replied`` or
+    ``closed`` (a friendly refusal)."""
+
+    outcome: Literal["approved", "link", "not_replied", "closed"]
+    code: str
+    locale: str
+    link: str | None = None
 
 
 Outgoing = (
-    ScriptPost | EnvelopeOffer | EnvelopeSummary | TaskAnnouncement | RewardNotice | AdmissionsOpen
+    ScriptPost
+    | EnvelopeOffer
+    | EnvelopeSummary
+    | TaskAnnouncement
+    | RewardNotice
+    | AdmissionsOpen
+    | CohortPaused
+    | AdmissionNotice
 )
+
+Right = Literal[
+    "admin",
+    "can_invite_users",
+    "can_pin_messages",
+    "can_delete_messages",
+    "can_restrict_members",
+    "see_messages",
+]
+WARMUP_RIGHTS: tuple[Right, ...] = (
+    "admin",
+    "can_invite_users",
+    "can_pin_messages",
+    "can_delete_messages",
+)
+"""What the bot needs in a warm-up group: admin (to see every "1" and get ``chat_member``
+updates), invite links (to attribute joins), pins (talks), deletes (slow mode)."""
+TASK_GROUP_RIGHTS: tuple[Right, ...] = ("admin", "can_invite_users")
 
 
 class AlreadyExists(Exception):
@@ -241,10 +292,14 @@ class DeliveryError(Exception):
 
 
 class ChatUnavailable(DeliveryError):
-    """The bot was removed from the chat or lost the rights it needs there."""
+    """The bot was removed from the chat or lost the rights it needs there.
+    ``cause``: ``removed``, ``demoted`` or ``cannot_post`` (Telegram refused otherwise)."""
 
-    def __init__(self, reason: str) -> None:
+    def __init__(
+        self, reason: str, cause: Literal["removed", "demoted", "cannot_post"] = "cannot_post"
+    ) -> None:
         super().__init__(reason, definite=True)
+        self.cause: Literal["removed", "demoted", "cannot_post"] = cause
 
 
 class Messenger(Protocol):
@@ -261,6 +316,30 @@ class Messenger(Protocol):
     async def notify(self, member: MemberRef, message: Outgoing) -> bool:
         """A private message; False when the member cannot be reached (never pressed
         Start, or blocked the bot)."""
+        ...
+
+    async def react(self, chat_id: int, message_id: int) -> None:
+        """Acknowledge a member's message with a reaction (a "1" gets no reply)."""
+        ...
+
+    async def missing_rights(self, chat_id: int, needs: Sequence[Right]) -> list[Right]:
+        """Which of ``needs`` the bot lacks in the chat (all of them if it is not there)."""
+        ...
+
+    async def create_invite_link(
+        self,
+        chat_id: int,
+        name: str,
+        *,
+        join_request: bool = False,
+        member_limit: int | None = None,
+    ) -> str:
+        """A new invite link into the chat (Telegram allows a member limit or join
+        requests, not both)."""
+        ...
+
+    async def answer_join_request(self, chat_id: int, telegram_id: int, *, approve: bool) -> bool:
+        """Approve or decline a pending join request; False if there was none any more."""
         ...
 
 
@@ -293,6 +372,11 @@ class CohortRepository(Protocol):
         ...
 
     async def close_pitch(self, cohort_id: int, at: datetime) -> None: ...
+    async def move_chat(self, old_chat_id: int, new_chat_id: int) -> list[int]:
+        """A group became a supergroup: rebind cohorts from the old chat id to the new
+        one; returns the cohorts moved."""
+        ...
+
     async def reserve(self, cohort_id: int, amount_minor: int) -> bool:
         """Add to the cohort's spend if it stays within budget; False (and nothing
         changed) when it would not."""
@@ -333,6 +417,10 @@ class StepRepository(Protocol):
 
     async def next_due_at(self) -> datetime | None: ...
     async def open_count(self, cohort_id: int) -> int: ...
+    async def next_pending(self, cohort_id: int) -> StepRunRecord | None: ...
+    async def attention(self, cohort_id: int) -> list[StepRunRecord]:
+        """Runs whose outcome is unknown or that failed: what ops should look at."""
+        ...
 
 
 class MemberRepository(Protocol):
@@ -387,6 +475,26 @@ class MemberRepository(Protocol):
 
     async def name(self, user_id: int) -> str | None: ...
     async def set_role_at_least(self, user_id: int, role: int) -> None: ...
+    async def ref(self, user_id: int) -> MemberRef | None: ...
+    async def latest_cohort(self, user_id: int) -> int | None:
+        """The running cohort the user joined last (warm-up or task stage)."""
+        ...
+
+    async def role(self, user_id: int) -> int:
+        """The user's role (``funnels.stages.Role`` value)."""
+        ...
+
+    async def grant(self, user_id: int, role: int, region_id: int | None) -> None:
+        """Raise the user's role to at least ``role`` and set their region."""
+        ...
+
+    async def region(self, user_id: int) -> int | None: ...
+    async def set_locale(self, user_id: int, locale: str) -> None: ...
+    async def set_reachable(self, telegram_id: int, reachable: bool, at: datetime) -> None: ...
+    async def stage_counts(self, cohort_id: int) -> dict[Stage, int]:
+        """How many members reached each stage (a member counts for every stage up to
+        the furthest reached; members who left count too)."""
+        ...
 
 
 class EnvelopeRepository(Protocol):
@@ -465,6 +573,48 @@ class EventRepository(Protocol):
         ...
 
 
+@dataclass(frozen=True, slots=True)
+class InviteLinkRecord:
+    link: str
+    chat_id: int
+    cohort_id: int
+    owner_id: int | None
+    kind: Literal["leader", "member", "admission", "personal"]
+
+
+class InviteLinkRepository(Protocol):
+    async def add(self, record: InviteLinkRecord, at: datetime) -> None: ...
+    async def get(self, link: str) -> InviteLinkRecord | None: ...
+    async def find(
+        self, cohort_id: int, kind: str, owner_id: int | None = None
+    ) -> InviteLinkRecord | None:
+        """The newest link of ``kind`` in the cohort (for ``owner_id`` when given)."""
+        ...
+
+    async def move_chat(self, old_chat_id: int, new_chat_id: int) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class RegionRecord:
+    id: int
+    code: str
+    name: str
+    timezone: str
+    weekly_target: int
+
+
+class RegionRepository(Protocol):
+    async def add(
+        self, code: str, name: str, timezone: str, weekly_target: int, at: datetime
+    ) -> RegionRecord:
+        """Raises AlreadyExists when the code is taken."""
+        ...
+
+    async def by_code(self, code: str) -> RegionRecord | None: ...
+    async def get(self, region_id: int) -> RegionRecord | None: ...
+    async def all(self) -> list[RegionRecord]: ...
+
+
 class LedgerRepository(Protocol):
     async def credit(
         self,
@@ -498,6 +648,10 @@ class Transaction(Protocol):
     def events(self) -> EventRepository: ...
     @property
     def ledger(self) -> LedgerRepository: ...
+    @property
+    def links(self) -> InviteLinkRepository: ...
+    @property
+    def regions(self) -> RegionRepository: ...
 
     async def commit(self) -> None: ...
 

@@ -86,6 +86,9 @@ class User(Base):
     telegram_id: Mapped[int | None] = mapped_column(BigInteger, unique=True)
     display_name: Mapped[str] = mapped_column(String(256), default="")
     language: Mapped[str | None] = mapped_column(String(8))
+    """What Telegram said the user's app speaks (``language_code``)."""
+    chosen_locale: Mapped[str | None] = mapped_column(String(8))
+    """Set with ``/lang``; wins over ``language``."""
     role: Mapped[int] = mapped_column(SmallInteger, default=1)
     region_id: Mapped[int | None] = mapped_column(ForeignKey("regions.id"))
     ref_code: Mapped[str] = mapped_column(String(16), unique=True)
@@ -279,3 +282,22 @@ class LedgerEntry(Base):
     currency: Mapped[str] = mapped_column(String(3))
     created_at: Mapped[datetime]
     paid_out: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class InviteLink(Base):
+    """An invite link the bot created, so a join by it names who invited the member.
+
+    ``kind``: ``leader`` (the cohort's own link into the warm-up group), ``member`` (a
+    member's personal link into it), ``admission`` (the task group's join-request link),
+    ``personal`` (a one-time link into the task group for one responder).
+    """
+
+    __tablename__ = "invite_links"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    link: Mapped[str] = mapped_column(String(255), unique=True)
+    chat_id: Mapped[int] = mapped_column(BigInteger)
+    cohort_id: Mapped[int] = mapped_column(ForeignKey("cohorts.id"))
+    owner_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    kind: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime]

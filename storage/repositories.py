@@ -26,8 +26,10 @@ from funnels.ports import (
     CohortStatus,
     EnvelopeRecord,
     IncomingEvent,
+    InviteLinkRecord,
     MemberRef,
     NewCohort,
+    RegionRecord,
     ShareClaim,
     StepRunRecord,
     StepStatus,
@@ -41,13 +43,18 @@ from storage.tables import (
     envelope_shares as _es,
     envelopes as _e,
     inbound_events as _ev,
+    invite_links as _il,
     ledger_entries as _l,
     member_activity as _a,
+    regions as _r,
     step_runs as _s,
     task_progress as _tp,
     task_unique_keys as _tu,
     users as _u,
 )
+
+# What a member reads in: the locale they chose with /lang, else their app's language.
+_LANGUAGE = func.coalesce(_u.c.chosen_locale, _u.c.language).label("language")
 
 _STAGE_COLUMN = {
     Stage.JOINED: "joined_at",
@@ -113,6 +120,7 @@ def _cohort(row: Any) -> CohortRecord:
         leader_id=row.leader_id,
         parent_cohort_id=row.parent_cohort_id,
         admissions_noted_at=row.admissions_noted_at,
+        status_reason=row.status_reason,
     )
 
 
@@ -258,6 +266,23 @@ class SqlCohorts(_Repo):
             .where(_c.c.id == cohort_id, _c.c.pitch_closed_at.is_(None))
             .values(pitch_closed_at=at)
         )
+
+    async def move_chat(self, old_chat_id: int, new_chat_id: int) -> list[int]:
+        moved: set[int] = set()
+        for column in ("warmup_chat_id", "task_chat_id"):
+            rows = (
+                await self.conn.execute(
+                    update(_c)
+                    .where(_c.c[column] == old_chat_id)
+                    .values({column: new_chat_id})
+                    .returning(_c.c.id)
+                )
+            ).all()
+            moved.update(int(r.id) for r in rows)
+        await self.conn.execute(
+            update(_e).where(_e.c.chat_id == old_chat_id).values(chat_id=new_chat_id)
+        )
+        return sorted(moved)
 
     async def reserve(self, cohort_id: int, amount_minor: int) -> bool:
         result = await self.conn.execute(
@@ -414,6 +439,27 @@ class SqlSteps(_Repo):
         ).scalar_one()
         return int(value)
 
+    async def next_pending(self, cohort_id: int) -> StepRunRecord | None:
+        row = (
+            await self.conn.execute(
+                select(_s)
+                .where(_s.c.cohort_id == cohort_id, _s.c.status == "pending")
+                .order_by(_s.c.due_at, _s.c.id)
+                .limit(1)
+            )
+        ).first()
+        return _step(row) if row else None
+
+    async def attention(self, cohort_id: int) -> list[StepRunRecord]:
+        rows = (
+            await self.conn.execute(
+                select(_s)
+                .where(_s.c.cohort_id == cohort_id, _s.c.status.in_(("unknown", "failed")))
+                .order_by(_s.c.due_at, _s.c.id)
+            )
+        ).all()
+        return [_step(r) for r in rows]
+
     async def for_cohort(self, cohort_id: int) -> list[Any]:
         return list(
             (
@@ -473,7 +519,7 @@ class SqlMembers(_Repo):
         await self.conn.execute(_u.insert(), values)
         found = (
             await self.conn.execute(
-                select(_u.c.id, _u.c.telegram_id, _u.c.language).where(
+                select(_u.c.id, _u.c.telegram_id, _LANGUAGE).where(
                     _u.c.telegram_id.in_([r[0] for r in rows])
                 )
             )
@@ -489,14 +535,14 @@ class SqlMembers(_Repo):
         by_tg: dict[int, MemberRef] = {}
         if refs:
             rows = await self.conn.execute(
-                select(_u.c.id, _u.c.telegram_id, _u.c.language, _u.c.ref_code).where(
+                select(_u.c.id, _u.c.telegram_id, _LANGUAGE, _u.c.ref_code).where(
                     _u.c.ref_code.in_(sorted(set(refs)))
                 )
             )
             by_ref = {r.ref_code: MemberRef(r.id, r.telegram_id, r.language) for r in rows}
         if telegram_ids:
             rows = await self.conn.execute(
-                select(_u.c.id, _u.c.telegram_id, _u.c.language).where(
+                select(_u.c.id, _u.c.telegram_id, _LANGUAGE).where(
                     _u.c.telegram_id.in_(sorted(set(telegram_ids)))
                 )
             )
@@ -522,7 +568,7 @@ class SqlMembers(_Repo):
     async def by_ref(self, ref_code: str) -> MemberRef | None:
         row = (
             await self.conn.execute(
-                select(_u.c.id, _u.c.telegram_id, _u.c.language).where(_u.c.ref_code == ref_code)
+                select(_u.c.id, _u.c.telegram_id, _LANGUAGE).where(_u.c.ref_code == ref_code)
             )
         ).first()
         return MemberRef(row.id, row.telegram_id, row.language) if row else None
@@ -536,7 +582,7 @@ class SqlMembers(_Repo):
         statement = _prepared(
             "by_telegram",
             self.dialect,
-            lambda: select(_u.c.id, _u.c.telegram_id, _u.c.language).where(
+            lambda: select(_u.c.id, _u.c.telegram_id, _LANGUAGE).where(
                 _u.c.telegram_id == bindparam("tg")
             ),
         )
@@ -731,6 +777,62 @@ class SqlMembers(_Repo):
         await self.conn.execute(
             update(_u).where(_u.c.id == user_id, _u.c.role < role).values(role=role)
         )
+
+    async def ref(self, user_id: int) -> MemberRef | None:
+        row = (
+            await self.conn.execute(
+                select(_u.c.id, _u.c.telegram_id, _LANGUAGE).where(_u.c.id == user_id)
+            )
+        ).first()
+        return MemberRef(row.id, row.telegram_id, row.language) if row else None
+
+    async def latest_cohort(self, user_id: int) -> int | None:
+        value = (
+            await self.conn.execute(
+                select(_m.c.cohort_id)
+                .join(_c, _c.c.id == _m.c.cohort_id)
+                .where(_m.c.user_id == user_id, _c.c.status.in_(("running", "paused")))
+                .order_by(_m.c.joined_at.desc(), _m.c.id.desc())
+                .limit(1)
+            )
+        ).scalar()
+        return int(value) if value is not None else None
+
+    async def role(self, user_id: int) -> int:
+        value = (await self.conn.execute(select(_u.c.role).where(_u.c.id == user_id))).scalar()
+        return int(value) if value is not None else 0
+
+    async def grant(self, user_id: int, role: int, region_id: int | None) -> None:
+        await self.set_role_at_least(user_id, role)
+        if region_id is not None:
+            await self.conn.execute(
+                update(_u).where(_u.c.id == user_id).values(region_id=region_id)
+            )
+
+    async def region(self, user_id: int) -> int | None:
+        value = (await self.conn.execute(select(_u.c.region_id).where(_u.c.id == user_id))).scalar()
+        return int(value) if value is not None else None
+
+    async def set_locale(self, user_id: int, locale: str) -> None:
+        await self.conn.execute(update(_u).where(_u.c.id == user_id).values(chosen_locale=locale))
+
+    async def set_reachable(self, telegram_id: int, reachable: bool, at: datetime) -> None:
+        await self.conn.execute(
+            update(_u)
+            .where(_u.c.telegram_id == telegram_id)
+            .values(unreachable_at=None if reachable else at)
+        )
+
+    async def stage_counts(self, cohort_id: int) -> dict[Stage, int]:
+        rows = (
+            await self.conn.execute(
+                select(_m.c.stage, func.count())
+                .where(_m.c.cohort_id == cohort_id)
+                .group_by(_m.c.stage)
+            )
+        ).all()
+        at_stage = {int(r[0]): int(r[1]) for r in rows}
+        return {stage: sum(n for s, n in at_stage.items() if s >= stage) for stage in Stage}
 
 
 class _NoShare(Exception):
@@ -1166,6 +1268,85 @@ class SqlLedger(_Repo):
         return {r[0]: int(r[1]) for r in rows}
 
 
+def _link(row: Any) -> InviteLinkRecord:
+    return InviteLinkRecord(row.link, row.chat_id, row.cohort_id, row.owner_id, row.kind)
+
+
+class SqlLinks(_Repo):
+    async def add(self, record: InviteLinkRecord, at: datetime) -> None:
+        await self.conn.execute(
+            insert_ignore(self.dialect, _il, "link"),
+            [
+                {
+                    "link": record.link,
+                    "chat_id": record.chat_id,
+                    "cohort_id": record.cohort_id,
+                    "owner_id": record.owner_id,
+                    "kind": record.kind,
+                    "created_at": at,
+                }
+            ],
+        )
+
+    async def get(self, link: str) -> InviteLinkRecord | None:
+        row = (await self.conn.execute(select(_il).where(_il.c.link == link))).first()
+        return _link(row) if row else None
+
+    async def find(
+        self, cohort_id: int, kind: str, owner_id: int | None = None
+    ) -> InviteLinkRecord | None:
+        statement = select(_il).where(_il.c.cohort_id == cohort_id, _il.c.kind == kind)
+        if owner_id is not None:
+            statement = statement.where(_il.c.owner_id == owner_id)
+        row = (await self.conn.execute(statement.order_by(_il.c.id.desc()).limit(1))).first()
+        return _link(row) if row else None
+
+    async def move_chat(self, old_chat_id: int, new_chat_id: int) -> None:
+        await self.conn.execute(
+            update(_il).where(_il.c.chat_id == old_chat_id).values(chat_id=new_chat_id)
+        )
+
+
+def _region(row: Any) -> RegionRecord:
+    return RegionRecord(row.id, row.code, row.name, row.timezone, row.weekly_target)
+
+
+class SqlRegions(_Repo):
+    async def add(
+        self, code: str, name: str, timezone: str, weekly_target: int, at: datetime
+    ) -> RegionRecord:
+        try:
+            async with self.conn.begin_nested():
+                row = (
+                    await self.conn.execute(
+                        _r.insert()
+                        .values(
+                            code=code,
+                            name=name,
+                            timezone=timezone,
+                            weekly_target=weekly_target,
+                            created_at=at,
+                        )
+                        .returning(*_r.c)
+                    )
+                ).one()
+        except IntegrityError:
+            raise AlreadyExists(f"region {code} exists") from None
+        return _region(row)
+
+    async def by_code(self, code: str) -> RegionRecord | None:
+        row = (await self.conn.execute(select(_r).where(_r.c.code == code))).first()
+        return _region(row) if row else None
+
+    async def get(self, region_id: int) -> RegionRecord | None:
+        row = (await self.conn.execute(select(_r).where(_r.c.id == region_id))).first()
+        return _region(row) if row else None
+
+    async def all(self) -> list[RegionRecord]:
+        rows = (await self.conn.execute(select(_r).order_by(_r.c.code))).all()
+        return [_region(r) for r in rows]
+
+
 class SqlTransaction:
     def __init__(self, conn: AsyncConnection) -> None:
         self.conn = conn
@@ -1176,6 +1357,8 @@ class SqlTransaction:
         self.tasks = SqlTasks(conn)
         self.events = SqlEvents(conn)
         self.ledger = SqlLedger(conn)
+        self.links = SqlLinks(conn)
+        self.regions = SqlRegions(conn)
         self._committed = False
 
     async def commit(self) -> None:

@@ -13,8 +13,10 @@ from storage.models import (
     Envelope,
     EnvelopeShare,
     InboundEvent,
+    InviteLink,
     LedgerEntry,
     MemberActivity,
+    Region,
     StepRun,
     TaskProgress,
     TaskUniqueKey,
@@ -32,3 +34,5 @@ task_unique_keys = cast(Table, TaskUniqueKey.__table__)
 inbound_events = cast(Table, InboundEvent.__table__)
 ledger_entries = cast(Table, LedgerEntry.__table__)
 member_activity = cast(Table, MemberActivity.__table__)
+invite_links = cast(Table, InviteLink.__table__)
+regions = cast(Table, Region.__table__)

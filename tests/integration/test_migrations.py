@@ -39,6 +39,7 @@ TABLES = {
     "task_unique_keys",
     "inbound_events",
     "ledger_entries",
+    "invite_links",
 }
 
 
