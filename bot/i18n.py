@@ -362,7 +362,11 @@ class Catalog:
         return format_currency(amount, code, locale=self._babel[self._locale(locale)])
 
     def when(self, locale: str, at: datetime, timezone: str) -> str:
-        """An aware datetime as short local date and time in ``timezone`` (IANA name)."""
+        """An aware datetime as short local date and time in ``timezone`` (IANA name).
+
+        No year: ``Mar 24, 8:30 AM``, ``24 mar, 8:30``, ``3月24日 08:30``. A naive datetime
+        raises ValueError, an unknown zone ``zoneinfo.ZoneInfoNotFoundError``.
+        """
         if at.tzinfo is None or at.utcoffset() is None:
             raise ValueError(f"when() needs an aware datetime, got {at!r}")
         loc = self._locale(locale)

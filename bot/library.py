@@ -25,3 +25,15 @@ def script_path(name: str, locale: str = "zh-CN", extra_dir: Path | None = None)
         + (f" and {extra_dir}" if extra_dir else "")
         + ")"
     )
+
+
+def available_scripts(extra_dir: Path | None = None) -> list[str]:
+    """Script names a leader can pass to /launch (the locale suffix dropped)."""
+    names: set[str] = set()
+    for folder in [d for d in (extra_dir, LIBRARY) if d is not None and d.is_dir()]:
+        for path in [*folder.glob("*.yaml"), *folder.glob("*.yml")]:
+            stem = path.stem
+            for locale in ("zh-CN", "es", "en"):
+                stem = stem.removesuffix(f".{locale}")
+            names.add(stem)
+    return sorted(names)

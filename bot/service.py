@@ -1,19 +1,24 @@
-"""The composition root for ``funnelbot run``: storage, engine, scheduler tick and HTTP."""
+"""The composition root for ``funnelbot run``: storage, engine, the Telegram bot (long
+polling, or webhook mode behind the HTTP app), the scheduler tick and the HTTP API."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import socket
 
 import uvicorn
+from aiogram.exceptions import TelegramAPIError
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from bot.clock import SystemClock
-from bot.http.app import create_app
+from bot.http.app import TelegramWebhook, create_app
 from bot.messengers import LoggingMessenger
+from bot.services import Services, build_services
 from bot.settings import Settings
+from bot.telegram_app import allowed_updates, build_bot, build_dispatcher, register_commands
 from funnels.cohorts import Deps, RunDueSteps
 from storage.db import create_engine
 from storage.migrate import upgrade_async
@@ -26,13 +31,41 @@ async def serve(settings: Settings) -> None:
     if settings.embedded:
         await upgrade_async(settings.database_url)
     engine = create_engine(settings.database_url)
+    store = SqlStore(engine)
+    clock = SystemClock()
+    services: Services | None = None
+    polling: asyncio.Task[None] | None = None
+    webhook: TelegramWebhook | None = None
     if settings.bot_token is None:
         log.warning(
             "FUNNELBOT_BOT_TOKEN is not set: running the scheduler and HTTP API only; "
             "messages are logged instead of sent"
         )
-    messenger = LoggingMessenger()
-    deps = Deps(store=SqlStore(engine), messenger=messenger, clock=SystemClock())
+        deps = Deps(store=store, messenger=LoggingMessenger(), clock=clock)
+    else:
+        bot = build_bot(settings)
+        services = build_services(settings, store, clock, bot)
+        deps = services.deps
+        dp = build_dispatcher(services)
+        updates = allowed_updates(dp)
+        try:
+            await register_commands(bot, services.catalog)
+        except TelegramAPIError as exc:
+            log.warning("could not register the command menus: %s", exc)
+        if settings.webhook_url:
+            assert settings.webhook_secret is not None  # the settings insist on it
+            secret = settings.webhook_secret.get_secret_value()
+            await bot.set_webhook(
+                settings.webhook_url, secret_token=secret, allowed_updates=updates
+            )
+            webhook = TelegramWebhook(dp, bot, secret)
+            log.info("Telegram webhook mode: updates arrive at %s", settings.webhook_url)
+        else:
+            await bot.delete_webhook()
+            polling = asyncio.create_task(
+                dp.start_polling(bot, allowed_updates=updates, handle_signals=False)
+            )
+            log.info("Telegram long polling against %s", settings.telegram_api_url)
     tick = RunDueSteps(deps, owner=f"{socket.gethostname()}:{os.getpid()}")
 
     scheduler = AsyncIOScheduler(timezone="UTC")
@@ -40,6 +73,8 @@ async def serve(settings: Settings) -> None:
     # One job for all steps of all cohorts: the database says what is due. Never one
     # job per step or per member; any number of processes may tick side by side.
     async def run_tick() -> None:
+        if services is not None:
+            await services.flush_activity()
         report = await tick()
         if report.paused_cohorts:
             log.warning("paused cohorts (the bot lost its group): %s", report.paused_cohorts)
@@ -56,7 +91,7 @@ async def serve(settings: Settings) -> None:
     scheduler.start()
     server = uvicorn.Server(
         uvicorn.Config(
-            create_app(engine),
+            create_app(engine, webhook),
             host=settings.http_host,
             port=settings.http_port,
             log_level="info",
@@ -67,6 +102,13 @@ async def serve(settings: Settings) -> None:
         await server.serve()
     finally:
         scheduler.shutdown(wait=False)
+        if services is not None:
+            if polling is not None:
+                polling.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await polling
+            await services.flush_activity()
+            await services.bot.session.close()
         await engine.dispose()
 
 

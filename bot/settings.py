@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./funnelbot.db"
@@ -40,6 +40,15 @@ class Settings(BaseSettings):
         if isinstance(value, int):
             return [value]
         return value
+
+    @model_validator(mode="after")
+    def _webhook_needs_secret(self) -> Settings:
+        if self.webhook_url and self.webhook_secret is None:
+            raise ValueError(
+                "FUNNELBOT_WEBHOOK_URL is set but FUNNELBOT_WEBHOOK_SECRET is not: Telegram's "
+                "updates could not be told from anyone else's"
+            )
+        return self
 
     @property
     def embedded(self) -> bool:

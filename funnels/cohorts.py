@@ -413,6 +413,7 @@ class RunDueSteps:
                 envelope.expires_at,
                 spec.text,
                 cohort.locale,
+                cohort.timezone,
             ),
         )
         async with self.deps.store.transaction() as tx:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Literal
 from zoneinfo import ZoneInfo
 
@@ -93,9 +93,11 @@ class LaunchCohort:
         actor: Actor,
         is_admin: bool,
         load: Callable[[], LoadedScript],
-        start: date,
+        start: date | None = None,
         capacity: int | None = None,
     ) -> Launched:
+        """``start``: warm-up day 1, by default tomorrow in the script's zone (members
+        need a day to come in); never in the past."""
         now = self.deps.clock.now()
         async with self.deps.store.transaction() as tx:
             leader_id = await _user_id(tx, actor, now)
@@ -110,6 +112,11 @@ class LaunchCohort:
         if missing:
             raise Refused("missing_rights", missing=tuple(missing))
         loaded = load()  # ScriptError goes to the caller, who shows the problems
+        today = now.astimezone(ZoneInfo(loaded.script.timezone)).date()
+        if start is None:
+            start = today + timedelta(days=1)
+        elif start < today:
+            raise Refused("past_date", value=start.isoformat())
         try:
             cohort = await StartCohort(self.deps)(
                 loaded,

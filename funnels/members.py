@@ -14,6 +14,7 @@ from typing import Literal
 from zoneinfo import ZoneInfo
 
 from funnels.cohorts import CloseEnvelope, Deps
+from funnels.goals import describe_progress
 from funnels.groups import Actor
 from funnels.ports import AdmissionNotice, MemberRef, ShareClaim
 from funnels.stages import Stage
@@ -83,7 +84,9 @@ class ClaimShare:
         self.deps = deps
         self.close = CloseEnvelope(deps)
 
-    async def __call__(self, envelope_id: int, user_id: int) -> ShareClaim:
+    async def __call__(self, envelope_id: int, user_id: int, *, close: bool = True) -> ShareClaim:
+        """``close=False``: the caller closes the envelope after the last share itself
+        (the bot answers the tap first; the summary edit may wait for a send slot)."""
         now = self.deps.clock.now()
         async with self.deps.store.transaction() as tx:
             claim = await tx.envelopes.claim(envelope_id, user_id, now)
@@ -103,7 +106,7 @@ class ClaimShare:
             if claim.stage is not None and claim.stage < Stage.ENGAGED:
                 await tx.members.advance(claim.cohort_id, user_id, Stage.ENGAGED, now)
             await tx.commit()
-        if claim.last_share:
+        if claim.last_share and close:
             await self.close(envelope_id)
         return claim
 
@@ -326,3 +329,82 @@ class Balance:
         async with self.deps.store.transaction() as tx:
             user = await tx.members.by_telegram(member.telegram_id)
             return await tx.ledger.balance(user.user_id) if user else {}
+
+
+class RecordChatter:
+    """Message counts from a group, keyed by Telegram id as the bot sees them; members
+    the cohort does not know (joined before the launch, other bots) are left out."""
+
+    def __init__(self, deps: Deps) -> None:
+        self.deps = deps
+
+    async def __call__(self, chat_id: int, counts: Mapping[int, int]) -> int:
+        now = self.deps.clock.now()
+        async with self.deps.store.transaction() as tx:
+            cohort = await tx.cohorts.by_chat(chat_id)
+            if cohort is None or cohort.warmup_chat_id != chat_id:
+                return 0
+            _, known = await tx.members.resolve_many([], list(counts))
+            by_user = {known[tg].user_id: n for tg, n in counts.items() if tg in known}
+            day = now.astimezone(ZoneInfo(cohort.timezone)).date()
+            await tx.members.add_activity(cohort.id, by_user, day)
+            await tx.members.advance_many(cohort.id, list(by_user), Stage.ENGAGED, now)
+            await tx.commit()
+        return len(by_user)
+
+
+@dataclass(frozen=True, slots=True)
+class TaskLine:
+    task_id: str
+    title: str
+    state: Literal["done", "open", "locked"]
+    unlocks_at: datetime
+    progress: list[tuple[str, int, int]]
+    """(label, so far, target) per goal leaf."""
+
+
+@dataclass(frozen=True, slots=True)
+class TaskLadder:
+    cohort_code: str
+    timezone: str
+    currency: str
+    lines: list[TaskLine]
+
+
+class MyTasks:
+    """``/tasks``: the member's ladder in their current task group."""
+
+    def __init__(self, deps: Deps) -> None:
+        self.deps = deps
+
+    async def __call__(self, member: Actor) -> TaskLadder | None:
+        async with self.deps.store.transaction() as tx:
+            user = await tx.members.by_telegram(member.telegram_id)
+            cohort_id = await tx.members.current_cohort(user.user_id) if user else None
+            cohort = await tx.cohorts.get(cohort_id) if cohort_id else None
+            if user is None or cohort is None:
+                return None
+            progress = await tx.tasks.for_member(cohort.id, user.user_id)
+        script = self.deps.scripts.get(cohort)
+        unlocks = self.deps.scripts.unlock_times(cohort)
+        now = self.deps.clock.now()
+        lines = []
+        for task in script.tasks.ladder:
+            row = progress.get(task.id)
+            state: Literal["done", "open", "locked"] = (
+                "done"
+                if row is not None and row.completed_at is not None
+                else "open"
+                if unlocks[task.id] <= now
+                else "locked"
+            )
+            lines.append(
+                TaskLine(
+                    task.id,
+                    task.title,
+                    state,
+                    unlocks[task.id],
+                    describe_progress(task.goal, row.progress if row else {}, cohort.currency),
+                )
+            )
+        return TaskLadder(cohort.code, cohort.timezone, cohort.currency, lines)

@@ -177,6 +177,8 @@ class EnvelopeOffer:
     expires_at: datetime
     caption: str | None
     locale: str
+    timezone: str = "UTC"
+    """The cohort's zone, for showing when the envelope expires."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -529,6 +531,10 @@ class TaskRepository(Protocol):
     ) -> dict[tuple[int, int, str], TaskProgressRecord]:
         """Progress rows for (cohort, user, task) triples, created where missing and
         locked against concurrent batches."""
+        ...
+
+    async def for_member(self, cohort_id: int, user_id: int) -> dict[str, TaskProgressRecord]:
+        """A member's progress rows by task id (read only)."""
         ...
 
     async def unique_values_many(

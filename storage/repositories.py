@@ -1149,6 +1149,19 @@ class SqlTasks(_Repo):
             )
         return found
 
+    async def for_member(self, cohort_id: int, user_id: int) -> dict[str, TaskProgressRecord]:
+        rows = (
+            await self.conn.execute(
+                select(_tp).where(_tp.c.cohort_id == cohort_id, _tp.c.user_id == user_id)
+            )
+        ).all()
+        return {
+            r.task_id: TaskProgressRecord(
+                r.id, r.cohort_id, r.user_id, r.task_id, _progress(r.progress), r.completed_at
+            )
+            for r in rows
+        }
+
     async def unique_values_many(
         self, progress_ids: Sequence[int], values: Sequence[str]
     ) -> dict[tuple[int, int], set[str]]:

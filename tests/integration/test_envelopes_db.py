@@ -67,7 +67,9 @@ async def test_an_envelope_is_pre_split_exactly_and_reserved_from_the_budget(kit
     [offer] = kit.messenger.sent_of(EnvelopeOffer)
     assert (env.chat_id, env.message_id) == (WARMUP_CHAT, offer.message_id)
     assert env.expires_at == EXPIRES
-    assert offer.message == EnvelopeOffer(envelope_id, 100, "USD", 3, EXPIRES, "Grab it", "en")
+    assert offer.message == EnvelopeOffer(
+        envelope_id, 100, "USD", 3, EXPIRES, "Grab it", "en", "Asia/Singapore"
+    )
     assert (await kit.cohort(cohort.id)).spent_minor == 100
     run = await kit.step(cohort.id, "d1_envelope")
     assert run.outcome == {

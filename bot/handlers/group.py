@@ -1,0 +1,58 @@
+"""What members write in a warm-up group: counted (never stored), a "1" during the pitch
+recorded and acknowledged with a reaction, slow mode kept during talks; and a group's
+move to a supergroup followed."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+
+from aiogram import F, Router
+from aiogram.enums import ChatType
+from aiogram.exceptions import TelegramAPIError
+from aiogram.types import Message
+
+from bot.services import Services
+from funnels.members import RecordReply
+
+log = logging.getLogger("funnelbot.bot")
+GROUPS = F.chat.type.in_({ChatType.GROUP, ChatType.SUPERGROUP})
+
+
+async def migrated(message: Message, services: Services) -> None:
+    assert message.migrate_to_chat_id is not None
+    await services.migrated(message.chat.id, message.migrate_to_chat_id)
+
+
+async def member_message(message: Message, services: Services) -> None:
+    assert message.from_user is not None
+    chat_id = message.chat.id
+    cohort = await services.chats.cohort(chat_id)
+    if cohort is None or cohort.warmup_chat_id != chat_id or cohort.status != "running":
+        return
+    user = message.from_user
+    if services.slow_mode.too_soon(chat_id, user.id) and user.id not in services.settings.admin_ids:
+        with contextlib.suppress(TelegramAPIError):
+            await services.bot.delete_message(chat_id, message.message_id)
+        return
+    services.activity.add(chat_id, user.id)
+    text = message.text
+    if text is None or (cohort.pitch_opened_at is None and cohort.pitch_closed_at is None):
+        # No pitch yet as far as the cache knows; the cache is refreshed within seconds,
+        # but a "1" must not be missed for that: check the matcher first, cheaply.
+        if text is None or not services.deps.scripts.matcher(cohort)(text):
+            return
+    elif not services.deps.scripts.matcher(cohort)(text):
+        return
+    user_id, _ = await services.users.get(user)
+    outcome = await RecordReply(services.deps)(chat_id, user_id, text)
+    if outcome == "recorded":
+        await services.messenger.react(chat_id, message.message_id)
+
+
+def make_router() -> Router:
+    """A fresh router (a router can belong to one dispatcher only)."""
+    router = Router(name="group")
+    router.message.register(migrated, F.migrate_to_chat_id)
+    router.message.register(member_message, GROUPS, F.from_user, ~F.from_user.is_bot)
+    return router

@@ -1,0 +1,323 @@
+"""Leader and admin commands: /launch, /taskgroup, /status, /pause, /resume, /grant_leader.
+
+Handlers parse, call one use case, and render its answer or refusal from the catalogue.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+
+from aiogram import F, Router
+from aiogram.enums import ChatType
+from aiogram.filters import Command, CommandObject
+from aiogram.types import Message
+
+from bot.library import DEFAULT_SCRIPT, available_scripts, script_path
+from bot.services import Services
+from funnels.groups import (
+    Actor,
+    BindTaskGroup,
+    CohortStatus,
+    GrantLeader,
+    LaunchCohort,
+    Launched,
+    PauseCohort,
+    Refused,
+    ResumeCohort,
+)
+from funnels.script_loader import LoadedScript, ScriptError, load_script
+from funnels.stages import Stage
+
+GROUPS = F.chat.type.in_({ChatType.GROUP, ChatType.SUPERGROUP})
+MAX_CAPACITY = 200_000  # Telegram's largest group
+
+# Refusal codes of the use cases -> catalogue keys, per command.
+_LAUNCH = {
+    "not_leader": "launch.not_leader",
+    "already_bound": "launch.already_bound",
+    "refused": "launch.refused",
+    "past_date": "launch.past_date",
+}
+_TASKGROUP = {
+    "unknown": "taskgroup.unknown",
+    "not_yours": "taskgroup.not_yours",
+    "is_warmup": "taskgroup.is_warmup",
+    "taken": "taskgroup.taken",
+    "has_one": "taskgroup.has_one",
+}
+_COMMON = {
+    "none": "status.none",
+    "leader_only": "leader.only",
+    "already": "pause.already",
+    "not_running": "pause.not_running",
+    "not_paused": "resume.not_paused",
+    "not_admin": "grant.not_admin",
+    "unknown_region": "grant.unknown_region",
+}
+
+
+def refusal_text(services: Services, locale: str, refused: Refused, keys: dict[str, str]) -> str:
+    params = dict(refused.params)
+    if "missing" in params:
+        missing = params.pop("missing")
+        assert isinstance(missing, tuple)
+        params["missing"] = services.renderer.rights(locale, missing)
+        if refused.code == "missing_rights":
+            return services.text(locale, "launch.missing_rights", **params)
+        return services.text(locale, "resume.still_missing", **params)
+    key = keys.get(refused.code) or _COMMON.get(refused.code) or "error.generic"
+    return services.text(locale, key, **params)
+
+
+class _Usage(Exception):
+    def __init__(self, key: str, **params: object) -> None:
+        super().__init__(key)
+        self.key = key
+        self.params = params
+
+
+def parse_launch(args: str | None) -> tuple[str | None, date | None, int | None]:
+    """``[script] [start=YYYY-MM-DD] [capacity=N]`` in any order."""
+    script: str | None = None
+    start: date | None = None
+    capacity: int | None = None
+    for token in (args or "").split():
+        name, sep, value = token.partition("=")
+        if not sep:
+            if script is not None:
+                raise _Usage("launch.bad_option", option=token)
+            script = token
+        elif name == "start":
+            try:
+                start = date.fromisoformat(value)
+            except ValueError:
+                raise _Usage("launch.bad_date", value=value) from None
+        elif name == "capacity":
+            if not value.isdigit() or not 1 <= int(value) <= MAX_CAPACITY:
+                raise _Usage("launch.bad_capacity", max=MAX_CAPACITY)
+            capacity = int(value)
+        else:
+            raise _Usage("launch.bad_option", option=token)
+    return script, start, capacity
+
+
+async def launch(message: Message, command: CommandObject, services: Services) -> None:
+    assert message.from_user is not None
+    locale = await services.locale(message.from_user)
+    chat_id = message.chat.id
+    try:
+        name, start, capacity = parse_launch(command.args)
+    except _Usage as usage:
+        text = services.text(locale, usage.key, **usage.params)
+        if usage.key == "launch.bad_option":
+            text += "\n" + services.text(locale, "launch.usage")
+        await services.say(chat_id, text, reply_to=message.message_id)
+        return
+    script_name = name or DEFAULT_SCRIPT
+    extra = services.settings.scripts_dir
+
+    def load() -> LoadedScript:
+        try:
+            path = script_path(script_name, locale, extra)
+        except FileNotFoundError:
+            raise _Usage(
+                "launch.unknown_script",
+                name=script_name,
+                names=", ".join(available_scripts(extra)),
+            ) from None
+        return load_script(path)
+
+    try:
+        launched = await LaunchCohort(services.deps)(
+            chat_id=chat_id,
+            actor=services.actor(message.from_user),
+            is_admin=services.is_admin(message.from_user.id),
+            load=load,
+            start=start,
+            capacity=capacity,
+        )
+    except Refused as refused:
+        text = refusal_text(services, locale, refused, _LAUNCH)
+    except _Usage as usage:
+        text = services.text(locale, usage.key, **usage.params)
+    except ScriptError as exc:
+        problems = "\n".join(str(p) for p in exc.errors[:10])
+        text = services.text(locale, "launch.script_errors", name=script_name, problems=problems)
+    else:
+        services.chats.forget(chat_id)
+        text = _launched_text(services, locale, launched)
+    await services.say(chat_id, text, reply_to=message.message_id)
+
+
+def _launched_text(services: Services, locale: str, launched: Launched) -> str:
+    cohort = launched.cohort
+    lines = [
+        services.text(
+            locale,
+            "launch.timeline_line",
+            day=step.day,
+            when=services.catalog.when(locale, step.due_at, cohort.timezone),
+            what=step.key,
+        )
+        for step in launched.steps
+        if step.stage == "warmup"
+        and step.kind in ("post", "talk_part", "red_envelope", "pitch")
+        and (step.part or 0) == 0
+    ]
+    return services.text(
+        locale,
+        "launch.started",
+        code=cohort.code,
+        script=f"{cohort.script_id} v{cohort.script_version}",
+        start=services.catalog.day(locale, cohort.start_date),
+        timezone=cohort.timezone,
+        capacity=cohort.capacity,
+        timeline="\n".join(lines[:60]),
+        link=launched.invite_link or "-",
+    )
+
+
+async def taskgroup(message: Message, command: CommandObject, services: Services) -> None:
+    assert message.from_user is not None
+    locale = await services.locale(message.from_user)
+    code = (command.args or "").strip()
+    if not code or " " in code:
+        await services.say(message.chat.id, services.text(locale, "taskgroup.usage"))
+        return
+    try:
+        bound = await BindTaskGroup(services.deps)(
+            chat_id=message.chat.id,
+            actor=services.actor(message.from_user),
+            is_admin=services.is_admin(message.from_user.id),
+            code=code,
+        )
+    except Refused as refused:
+        text = refusal_text(services, locale, refused, _TASKGROUP)
+    else:
+        services.chats.forget(message.chat.id)
+        text = services.text(locale, "taskgroup.bound", code=bound)
+    await services.say(message.chat.id, text, reply_to=message.message_id)
+
+
+async def status(message: Message, services: Services) -> None:
+    assert message.from_user is not None
+    locale = await services.locale(message.from_user)
+    try:
+        view = await CohortStatus(services.deps)(
+            chat_id=message.chat.id,
+            actor=services.actor(message.from_user),
+            is_admin=services.is_admin(message.from_user.id),
+        )
+    except Refused as refused:
+        await services.say(message.chat.id, refusal_text(services, locale, refused, {}))
+        return
+    cohort = view.cohort
+    if view.next_step is not None:
+        when = services.catalog.when(locale, view.next_step.due_at, cohort.timezone)
+        next_text = f"{view.next_step.key} · {when}"
+    else:
+        next_text = services.text(locale, "status.nothing_next")
+    lines = [
+        services.text(
+            locale,
+            "status.body",
+            code=cohort.code,
+            status=services.text(locale, f"status.name.{cohort.status}"),
+            day=view.day,
+            days=view.days,
+            joined=view.counts[Stage.JOINED],
+            engaged=view.counts[Stage.ENGAGED],
+            replied=view.counts[Stage.REPLIED],
+            admitted=view.counts[Stage.ADMITTED],
+            next=next_text,
+        )
+    ]
+    if cohort.status == "paused" and cohort.status_reason:
+        lines.append(services.text(locale, "status.reason", reason=cohort.status_reason))
+    if view.attention:
+        steps = ", ".join(f"{r.key} ({r.status})" for r in view.attention[:10])
+        lines.append(
+            services.text(locale, "status.attention", count=len(view.attention), steps=steps)
+        )
+    await services.say(message.chat.id, "\n".join(lines))
+
+
+async def pause(message: Message, services: Services) -> None:
+    assert message.from_user is not None
+    locale = await services.locale(message.from_user)
+    try:
+        cohort = await PauseCohort(services.deps)(
+            chat_id=message.chat.id,
+            actor=services.actor(message.from_user),
+            is_admin=services.is_admin(message.from_user.id),
+        )
+    except Refused as refused:
+        text = refusal_text(services, locale, refused, {})
+    else:
+        services.chats.forget(message.chat.id)
+        text = services.text(locale, "pause.done", code=cohort.code)
+    await services.say(message.chat.id, text)
+
+
+async def resume(message: Message, services: Services) -> None:
+    assert message.from_user is not None
+    locale = await services.locale(message.from_user)
+    try:
+        cohort = await ResumeCohort(services.deps)(
+            chat_id=message.chat.id,
+            actor=services.actor(message.from_user),
+            is_admin=services.is_admin(message.from_user.id),
+        )
+    except Refused as refused:
+        text = refusal_text(services, locale, refused, {})
+    else:
+        services.chats.forget(message.chat.id)
+        text = services.text(locale, "resume.done", code=cohort.code)
+    await services.say(message.chat.id, text)
+
+
+async def grant_leader(message: Message, command: CommandObject, services: Services) -> None:
+    assert message.from_user is not None
+    locale = await services.locale(message.from_user)
+    args = (command.args or "").split()
+    replied = message.reply_to_message
+    target: Actor | None = None
+    region = ""
+    if replied is not None and replied.from_user is not None and len(args) == 1:
+        target, region = services.actor(replied.from_user), args[0]
+    elif len(args) == 2 and args[0].isdigit():
+        target, region = Actor(int(args[0]), args[0]), args[1]
+    if target is None:
+        await services.say(message.chat.id, services.text(locale, "grant.usage"))
+        return
+    try:
+        granted = await GrantLeader(services.deps)(
+            target=target,
+            region_code=region,
+            is_admin=services.is_admin(message.from_user.id),
+        )
+    except Refused as refused:
+        text = refusal_text(services, locale, refused, {})
+    else:
+        text = services.text(locale, "grant.done", name=target.name, region=granted.name)
+    await services.say(message.chat.id, text)
+
+
+async def group_only(message: Message, services: Services) -> None:
+    """The group commands sent in a private chat."""
+    locale = await services.locale(message.from_user)
+    key = "launch.group_only" if (message.text or "").startswith("/launch") else "error.group_only"
+    await services.say(message.chat.id, services.text(locale, key))
+
+
+def make_router() -> Router:
+    """A fresh router (a router can belong to one dispatcher only)."""
+    router = Router(name="leader")
+    router.message.register(launch, Command("launch"), GROUPS)
+    router.message.register(taskgroup, Command("taskgroup"), GROUPS)
+    router.message.register(status, Command("status"), GROUPS)
+    router.message.register(pause, Command("pause"), GROUPS)
+    router.message.register(resume, Command("resume"), GROUPS)
+    router.message.register(grant_leader, Command("grant_leader"))
+    router.message.register(group_only, Command("launch", "taskgroup", "status", "pause", "resume"))
+    return router

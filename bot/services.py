@@ -1,0 +1,201 @@
+"""What the Telegram handlers share: the engine's use cases, the catalogue, and the small
+in-process caches that keep a busy group from costing a database query per message.
+
+Built once by :func:`build_services`; handlers receive it as ``services`` through
+aiogram's dependency injection.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter, OrderedDict
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+from aiogram import Bot
+from aiogram.types import User
+
+from bot.i18n import Catalog, negotiate
+from bot.render import Renderer
+from bot.settings import Settings
+from bot.slowmode import SlowMode
+from bot.telegram import TelegramMessenger
+from bot.throttle import Limits, Throttle
+from funnels.cohorts import Deps, ScriptCache
+from funnels.groups import Actor, FollowMigration
+from funnels.members import MarkUnreachable, RecordChatter
+from funnels.ports import Clock, CohortRecord, Store
+
+log = logging.getLogger("funnelbot.bot")
+
+
+class ChatDirectory:
+    """Which cohort runs in a chat, remembered for ``ttl`` seconds (a group's messages
+    would otherwise each look it up). Use cases that change the answer forget it."""
+
+    def __init__(self, store: Store, ttl: float = 30.0) -> None:
+        self.store = store
+        self.ttl = ttl
+        self._known: dict[int, tuple[float, CohortRecord | None]] = {}
+
+    async def cohort(self, chat_id: int) -> CohortRecord | None:
+        hit = self._known.get(chat_id)
+        now = time.monotonic()
+        if hit is not None and hit[0] > now:
+            return hit[1]
+        async with self.store.transaction() as tx:
+            cohort = await tx.cohorts.by_chat(chat_id)
+        self._known[chat_id] = (now + self.ttl, cohort)
+        return cohort
+
+    def forget(self, *chat_ids: int | None) -> None:
+        for chat_id in chat_ids:
+            if chat_id is not None:
+                self._known.pop(chat_id, None)
+
+
+class UserDirectory:
+    """Telegram id -> (user id, locale), for the hot paths (taps, "1" replies)."""
+
+    def __init__(self, store: Store, clock: Clock, size: int = 200_000) -> None:
+        self.store = store
+        self.clock = clock
+        self.size = size
+        self._known: OrderedDict[int, tuple[int, str]] = OrderedDict()
+
+    async def get(self, user: User) -> tuple[int, str]:
+        hit = self._known.get(user.id)
+        if hit is not None:
+            return hit
+        async with self.store.transaction() as tx:
+            ref = await tx.members.ensure_user(
+                user.id, user.full_name, user.language_code, self.clock.now()
+            )
+            await tx.commit()
+        value = (ref.user_id, negotiate(ref.language))
+        self.remember(user.id, *value)
+        return value
+
+    def remember(self, telegram_id: int, user_id: int, locale: str) -> None:
+        self._known[telegram_id] = (user_id, locale)
+        self._known.move_to_end(telegram_id)
+        while len(self._known) > self.size:
+            self._known.popitem(last=False)
+
+
+@dataclass
+class ActivityBuffer:
+    """Message counts per group and member, written in batches (never the text)."""
+
+    counts: dict[int, Counter[int]] = field(default_factory=dict)
+
+    def add(self, chat_id: int, telegram_id: int) -> None:
+        self.counts.setdefault(chat_id, Counter())[telegram_id] += 1
+
+    def take(self) -> dict[int, Counter[int]]:
+        taken, self.counts = self.counts, {}
+        return taken
+
+
+@dataclass
+class Services:
+    settings: Settings
+    deps: Deps
+    bot: Bot
+    catalog: Catalog
+    renderer: Renderer
+    messenger: TelegramMessenger
+    throttle: Throttle
+    slow_mode: SlowMode
+    chats: ChatDirectory
+    users: UserDirectory
+    activity: ActivityBuffer = field(default_factory=ActivityBuffer)
+
+    def is_admin(self, telegram_id: int) -> bool:
+        return telegram_id in self.settings.admin_ids
+
+    def text(self, locale: str, key: str, /, **params: object) -> str:
+        return self.catalog.text(locale, key, **params)
+
+    async def locale(self, user: User | None) -> str:
+        if user is None:
+            return "en"
+        return (await self.users.get(user))[1]
+
+    @staticmethod
+    def actor(user: User) -> Actor:
+        return Actor(user.id, user.full_name, user.language_code)
+
+    async def say(self, chat_id: int, text: str, *, reply_to: int | None = None) -> None:
+        """A reply from a command handler: through the throttle like any other send."""
+        await self.throttle.acquire(chat_id)
+        try:
+            await self.bot.send_message(chat_id, text[:4096], reply_to_message_id=reply_to)
+        except Exception as exc:  # a reply that cannot go out is logged, never fatal
+            log.warning("reply in %s failed: %s", chat_id, exc)
+
+    async def flush_activity(self) -> int:
+        """Write the buffered message counts; returns how many members were counted."""
+        record = RecordChatter(self.deps)
+        counted = 0
+        for chat_id, counts in self.activity.take().items():
+            try:
+                counted += await record(chat_id, counts)
+            except Exception:
+                log.exception("could not record activity in %s; counts put back", chat_id)
+                for telegram_id, n in counts.items():
+                    self.activity.counts.setdefault(chat_id, Counter())[telegram_id] += n
+        return counted
+
+    async def migrated(self, old_chat_id: int, new_chat_id: int) -> None:
+        moved = await FollowMigration(self.deps)(old_chat_id, new_chat_id)
+        self.chats.forget(old_chat_id, new_chat_id)
+        self.slow_mode.move(old_chat_id, new_chat_id)
+        if moved:
+            log.info("cohorts %s followed chat %s to %s", moved, old_chat_id, new_chat_id)
+
+
+def build_services(
+    settings: Settings,
+    store: Store,
+    clock: Clock,
+    bot: Bot,
+    *,
+    limits: Limits | None = None,
+    catalog: Catalog | None = None,
+    scripts: ScriptCache | None = None,
+) -> Services:
+    catalog = catalog or Catalog.load()
+    renderer = Renderer(catalog)
+    throttle = Throttle(limits)
+    slow_mode = SlowMode()
+    messenger = TelegramMessenger(bot, renderer, throttle, slow_mode=slow_mode)
+    deps = Deps(store=store, messenger=messenger, clock=clock, scripts=scripts or ScriptCache())
+    services = Services(
+        settings=settings,
+        deps=deps,
+        bot=bot,
+        catalog=catalog,
+        renderer=renderer,
+        messenger=messenger,
+        throttle=throttle,
+        slow_mode=slow_mode,
+        chats=ChatDirectory(store),
+        users=UserDirectory(store, clock),
+    )
+    unreachable = MarkUnreachable(deps)
+    messenger.on_migrated = services.migrated
+    messenger.on_unreachable = unreachable
+    return services
+
+
+def scripts_dir(settings: Settings) -> Path | None:
+    return settings.scripts_dir
+
+
+def local_today(clock: Clock, timezone: str) -> datetime:
+    from zoneinfo import ZoneInfo
+
+    return clock.now().astimezone(ZoneInfo(timezone))

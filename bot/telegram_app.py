@@ -1,0 +1,67 @@
+"""Putting the Telegram side together: the aiogram ``Bot`` pointed at the configured
+Bot API server, the dispatcher with our routers, and the command menus."""
+
+from __future__ import annotations
+
+from aiogram import Bot, Dispatcher
+from aiogram.client.session.aiohttp import AiohttpSession
+from aiogram.client.telegram import TelegramAPIServer
+from aiogram.types import (
+    BotCommand,
+    BotCommandScopeAllChatAdministrators,
+    BotCommandScopeAllPrivateChats,
+    BotCommandScopeDefault,
+)
+
+from bot.handlers import routers
+from bot.i18n import SUPPORTED, Catalog
+from bot.services import Services
+from bot.settings import Settings
+
+PRIVATE_COMMANDS = ("start", "tasks", "balance", "mylink", "lang", "help")
+GROUP_ADMIN_COMMANDS = ("launch", "taskgroup", "status", "pause", "resume", "grant_leader")
+
+# Telegram keys command menus by two-letter language code; "" is the default menu.
+_MENU_LANGUAGE = {"en": "", "es": "es", "zh-CN": "zh"}
+
+
+def build_bot(settings: Settings) -> Bot:
+    if settings.bot_token is None:
+        raise ValueError("FUNNELBOT_BOT_TOKEN is not set")
+    session = AiohttpSession(api=TelegramAPIServer.from_base(settings.telegram_api_url))
+    return Bot(settings.bot_token.get_secret_value(), session=session)
+
+
+def build_dispatcher(services: Services) -> Dispatcher:
+    dp = Dispatcher()
+    dp["services"] = services
+    dp.include_routers(*routers())
+    return dp
+
+
+def allowed_updates(dp: Dispatcher) -> list[str]:
+    """What the routers handle; ``chat_member`` must be asked for explicitly."""
+    return sorted(set(dp.resolve_used_update_types()) | {"chat_member", "my_chat_member"})
+
+
+async def register_commands(bot: Bot, catalog: Catalog) -> None:
+    """The command menus per scope and language (``setMyCommands``)."""
+    for locale in SUPPORTED:
+        language = _MENU_LANGUAGE[locale] or None
+        private = [
+            BotCommand(command=name, description=catalog.text(locale, f"cmd.{name}"))
+            for name in PRIVATE_COMMANDS
+        ]
+        group = [
+            BotCommand(command=name, description=catalog.text(locale, f"cmd.{name}"))
+            for name in GROUP_ADMIN_COMMANDS
+        ]
+        await bot.set_my_commands(
+            private, scope=BotCommandScopeAllPrivateChats(), language_code=language
+        )
+        await bot.set_my_commands(
+            group, scope=BotCommandScopeAllChatAdministrators(), language_code=language
+        )
+        await bot.set_my_commands(
+            private[:1] + private[-1:], scope=BotCommandScopeDefault(), language_code=language
+        )
