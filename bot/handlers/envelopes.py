@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 
 from aiogram import Router
+from aiogram.exceptions import TelegramBadRequest
 from aiogram.types import CallbackQuery
 
 from bot.render import Grab
@@ -27,7 +28,7 @@ async def grab(query: CallbackQuery, callback_data: Grab, services: Services) ->
     except Exception:
         log.exception("tap on envelope %s by %s failed", envelope_id, query.from_user.id)
         locale = await _fallback_locale(services, query)
-        await query.answer(services.text(locale, "envelope.busy"))
+        await _answer(query, services.text(locale, "envelope.busy"))
         return
     c = services.catalog
     if claim.outcome in ("claimed", "already"):
@@ -38,9 +39,18 @@ async def grab(query: CallbackQuery, callback_data: Grab, services: Services) ->
         text = c.text(locale, key, amount=amount)
     else:
         text = c.text(locale, f"envelope.{claim.outcome}")
-    await query.answer(text, show_alert=claim.outcome == "claimed")
+    await _answer(query, text, alert=claim.outcome == "claimed")
     if claim.last_share:
         await CloseEnvelope(services.deps)(envelope_id)
+
+
+async def _answer(query: CallbackQuery, text: str, *, alert: bool = False) -> None:
+    try:
+        await query.answer(text, show_alert=alert)
+    except TelegramBadRequest as exc:
+        # A re-delivered tap whose query was answered already, or one that waited too
+        # long: the claim is stored either way, and the member sees it in /balance.
+        log.info("tap not answered: %s", exc.message)
 
 
 async def _fallback_locale(services: Services, query: CallbackQuery) -> str:
