@@ -1,0 +1,250 @@
+"""Telegram faults, end to end: missing rights at /launch, the bot removed or demoted,
+a group migrated to a supergroup, a member who blocked the bot, 429s, and taps answered
+while bulk sends wait for their slots."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from bot.i18n import Catalog
+from bot.throttle import Limits, Window
+from funnels.ports import ScriptPost
+from storage.repositories import SqlStore
+from tests.e2e.harness import ADMIN, LEADER, TASKS, WARMUP, Harness, running_bot
+
+SG = ZoneInfo("Asia/Singapore")
+CATALOG = Catalog.load()
+
+
+def at(day: int, hhmm: str) -> datetime:
+    h, m = (int(x) for x in hhmm.split(":"))
+    return datetime(2026, 3, 1 + day, h, m, tzinfo=SG)
+
+
+def world(h: Harness, *, supergroup: bool = True, **group: object) -> None:
+    h.api.add_user(ADMIN, "Ada", started_bot=True)
+    h.api.add_user(LEADER, "Lena", started_bot=True)
+    for user_id in range(1001, 1006):
+        h.api.add_user(user_id, f"Member{user_id}")
+    h.api.add_group(WARMUP, "Warm-up", supergroup=supergroup, owner=LEADER, **group)  # type: ignore[arg-type]
+    h.api.add_group(TASKS, "Tasks", supergroup=True, owner=LEADER)
+
+
+async def launched(h: Harness) -> str:
+    await h.say(ADMIN, ADMIN, f"/grant_leader {LEADER} SEA")
+    await h.say(WARMUP, LEADER, "/launch start=2026-03-02")
+    async with h.store.transaction() as tx:
+        cohort = await tx.cohorts.by_chat(WARMUP)
+    assert cohort is not None, h.last_text(WARMUP)
+    return cohort.code
+
+
+async def status_of(h: Harness, chat_id: int = WARMUP) -> tuple[str, str | None]:
+    async with h.store.transaction() as tx:
+        cohort = await tx.cohorts.by_chat(chat_id)
+    assert cohort is not None
+    return cohort.status, cohort.status_reason
+
+
+async def test_launch_says_exactly_which_rights_are_missing_and_starts_nothing(
+    store: SqlStore,
+) -> None:
+    async with running_bot(store, at(0, "10:00")) as h:
+        world(h, bot_rights={"can_pin_messages": False, "can_delete_messages": False})
+        await h.say(ADMIN, ADMIN, f"/grant_leader {LEADER} SEA")
+        await h.say(WARMUP, LEADER, "/launch")
+        missing = ", ".join(
+            CATALOG.text("en", f"right.{r}") for r in ("can_pin_messages", "can_delete_messages")
+        )
+        assert h.last_text(WARMUP) == CATALOG.text("en", "launch.missing_rights", missing=missing)
+        async with h.store.transaction() as tx:
+            assert await tx.cohorts.by_chat(WARMUP) is None
+
+
+async def test_bad_launch_options_get_the_usage_and_change_nothing(store: SqlStore) -> None:
+    async with running_bot(store, at(0, "10:00")) as h:
+        world(h)
+        await h.say(ADMIN, ADMIN, f"/grant_leader {LEADER} SEA")
+        await h.say(WARMUP, LEADER, "/launch start=tomorrow")
+        assert h.last_text(WARMUP) == CATALOG.text("en", "launch.bad_date", value="tomorrow")
+        await h.say(WARMUP, LEADER, "/launch capacity=0")
+        assert h.last_text(WARMUP) == CATALOG.text("en", "launch.bad_capacity", max=200_000)
+        await h.say(WARMUP, LEADER, "/launch no-such-script")
+        assert h.last_text(WARMUP).startswith(
+            CATALOG.text("en", "launch.unknown_script", name="no-such-script", names="X")[:20]
+        )
+        await h.say(WARMUP, LEADER, "/launch start=2026-02-01")
+        assert h.last_text(WARMUP) == CATALOG.text("en", "launch.past_date", value="2026-02-01")
+        async with h.store.transaction() as tx:
+            assert await tx.cohorts.by_chat(WARMUP) is None
+
+
+async def test_a_removed_bot_pauses_the_cohort_and_tells_the_leader(store: SqlStore) -> None:
+    async with running_bot(store, at(0, "10:00")) as h:
+        world(h)
+        code = await launched(h)
+        await h.feed(h.api.kick_bot(WARMUP))
+        assert (await status_of(h))[0] == "paused"
+        notice = CATALOG.text(
+            "en",
+            "cohort.paused_notice",
+            code=code,
+            reason=CATALOG.text("en", "reason.removed"),
+        )
+        assert h.last_text(LEADER) == notice
+        # Nothing runs while paused: the welcome post stays unsent.
+        before = len(h.api.calls_of("sendMessage"))
+        await h.run_until(at(1, "09:30"))
+        assert len(h.api.calls_of("sendMessage")) == before
+
+
+async def test_a_demoted_bot_pauses_and_resume_waits_for_the_rights(store: SqlStore) -> None:
+    async with running_bot(store, at(0, "10:00")) as h:
+        world(h)
+        await launched(h)
+        await h.feed(h.api.set_bot_rights(WARMUP, "administrator", can_pin_messages=False))
+        assert (await status_of(h))[0] == "paused"
+        assert CATALOG.text("en", "right.can_pin_messages") in h.last_text(LEADER)
+        await h.say(WARMUP, LEADER, "/resume")
+        assert CATALOG.text("en", "right.can_pin_messages") in h.last_text(WARMUP)
+        assert (await status_of(h))[0] == "paused"
+        await h.feed(h.api.set_bot_rights(WARMUP, "administrator"))
+        await h.say(WARMUP, LEADER, "/resume")
+        assert (await status_of(h))[0] == "running"
+        await h.run_until(at(1, "09:00"))
+        assert "Welcome" in h.texts(WARMUP)[-1]
+
+
+async def test_a_post_refused_for_rights_pauses_the_cohort(store: SqlStore) -> None:
+    """Demoted without a my_chat_member update reaching us: the tick finds out."""
+    async with running_bot(store, at(0, "10:00")) as h:
+        world(h)
+        await launched(h)
+        h.api.set_bot_rights(WARMUP, "restricted")  # the update is lost
+        await h.run_until(at(1, "09:00"))
+        status, _ = await status_of(h)
+        assert status == "paused"
+        async with h.store.transaction() as tx:
+            cohort = await tx.cohorts.by_chat(WARMUP)
+            assert cohort is not None
+            run = await tx.steps.get(cohort.id, "d1_welcome")
+        assert run is not None and run.status == "pending"  # nothing sent, runs on resume
+
+
+async def test_a_migrated_group_keeps_its_cohort(store: SqlStore) -> None:
+    async with running_bot(store, at(0, "10:00")) as h:
+        world(h, supergroup=False)
+        await launched(h)
+        new_id = h.api.migrate(WARMUP)
+        # The service message is lost; the next post finds out from Telegram's answer.
+        await h.run_until(at(1, "09:00"))
+        assert "Welcome" in h.texts(new_id)[-1]
+        async with h.store.transaction() as tx:
+            cohort = await tx.cohorts.by_chat(new_id)
+        assert cohort is not None and cohort.status == "running"
+        # Members keep joining the new chat and are counted in the same cohort.
+        await h.feed(h.api.join(new_id, 1001))
+        async with h.store.transaction() as tx:
+            assert await tx.members.count(cohort.id) == 1
+
+
+async def test_a_member_who_blocked_the_bot_is_marked_unreachable(store: SqlStore) -> None:
+    async with running_bot(store, at(0, "10:00")) as h:
+        world(h)
+        await h.feed(h.api.start_bot(1001))
+        h.api.block_bot(1001)
+        async with h.store.transaction() as tx:
+            ref = await tx.members.by_telegram(1001)
+        assert ref is not None
+        delivered = await h.services.messenger.notify(ref, ScriptPost("hello"))
+        assert not delivered
+        async with h.store.engine.connect() as conn:
+            from sqlalchemy import select
+
+            from storage.models import User
+
+            row = (
+                await conn.execute(select(User.unreachable_at).where(User.telegram_id == 1001))
+            ).one()
+        assert row.unreachable_at is not None
+        await h.feed(h.api.start_bot(1001))  # they come back: reachable again
+        async with h.store.engine.connect() as conn:
+            row = (
+                await conn.execute(select(User.unreachable_at).where(User.telegram_id == 1001))
+            ).one()
+        assert row.unreachable_at is None
+
+
+async def test_a_429_is_waited_out_and_nothing_is_lost(store: SqlStore) -> None:
+    # The bot believes it may send 40 a second into a group; the server allows 5.
+    async with running_bot(store, at(0, "10:00"), group_per_minute=5, group_window=0.5) as h:
+        world(h)
+        loose = Limits(group=Window(40, 1.0), overall=Window(100, 1.0))
+        h.services.throttle.limits = loose
+        h.services.throttle._chats.clear()
+        ids = await asyncio.gather(
+            *(h.services.messenger.send(WARMUP, ScriptPost(f"post {i}")) for i in range(12))
+        )
+        assert len(set(ids)) == 12
+        assert h.api.too_many_requests > 0
+        assert h.services.messenger.too_many_requests == h.api.too_many_requests
+        texts = h.texts(WARMUP)
+        assert sorted(texts) == sorted(f"post {i}" for i in range(12))
+
+
+async def test_taps_are_answered_while_bulk_sends_wait(store: SqlStore) -> None:
+    async with running_bot(store, at(0, "10:00")) as h:
+        world(h)
+        await launched(h)
+        for user_id in range(1001, 1006):
+            await h.feed(h.api.join(WARMUP, user_id))
+        await h.run_until(at(1, "12:00"))
+        envelope = h.api.messages(WARMUP)[-1]
+        # Fill the group's window: 30 posts queue behind the 20-a-window limit.
+        bulk = asyncio.gather(
+            *(h.services.messenger.send(WARMUP, ScriptPost(f"bulk {i}")) for i in range(30))
+        )
+        await asyncio.sleep(0.05)
+        started = time.perf_counter()
+        await h.feed(h.api.tap(WARMUP, envelope["message_id"], 1001))
+        answered_in = time.perf_counter() - started
+        assert not bulk.done()  # the bulk sends are still waiting for slots
+        assert len(h.api.callback_answers) == 1
+        assert answered_in < 0.3
+        await bulk
+        assert h.api.too_many_requests == 0
+
+
+async def test_a_stranger_asking_into_the_task_group_is_declined(store: SqlStore) -> None:
+    async with running_bot(store, at(0, "10:00")) as h:
+        world(h)
+        code = await launched(h)
+        await h.say(TASKS, LEADER, f"/taskgroup {code}")
+        link = next(lk for lk, s in h.api.invite_links.items() if s.chat_id == TASKS)
+        await h.feed(h.api.request_join(TASKS, 1005, link))
+        (state,) = h.api.join_requests.values()
+        assert state.status == "declined"
+        assert h.last_text(1005) == CATALOG.text("en", "admission.refused")
+
+
+async def test_only_the_leader_binds_and_pauses(store: SqlStore) -> None:
+    async with running_bot(store, at(0, "10:00")) as h:
+        world(h)
+        code = await launched(h)
+        h.api.set_member(TASKS, 1001, "member")
+        h.api.set_member(WARMUP, 1001, "member")
+        await h.say(TASKS, 1001, f"/taskgroup {code}")
+        assert h.last_text(TASKS) == CATALOG.text("en", "taskgroup.not_yours", code=code)
+        await h.say(WARMUP, 1001, "/pause")
+        assert h.last_text(WARMUP) == CATALOG.text("en", "leader.only")
+        await h.say(WARMUP, LEADER, "/pause")
+        assert h.last_text(WARMUP) == CATALOG.text("en", "pause.done", code=code)
+        await h.say(WARMUP, LEADER, "/status")
+        assert code in h.last_text(WARMUP)
+        await h.say(TASKS, LEADER, f"/taskgroup {code}")
+        await h.say(WARMUP, LEADER, "/taskgroup NOPE")
+        assert h.last_text(WARMUP) == CATALOG.text("en", "taskgroup.unknown", code="NOPE")
+
