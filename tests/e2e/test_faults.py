@@ -247,4 +247,3 @@ async def test_only_the_leader_binds_and_pauses(store: SqlStore) -> None:
         await h.say(TASKS, LEADER, f"/taskgroup {code}")
         await h.say(WARMUP, LEADER, "/taskgroup NOPE")
         assert h.last_text(WARMUP) == CATALOG.text("en", "taskgroup.unknown", code="NOPE")
-

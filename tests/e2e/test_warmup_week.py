@@ -174,6 +174,7 @@ async def test_a_warmup_week_in_telegram(store: SqlStore) -> None:
         await h.say(WARMUP, MEMBERS[12], "is 1 enough?")  # not a whole-message answer
         assert len(api.reactions) == len(RESPONDERS)
         sent_before = len(api.messages(WARMUP))
+        assert api.messages(WARMUP)[-1]["text"].startswith("That's seven days")  # no replies
         await h.tick(at(7, "20:51"))
         await h.tick(at(7, "20:52"))  # the nudge is batched: not again a minute later
         nudges = api.messages(WARMUP)[sent_before:]
@@ -197,8 +198,6 @@ async def test_a_warmup_week_in_telegram(store: SqlStore) -> None:
 
         # Restraint: under Telegram's limits all week, and the group saw no replies to "1".
         assert api.too_many_requests == 0
-        group_sends = [c for c in api.calls if c.chat_id == WARMUP and c.method == "sendMessage"]
-        assert all("1" != (c.params.get("text") or "") for c in group_sends)
         assert len(api.calls_of("setMessageReaction")) == len(RESPONDERS)
 
 
