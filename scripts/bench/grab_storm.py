@@ -1,0 +1,304 @@
+#!/usr/bin/env python3
+"""Benchmark: a crowd grabbing one red envelope, through the real dispatcher.
+
+Each trial opens an envelope in a 500-member cohort, posts it to the local Bot API
+server, and feeds every member's tap plus 50 re-deliveries (the same tap under a new
+update id) through the bot's dispatcher; the answers go back over HTTP. Two shapes:
+
+- ``all``: every update at once. Target: all taps answered within 0.5 s of the first.
+- ``spread``: each tap at a random moment within 2 s, as a crowd taps. Target: p99 from
+  a tap to its answer at most 100 ms.
+
+Every trial checks the money: exactly as many winners as shares, the claimed sum equal
+to the envelope's total to the cent, nobody twice, and every member told "you got it"
+holding a stored share and a ledger entry. Shares, totals, tap order, which taps are
+re-delivered and the shape are random per trial (``--seed``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import random
+import statistics
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from pydantic import SecretStr  # noqa: E402
+from sqlalchemy import func, select  # noqa: E402
+
+from bot.library import DEFAULT_SCRIPT, script_path  # noqa: E402
+from bot.services import build_services  # noqa: E402
+from bot.settings import Settings  # noqa: E402
+from bot.telegram_app import build_bot, build_dispatcher  # noqa: E402
+from bot.throttle import Limits, Window  # noqa: E402
+from funnels.clock import ManualClock  # noqa: E402
+from funnels.cohorts import StartCohort  # noqa: E402
+from funnels.envelopes import split  # noqa: E402
+from funnels.members import RecordJoin  # noqa: E402
+from funnels.ports import EnvelopeOffer  # noqa: E402
+from funnels.script_loader import load_script  # noqa: E402
+from storage.db import create_engine  # noqa: E402
+from storage.migrate import upgrade_async  # noqa: E402
+from storage.models import EnvelopeShare, LedgerEntry  # noqa: E402
+from storage.repositories import SqlStore  # noqa: E402
+from tests.botapi import LocalBotAPI  # noqa: E402
+
+TOKEN = "4242:STORM"
+GROUP = -100777
+NOW = datetime(2026, 3, 2, 4, 0, tzinfo=UTC)
+UNLIMITED = Limits(
+    group=Window(10_000, 1.0), private=Window(10_000, 1.0), overall=Window(10_000, 1.0)
+)
+
+
+@dataclass
+class Figures:
+    latencies: dict[str, list[float]] = field(default_factory=lambda: {"all": [], "spread": []})
+    makespans: list[float] = field(default_factory=list)
+    rates: list[float] = field(default_factory=list)
+    trials: dict[str, int] = field(default_factory=lambda: {"all": 0, "spread": 0})
+    failures: list[str] = field(default_factory=list)
+
+
+async def storm(url: str, args: argparse.Namespace) -> Figures:
+    if url.startswith("sqlite"):
+        await upgrade_async(url)
+    engine = create_engine(url)
+    store = SqlStore(engine)
+    api = LocalBotAPI(TOKEN, limits=False, callback_timeout=30.0).start_in_thread()
+    figures = Figures()
+    try:
+        settings = Settings(
+            bot_token=SecretStr(TOKEN),
+            telegram_api_url=api.base_url,
+            _env_file=None,  # type: ignore[call-arg]
+        )
+        bot = build_bot(settings)
+        services = build_services(settings, store, ManualClock(NOW), bot, limits=UNLIMITED)
+        dp = build_dispatcher(services)
+        members = list(range(10_001, 10_001 + args.members))
+        api.add_group(GROUP, "Storm", supergroup=True)
+        for tg in members:
+            api.add_user(tg, f"M{tg}")
+            api.set_member(GROUP, tg, "member")
+        loaded = load_script(script_path(DEFAULT_SCRIPT, "en"))
+        cohort = await StartCohort(services.deps)(
+            loaded,
+            start=NOW.date(),
+            code=f"S{int(time.time() * 1000) % 10**8}",
+            capacity=args.members,
+            warmup_chat_id=GROUP,
+        )
+        async with store.transaction() as tx:
+            refs = [await tx.members.ensure_user(tg, f"M{tg}", "en", NOW) for tg in members]
+            await tx.commit()
+        await RecordJoin(services.deps)(GROUP, [(r.user_id, None) for r in refs])
+        user_of = {r.telegram_id: r.user_id for r in refs}
+        rng = random.Random(args.seed)
+        for trial in range(args.trials):
+            shape = args.shape if args.shape != "mixed" else ("all" if trial % 2 else "spread")
+            await one_trial(
+                api, services, dp, bot, store, cohort.id, trial, shape, rng, user_of, args, figures
+            )
+            figures.trials[shape] += 1
+            if (trial + 1) % 20 == 0:
+                print(f"  {trial + 1}/{args.trials} trials", file=sys.stderr)
+        await bot.session.close()
+    finally:
+        api.stop_thread()
+        await engine.dispose()
+    return figures
+
+
+async def one_trial(
+    api: LocalBotAPI,
+    services: Any,
+    dp: Any,
+    bot: Any,
+    store: SqlStore,
+    cohort_id: int,
+    trial: int,
+    shape: str,
+    rng: random.Random,
+    user_of: dict[int, int],
+    args: argparse.Namespace,
+    figures: Figures,
+) -> None:
+    shares = rng.randint(1, args.members)
+    total = rng.randint(shares, shares * 300)
+    amounts = split(total, shares, 1, rng)
+    key = f"storm_{args.seed}_{trial}"
+    async with store.transaction() as tx:
+        envelope = await tx.envelopes.open(
+            cohort_id, key, "USD", amounts, NOW, NOW + timedelta(minutes=10)
+        )
+        await tx.commit()
+    offer = EnvelopeOffer(envelope.id, total, "USD", shares, envelope.expires_at, None, "en")
+    message_id = await services.messenger.send(GROUP, offer)
+    async with store.transaction() as tx:
+        await tx.envelopes.set_message(envelope.id, GROUP, message_id)
+        await tx.commit()
+
+    tappers = list(user_of)
+    rng.shuffle(tappers)
+    taps = [api.tap(GROUP, message_id, tg) for tg in tappers]
+    again = [api.redeliver(t) for t in rng.sample(taps, min(args.redeliveries, len(taps)))]
+    updates = taps + again
+    rng.shuffle(updates)
+    first_fed: dict[str, float] = {}
+
+    async def feed(update: dict[str, Any], delay: float = 0.0) -> None:
+        if delay:
+            await asyncio.sleep(delay)
+        first_fed.setdefault(update["callback_query"]["id"], time.perf_counter())
+        await dp.feed_raw_update(bot, update)
+
+    started = time.perf_counter()
+    if shape == "all":
+        await asyncio.gather(*(feed(u) for u in updates))
+    else:
+        await asyncio.gather(*(feed(u, rng.uniform(0, 2.0)) for u in updates))
+    answers = api.callback_answers
+    queries = {t["callback_query"]["id"]: t["callback_query"]["from"]["id"] for t in taps}
+    answered = {q: answers[q] for q in queries if q in answers}
+    if len(answered) != len(queries):
+        figures.failures.append(f"trial {trial}: {len(queries) - len(answered)} taps unanswered")
+    lat = [answered[q].at - first_fed[q] for q in answered]
+    figures.latencies[shape].extend(lat)
+    if shape == "all" and answered:
+        makespan = max(a.at for a in answered.values()) - started
+        figures.makespans.append(makespan)
+        figures.rates.append(len(answered) / makespan)
+
+    # The money: exact winners, exact sum, nobody twice, every "you got it" stored.
+    async with store.engine.connect() as conn:
+        count, distinct, total_claimed = (
+            await conn.execute(
+                select(
+                    func.count(),
+                    func.count(func.distinct(EnvelopeShare.user_id)),
+                    func.coalesce(func.sum(EnvelopeShare.amount_minor), 0),
+                ).where(
+                    EnvelopeShare.envelope_id == envelope.id, EnvelopeShare.user_id.is_not(None)
+                )
+            )
+        ).one()
+        holders = {
+            r[0]
+            for r in await conn.execute(
+                select(EnvelopeShare.user_id).where(
+                    EnvelopeShare.envelope_id == envelope.id, EnvelopeShare.user_id.is_not(None)
+                )
+            )
+        }
+        ledger_count, ledger_sum = (
+            await conn.execute(
+                select(func.count(), func.coalesce(func.sum(LedgerEntry.amount_minor), 0)).where(
+                    LedgerEntry.idempotency_key.like(f"envelope:{envelope.id}:%")
+                )
+            )
+        ).one()
+    told_won = {user_of[queries[q]] for q, a in answered.items() if a.show_alert}
+    checks = {
+        "winners == shares": count == shares,
+        "sum exact": int(total_claimed) == total,
+        "nobody twice": distinct == count,
+        "every win stored": told_won <= holders,
+        "every share told": holders <= told_won,
+        "ledger matches": (ledger_count, int(ledger_sum)) == (shares, total),
+    }
+    for name, ok in checks.items():
+        if not ok:
+            figures.failures.append(f"trial {trial} ({shape}, {shares} shares): {name} failed")
+
+
+def p(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def report(name: str, figures: Figures) -> bool:
+    all_lat, spread = figures.latencies["all"], figures.latencies["spread"]
+    worst_makespan = max(figures.makespans, default=float("nan"))
+    p99 = p(spread, 0.99)
+    ok_all = worst_makespan <= 0.5
+    ok_spread = p99 <= 0.100
+    print(
+        f"\n{name}: {figures.trials['all']} all-at-once + {figures.trials['spread']} spread trials"
+    )
+    print(
+        f"  all at once: every tap answered within {worst_makespan * 1000:.0f} ms of the first "
+        f"(median {statistics.median(figures.makespans) * 1000:.0f} ms); "
+        f"{min(figures.rates, default=0):,.0f} taps/s at worst, "
+        f"median {statistics.median(figures.rates) if figures.rates else 0:,.0f}/s; "
+        f"tap->answer p50 {p(all_lat, 0.5) * 1000:.1f} ms, p99 {p(all_lat, 0.99) * 1000:.1f} ms"
+        f"  [{'PASS' if ok_all else 'FAIL'}: <= 500 ms]"
+    )
+    print(
+        f"  spread over 2 s: tap->answer p50 {p(spread, 0.5) * 1000:.1f} ms, "
+        f"p99 {p99 * 1000:.1f} ms, max {max(spread, default=0) * 1000:.1f} ms"
+        f"  [{'PASS' if ok_spread else 'FAIL'}: p99 <= 100 ms]"
+    )
+    if figures.failures:
+        print(f"  MONEY CHECKS FAILED ({len(figures.failures)}):")
+        for failure in figures.failures[:20]:
+            print(f"    {failure}")
+    else:
+        print(
+            "  money: every trial exact (winners = shares, sum to the cent, nobody twice, "
+            "every answered claim stored)"
+        )
+    return ok_all and ok_spread and not figures.failures
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--trials", type=int, default=200, help="per database")
+    parser.add_argument("--members", type=int, default=500)
+    parser.add_argument("--redeliveries", type=int, default=50)
+    parser.add_argument("--shape", choices=["mixed", "all", "spread"], default="mixed")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--database-url",
+        action="append",
+        help="repeatable; default: a fresh SQLite file, and PostgreSQL at "
+        "postgresql+asyncpg://postgres@127.0.0.1:5432/test if --postgres",
+    )
+    parser.add_argument("--postgres", action="store_true", help="also run on the local PostgreSQL")
+    args = parser.parse_args()
+    urls = list(args.database_url or [])
+    tmp = tempfile.TemporaryDirectory()
+    if not urls:
+        urls.append(f"sqlite+aiosqlite:///{tmp.name}/storm.db")
+    if args.postgres:
+        urls.append("postgresql+asyncpg://postgres@127.0.0.1:5432/test")
+    ok = True
+    for url in urls:
+        name = "SQLite" if url.startswith("sqlite") else "PostgreSQL"
+        print(
+            f"{name}: {args.trials} trials, {args.members} members, "
+            f"{args.redeliveries} re-deliveries each",
+            file=sys.stderr,
+        )
+        started = time.perf_counter()
+        figures = asyncio.run(storm(url, args))
+        ok = report(f"{name} ({time.perf_counter() - started:.0f} s)", figures) and ok
+    print(
+        "\nreproduce: .venv/bin/python scripts/bench/grab_storm.py --postgres"
+        f" --trials {args.trials} --seed {args.seed}"
+    )
+    sys.exit(0 if ok else 1)
+
+
+if __name__ == "__main__":
+    main()
