@@ -7,12 +7,11 @@ aiogram's dependency injection.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections import Counter, OrderedDict
 from dataclasses import dataclass, field
-from datetime import datetime
-from pathlib import Path
 
 from aiogram import Bot
 from aiogram.types import User
@@ -25,8 +24,8 @@ from bot.telegram import TelegramMessenger
 from bot.throttle import Limits, Throttle
 from funnels.cohorts import Deps, ScriptCache
 from funnels.groups import Actor, FollowMigration
-from funnels.members import MarkUnreachable, RecordChatter
-from funnels.ports import Clock, CohortRecord, Store
+from funnels.members import ClaimShares, MarkUnreachable, RecordChatter
+from funnels.ports import Clock, CohortRecord, ShareClaim, Store
 
 log = logging.getLogger("funnelbot.bot")
 
@@ -85,6 +84,47 @@ class UserDirectory:
             self._known.popitem(last=False)
 
 
+class TapBatcher:
+    """Group commit for envelope taps: the taps that arrive while a batch is being
+    written go into the next one, so a storm of 500 taps costs a handful of transactions
+    instead of 500, and a lone tap is written at once (no timer, no added wait)."""
+
+    def __init__(self, claim: ClaimShares) -> None:
+        self._claim = claim
+        self._pending: dict[int, list[tuple[int, asyncio.Future[ShareClaim]]]] = {}
+        self._draining: set[int] = set()
+
+    async def claim(self, envelope_id: int, user_id: int) -> ShareClaim:
+        future: asyncio.Future[ShareClaim] = asyncio.get_running_loop().create_future()
+        self._pending.setdefault(envelope_id, []).append((user_id, future))
+        if envelope_id not in self._draining:
+            self._draining.add(envelope_id)
+            task = asyncio.create_task(self._drain(envelope_id))
+            task.add_done_callback(_TASKS.discard)
+            _TASKS.add(task)
+        return await future
+
+    async def _drain(self, envelope_id: int) -> None:
+        try:
+            await asyncio.sleep(0)  # the taps of this loop turn join the first batch
+            while batch := self._pending.pop(envelope_id, None):
+                try:
+                    claims = await self._claim(envelope_id, [u for u, _ in batch], close=False)
+                except Exception as exc:  # nothing was written: every tap hears so
+                    for _, future in batch:
+                        if not future.done():
+                            future.set_exception(exc)
+                    continue
+                for user_id, future in batch:
+                    if not future.done():
+                        future.set_result(claims[user_id])
+        finally:
+            self._draining.discard(envelope_id)
+
+
+_TASKS: set[asyncio.Task[None]] = set()
+
+
 @dataclass
 class ActivityBuffer:
     """Message counts per group and member, written in batches (never the text)."""
@@ -111,6 +151,7 @@ class Services:
     slow_mode: SlowMode
     chats: ChatDirectory
     users: UserDirectory
+    taps: TapBatcher
     activity: ActivityBuffer = field(default_factory=ActivityBuffer)
 
     def is_admin(self, telegram_id: int) -> bool:
@@ -130,9 +171,9 @@ class Services:
 
     async def say(self, chat_id: int, text: str, *, reply_to: int | None = None) -> None:
         """A reply from a command handler: through the throttle like any other send."""
-        await self.throttle.acquire(chat_id)
         try:
-            await self.bot.send_message(chat_id, text[:4096], reply_to_message_id=reply_to)
+            async with self.throttle.slot(chat_id):
+                await self.bot.send_message(chat_id, text[:4096], reply_to_message_id=reply_to)
         except Exception as exc:  # a reply that cannot go out is logged, never fatal
             log.warning("reply in %s failed: %s", chat_id, exc)
 
@@ -184,18 +225,9 @@ def build_services(
         slow_mode=slow_mode,
         chats=ChatDirectory(store),
         users=UserDirectory(store, clock),
+        taps=TapBatcher(ClaimShares(deps)),
     )
     unreachable = MarkUnreachable(deps)
     messenger.on_migrated = services.migrated
     messenger.on_unreachable = unreachable
     return services
-
-
-def scripts_dir(settings: Settings) -> Path | None:
-    return settings.scripts_dir
-
-
-def local_today(clock: Clock, timezone: str) -> datetime:
-    from zoneinfo import ZoneInfo
-
-    return clock.now().astimezone(ZoneInfo(timezone))

@@ -235,9 +235,10 @@ class TelegramMessenger:
         self, chat_id: int, call: Callable[[], Awaitable[T]], *, throttled: bool = True
     ) -> T:
         for _ in range(self.max_waits + 1):
-            if throttled:
-                await self.throttle.acquire(chat_id)
             try:
+                if throttled:
+                    async with self.throttle.slot(chat_id):
+                        return await call()
                 return await call()
             except TelegramRetryAfter as exc:
                 self.too_many_requests += 1

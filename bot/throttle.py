@@ -15,7 +15,8 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 
@@ -46,20 +47,24 @@ class _Sent:
 
     def __init__(self, window: Window) -> None:
         self.window = window
-        self.times: deque[float] = deque(maxlen=window.count)
+        # Each entry is a one-element list so a send can move its own mark later.
+        self.times: deque[list[float]] = deque(maxlen=window.count)
 
     def free_at(self, now: float) -> float:
         """The earliest time at or after ``now`` when one more message fits."""
         if len(self.times) < self.window.count:
             return now
-        return max(now, self.times[0] + self.window.seconds)
+        return max(now, self.times[0][0] + self.window.seconds)
 
-    def record(self, at: float) -> None:
-        self.times.append(at)
+    def record(self, at: float) -> list[float]:
+        mark = [at]
+        self.times.append(mark)
+        return mark
 
     def hold_until(self, until: float) -> None:
         """Telegram said 429: nothing goes out before ``until``."""
-        self.times.extend([until - self.window.seconds] * self.window.count)
+        for _ in range(self.window.count):
+            self.times.append([until - self.window.seconds])
 
 
 class Throttle:
@@ -86,23 +91,37 @@ class Throttle:
             sent = self._chats[chat_id] = _Sent(window.scaled(self.limits.margin))
         return sent
 
-    async def acquire(self, chat_id: int) -> None:
+    async def acquire(self, chat_id: int) -> tuple[list[float], ...]:
         """Wait until one more message (or edit) into ``chat_id`` keeps every limit.
 
         A send is recorded only at the moment both its chat's window and the global one
-        have room, so the record is exactly what went out; waiters that lose a race for
-        the same moment simply look again.
+        have room; waiters that lose a race for the same moment simply look again.
+        Returns the marks :meth:`slot` moves to when the request finished.
         """
         chat = self._chat(chat_id)
         while True:
             now = self._clock()
             at = max(chat.free_at(now), self._overall.free_at(now))
             if at <= now:
-                chat.record(now)
-                self._overall.record(now)
-                return
+                return chat.record(now), self._overall.record(now)
             self.waited += at - now
             await self._sleep(at - now)
+
+    @asynccontextmanager
+    async def slot(self, chat_id: int) -> AsyncIterator[None]:
+        """``acquire``, then count the send as made when its request finished.
+
+        Telegram counts a message when it arrives, which is somewhere between our
+        acquiring the slot and its answer; counting from the answer keeps the next
+        window's first send safely after it, however slow the network was.
+        """
+        marks = await self.acquire(chat_id)
+        try:
+            yield
+        finally:
+            finished = self._clock()
+            for mark in marks:
+                mark[0] = max(mark[0], finished)
 
     def back_off(self, chat_id: int, retry_after: float) -> None:
         """A 429 came back anyway: hold the chat back for ``retry_after`` seconds."""
@@ -111,5 +130,7 @@ class Throttle:
     def forget_idle(self, older_than: float = 600.0) -> None:
         """Drop the bookings of chats quiet for a while, so memory stays flat."""
         cutoff = self._clock() - older_than
-        for chat_id in [c for c, b in self._chats.items() if not b.times or b.times[-1] < cutoff]:
+        for chat_id in [
+            c for c, b in self._chats.items() if not b.times or b.times[-1][0] < cutoff
+        ]:
             del self._chats[chat_id]

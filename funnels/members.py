@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 from funnels.cohorts import CloseEnvelope, Deps
 from funnels.goals import describe_progress
 from funnels.groups import Actor
-from funnels.ports import AdmissionNotice, MemberRef, ShareClaim
+from funnels.ports import AdmissionNotice, LedgerCredit, MemberRef, ShareClaim
 from funnels.stages import Stage
 
 JoinOutcome = Literal["joined", "rejoined", "member", "full", "no_cohort"]
@@ -77,38 +77,60 @@ class RecordActivity:
             await tx.commit()
 
 
-class ClaimShare:
-    """A tap on an envelope's Grab button."""
+class ClaimShares:
+    """Taps on an envelope's Grab button, a batch at a time: every claim is written (with
+    its ledger entry) in one transaction before any tap is answered. Under a storm the bot
+    groups the taps that arrive together, so the database sees one write per batch."""
 
     def __init__(self, deps: Deps) -> None:
         self.deps = deps
         self.close = CloseEnvelope(deps)
 
-    async def __call__(self, envelope_id: int, user_id: int, *, close: bool = True) -> ShareClaim:
+    async def __call__(
+        self, envelope_id: int, user_ids: Sequence[int], *, close: bool = True
+    ) -> dict[int, ShareClaim]:
         """``close=False``: the caller closes the envelope after the last share itself
-        (the bot answers the tap first; the summary edit may wait for a send slot)."""
+        (the bot answers the taps first; the summary edit may wait for a send slot)."""
         now = self.deps.clock.now()
         async with self.deps.store.transaction() as tx:
-            claim = await tx.envelopes.claim(envelope_id, user_id, now)
-            if claim.outcome != "claimed":
-                return claim
-            assert claim.cohort_id is not None and claim.currency and claim.step_key
-            await tx.ledger.credit(
-                f"envelope:{envelope_id}:{user_id}",
-                user_id,
-                claim.cohort_id,
-                "envelope",
-                claim.step_key,
-                claim.amount_minor,
-                claim.currency,
+            claims = await tx.envelopes.claim_many(envelope_id, user_ids, now)
+            won = {u: c for u, c in claims.items() if c.outcome == "claimed"}
+            if not won:
+                return claims
+            await tx.ledger.credit_many(
+                [
+                    LedgerCredit(
+                        f"envelope:{envelope_id}:{user_id}",
+                        user_id,
+                        claim.cohort_id,
+                        "envelope",
+                        claim.step_key or "",
+                        claim.amount_minor,
+                        claim.currency or "",
+                    )
+                    for user_id, claim in won.items()
+                ],
                 now,
             )
-            if claim.stage is not None and claim.stage < Stage.ENGAGED:
-                await tx.members.advance(claim.cohort_id, user_id, Stage.ENGAGED, now)
+            # Grabbing is taking part: the member is engaged.
+            quiet = [u for u, c in won.items() if c.stage is not None and c.stage < Stage.ENGAGED]
+            cohort_id = next(iter(won.values())).cohort_id
+            if quiet and cohort_id is not None:
+                await tx.members.advance_many(cohort_id, quiet, Stage.ENGAGED, now)
             await tx.commit()
-        if claim.last_share and close:
+        if close and any(c.last_share for c in won.values()):
             await self.close(envelope_id)
-        return claim
+        return claims
+
+
+class ClaimShare:
+    """One tap on an envelope's Grab button."""
+
+    def __init__(self, deps: Deps) -> None:
+        self.claim = ClaimShares(deps)
+
+    async def __call__(self, envelope_id: int, user_id: int, *, close: bool = True) -> ShareClaim:
+        return (await self.claim(envelope_id, [user_id], close=close))[user_id]
 
 
 ReplyOutcome = Literal["recorded", "already", "not_answer", "closed", "not_member", "no_cohort"]

@@ -516,6 +516,12 @@ class EnvelopeRepository(Protocol):
     async def get(self, envelope_id: int) -> EnvelopeRecord | None: ...
     async def by_step(self, cohort_id: int, step_key: str) -> EnvelopeRecord | None: ...
     async def claim(self, envelope_id: int, user_id: int, at: datetime) -> ShareClaim: ...
+    async def claim_many(
+        self, envelope_id: int, user_ids: Sequence[int], at: datetime
+    ) -> dict[int, ShareClaim]:
+        """Claims for a batch of taps in tap order (shares go to the first comers)."""
+        ...
+
     async def close(self, envelope_id: int, at: datetime) -> EnvelopeRecord | None:
         """Mark closed; returns the record only to the one caller that closed it."""
         ...
@@ -621,6 +627,18 @@ class RegionRepository(Protocol):
     async def all(self) -> list[RegionRecord]: ...
 
 
+@dataclass(frozen=True, slots=True)
+class LedgerCredit:
+    key: str
+    """Idempotency key: a second credit with it is ignored."""
+    user_id: int
+    cohort_id: int | None
+    kind: str
+    ref: str
+    amount_minor: int
+    currency: str
+
+
 class LedgerRepository(Protocol):
     async def credit(
         self,
@@ -634,6 +652,10 @@ class LedgerRepository(Protocol):
         at: datetime,
     ) -> bool:
         """Write an entry once per idempotency key; False if the key was used."""
+        ...
+
+    async def credit_many(self, entries: Sequence[LedgerCredit], at: datetime) -> int:
+        """``credit`` for many entries; returns how many were new."""
         ...
 
     async def balance(self, user_id: int) -> dict[str, int]: ...

@@ -13,7 +13,7 @@ import secrets
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import date, datetime
-from typing import Any, Literal, cast
+from typing import Any, cast
 
 from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.exc import IntegrityError
@@ -27,6 +27,7 @@ from funnels.ports import (
     EnvelopeRecord,
     IncomingEvent,
     InviteLinkRecord,
+    LedgerCredit,
     MemberRef,
     NewCohort,
     RegionRecord,
@@ -835,12 +836,6 @@ class SqlMembers(_Repo):
         return {stage: sum(n for s, n in at_stage.items() if s >= stage) for stage in Stage}
 
 
-class _NoShare(Exception):
-    def __init__(self, outcome: Literal["closed", "empty"]) -> None:
-        super().__init__(outcome)
-        self.outcome: Literal["closed", "empty"] = outcome
-
-
 class SqlEnvelopes(_Repo):
     async def open(
         self,
@@ -894,138 +889,122 @@ class SqlEnvelopes(_Repo):
         ).first()
         return _envelope(row) if row else None
 
-    def _claim_read(self) -> Any:
-        # One read for everything a tap needs to know: the envelope, whether the member
-        # is in its cohort, and whether they already hold a share.
-        stage = (
-            select(_m.c.stage)
-            .where(_m.c.cohort_id == _e.c.cohort_id, _m.c.user_id == bindparam("user_id"))
-            .scalar_subquery()
-        )
-        before = (
-            select(_es.c.amount_minor)
-            .where(_es.c.envelope_id == _e.c.id, _es.c.user_id == bindparam("user_id"))
-            .scalar_subquery()
-        )
-        return select(
-            _e.c.cohort_id,
-            _e.c.step_key,
-            _e.c.currency,
-            _e.c.expires_at,
-            _e.c.closed_at,
-            _e.c.shares,
-            _e.c.claimed,
-            stage.label("stage"),
-            before.label("before"),
-        ).where(_e.c.id == bindparam("envelope_id"))
-
-    def _claim_take(self) -> Any:
-        free = (
-            select(_es.c.id)
-            .where(_es.c.envelope_id == bindparam("b_envelope"), _es.c.user_id.is_(None))
-            .order_by(_es.c.idx)
-            .limit(1)
-        )
-        if self.dialect == "postgresql":
-            free = free.with_for_update(skip_locked=True)
-        return (
-            update(_es)
-            .where(_es.c.id == free.scalar_subquery(), _es.c.user_id.is_(None))
-            .values(user_id=bindparam("b_user"), claimed_at=bindparam("b_at"))
-            .returning(_es.c.amount_minor)
-        )
-
-    def _claim_seat(self) -> Any:
-        return (
-            update(_e)
-            .where(
-                _e.c.id == bindparam("b_envelope"),
-                _e.c.closed_at.is_(None),
-                _e.c.expires_at > bindparam("b_at"),
-                _e.c.claimed < _e.c.shares,
-            )
-            .values(claimed=_e.c.claimed + 1)
-            .returning(_e.c.claimed)
-        )
-
-    def _claim_amount(self) -> Any:
-        return (
-            update(_e)
-            .where(_e.c.id == bindparam("b_envelope"))
-            .values(claimed_minor=_e.c.claimed_minor + bindparam("b_amount"))
-        )
-
     async def claim(self, envelope_id: int, user_id: int, at: datetime) -> ShareClaim:
-        env = (
-            await self.conn.execute(
-                _prepared("claim_read", self.dialect, self._claim_read),
-                {"user_id": user_id, "envelope_id": envelope_id},
-            )
-        ).first()
-        if env is None:
-            return ShareClaim("closed")
-        where = {
-            "cohort_id": env.cohort_id,
-            "step_key": env.step_key,
-            "currency": env.currency,
-            "stage": env.stage,
-        }
-        if env.stage is None:
-            return ShareClaim("not_member", **where)
-        if env.before is not None:
-            return ShareClaim("already", int(env.before), **where)
-        if env.closed_at is not None or at >= env.expires_at:
-            return ShareClaim("closed", **where)
-        if env.claimed >= env.shares:
-            return ShareClaim("empty", **where)
-        try:
-            if self.dialect == "sqlite":
-                # Units of work take turns on SQLite (see SqlStore), so nothing can
-                # interleave here; skip the savepoint's extra round trips.
-                amount, counted = await self._take(envelope_id, user_id, at)
-            else:
-                async with self.conn.begin_nested():
-                    amount, counted = await self._take(envelope_id, user_id, at)
-        except IntegrityError:
-            # (envelope, user) is unique: a concurrent tap by the same member won.
-            held = (
-                await self.conn.execute(
-                    select(_es.c.amount_minor).where(
-                        _es.c.envelope_id == envelope_id, _es.c.user_id == user_id
-                    )
-                )
-            ).scalar()
-            return ShareClaim("already", int(held or 0), **where)
-        except _NoShare as gone:
-            return ShareClaim(gone.outcome, **where)
-        return ShareClaim("claimed", amount, last_share=counted == env.shares, **where)
+        return (await self.claim_many(envelope_id, [user_id], at))[user_id]
 
-    async def _take(self, envelope_id: int, user_id: int, at: datetime) -> tuple[int, int]:
-        # Take a seat on the envelope row first: the conditional update re-checks that
-        # it is open and not empty, and on PostgreSQL holds the row until commit, so a
-        # close (which releases the unclaimed money) waits for this tap and sees it.
-        counted = (
-            await self.conn.execute(
-                _prepared("claim_seat", self.dialect, self._claim_seat),
-                {"b_envelope": envelope_id, "b_at": at},
+    async def claim_many(
+        self, envelope_id: int, user_ids: Sequence[int], at: datetime
+    ) -> dict[int, ShareClaim]:
+        """Claims for a batch of taps, in tap order: a few statements for the whole batch.
+
+        On PostgreSQL the envelope row is locked first, so batches (from any process)
+        take turns on it and a close waits for them; on SQLite units of work take turns
+        anyway. ``(envelope, user)`` is unique besides, so nobody ever holds two shares.
+        """
+        users = list(dict.fromkeys(user_ids))
+        envelope = select(_e).where(_e.c.id == envelope_id)
+        if self.dialect == "postgresql":
+            envelope = envelope.with_for_update()
+        env = (await self.conn.execute(envelope)).first()
+        if env is None:
+            return {u: ShareClaim("closed") for u in users}
+        stages = {
+            r.user_id: int(r.stage)
+            for r in await self.conn.execute(
+                _prepared(
+                    "claim_stages",
+                    self.dialect,
+                    lambda: select(_m.c.user_id, _m.c.stage).where(
+                        _m.c.cohort_id == bindparam("cohort"),
+                        _m.c.user_id.in_(bindparam("users", expanding=True)),
+                    ),
+                ),
+                {"cohort": env.cohort_id, "users": users},
             )
-        ).scalar()
-        if counted is None:
-            closed = (
-                await self.conn.execute(select(_e.c.closed_at).where(_e.c.id == envelope_id))
-            ).scalar()
-            raise _NoShare("closed" if closed is not None else "empty")
-        amount = (
-            await self.conn.execute(
-                _prepared("claim_take", self.dialect, self._claim_take),
-                {"b_envelope": envelope_id, "b_user": user_id, "b_at": at},
+        }
+        held = {
+            r.user_id: int(r.amount_minor)
+            for r in await self.conn.execute(
+                _prepared(
+                    "claim_held",
+                    self.dialect,
+                    lambda: select(_es.c.user_id, _es.c.amount_minor).where(
+                        _es.c.envelope_id == bindparam("envelope"),
+                        _es.c.user_id.in_(bindparam("users", expanding=True)),
+                    ),
+                ),
+                {"envelope": envelope_id, "users": users},
             )
-        ).scalar_one()
+        }
+        shut = env.closed_at is not None or at >= env.expires_at
+
+        def claim(outcome: Any, user_id: int, amount: int = 0, last: bool = False) -> ShareClaim:
+            return ShareClaim(
+                outcome,
+                amount,
+                last_share=last,
+                cohort_id=env.cohort_id,
+                step_key=env.step_key,
+                currency=env.currency,
+                stage=stages.get(user_id),
+            )
+
+        result: dict[int, ShareClaim] = {}
+        takers: list[int] = []
+        for user_id in users:
+            if user_id not in stages:
+                result[user_id] = claim("not_member", user_id)
+            elif user_id in held:
+                result[user_id] = claim("already", user_id, held[user_id])
+            elif shut:
+                result[user_id] = claim("closed", user_id)
+            else:
+                takers.append(user_id)
+        room = max(0, env.shares - env.claimed)
+        winners = takers[:room]
+        result.update({u: claim("empty", u) for u in takers[room:]})
+        if not winners:
+            return result
+        free = (
+            await self.conn.execute(
+                _prepared(
+                    "claim_free",
+                    self.dialect,
+                    lambda: (
+                        select(_es.c.id, _es.c.amount_minor)
+                        .where(_es.c.envelope_id == bindparam("envelope"), _es.c.user_id.is_(None))
+                        .order_by(_es.c.idx)
+                        .limit(bindparam("n"))
+                    ),
+                ),
+                {"envelope": envelope_id, "n": len(winners)},
+            )
+        ).all()
         await self.conn.execute(
-            _prepared("claim_amount", self.dialect, self._claim_amount),
-            {"b_envelope": envelope_id, "b_amount": amount},
+            _prepared(
+                "claim_take",
+                self.dialect,
+                lambda: (
+                    update(_es)
+                    .where(_es.c.id == bindparam("b_id"), _es.c.user_id.is_(None))
+                    .values(user_id=bindparam("b_user"), claimed_at=bindparam("b_at"))
+                ),
+            ),
+            [
+                {"b_id": share.id, "b_user": user_id, "b_at": at}
+                for share, user_id in zip(free, winners, strict=False)
+            ],
         )
-        return int(amount), int(counted)
+        taken = sum(int(share.amount_minor) for share in free)
+        await self.conn.execute(
+            update(_e)
+            .where(_e.c.id == envelope_id)
+            .values(claimed=_e.c.claimed + len(free), claimed_minor=_e.c.claimed_minor + taken)
+        )
+        for n, (share, user_id) in enumerate(zip(free, winners, strict=False), start=1):
+            last = env.claimed + n == env.shares
+            result[user_id] = claim("claimed", user_id, int(share.amount_minor), last)
+        return result
 
     async def close(self, envelope_id: int, at: datetime) -> EnvelopeRecord | None:
         row = (
@@ -1269,6 +1248,28 @@ class SqlLedger(_Repo):
             },
         )
         return result.rowcount == 1
+
+    async def credit_many(self, entries: Sequence[LedgerCredit], at: datetime) -> int:
+        if not entries:
+            return 0
+        result = await self.conn.execute(
+            insert_ignore(self.dialect, _l, "idempotency_key"),
+            [
+                {
+                    "idempotency_key": e.key,
+                    "user_id": e.user_id,
+                    "cohort_id": e.cohort_id,
+                    "kind": e.kind,
+                    "ref": e.ref,
+                    "amount_minor": e.amount_minor,
+                    "currency": e.currency,
+                    "created_at": at,
+                    "paid_out": False,
+                }
+                for e in entries
+            ],
+        )
+        return int(result.rowcount)
 
     async def balance(self, user_id: int) -> dict[str, int]:
         rows = (

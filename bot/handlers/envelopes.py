@@ -15,7 +15,6 @@ from aiogram.types import CallbackQuery
 from bot.render import Grab
 from bot.services import Services
 from funnels.cohorts import CloseEnvelope
-from funnels.members import ClaimShare
 
 log = logging.getLogger("funnelbot.bot")
 
@@ -24,7 +23,7 @@ async def grab(query: CallbackQuery, callback_data: Grab, services: Services) ->
     envelope_id = callback_data.envelope
     try:
         user_id, locale = await services.users.get(query.from_user)
-        claim = await ClaimShare(services.deps)(envelope_id, user_id, close=False)
+        claim = await services.taps.claim(envelope_id, user_id)
     except Exception:
         log.exception("tap on envelope %s by %s failed", envelope_id, query.from_user.id)
         locale = await _fallback_locale(services, query)

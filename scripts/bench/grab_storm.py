@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import random
+import secrets
 import statistics
 import sys
 import tempfile
@@ -31,25 +32,25 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from pydantic import SecretStr  # noqa: E402
-from sqlalchemy import func, select  # noqa: E402
+from pydantic import SecretStr
+from sqlalchemy import func, select
 
-from bot.library import DEFAULT_SCRIPT, script_path  # noqa: E402
-from bot.services import build_services  # noqa: E402
-from bot.settings import Settings  # noqa: E402
-from bot.telegram_app import build_bot, build_dispatcher  # noqa: E402
-from bot.throttle import Limits, Window  # noqa: E402
-from funnels.clock import ManualClock  # noqa: E402
-from funnels.cohorts import StartCohort  # noqa: E402
-from funnels.envelopes import split  # noqa: E402
-from funnels.members import RecordJoin  # noqa: E402
-from funnels.ports import EnvelopeOffer  # noqa: E402
-from funnels.script_loader import load_script  # noqa: E402
-from storage.db import create_engine  # noqa: E402
-from storage.migrate import upgrade_async  # noqa: E402
-from storage.models import EnvelopeShare, LedgerEntry  # noqa: E402
-from storage.repositories import SqlStore  # noqa: E402
-from tests.botapi import LocalBotAPI  # noqa: E402
+from bot.library import DEFAULT_SCRIPT, script_path
+from bot.services import build_services
+from bot.settings import Settings
+from bot.telegram_app import build_bot, build_dispatcher
+from bot.throttle import Limits, Window
+from funnels.clock import ManualClock
+from funnels.cohorts import StartCohort
+from funnels.envelopes import split
+from funnels.members import RecordJoin
+from funnels.ports import EnvelopeOffer
+from funnels.script_loader import load_script
+from storage.db import create_engine
+from storage.migrate import upgrade_async
+from storage.models import EnvelopeShare, LedgerEntry
+from storage.repositories import SqlStore
+from tests.botapi import LocalBotAPI
 
 TOKEN = "4242:STORM"
 GROUP = -100777
@@ -93,7 +94,7 @@ async def storm(url: str, args: argparse.Namespace) -> Figures:
         cohort = await StartCohort(services.deps)(
             loaded,
             start=NOW.date(),
-            code=f"S{int(time.time() * 1000) % 10**8}",
+            code=f"S{secrets.token_hex(4).upper()}",
             capacity=args.members,
             warmup_chat_id=GROUP,
         )

@@ -244,7 +244,7 @@ async def test_one_member_tapping_many_times_at_once_gets_one_share(kit: Kit) ->
     assert total[0][0] == (await kit.rows(envelopes_t.select()))[0].claimed_minor
 
 
-async def test_a_tap_racing_the_expiry_close_cannot_take_money_after_the_close(kit: Kit) -> None:
+async def test_a_tap_racing_the_expiry_close_is_settled_before_the_close(kit: Kit) -> None:
     if kit.dialect == "sqlite":
         pytest.skip("units of work take turns on SQLite: a close cannot run inside a tap")
     cohort, [member], envelope_id = await open_envelope(kit, 1)
@@ -254,10 +254,16 @@ async def test_a_tap_racing_the_expiry_close_cannot_take_money_after_the_close(k
     tap = asyncio.create_task(ClaimShare(paused)(envelope_id, member.user_id))
     await asyncio.wait_for(pause.reached.wait(), timeout=10)
 
-    await kit.tick(EXPIRES)  # the close step runs while the tap is between read and write
+    # The close step starts while the tap is between its read and its write: the tap
+    # holds the envelope row, so the close waits for it and then releases the rest.
+    close = asyncio.create_task(kit.tick(EXPIRES))
+    await asyncio.sleep(0.3)
+    assert not close.done()
     pause.go.set()
     claim = await tap
+    await close
 
+    assert claim.outcome == "claimed"
     assert (await kit.step(cohort.id, "d1_envelope.close")).outcome == {
         "late_seconds": 0,
         "envelope_id": envelope_id,
@@ -265,6 +271,6 @@ async def test_a_tap_racing_the_expiry_close_cannot_take_money_after_the_close(k
     }
     paid = sum(r[1] for r in await ledger_rows(kit))
     [env] = await kit.rows(envelopes_t.select())
-    # Whatever the tap got, the books must agree: money paid == envelope claimed == spent.
-    assert paid == env.claimed_minor == (await kit.cohort(cohort.id)).spent_minor
-    assert claim.outcome == "closed"
+    # The books agree: money paid == envelope claimed == spent.
+    assert paid == env.claimed_minor == claim.amount_minor
+    assert paid == (await kit.cohort(cohort.id)).spent_minor

@@ -46,7 +46,8 @@ def test_a_window_never_holds_more_than_its_count(
     now, slots = 0.0, []
     for gap in arrivals:
         now = sent.free_at(now + gap)
-        sent.record(now)
+        mark = sent.record(now)
+        assert mark == [now]
         slots.append(now)
     assert _max_in_window(slots, seconds) <= count
 
@@ -143,3 +144,21 @@ def test_slow_mode_deletes_only_what_comes_too_soon() -> None:
     slow.set(-1, 0)
     assert not slow.too_soon(-1, 5)
     assert not slow.active(-1)
+
+
+def test_a_slow_send_counts_from_when_its_request_finished() -> None:
+    fake = FakeTime()
+    throttle = Throttle(
+        Limits(group=Window(1, 10.0), overall=Window(100, 1.0), margin=0),
+        clock=fake.clock,
+        sleep=fake.sleep,
+    )
+
+    async def main() -> float:
+        async with throttle.slot(-5):
+            fake.now += 3.0  # the request took 3 s to come back
+        await throttle.acquire(-5)
+        return fake.now
+
+    # Counted from 3.0, not 0.0: the next send into the group waits until 13.0.
+    assert asyncio.run(main()) == 13.0

@@ -1,0 +1,254 @@
+#!/usr/bin/env python3
+"""Benchmark: group message updates per second through the bot vs bare aiogram dispatch.
+
+Default shape (issue target): a cohort launched in a warm-up group with 500 members
+joined, the virtual clock run to the day-7 pitch (so "1" matching is live), then 20,000
+group message updates (about 5% "1", the rest ordinary chat) fed to (a) a bare aiogram
+``Dispatcher`` with one trivial message handler and (b) the bot's dispatcher, which counts
+activity (flushed every 1,000 updates, as the tick would, and at the end: flush time is
+counted) and records each "1" and reacts to it over HTTP (the local Bot API server runs
+in its own thread). Target: (b)/(a) >= 0.5. SQLite by default; ``--database-url`` runs it
+on PostgreSQL in a scratch database created and dropped on that server.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import copy
+import gc
+import os
+import random
+import secrets
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from aiogram import Bot, Dispatcher
+from aiogram.types import Message
+from pydantic import SecretStr
+from sqlalchemy import func, select, text
+from sqlalchemy.engine import make_url
+
+from bot.services import build_services
+from bot.settings import Settings
+from bot.telegram_app import build_bot, build_dispatcher
+from funnels.clock import ManualClock
+from funnels.cohorts import RunDueSteps
+from funnels.groups import AddRegion
+from storage.db import create_engine
+from storage.migrate import upgrade_async
+from storage.models import MemberActivity
+from storage.repositories import SqlStore
+from tests.botapi import LocalBotAPI
+from tests.e2e.harness import ADMIN, BOT_LIMITS, LEADER, SERVER_LIMITS, TOKEN, WARMUP
+
+Update = dict[str, Any]
+START = "2026-03-02"
+FIRST_MEMBER = 100_000
+OWN_MESSAGE_IDS = 10_000_000  # ids of the hand-made messages, clear of the server's
+CHATTER = ["good evening!", "thanks for the talk", "is 1 enough?", "where is the link?",
+           "🙏", "what time tomorrow?", "I got 0.12 from the envelope", "hello from Penang"]  # fmt: skip
+TARGET = 0.5
+
+
+@contextlib.asynccontextmanager
+async def database(url: str | None) -> AsyncIterator[str]:
+    """A fresh database migrated to head: a temp SQLite file, or a scratch PostgreSQL one."""
+    if url is None:
+        with tempfile.TemporaryDirectory() as tmp:
+            scratch = f"sqlite+aiosqlite:///{tmp}/bench.db"
+            await upgrade_async(scratch)
+            yield scratch
+        return
+    base = make_url(url)
+    name = f"{base.database or 'test'}_bench_updates_{os.getpid()}_{secrets.token_hex(3)}"
+    admin = create_engine(url, isolation_level="AUTOCOMMIT")
+    try:
+        async with admin.connect() as conn:
+            await conn.execute(text(f'CREATE DATABASE "{name}"'))
+        scratch = base.set(database=name).render_as_string(hide_password=False)
+        await upgrade_async(scratch)
+        yield scratch
+    finally:
+        async with admin.connect() as conn:
+            await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        await admin.dispose()
+
+
+async def timed(
+    dp: Dispatcher, bot: Bot, updates: list[Update], every: Callable[[], Awaitable[object]]
+) -> tuple[float, float]:
+    """Feed ``updates`` in order, calling ``every`` after each 1,000 and at the end;
+    the wall seconds in total and in ``every``."""
+    gc.collect()
+    spent = 0.0
+    started = time.perf_counter()
+    for n, update in enumerate(updates, 1):
+        await dp.feed_raw_update(bot, update)
+        if n % 1000 == 0 or n == len(updates):
+            mark = time.perf_counter()
+            await every()
+            spent += time.perf_counter() - mark
+    return time.perf_counter() - started, spent
+
+
+async def run(args: argparse.Namespace, api: LocalBotAPI, url: str) -> None:
+    store = SqlStore(create_engine(url))
+    settings = Settings(
+        bot_token=SecretStr(TOKEN),
+        telegram_api_url=api.base_url,
+        admin_ids=[ADMIN],
+        _env_file=None,  # type: ignore[call-arg]
+    )
+    clock = ManualClock(datetime_at(0, 10))
+    bot = build_bot(settings)
+    services = build_services(settings, store, clock, bot, limits=BOT_LIMITS)
+    dp = build_dispatcher(services)
+    try:
+        # The world: an admin, a leader, N members; a launched cohort they all joined.
+        await AddRegion(services.deps)("SEA", "Southeast Asia", "Asia/Singapore")
+        api.add_user(ADMIN, "Ada", started_bot=True)
+        api.add_user(LEADER, "Lena", started_bot=True)
+        members = [FIRST_MEMBER + i for i in range(args.members)]
+        users = {m: api.add_user(m, f"Member{m}") for m in members}
+        api.add_group(WARMUP, "Spring line", supergroup=True, owner=LEADER)
+        await dp.feed_raw_update(bot, api.say(ADMIN, ADMIN, f"/grant_leader {LEADER} SEA"))
+        await dp.feed_raw_update(bot, api.say(WARMUP, LEADER, f"/launch start={START}"))
+        link = next(link for link, s in api.invite_links.items() if s.chat_id == WARMUP)
+        for m in members:
+            await dp.feed_raw_update(bot, api.join(WARMUP, m, invite_link=link))
+        # Tick through the week until the pitch went out.
+        while True:
+            async with store.transaction() as tx:
+                cohort = await tx.cohorts.by_chat(WARMUP)
+                due = await tx.steps.next_due_at()
+            assert cohort is not None and cohort.status == "running", cohort
+            if cohort.pitch_opened_at is not None or due is None:
+                break
+            clock.set(max(due, clock.now()))
+            await services.flush_activity()
+            await RunDueSteps(services.deps)()
+        assert cohort.pitch_opened_at is not None, "the pitch never ran"
+        assert not services.slow_mode.active(WARMUP), "slow mode would delete messages"
+
+        # The input: ordinary chat made here; each "1" said through the server, so the
+        # message exists there to be reacted to. Same list (deep copies) for both runs.
+        rng = random.Random(args.seed)
+        template = api.say(WARMUP, LEADER, "good evening everyone")["message"]
+        warmup_input = [chat(template, users, rng, i) for i in range(args.warmup)]
+        updates: list[Update] = []
+        answered: set[int] = set()
+        for i in range(args.updates):
+            if rng.random() < args.answer_rate:
+                sender = rng.choice(members)
+                answered.add(sender)
+                updates.append({"message": api.say(WARMUP, sender, "1")["message"]})
+            else:
+                updates.append({"message": chat(template, users, rng, args.warmup + i)})
+        for n, update in enumerate([*warmup_input, *updates], 1):
+            update.setdefault("update_id", 0)
+            update["update_id"] = 500_000 + n
+        warmup_input = [u if "update_id" in u else u for u in warmup_input]
+        warm = [{"update_id": 400_000 + n, "message": m} for n, m in enumerate(warmup_input)]
+
+        bare = Dispatcher()
+
+        async def trivial(message: Message) -> None:
+            pass
+
+        async def nothing() -> None:
+            pass
+
+        bare.message.register(trivial)
+        await timed(bare, bot, copy.deepcopy(warm), nothing)
+        bare_wall, _ = await timed(bare, bot, copy.deepcopy(updates), nothing)
+
+        await timed(dp, bot, copy.deepcopy(warm), services.flush_activity)
+        reactions_before = len(api.reactions)
+        rows_before, counted_before = await activity(store)
+        bot_wall, flush_wall = await timed(dp, bot, copy.deepcopy(updates), services.flush_activity)
+        reactions = len(api.reactions) - reactions_before
+        rows, counted = await activity(store)
+    finally:
+        await bot.session.close()
+        await store.engine.dispose()
+
+    n = len(updates)
+    ratio = (n / bot_wall) / (n / bare_wall)
+    ones = sum(1 for u in updates if u["message"].get("text") == "1")
+    print(f"members x updates      {args.members} x {n}  ({ones} '1' from {len(answered)} members)")
+    print(f"database               {args.database_url or 'sqlite (temporary file)'}")
+    print(f"(a) bare aiogram       {n / bare_wall:,.0f} updates/s  ({bare_wall:.2f} s)")
+    print(
+        f"(b) funnelbot          {n / bot_wall:,.0f} updates/s  ({bot_wall:.2f} s, of which"
+        f" {flush_wall:.2f} s in {-(-n // 1000)} activity flushes)"
+    )
+    print(f"ratio (b)/(a)          {ratio:.3f}   (target >= {TARGET})  {'PASS' if ratio >= TARGET else 'FAIL'}")  # fmt: skip
+    print(f"reactions sent         {reactions}  (expected {len(answered)}: distinct members who said '1')")  # fmt: skip
+    print(f"activity rows          {rows} (+{rows - rows_before} in the run)")
+    print(f"messages counted       {counted - counted_before}  (expected {n})")
+    print(
+        "reproduce:             .venv/bin/python scripts/bench/updates.py "
+        + " ".join(sys.argv[1:])
+    )
+
+
+def chat(template: dict[str, Any], users: dict[int, Update], rng: random.Random, i: int) -> Update:
+    """An ordinary group message from a random member, shaped like the server's."""
+    sender = rng.choice(list(users))
+    return {
+        **copy.deepcopy(template),
+        "message_id": OWN_MESSAGE_IDS + i,
+        "from": dict(users[sender]),
+        "text": rng.choice(CHATTER),
+    }
+
+
+async def activity(store: SqlStore) -> tuple[int, int]:
+    """Activity rows and the messages they count."""
+    async with store.engine.connect() as conn:
+        row = (
+            await conn.execute(select(func.count(), func.coalesce(func.sum(MemberActivity.messages), 0)))
+        ).one()
+    return int(row[0]), int(row[1])
+
+
+def datetime_at(day: int, hour: int) -> Any:
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    return datetime(2026, 3, 1 + day, hour, tzinfo=ZoneInfo("Asia/Singapore"))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--members", type=int, default=500)
+    parser.add_argument("--updates", type=int, default=20_000)
+    parser.add_argument("--answer-rate", type=float, default=0.05, help='share of "1" messages')
+    parser.add_argument("--warmup", type=int, default=500, help="untimed updates per dispatcher")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--latency", type=float, default=0.0, help="server answer delay, s")
+    parser.add_argument("--database-url", default=None)
+    args = parser.parse_args()
+
+    api = LocalBotAPI(TOKEN, latency=args.latency, **SERVER_LIMITS).start_in_thread()
+
+    async def go() -> None:
+        async with database(args.database_url) as url:
+            await run(args, api, url)
+
+    try:
+        asyncio.run(go())
+    finally:
+        api.stop_thread()
+
+
+if __name__ == "__main__":
+    main()
