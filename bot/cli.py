@@ -1,4 +1,4 @@
-"""The ``funnelbot`` command line: run, migrate, script, simulate."""
+"""The ``funnelbot`` command line: run, migrate, script, simulate, region, leader."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from bot import cli_script
+from bot import cli_admin, cli_script
 from bot.library import DEFAULT_SCRIPT, script_path
 from bot.settings import Settings
 from funnels.money import format_minor
@@ -25,6 +25,8 @@ app = typer.Typer(
     add_completion=False,
 )
 app.add_typer(cli_script.app, name="script")
+app.add_typer(cli_admin.region_app, name="region")
+app.add_typer(cli_admin.leader_app, name="leader")
 out = Console()
 err = Console(stderr=True)
 

@@ -70,8 +70,7 @@ class Figures:
 
 
 async def storm(url: str, args: argparse.Namespace) -> Figures:
-    if url.startswith("sqlite"):
-        await upgrade_async(url)
+    await upgrade_async(url)  # a fresh SQLite file, or PostgreSQL brought to head
     engine = create_engine(url)
     store = SqlStore(engine)
     api = LocalBotAPI(TOKEN, limits=False, callback_timeout=30.0).start_in_thread()

@@ -25,8 +25,10 @@ import sys
 import tempfile
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
@@ -53,8 +55,17 @@ Update = dict[str, Any]
 START = "2026-03-02"
 FIRST_MEMBER = 100_000
 OWN_MESSAGE_IDS = 10_000_000  # ids of the hand-made messages, clear of the server's
-CHATTER = ["good evening!", "thanks for the talk", "is 1 enough?", "where is the link?",
-           "🙏", "what time tomorrow?", "I got 0.12 from the envelope", "hello from Penang"]  # fmt: skip
+FIRST_UPDATE_ID = 10_000_000
+CHATTER = (
+    "good evening!",
+    "thanks for the talk",
+    "is 1 enough?",
+    "where is the link?",
+    "🙏",
+    "what time tomorrow?",
+    "I got 0.12 from the envelope",
+    "hello from Penang",
+)
 TARGET = 0.5
 
 
@@ -107,7 +118,7 @@ async def run(args: argparse.Namespace, api: LocalBotAPI, url: str) -> None:
         admin_ids=[ADMIN],
         _env_file=None,  # type: ignore[call-arg]
     )
-    clock = ManualClock(datetime_at(0, 10))
+    clock = ManualClock(datetime(2026, 3, 1, 10, tzinfo=ZoneInfo("Asia/Singapore")))
     bot = build_bot(settings)
     services = build_services(settings, store, clock, bot, limits=BOT_LIMITS)
     dp = build_dispatcher(services)
@@ -142,7 +153,7 @@ async def run(args: argparse.Namespace, api: LocalBotAPI, url: str) -> None:
         # message exists there to be reacted to. Same list (deep copies) for both runs.
         rng = random.Random(args.seed)
         template = api.say(WARMUP, LEADER, "good evening everyone")["message"]
-        warmup_input = [chat(template, users, rng, i) for i in range(args.warmup)]
+        warm = [{"message": chat(template, users, rng, i)} for i in range(args.warmup)]
         updates: list[Update] = []
         answered: set[int] = set()
         for i in range(args.updates):
@@ -152,11 +163,8 @@ async def run(args: argparse.Namespace, api: LocalBotAPI, url: str) -> None:
                 updates.append({"message": api.say(WARMUP, sender, "1")["message"]})
             else:
                 updates.append({"message": chat(template, users, rng, args.warmup + i)})
-        for n, update in enumerate([*warmup_input, *updates], 1):
-            update.setdefault("update_id", 0)
-            update["update_id"] = 500_000 + n
-        warmup_input = [u if "update_id" in u else u for u in warmup_input]
-        warm = [{"update_id": 400_000 + n, "message": m} for n, m in enumerate(warmup_input)]
+        for n, update in enumerate([*warm, *updates], 1):
+            update["update_id"] = FIRST_UPDATE_ID + n
 
         bare = Dispatcher()
 
@@ -190,13 +198,14 @@ async def run(args: argparse.Namespace, api: LocalBotAPI, url: str) -> None:
         f"(b) funnelbot          {n / bot_wall:,.0f} updates/s  ({bot_wall:.2f} s, of which"
         f" {flush_wall:.2f} s in {-(-n // 1000)} activity flushes)"
     )
-    print(f"ratio (b)/(a)          {ratio:.3f}   (target >= {TARGET})  {'PASS' if ratio >= TARGET else 'FAIL'}")  # fmt: skip
-    print(f"reactions sent         {reactions}  (expected {len(answered)}: distinct members who said '1')")  # fmt: skip
+    verdict = "PASS" if ratio >= TARGET else "FAIL"
+    print(f"ratio (b)/(a)          {ratio:.3f}   (target >= {TARGET})  {verdict}")
+    expected = f"expected {len(answered)}: distinct members who said '1'"
+    print(f"reactions sent         {reactions}  ({expected})")
     print(f"activity rows          {rows} (+{rows - rows_before} in the run)")
     print(f"messages counted       {counted - counted_before}  (expected {n})")
     print(
-        "reproduce:             .venv/bin/python scripts/bench/updates.py "
-        + " ".join(sys.argv[1:])
+        "reproduce:             .venv/bin/python scripts/bench/updates.py " + " ".join(sys.argv[1:])
     )
 
 
@@ -214,17 +223,9 @@ def chat(template: dict[str, Any], users: dict[int, Update], rng: random.Random,
 async def activity(store: SqlStore) -> tuple[int, int]:
     """Activity rows and the messages they count."""
     async with store.engine.connect() as conn:
-        row = (
-            await conn.execute(select(func.count(), func.coalesce(func.sum(MemberActivity.messages), 0)))
-        ).one()
+        total = func.coalesce(func.sum(MemberActivity.messages), 0)
+        row = (await conn.execute(select(func.count(), total))).one()
     return int(row[0]), int(row[1])
-
-
-def datetime_at(day: int, hour: int) -> Any:
-    from datetime import datetime
-    from zoneinfo import ZoneInfo
-
-    return datetime(2026, 3, 1 + day, hour, tzinfo=ZoneInfo("Asia/Singapore"))
 
 
 def main() -> None:
