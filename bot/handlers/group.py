@@ -17,6 +17,7 @@ from funnels.members import RecordReply
 
 log = logging.getLogger("funnelbot.bot")
 GROUPS = F.chat.type.in_({ChatType.GROUP, ChatType.SUPERGROUP})
+ACTIVE = ("running", "paused")  # a paused cohort still counts its members' chatter
 
 
 async def migrated(message: Message, services: Services) -> None:
@@ -28,7 +29,7 @@ async def member_message(message: Message, services: Services) -> None:
     assert message.from_user is not None
     chat_id = message.chat.id
     cohort = await services.chats.cohort(chat_id)
-    if cohort is None or cohort.warmup_chat_id != chat_id or cohort.status != "running":
+    if cohort is None or cohort.warmup_chat_id != chat_id or cohort.status not in ACTIVE:
         return
     user = message.from_user
     if services.slow_mode.too_soon(chat_id, user.id) and user.id not in services.settings.admin_ids:
@@ -37,13 +38,12 @@ async def member_message(message: Message, services: Services) -> None:
         return
     services.activity.add(chat_id, user.id)
     text = message.text
-    if text is None or (cohort.pitch_opened_at is None and cohort.pitch_closed_at is None):
-        # No pitch yet as far as the cache knows; the cache is refreshed within seconds,
-        # but a "1" must not be missed for that: check the matcher first, cheaply.
-        if text is None or not services.deps.scripts.matcher(cohort)(text):
-            return
-    elif not services.deps.scripts.matcher(cohort)(text):
+    if text is None or cohort.pitch_closed_at is not None:
         return
+    if not services.deps.scripts.matcher(cohort)(text):
+        return  # ordinary chat: counted above, nothing else to do
+    # A "1": whether the pitch window is open is decided by RecordReply from the
+    # database (the cached cohort may not know yet that the pitch went out).
     user_id, _ = await services.users.get(user)
     outcome = await RecordReply(services.deps)(chat_id, user_id, text)
     if outcome == "recorded":
