@@ -14,7 +14,7 @@ from collections import Counter, OrderedDict
 from dataclasses import dataclass, field
 
 from aiogram import Bot
-from aiogram.types import User
+from aiogram.types import InlineKeyboardMarkup, User
 
 from bot.i18n import Catalog, negotiate
 from bot.render import Renderer
@@ -169,11 +169,20 @@ class Services:
     def actor(user: User) -> Actor:
         return Actor(user.id, user.full_name, user.language_code)
 
-    async def say(self, chat_id: int, text: str, *, reply_to: int | None = None) -> None:
+    async def say(
+        self,
+        chat_id: int,
+        text: str,
+        *,
+        reply_to: int | None = None,
+        keyboard: InlineKeyboardMarkup | None = None,
+    ) -> None:
         """A reply from a command handler: through the throttle like any other send."""
         try:
             async with self.throttle.slot(chat_id):
-                await self.bot.send_message(chat_id, text[:4096], reply_to_message_id=reply_to)
+                await self.bot.send_message(
+                    chat_id, text[:4096], reply_to_message_id=reply_to, reply_markup=keyboard
+                )
         except Exception as exc:  # a reply that cannot go out is logged, never fatal
             log.warning("reply in %s failed: %s", chat_id, exc)
 

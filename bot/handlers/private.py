@@ -48,10 +48,10 @@ async def lang(message: Message, services: Services) -> None:
         ]
         for code in SUPPORTED
     ]
-    await services.bot.send_message(
+    await services.say(
         message.chat.id,
         services.text(locale, "lang.choose"),
-        reply_markup=InlineKeyboardMarkup(inline_keyboard=buttons),
+        keyboard=InlineKeyboardMarkup(inline_keyboard=buttons),
     )
 
 
