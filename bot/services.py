@@ -89,13 +89,23 @@ class TapBatcher:
     written go into the next one, so a storm of 500 taps costs a handful of transactions
     instead of 500, and a lone tap is written at once (no timer, no added wait)."""
 
-    def __init__(self, claim: ClaimShares) -> None:
+    def __init__(self, claim: ClaimShares, remember: int = 20_000) -> None:
         self._claim = claim
         self._pending: dict[int, list[tuple[int, asyncio.Future[ShareClaim]]]] = {}
         self._draining: set[int] = set()
+        self._remember = remember
+        self._by_query: OrderedDict[str, asyncio.Future[ShareClaim]] = OrderedDict()
 
-    async def claim(self, envelope_id: int, user_id: int) -> ShareClaim:
+    async def claim(self, envelope_id: int, user_id: int, query_id: str) -> ShareClaim:
+        """A re-delivered tap (same callback query, new update id) shares the first
+        delivery's claim, so the member hears "you got it" rather than "already"."""
+        known = self._by_query.get(query_id)
+        if known is not None:
+            return await asyncio.shield(known)
         future: asyncio.Future[ShareClaim] = asyncio.get_running_loop().create_future()
+        self._by_query[query_id] = future
+        while len(self._by_query) > self._remember:
+            self._by_query.popitem(last=False)
         self._pending.setdefault(envelope_id, []).append((user_id, future))
         if envelope_id not in self._draining:
             self._draining.add(envelope_id)
@@ -114,12 +124,20 @@ class TapBatcher:
                     for _, future in batch:
                         if not future.done():
                             future.set_exception(exc)
+                            future.exception()  # retrieved: a re-delivery may never ask
+                    self._forget_failed(batch)
                     continue
                 for user_id, future in batch:
                     if not future.done():
                         future.set_result(claims[user_id])
         finally:
             self._draining.discard(envelope_id)
+
+    def _forget_failed(self, batch: list[tuple[int, asyncio.Future[ShareClaim]]]) -> None:
+        # A failed claim may be tried again by a re-delivery; do not replay the failure.
+        failed = {id(future) for _, future in batch}
+        for query_id in [q for q, f in self._by_query.items() if id(f) in failed]:
+            del self._by_query[query_id]
 
 
 _TASKS: set[asyncio.Task[None]] = set()

@@ -23,7 +23,7 @@ async def grab(query: CallbackQuery, callback_data: Grab, services: Services) ->
     envelope_id = callback_data.envelope
     try:
         user_id, locale = await services.users.get(query.from_user)
-        claim = await services.taps.claim(envelope_id, user_id)
+        claim = await services.taps.claim(envelope_id, user_id, query.id)
     except Exception:
         log.exception("tap on envelope %s by %s failed", envelope_id, query.from_user.id)
         locale = await _fallback_locale(services, query)
