@@ -243,27 +243,20 @@ async def status(message: Message, services: Services) -> None:
 
 
 async def pause(message: Message, services: Services) -> None:
-    assert message.from_user is not None
-    locale = await services.locale(message.from_user)
-    try:
-        cohort = await PauseCohort(services.deps)(
-            chat_id=message.chat.id,
-            actor=services.actor(message.from_user),
-            is_admin=services.is_admin(message.from_user.id),
-        )
-    except Refused as refused:
-        text = refusal_text(services, locale, refused, {})
-    else:
-        services.chats.forget(message.chat.id)
-        text = services.text(locale, "pause.done", code=cohort.code)
-    await services.say(message.chat.id, text)
+    await _switch(message, services, PauseCohort(services.deps), "pause.done")
 
 
 async def resume(message: Message, services: Services) -> None:
+    await _switch(message, services, ResumeCohort(services.deps), "resume.done")
+
+
+async def _switch(
+    message: Message, services: Services, use: PauseCohort | ResumeCohort, done_key: str
+) -> None:
     assert message.from_user is not None
     locale = await services.locale(message.from_user)
     try:
-        cohort = await ResumeCohort(services.deps)(
+        cohort = await use(
             chat_id=message.chat.id,
             actor=services.actor(message.from_user),
             is_admin=services.is_admin(message.from_user.id),
@@ -272,7 +265,7 @@ async def resume(message: Message, services: Services) -> None:
         text = refusal_text(services, locale, refused, {})
     else:
         services.chats.forget(message.chat.id)
-        text = services.text(locale, "resume.done", code=cohort.code)
+        text = services.text(locale, done_key, code=cohort.code)
     await services.say(message.chat.id, text)
 
 

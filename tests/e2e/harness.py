@@ -26,6 +26,7 @@ from funnels.cohorts import RunDueSteps, TickReport
 from funnels.groups import AddRegion
 from storage.repositories import SqlStore
 from tests.botapi import LocalBotAPI
+from tests.integration.funnel_kit import tick_through
 
 TOKEN = "4242:E2E"
 ADMIN = 900
@@ -70,15 +71,7 @@ class Harness:
 
     async def run_until(self, until: datetime) -> list[TickReport]:
         """Tick at every due time up to ``until``, then at ``until``."""
-        reports = []
-        while True:
-            async with self.store.transaction() as tx:
-                due = await tx.steps.next_due_at()
-            if due is None or due > until:
-                break
-            reports.append(await self.tick(max(due, self.clock.now())))
-        reports.append(await self.tick(max(until, self.clock.now())))
-        return reports
+        return await tick_through(self.store, self.clock, self.tick, until)
 
     def texts(self, chat_id: int) -> list[str]:
         return [m.get("text") or m.get("caption") or "" for m in self.api.messages(chat_id)]

@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import textwrap
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
@@ -159,6 +159,24 @@ def script_text(
         """)
 
 
+async def tick_through(
+    store: SqlStore,
+    clock: ManualClock,
+    tick: Callable[[datetime], Awaitable[TickReport]],
+    until: datetime,
+) -> list[TickReport]:
+    """Tick at every due time up to ``until``, then at ``until``: the scheduler's view."""
+    reports = []
+    while True:
+        async with store.transaction() as tx:
+            due = await tx.steps.next_due_at()
+        if due is None or due > until:
+            break
+        reports.append(await tick(max(due, clock.now())))
+    reports.append(await tick(max(until, clock.now())))
+    return reports
+
+
 def load(**options: Any) -> LoadedScript:
     return load_script_text(script_text(**options), "mini.yaml")
 
@@ -215,15 +233,7 @@ class Kit:
 
     async def run_until(self, until: datetime) -> list[TickReport]:
         """Tick at every due time up to ``until``, then at ``until``, like the scheduler would."""
-        reports = []
-        while True:
-            async with self.store.transaction() as tx:
-                due = await tx.steps.next_due_at()
-            if due is None or due > until:
-                break
-            reports.append(await self.tick(max(due, self.clock.now())))
-        reports.append(await self.tick(max(until, self.clock.now())))
-        return reports
+        return await tick_through(self.store, self.clock, self.tick, until)
 
     async def users(self, n: int, *, language: str | None = "en") -> list[MemberRef]:
         rows = [(self._tg + i, f"Member {self._tg + i}", language) for i in range(n)]
