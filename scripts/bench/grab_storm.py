@@ -53,7 +53,8 @@ from storage.repositories import SqlStore
 from tests.botapi import LocalBotAPI
 
 TOKEN = "4242:STORM"
-GROUP = -100777
+# A group of its own per run, so runs can repeat on one PostgreSQL database.
+GROUP = -(10**12 + secrets.randbelow(10**9))
 NOW = datetime(2026, 3, 2, 4, 0, tzinfo=UTC)
 UNLIMITED = Limits(
     group=Window(10_000, 1.0), private=Window(10_000, 1.0), overall=Window(10_000, 1.0)
@@ -102,6 +103,8 @@ async def storm(url: str, args: argparse.Namespace) -> Figures:
             await tx.commit()
         await RecordJoin(services.deps)(GROUP, [(r.user_id, None) for r in refs])
         user_of = {r.telegram_id: r.user_id for r in refs}
+        for ref in refs:  # as the join handler does when members come in
+            services.users.remember(ref.telegram_id, ref.user_id, "en")
         rng = random.Random(args.seed)
         for trial in range(args.trials):
             shape = args.shape if args.shape != "mixed" else ("all" if trial % 2 else "spread")
