@@ -171,6 +171,8 @@ class Services:
     users: UserDirectory
     taps: TapBatcher
     activity: ActivityBuffer = field(default_factory=ActivityBuffer)
+    replied: set[tuple[int, int]] = field(default_factory=set)
+    """(chat, Telegram user) whose "1" is recorded: their next "1" needs no lookup."""
 
     def is_admin(self, telegram_id: int) -> bool:
         return telegram_id in self.settings.admin_ids

@@ -7,16 +7,16 @@ from __future__ import annotations
 import contextlib
 import logging
 
-from aiogram import F, Router
-from aiogram.enums import ChatType
+from aiogram import Router
+from aiogram.dispatcher.event.bases import SkipHandler
 from aiogram.exceptions import TelegramAPIError
 from aiogram.types import Message
 
+from bot.handlers.filters import FromPerson, InGroup, Migrated
 from bot.services import Services
 from funnels.members import RecordReply
 
 log = logging.getLogger("funnelbot.bot")
-GROUPS = F.chat.type.in_({ChatType.GROUP, ChatType.SUPERGROUP})
 ACTIVE = ("running", "paused")  # a paused cohort still counts its members' chatter
 
 
@@ -27,6 +27,8 @@ async def migrated(message: Message, services: Services) -> None:
 
 async def member_message(message: Message, services: Services) -> None:
     assert message.from_user is not None
+    if message.text is not None and message.text.startswith("/"):
+        raise SkipHandler  # a command: the leader router answers it
     chat_id = message.chat.id
     cohort = await services.chats.cohort(chat_id)
     if cohort is None or cohort.warmup_chat_id != chat_id or cohort.status not in ACTIVE:
@@ -44,8 +46,12 @@ async def member_message(message: Message, services: Services) -> None:
         return  # ordinary chat: counted above, nothing else to do
     # A "1": whether the pitch window is open is decided by RecordReply from the
     # database (the cached cohort may not know yet that the pitch went out).
+    if (chat_id, user.id) in services.replied:
+        return  # answered before: counted once, acknowledged once
     user_id, _ = await services.users.get(user)
     outcome = await RecordReply(services.deps)(chat_id, user_id, text)
+    if outcome in ("recorded", "already"):
+        services.replied.add((chat_id, user.id))
     if outcome == "recorded":
         await services.messenger.react(chat_id, message.message_id)
 
@@ -53,6 +59,6 @@ async def member_message(message: Message, services: Services) -> None:
 def make_router() -> Router:
     """A fresh router (a router can belong to one dispatcher only)."""
     router = Router(name="group")
-    router.message.register(migrated, F.migrate_to_chat_id)
-    router.message.register(member_message, GROUPS, F.from_user, ~F.from_user.is_bot)
+    router.message.register(migrated, Migrated())
+    router.message.register(member_message, InGroup(), FromPerson())
     return router

@@ -7,11 +7,11 @@ from __future__ import annotations
 
 from datetime import date
 
-from aiogram import F, Router
-from aiogram.enums import ChatType
+from aiogram import Router
 from aiogram.filters import Command, CommandObject
 from aiogram.types import Message
 
+from bot.handlers.filters import InGroup
 from bot.library import DEFAULT_SCRIPT, available_scripts, script_path
 from bot.services import Services
 from funnels.groups import (
@@ -28,7 +28,6 @@ from funnels.groups import (
 from funnels.script_loader import LoadedScript, ScriptError, load_script
 from funnels.stages import Stage
 
-GROUPS = F.chat.type.in_({ChatType.GROUP, ChatType.SUPERGROUP})
 MAX_CAPACITY = 200_000  # Telegram's largest group
 
 # Refusal codes of the use cases -> catalogue keys, per command.
@@ -306,11 +305,11 @@ async def group_only(message: Message, services: Services) -> None:
 def make_router() -> Router:
     """A fresh router (a router can belong to one dispatcher only)."""
     router = Router(name="leader")
-    router.message.register(launch, Command("launch"), GROUPS)
-    router.message.register(taskgroup, Command("taskgroup"), GROUPS)
-    router.message.register(status, Command("status"), GROUPS)
-    router.message.register(pause, Command("pause"), GROUPS)
-    router.message.register(resume, Command("resume"), GROUPS)
+    router.message.register(launch, Command("launch"), InGroup())
+    router.message.register(taskgroup, Command("taskgroup"), InGroup())
+    router.message.register(status, Command("status"), InGroup())
+    router.message.register(pause, Command("pause"), InGroup())
+    router.message.register(resume, Command("resume"), InGroup())
     router.message.register(grant_leader, Command("grant_leader"))
     router.message.register(group_only, Command("launch", "taskgroup", "status", "pause", "resume"))
     return router

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from aiogram import F, Router
-from aiogram.enums import ChatType
+from aiogram import Router
 from aiogram.filters import Command, CommandStart
 from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message
 
+from bot.handlers.filters import InPrivate
 from bot.i18n import SUPPORTED
 from bot.render import PickLocale
 from bot.services import Services
@@ -111,7 +111,7 @@ async def tasks(message: Message, services: Services) -> None:
 def make_router() -> Router:
     """A fresh router (a router can belong to one dispatcher only)."""
     router = Router(name="private")
-    router.message.filter(F.chat.type == ChatType.PRIVATE)
+    router.message.filter(InPrivate())
     router.message.register(start, CommandStart())
     router.message.register(help_, Command("help"))
     router.message.register(lang, Command("lang"))
