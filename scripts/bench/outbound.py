@@ -61,7 +61,7 @@ async def burst(api: LocalBotAPI, members: int, groups: int, posts: int) -> Outc
         bot_token=SecretStr(TOKEN),
         telegram_api_url=api.base_url,
         admin_ids=[],
-        _env_file=None,  # type: ignore[call-arg]
+        _env_file=None,
     )
     bot = build_bot(settings)
     messenger = TelegramMessenger(bot, Renderer(Catalog.load()), Throttle(Limits()))
