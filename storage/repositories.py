@@ -889,25 +889,25 @@ class SqlEnvelopes(_Repo):
         ).first()
         return _envelope(row) if row else None
 
-    async def claim(self, envelope_id: int, user_id: int, at: datetime) -> ShareClaim:
-        return (await self.claim_many(envelope_id, [user_id], at))[user_id]
+    def _claim_one(self) -> Any:
+        stage = (
+            select(_m.c.stage)
+            .where(_m.c.cohort_id == _e.c.cohort_id, _m.c.user_id == bindparam("user"))
+            .scalar_subquery()
+        )
+        before = (
+            select(_es.c.amount_minor)
+            .where(_es.c.envelope_id == _e.c.id, _es.c.user_id == bindparam("user"))
+            .scalar_subquery()
+        )
+        return select(*_e.c, stage.label("stage"), before.label("before")).where(
+            _e.c.id == bindparam("envelope")
+        )
 
-    async def claim_many(
-        self, envelope_id: int, user_ids: Sequence[int], at: datetime
-    ) -> dict[int, ShareClaim]:
-        """Claims for a batch of taps, in tap order: a few statements for the whole batch.
-
-        On PostgreSQL the envelope row is locked first, so batches (from any process)
-        take turns on it and a close waits for them; on SQLite units of work take turns
-        anyway. ``(envelope, user)`` is unique besides, so nobody ever holds two shares.
-        """
-        users = list(dict.fromkeys(user_ids))
-        envelope = select(_e).where(_e.c.id == envelope_id)
-        if self.dialect == "postgresql":
-            envelope = envelope.with_for_update()
-        env = (await self.conn.execute(envelope)).first()
-        if env is None:
-            return {u: ShareClaim("closed") for u in users}
+    async def _stages_and_shares(
+        self, cohort_id: int, envelope_id: int, users: list[int]
+    ) -> tuple[dict[int, int], dict[int, int]]:
+        """Members' stages in the cohort, and the shares they already hold."""
         stages = {
             r.user_id: int(r.stage)
             for r in await self.conn.execute(
@@ -919,7 +919,7 @@ class SqlEnvelopes(_Repo):
                         _m.c.user_id.in_(bindparam("users", expanding=True)),
                     ),
                 ),
-                {"cohort": env.cohort_id, "users": users},
+                {"cohort": cohort_id, "users": users},
             )
         }
         held = {
@@ -936,6 +936,68 @@ class SqlEnvelopes(_Repo):
                 {"envelope": envelope_id, "users": users},
             )
         }
+        return stages, held
+
+    def _claim_take_one(self) -> Any:
+        free = (
+            select(_es.c.id)
+            .where(_es.c.envelope_id == bindparam("b_envelope"), _es.c.user_id.is_(None))
+            .order_by(_es.c.idx)
+            .limit(1)
+            .scalar_subquery()
+        )
+        return (
+            update(_es)
+            .where(_es.c.id == free, _es.c.user_id.is_(None))
+            .values(user_id=bindparam("b_user"), claimed_at=bindparam("b_at"))
+            .returning(_es.c.amount_minor)
+        )
+
+    def _claim_count(self) -> Any:
+        return (
+            update(_e)
+            .where(_e.c.id == bindparam("b_envelope"))
+            .values(
+                claimed=_e.c.claimed + bindparam("b_n"),
+                claimed_minor=_e.c.claimed_minor + bindparam("b_amount"),
+            )
+        )
+
+    async def claim(self, envelope_id: int, user_id: int, at: datetime) -> ShareClaim:
+        return (await self.claim_many(envelope_id, [user_id], at))[user_id]
+
+    async def claim_many(
+        self, envelope_id: int, user_ids: Sequence[int], at: datetime
+    ) -> dict[int, ShareClaim]:
+        """Claims for a batch of taps, in tap order: a few statements for the whole batch.
+
+        On PostgreSQL the envelope row is locked first, so batches (from any process)
+        take turns on it and a close waits for them; on SQLite units of work take turns
+        anyway. ``(envelope, user)`` is unique besides, so nobody ever holds two shares.
+        """
+        users = list(dict.fromkeys(user_ids))
+        if len(users) == 1 and self.dialect == "sqlite":
+            # A lone tap: envelope, stage and earlier share in one read. (PostgreSQL
+            # locks the envelope first and reads the rest after it holds the lock, so
+            # the read sees whatever the tap before it wrote.)
+            env = (
+                await self.conn.execute(
+                    _prepared("claim_one", self.dialect, self._claim_one),
+                    {"envelope": envelope_id, "user": users[0]},
+                )
+            ).first()
+            if env is None:
+                return {users[0]: ShareClaim("closed")}
+            stages = {users[0]: int(env.stage)} if env.stage is not None else {}
+            held = {users[0]: int(env.before)} if env.before is not None else {}
+        else:
+            envelope = select(_e).where(_e.c.id == envelope_id)
+            if self.dialect == "postgresql":
+                envelope = envelope.with_for_update()
+            env = (await self.conn.execute(envelope)).first()
+            if env is None:
+                return {u: ShareClaim("closed") for u in users}
+            stages, held = await self._stages_and_shares(env.cohort_id, envelope_id, users)
         shut = env.closed_at is not None or at >= env.expires_at
 
         def claim(outcome: Any, user_id: int, amount: int = 0, last: bool = False) -> ShareClaim:
@@ -964,6 +1026,20 @@ class SqlEnvelopes(_Repo):
         winners = takers[:room]
         result.update({u: claim("empty", u) for u in takers[room:]})
         if not winners:
+            return result
+        if len(winners) == 1:
+            amount = (
+                await self.conn.execute(
+                    _prepared("claim_take_one", self.dialect, self._claim_take_one),
+                    {"b_envelope": envelope_id, "b_user": winners[0], "b_at": at},
+                )
+            ).scalar_one()
+            await self.conn.execute(
+                _prepared("claim_count", self.dialect, self._claim_count),
+                {"b_envelope": envelope_id, "b_n": 1, "b_amount": amount},
+            )
+            last = env.claimed + 1 == env.shares
+            result[winners[0]] = claim("claimed", winners[0], int(amount), last)
             return result
         free = (
             await self.conn.execute(
@@ -997,9 +1073,8 @@ class SqlEnvelopes(_Repo):
         )
         taken = sum(int(share.amount_minor) for share in free)
         await self.conn.execute(
-            update(_e)
-            .where(_e.c.id == envelope_id)
-            .values(claimed=_e.c.claimed + len(free), claimed_minor=_e.c.claimed_minor + taken)
+            _prepared("claim_count", self.dialect, self._claim_count),
+            {"b_envelope": envelope_id, "b_n": len(free), "b_amount": taken},
         )
         for n, (share, user_id) in enumerate(zip(free, winners, strict=False), start=1):
             last = env.claimed + n == env.shares
