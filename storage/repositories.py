@@ -1327,8 +1327,13 @@ class SqlLedger(_Repo):
     async def credit_many(self, entries: Sequence[LedgerCredit], at: datetime) -> int:
         if not entries:
             return 0
+        statement = _prepared(
+            "ledger_credit",
+            self.dialect,
+            lambda: insert_ignore(self.dialect, _l, "idempotency_key"),
+        )
         result = await self.conn.execute(
-            insert_ignore(self.dialect, _l, "idempotency_key"),
+            statement,
             [
                 {
                     "idempotency_key": e.key,
