@@ -203,6 +203,8 @@ class Joined:
     cohort_id: int | None
     user_id: int
     inviter_id: int | None
+    language: str | None = None
+    """The member's locale as stored (their /lang choice, else their app's)."""
 
 
 class MemberJoined:
@@ -229,7 +231,7 @@ class MemberJoined:
             )
             if cohort is None:
                 await tx.commit()
-                return Joined("no_cohort", None, user.user_id, None)
+                return Joined("no_cohort", None, user.user_id, None, user.language)
             if cohort.task_chat_id == chat_id:
                 await tx.commit()
                 return Joined(
@@ -237,6 +239,7 @@ class MemberJoined:
                     cohort.id,
                     user.user_id,
                     None,
+                    user.language,
                 )
             inviter = cohort.leader_id
             link = await tx.links.get(invite_link) if invite_link else None
@@ -253,7 +256,7 @@ class MemberJoined:
                 cohort.id, [(user.user_id, inviter)], cohort.capacity, now
             )
             await tx.commit()
-        return Joined(outcome[user.user_id], cohort.id, user.user_id, inviter)  # type: ignore[arg-type]
+        return Joined(outcome[user.user_id], cohort.id, user.user_id, inviter, user.language)  # type: ignore[arg-type]
 
 
 JoinRequestOutcome = Literal["approved", "already", "not_replied", "closed", "no_cohort", "gone"]

@@ -12,7 +12,7 @@ from aiogram.dispatcher.event.bases import SkipHandler
 from aiogram.exceptions import TelegramAPIError
 from aiogram.types import Message
 
-from bot.handlers.filters import FromPerson, InGroup, Migrated
+from bot.handlers.filters import Migrated, PersonInGroup
 from bot.services import Services
 from funnels.members import RecordReply
 
@@ -60,5 +60,5 @@ def make_router() -> Router:
     """A fresh router (a router can belong to one dispatcher only)."""
     router = Router(name="group")
     router.message.register(migrated, Migrated())
-    router.message.register(member_message, InGroup(), FromPerson())
+    router.message.register(member_message, PersonInGroup())
     return router

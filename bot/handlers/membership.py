@@ -13,6 +13,7 @@ from aiogram.types import (
     ChatMemberUpdated,
 )
 
+from bot.i18n import negotiate
 from bot.services import Services
 from funnels.groups import GroupLost
 from funnels.members import DecideJoinRequest, MemberJoined, RecordLeave
@@ -38,7 +39,8 @@ async def joined(event: ChatMemberUpdated, services: Services) -> None:
         invite_link=link,
         added_by=services.actor(adder) if adder else None,
     )
-    services.users.remember(member.id, result.user_id, await services.locale(member))
+    # Known from now on, without another lookup when they tap or answer.
+    services.users.remember(member.id, result.user_id, negotiate(result.language))
 
 
 async def left(event: ChatMemberUpdated, services: Services) -> None:
