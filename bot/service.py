@@ -75,6 +75,7 @@ async def serve(settings: Settings) -> None:
     async def run_tick() -> None:
         if services is not None:
             await services.flush_activity()
+            services.throttle.forget_idle()  # chats quiet for 10 minutes
         report = await tick()
         if report.paused_cohorts:
             log.warning("paused cohorts (the bot lost its group): %s", report.paused_cohorts)

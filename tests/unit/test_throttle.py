@@ -162,3 +162,17 @@ def test_a_slow_send_counts_from_when_its_request_finished() -> None:
 
     # Counted from 3.0, not 0.0: the next send into the group waits until 13.0.
     assert asyncio.run(main()) == 13.0
+
+
+def test_quiet_chats_are_forgotten_and_busy_ones_kept() -> None:
+    fake = FakeTime()
+    throttle = Throttle(Limits(margin=0), clock=fake.clock, sleep=fake.sleep)
+
+    async def send(chat_id: int) -> None:
+        await throttle.acquire(chat_id)
+
+    asyncio.run(send(1))
+    fake.now += 700
+    asyncio.run(send(2))
+    throttle.forget_idle(older_than=600)
+    assert set(throttle._chats) == {2}
