@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import os
 import socket
@@ -25,6 +26,18 @@ from storage.migrate import upgrade_async
 from storage.repositories import SqlStore
 
 log = logging.getLogger("funnelbot")
+
+
+def settle_heap() -> None:
+    """Take what start-up left alive out of the garbage collector's sight.
+
+    aiogram and pydantic leave tens of thousands of long-lived objects (classes, schemas,
+    validators); every full collection walks them all, which showed as pauses of up to
+    a few hundred milliseconds in a crowd's taps on a red envelope. Frozen, they stay
+    alive and are skipped; objects made afterwards are collected as usual.
+    """
+    gc.collect()
+    gc.freeze()
 
 
 async def serve(settings: Settings) -> None:
@@ -90,6 +103,7 @@ async def serve(settings: Settings) -> None:
         misfire_grace_time=None,
     )
     scheduler.start()
+    settle_heap()
     server = uvicorn.Server(
         uvicorn.Config(
             create_app(engine, webhook),

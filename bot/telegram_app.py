@@ -13,7 +13,7 @@ from aiogram.types import (
     BotCommandScopeDefault,
 )
 
-from bot.handlers import routers
+from bot.handlers import include
 from bot.i18n import SUPPORTED, Catalog
 from bot.services import Services
 from bot.settings import Settings
@@ -33,9 +33,9 @@ def build_bot(settings: Settings) -> Bot:
 
 
 def build_dispatcher(services: Services) -> Dispatcher:
-    dp = Dispatcher()
+    dp = Dispatcher(disable_fsm=True)  # no handler keeps conversation state
     dp["services"] = services
-    dp.include_routers(*routers())
+    include(dp)
     return dp
 
 

@@ -58,8 +58,5 @@ async def _fallback_locale(services: Services, query: CallbackQuery) -> str:
     return negotiate(query.from_user.language_code)
 
 
-def make_router() -> Router:
-    """A fresh router (a router can belong to one dispatcher only)."""
-    router = Router(name="envelopes")
+def register(router: Router) -> None:
     router.callback_query.register(grab, Grab.filter())
-    return router

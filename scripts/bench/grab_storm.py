@@ -9,6 +9,11 @@ update id) through the bot's dispatcher; the answers go back over HTTP. Two shap
 - ``spread``: each tap at a random moment within 2 s, as a crowd taps. Target: p99 from
   a tap to its answer at most 100 ms.
 
+The local Bot API server runs in a process of its own (``--server thread`` puts it in a
+thread of the bot's process, sharing its interpreter lock). After each all-at-once trial
+the same crowd is fed through bare aiogram, a dispatcher whose one handler answers every
+tap at once: the floor this machine and library set, printed beside the bot's figure.
+
 Every trial checks the money: exactly as many winners as shares, the claimed sum equal
 to the envelope's total to the cent, nobody twice, and every member told "you got it"
 holding a stored share and a ledger entry. Shares, totals, tap order, which taps are
@@ -19,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import random
 import secrets
 import statistics
@@ -32,10 +38,14 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
+from aiogram import Dispatcher
+from aiogram.exceptions import TelegramBadRequest
+from aiogram.types import CallbackQuery
 from pydantic import SecretStr
 from sqlalchemy import func, select
 
 from bot.library import DEFAULT_SCRIPT, script_path
+from bot.service import settle_heap
 from bot.services import build_services
 from bot.settings import Settings
 from bot.telegram_app import build_bot, build_dispatcher
@@ -51,6 +61,7 @@ from storage.migrate import upgrade_async
 from storage.models import EnvelopeShare, LedgerEntry
 from storage.repositories import SqlStore
 from tests.botapi import LocalBotAPI
+from tests.botapi.remote import RemoteBotAPI
 
 TOKEN = "4242:STORM"
 # A group of its own per run, so runs can repeat on one PostgreSQL database.
@@ -65,6 +76,7 @@ UNLIMITED = Limits(
 class Figures:
     latencies: dict[str, list[float]] = field(default_factory=lambda: {"all": [], "spread": []})
     makespans: list[float] = field(default_factory=list)
+    bare_makespans: list[float] = field(default_factory=list)
     rates: list[float] = field(default_factory=list)
     trials: dict[str, int] = field(default_factory=lambda: {"all": 0, "spread": 0})
     failures: list[str] = field(default_factory=list)
@@ -74,7 +86,13 @@ async def storm(url: str, args: argparse.Namespace) -> Figures:
     await upgrade_async(url)  # a fresh SQLite file, or PostgreSQL brought to head
     engine = create_engine(url)
     store = SqlStore(engine)
-    api = LocalBotAPI(TOKEN, limits=False, callback_timeout=30.0).start_in_thread()
+    # Telegram does not share the bot's CPU: by default the server runs in a process of
+    # its own, as Telegram's servers run on machines of their own.
+    api: Any = (
+        RemoteBotAPI(TOKEN, limits=False, callback_timeout=30.0)
+        if args.server == "process"
+        else LocalBotAPI(TOKEN, limits=False, callback_timeout=30.0).start_in_thread()
+    )
     figures = Figures()
     try:
         settings = Settings(
@@ -85,6 +103,7 @@ async def storm(url: str, args: argparse.Namespace) -> Figures:
         bot = build_bot(settings)
         services = build_services(settings, store, ManualClock(NOW), bot, limits=UNLIMITED)
         dp = build_dispatcher(services)
+        bare = bare_dispatcher()
         members = list(range(10_001, 10_001 + args.members))
         api.add_group(GROUP, "Storm", supergroup=True)
         for tg in members:
@@ -105,24 +124,64 @@ async def storm(url: str, args: argparse.Namespace) -> Figures:
         user_of = {r.telegram_id: r.user_id for r in refs}
         for ref in refs:  # as the join handler does when members come in
             services.users.remember(ref.telegram_id, ref.user_id, "en")
+        settle_heap()  # as `funnelbot run` does once it is up
         rng = random.Random(args.seed)
         for trial in range(args.trials):
             shape = args.shape if args.shape != "mixed" else ("all" if trial % 2 else "spread")
             await one_trial(
                 api, services, dp, bot, store, cohort.id, trial, shape, rng, user_of, args, figures
             )
+            if shape == "all":
+                figures.bare_makespans.append(await bare_round(api, bare, bot, user_of, rng, args))
             figures.trials[shape] += 1
             if (trial + 1) % 20 == 0:
                 print(f"  {trial + 1}/{args.trials} trials", file=sys.stderr)
         await bot.session.close()
     finally:
-        api.stop_thread()
+        if isinstance(api, RemoteBotAPI):
+            api.close()
+        else:
+            api.stop_thread()
         await engine.dispose()
     return figures
 
 
+def bare_dispatcher() -> Dispatcher:
+    """aiogram alone: a dispatcher whose one handler answers every tap at once."""
+    dp = Dispatcher(disable_fsm=True)
+
+    async def answer(query: CallbackQuery) -> None:
+        with contextlib.suppress(TelegramBadRequest):  # a re-delivery, answered already
+            await query.answer("ok", show_alert=True)
+
+    dp.callback_query.register(answer)
+    return dp
+
+
+async def bare_round(
+    api: Any,
+    dp: Dispatcher,
+    bot: Any,
+    user_of: dict[int, int],
+    rng: random.Random,
+    args: argparse.Namespace,
+) -> float:
+    """The same crowd through bare aiogram: parse, dispatch, answer, nothing else. Its
+    time is the floor this machine and library set for the bot's own."""
+    message_id = (await bot.send_message(GROUP, "bare")).message_id
+    tappers = list(user_of)
+    rng.shuffle(tappers)
+    taps = [api.tap(GROUP, message_id, tg, data="bare") for tg in tappers]
+    updates = taps + [api.redeliver(t) for t in rng.sample(taps, args.redeliveries)]
+    rng.shuffle(updates)
+    started = time.perf_counter()
+    await asyncio.gather(*(dp.feed_raw_update(bot, u) for u in updates))
+    answers = api.callback_answers
+    return max(answers[t["callback_query"]["id"]].at for t in taps) - started
+
+
 async def one_trial(
-    api: LocalBotAPI,
+    api: Any,
     services: Any,
     dp: Any,
     bot: Any,
@@ -232,26 +291,37 @@ def p(values: list[float], q: float) -> float:
 
 def report(name: str, figures: Figures) -> bool:
     all_lat, spread = figures.latencies["all"], figures.latencies["spread"]
-    worst_makespan = max(figures.makespans, default=float("nan"))
-    p99 = p(spread, 0.99)
-    ok_all = worst_makespan <= 0.5
-    ok_spread = p99 <= 0.100
+    ok = True
     print(
         f"\n{name}: {figures.trials['all']} all-at-once + {figures.trials['spread']} spread trials"
     )
-    print(
-        f"  all at once: every tap answered within {worst_makespan * 1000:.0f} ms of the first "
-        f"(median {statistics.median(figures.makespans) * 1000:.0f} ms); "
-        f"{min(figures.rates, default=0):,.0f} taps/s at worst, "
-        f"median {statistics.median(figures.rates) if figures.rates else 0:,.0f}/s; "
-        f"tap->answer p50 {p(all_lat, 0.5) * 1000:.1f} ms, p99 {p(all_lat, 0.99) * 1000:.1f} ms"
-        f"  [{'PASS' if ok_all else 'FAIL'}: <= 500 ms]"
-    )
-    print(
-        f"  spread over 2 s: tap->answer p50 {p(spread, 0.5) * 1000:.1f} ms, "
-        f"p99 {p99 * 1000:.1f} ms, max {max(spread, default=0) * 1000:.1f} ms"
-        f"  [{'PASS' if ok_spread else 'FAIL'}: p99 <= 100 ms]"
-    )
+    if figures.makespans:
+        worst = max(figures.makespans)
+        median = statistics.median(figures.makespans)
+        ok = ok and worst <= 0.5
+        print(
+            f"  all at once: every tap answered within {worst * 1000:.0f} ms of the first "
+            f"(median {median * 1000:.0f} ms); {min(figures.rates):,.0f} taps/s at worst, "
+            f"median {statistics.median(figures.rates):,.0f}/s; "
+            f"tap->answer p50 {p(all_lat, 0.5) * 1000:.1f} ms, "
+            f"p99 {p(all_lat, 0.99) * 1000:.1f} ms"
+            f"  [{'PASS' if worst <= 0.5 else 'FAIL'}: <= 500 ms]"
+        )
+    if figures.bare_makespans:
+        bare = statistics.median(figures.bare_makespans)
+        print(
+            f"  the same crowd through bare aiogram (parse, dispatch, answer; no claim): "
+            f"median {bare * 1000:.0f} ms, worst {max(figures.bare_makespans) * 1000:.0f} ms; "
+            f"the bot's median is {statistics.median(figures.makespans) / bare:.2f}x that"
+        )
+    if spread:
+        p99 = p(spread, 0.99)
+        ok = ok and p99 <= 0.100
+        print(
+            f"  spread over 2 s: tap->answer p50 {p(spread, 0.5) * 1000:.1f} ms, "
+            f"p99 {p99 * 1000:.1f} ms, max {max(spread) * 1000:.1f} ms"
+            f"  [{'PASS' if p99 <= 0.100 else 'FAIL'}: p99 <= 100 ms]"
+        )
     if figures.failures:
         print(f"  MONEY CHECKS FAILED ({len(figures.failures)}):")
         for failure in figures.failures[:20]:
@@ -261,7 +331,7 @@ def report(name: str, figures: Figures) -> bool:
             "  money: every trial exact (winners = shares, sum to the cent, nobody twice, "
             "every answered claim stored)"
         )
-    return ok_all and ok_spread and not figures.failures
+    return ok and not figures.failures
 
 
 def main() -> None:
@@ -271,6 +341,12 @@ def main() -> None:
     parser.add_argument("--redeliveries", type=int, default=50)
     parser.add_argument("--shape", choices=["mixed", "all", "spread"], default="mixed")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--server",
+        choices=["process", "thread"],
+        default="process",
+        help="where the local Bot API server runs (thread: sharing the bot's process)",
+    )
     parser.add_argument(
         "--database-url",
         action="append",

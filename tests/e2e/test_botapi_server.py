@@ -37,6 +37,7 @@ from aiogram.types import (
 from aiohttp import web
 
 from tests.botapi import SECRET_HEADER, LocalBotAPI
+from tests.botapi.remote import RemoteBotAPI
 
 GROUP = -1001
 BASIC_GROUP = -2002
@@ -475,3 +476,18 @@ async def test_thread_mode_serves_from_its_own_loop() -> None:
     finally:
         api.stop_thread()
     assert [c.method for c in api.calls] == ["getUpdates", "sendMessage"]
+
+
+async def test_process_mode_proxies_the_world_and_its_errors() -> None:
+    with RemoteBotAPI(private_interval=None) as api:
+        populate(api)  # type: ignore[arg-type]  # World methods, run in the child process
+        async with connected(api) as bot:  # type: ignore[arg-type]
+            sent = await bot.send_message(ANN, "Welcome!")
+            update = api.start_bot(BOB, "ref7")  # a result comes back as a copy
+            assert update["message"]["text"] == "/start ref7"
+            with pytest.raises(ValueError, match="user id"):
+                api.add_user(0, "Nobody")  # the server's refusal is raised here
+        [call] = api.calls_of("sendMessage")  # a property read, then a method
+        assert call.result["message_id"] == sent.message_id
+        assert api.base_url.startswith("http://127.0.0.1:")
+    assert not api._process.is_alive()
