@@ -324,6 +324,10 @@ class Catalog:
         """Every message key (the same in every locale)."""
         return frozenset(self._names)
 
+    def has(self, key: str) -> bool:
+        """Whether ``key`` is a message (in every locale, as the catalogues agree)."""
+        return key in self._names
+
     def _locale(self, locale: str) -> str:
         return locale if locale in self._messages else negotiate(locale)
 

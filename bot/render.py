@@ -14,6 +14,8 @@ from aiogram.filters.callback_data import CallbackData
 from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
 
 from bot.i18n import Catalog
+from funnels.goals import LeafProgress
+from funnels.pauses import PauseReason
 from funnels.ports import (
     AdmissionNotice,
     AdmissionsOpen,
@@ -129,12 +131,7 @@ class Renderer:
                 return Rendered(text)
             case CohortPaused():
                 loc = message.locale
-                if message.reason == "demoted":
-                    reason = c.text(
-                        loc, "reason.demoted", missing=self.rights(loc, message.missing)
-                    )
-                else:
-                    reason = c.text(loc, f"reason.{message.reason}")
+                reason = self.pause_reason(loc, PauseReason(message.reason, message.missing))
                 return Rendered(
                     c.text(loc, "cohort.paused_notice", code=message.code, reason=reason)
                 )
@@ -151,3 +148,45 @@ class Renderer:
 
     def rights(self, locale: str, rights: tuple[str, ...] | list[str]) -> str:
         return ", ".join(self.catalog.text(locale, f"right.{r}") for r in rights)
+
+    def pause_reason(self, locale: str, reason: PauseReason) -> str:
+        """Why a cohort is paused, in ``locale``; a stored free-text note as it is."""
+        if reason.code is None:
+            return reason.note or ""
+        if reason.code == "demoted":
+            if not reason.missing:  # Telegram refused a post for rights it did not name
+                return self.catalog.text(locale, "reason.lost_rights")
+            return self.catalog.text(
+                locale, "reason.demoted", missing=self.rights(locale, reason.missing)
+            )
+        return self.catalog.text(locale, f"reason.{reason.code}")
+
+    def task_progress(self, locale: str, leaves: list[LeafProgress]) -> str:
+        """A task's progress for ``/tasks``: ``fans 3 of 10``, ``sales $12.00 of $70.00``.
+
+        Sums are money in the cohort's currency; counts are plain numbers. Known event
+        types get a word from the catalogue; any other shows its script label. When two
+        leaves would read alike (the same event, different ``where`` filters), each
+        keeps its filter so the member can tell them apart.
+        """
+        c = self.catalog
+        labels = [self._leaf_label(locale, leaf) for leaf in leaves]
+        parts = []
+        for leaf, label in zip(leaves, labels, strict=True):
+            where = leaf.label.removeprefix(leaf.event).strip()  # "[template=day3_post]"
+            if where and labels.count(label) > 1 and label != leaf.label:
+                label = f"{label} {where}"
+            if leaf.currency is not None:
+                done = c.money(locale, leaf.value, leaf.currency)
+                target = c.money(locale, leaf.target, leaf.currency)
+            else:
+                done, target = str(leaf.value), str(leaf.target)
+            parts.append(c.text(locale, "tasks.progress", label=label, done=done, target=target))
+        return ", ".join(parts)
+
+    def _leaf_label(self, locale: str, leaf: LeafProgress) -> str:
+        base = "goal." + leaf.event.replace(".", "_")
+        for key in (f"{base}.{leaf.measure}", base):
+            if self.catalog.has(key):
+                return self.catalog.text(locale, key)
+        return leaf.label

@@ -11,7 +11,7 @@ import os
 import socket
 
 import uvicorn
-from aiogram.exceptions import TelegramAPIError
+from aiogram.exceptions import ClientDecodeError, TelegramAPIError
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from bot.clock import SystemClock
@@ -63,7 +63,7 @@ async def serve(settings: Settings) -> None:
         updates = allowed_updates(dp)
         try:
             await register_commands(bot, services.catalog)
-        except TelegramAPIError as exc:
+        except (TelegramAPIError, ClientDecodeError) as exc:  # menus are a nicety
             log.warning("could not register the command menus: %s", exc)
         if settings.webhook_url:
             assert settings.webhook_secret is not None  # the settings insist on it

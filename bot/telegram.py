@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 
 from aiogram import Bot
 from aiogram.exceptions import (
+    ClientDecodeError,
     TelegramAPIError,
     TelegramBadRequest,
     TelegramForbiddenError,
@@ -260,8 +261,14 @@ class TelegramMessenger:
                 raise DeliveryError(text, definite=True) from None
             except TelegramNotFound as exc:
                 raise DeliveryError(exc.message, definite=True) from None
-            except (TimeoutError, TelegramNetworkError, TelegramServerError) as exc:
-                # The request may or may not have reached Telegram: outcome unknown.
+            except (
+                TimeoutError,
+                TelegramNetworkError,
+                TelegramServerError,
+                ClientDecodeError,
+            ) as exc:
+                # The request may or may not have reached Telegram: outcome unknown. An
+                # answer that is not the Bot API's JSON (a proxy's error page) says no more.
                 raise DeliveryError(f"{type(exc).__name__}: {exc}", definite=False) from None
             except TelegramAPIError as exc:
                 raise DeliveryError(exc.message, definite=True) from None

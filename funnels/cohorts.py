@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo
 
 from funnels.envelopes import envelope_seed, split
 from funnels.money import to_minor
+from funnels.pauses import PauseReason
 from funnels.planner import local_instant, plan, task_stage_start
 from funnels.ports import (
     AdmissionsOpen,
@@ -282,7 +283,10 @@ class RunDueSteps:
         except ChatUnavailable as exc:
             async with self.deps.store.transaction() as tx:
                 await tx.steps.release_claim(run.id)
-                await tx.cohorts.set_status(cohort.id, "paused", exc.reason, now)
+                # The code, not Telegram's English words: /status says it in the reader's
+                # language.
+                reason = PauseReason(exc.cause).stored()
+                await tx.cohorts.set_status(cohort.id, "paused", reason, now)
                 leader = await tx.members.ref(cohort.leader_id) if cohort.leader_id else None
                 await tx.commit()
             report.paused_cohorts.append(cohort.id)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Literal
 
 from funnels.money import to_minor
 from funnels.script import Goal
@@ -139,11 +140,43 @@ def leaf_label(leaf: Goal) -> str:
     return label
 
 
-def describe_progress(
-    goal: Goal, progress: Mapping[int, int], currency: str
-) -> list[tuple[str, int, int]]:
-    """(label, value so far, target) per leaf, in leaf order, for /tasks and the dashboard."""
-    return [
-        (leaf_label(leaf), progress.get(index, 0), target(leaf, currency))
-        for index, leaf in enumerate(goal.leaves())
-    ]
+Measure = Literal["count", "unique", "sum"]
+
+
+@dataclass(frozen=True, slots=True)
+class LeafProgress:
+    """How far a member is on one leaf of a goal, and what the numbers are.
+
+    ``value`` and ``target`` are plain counts for ``count`` and ``unique`` leaves; for a
+    ``sum`` leaf they are amounts of money in minor units of ``currency`` (the cohort's),
+    so they must be shown as money, never as bare integers.
+    """
+
+    label: str
+    """:func:`leaf_label`: stable, for logs and reports, not for members to read."""
+    event: str
+    measure: Measure
+    value: int
+    target: int
+    currency: str | None = None
+    """Set for ``sum`` leaves only."""
+
+
+def describe_progress(goal: Goal, progress: Mapping[int, int], currency: str) -> list[LeafProgress]:
+    """One :class:`LeafProgress` per leaf, in leaf order, for /tasks and reports."""
+    out: list[LeafProgress] = []
+    for index, leaf in enumerate(goal.leaves()):
+        measure: Measure = (
+            "sum" if leaf.sum is not None else "unique" if leaf.unique is not None else "count"
+        )
+        out.append(
+            LeafProgress(
+                label=leaf_label(leaf),
+                event=leaf.event or "",
+                measure=measure,
+                value=progress.get(index, 0),
+                target=target(leaf, currency),
+                currency=currency if measure == "sum" else None,
+            )
+        )
+    return out

@@ -16,6 +16,7 @@ from typing import Literal
 from zoneinfo import ZoneInfo
 
 from funnels.cohorts import CohortError, Deps, StartCohort
+from funnels.pauses import PauseReason
 from funnels.planner import PlannedStep, plan
 from funnels.ports import (
     TASK_GROUP_RIGHTS,
@@ -250,7 +251,10 @@ class PauseCohort:
             raise Refused("not_running", code=cohort.code, status=cohort.status)
         async with self.deps.store.transaction() as tx:
             await tx.cohorts.set_status(
-                cohort.id, "paused", "paused by the leader", self.deps.clock.now()
+                cohort.id,
+                "paused",
+                PauseReason("paused_by_leader").stored(),
+                self.deps.clock.now(),
             )
             await tx.commit()
         return cohort
@@ -389,7 +393,7 @@ class GroupLost:
             cohort = await tx.cohorts.by_chat(chat_id)
             if cohort is None or cohort.status != "running":
                 return None
-            detail = reason if not missing else f"{reason}: {', '.join(missing)}"
+            detail = PauseReason(reason, tuple(missing)).stored()
             await tx.cohorts.set_status(cohort.id, "paused", detail, now)
             leader = await tx.members.ref(cohort.leader_id) if cohort.leader_id else None
             await tx.commit()

@@ -14,9 +14,16 @@ from typing import Literal
 from zoneinfo import ZoneInfo
 
 from funnels.cohorts import CloseEnvelope, Deps
-from funnels.goals import describe_progress
+from funnels.goals import LeafProgress, describe_progress
 from funnels.groups import Actor
-from funnels.ports import AdmissionNotice, LedgerCredit, MemberRef, ShareClaim
+from funnels.ports import (
+    AdmissionNotice,
+    CohortRecord,
+    LedgerCredit,
+    MemberRef,
+    ShareClaim,
+    Transaction,
+)
 from funnels.stages import Stage
 
 JoinOutcome = Literal["joined", "rejoined", "member", "full", "no_cohort"]
@@ -142,15 +149,32 @@ class RecordReply:
     def __init__(self, deps: Deps) -> None:
         self.deps = deps
 
-    async def __call__(self, chat_id: int, user_id: int, text: str) -> ReplyOutcome:
+    async def __call__(
+        self, chat_id: int, user_id: int, text: str, *, cohort: CohortRecord | None = None
+    ) -> ReplyOutcome:
+        """``cohort``: the group's cohort as the caller knows it (a cache may be behind on
+        the pitch; the window is checked in the database either way). With it, a first
+        "1" inside the window costs a single statement; anything else is told apart by
+        reading the cohort and the member afresh."""
+        now = self.deps.clock.now()
+        scripts = self.deps.scripts
+        if (
+            cohort is not None
+            and cohort.warmup_chat_id == chat_id
+            and scripts.matcher(cohort)(text)
+        ):
+            opened_since = now - scripts.reply_window(cohort)
+            async with self.deps.store.transaction() as tx:
+                if await tx.members.record_reply(cohort.id, user_id, now, opened_since):
+                    await tx.commit()
+                    return "recorded"
         async with self.deps.store.transaction() as tx:
             cohort = await tx.cohorts.by_chat(chat_id)
             if cohort is None or cohort.warmup_chat_id != chat_id:
                 return "no_cohort"
-            if not self.deps.scripts.matcher(cohort)(text):
+            if not scripts.matcher(cohort)(text):
                 return "not_answer"
-            now = self.deps.clock.now()
-            window = self.deps.scripts.reply_window(cohort)
+            window = scripts.reply_window(cohort)
             if (
                 cohort.pitch_opened_at is None
                 or cohort.pitch_closed_at is not None
@@ -162,9 +186,8 @@ class RecordReply:
             stage = await tx.members.stage(cohort.id, user_id)
             if stage is None:
                 return "not_member"
-            if stage < Stage.ENGAGED:  # answering is taking part
-                await tx.members.advance(cohort.id, user_id, Stage.ENGAGED, now)
-            recorded = await tx.members.advance(cohort.id, user_id, Stage.REPLIED, now)
+            # Answering is taking part: the member is engaged too, if not yet.
+            recorded = await tx.members.record_reply(cohort.id, user_id, now, now - window)
             await tx.commit()
         return "recorded" if recorded else "already"
 
@@ -229,33 +252,41 @@ class MemberJoined:
             user = await tx.members.ensure_user(
                 member.telegram_id, member.name, member.language, now
             )
-            if cohort is None:
-                await tx.commit()
-                return Joined("no_cohort", None, user.user_id, None, user.language)
-            if cohort.task_chat_id == chat_id:
-                await tx.commit()
-                return Joined(
-                    await AdmitMember(self.deps)(cohort.id, user.user_id),
-                    cohort.id,
-                    user.user_id,
-                    None,
-                    user.language,
-                )
-            inviter = cohort.leader_id
-            link = await tx.links.get(invite_link) if invite_link else None
-            if link is not None and link.cohort_id == cohort.id and link.owner_id is not None:
-                inviter = link.owner_id
-            elif added_by is not None and added_by.telegram_id != member.telegram_id:
-                adder = await tx.members.ensure_user(
-                    added_by.telegram_id, added_by.name, added_by.language, now
-                )
-                inviter = adder.user_id
-            if inviter == user.user_id:
-                inviter = None  # the leader joining their own group invited nobody
-            outcome = await tx.members.join(
-                cohort.id, [(user.user_id, inviter)], cohort.capacity, now
+            if cohort is None or cohort.task_chat_id == chat_id:
+                await tx.commit()  # the user row; admission is a unit of work of its own
+                cohort_id = cohort.id if cohort is not None else None
+            else:
+                return await self._join_warmup(tx, cohort, user, member, invite_link, added_by)
+        if cohort_id is None:
+            return Joined("no_cohort", None, user.user_id, None, user.language)
+        # After the unit of work above has ended: on SQLite one runs at a time, and
+        # one opened inside another would wait for it forever.
+        admitted = await AdmitMember(self.deps)(cohort_id, user.user_id)
+        return Joined(admitted, cohort_id, user.user_id, None, user.language)
+
+    async def _join_warmup(
+        self,
+        tx: Transaction,
+        cohort: CohortRecord,
+        user: MemberRef,
+        member: Actor,
+        invite_link: str | None,
+        added_by: Actor | None,
+    ) -> Joined:
+        now = self.deps.clock.now()
+        inviter = cohort.leader_id
+        link = await tx.links.get(invite_link) if invite_link else None
+        if link is not None and link.cohort_id == cohort.id and link.owner_id is not None:
+            inviter = link.owner_id
+        elif added_by is not None and added_by.telegram_id != member.telegram_id:
+            adder = await tx.members.ensure_user(
+                added_by.telegram_id, added_by.name, added_by.language, now
             )
-            await tx.commit()
+            inviter = adder.user_id
+        if inviter == user.user_id:
+            inviter = None  # the leader joining their own group invited nobody
+        outcome = await tx.members.join(cohort.id, [(user.user_id, inviter)], cohort.capacity, now)
+        await tx.commit()
         return Joined(outcome[user.user_id], cohort.id, user.user_id, inviter, user.language)  # type: ignore[arg-type]
 
 
@@ -384,8 +415,8 @@ class TaskLine:
     title: str
     state: Literal["done", "open", "locked"]
     unlocks_at: datetime
-    progress: list[tuple[str, int, int]]
-    """(label, so far, target) per goal leaf."""
+    progress: list[LeafProgress]
+    """Per goal leaf: counts, or money in minor units of the cohort's currency."""
 
 
 @dataclass(frozen=True, slots=True)

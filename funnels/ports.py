@@ -466,6 +466,15 @@ class MemberRepository(Protocol):
         """``advance`` for many members at once; returns how many moved."""
         ...
 
+    async def record_reply(
+        self, cohort_id: int, user_id: int, at: datetime, opened_since: datetime
+    ) -> bool:
+        """A member's first "1": stamp ``replied_at`` (and ``engaged_at`` if unset) and
+        move to at least REPLIED, in one statement, provided the cohort's pitch window is
+        open (posted at or after ``opened_since`` and not closed). False when nothing
+        changed: not a member, replied before, or the window is not open."""
+        ...
+
     async def add_activity(self, cohort_id: int, counts: Mapping[int, int], day: date) -> None: ...
     async def responders_since(self, cohort_id: int, since: datetime | None) -> tuple[int, int]:
         """(replied after ``since``, replied in all)."""

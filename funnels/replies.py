@@ -14,8 +14,9 @@ folded the same way before an exact comparison:
 4. case-fold, so a script accepting "uno" matches "Uno!".
 
 Anything inside the answer is kept: "10", "1 please" and "I want 1" never match "1".
-This runs on every group message, so messages over 32 characters exit early and the
-accepted forms are folded once per :class:`ReplyMatcher`.
+This runs on every group message, so messages over 32 characters exit early, the
+accepted forms are folded once per :class:`ReplyMatcher`, and the folds of recent short
+messages are remembered (a group's chatter repeats: "1", "thanks", "👍", "good evening").
 """
 
 from __future__ import annotations
@@ -77,7 +78,12 @@ class ReplyMatcher:
     def __call__(self, text: str) -> bool:
         if not text or len(text) > MAX_ANSWER_LENGTH:
             return False
-        return normalize(text) in self._accepted
+        return _fold(text) in self._accepted
+
+
+_fold = lru_cache(maxsize=4096)(normalize)
+"""``normalize`` for messages, remembering the last few thousand (at most 32 characters
+each, so well under a megabyte)."""
 
 
 @lru_cache(maxsize=256)

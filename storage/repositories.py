@@ -15,7 +15,7 @@ from contextlib import asynccontextmanager
 from datetime import date, datetime
 from typing import Any, cast
 
-from sqlalchemy import bindparam, func, select, update
+from sqlalchemy import ARRAY, any_, bindparam, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -85,6 +85,21 @@ def _prepared(name: str, dialect: str, build: Callable[[], Any]) -> Any:
     if statement is None:
         statement = _PREPARED[key] = build()
     return statement
+
+
+def _one_of(dialect: str, column: Any, name: str, values: Sequence[Any] | None = None) -> Any:
+    """``column IN (...)`` for a list bound as ``name`` (or the given ``values``).
+
+    On PostgreSQL it is ``column = ANY(:name)`` with the list as one array parameter: the
+    SQL text stays the same whatever the list's length, so the server plans it once and
+    asyncpg's prepared statement is reused, where an IN list of a new length is a new
+    statement to prepare on every batch.
+    """
+    if dialect == "postgresql":
+        return column == any_(bindparam(name, values, type_=ARRAY(column.type)))
+    if values is None:
+        return column.in_(bindparam(name, expanding=True))
+    return column.in_(values)
 
 
 def _greatest(dialect: str, column: Any, value: Any) -> Any:
@@ -537,14 +552,14 @@ class SqlMembers(_Repo):
         if refs:
             rows = await self.conn.execute(
                 select(_u.c.id, _u.c.telegram_id, _LANGUAGE, _u.c.ref_code).where(
-                    _u.c.ref_code.in_(sorted(set(refs)))
+                    _one_of(self.dialect, _u.c.ref_code, "refs", sorted(set(refs)))
                 )
             )
             by_ref = {r.ref_code: MemberRef(r.id, r.telegram_id, r.language) for r in rows}
         if telegram_ids:
             rows = await self.conn.execute(
                 select(_u.c.id, _u.c.telegram_id, _LANGUAGE).where(
-                    _u.c.telegram_id.in_(sorted(set(telegram_ids)))
+                    _one_of(self.dialect, _u.c.telegram_id, "tgs", sorted(set(telegram_ids)))
                 )
             )
             by_tg = {r.telegram_id: MemberRef(r.id, r.telegram_id, r.language) for r in rows}
@@ -558,7 +573,7 @@ class SqlMembers(_Repo):
             select(_m.c.user_id, _m.c.cohort_id)
             .join(_c, _c.c.id == _m.c.cohort_id)
             .where(
-                _m.c.user_id.in_(sorted(set(user_ids))),
+                _one_of(self.dialect, _m.c.user_id, "users", sorted(set(user_ids))),
                 _m.c.admitted_at.is_not(None),
                 _c.c.status.in_(("running", "paused")),
             )
@@ -682,7 +697,7 @@ class SqlMembers(_Repo):
                 update(_m)
                 .where(
                     _m.c.cohort_id == bindparam("b_cohort"),
-                    _m.c.user_id.in_(bindparam("b_users", expanding=True)),
+                    _one_of(self.dialect, _m.c.user_id, "b_users"),
                     _m.c[column].is_(None),
                 )
                 .values(
@@ -708,17 +723,85 @@ class SqlMembers(_Repo):
         )
         return int(result.rowcount)
 
+    async def record_reply(
+        self, cohort_id: int, user_id: int, at: datetime, opened_since: datetime
+    ) -> bool:
+        result = await self.conn.execute(
+            _prepared("record_reply", self.dialect, self._record_reply),
+            {"b_cohort": cohort_id, "b_user": user_id, "b_at": at, "b_since": opened_since},
+        )
+        return int(result.rowcount) == 1
+
+    def _record_reply(self) -> Any:
+        window_open = (
+            select(_c.c.id)
+            .where(
+                _c.c.id == bindparam("b_cohort"),
+                _c.c.pitch_opened_at >= bindparam("b_since"),
+                _c.c.pitch_closed_at.is_(None),
+            )
+            .exists()
+        )
+        return (
+            update(_m)
+            .where(
+                _m.c.cohort_id == bindparam("b_cohort"),
+                _m.c.user_id == bindparam("b_user"),
+                _m.c.replied_at.is_(None),
+                window_open,
+            )
+            .values(
+                replied_at=bindparam("b_at"),
+                engaged_at=func.coalesce(_m.c.engaged_at, bindparam("b_at")),
+                stage=_greatest(self.dialect, _m.c.stage, int(Stage.REPLIED)),
+            )
+        )
+
+    @staticmethod
+    def _add_activity_pg() -> Any:
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        rows = (
+            func.unnest(
+                bindparam("b_users", type_=ARRAY(_a.c.user_id.type)),
+                bindparam("b_counts", type_=ARRAY(_a.c.messages.type)),
+            )
+            .table_valued("user_id", "messages")
+            .render_derived()
+        )
+        stmt = pg_insert(_a).from_select(
+            ["cohort_id", "user_id", "day", "messages"],
+            select(
+                bindparam("b_cohort", type_=_a.c.cohort_id.type),
+                rows.c.user_id,
+                bindparam("b_day", type_=_a.c.day.type),
+                rows.c.messages,
+            ),
+        )
+        return stmt.on_conflict_do_update(
+            index_elements=["cohort_id", "user_id", "day"],
+            set_={"messages": _a.c.messages + stmt.excluded.messages},
+        )
+
     async def add_activity(self, cohort_id: int, counts: Mapping[int, int], day: date) -> None:
         if not counts:
             return
         if self.dialect == "postgresql":
-            from sqlalchemy.dialects.postgresql import insert as pg_insert
+            # One statement whatever the number of members: the counts go in as two
+            # arrays (a row per member would be a round trip each).
+            await self.conn.execute(
+                _prepared("add_activity", self.dialect, self._add_activity_pg),
+                {
+                    "b_cohort": cohort_id,
+                    "b_day": day,
+                    "b_users": list(counts),
+                    "b_counts": list(counts.values()),
+                },
+            )
+            return
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-            stmt: Any = pg_insert(_a)
-        else:
-            from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-
-            stmt = sqlite_insert(_a)
+        stmt = sqlite_insert(_a)
         stmt = stmt.on_conflict_do_update(
             index_elements=["cohort_id", "user_id", "day"],
             set_={"messages": _a.c.messages + stmt.excluded.messages},
@@ -916,7 +999,7 @@ class SqlEnvelopes(_Repo):
                     self.dialect,
                     lambda: select(_m.c.user_id, _m.c.stage).where(
                         _m.c.cohort_id == bindparam("cohort"),
-                        _m.c.user_id.in_(bindparam("users", expanding=True)),
+                        _one_of(self.dialect, _m.c.user_id, "users"),
                     ),
                 ),
                 {"cohort": cohort_id, "users": users},
@@ -930,7 +1013,7 @@ class SqlEnvelopes(_Repo):
                     self.dialect,
                     lambda: select(_es.c.user_id, _es.c.amount_minor).where(
                         _es.c.envelope_id == bindparam("envelope"),
-                        _es.c.user_id.in_(bindparam("users", expanding=True)),
+                        _one_of(self.dialect, _es.c.user_id, "users"),
                     ),
                 ),
                 {"envelope": envelope_id, "users": users},

@@ -49,7 +49,7 @@ async def member_message(message: Message, services: Services) -> None:
     if (chat_id, user.id) in services.replied:
         return  # answered before: counted once, acknowledged once
     user_id, _ = await services.users.get(user)
-    outcome = await RecordReply(services.deps)(chat_id, user_id, text)
+    outcome = await RecordReply(services.deps)(chat_id, user_id, text, cohort=cohort)
     if outcome in ("recorded", "already"):
         services.replied.add((chat_id, user.id))
     if outcome == "recorded":

@@ -25,6 +25,7 @@ from funnels.groups import (
     Refused,
     ResumeCohort,
 )
+from funnels.pauses import PauseReason
 from funnels.script_loader import LoadedScript, ScriptError, load_script
 from funnels.stages import Stage
 
@@ -232,7 +233,8 @@ async def status(message: Message, services: Services) -> None:
         )
     ]
     if cohort.status == "paused" and cohort.status_reason:
-        lines.append(services.text(locale, "status.reason", reason=cohort.status_reason))
+        reason = services.renderer.pause_reason(locale, PauseReason.parse(cohort.status_reason))
+        lines.append(services.text(locale, "status.reason", reason=reason))
     if view.attention:
         steps = ", ".join(f"{r.key} ({r.status})" for r in view.attention[:10])
         lines.append(

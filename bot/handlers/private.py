@@ -101,7 +101,7 @@ async def tasks(message: Message, services: Services) -> None:
             when = services.catalog.when(locale, line.unlocks_at, ladder.timezone)
             lines.append(services.text(locale, "tasks.line_locked", title=line.title, when=when))
         else:
-            progress = ", ".join(f"{label} {done}/{goal}" for label, done, goal in line.progress)
+            progress = services.renderer.task_progress(locale, line.progress)
             lines.append(
                 services.text(locale, "tasks.line_open", title=line.title, progress=progress)
             )

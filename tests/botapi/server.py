@@ -92,6 +92,7 @@ class LocalBotAPI(World):
         self._webhook_task: asyncio.Task[None] | None = None
         self._client: aiohttp.ClientSession | None = None
         self._thread: threading.Thread | None = None
+        self._broken: dict[str, list[tuple[int, str]]] = {}
 
     # ------------------------------------------------------------ lifecycle
 
@@ -193,6 +194,16 @@ class LocalBotAPI(World):
     ) -> None:
         self.stop_thread()
 
+    def break_next(
+        self, method: str, *, status: int = 502, body: str = "<html>502 Bad Gateway</html>"
+    ) -> None:
+        """The next call of ``method`` gets a raw HTTP answer that is not the Bot API's
+        JSON (a proxy's error page, say) and changes nothing: the caller cannot tell
+        whether Telegram acted on it."""
+        name = canonical_method(method) or method
+        with self._lock:
+            self._broken.setdefault(name, []).append((status, body))
+
     # ------------------------------------------------------------ waking waiters
 
     def _updates_changed(self) -> None:
@@ -219,7 +230,16 @@ class LocalBotAPI(World):
             refusal = unauthorized()
             self._record(request.match_info["method"], normalize_params(raw), error=refusal)
             return web.json_response(refusal.body(), status=refusal.code)
-        status, body = await self._execute(request.match_info["method"], raw)
+        name = request.match_info["method"]
+        with self._lock:
+            pending = self._broken.get(canonical_method(name) or name)
+            broken = pending.pop(0) if pending else None
+        if broken is not None:
+            status, page = broken
+            refusal = ApiError(status, "broken on purpose: " + page)
+            self._record(canonical_method(name) or name, normalize_params(raw), error=refusal)
+            return web.Response(status=status, text=page, content_type="text/html")
+        status, body = await self._execute(name, raw)
         return web.json_response(body, status=status)
 
     async def _execute(self, name: str, raw: dict[str, Any]) -> tuple[int, JsonDict]:

@@ -118,6 +118,81 @@ async def test_a_demoted_bot_pauses_and_resume_waits_for_the_rights(store: SqlSt
         assert "Welcome" in h.texts(WARMUP)[-1]
 
 
+async def test_status_says_why_the_cohort_paused_in_the_readers_language(
+    store: SqlStore,
+) -> None:
+    async with running_bot(store, at(0, "10:00")) as h:
+        h.api.add_user(ADMIN, "Ada", started_bot=True, language_code="zh-hans")
+        h.api.add_user(LEADER, "Lena", started_bot=True, language_code="es")
+        h.api.add_group(WARMUP, "Calentamiento", supergroup=True, owner=LEADER, members=[ADMIN])
+        await h.feed(h.api.start_bot(LEADER))  # known to the bot before the grant: reads es
+        await launched(h)
+
+        def reason_line(locale: str, reason: str) -> str:
+            return CATALOG.text(locale, "status.reason", reason=reason)
+
+        await h.say(WARMUP, LEADER, "/pause")
+        assert await status_of(h) == ("paused", "paused_by_leader")
+        await h.say(WARMUP, LEADER, "/status")
+        assert h.last_text(WARMUP).splitlines()[-1] == "En pausa porque: el líder envió /pause"
+        assert h.last_text(WARMUP).splitlines()[-1] == reason_line(
+            "es", CATALOG.text("es", "reason.paused_by_leader")
+        )
+        await h.say(WARMUP, ADMIN, "/status")  # the same reason, read by a Chinese admin
+        assert h.last_text(WARMUP).splitlines()[-1] == "暂停原因：团长发送了 /pause"
+
+        await h.say(WARMUP, LEADER, "/resume")
+        assert (await status_of(h))[0] == "running"
+        await h.feed(
+            h.api.set_bot_rights(
+                WARMUP, "administrator", can_pin_messages=False, can_delete_messages=False
+            )
+        )
+        assert await status_of(h) == (
+            "paused",
+            "demoted: can_pin_messages, can_delete_messages",
+        )
+        await h.say(WARMUP, LEADER, "/status")
+        assert h.last_text(WARMUP).splitlines()[-1] == (
+            "En pausa porque: perdí permisos que necesito: fijar mensajes, eliminar mensajes"
+        )
+        await h.say(WARMUP, ADMIN, "/status")
+        assert h.last_text(WARMUP).splitlines()[-1] == reason_line(
+            "zh-CN",
+            CATALOG.text(
+                "zh-CN",
+                "reason.demoted",
+                missing=", ".join(
+                    CATALOG.text("zh-CN", f"right.{r}")
+                    for r in ("can_pin_messages", "can_delete_messages")
+                ),
+            ),
+        )
+
+
+async def test_status_shows_a_reason_stored_as_free_text_as_it_is(store: SqlStore) -> None:
+    """Rows paused by hand or by an older release keep their words; the old wording of a
+    leader's /pause is recognised and translated."""
+    async with running_bot(store, at(0, "10:00")) as h:
+        h.api.add_user(ADMIN, "Ada", started_bot=True)
+        h.api.add_user(LEADER, "Lena", started_bot=True, language_code="es")
+        h.api.add_group(WARMUP, "Calentamiento", supergroup=True, owner=LEADER)
+        await h.feed(h.api.start_bot(LEADER))
+        await launched(h)
+        async with h.store.transaction() as tx:
+            cohort = await tx.cohorts.by_chat(WARMUP)
+            assert cohort is not None
+            await tx.cohorts.set_status(cohort.id, "paused", "paused by the leader", h.clock.now())
+            await tx.commit()
+        await h.say(WARMUP, LEADER, "/status")
+        assert h.last_text(WARMUP).splitlines()[-1] == "En pausa porque: el líder envió /pause"
+        async with h.store.transaction() as tx:
+            await tx.cohorts.set_status(cohort.id, "paused", "ops: venue change", h.clock.now())
+            await tx.commit()
+        await h.say(WARMUP, LEADER, "/status")
+        assert h.last_text(WARMUP).splitlines()[-1] == "En pausa porque: ops: venue change"
+
+
 async def test_a_post_refused_for_rights_pauses_the_cohort(store: SqlStore) -> None:
     """Demoted without a my_chat_member update reaching us: the tick finds out."""
     async with running_bot(store, at(0, "10:00")) as h:
@@ -132,6 +207,31 @@ async def test_a_post_refused_for_rights_pauses_the_cohort(store: SqlStore) -> N
             assert cohort is not None
             run = await tx.steps.get(cohort.id, "d1_welcome")
         assert run is not None and run.status == "pending"  # nothing sent, runs on resume
+
+
+async def test_a_post_answered_with_an_error_page_is_unknown_and_not_sent_again(
+    store: SqlStore,
+) -> None:
+    """A proxy's HTML 502 instead of the Bot API's JSON: the post may have gone out, so
+    it is marked unknown for ops, never posted twice on its own; the week goes on."""
+    async with running_bot(store, at(0, "10:00")) as h:
+        world(h)
+        await launched(h)
+        h.api.break_next("sendMessage")
+        await h.run_until(at(1, "09:00"))
+        async with h.store.transaction() as tx:
+            cohort = await tx.cohorts.by_chat(WARMUP)
+            assert cohort is not None
+            run = await tx.steps.get(cohort.id, "d1_welcome")
+        assert run is not None and run.status == "unknown"
+        assert cohort.status == "running"
+        [broken] = [c for c in h.api.calls_of("sendMessage") if not c.ok]
+        assert broken.error_code == 502
+        await h.run_until(at(2, "09:00"))
+        assert not [c for c in h.api.calls_of("sendMessage") if not c.ok][1:]
+        async with h.store.transaction() as tx:
+            later = await tx.steps.get(cohort.id, "d1_welcome")
+        assert later is not None and later.status == "unknown"
 
 
 async def test_a_migrated_group_keeps_its_cohort(store: SqlStore) -> None:

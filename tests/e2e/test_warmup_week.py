@@ -8,6 +8,7 @@ pitch -> "1" replies (reactions, one batched nudge) -> join requests to the task
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
 from datetime import datetime
 from zoneinfo import ZoneInfo
@@ -61,7 +62,10 @@ async def members_of(store: SqlStore) -> dict[int, CohortMember]:
 
 
 async def test_a_warmup_week_in_telegram(store: SqlStore) -> None:
-    async with running_bot(store, at(0, "10:00")) as h:
+    # The update kinds `funnelbot run` asks Telegram for, so the server queues the task
+    # group's arrivals after each approval as Telegram would.
+    kinds = ["callback_query", "chat_join_request", "chat_member", "message", "my_chat_member"]
+    async with running_bot(store, at(0, "10:00"), allowed_updates=kinds) as h:
         setup_world(h)
         api = h.api
 
@@ -195,6 +199,22 @@ async def test_a_warmup_week_in_telegram(store: SqlStore) -> None:
         )
         stages = {tg: (await members_of(h.store))[by_tg[tg]].stage for tg in MEMBERS}
         assert {tg for tg, s in stages.items() if s >= Stage.ADMITTED} == set(RESPONDERS)
+
+        # Telegram then reports each approved member's arrival in the task group: known
+        # already, nothing changes and nobody is welcomed twice.
+        arrivals = [
+            u
+            for u in api.pending_updates()
+            if "chat_member" in u and u["chat_member"]["chat"]["id"] == TASKS
+        ]
+        arrived = {u["chat_member"]["new_chat_member"]["user"]["id"] for u in arrivals}
+        assert arrived == set(RESPONDERS)
+        told = {tg: len(api.messages(tg)) for tg in RESPONDERS}
+        for update in arrivals:
+            await asyncio.wait_for(h.feed(update), 10)
+        assert {tg: len(api.messages(tg)) for tg in RESPONDERS} == told
+        again = {tg: (await members_of(h.store))[by_tg[tg]].stage for tg in MEMBERS}
+        assert again == stages
 
         # Restraint: under Telegram's limits all week, and the group saw no replies to "1".
         assert api.too_many_requests == 0

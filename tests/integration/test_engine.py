@@ -8,6 +8,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from funnels.cohorts import CohortError, Deps, RetryStep, RunDueSteps, StartCohort
+from funnels.groups import Actor, GroupLost, PauseCohort
+from funnels.pauses import PauseReason
 from funnels.ports import (
     ChatUnavailable,
     DeliveryError,
@@ -367,7 +369,9 @@ async def test_a_definite_delivery_error_marks_the_run_failed(kit: Kit) -> None:
 
 async def test_chat_unavailable_pauses_the_cohort_and_puts_the_run_back(kit: Kit) -> None:
     cohort = await kit.start()
-    kit.messenger.fail_next.append(ChatUnavailable("the bot was removed from the group"))
+    kit.messenger.fail_next.append(
+        ChatUnavailable("Forbidden: bot was kicked from the supergroup chat", "removed")
+    )
 
     report = await kit.tick(warmup_at(1, "09:00"))
 
@@ -384,7 +388,8 @@ async def test_chat_unavailable_pauses_the_cohort_and_puts_the_run_back(kit: Kit
         1,
     )
     [c] = await kit.rows(cohorts_t.select().where(cohorts_t.c.id == cohort.id))
-    assert (c.status, c.status_reason) == ("paused", "the bot was removed from the group")
+    # A code, not Telegram's English: /status words it in the reader's language.
+    assert (c.status, c.status_reason) == ("paused", "removed")
     assert (await kit.tick(warmup_at(1, "09:01"))).claimed == 0
 
     async with kit.store.transaction() as tx:  # the leader re-adds the bot: /resume
@@ -396,6 +401,26 @@ async def test_chat_unavailable_pauses_the_cohort_and_puts_the_run_back(kit: Kit
     assert [s.message for s in kit.messenger.sent] == [
         ScriptPost("Welcome to the group.", None, "en")
     ]
+
+
+async def test_pause_reasons_are_stored_as_codes_that_read_in_any_language(kit: Kit) -> None:
+    cohort = await kit.start()
+    await GroupLost(kit.deps)(WARMUP_CHAT, "demoted", ["can_pin_messages", "can_delete_messages"])
+    [c] = await kit.rows(cohorts_t.select().where(cohorts_t.c.id == cohort.id))
+    assert (c.status, c.status_reason) == (
+        "paused",
+        "demoted: can_pin_messages, can_delete_messages",
+    )
+    assert PauseReason.parse(c.status_reason) == PauseReason(
+        "demoted", ("can_pin_messages", "can_delete_messages")
+    )
+
+    async with kit.store.transaction() as tx:
+        await tx.cohorts.set_status(cohort.id, "running", None, kit.clock.now())
+        await tx.commit()
+    await PauseCohort(kit.deps)(chat_id=WARMUP_CHAT, actor=Actor(42, "Ops"), is_admin=True)
+    [c] = await kit.rows(cohorts_t.select().where(cohorts_t.c.id == cohort.id))
+    assert (c.status, c.status_reason) == ("paused", "paused_by_leader")
 
 
 async def test_an_envelope_the_budget_cannot_cover_fails_without_a_send(kit: Kit) -> None:

@@ -6,6 +6,7 @@ import asyncio
 from datetime import date, timedelta
 from typing import Any
 
+import pytest
 from sqlalchemy import select
 
 from funnels.cohorts import Deps
@@ -138,11 +139,19 @@ async def test_activity_is_counted_per_local_day_and_engages(kit: Kit) -> None:
 # ---------------------------------------------------------------- replies
 
 
-async def test_replies_count_only_inside_the_pitch_window(kit: Kit) -> None:
+@pytest.mark.parametrize("cached", [False, True], ids=["read_afresh", "cohort_from_a_cache"])
+async def test_replies_count_only_inside_the_pitch_window(kit: Kit, cached: bool) -> None:
     cohort = await kit.start()
     a, b = await kit.members(2)
     [stranger] = await kit.users(1)
-    reply = kit.reply()
+    # The bot passes the cohort from its cache, read before the pitch went out: the
+    # window is still decided by the database.
+    stale = await kit.cohort(cohort.id) if cached else None
+    record = kit.reply()
+
+    async def reply(chat_id: int, user_id: int, text: str) -> str:
+        return await record(chat_id, user_id, text, cohort=stale)
+
     await kit.run_until(warmup_at(2, "19:00"))
 
     assert await reply(WARMUP_CHAT, a.user_id, "1") == "closed"  # before the pitch
@@ -182,6 +191,8 @@ async def test_a_reply_after_the_window_is_closed_even_before_the_close_step_run
     kit.clock.set(PITCH_CLOSE + timedelta(minutes=30))  # the tick is behind: close not run yet
 
     assert await kit.reply()(WARMUP_CHAT, member.user_id, "1") == "closed"
+    cached = await kit.cohort(cohort.id)  # knows the pitch opened; the clock says too late
+    assert await kit.reply()(WARMUP_CHAT, member.user_id, "1", cohort=cached) == "closed"
     assert await kit.stage(cohort.id, member.user_id) == Stage.JOINED
 
 

@@ -9,6 +9,7 @@ import pytest
 from funnels.goals import (
     Contribution,
     GoalStatus,
+    LeafProgress,
     contributions,
     describe_progress,
     evaluate,
@@ -246,13 +247,18 @@ def test_target_refuses_a_branch() -> None:
 def test_describe_progress_lists_every_leaf_with_value_and_target() -> None:
     goal = goal_of(NESTED)
     assert describe_progress(goal, {0: 4, 2: 120}, "CNY") == [
-        ("fan.locked", 4, 10),
-        ("order.paid", 0, 1),
-        ("link.clicked", 120, 100),
-        ("post.shared [channel=moments]", 0, 1),
+        LeafProgress("fan.locked", "fan.locked", "count", 4, 10),
+        LeafProgress("order.paid", "order.paid", "count", 0, 1),
+        LeafProgress("link.clicked", "link.clicked", "unique", 120, 100),
+        LeafProgress("post.shared [channel=moments]", "post.shared", "count", 0, 1),
     ]
 
 
-def test_describe_progress_of_a_sum_is_in_minor_units() -> None:
+def test_describe_progress_of_a_sum_is_money_in_minor_units_of_the_currency() -> None:
     goal = goal_of({"event": "order.paid", "sum": "amount", "at_least": "12.50"})
-    assert describe_progress(goal, {0: 700}, "CNY") == [("order.paid", 700, 1250)]
+    assert describe_progress(goal, {0: 700}, "CNY") == [
+        LeafProgress("order.paid", "order.paid", "sum", 700, 1250, "CNY")
+    ]
+    yen = {"event": "order.paid", "sum": "amount", "at_least": "500"}
+    [jpy] = describe_progress(goal_of(yen), {}, "JPY")
+    assert (jpy.target, jpy.currency) == (500, "JPY")  # no minor unit in yen
