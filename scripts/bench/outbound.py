@@ -7,7 +7,10 @@ would, through :class:`bot.telegram.TelegramMessenger` with the production ``Lim
 against the local Bot API server enforcing Telegram's production flood limits (20 per
 60 s per group, 1 per 1 s per private chat, 30 per 1 s overall) in its own thread.
 Targets: zero 429s and >= 27 messages a second. With 60 group posts fitting in the first
-minute, the rate is bounded by the global 30/s (less the throttle's margin).
+minute, the rate is bounded by the global 30/s (less the throttle's margin: one send every
+34.7 ms, at most 28.8/s). ``--latency`` delays every call at the server before it is
+counted, as a network's one-way delay would; the throttle counts a send from its slot, not
+its answer, so the rate should not fall as the latency grows.
 """
 
 from __future__ import annotations
