@@ -313,7 +313,10 @@ async def test_taps_are_answered_while_bulk_sends_wait(store: SqlStore) -> None:
         answered_in = time.perf_counter() - started
         assert not bulk.done()  # the bulk sends are still waiting for slots
         assert len(h.api.callback_answers) == 1
-        assert answered_in < 0.3
+        # Behind the bulk sends it would wait for the group's window (1.15 s here) or
+        # for 29 global slots queued ahead of it (about as long); on the answer lane it
+        # waits for nothing but a loop busy with those sends.
+        assert answered_in < 0.5
         await bulk
         assert h.api.too_many_requests == 0
 
