@@ -256,7 +256,7 @@ class MemberJoined:
                 await tx.commit()  # the user row; admission is a unit of work of its own
                 cohort_id = cohort.id if cohort is not None else None
             else:
-                return await self._join_warmup(tx, cohort, user, member, invite_link, added_by)
+                return await self._join_warmup(tx, cohort, user, member, invite_link, added_by, now)
         if cohort_id is None:
             return Joined("no_cohort", None, user.user_id, None, user.language)
         # After the unit of work above has ended: on SQLite one runs at a time, and
@@ -272,8 +272,8 @@ class MemberJoined:
         member: Actor,
         invite_link: str | None,
         added_by: Actor | None,
+        now: datetime,
     ) -> Joined:
-        now = self.deps.clock.now()
         inviter = cohort.leader_id
         link = await tx.links.get(invite_link) if invite_link else None
         if link is not None and link.cohort_id == cohort.id and link.owner_id is not None:
