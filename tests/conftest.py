@@ -20,7 +20,6 @@ import os
 import secrets
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import NoReturn
 
 import pytest
 from sqlalchemy import text
@@ -30,21 +29,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from storage.db import create_engine
 from storage.migrate import upgrade, upgrade_async
 from storage.repositories import SqlStore
+from tests.availability import unavailable
 
 DEFAULT_POSTGRES_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/15"
 CONNECT_TIMEOUT_SECONDS = 5.0
-
-
-def _in_ci() -> bool:
-    return os.environ.get("CI", "").strip().lower() in {"1", "true", "yes"}
-
-
-def _unavailable(what: str) -> NoReturn:
-    """Skip the test, or fail it in CI, where a skipped database test would hide a gap."""
-    if _in_ci():
-        pytest.fail(f"{what} (CI=true: database tests must run, not skip)", pytrace=False)
-    pytest.skip(what)
 
 
 def _safe(url: str) -> str:
@@ -136,7 +125,7 @@ def _pg_session_url() -> Iterator[str]:
     try:
         asyncio.run(_pg_execute(base_url, "SELECT 1"))
     except Exception as exc:
-        _unavailable(f"PostgreSQL not reachable at {_safe(base_url)}: {exc!r}")
+        unavailable(f"PostgreSQL not reachable at {_safe(base_url)}: {exc!r}")
 
     prefix = f"{base.database or 'test'}_pytest_"
     with contextlib.suppress(Exception):
@@ -220,7 +209,7 @@ async def redis_url() -> str:
         await client.ping()
         await client.flushdb()
     except Exception as exc:
-        _unavailable(f"Redis not reachable at {url}: {exc!r}")
+        unavailable(f"Redis not reachable at {url}: {exc!r}")
     finally:
         await client.aclose()
     return url

@@ -52,7 +52,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import os
 import select
 import shutil
 import socket
@@ -62,7 +61,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import httpx
@@ -84,6 +83,7 @@ from bot.telegram_app import allowed_updates, build_bot, build_dispatcher
 from funnels.clock import ManualClock
 from storage.db import create_engine
 from storage.repositories import SqlStore
+from tests.availability import unavailable
 from tests.e2e.harness import BOT_LIMITS
 
 pytestmark = pytest.mark.crosscheck
@@ -102,17 +102,6 @@ _tokens = itertools.count(7001)
 # --- the emulator process -------------------------------------------------------------
 
 
-def _in_ci() -> bool:
-    return os.environ.get("CI", "").strip().lower() in {"1", "true", "yes"}
-
-
-def _unavailable(what: str) -> NoReturn:
-    """Skip the test, or fail it in CI, where a skipped cross-check would hide a gap."""
-    if _in_ci():
-        pytest.fail(f"{what} (CI=true: the cross-check must run, not skip)", pytrace=False)
-    pytest.skip(what)
-
-
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -129,9 +118,9 @@ def emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """
     node = shutil.which("node")
     if node is None:
-        _unavailable(f"node is not installed (install Node.js 18+, then {INSTALL_HINT})")
+        unavailable(f"node is not installed (install Node.js 18+, then {INSTALL_HINT})")
     if not PACKAGE.is_file():
-        _unavailable(f"telegram-test-api is not installed: {INSTALL_HINT}")
+        unavailable(f"telegram-test-api is not installed: {INSTALL_HINT}")
     installed = json.loads(PACKAGE.read_text())["version"]
     if installed != PINNED:
         pytest.fail(f"telegram-test-api {installed} installed, {PINNED} pinned: {INSTALL_HINT}")
