@@ -17,6 +17,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from bot.clock import SystemClock
 from bot.http.app import TelegramWebhook, create_app
 from bot.messengers import LoggingMessenger
+from bot.polling import poll
 from bot.services import Services, build_services
 from bot.settings import Settings
 from bot.telegram_app import allowed_updates, build_bot, build_dispatcher, register_commands
@@ -75,9 +76,9 @@ async def serve(settings: Settings) -> None:
             log.info("Telegram webhook mode: updates arrive at %s", settings.webhook_url)
         else:
             await bot.delete_webhook()
-            polling = asyncio.create_task(
-                dp.start_polling(bot, allowed_updates=updates, handle_signals=False)
-            )
+            me = await bot.me()
+            log.info("polling for updates as @%s (id %s)", me.username, me.id)
+            polling = asyncio.create_task(poll(dp, bot, services.direct, updates))
             log.info("Telegram long polling against %s", settings.telegram_api_url)
     tick = RunDueSteps(deps, owner=f"{socket.gethostname()}:{os.getpid()}")
 
@@ -123,7 +124,7 @@ async def serve(settings: Settings) -> None:
                 with contextlib.suppress(asyncio.CancelledError):
                     await polling
             await services.flush_activity()
-            await services.bot.session.close()
+            await services.close()
         await engine.dispose()
 
 

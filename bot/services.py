@@ -12,10 +12,12 @@ import logging
 import time
 from collections import Counter, OrderedDict
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from aiogram import Bot
 from aiogram.types import InlineKeyboardMarkup, User
 
+from bot.direct_api import DirectBotAPI
 from bot.i18n import Catalog, negotiate
 from bot.render import Renderer
 from bot.settings import Settings
@@ -55,6 +57,17 @@ class ChatDirectory:
                 self._known.pop(chat_id, None)
 
 
+class Person(Protocol):
+    """Who a Telegram update is from: aiogram's ``User``, or a tap read from raw JSON."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def full_name(self) -> str: ...
+    @property
+    def language_code(self) -> str | None: ...
+
+
 class UserDirectory:
     """Telegram id -> (user id, locale), for the hot paths (taps, "1" replies)."""
 
@@ -64,7 +77,7 @@ class UserDirectory:
         self.size = size
         self._known: OrderedDict[int, tuple[int, str]] = OrderedDict()
 
-    async def get(self, user: User) -> tuple[int, str]:
+    async def get(self, user: Person) -> tuple[int, str]:
         hit = self._known.get(user.id)
         if hit is not None:
             return hit
@@ -170,6 +183,7 @@ class Services:
     chats: ChatDirectory
     users: UserDirectory
     taps: TapBatcher
+    direct: DirectBotAPI
     activity: ActivityBuffer = field(default_factory=ActivityBuffer)
     replied: set[tuple[int, int]] = field(default_factory=set)
     """(chat, Telegram user) whose "1" is recorded: their next "1" needs no lookup."""
@@ -205,6 +219,11 @@ class Services:
                 )
         except Exception as exc:  # a reply that cannot go out is logged, never fatal
             log.warning("reply in %s failed: %s", chat_id, exc)
+
+    async def close(self) -> None:
+        """Close the connections to the Bot API server (aiogram's and the direct ones)."""
+        await self.direct.close()
+        await self.bot.session.close()
 
     async def flush_activity(self) -> int:
         """Write the buffered message counts; returns how many members were counted."""
@@ -255,6 +274,7 @@ def build_services(
         chats=ChatDirectory(store),
         users=UserDirectory(store, clock),
         taps=TapBatcher(ClaimShares(deps)),
+        direct=DirectBotAPI(bot),
     )
     unreachable = MarkUnreachable(deps)
     messenger.on_migrated = services.migrated

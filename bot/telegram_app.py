@@ -3,6 +3,8 @@ Bot API server, the dispatcher with our routers, and the command menus."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from aiogram import Bot, Dispatcher
 from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
@@ -14,6 +16,7 @@ from aiogram.types import (
 )
 
 from bot.handlers import include
+from bot.handlers.envelopes import grab, read_tap
 from bot.i18n import SUPPORTED, Catalog
 from bot.services import Services
 from bot.settings import Settings
@@ -32,11 +35,28 @@ def build_bot(settings: Settings) -> Bot:
     return Bot(settings.bot_token.get_secret_value(), session=session)
 
 
-def build_dispatcher(services: Services) -> Dispatcher:
-    dp = Dispatcher(disable_fsm=True)  # no handler keeps conversation state
-    dp["services"] = services
-    include(dp)
-    return dp
+class FunnelDispatcher(Dispatcher):
+    """aiogram's dispatcher, except that a tap on a red envelope is read straight from
+    the raw update and handled without building aiogram's models: a crowd's taps are
+    the hottest path, and the models cost more than the claim. Polling
+    (:mod:`bot.polling`) and the webhook both feed raw updates."""
+
+    def __init__(self, services: Services) -> None:
+        super().__init__(disable_fsm=True)  # no handler keeps conversation state
+        self["services"] = services
+        self._services = services
+        include(self)
+
+    async def feed_raw_update(self, bot: Bot, update: dict[str, Any], **kwargs: Any) -> Any:
+        tap = read_tap(update)
+        if tap is None:
+            return await super().feed_raw_update(bot, update, **kwargs)
+        await grab(tap, self._services)
+        return None
+
+
+def build_dispatcher(services: Services) -> FunnelDispatcher:
+    return FunnelDispatcher(services)
 
 
 def allowed_updates(dp: Dispatcher) -> list[str]:

@@ -1,33 +1,82 @@
 """Taps on a red envelope's Grab button: claimed durably, then answered at once.
 
-The answer goes straight to Telegram (callback answers are not bulk sends and must beat
+A crowd's taps are the bot's hottest path, so the dispatcher reads them straight from
+the raw update (:func:`read_tap`, called by ``FunnelDispatcher.feed_raw_update``) without
+building aiogram's models; a tap given as a parsed update (or one the quick reading does
+not recognise) reaches the same :func:`grab` through the registered handler. The answer
+goes out on the direct connections (callback answers are not bulk sends and must beat
 the callback timeout); the summary edit after the last share comes afterwards.
 """
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
+from typing import Any
 
 from aiogram import Router
 from aiogram.exceptions import TelegramBadRequest
 from aiogram.types import CallbackQuery
 
-from bot.render import Grab
+from bot.handlers.filters import EnvelopeTap
+from bot.i18n import negotiate
 from bot.services import Services
 from funnels.cohorts import CloseEnvelope
 
 log = logging.getLogger("funnelbot.bot")
 
 
-async def grab(query: CallbackQuery, callback_data: Grab, services: Services) -> None:
-    envelope_id = callback_data.envelope
+@dataclass(frozen=True, slots=True)
+class Tapper:
+    id: int
+    full_name: str
+    language_code: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Tap:
+    query_id: str
+    envelope_id: int
+    user: Tapper
+
+    @classmethod
+    def of(cls, query: CallbackQuery, envelope_id: int) -> Tap:
+        user = query.from_user
+        return cls(query.id, envelope_id, Tapper(user.id, user.full_name, user.language_code))
+
+
+def read_tap(update: dict[str, Any]) -> Tap | None:
+    """The tap in a raw update, or None for anything else (or anything not well formed,
+    which then takes aiogram's way and meets its validation)."""
+    query = update.get("callback_query")
+    if not isinstance(query, dict):
+        return None
+    data, query_id, user = query.get("data"), query.get("id"), query.get("from")
+    if not (isinstance(data, str) and isinstance(query_id, str) and isinstance(user, dict)):
+        return None
+    envelope_id = EnvelopeTap.envelope_of(data)
+    user_id, first, last = user.get("id"), user.get("first_name"), user.get("last_name")
+    language = user.get("language_code")
+    if (
+        envelope_id is None
+        or type(user_id) is not int
+        or not isinstance(first, str)
+        or not isinstance(last, str | None)
+        or not isinstance(language, str | None)
+    ):
+        return None
+    name = f"{first} {last}" if last else first  # as aiogram's User.full_name
+    return Tap(query_id, envelope_id, Tapper(user_id, name, language))
+
+
+async def grab(tap: Tap, services: Services) -> None:
     try:
-        user_id, locale = await services.users.get(query.from_user)
-        claim = await services.taps.claim(envelope_id, user_id, query.id)
+        user_id, locale = await services.users.get(tap.user)
+        claim = await services.taps.claim(tap.envelope_id, user_id, tap.query_id)
     except Exception:
-        log.exception("tap on envelope %s by %s failed", envelope_id, query.from_user.id)
-        locale = await _fallback_locale(services, query)
-        await _answer(query, services.text(locale, "envelope.busy"))
+        log.exception("tap on envelope %s by %s failed", tap.envelope_id, tap.user.id)
+        locale = negotiate(tap.user.language_code)
+        await _answer(services, tap, services.text(locale, "envelope.busy"))
         return
     c = services.catalog
     if claim.outcome in ("claimed", "already"):
@@ -38,25 +87,23 @@ async def grab(query: CallbackQuery, callback_data: Grab, services: Services) ->
         text = c.text(locale, key, amount=amount)
     else:
         text = c.text(locale, f"envelope.{claim.outcome}")
-    await _answer(query, text, alert=claim.outcome == "claimed")
+    await _answer(services, tap, text, alert=claim.outcome == "claimed")
     if claim.last_share:
-        await CloseEnvelope(services.deps)(envelope_id)
+        await CloseEnvelope(services.deps)(tap.envelope_id)
 
 
-async def _answer(query: CallbackQuery, text: str, *, alert: bool = False) -> None:
+async def _answer(services: Services, tap: Tap, text: str, *, alert: bool = False) -> None:
     try:
-        await query.answer(text, show_alert=alert)
+        await services.direct.answer_callback(tap.query_id, text, alert=alert)
     except TelegramBadRequest as exc:
         # A re-delivered tap whose query was answered already, or one that waited too
         # long: the claim is stored either way, and the member sees it in /balance.
         log.info("tap not answered: %s", exc.message)
 
 
-async def _fallback_locale(services: Services, query: CallbackQuery) -> str:
-    from bot.i18n import negotiate
-
-    return negotiate(query.from_user.language_code)
+async def on_tap(query: CallbackQuery, envelope_id: int, services: Services) -> None:
+    await grab(Tap.of(query, envelope_id), services)
 
 
 def register(router: Router) -> None:
-    router.callback_query.register(grab, Grab.filter())
+    router.callback_query.register(on_tap, EnvelopeTap())

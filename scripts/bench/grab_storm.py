@@ -3,7 +3,9 @@
 
 Each trial opens an envelope in a 500-member cohort, posts it to the local Bot API
 server, and feeds every member's tap plus 50 re-deliveries (the same tap under a new
-update id) through the bot's dispatcher; the answers go back over HTTP. Two shapes:
+update id) to the bot's dispatcher as raw updates, as its polling and its webhook do
+(``FunnelDispatcher.feed_raw_update``, which reads a tap without aiogram's models); the
+answers go back over HTTP. Two shapes:
 
 - ``all``: every update at once. Target: all taps answered within 0.5 s of the first.
 - ``spread``: each tap at a random moment within 2 s, as a crowd taps. Target: p99 from
@@ -12,7 +14,8 @@ update id) through the bot's dispatcher; the answers go back over HTTP. Two shap
 The local Bot API server runs in a process of its own (``--server thread`` puts it in a
 thread of the bot's process, sharing its interpreter lock). After each all-at-once trial
 the same crowd is fed through bare aiogram, a dispatcher whose one handler answers every
-tap at once: the floor this machine and library set, printed beside the bot's figure.
+tap at once with aiogram's client: what aiogram alone costs here, printed beside the
+bot's figure.
 
 Every trial checks the money: exactly as many winners as shares, the claimed sum equal
 to the envelope's total to the cent, nobody twice, and every member told "you got it"
@@ -136,7 +139,7 @@ async def storm(url: str, args: argparse.Namespace) -> Figures:
             figures.trials[shape] += 1
             if (trial + 1) % 20 == 0:
                 print(f"  {trial + 1}/{args.trials} trials", file=sys.stderr)
-        await bot.session.close()
+        await services.close()
     finally:
         if isinstance(api, RemoteBotAPI):
             api.close()
@@ -166,8 +169,8 @@ async def bare_round(
     rng: random.Random,
     args: argparse.Namespace,
 ) -> float:
-    """The same crowd through bare aiogram: parse, dispatch, answer, nothing else. Its
-    time is the floor this machine and library set for the bot's own."""
+    """The same crowd through bare aiogram: parse into models, dispatch, answer with
+    aiogram's client, nothing else: what aiogram alone costs on this machine."""
     message_id = (await bot.send_message(GROUP, "bare")).message_id
     tappers = list(user_of)
     rng.shuffle(tappers)

@@ -203,7 +203,7 @@ async def run(args: argparse.Namespace, api: Any, url: str) -> None:
         reactions = len(api.reactions) - reactions_before
         rows, counted = await activity(store)
     finally:
-        await bot.session.close()
+        await services.close()
         await store.engine.dispose()
 
     n = len(updates)

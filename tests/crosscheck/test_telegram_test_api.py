@@ -356,7 +356,7 @@ async def polling_bot(base_url: str, sqlite_url: str) -> AsyncIterator[Polling]:
         async with httpx.AsyncClient(base_url=base_url, timeout=10) as http:
             yield Polling(bot, build_dispatcher(services), recorder, http, token)
     finally:
-        await bot.session.close()
+        await services.close()
         await engine.dispose()
 
 

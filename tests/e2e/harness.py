@@ -101,4 +101,4 @@ async def running_bot(
         try:
             yield Harness(api, bot, dp, services, clock, store)
         finally:
-            await bot.session.close()
+            await services.close()

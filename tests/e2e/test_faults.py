@@ -7,11 +7,16 @@ from __future__ import annotations
 import asyncio
 import time
 from datetime import datetime
+from typing import Any
 from zoneinfo import ZoneInfo
+
+from aiogram.types import Update
+from sqlalchemy import select
 
 from bot.i18n import Catalog
 from bot.throttle import Limits, Window
 from funnels.ports import ScriptPost
+from storage.models import Envelope, EnvelopeShare, User
 from storage.repositories import SqlStore
 from tests.e2e.harness import ADMIN, LEADER, TASKS, WARMUP, Harness, running_bot
 
@@ -319,6 +324,48 @@ async def test_taps_are_answered_while_bulk_sends_wait(store: SqlStore) -> None:
         assert answered_in < 0.5
         await bulk
         assert h.api.too_many_requests == 0
+
+
+async def test_a_tap_given_as_a_parsed_update_is_answered_alike(store: SqlStore) -> None:
+    # Polling and the webhook feed raw updates, whose taps the dispatcher reads itself;
+    # a tap handed over as aiogram's Update takes the router and must end the same way.
+    async with running_bot(store, at(0, "10:00")) as h:
+        world(h)
+        await launched(h)
+        for user_id in (1001, 1002):
+            await h.feed(h.api.join(WARMUP, user_id))
+        await h.run_until(at(1, "12:00"))
+        envelope = h.api.messages(WARMUP)[-1]["message_id"]
+        raw = h.api.tap(WARMUP, envelope, 1001)
+        parsed = h.api.tap(WARMUP, envelope, 1002)
+        await h.feed(raw)
+        await h.dp.feed_update(h.bot, Update.model_validate(parsed, context={"bot": h.bot}))
+        again = h.api.tap(WARMUP, envelope, 1002)
+        await h.dp.feed_update(h.bot, Update.model_validate(again, context={"bot": h.bot}))
+        async with h.store.engine.connect() as conn:
+            won = dict(
+                (
+                    await conn.execute(
+                        select(User.telegram_id, EnvelopeShare.amount_minor).join(
+                            User, User.id == EnvelopeShare.user_id
+                        )
+                    )
+                ).all()
+            )
+            (currency,) = (await conn.execute(select(Envelope.currency))).scalars()
+        assert set(won) == {1001, 1002}  # one share each, the repeat tap none
+        answers = h.api.callback_answers
+
+        def said(update: dict[str, Any]) -> tuple[str | None, bool]:
+            answer = answers[update["callback_query"]["id"]]
+            return answer.text, answer.show_alert
+
+        def money(telegram_id: int) -> str:
+            return CATALOG.money("en", won[telegram_id], currency)
+
+        assert said(raw) == (CATALOG.text("en", "envelope.grabbed", amount=money(1001)), True)
+        assert said(parsed) == (CATALOG.text("en", "envelope.grabbed", amount=money(1002)), True)
+        assert said(again) == (CATALOG.text("en", "envelope.already", amount=money(1002)), False)
 
 
 async def test_a_stranger_asking_into_the_task_group_is_declined(store: SqlStore) -> None:
