@@ -116,7 +116,7 @@ class DirectBotAPI:
     ``answer_callback`` raises :class:`~aiogram.exceptions.TelegramBadRequest` when
     Telegram refuses (a query answered already or too old), and whatever aiogram's client
     raises when the answer had to go through it. ``get_updates`` returns the raw updates
-    or raises :class:`UpdatesRefused` or a connection error.
+    or raises :class:`UpdatesRefused`, a connection error (``OSError``) or ``TimeoutError``.
     """
 
     def __init__(self, bot: Bot, *, connections: int = 100, timeout: float = 10.0) -> None:
@@ -167,7 +167,10 @@ class DirectBotAPI:
             payload["offset"] = offset
         if allowed_updates is not None:
             payload["allowed_updates"] = allowed_updates
-        status, reply = await self._post("getUpdates", payload, wait + self._timeout)
+        try:
+            status, reply = await self._post("getUpdates", payload, wait + self._timeout)
+        except httptools.HttpParserError as exc:  # something that does not speak HTTP
+            raise ConnectionError(f"the reply to getUpdates is not HTTP: {exc}") from exc
         try:
             data = json.loads(reply)
         except ValueError:
