@@ -147,7 +147,10 @@ class DirectBotAPI:
         try:
             status, reply = await self._post("answerCallbackQuery", payload, self._timeout)
         except (OSError, TimeoutError, httptools.HttpParserError) as exc:
-            log.info("callback lane: %s; answering through aiogram", str(exc) or type(exc).__name__)
+            log.info(
+                "direct answer failed (%s); answering through aiogram",
+                str(exc) or type(exc).__name__,
+            )
         else:
             if status == 200:
                 return

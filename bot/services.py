@@ -16,14 +16,16 @@ from typing import Protocol
 
 from aiogram import Bot
 from aiogram.types import InlineKeyboardMarkup, User
+from redis.asyncio import Redis
 
 from bot.direct_api import DirectBotAPI
 from bot.i18n import Catalog, negotiate
 from bot.render import Renderer
 from bot.settings import Settings
+from bot.shared_throttle import SharedThrottle
 from bot.slowmode import SlowMode
 from bot.telegram import TelegramMessenger
-from bot.throttle import Limits, Throttle
+from bot.throttle import Limits, Throttle, Throttling
 from funnels.cohorts import Deps, ScriptCache
 from funnels.groups import Actor, FollowMigration
 from funnels.members import ClaimShares, MarkUnreachable, RecordChatter
@@ -178,7 +180,7 @@ class Services:
     catalog: Catalog
     renderer: Renderer
     messenger: TelegramMessenger
-    throttle: Throttle
+    throttle: Throttling
     slow_mode: SlowMode
     chats: ChatDirectory
     users: UserDirectory
@@ -221,9 +223,12 @@ class Services:
             log.warning("reply in %s failed: %s", chat_id, exc)
 
     async def close(self) -> None:
-        """Close the connections to the Bot API server (aiogram's and the direct ones)."""
+        """Close the connections to the Bot API server (aiogram's and the direct ones)
+        and to Redis."""
         await self.direct.close()
         await self.bot.session.close()
+        if isinstance(self.throttle, SharedThrottle):
+            await self.throttle.close()
 
     async def flush_activity(self) -> int:
         """Write the buffered message counts; returns how many members were counted."""
@@ -258,7 +263,11 @@ def build_services(
 ) -> Services:
     catalog = catalog or Catalog.load()
     renderer = Renderer(catalog)
-    throttle = Throttle(limits)
+    throttle: Throttling
+    if settings.redis_url:  # several processes share the bot: they share its limits
+        throttle = SharedThrottle(Redis.from_url(settings.redis_url), limits)
+    else:
+        throttle = Throttle(limits)
     slow_mode = SlowMode()
     messenger = TelegramMessenger(bot, renderer, throttle, slow_mode=slow_mode)
     deps = Deps(store=store, messenger=messenger, clock=clock, scripts=scripts or ScriptCache())

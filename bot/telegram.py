@@ -1,6 +1,6 @@
 """The :class:`funnels.ports.Messenger` over Telegram, through aiogram's HTTP client.
 
-Every send and edit passes the :class:`bot.throttle.Throttle` first, so the bot keeps
+Every send and edit passes the throttle (:mod:`bot.throttle`) first, so the bot keeps
 under Telegram's flood limits instead of bouncing off them; a 429 that comes back anyway
 is waited out and the call repeated (Telegram did nothing, so repeating is safe). Errors
 become the domain's: a group that is gone or forbids posting is :class:`ChatUnavailable`
@@ -37,7 +37,7 @@ from aiogram.types import (
 
 from bot.render import Rendered, Renderer
 from bot.slowmode import SlowMode
-from bot.throttle import Throttle
+from bot.throttle import Throttling
 from funnels.ports import ChatUnavailable, DeliveryError, MemberRef, Outgoing, Right
 
 log = logging.getLogger("funnelbot.telegram")
@@ -57,7 +57,7 @@ class TelegramMessenger:
         self,
         bot: Bot,
         renderer: Renderer,
-        throttle: Throttle,
+        throttle: Throttling,
         *,
         slow_mode: SlowMode | None = None,
         on_migrated: Callable[[int, int], Awaitable[None]] | None = None,

@@ -44,8 +44,9 @@ import asyncio
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
+from typing import Protocol
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +67,19 @@ class Limits:
     overall: Window = Window(30, 1.0)
     margin: float = 0.04
     """Fraction added to every window's length: the arrival jitter it absorbs."""
+
+
+class Throttling(Protocol):
+    """What the messenger needs of a throttle: :class:`Throttle` in one process,
+    :class:`bot.shared_throttle.SharedThrottle` for several sharing a bot."""
+
+    limits: Limits
+    waited: float
+
+    async def acquire(self, chat_id: int) -> None: ...
+    def slot(self, chat_id: int) -> AbstractAsyncContextManager[None]: ...
+    def back_off(self, chat_id: int, retry_after: float) -> None: ...
+    def forget_idle(self, older_than: float = 600.0) -> None: ...
 
 
 class _Send:

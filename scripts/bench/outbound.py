@@ -11,6 +11,11 @@ minute, the rate is bounded by the global 30/s (less the throttle's margin: one 
 34.7 ms, at most 28.8/s). ``--latency`` delays every call at the server before it is
 counted, as a network's one-way delay would; the throttle counts a send from its slot, not
 its answer, so the rate should not fall as the latency grows.
+
+``--processes N`` splits the same burst over N senders, each with its own Bot API
+session and throttle, as N processes sharing one bot would; with ``--redis-url`` their
+throttles are :class:`bot.shared_throttle.SharedThrottle` on that Redis and keep one
+count (without it each keeps its own, and together they overrun Telegram's limits).
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import re
+import secrets
 import sys
 import time
 from collections.abc import Awaitable
@@ -27,13 +33,15 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from pydantic import SecretStr
+from redis.asyncio import Redis
 
 from bot.i18n import Catalog
 from bot.render import Renderer
 from bot.settings import Settings
+from bot.shared_throttle import SharedThrottle
 from bot.telegram import TelegramMessenger
 from bot.telegram_app import build_bot
-from bot.throttle import Limits, Throttle
+from bot.throttle import Limits, Throttle, Throttling
 from funnels.ports import MemberRef, RewardNotice, ScriptPost
 from tests.botapi import LocalBotAPI
 
@@ -59,24 +67,38 @@ async def timed(call: Awaitable[object], started: float, delays: list[float]) ->
     return result is not False
 
 
-async def burst(api: LocalBotAPI, members: int, groups: int, posts: int) -> Outcome:
+async def burst(api: LocalBotAPI, args: argparse.Namespace) -> Outcome:
+    members, groups, posts = args.members, args.groups, args.posts
     settings = Settings(
         bot_token=SecretStr(TOKEN),
         telegram_api_url=api.base_url,
         admin_ids=[],
         _env_file=None,
     )
-    bot = build_bot(settings)
-    messenger = TelegramMessenger(bot, Renderer(Catalog.load()), Throttle(Limits()))
+    prefix = f"bench:{secrets.token_hex(4)}"  # a count of this run's own
+    throttles: list[Throttling] = [
+        SharedThrottle(Redis.from_url(args.redis_url), Limits(), prefix=prefix)
+        if args.redis_url
+        else Throttle(Limits())
+        for _ in range(args.processes)
+    ]
+    catalog = Catalog.load()
+    senders = [
+        TelegramMessenger(build_bot(settings), Renderer(catalog), throttle)
+        for throttle in throttles
+    ]
     try:
-        await bot.get_me()  # open the HTTP session before the clock starts
+        for sender in senders:  # open the HTTP sessions before the clock starts
+            await sender.bot.get_me()
         group_ids = [FIRST_GROUP - g for g in range(groups)]
         user_ids = [FIRST_USER + i for i in range(members)]
         delays: list[float] = []
         started = time.perf_counter()
         jobs = [
             timed(
-                messenger.send(chat_id, ScriptPost(f"Day 3, post {n + 1}: keep going!")),
+                senders[(n + chat_id) % len(senders)].send(
+                    chat_id, ScriptPost(f"Day 3, post {n + 1}: keep going!")
+                ),
                 started,
                 delays,
             )
@@ -85,7 +107,7 @@ async def burst(api: LocalBotAPI, members: int, groups: int, posts: int) -> Outc
         ]
         jobs += [
             timed(
-                messenger.notify(
+                senders[i % len(senders)].notify(
                     MemberRef(user_id=i + 1, telegram_id=user_id, language="en"),
                     RewardNotice("invite-3", "Invite three friends", 500, "USD", None, "en"),
                 ),
@@ -97,7 +119,10 @@ async def burst(api: LocalBotAPI, members: int, groups: int, posts: int) -> Outc
         results = await asyncio.gather(*jobs)
         wall = time.perf_counter() - started
     finally:
-        await bot.session.close()
+        for sender, throttle in zip(senders, throttles, strict=True):
+            await sender.bot.session.close()
+            if isinstance(throttle, SharedThrottle):
+                await throttle.close()
     ok = sum(1 for r in results if r)
     return Outcome(ok, len(results) - ok, wall, max(delays, default=0.0))
 
@@ -110,6 +135,12 @@ def main() -> None:
     parser.add_argument(
         "--latency", type=float, default=0.02, help="server answer delay in seconds"
     )
+    parser.add_argument(
+        "--processes", type=int, default=1, help="senders sharing the bot (one throttle each)"
+    )
+    parser.add_argument(
+        "--redis-url", help="share the senders' limits in this Redis (SharedThrottle)"
+    )
     args = parser.parse_args()
 
     api = LocalBotAPI(TOKEN, latency=args.latency).start_in_thread()  # production limits
@@ -119,7 +150,7 @@ def main() -> None:
         api.add_user(FIRST_USER - 1, "Leader", started_bot=True)
         for g in range(args.groups):
             api.add_group(FIRST_GROUP - g, f"Cohort {g + 1}", supergroup=True, owner=FIRST_USER - 1)
-        outcome = asyncio.run(burst(api, args.members, args.groups, args.posts))
+        outcome = asyncio.run(burst(api, args))
         calls = [c for c in api.calls if c.method == "sendMessage"]
         refused = [c for c in calls if c.error_code == 429]
         retry_afters = [
@@ -138,6 +169,9 @@ def main() -> None:
     no_429 = not refused
     fast = rate >= TARGET_RATE
     shape = f"{args.members} private + {args.groups} x {args.posts} group"
+    if args.processes > 1:
+        kept = "limits shared in Redis" if args.redis_url else "each its own limits"
+        shape += f"; {args.processes} senders, {kept}"
     print(f"messages               {total}  ({shape})")
     print(f"delivered              {outcome.sent} by the messenger, {delivered} by the server")
     print(f"failed                 {outcome.failed}")

@@ -596,6 +596,12 @@ class World:
     def callback_answers(self) -> dict[str, CallbackAnswer]:
         return dict(self._callback_answers)
 
+    @locked
+    def answers_to(self, query_ids: Iterable[str]) -> dict[str, CallbackAnswer]:
+        """The answers to these callback queries (those answered), without copying every
+        answer ever given: a benchmark asks after each of hundreds of rounds."""
+        return {q: self._callback_answers[q] for q in query_ids if q in self._callback_answers}
+
     @property
     @locked
     def reactions(self) -> list[Reaction]:

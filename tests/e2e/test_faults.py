@@ -14,7 +14,7 @@ from aiogram.types import Update
 from sqlalchemy import select
 
 from bot.i18n import Catalog
-from bot.throttle import Limits, Window
+from bot.throttle import Limits, Throttle, Window
 from funnels.ports import ScriptPost
 from storage.models import Envelope, EnvelopeShare, User
 from storage.repositories import SqlStore
@@ -288,8 +288,7 @@ async def test_a_429_is_waited_out_and_nothing_is_lost(store: SqlStore) -> None:
     async with running_bot(store, at(0, "10:00"), group_per_minute=5, group_window=0.5) as h:
         world(h)
         loose = Limits(group=Window(40, 1.0), overall=Window(100, 1.0))
-        h.services.throttle.limits = loose
-        h.services.throttle._chats.clear()
+        h.services.throttle = h.services.messenger.throttle = Throttle(loose)
         ids = await asyncio.gather(
             *(h.services.messenger.send(WARMUP, ScriptPost(f"post {i}")) for i in range(12))
         )
