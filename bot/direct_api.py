@@ -80,7 +80,7 @@ class _Connection(asyncio.Protocol):
         else:
             reply.set_result((status, body))
 
-    # used by the lane
+    # used by DirectBotAPI
 
     def request(self, data: bytes) -> asyncio.Future[tuple[int, bytes]]:
         assert self._transport is not None and self._reply is None
