@@ -16,7 +16,6 @@ from typing import Any
 import aiohttp
 import pytest
 from aiogram import Bot
-from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
 from aiogram.exceptions import (
     TelegramBadRequest,
@@ -38,6 +37,7 @@ from aiohttp import web
 
 from tests.botapi import SECRET_HEADER, LocalBotAPI
 from tests.botapi.remote import RemoteBotAPI
+from tests.e2e.loopback import LoopbackSession
 
 GROUP = -1001
 BASIC_GROUP = -2002
@@ -46,15 +46,6 @@ ANN, BOB, CAT = 101, 102, 103
 KEYBOARD = InlineKeyboardMarkup(
     inline_keyboard=[[InlineKeyboardButton(text="Join", callback_data="join:7")]]
 )
-
-
-class LoopbackSession(AiohttpSession):
-    """aiogram's session, minus the 250 ms it waits on close for TLS connections to drain
-    (plain HTTP on loopback has none); it adds up over a file of short tests."""
-
-    async def close(self) -> None:
-        if self._session is not None and not self._session.closed:
-            await self._session.close()
 
 
 @asynccontextmanager

@@ -8,13 +8,12 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 import pytest
 from aiogram import Bot
-from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
 from aiogram.exceptions import TelegramBadRequest, TelegramNetworkError
 from aiogram.methods import AnswerCallbackQuery
@@ -23,24 +22,14 @@ from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
 from bot.direct_api import DirectBotAPI, UpdatesRefused
 from tests.botapi import LocalBotAPI
 from tests.botapi.model import QUERY_TOO_OLD
+from tests.e2e.conftest import ANN, BOB, GROUP, TOKEN
+from tests.e2e.loopback import LoopbackSession, until
 
-TOKEN = "42:TEST"
-GROUP = -1001
-ANN, BOB = 101, 102
 KEYBOARD = InlineKeyboardMarkup(
     inline_keyboard=[[InlineKeyboardButton(text="Grab", callback_data="grab:1")]]
 )
 OK = b'{"ok":true,"result":true}'
 NO_UPDATES = b'{"ok":true,"result":[]}'
-
-
-class LoopbackSession(AiohttpSession):
-    """aiogram's session minus the 250 ms it waits on close for TLS connections to drain
-    (plain HTTP on loopback has none)."""
-
-    async def close(self) -> None:
-        if self._session is not None and not self._session.closed:
-            await self._session.close()
 
 
 @asynccontextmanager
@@ -59,24 +48,7 @@ async def clients(
         await session.close()
 
 
-async def until(condition: Callable[[], bool], within: float = 2.0) -> None:
-    """Wait until ``condition()`` holds, looking every 5 ms; fail after ``within`` seconds.
-    (The conditions are other objects' state, with no event to wait on.)"""
-    async with asyncio.timeout(within):
-        while not condition():  # noqa: ASYNC110
-            await asyncio.sleep(0.005)
-
-
 # ---------------------------------------------------------------- the local Bot API
-
-
-@pytest.fixture
-async def api() -> AsyncIterator[LocalBotAPI]:
-    async with LocalBotAPI(TOKEN, limits=False) as server:
-        server.add_user(ANN, "Ann", started_bot=True)
-        server.add_user(BOB, "Bob", started_bot=True)
-        server.add_group(GROUP, "Envelopes", supergroup=True, members=[ANN, BOB])
-        yield server
 
 
 async def envelope(bot: Bot) -> int:

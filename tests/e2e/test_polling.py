@@ -13,7 +13,6 @@ from typing import Any
 
 import pytest
 from aiogram import Bot, Dispatcher
-from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
 from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message
 from aiogram.utils.backoff import BackoffConfig
@@ -22,10 +21,9 @@ from bot import polling as polling_module
 from bot.direct_api import DirectBotAPI
 from bot.polling import poll
 from tests.botapi import LocalBotAPI
+from tests.e2e.conftest import ANN, BOB, GROUP, TOKEN
+from tests.e2e.loopback import LoopbackSession, until
 
-TOKEN = "42:TEST"
-GROUP = -1001
-ANN, BOB = 101, 102
 FAST = BackoffConfig(min_delay=0.01, max_delay=0.05, factor=1.5, jitter=0.0)
 SLOW = BackoffConfig(min_delay=30.0, max_delay=60.0, factor=1.5, jitter=0.0)
 KEYBOARD = InlineKeyboardMarkup(
@@ -33,15 +31,6 @@ KEYBOARD = InlineKeyboardMarkup(
 )
 
 Reaction = Callable[[str], Awaitable[None]]
-
-
-class LoopbackSession(AiohttpSession):
-    """aiogram's session minus the 250 ms it waits on close for TLS connections to drain
-    (plain HTTP on loopback has none)."""
-
-    async def close(self) -> None:
-        if self._session is not None and not self._session.closed:
-            await self._session.close()
 
 
 class Recorder(Dispatcher):
@@ -69,23 +58,6 @@ class Recorder(Dispatcher):
 
     async def _on_tap(self, query: CallbackQuery) -> None:
         self.taps.append(query.data or "")
-
-
-async def until(condition: Callable[[], bool], within: float = 2.0) -> None:
-    """Wait until ``condition()`` holds, looking every 5 ms; fail after ``within`` seconds.
-    (The conditions are other objects' state, with no event to wait on.)"""
-    async with asyncio.timeout(within):
-        while not condition():  # noqa: ASYNC110
-            await asyncio.sleep(0.005)
-
-
-@pytest.fixture
-async def api() -> AsyncIterator[LocalBotAPI]:
-    async with LocalBotAPI(TOKEN, limits=False) as server:
-        server.add_user(ANN, "Ann", started_bot=True)
-        server.add_user(BOB, "Bob", started_bot=True)
-        server.add_group(GROUP, "Envelopes", supergroup=True, members=[ANN, BOB])
-        yield server
 
 
 @asynccontextmanager

@@ -1,0 +1,26 @@
+"""Small helpers for end-to-end tests on loopback: aiogram's session without its TLS
+drain wait, and waiting for a condition that has no event to wait on."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+from aiogram.client.session.aiohttp import AiohttpSession
+
+
+class LoopbackSession(AiohttpSession):
+    """aiogram's session, minus the 250 ms it waits on close for TLS connections to drain
+    (plain HTTP on loopback has none); it adds up over a file of short tests."""
+
+    async def close(self) -> None:
+        if self._session is not None and not self._session.closed:
+            await self._session.close()
+
+
+async def until(condition: Callable[[], bool], within: float = 2.0) -> None:
+    """Wait until ``condition()`` holds, looking every 5 ms; fail after ``within`` seconds.
+    (The conditions are other objects' state, with no event to wait on.)"""
+    async with asyncio.timeout(within):
+        while not condition():  # noqa: ASYNC110
+            await asyncio.sleep(0.005)
