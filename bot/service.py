@@ -86,9 +86,10 @@ async def serve(settings: Settings) -> None:
         else:
             await bot.delete_webhook()
             me = await bot.me()
-            log.info("polling for updates as @%s (id %s)", me.username, me.id)
             polling = asyncio.create_task(poll(dp, bot, services.direct, updates))
-            log.info("Telegram long polling against %s", settings.telegram_api_url)
+            log.info(
+                "Telegram long polling as @%s against %s", me.username, settings.telegram_api_url
+            )
     tick = RunDueSteps(deps, owner=f"{socket.gethostname()}:{os.getpid()}")
 
     scheduler = AsyncIOScheduler(timezone="UTC")
