@@ -1,5 +1,7 @@
 """The composition root for ``funnelbot run``: storage, engine, the Telegram bot (long
-polling, or webhook mode behind the HTTP app), the scheduler tick and the HTTP API."""
+polling, or webhook mode behind the HTTP app), the scheduler tick and the HTTP API; and
+the stop: SIGTERM or SIGINT stop fetching, let the updates in hand and the running tick
+finish, write what is buffered, close the connections, and exit 0."""
 
 from __future__ import annotations
 
@@ -8,16 +10,23 @@ import contextlib
 import gc
 import logging
 import os
+import signal
 import socket
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 
 import uvicorn
 from aiogram.exceptions import ClientDecodeError, TelegramAPIError
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.clock import SystemClock
+from bot.handlers.envelopes import grab
 from bot.http.app import TelegramWebhook, create_app
+from bot.inbox import Handlers, UpdateInbox
 from bot.messengers import LoggingMessenger
-from bot.polling import poll
+from bot.polling import Poller
 from bot.services import Services, build_services
 from bot.settings import Settings
 from bot.telegram_app import allowed_updates, build_bot, build_dispatcher, register_commands
@@ -27,6 +36,11 @@ from storage.migrate import upgrade_async
 from storage.repositories import SqlStore
 
 log = logging.getLogger("funnelbot")
+
+GRACE = 10.0
+"""Seconds the updates in hand, and the running tick, get to finish at a stop."""
+PRUNE_EVERY = 600.0
+"""Seconds between two prunings of old handled updates."""
 
 
 def settle_heap() -> None:
@@ -50,92 +64,208 @@ def settle_heap() -> None:
     gc.set_threshold(10_000, 20, 20)
 
 
+class _Server(uvicorn.Server):
+    """uvicorn without its own signal handling. uvicorn re-raises the signal it caught
+    once it has stopped serving, which ends the process before the service's own stop
+    has run; the service handles SIGTERM and SIGINT itself (see :func:`_signals`)."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+@dataclass
+class _Telegram:
+    services: Services
+    inbox: UpdateInbox
+    poller: Poller | None = None
+    polling: asyncio.Task[None] | None = None
+    webhook: TelegramWebhook | None = None
+
+
+@dataclass
+class _Ticker:
+    """The scheduler's one job, with what the stop needs: a lock held while it runs."""
+
+    deps: Deps
+    telegram: _Telegram | None
+    running: asyncio.Lock = field(default_factory=asyncio.Lock)
+    pruned_at: float = 0.0
+
+    def __post_init__(self) -> None:
+        self.steps = RunDueSteps(self.deps, owner=f"{socket.gethostname()}:{os.getpid()}")
+
+    async def __call__(self) -> None:
+        async with self.running:
+            if self.telegram is not None:
+                await self._telegram_chores(self.telegram)
+            report = await self.steps()
+            if report.paused_cohorts:
+                log.warning("paused cohorts (the bot lost its group): %s", report.paused_cohorts)
+
+    async def _telegram_chores(self, telegram: _Telegram) -> None:
+        services, inbox = telegram.services, telegram.inbox
+        await services.flush_activity()
+        services.throttle.forget_idle()  # chats quiet for 10 minutes
+        await inbox.retry_stale()
+        if time.monotonic() - self.pruned_at > PRUNE_EVERY:
+            self.pruned_at = time.monotonic()
+            removed = await inbox.prune()
+            if removed:
+                log.info("pruned %d old handled updates", removed)
+
+
+async def _start_telegram(settings: Settings, store: SqlStore, clock: SystemClock) -> _Telegram:
+    bot = build_bot(settings)
+    services = build_services(settings, store, clock, bot)
+    dp = build_dispatcher(services)
+    updates = allowed_updates(dp)
+    inbox = UpdateInbox(
+        store,
+        clock,
+        bot.id,
+        Handlers(
+            update=lambda update: dp.feed_raw_update(bot, update),
+            tap=lambda tap: grab(tap, services),
+            deferred=services.activity.holds,
+        ),
+    )
+    telegram = _Telegram(services, inbox)
+    try:
+        await register_commands(bot, services.catalog)
+    except (TelegramAPIError, ClientDecodeError) as exc:  # menus are a nicety
+        log.warning("could not register the command menus: %s", exc)
+    # What the last run stored and did not handle comes first, in order.
+    await inbox.recover()
+    await services.flush_activity()
+    if settings.webhook_url:
+        assert settings.webhook_secret is not None  # the settings insist on it
+        secret = settings.webhook_secret.get_secret_value()
+        await bot.set_webhook(settings.webhook_url, secret_token=secret, allowed_updates=updates)
+        telegram.webhook = TelegramWebhook(inbox, secret)
+        log.info("Telegram webhook mode: updates arrive at %s", settings.webhook_url)
+    else:
+        await bot.delete_webhook()
+        me = await bot.me()
+        telegram.poller = Poller(services.direct, inbox.accept, updates)
+        telegram.polling = asyncio.create_task(telegram.poller.run())
+        log.info("Telegram long polling as @%s against %s", me.username, settings.telegram_api_url)
+    return telegram
+
+
+@contextlib.contextmanager
+def _signals(server: uvicorn.Server, on_stop: Callable[[], None]) -> Iterator[None]:
+    """SIGTERM and SIGINT begin the stop; a second SIGINT skips the waiting."""
+    loop = asyncio.get_running_loop()
+    stopping = False
+
+    def on_signal(sig: signal.Signals) -> None:
+        nonlocal stopping
+        if stopping:
+            if sig == signal.SIGINT:
+                log.warning("second interrupt: stopping without waiting")
+                server.force_exit = True
+            return
+        stopping = True
+        log.info("%s: stopping", sig.name)
+        server.should_exit = True
+        on_stop()
+
+    installed = []
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError, RuntimeError):  # not the main thread
+            loop.add_signal_handler(sig, on_signal, sig)
+            installed.append(sig)
+    try:
+        yield
+    finally:
+        for sig in installed:
+            loop.remove_signal_handler(sig)
+
+
 async def serve(settings: Settings) -> None:
     if settings.embedded:
         await upgrade_async(settings.database_url)
     engine = create_engine(settings.database_url)
     store = SqlStore(engine)
     clock = SystemClock()
-    services: Services | None = None
-    polling: asyncio.Task[None] | None = None
-    webhook: TelegramWebhook | None = None
-    if settings.bot_token is None:
-        log.warning(
-            "FUNNELBOT_BOT_TOKEN is not set: running the scheduler and HTTP API only; "
-            "messages are logged instead of sent"
-        )
-        deps = Deps(store=store, messenger=LoggingMessenger(), clock=clock)
-    else:
-        bot = build_bot(settings)
-        services = build_services(settings, store, clock, bot)
-        deps = services.deps
-        dp = build_dispatcher(services)
-        updates = allowed_updates(dp)
-        try:
-            await register_commands(bot, services.catalog)
-        except (TelegramAPIError, ClientDecodeError) as exc:  # menus are a nicety
-            log.warning("could not register the command menus: %s", exc)
-        if settings.webhook_url:
-            assert settings.webhook_secret is not None  # the settings insist on it
-            secret = settings.webhook_secret.get_secret_value()
-            await bot.set_webhook(
-                settings.webhook_url, secret_token=secret, allowed_updates=updates
+    telegram: _Telegram | None = None
+    try:
+        if settings.bot_token is None:
+            log.warning(
+                "FUNNELBOT_BOT_TOKEN is not set: running the scheduler and HTTP API only; "
+                "messages are logged instead of sent"
             )
-            webhook = TelegramWebhook(dp, bot, secret)
-            log.info("Telegram webhook mode: updates arrive at %s", settings.webhook_url)
+            deps = Deps(store=store, messenger=LoggingMessenger(), clock=clock)
         else:
-            await bot.delete_webhook()
-            me = await bot.me()
-            polling = asyncio.create_task(poll(dp, bot, services.direct, updates))
-            log.info(
-                "Telegram long polling as @%s against %s", me.username, settings.telegram_api_url
-            )
-    tick = RunDueSteps(deps, owner=f"{socket.gethostname()}:{os.getpid()}")
+            telegram = await _start_telegram(settings, store, clock)
+            deps = telegram.services.deps
+        await _serve(settings, engine, clock, deps, telegram)
+    finally:
+        if telegram is not None:
+            await telegram.services.close()
+        await engine.dispose()
+    log.info("stopped")
 
+
+async def _serve(
+    settings: Settings,
+    engine: AsyncEngine,
+    clock: SystemClock,
+    deps: Deps,
+    telegram: _Telegram | None,
+) -> None:
+    ticker = _Ticker(deps, telegram)
     scheduler = AsyncIOScheduler(timezone="UTC")
-
     # One job for all steps of all cohorts: the database says what is due. Never one
-    # job per step or per member; any number of processes may tick side by side.
-    async def run_tick() -> None:
-        if services is not None:
-            await services.flush_activity()
-            services.throttle.forget_idle()  # chats quiet for 10 minutes
-        report = await tick()
-        if report.paused_cohorts:
-            log.warning("paused cohorts (the bot lost its group): %s", report.paused_cohorts)
-
+    # job per step or per member; any number of processes may tick side by side. The
+    # first tick runs at once: what fell due while the service was down.
     scheduler.add_job(
-        run_tick,
+        ticker,
         "interval",
         seconds=settings.tick_seconds,
         id="tick",
         max_instances=1,
         coalesce=True,
         misfire_grace_time=None,
+        next_run_time=clock.now(),
     )
-    scheduler.start()
-    settle_heap()
-    server = uvicorn.Server(
+    server = _Server(
         uvicorn.Config(
-            create_app(engine, webhook),
+            create_app(engine, telegram.webhook if telegram else None),
             host=settings.http_host,
             port=settings.http_port,
             log_level="info",
             lifespan="off",
+            timeout_graceful_shutdown=int(GRACE),
         )
     )
+    poller = telegram.poller if telegram is not None else None
+    scheduler.start()
+    settle_heap()
     try:
-        await server.serve()
+        with _signals(server, poller.stop if poller else lambda: None):
+            await server.serve()
     finally:
+        if poller is not None:
+            poller.stop()
         scheduler.shutdown(wait=False)
-        if services is not None:
-            if polling is not None:
-                polling.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await polling
-            await services.flush_activity()
-            await services.close()
-        await engine.dispose()
+        await _finish(ticker, telegram)
+
+
+async def _finish(ticker: _Ticker, telegram: _Telegram | None) -> None:
+    """What a stop owes: the polling loop ended, the running tick and the updates in hand
+    finished (each within the grace), the buffers written."""
+    if telegram is not None and telegram.polling is not None:
+        await telegram.polling
+    try:
+        await asyncio.wait_for(ticker.running.acquire(), GRACE)
+    except TimeoutError:
+        log.warning("the tick did not finish within %.0f s", GRACE)
+    if telegram is not None:
+        await telegram.inbox.drain(GRACE)
+        await telegram.services.flush_activity()
+        await telegram.inbox.flush()
 
 
 def run(settings: Settings) -> None:

@@ -29,7 +29,7 @@ from bot.throttle import Limits, Throttle, Throttling
 from funnels.cohorts import Deps, ScriptCache
 from funnels.groups import Actor, FollowMigration
 from funnels.members import ClaimShares, MarkUnreachable, RecordChatter
-from funnels.ports import Clock, CohortRecord, ShareClaim, Store
+from funnels.ports import Clock, CohortRecord, ShareClaim, Store, UpdateBatch
 
 log = logging.getLogger("funnelbot.bot")
 
@@ -160,16 +160,34 @@ _TASKS: set[asyncio.Task[None]] = set()
 
 @dataclass
 class ActivityBuffer:
-    """Message counts per group and member, written in batches (never the text)."""
+    """Message counts per group and member, written in batches (never the text), with
+    the updates they came from: those are marked handled when the counts are written."""
 
     counts: dict[int, Counter[int]] = field(default_factory=dict)
+    updates: dict[int, list[int]] = field(default_factory=dict)
+    _held: set[int] = field(default_factory=set)
 
-    def add(self, chat_id: int, telegram_id: int) -> None:
+    def add(self, chat_id: int, telegram_id: int, update_id: int | None = None) -> None:
         self.counts.setdefault(chat_id, Counter())[telegram_id] += 1
+        if update_id is not None:
+            self.updates.setdefault(chat_id, []).append(update_id)
+            self._held.add(update_id)
 
-    def take(self) -> dict[int, Counter[int]]:
-        taken, self.counts = self.counts, {}
+    def holds(self, update_id: int) -> bool:
+        """Whether the update's mark waits for these counts to be written."""
+        return update_id in self._held
+
+    def take(self) -> list[tuple[int, Counter[int], list[int]]]:
+        taken = [(chat, counts, self.updates.pop(chat, [])) for chat, counts in self.counts.items()]
+        self.counts = {}
         return taken
+
+    def put_back(self, chat_id: int, counts: Counter[int], update_ids: list[int]) -> None:
+        self.counts.setdefault(chat_id, Counter()).update(counts)
+        self.updates.setdefault(chat_id, []).extend(update_ids)
+
+    def written(self, update_ids: list[int]) -> None:
+        self._held.difference_update(update_ids)
 
 
 @dataclass
@@ -234,13 +252,15 @@ class Services:
         """Write the buffered message counts; returns how many members were counted."""
         record = RecordChatter(self.deps)
         counted = 0
-        for chat_id, counts in self.activity.take().items():
+        for chat_id, counts, update_ids in self.activity.take():
+            source = UpdateBatch(self.bot.id, tuple(update_ids)) if update_ids else None
             try:
-                counted += await record(chat_id, counts)
+                counted += await record(chat_id, counts, source)
             except Exception:
                 log.exception("could not record activity in %s; counts put back", chat_id)
-                for telegram_id, n in counts.items():
-                    self.activity.counts.setdefault(chat_id, Counter())[telegram_id] += n
+                self.activity.put_back(chat_id, counts, update_ids)
+            else:
+                self.activity.written(update_ids)
         return counted
 
     async def migrated(self, old_chat_id: int, new_chat_id: int) -> None:

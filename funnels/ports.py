@@ -670,6 +670,20 @@ class LedgerRepository(Protocol):
     async def balance(self, user_id: int) -> dict[str, int]: ...
 
 
+@dataclass(frozen=True, slots=True)
+class UpdateBatch:
+    """The Telegram updates a piece of work came from (the bot's id and the update ids),
+    so that the work and "these updates are handled" are committed together: a crash
+    then neither loses the work nor does it twice."""
+
+    bot_id: int
+    update_ids: tuple[int, ...]
+
+
+class UpdateLog(Protocol):
+    async def mark_handled(self, bot_id: int, update_ids: Sequence[int], at: datetime) -> None: ...
+
+
 class Transaction(Protocol):
     @property
     def cohorts(self) -> CohortRepository: ...
@@ -689,6 +703,8 @@ class Transaction(Protocol):
     def links(self) -> InviteLinkRepository: ...
     @property
     def regions(self) -> RegionRepository: ...
+    @property
+    def updates(self) -> UpdateLog: ...
 
     async def commit(self) -> None: ...
 

@@ -301,3 +301,31 @@ class InviteLink(Base):
     owner_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     kind: Mapped[str] = mapped_column(String(16))
     created_at: Mapped[datetime]
+
+
+class TelegramUpdate(Base):
+    """The update inbox: each Telegram update the bot receives (red-envelope taps aside),
+    stored as it came before Telegram is told it arrived, then handled from here.
+
+    ``state``: ``pending`` until handled, then ``handled``, or ``failed`` with the reason
+    in ``error`` (an update that cannot be handled is kept for ops, never retried for
+    ever). Keyed by the bot as well: update ids are counted per bot.
+    """
+
+    __tablename__ = "telegram_updates"
+    __table_args__ = (
+        Index("ix_telegram_updates_state_update_id", "state", "update_id"),
+        Index("ix_telegram_updates_finished_at", "finished_at"),
+    )
+
+    bot_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    update_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    kind: Mapped[str] = mapped_column(String(32))
+    """What the update carries (``message``, ``chat_member``…), for reading the table."""
+    payload: Mapped[str] = mapped_column(Text)
+    """The update as JSON."""
+    state: Mapped[str] = mapped_column(String(8), default="pending")
+    attempts: Mapped[int] = mapped_column(SmallInteger, default=0)
+    received_at: Mapped[datetime]
+    finished_at: Mapped[datetime | None]
+    error: Mapped[str | None] = mapped_column(Text)

@@ -53,6 +53,7 @@ from storage.tables import (
     task_unique_keys as _tu,
     users as _u,
 )
+from storage.updates import SqlUpdates
 
 # What a member reads in: the locale they chose with /lang, else their app's language.
 _LANGUAGE = func.coalesce(_u.c.chosen_locale, _u.c.language).label("language")
@@ -1536,6 +1537,7 @@ class SqlTransaction:
         self.ledger = SqlLedger(conn)
         self.links = SqlLinks(conn)
         self.regions = SqlRegions(conn)
+        self.updates = SqlUpdates(conn)
         self._committed = False
 
     async def commit(self) -> None:

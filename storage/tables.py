@@ -20,6 +20,7 @@ from storage.models import (
     StepRun,
     TaskProgress,
     TaskUniqueKey,
+    TelegramUpdate,
     User,
 )
 
@@ -36,3 +37,4 @@ ledger_entries = cast(Table, LedgerEntry.__table__)
 member_activity = cast(Table, MemberActivity.__table__)
 invite_links = cast(Table, InviteLink.__table__)
 regions = cast(Table, Region.__table__)
+telegram_updates = cast(Table, TelegramUpdate.__table__)

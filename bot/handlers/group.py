@@ -10,11 +10,12 @@ import logging
 from aiogram import Router
 from aiogram.dispatcher.event.bases import SkipHandler
 from aiogram.exceptions import TelegramAPIError
-from aiogram.types import Message
+from aiogram.types import Message, Update
 
 from bot.handlers.filters import Migrated, PersonInGroup
 from bot.services import Services
 from funnels.members import RecordReply
+from funnels.ports import CohortRecord
 
 log = logging.getLogger("funnelbot.bot")
 ACTIVE = ("running", "paused")  # a paused cohort still counts its members' chatter
@@ -25,7 +26,7 @@ async def migrated(message: Message, services: Services) -> None:
     await services.migrated(message.chat.id, message.migrate_to_chat_id)
 
 
-async def member_message(message: Message, services: Services) -> None:
+async def member_message(message: Message, services: Services, event_update: Update) -> None:
     assert message.from_user is not None
     if message.text is not None and message.text.startswith("/"):
         raise SkipHandler  # a command: the leader router answers it
@@ -38,14 +39,22 @@ async def member_message(message: Message, services: Services) -> None:
         with contextlib.suppress(TelegramAPIError):
             await services.bot.delete_message(chat_id, message.message_id)
         return
-    services.activity.add(chat_id, user.id)
-    text = message.text
+    await _answer(message, cohort, services)
+    # Counted last: the update is marked handled with the counts it adds to (bot.inbox),
+    # so it must not be counted if the answer above failed and will be handled again.
+    services.activity.add(chat_id, user.id, event_update.update_id)
+
+
+async def _answer(message: Message, cohort: CohortRecord, services: Services) -> None:
+    """A "1" during the pitch: recorded, and acknowledged with a reaction."""
+    assert message.from_user is not None
+    text, chat_id, user = message.text, message.chat.id, message.from_user
     if text is None or cohort.pitch_closed_at is not None:
         return
     if not services.deps.scripts.matcher(cohort)(text):
-        return  # ordinary chat: counted above, nothing else to do
-    # A "1": whether the pitch window is open is decided by RecordReply from the
-    # database (the cached cohort may not know yet that the pitch went out).
+        return  # ordinary chat: only counted
+    # Whether the pitch window is open is decided by RecordReply from the database (the
+    # cached cohort may not know yet that the pitch went out).
     if (chat_id, user.id) in services.replied:
         return  # answered before: counted once, acknowledged once
     user_id, _ = await services.users.get(user)

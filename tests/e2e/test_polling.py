@@ -1,10 +1,10 @@
-"""bot/polling.py end to end: ``poll`` reading getUpdates from the local Bot API server
-through DirectBotAPI and feeding aiogram's dispatcher the raw updates."""
+"""bot/polling.py end to end: the ``Poller`` reading getUpdates from the local Bot API
+server through DirectBotAPI and handing each raw batch to ``accept``; a batch is
+confirmed (the next offset) only after ``accept`` returned."""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -12,74 +12,64 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
-from aiogram import Bot, Dispatcher
+from aiogram import Bot
 from aiogram.client.telegram import TelegramAPIServer
-from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message
 from aiogram.utils.backoff import BackoffConfig
 
-from bot import polling as polling_module
 from bot.direct_api import DirectBotAPI
-from bot.polling import poll
+from bot.polling import Poller
 from tests.botapi import LocalBotAPI
 from tests.e2e.conftest import ANN, BOB, GROUP, TOKEN
 from tests.e2e.loopback import LoopbackSession, until
 
 FAST = BackoffConfig(min_delay=0.01, max_delay=0.05, factor=1.5, jitter=0.0)
 SLOW = BackoffConfig(min_delay=30.0, max_delay=60.0, factor=1.5, jitter=0.0)
-KEYBOARD = InlineKeyboardMarkup(
-    inline_keyboard=[[InlineKeyboardButton(text="Grab", callback_data="grab:1")]]
-)
 
-Reaction = Callable[[str], Awaitable[None]]
+Json = dict[str, Any]
 
 
-class Recorder(Dispatcher):
-    """aiogram's dispatcher with one message handler; records each raw update it is fed
-    and each text handled (after ``react``, which may wait or raise)."""
+class Accepted:
+    """An ``accept`` that records each batch; ``react`` may wait or raise first."""
 
-    def __init__(self, react: Reaction | None = None) -> None:
-        super().__init__()
-        self.raw: list[dict[str, Any]] = []
-        self.texts: list[str] = []
-        self.taps: list[str] = []
+    def __init__(self, react: Callable[[list[Json]], Awaitable[None]] | None = None) -> None:
+        self.batches: list[list[Json]] = []
         self._react = react
-        self.message.register(self._on_message)
-        self.callback_query.register(self._on_tap)
 
-    async def feed_raw_update(self, bot: Bot, update: dict[str, Any], **kwargs: Any) -> Any:
-        self.raw.append(update)
-        return await super().feed_raw_update(bot, update, **kwargs)
-
-    async def _on_message(self, message: Message) -> None:
-        text = message.text or ""
+    async def __call__(self, updates: list[Json]) -> None:
         if self._react is not None:
-            await self._react(text)
-        self.texts.append(text)
+            await self._react(updates)
+        self.batches.append(updates)
 
-    async def _on_tap(self, query: CallbackQuery) -> None:
-        self.taps.append(query.data or "")
+    @property
+    def updates(self) -> list[Json]:
+        return [u for batch in self.batches for u in batch]
+
+    @property
+    def texts(self) -> list[str]:
+        return [u["message"]["text"] for u in self.updates if "message" in u]
 
 
 @asynccontextmanager
 async def polling(
     base_url: str,
-    dp: Dispatcher,
+    accept: Accepted,
     *,
     wait: int = 0,
     backoff: BackoffConfig = FAST,
     allowed_updates: list[str] | None = None,
-) -> AsyncIterator[asyncio.Task[None]]:
-    """``poll`` running as a task against ``base_url``; cancelled on the way out (and its
+) -> AsyncIterator[tuple[Poller, asyncio.Task[None]]]:
+    """A poller running as a task against ``base_url``; stopped on the way out (and its
     failure, if it died, raised)."""
     session = LoopbackSession(api=TelegramAPIServer.from_base(base_url))
     bot = Bot(TOKEN, session=session)
     direct = DirectBotAPI(bot, timeout=2.0)
-    task = asyncio.create_task(poll(dp, bot, direct, allowed_updates, wait=wait, backoff=backoff))
+    poller = Poller(direct, accept, allowed_updates, wait=wait, backoff=backoff)
+    task = asyncio.create_task(poller.run())
     try:
-        yield task
+        yield poller, task
     finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
+        poller.stop()
+        async with asyncio.timeout(5):
             await task
         await direct.close()
         await session.close()
@@ -96,44 +86,93 @@ def delivered(api: LocalBotAPI) -> Counter[int]:
 
 
 async def test_updates_arrive_raw_in_order_and_each_once(api: LocalBotAPI) -> None:
-    dp = Recorder()
+    accept = Accepted()
     said = [api.say(GROUP, ANN, f"early {n}") for n in range(5)]
-    async with polling(api.base_url, dp, wait=0) as task:
-        await until(lambda: len(dp.texts) == 5)
+    async with polling(api.base_url, accept, wait=0) as (_, task):
+        await until(lambda: len(accept.texts) == 5)
         said += [api.say(GROUP, BOB, f"later {n}") for n in range(3)]
-        await until(lambda: len(dp.texts) == 8)
+        await until(lambda: len(accept.texts) == 8)
         await until(lambda: api.pending_updates() == [])  # confirmed by the offset
         calls = len(api.calls_of("getUpdates"))
         await until(lambda: len(api.calls_of("getUpdates")) >= calls + 3)  # and polled on
         assert not task.done()
-    assert dp.raw == said  # the dicts as the server sent them, in order
-    assert dp.texts == [f"early {n}" for n in range(5)] + [f"later {n}" for n in range(3)]
+    assert accept.updates == said  # the dicts as the server sent them, in order
     assert delivered(api) == Counter(update["update_id"] for update in said)  # once each
     offsets = [call.params.get("offset") for call in api.calls_of("getUpdates")]
     assert offsets[0] is None
     assert said[-1]["update_id"] + 1 in offsets
 
 
+async def test_a_batch_is_confirmed_only_after_it_was_accepted(api: LocalBotAPI) -> None:
+    """Until ``accept`` returns, the next getUpdates does not carry the offset that
+    confirms the batch: a crash meanwhile leaves it with Telegram."""
+    release = asyncio.Event()
+
+    async def slow(updates: list[Json]) -> None:
+        await release.wait()
+
+    accept = Accepted(slow)
+    said = api.say(GROUP, ANN, "hold on")
+    async with polling(api.base_url, accept, wait=0):
+        await until(lambda: len(api.calls_of("getUpdates")) >= 1)
+        await asyncio.sleep(0.05)
+        assert len(api.calls_of("getUpdates")) == 1  # no next fetch while storing
+        assert api.pending_updates() == [said]  # not confirmed
+        release.set()
+        await until(lambda: api.pending_updates() == [])
+    assert accept.updates == [said]
+
+
+async def test_a_batch_that_cannot_be_stored_is_fetched_again(
+    api: LocalBotAPI, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="funnelbot.polling")
+    failures = [RuntimeError("the database is gone")]
+
+    async def flaky(updates: list[Json]) -> None:
+        if failures:
+            raise failures.pop()
+
+    accept = Accepted(flaky)
+    said = api.say(GROUP, ANN, "keep me")
+    async with polling(api.base_url, accept):
+        await until(lambda: accept.updates == [said])
+        await until(lambda: api.pending_updates() == [])
+    assert delivered(api)[said["update_id"]] == 2  # handed out again, not lost
+    errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert errors and "could not store updates" in errors[0]
+    assert "the database is gone" in errors[0]
+
+
 async def test_long_polling_wakes_for_a_new_update(api: LocalBotAPI) -> None:
-    dp = Recorder()
-    async with polling(api.base_url, dp, wait=5):
+    accept = Accepted()
+    async with polling(api.base_url, accept, wait=5):
         await asyncio.sleep(0.05)  # the first poll is now waiting on the server
         said = api.say(GROUP, ANN, "now")
-        await until(lambda: dp.texts == ["now"], within=1.0)
-    assert dp.raw == [said]
+        await until(lambda: accept.texts == ["now"], within=1.0)
+    assert accept.updates == [said]
+
+
+async def test_a_stop_cuts_a_long_poll_short(api: LocalBotAPI) -> None:
+    accept = Accepted()
+    async with polling(api.base_url, accept, wait=30) as (poller, task):
+        await asyncio.sleep(0.1)  # the first poll is now waiting on the server (for 30 s)
+        loop = asyncio.get_running_loop()
+        begun = loop.time()
+        poller.stop()
+        async with asyncio.timeout(2):
+            await task
+        assert loop.time() - begun < 1.0
+    assert accept.batches == []
 
 
 async def test_allowed_updates_reach_getupdates(api: LocalBotAPI) -> None:
-    dp = Recorder()
-    session = LoopbackSession(api=TelegramAPIServer.from_base(api.base_url))
-    async with Bot(TOKEN, session=session) as bot:
-        sent = await bot.send_message(GROUP, "Envelope", reply_markup=KEYBOARD)
-    async with polling(api.base_url, dp, allowed_updates=["callback_query"]):
+    accept = Accepted()
+    async with polling(api.base_url, accept, allowed_updates=["callback_query"]):
         await until(lambda: len(api.calls_of("getUpdates")) >= 1)
         api.say(GROUP, ANN, "not wanted")  # dropped by Telegram: the bot did not ask
-        api.tap(GROUP, sent.message_id, BOB)
-        await until(lambda: dp.taps == ["grab:1"])
-    assert dp.texts == []
+        await asyncio.sleep(0.05)
+    assert accept.texts == []
     assert all(call.params.get("allowed_updates") for call in api.calls_of("getUpdates"))
 
 
@@ -141,12 +180,12 @@ async def test_a_failed_fetch_is_logged_and_polling_goes_on(
     api: LocalBotAPI, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO, logger="funnelbot.polling")
-    dp = Recorder()
+    accept = Accepted()
     api.break_next("getUpdates", status=502)
     api.break_next("getUpdates", status=502)
     api.say(GROUP, ANN, "after the outage")
-    async with polling(api.base_url, dp) as task:
-        await until(lambda: dp.texts == ["after the outage"])
+    async with polling(api.base_url, accept) as (_, task):
+        await until(lambda: accept.texts == ["after the outage"])
         assert not task.done()
     errors = [r for r in caplog.records if r.name == "funnelbot.polling" and r.levelname == "ERROR"]
     assert len(errors) == 2
@@ -160,7 +199,7 @@ async def test_a_flood_wait_is_waited_as_telegram_says_not_by_backoff(
     api: LocalBotAPI, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO, logger="funnelbot.polling")
-    dp = Recorder()
+    accept = Accepted()
     api.break_next(
         "getUpdates",
         status=429,
@@ -169,101 +208,19 @@ async def test_a_flood_wait_is_waited_as_telegram_says_not_by_backoff(
     )
     api.say(GROUP, ANN, "soon")
     # The backoff alone would wait 30 s; Telegram's retry_after of 0 says go on at once.
-    async with polling(api.base_url, dp, backoff=SLOW):
-        await until(lambda: dp.texts == ["soon"])
+    async with polling(api.base_url, accept, backoff=SLOW):
+        await until(lambda: accept.texts == ["soon"])
     assert any("trying again in 0.0 s" in r.getMessage() for r in caplog.records)
 
 
-async def test_a_failing_update_is_logged_and_later_updates_arrive(
-    api: LocalBotAPI, caplog: pytest.LogCaptureFixture
-) -> None:
-    async def react(text: str) -> None:
-        if text == "boom":
-            raise RuntimeError("the handler broke")
-
-    dp = Recorder(react)
-    boom = api.say(GROUP, ANN, "boom")
-    api.say(GROUP, ANN, "next")
-    async with polling(api.base_url, dp) as task:
-        await until(lambda: dp.texts == ["next"])
-        api.say(GROUP, BOB, "later")
-        await until(lambda: dp.texts == ["next", "later"])
-        assert not task.done()
-    failures = [r for r in caplog.records if r.name == "funnelbot.polling"]
-    assert [r.getMessage() for r in failures] == [f"update {boom['update_id']} failed"]
-    assert failures[0].exc_info is not None
-    assert isinstance(failures[0].exc_info[1], RuntimeError)
-    assert delivered(api)[boom["update_id"]] == 1  # not retried
-
-
-async def test_a_slow_update_does_not_hold_the_next_one(api: LocalBotAPI) -> None:
-    release = asyncio.Event()
-
-    async def react(text: str) -> None:
-        if text == "slow":
-            await release.wait()
-
-    dp = Recorder(react)
-    api.say(GROUP, ANN, "slow")
-    api.say(GROUP, BOB, "quick")
-    async with polling(api.base_url, dp):
-        await until(lambda: dp.texts == ["quick"])
-        api.say(GROUP, BOB, "quicker")
-        await until(lambda: dp.texts == ["quick", "quicker"])
-        release.set()
-        await until(lambda: dp.texts == ["quick", "quicker", "slow"])
-
-
-async def test_cancelling_lets_an_update_in_hand_finish(api: LocalBotAPI) -> None:
-    started = asyncio.Event()
-
-    async def react(text: str) -> None:
-        started.set()
-        await asyncio.sleep(0.2)
-
-    dp = Recorder(react)
-    api.say(GROUP, ANN, "claim")
-    async with polling(api.base_url, dp, wait=1) as task:
-        async with asyncio.timeout(2):
-            await started.wait()
-        task.cancel()
-        async with asyncio.timeout(2):
-            with pytest.raises(asyncio.CancelledError):
-                await task
-        assert dp.texts == ["claim"]  # finished before poll returned
-
-
-async def test_an_update_stuck_past_the_grace_does_not_hold_shutdown(
-    api: LocalBotAPI, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(polling_module, "GRACE", 0.1)
-    started = asyncio.Event()
-    stuck: list[asyncio.Task[Any]] = []
-
-    async def react(text: str) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        stuck.append(task)
-        started.set()
-        await asyncio.Event().wait()  # never
-
-    dp = Recorder(react)
-    api.say(GROUP, ANN, "stuck")
-    async with polling(api.base_url, dp) as task:
-        async with asyncio.timeout(2):
-            await started.wait()
-        loop = asyncio.get_running_loop()
-        begun = loop.time()
-        task.cancel()
-        async with asyncio.timeout(2):
-            with pytest.raises(asyncio.CancelledError):
-                await task
-        waited = loop.time() - begun
-    assert 0.09 <= waited < 1.0
-    assert dp.texts == [] and not stuck[0].done()
-    stuck[0].cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await stuck[0]
+async def test_a_stop_during_a_backoff_does_not_wait_it_out(api: LocalBotAPI) -> None:
+    api.break_next("getUpdates", status=502)
+    async with polling(api.base_url, Accepted(), backoff=SLOW) as (poller, task):
+        await until(lambda: len(api.calls_of("getUpdates")) >= 1)
+        await asyncio.sleep(0.02)  # now in its 30 s pause
+        poller.stop()
+        async with asyncio.timeout(1):
+            await task
 
 
 async def test_polling_survives_a_reply_that_is_not_http() -> None:
@@ -304,7 +261,7 @@ async def test_polling_survives_a_reply_that_is_not_http() -> None:
     server = await asyncio.start_server(serve, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
     try:
-        async with polling(f"http://127.0.0.1:{port}", Recorder()) as task:
+        async with polling(f"http://127.0.0.1:{port}", Accepted()) as (_, task):
             await until(lambda: len(fetches) >= 3 or task.done())
             assert not task.done(), task.exception()
     finally:

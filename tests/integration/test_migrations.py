@@ -40,6 +40,7 @@ TABLES = {
     "inbound_events",
     "ledger_entries",
     "invite_links",
+    "telegram_updates",
 }
 
 
