@@ -91,6 +91,32 @@ def _check_ids(update: Json) -> None:
             stack.extend(v for v in node if isinstance(v, dict | list))
 
 
+def actor_of(update: Json) -> int | None:
+    """The person an update is about (who wrote, joined, asked), read from the raw JSON:
+    one person's updates are handled in the order they came (a join before the "1"
+    that follows it), different people's side by side."""
+    for kind, key in _ACTORS:
+        payload = update.get(kind)
+        if isinstance(payload, dict):
+            person = payload.get(key)
+            if key == "new_chat_member" and isinstance(person, dict):
+                person = person.get("user")
+            if isinstance(person, dict):
+                actor = person.get("id")
+                return actor if type(actor) is int else None
+            return None
+    return None
+
+
+_ACTORS = (
+    ("message", "from"),
+    ("chat_member", "new_chat_member"),
+    ("chat_join_request", "from"),
+    ("edited_message", "from"),
+    ("callback_query", "from"),
+)
+
+
 def kind_of(update: Json) -> str:
     """What an update carries: its one key besides ``update_id``."""
     return next((k for k in update if k != "update_id"), "empty")[:32]
@@ -135,6 +161,8 @@ class UpdateInbox:
         self.bot_id = bot_id
         self.handlers = handlers
         self._in_hand: dict[int, asyncio.Task[None]] = {}
+        self._last_of: dict[int, asyncio.Task[None]] = {}
+        """Each person's latest update in hand: the next one waits for it."""
         self._taps: set[asyncio.Task[None]] = set()
         self._writes = GroupCommit(self._store)
         self._marks: list[int] = []
@@ -180,13 +208,31 @@ class UpdateInbox:
     def _start(self, update_id: int, update: Json) -> None:
         if update_id in self._in_hand:
             return
-        task = asyncio.create_task(self._handle(update_id, update))
+        actor = actor_of(update)
+        before = self._last_of.get(actor) if actor is not None else None
+        task = asyncio.create_task(self._handle(update_id, update, after=before))
         self._in_hand[update_id] = task
-        task.add_done_callback(lambda _: self._in_hand.pop(update_id, None))
+        if actor is not None:
+            self._last_of[actor] = task
+        task.add_done_callback(lambda _: self._done(update_id, actor, task))
+
+    def _done(self, update_id: int, actor: int | None, task: asyncio.Task[None]) -> None:
+        self._in_hand.pop(update_id, None)
+        if actor is not None and self._last_of.get(actor) is task:
+            del self._last_of[actor]
 
     # ------------------------------------------------------------ handling
 
-    async def _handle(self, update_id: int, update: Json, attempts: int = 0) -> None:
+    async def _handle(
+        self,
+        update_id: int,
+        update: Json,
+        attempts: int = 0,
+        *,
+        after: asyncio.Task[None] | None = None,
+    ) -> None:
+        if after is not None:
+            await asyncio.wait([after])  # the same person's earlier update, however it ended
         try:
             await self.handlers.update(update)
         except Exception as exc:

@@ -95,7 +95,7 @@ class _Ticker:
     def __post_init__(self) -> None:
         self.steps = RunDueSteps(self.deps, owner=f"{socket.gethostname()}:{os.getpid()}")
 
-    async def __call__(self) -> None:
+    async def run(self) -> None:
         async with self.running:
             if self.telegram is not None:
                 await self._telegram_chores(self.telegram)
@@ -221,7 +221,7 @@ async def _serve(
     # job per step or per member; any number of processes may tick side by side. The
     # first tick runs at once: what fell due while the service was down.
     scheduler.add_job(
-        ticker,
+        ticker.run,  # a coroutine function: APScheduler awaits it in the loop
         "interval",
         seconds=settings.tick_seconds,
         id="tick",
@@ -249,8 +249,9 @@ async def _serve(
     finally:
         if poller is not None:
             poller.stop()
-        scheduler.shutdown(wait=False)
+        scheduler.pause()  # no new tick; the running one finishes (shutdown would cancel it)
         await _finish(ticker, telegram)
+        scheduler.shutdown(wait=False)
 
 
 async def _finish(ticker: _Ticker, telegram: _Telegram | None) -> None:
@@ -274,4 +275,5 @@ def run(settings: Settings) -> None:
     )
     # A line per tick every few seconds would bury everything else.
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
+    logging.getLogger("aiogram.event").setLevel(logging.WARNING)  # a line per update
     asyncio.run(serve(settings))

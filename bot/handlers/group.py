@@ -19,6 +19,25 @@ from funnels.ports import CohortRecord
 
 log = logging.getLogger("funnelbot.bot")
 ACTIVE = ("running", "paused")  # a paused cohort still counts its members' chatter
+# What a person writes, as opposed to the service messages Telegram posts in their name
+# ("joined the group", "left", "pinned a message"…), which are not taking part.
+WRITTEN = (
+    "text",
+    "photo",
+    "video",
+    "animation",
+    "audio",
+    "voice",
+    "video_note",
+    "document",
+    "sticker",
+    "contact",
+    "location",
+    "venue",
+    "poll",
+    "dice",
+    "story",
+)
 
 
 async def migrated(message: Message, services: Services) -> None:
@@ -28,8 +47,11 @@ async def migrated(message: Message, services: Services) -> None:
 
 async def member_message(message: Message, services: Services, event_update: Update) -> None:
     assert message.from_user is not None
-    if message.text is not None and message.text.startswith("/"):
-        raise SkipHandler  # a command: the leader router answers it
+    if message.text is not None:
+        if message.text.startswith("/"):
+            raise SkipHandler  # a command: the leader router answers it
+    elif not any(getattr(message, name) is not None for name in WRITTEN):
+        return  # a service message
     chat_id = message.chat.id
     cohort = await services.chats.cohort(chat_id)
     if cohort is None or cohort.warmup_chat_id != chat_id or cohort.status not in ACTIVE:
