@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import traceback
 from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -134,11 +135,17 @@ def passing(exc: BaseException) -> bool:
 
 
 def reason(exc: BaseException) -> str:
+    """Why an update failed, in a line: the invalid field, or the error and where it
+    was raised when it says nothing itself."""
     if isinstance(exc, ValidationError):
         first = exc.errors(include_url=False)[0]
         where = ".".join(str(p) for p in first["loc"])
         return f"not a valid update: {where}: {first['msg']}"
-    return f"{type(exc).__name__}: {exc}"
+    text = str(exc)
+    if not text:
+        frames = traceback.extract_tb(exc.__traceback__)
+        text = f"at {frames[-1].filename}:{frames[-1].lineno}" if frames else "no message"
+    return f"{type(exc).__name__}: {text}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -240,7 +247,9 @@ class UpdateInbox:
                 # Left pending: the tick tries again once the fault has passed.
                 log.warning("update %s not handled yet (%s); will try again", update_id, exc)
                 return
-            log.error("update %s failed: %s", update_id, reason(exc), exc_info=not passing(exc))
+            # A traceback only where it helps: not for an update Telegram would not send.
+            bug = not (passing(exc) or isinstance(exc, ValidationError))
+            log.error("update %s failed: %s", update_id, reason(exc), exc_info=bug)
             self._failures.append((update_id, reason(exc)))
         else:
             if self.handlers.deferred(update_id):

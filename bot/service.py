@@ -22,14 +22,19 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.clock import SystemClock
-from bot.handlers.envelopes import grab
 from bot.http.app import TelegramWebhook, create_app
-from bot.inbox import Handlers, UpdateInbox
+from bot.inbox import UpdateInbox
 from bot.messengers import LoggingMessenger
 from bot.polling import Poller
 from bot.services import Services, build_services
 from bot.settings import Settings
-from bot.telegram_app import allowed_updates, build_bot, build_dispatcher, register_commands
+from bot.telegram_app import (
+    allowed_updates,
+    build_bot,
+    build_dispatcher,
+    build_inbox,
+    register_commands,
+)
 from funnels.cohorts import Deps, RunDueSteps
 from storage.db import create_engine
 from storage.migrate import upgrade_async
@@ -120,16 +125,7 @@ async def _start_telegram(settings: Settings, store: SqlStore, clock: SystemCloc
     services = build_services(settings, store, clock, bot)
     dp = build_dispatcher(services)
     updates = allowed_updates(dp)
-    inbox = UpdateInbox(
-        store,
-        clock,
-        bot.id,
-        Handlers(
-            update=lambda update: dp.feed_raw_update(bot, update),
-            tap=lambda tap: grab(tap, services),
-            deferred=services.activity.holds,
-        ),
-    )
+    inbox = build_inbox(store, services, dp)
     telegram = _Telegram(services, inbox)
     try:
         await register_commands(bot, services.catalog)

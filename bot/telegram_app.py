@@ -18,8 +18,10 @@ from aiogram.types import (
 from bot.handlers import include
 from bot.handlers.envelopes import grab, read_tap
 from bot.i18n import SUPPORTED, Catalog
+from bot.inbox import Handlers, UpdateInbox
 from bot.services import Services
 from bot.settings import Settings
+from storage.repositories import SqlStore
 
 PRIVATE_COMMANDS = ("start", "tasks", "balance", "mylink", "lang", "help")
 GROUP_ADMIN_COMMANDS = ("launch", "taskgroup", "status", "pause", "resume", "grant_leader")
@@ -57,6 +59,21 @@ class FunnelDispatcher(Dispatcher):
 
 def build_dispatcher(services: Services) -> FunnelDispatcher:
     return FunnelDispatcher(services)
+
+
+def build_inbox(store: SqlStore, services: Services, dp: Dispatcher) -> UpdateInbox:
+    """The update inbox in front of the dispatcher (polling and the webhook feed it)."""
+    bot = services.bot
+    return UpdateInbox(
+        store,
+        services.deps.clock,
+        bot.id,
+        Handlers(
+            update=lambda update: dp.feed_raw_update(bot, update),
+            tap=lambda tap: grab(tap, services),
+            deferred=services.activity.holds,
+        ),
+    )
 
 
 def allowed_updates(dp: Dispatcher) -> list[str]:

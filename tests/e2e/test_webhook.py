@@ -1,0 +1,289 @@
+"""``POST /telegram/webhook`` in front of the real dispatcher: an update is answered 200
+once stored, whatever its handling does; anything that is not an update gets a clear
+4xx; nothing ever gets a 500 (a 500 makes Telegram send the same thing again and again).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
+from sqlalchemy import select
+
+from bot.http.app import MAX_UPDATE_BYTES, TelegramWebhook, create_app
+from bot.inbox import UpdateInbox
+from bot.telegram_app import build_inbox
+from storage.repositories import SqlStore
+from storage.tables import telegram_updates
+from tests.e2e.harness import Harness, running_bot
+
+NOW = datetime(2026, 3, 1, 10, 0, tzinfo=UTC)
+SECRET = "s3cret-token"
+HEADERS = {"X-Telegram-Bot-Api-Secret-Token": SECRET}
+MEMBER = 61
+
+
+@dataclass
+class Hook:
+    harness: Harness
+    inbox: UpdateInbox
+    client: httpx.AsyncClient
+
+    async def post(self, body: Any, **kwargs: Any) -> httpx.Response:
+        return await self.client.post("/telegram/webhook", json=body, headers=HEADERS, **kwargs)
+
+    async def states(self) -> dict[int, tuple[str, str | None]]:
+        async with self.harness.store.transaction() as tx:
+            rows = (
+                await tx.conn.execute(
+                    select(
+                        telegram_updates.c.update_id,
+                        telegram_updates.c.state,
+                        telegram_updates.c.error,
+                    )
+                )
+            ).all()
+        return {r.update_id: (r.state, r.error) for r in rows}
+
+
+@pytest.fixture
+async def hook(store: SqlStore) -> AsyncIterator[Hook]:
+    async with running_bot(store, NOW) as h:
+        h.api.add_user(MEMBER, "Ann")
+        inbox = build_inbox(store, h.services, h.dp)
+        app = create_app(store.engine, TelegramWebhook(inbox, SECRET))
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://bot") as client:
+            yield Hook(h, inbox, client)
+        await inbox.drain(5.0)
+
+
+async def test_an_update_is_stored_answered_and_handled(hook: Hook) -> None:
+    update = hook.harness.api.start_bot(MEMBER)
+    response = await hook.post(update)
+    assert response.status_code == 200
+    assert response.json() == {"ok": True}
+    assert await hook.inbox.drain(5.0)
+    assert "Ann" in hook.harness.last_text(MEMBER)
+    assert (await hook.states())[update["update_id"]] == ("handled", None)
+
+
+async def test_the_same_update_twice_is_handled_once(hook: Hook) -> None:
+    update = hook.harness.api.start_bot(MEMBER)
+    assert (await hook.post(update)).status_code == 200
+    assert (await hook.post(update)).status_code == 200
+    assert await hook.inbox.drain(5.0)
+    assert len(hook.harness.api.messages(MEMBER)) == 1  # one welcome
+
+
+async def test_an_update_that_cannot_be_handled_is_200_and_recorded_as_failed(
+    hook: Hook,
+) -> None:
+    response = await hook.post({"update_id": 7, "message": {"text": "no chat, no date"}})
+    assert response.status_code == 200
+    assert await hook.inbox.drain(5.0)
+    state, error = (await hook.states())[7]
+    assert state == "failed"
+    assert error is not None and error.startswith("not a valid update: message")
+
+
+@pytest.mark.parametrize(
+    ("body", "error"),
+    [
+        ({"update_id": "7"}, "update_id must be an integer"),
+        ({"update_id": 7.0}, "update_id must be an integer"),
+        ({"update_id": True}, "update_id must be an integer"),
+        ({"update_id": -1}, "update_id is outside Telegram's range"),
+        ({"update_id": 2**63}, "update_id is outside Telegram's range"),
+        ({"message": {}}, "update_id must be an integer"),
+        ([{"update_id": 1}], "an update is a JSON object"),
+        ("hello", "an update is a JSON object"),
+        (
+            {"update_id": 8, "message": {"from": {"id": 2**63 + 5}}},
+            "id is outside Telegram's range",
+        ),
+        (
+            {"update_id": 8, "message": {"chat": {"id": -(2**70)}}},
+            "id is outside Telegram's range",
+        ),
+        (
+            {"update_id": 8, "chat_member": {"x": [{"user_id": 2**60}]}},
+            "user_id is outside Telegram's range",
+        ),
+    ],
+)
+async def test_what_is_not_an_update_is_refused_and_not_stored(
+    hook: Hook, body: Any, error: str
+) -> None:
+    response = await hook.post(body)
+    assert response.status_code == 400
+    assert response.json() == {"error": f"not a Telegram update: {error}"}
+    assert await hook.states() == {}
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        b"{",
+        b"not json",
+        b"\xff\xfe\x00",
+        b"",
+        b"[" * 100_000 + b"]" * 100_000,
+        b'{"update_id": 1' + b"1" * 5000 + b"}",
+    ],
+    ids=["cut", "text", "not utf-8", "empty", "nested 100k deep", "a 5000-digit number"],
+)
+async def test_a_body_that_is_not_json_is_400(hook: Hook, content: bytes) -> None:
+    response = await hook.client.post("/telegram/webhook", content=content, headers=HEADERS)
+    assert response.status_code == 400
+    assert "error" in response.json()
+    assert await hook.states() == {}
+
+
+async def test_a_body_over_the_limit_is_413_whether_or_not_it_says_its_length(
+    hook: Hook,
+) -> None:
+    big = json.dumps({"update_id": 1, "padding": "x" * MAX_UPDATE_BYTES}).encode()
+    response = await hook.client.post("/telegram/webhook", content=big, headers=HEADERS)
+    assert response.status_code == 413
+
+    async def chunks() -> AsyncIterator[bytes]:  # no Content-Length: streamed
+        for start in range(0, len(big), 65536):
+            yield big[start : start + 65536]
+
+    response = await hook.client.post("/telegram/webhook", content=chunks(), headers=HEADERS)
+    assert response.status_code == 413
+    huge = {**HEADERS, "Content-Length": "9" * 40}
+    response = await hook.client.post("/telegram/webhook", content=b"{}", headers=huge)
+    assert response.status_code in (400, 413)  # never a 500
+    assert await hook.states() == {}
+
+
+@pytest.mark.parametrize("secret", [None, "nope", SECRET + "x", "sécret", "\x00"], ids=repr)
+async def test_without_the_secret_nothing_is_stored(hook: Hook, secret: str | None) -> None:
+    headers = {"Content-Type": "application/json"}
+    if secret is not None:  # sent as raw bytes: a header need not be ASCII
+        headers["X-Telegram-Bot-Api-Secret-Token"] = secret.encode()  # type: ignore[assignment]
+    update = hook.harness.api.start_bot(MEMBER)
+    response = await hook.client.post(
+        "/telegram/webhook", content=json.dumps(update).encode(), headers=headers
+    )
+    assert response.status_code == 401
+    assert await hook.states() == {}
+
+
+async def test_an_update_that_cannot_be_stored_is_503_so_telegram_sends_it_again(
+    hook: Hook,
+) -> None:
+    await hook.harness.store.engine.dispose()
+    hook.inbox.store = SqlStore(_unreachable(hook.harness.store))
+    response = await hook.post(hook.harness.api.start_bot(MEMBER))
+    assert response.status_code == 503
+    assert response.headers["Retry-After"] == "5"
+    assert "send it again" in response.json()["error"]
+
+
+def _unreachable(store: SqlStore) -> Any:
+    from storage.db import create_engine
+
+    if store.engine.dialect.name == "sqlite":
+        return create_engine("sqlite+aiosqlite:////nonexistent-dir/inbox.db")
+    url = store.engine.url.set(port=1).render_as_string(hide_password=False)
+    return create_engine(url, pool_pre_ping=False)
+
+
+# ------------------------------------------------------------------ fuzz
+
+_JSON = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**70), max_value=2**70)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=20),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
+    max_leaves=20,
+)
+_KEYS = st.sampled_from(
+    [
+        "message",
+        "edited_message",
+        "callback_query",
+        "chat_member",
+        "my_chat_member",
+        "chat_join_request",
+        "channel_post",
+        "id",
+        "from",
+        "chat",
+        "text",
+        "data",
+        "new_chat_member",
+        "user",
+        "date",
+        "migrate_to_chat_id",
+        "invite_link",
+        "status",
+    ]
+)
+
+
+def _mutated(update: dict[str, Any]) -> st.SearchStrategy[dict[str, Any]]:
+    """A real update with one field somewhere replaced by anything at all."""
+
+    def paths(node: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        out = [prefix] if prefix else []
+        if isinstance(node, dict):
+            for key, value in node.items():
+                out += paths(value, (*prefix, key))
+        return out
+
+    def apply(path: tuple[Any, ...], value: Any) -> dict[str, Any]:
+        copy = json.loads(json.dumps(update))
+        node = copy
+        for key in path[:-1]:
+            node = node[key]
+        node[path[-1]] = value
+        return copy
+
+    return st.builds(apply, st.sampled_from(paths(update)), _JSON)
+
+
+@settings(
+    max_examples=150,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(data=st.data())
+async def test_fuzz_the_webhook_never_answers_500(hook: Hook, data: st.DataObject) -> None:
+    api = hook.harness.api
+    real = [
+        api.start_bot(MEMBER),
+        api.say(MEMBER, MEMBER, "/tasks"),
+        {
+            "update_id": 900,
+            "callback_query": {
+                "id": "q",
+                "from": {"id": MEMBER, "is_bot": False, "first_name": "Ann"},
+                "chat_instance": "1",
+                "data": "grab:1",
+            },
+        },
+    ]
+    body = data.draw(
+        st.one_of(
+            st.sampled_from(real).flatmap(_mutated),
+            st.dictionaries(_KEYS, _JSON, max_size=3).map(lambda d: {"update_id": 5, **d}),
+            _JSON,
+        )
+    )
+    response = await hook.post(body)
+    assert response.status_code in (200, 400), response.text
+    assert await hook.inbox.drain(5.0)  # the handling ended too, with no stray exception
