@@ -22,7 +22,16 @@ from bot.services import Services
 from bot.settings import Settings
 
 PRIVATE_COMMANDS = ("start", "tasks", "balance", "mylink", "lang", "help")
-GROUP_ADMIN_COMMANDS = ("launch", "taskgroup", "status", "pause", "resume", "grant_leader")
+GROUP_ADMIN_COMMANDS = (
+    "launch",
+    "taskgroup",
+    "status",
+    "pause",
+    "resume",
+    "grant_leader",
+    "retry",
+    "skip",
+)
 
 # Telegram keys command menus by two-letter language code; "" is the default menu.
 _MENU_LANGUAGE = {"en": "", "es": "es", "zh-CN": "zh"}
