@@ -19,7 +19,13 @@ from funnels.stages import Stage
 
 StepStatus = Literal["pending", "running", "done", "skipped", "failed", "unknown", "held"]
 """``held``: a later part of a talk whose earlier part is ``unknown`` or ``failed``; it
-waits, unsent, until ops or the leader retry or skip that part (then it is pending)."""
+waits, unsent, until ops or the leader retry or skip that part (then it is pending).
+
+A status of its own rather than "pending but not claimable": /status, ``funnelbot step
+list`` and the reports see why the part waits (its error names the part it waits on), and
+a held part is not open work, so it neither looks due to the scheduler nor keeps its
+cohort from finishing. The claim also refuses any talk part whose earlier part is not
+done or skipped, which keeps parts in order across processes whatever the status says."""
 CohortStatus = Literal["running", "paused", "finished", "cancelled"]
 
 
