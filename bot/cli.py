@@ -1,4 +1,4 @@
-"""The ``funnelbot`` command line: run, migrate, script, simulate, region, leader."""
+"""The ``funnelbot`` command line: run, migrate, script, simulate, region, leader, step."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from bot import cli_admin, cli_script
+from bot import cli_admin, cli_script, cli_steps
 from bot.library import DEFAULT_SCRIPT, script_path
 from bot.settings import Settings
 from funnels.money import format_minor
@@ -27,6 +27,7 @@ app = typer.Typer(
 app.add_typer(cli_script.app, name="script")
 app.add_typer(cli_admin.region_app, name="region")
 app.add_typer(cli_admin.leader_app, name="leader")
+app.add_typer(cli_steps.step_app, name="step")
 out = Console()
 err = Console(stderr=True)
 

@@ -4,7 +4,7 @@ can /launch (the same use cases the bot's /grant_leader runs)."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Annotated, TypeVar
 
 import typer
@@ -31,7 +31,11 @@ _REFUSALS = {
 }
 
 
-def _run(settings: Settings, use: Callable[[Deps], Awaitable[T]]) -> T:
+def _run(
+    settings: Settings,
+    use: Callable[[Deps], Awaitable[T]],
+    refusals: Mapping[str, str] = _REFUSALS,
+) -> T:
     async def main() -> T:
         if settings.embedded:
             from storage.migrate import upgrade_async
@@ -47,7 +51,7 @@ def _run(settings: Settings, use: Callable[[Deps], Awaitable[T]]) -> T:
     try:
         return asyncio.run(main())
     except Refused as refused:
-        message = _REFUSALS.get(refused.code, refused.code).format(**refused.params)
+        message = refusals.get(refused.code, refused.code).format(**refused.params)
         typer.echo(f"error: {message}", err=True)
         raise typer.Exit(1) from None
 

@@ -24,7 +24,16 @@ from bot.settings import Settings
 from storage.repositories import SqlStore
 
 PRIVATE_COMMANDS = ("start", "tasks", "balance", "mylink", "lang", "help")
-GROUP_ADMIN_COMMANDS = ("launch", "taskgroup", "status", "pause", "resume", "grant_leader")
+GROUP_ADMIN_COMMANDS = (
+    "launch",
+    "taskgroup",
+    "status",
+    "pause",
+    "resume",
+    "grant_leader",
+    "retry",
+    "skip",
+)
 
 # Telegram keys command menus by two-letter language code; "" is the default menu.
 _MENU_LANGUAGE = {"en": "", "es": "es", "zh-CN": "zh"}

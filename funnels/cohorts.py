@@ -1,14 +1,17 @@
 """Starting a cohort and running its steps: the use cases behind /launch and the tick.
 
 The database is the source of truth for scheduling. ``StartCohort`` writes one step run
-per planned step; ``RunDueSteps`` claims due runs with a lease, commits the claim, and
-only then talks to Telegram, so a crash leaves a ``running`` run whose lease expires
-into ``unknown`` (shown to ops, never re-sent on its own: a duplicate post in a 500-person
-group is worse than a late one).
+per planned step; ``RunDueSteps`` claims one due run with a lease, commits the claim,
+only then talks to Telegram, records the outcome, and claims the next. A crash leaves at
+most the one run it was sending ``running``; its lease expires into ``unknown`` (shown to
+ops, never re-sent on its own: a duplicate post in a 500-person group is worse than a
+late one), and the later parts of a talk it belongs to are ``held`` until someone
+decides (:mod:`funnels.steps`: retry or skip).
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import random
 from collections.abc import Callable
@@ -36,6 +39,7 @@ from funnels.ports import (
     StepRunRecord,
     Store,
     TaskAnnouncement,
+    Transaction,
 )
 from funnels.replies import ReplyMatcher
 from funnels.script import Script, Task
@@ -189,20 +193,6 @@ class StartCohort:
         return cohort
 
 
-class RetryStep:
-    """Ops retry a run whose outcome is unknown (or that failed or was skipped): it runs
-    at the next tick, whatever its lateness. A step already done is final."""
-
-    def __init__(self, deps: Deps) -> None:
-        self.deps = deps
-
-    async def __call__(self, cohort_id: int, key: str) -> bool:
-        async with self.deps.store.transaction() as tx:
-            retried = await tx.steps.retry(cohort_id, key, self.deps.clock.now())
-            await tx.commit()
-        return retried
-
-
 @dataclass
 class TickReport:
     claimed: int = 0
@@ -212,10 +202,24 @@ class TickReport:
     unknown: int = 0
     paused_cohorts: list[int] = field(default_factory=list)
     finished_cohorts: list[int] = field(default_factory=list)
+    closed_envelopes: list[int] = field(default_factory=list)
+    stopped: bool = False
+    """Told to stop: it claimed nothing more after the step it was running."""
+
+
+def _held_reason(key: str) -> str:
+    return f"waiting for a decision on {key}"
 
 
 class RunDueSteps:
-    """One scheduler tick: expire stale leases, claim due runs, execute them."""
+    """One scheduler tick: expire stale leases, then claim, run and finish due runs one at
+    a time (up to ``batch``), then close envelopes left full and open.
+
+    One claim per step, not a batch under one lease: a process killed mid-tick leaves only
+    the run it was sending in doubt, and the steps it had not reached stay pending for the
+    next tick. ``stop()`` (graceful shutdown) lets the current step finish and claims
+    nothing more, in this tick or any later call.
+    """
 
     def __init__(
         self,
@@ -224,50 +228,81 @@ class RunDueSteps:
         owner: str = "tick",
         lease: timedelta = timedelta(minutes=5),
         batch: int = 50,
+        stopping: asyncio.Event | None = None,
     ) -> None:
         self.deps = deps
         self.owner = owner
         self.lease = lease
         self.batch = batch
+        self.stopping = stopping if stopping is not None else asyncio.Event()
+
+    def stop(self) -> None:
+        """Claim nothing more; a step being sent still finishes and records its outcome."""
+        self.stopping.set()
 
     async def __call__(self) -> TickReport:
         report = TickReport()
-        now = self.deps.clock.now()
-        async with self.deps.store.transaction() as tx:
-            report.unknown += len(await tx.steps.expire_leases(now))
-            claimed = await tx.steps.claim_due(now, self.owner, now + self.lease, self.batch)
-            cohorts = {}
-            for cohort_id in {run.cohort_id for run in claimed}:
-                cohort = await tx.cohorts.get(cohort_id)
-                assert cohort is not None  # step runs reference their cohort
-                cohorts[cohort_id] = cohort
-            await tx.commit()
-        report.claimed = len(claimed)
-        for run in claimed:
-            status = await self._run(run, cohorts[run.cohort_id], report)
+        for n in range(self.batch):
+            if self.stopping.is_set():
+                break
+            claimed = await self._claim_next(report, expire=n == 0)
+            if claimed is None:
+                break
+            report.claimed += 1
+            status = await self._run(*claimed, report)
             if status == "done":
                 report.done += 1
             elif status == "skipped":
                 report.skipped += 1
             elif status == "failed":
                 report.failed += 1
+        if self.stopping.is_set():
+            report.stopped = True
+            return report
+        report.closed_envelopes = await CloseFullEnvelopes(self.deps)()
         await self._announce_responders()
         async with self.deps.store.transaction() as tx:
             report.finished_cohorts = await tx.cohorts.finish_due(self.deps.clock.now())
             await tx.commit()
         return report
 
+    async def _claim_next(
+        self, report: TickReport, *, expire: bool
+    ) -> tuple[StepRunRecord, CohortRecord] | None:
+        """The oldest claimable due run, leased and committed before anything is sent.
+        With ``expire``, runs whose lease ran out first become ``unknown`` (in the same
+        transaction: one round trip when nothing is due)."""
+        now = self.deps.clock.now()
+        async with self.deps.store.transaction() as tx:
+            if expire:
+                expired = await tx.steps.expire_leases(now)
+                report.unknown += len(expired)
+                for run in expired:
+                    await self._hold_later_parts(tx, run)
+            claimed = await tx.steps.claim_due(now, self.owner, now + self.lease, 1)
+            cohort = await tx.cohorts.get(claimed[0].cohort_id) if claimed else None
+            await tx.commit()
+        if not claimed:
+            return None
+        assert cohort is not None  # step runs reference their cohort
+        return claimed[0], cohort
+
+    @staticmethod
+    async def _hold_later_parts(tx: Transaction, run: StepRunRecord) -> None:
+        """A talk part in doubt or failed: its later parts wait for a decision rather
+        than go on without it (the claim would not take them anyway; ``held`` says why)."""
+        if run.kind == "talk_part":
+            await tx.steps.hold_later_parts(
+                run.cohort_id, run.source, run.part or 0, _held_reason(run.key)
+            )
+
     async def _run(self, run: StepRunRecord, cohort: CohortRecord, report: TickReport) -> str:
-        if cohort.id in report.paused_cohorts:
-            # Paused by an earlier run of this tick: nothing was sent, try again on resume.
-            async with self.deps.store.transaction() as tx:
-                await tx.steps.release_claim(run.id)
-                await tx.commit()
-            return "paused"
         script = self.deps.scripts.get(cohort)
         now = self.deps.clock.now()
         late = max(now - run.due_at, timedelta(0))
         outcome: dict[str, object] = {"late_seconds": int(late.total_seconds())}
+        if run.outcome and "retried_by" in run.outcome:  # who sent it again stays on record
+            outcome["retried_by"] = run.outcome["retried_by"]
         if run.kind in ("post", "talk_part", "red_envelope", "pitch"):
             policy, grace = script.step(run.source).late_policy()
             if policy == "skip" and late > grace:
@@ -310,6 +345,8 @@ class RunDueSteps:
     ) -> None:
         async with self.deps.store.transaction() as tx:
             await tx.steps.finish(run.id, status, self.deps.clock.now(), outcome, error)  # type: ignore[arg-type]
+            if status in ("unknown", "failed"):
+                await self._hold_later_parts(tx, run)
             await tx.commit()
 
     async def _execute(
@@ -509,3 +546,23 @@ class CloseEnvelope:
             with contextlib.suppress(DeliveryError):
                 await self.deps.messenger.edit(envelope.chat_id, envelope.message_id, summary)
         return True
+
+
+class CloseFullEnvelopes:
+    """Close envelopes whose every share is taken but that are still open.
+
+    The tap that takes the last share closes its envelope right after answering; a
+    process that dies in between would leave it open (no summary, the Grab button still
+    shown) until its scheduled close at expiry. The tick runs this every time; a full
+    envelope closes once whoever gets there first (:class:`CloseEnvelope` is a
+    compare-and-set on ``closed_at``).
+    """
+
+    def __init__(self, deps: Deps) -> None:
+        self.deps = deps
+
+    async def __call__(self, limit: int = 50) -> list[int]:
+        async with self.deps.store.transaction() as tx:
+            full = await tx.envelopes.full_and_open(limit)
+        close = CloseEnvelope(self.deps)
+        return [envelope_id for envelope_id in full if await close(envelope_id)]

@@ -17,7 +17,15 @@ from funnels.planner import PlannedStep
 from funnels.script import Media
 from funnels.stages import Stage
 
-StepStatus = Literal["pending", "running", "done", "skipped", "failed", "unknown"]
+StepStatus = Literal["pending", "running", "done", "skipped", "failed", "unknown", "held"]
+"""``held``: a later part of a talk whose earlier part is ``unknown`` or ``failed``; it
+waits, unsent, until ops or the leader retry or skip that part (then it is pending).
+
+A status of its own rather than "pending but not claimable": /status, ``funnelbot step
+list`` and the reports see why the part waits (its error names the part it waits on), and
+a held part is not open work, so it neither looks due to the scheduler nor keeps its
+cohort from finishing. The claim also refuses any talk part whose earlier part is not
+done or skipped, which keeps parts in order across processes whatever the status says."""
 CohortStatus = Literal["running", "paused", "finished", "cancelled"]
 
 
@@ -93,6 +101,7 @@ class StepRunRecord:
     attempts: int
     started_at: datetime | None = None
     outcome: Mapping[str, object] | None = None
+    error: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -391,9 +400,31 @@ class StepRepository(Protocol):
     async def add_plan(self, cohort_id: int, steps: Sequence[PlannedStep]) -> int: ...
     async def claim_due(
         self, now: datetime, owner: str, lease_until: datetime, limit: int
-    ) -> list[StepRunRecord]: ...
+    ) -> list[StepRunRecord]:
+        """Lease up to ``limit`` pending runs due by ``now`` of running cohorts, oldest
+        first, skipping rows another process holds. A talk part is claimed only once
+        every earlier part of its talk is done or skipped, so parts go out in order."""
+        ...
+
     async def expire_leases(self, now: datetime) -> list[StepRunRecord]:
         """Runs whose lease ran out mid-send become ``unknown``; returns them."""
+        ...
+
+    async def hold_later_parts(self, cohort_id: int, source: str, part: int, reason: str) -> int:
+        """Pending parts after ``part`` of the talk ``source`` become ``held`` with
+        ``reason`` as their error; returns how many."""
+        ...
+
+    async def talk_parts(self, cohort_id: int, source: str) -> list[StepRunRecord]:
+        """Every part of the talk ``source``, in order."""
+        ...
+
+    async def release_held(self, run_id: int, due_at: datetime) -> bool:
+        """A held run becomes pending, due at ``due_at``; False if it was not held."""
+        ...
+
+    async def skip(self, cohort_id: int, key: str, at: datetime, reason: str) -> bool:
+        """An unknown or failed run is marked skipped with ``reason``; False otherwise."""
         ...
 
     async def finish(
@@ -413,15 +444,17 @@ class StepRepository(Protocol):
         ...
 
     async def get(self, cohort_id: int, key: str) -> StepRunRecord | None: ...
-    async def retry(self, cohort_id: int, key: str, at: datetime) -> bool:
-        """An unknown, failed or skipped run becomes due at ``at``; False otherwise."""
+    async def retry(self, cohort_id: int, key: str, at: datetime, by: str | None = None) -> bool:
+        """An unknown, failed or skipped run becomes due at ``at`` (``by``: who asked,
+        kept in its outcome); False otherwise."""
         ...
 
     async def next_due_at(self) -> datetime | None: ...
     async def open_count(self, cohort_id: int) -> int: ...
     async def next_pending(self, cohort_id: int) -> StepRunRecord | None: ...
     async def attention(self, cohort_id: int) -> list[StepRunRecord]:
-        """Runs whose outcome is unknown or that failed: what ops should look at."""
+        """Runs whose outcome is unknown, that failed, or that are held waiting for a
+        decision on one of those: what ops should look at."""
         ...
 
 
@@ -537,6 +570,11 @@ class EnvelopeRepository(Protocol):
 
     async def luckiest(self, envelope_id: int) -> tuple[int, int] | None:
         """(user id, amount) of the largest claimed share."""
+        ...
+
+    async def full_and_open(self, limit: int) -> list[int]:
+        """Envelopes whose every share is claimed but that are not closed yet (the
+        process died between the last tap and its close), oldest first."""
         ...
 
 

@@ -15,7 +15,7 @@ from contextlib import asynccontextmanager
 from datetime import date, datetime
 from typing import Any, cast
 
-from sqlalchemy import ARRAY, any_, bindparam, func, select, update
+from sqlalchemy import ARRAY, any_, bindparam, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -156,6 +156,7 @@ def _step(row: Any) -> StepRunRecord:
         attempts=row.attempts,
         started_at=row.started_at,
         outcome=row.outcome,
+        error=row.error,
     )
 
 
@@ -317,6 +318,33 @@ class SqlCohorts(_Repo):
         )
 
 
+def _claimable() -> tuple[Any, ...]:
+    """Conditions of a run the tick may claim once due (with step_runs joined to cohorts).
+
+    A talk part waits while an earlier part of its talk is not done or skipped: running
+    (another process is sending it), pending, or unknown/failed (a decision is needed; its
+    later parts are held). So parts go out in order whatever the number of ticking
+    processes, and never after a part whose fate nobody has decided.
+    """
+    earlier = _s.alias("earlier")
+    unfinished_earlier = (
+        select(earlier.c.id)
+        .where(
+            earlier.c.cohort_id == _s.c.cohort_id,
+            earlier.c.source == _s.c.source,
+            earlier.c.kind == "talk_part",
+            earlier.c.part < _s.c.part,
+            earlier.c.status.not_in(("done", "skipped")),
+        )
+        .exists()
+    )
+    return (
+        _s.c.status == "pending",
+        _c.c.status == "running",
+        or_(_s.c.kind != "talk_part", ~unfinished_earlier),
+    )
+
+
 class SqlSteps(_Repo):
     async def add_plan(self, cohort_id: int, steps: Sequence[PlannedStep]) -> int:
         if not steps:
@@ -345,16 +373,21 @@ class SqlSteps(_Repo):
         due = (
             select(_s.c.id)
             .join(_c, _c.c.id == _s.c.cohort_id)
-            .where(_s.c.status == "pending", _s.c.due_at <= now, _c.c.status == "running")
+            .where(_s.c.due_at <= now, *_claimable())
             .order_by(_s.c.due_at, _s.c.id)
             .limit(limit)
         )
+        chosen: Any = due.scalar_subquery()
         if self.dialect == "postgresql":
-            due = due.with_for_update(of=_s, skip_locked=True)
+            # Materialized, the choice is made once. As a plain IN subquery PostgreSQL
+            # may run it again for each row it updates, and then (skipping the rows this
+            # very statement just claimed) claim more than ``limit``.
+            cte = due.with_for_update(of=_s, skip_locked=True).cte("due")
+            chosen = select(cte.prefix_with("MATERIALIZED").c.id)
         rows = (
             await self.conn.execute(
                 update(_s)
-                .where(_s.c.id.in_(due.scalar_subquery()), _s.c.status == "pending")
+                .where(_s.c.id.in_(chosen), _s.c.status == "pending")
                 .values(
                     status="running",
                     lease_owner=owner,
@@ -381,6 +414,50 @@ class SqlSteps(_Repo):
             )
         ).all()
         return [_step(r) for r in rows]
+
+    async def hold_later_parts(self, cohort_id: int, source: str, part: int, reason: str) -> int:
+        result = await self.conn.execute(
+            update(_s)
+            .where(
+                _s.c.cohort_id == cohort_id,
+                _s.c.source == source,
+                _s.c.kind == "talk_part",
+                _s.c.part > part,
+                _s.c.status == "pending",
+            )
+            .values(status="held", error=reason)
+        )
+        return max(result.rowcount, 0)
+
+    async def talk_parts(self, cohort_id: int, source: str) -> list[StepRunRecord]:
+        rows = (
+            await self.conn.execute(
+                select(_s)
+                .where(_s.c.cohort_id == cohort_id, _s.c.source == source, _s.c.kind == "talk_part")
+                .order_by(_s.c.part)
+            )
+        ).all()
+        return [_step(r) for r in rows]
+
+    async def release_held(self, run_id: int, due_at: datetime) -> bool:
+        result = await self.conn.execute(
+            update(_s)
+            .where(_s.c.id == run_id, _s.c.status == "held")
+            .values(status="pending", due_at=due_at, error=None)
+        )
+        return result.rowcount == 1
+
+    async def skip(self, cohort_id: int, key: str, at: datetime, reason: str) -> bool:
+        result = await self.conn.execute(
+            update(_s)
+            .where(
+                _s.c.cohort_id == cohort_id,
+                _s.c.key == key,
+                _s.c.status.in_(("unknown", "failed")),
+            )
+            .values(status="skipped", finished_at=at, error=reason, lease_owner=None)
+        )
+        return result.rowcount == 1
 
     async def finish(
         self,
@@ -423,7 +500,7 @@ class SqlSteps(_Repo):
         ).first()
         return _step(row) if row else None
 
-    async def retry(self, cohort_id: int, key: str, at: datetime) -> bool:
+    async def retry(self, cohort_id: int, key: str, at: datetime, by: str | None = None) -> bool:
         # An ops retry means "run it now": due now, so the late policy does not skip it.
         result = await self.conn.execute(
             update(_s)
@@ -432,7 +509,14 @@ class SqlSteps(_Repo):
                 _s.c.key == key,
                 _s.c.status.in_(("unknown", "failed", "skipped")),
             )
-            .values(status="pending", due_at=at, error=None, finished_at=None, lease_owner=None)
+            .values(
+                status="pending",
+                due_at=at,
+                error=None,
+                finished_at=None,
+                lease_owner=None,
+                **({"outcome": {"retried_by": by}} if by else {}),
+            )
         )
         return result.rowcount == 1
 
@@ -441,7 +525,7 @@ class SqlSteps(_Repo):
             await self.conn.execute(
                 select(func.min(_s.c.due_at))
                 .join(_c, _c.c.id == _s.c.cohort_id)
-                .where(_s.c.status == "pending", _c.c.status == "running")
+                .where(*_claimable())
             )
         ).scalar()
         return cast(datetime | None, value)
@@ -471,7 +555,7 @@ class SqlSteps(_Repo):
         rows = (
             await self.conn.execute(
                 select(_s)
-                .where(_s.c.cohort_id == cohort_id, _s.c.status.in_(("unknown", "failed")))
+                .where(_s.c.cohort_id == cohort_id, _s.c.status.in_(("unknown", "failed", "held")))
                 .order_by(_s.c.due_at, _s.c.id)
             )
         ).all()
@@ -1186,6 +1270,17 @@ class SqlEnvelopes(_Repo):
             )
         ).first()
         return (int(row.user_id), int(row.amount_minor)) if row else None
+
+    async def full_and_open(self, limit: int) -> list[int]:
+        # No index covers "open": the envelopes table holds a few hundred rows a month
+        # and a partial index on closed_at IS NULL would make this a lookup (a migration).
+        rows = await self.conn.execute(
+            select(_e.c.id)
+            .where(_e.c.closed_at.is_(None), _e.c.claimed >= _e.c.shares)
+            .order_by(_e.c.id)
+            .limit(limit)
+        )
+        return [int(r) for r in rows.scalars()]
 
 
 def _progress(raw: Mapping[str, Any] | None) -> dict[int, int]:

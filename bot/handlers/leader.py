@@ -1,4 +1,5 @@
-"""Leader and admin commands: /launch, /taskgroup, /status, /pause, /resume, /grant_leader.
+"""Leader and admin commands: /launch, /taskgroup, /status, /pause, /resume, /retry, /skip,
+/grant_leader.
 
 Handlers parse, call one use case, and render its answer or refusal from the catalogue.
 """
@@ -6,6 +7,7 @@ Handlers parse, call one use case, and render its answer or refusal from the cat
 from __future__ import annotations
 
 from datetime import date
+from typing import Literal
 
 from aiogram import Router
 from aiogram.filters import Command, CommandObject
@@ -26,8 +28,10 @@ from funnels.groups import (
     ResumeCohort,
 )
 from funnels.pauses import PauseReason
+from funnels.ports import StepRunRecord
 from funnels.script_loader import LoadedScript, ScriptError, load_script
 from funnels.stages import Stage
+from funnels.steps import DecideStepInGroup
 
 MAX_CAPACITY = 200_000  # Telegram's largest group
 
@@ -235,11 +239,7 @@ async def status(message: Message, services: Services) -> None:
     if cohort.status == "paused" and cohort.status_reason:
         reason = services.renderer.pause_reason(locale, PauseReason.parse(cohort.status_reason))
         lines.append(services.text(locale, "status.reason", reason=reason))
-    if view.attention:
-        steps = ", ".join(f"{r.key} ({r.status})" for r in view.attention[:10])
-        lines.append(
-            services.text(locale, "status.attention", count=len(view.attention), steps=steps)
-        )
+    lines.extend(_attention_lines(services, locale, view.attention))
     await services.say(message.chat.id, "\n".join(lines))
 
 
@@ -304,6 +304,77 @@ async def group_only(message: Message, services: Services) -> None:
     await services.say(message.chat.id, services.text(locale, key))
 
 
+# ---------------------------------------------------------------- /retry, /skip
+
+_STEPS = {
+    "step_usage": "step.usage",
+    "no_step": "step.no_step",
+    "cannot_retry": "step.cannot_retry",
+    "cannot_skip": "step.cannot_skip",
+    "step_waiting": "step.waiting",
+}
+_SHOWN = 10  # steps named in one /status line
+
+
+def _attention_lines(services: Services, locale: str, runs: list[StepRunRecord]) -> list[str]:
+    """What /status says about steps in doubt: which, what waits on them, and how to
+    decide."""
+    undecided = [r for r in runs if r.status != "held"]
+    held = [r.key for r in runs if r.status == "held"]
+    lines = []
+    if undecided:
+        steps = ", ".join(
+            f"{r.key} ({services.text(locale, f'step.state.{r.status}')})"
+            for r in undecided[:_SHOWN]
+        )
+        lines.append(services.text(locale, "status.attention", count=len(undecided), steps=steps))
+    if held:
+        lines.append(services.text(locale, "status.held", steps=", ".join(held[:_SHOWN])))
+    if undecided:
+        lines.append(services.text(locale, "status.decide", step=undecided[0].key))
+    return lines
+
+
+async def retry_step(message: Message, command: CommandObject, services: Services) -> None:
+    await _decide(message, command, services, "retry")
+
+
+async def skip_step(message: Message, command: CommandObject, services: Services) -> None:
+    await _decide(message, command, services, "skip")
+
+
+async def _decide(
+    message: Message,
+    command: CommandObject,
+    services: Services,
+    action: Literal["retry", "skip"],
+) -> None:
+    assert message.from_user is not None
+    locale = await services.locale(message.from_user)
+    words = (command.args or "").split()
+    try:
+        # The use case checks who asks before it looks at the key.
+        decided = await DecideStepInGroup(services.deps)(
+            chat_id=message.chat.id,
+            actor=services.actor(message.from_user),
+            is_admin=services.is_admin(message.from_user.id),
+            action=action,
+            key=words[0] if len(words) == 1 else None,
+        )
+    except Refused as refused:
+        if refused.code in ("cannot_retry", "cannot_skip"):  # the state, in words
+            state = services.text(locale, f"step.state.{refused.params['status']}")
+            refused = Refused(refused.code, **{**refused.params, "status": state})
+        text = refusal_text(services, locale, refused, _STEPS)
+    else:
+        done = "step.retried" if action == "retry" else "step.skipped"
+        text = services.text(locale, done, step=decided.key)
+        if decided.resumed:
+            goes_on = services.text(locale, "step.talk_goes_on", steps=", ".join(decided.resumed))
+            text += "\n" + goes_on
+    await services.say(message.chat.id, text, reply_to=message.message_id)
+
+
 def make_router() -> Router:
     """A fresh router (a router can belong to one dispatcher only)."""
     router = Router(name="leader")
@@ -314,4 +385,7 @@ def make_router() -> Router:
     router.message.register(resume, Command("resume"), InGroup())
     router.message.register(grant_leader, Command("grant_leader"))
     router.message.register(group_only, Command("launch", "taskgroup", "status", "pause", "resume"))
+    router.message.register(retry_step, Command("retry"), InGroup())
+    router.message.register(skip_step, Command("skip"), InGroup())
+    router.message.register(group_only, Command("retry", "skip"))
     return router

@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from funnels.cohorts import CohortError, Deps, RetryStep, RunDueSteps, StartCohort
-from funnels.groups import Actor, GroupLost, PauseCohort
+from funnels.cohorts import CohortError, Deps, RunDueSteps, StartCohort
+from funnels.groups import Actor, GroupLost, PauseCohort, Refused
 from funnels.pauses import PauseReason
 from funnels.ports import (
     ChatUnavailable,
@@ -18,6 +18,7 @@ from funnels.ports import (
     ScriptPost,
     TaskAnnouncement,
 )
+from funnels.steps import RetryStep
 from tests.integration.funnel_kit import (
     ALL_KEYS,
     START,
@@ -327,7 +328,7 @@ async def test_an_expired_lease_becomes_unknown_and_is_not_resent_until_retried(
     assert (await kit.tick(warmup_at(1, "09:07"))).claimed == 0
     assert kit.messenger.sent == []
 
-    assert await RetryStep(kit.deps)(cohort.id, "d1_welcome") is True
+    await RetryStep(kit.deps)(cohort.code, "d1_welcome", by="ops")
     assert (await kit.step(cohort.id, "d1_welcome")).status == "pending"
 
     report = await kit.tick(warmup_at(1, "09:08"))
@@ -336,7 +337,10 @@ async def test_an_expired_lease_becomes_unknown_and_is_not_resent_until_retried(
     assert len(kit.messenger.sent) == 1
     run = await kit.step(cohort.id, "d1_welcome")
     assert (run.status, run.attempts) == ("done", 2)
-    assert await RetryStep(kit.deps)(cohort.id, "d1_welcome") is False  # done is final
+    assert run.outcome is not None and run.outcome["retried_by"] == "ops"
+    with pytest.raises(Refused) as refused:  # done is final
+        await RetryStep(kit.deps)(cohort.code, "d1_welcome", by="ops")
+    assert (refused.value.code, refused.value.params["status"]) == ("cannot_retry", "done")
 
 
 async def test_an_uncertain_delivery_error_marks_the_run_unknown(kit: Kit) -> None:
@@ -521,7 +525,7 @@ async def test_an_ops_retry_after_the_grace_period_still_sends(kit: Kit) -> None
     assert (await kit.step(cohort.id, "d1_welcome")).status == "unknown"
     kit.clock.set(warmup_at(1, "09:45"))  # ops look at /status and press retry
 
-    assert await RetryStep(kit.deps)(cohort.id, "d1_welcome") is True
+    await RetryStep(kit.deps)(cohort.code, "d1_welcome", by="ops")
     await kit.tick()
 
     assert [s.message for s in kit.messenger.sent] == [

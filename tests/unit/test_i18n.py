@@ -6,12 +6,14 @@ import string
 from datetime import UTC, date, datetime, timedelta, timezone
 from importlib import resources
 from pathlib import Path
+from typing import get_args
 
 import pytest
 import yaml
 from babel import Locale
 
 from bot.i18n import DEFAULT, SUPPORTED, Catalog, CatalogError, negotiate
+from funnels.ports import StepStatus
 
 CALLBACK_KEYS = (
     "envelope.grabbed",
@@ -141,8 +143,21 @@ REQUIRED_KEYS = {
             "mylink",
             "lang",
             "help",
+            "retry",
+            "skip",
         )
     ),
+    "status.held",
+    "status.decide",
+    "step.usage",
+    "step.no_step",
+    "step.cannot_retry",
+    "step.cannot_skip",
+    "step.waiting",
+    "step.retried",
+    "step.skipped",
+    "step.talk_goes_on",
+    *(f"step.state.{state}" for state in get_args(StepStatus)),
 }
 
 # Placeholders the code fills in, for the keys that have any.
@@ -206,6 +221,16 @@ PLACEHOLDERS = {
     "tasks.line_locked": {"title", "when"},
     "tasks.progress": {"label", "done", "target"},
     "mylink.body": {"link"},
+    "status.held": {"steps"},
+    "status.decide": {"step"},
+    "step.usage": {"command"},
+    "step.no_step": {"code", "step"},
+    "step.cannot_retry": {"step", "status"},
+    "step.cannot_skip": {"step", "status"},
+    "step.waiting": {"step", "on"},
+    "step.retried": {"step"},
+    "step.skipped": {"step"},
+    "step.talk_goes_on": {"steps"},
 }
 
 PLURAL_KEYS = {"admissions.open", "status.attention"}
