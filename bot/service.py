@@ -237,14 +237,20 @@ async def _serve(
         )
     )
     poller = telegram.poller if telegram is not None else None
+
+    def stop_taking_work() -> None:
+        """No more updates fetched, no more steps claimed (the one being sent finishes)."""
+        if poller is not None:
+            poller.stop()
+        ticker.steps.stop()
+
     scheduler.start()
     settle_heap()
     try:
-        with _signals(server, poller.stop if poller else lambda: None):
+        with _signals(server, stop_taking_work):
             await server.serve()
     finally:
-        if poller is not None:
-            poller.stop()
+        stop_taking_work()
         scheduler.pause()  # no new tick; the running one finishes (shutdown would cancel it)
         await _finish(ticker, telegram)
         scheduler.shutdown(wait=False)
