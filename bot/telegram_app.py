@@ -17,6 +17,8 @@ from aiogram.types import (
 
 from bot.handlers import include
 from bot.handlers.envelopes import grab, read_tap
+from bot.handlers.group import chatter
+from bot.handlers.raw import read_said
 from bot.i18n import SUPPORTED, Catalog
 from bot.inbox import Handlers, UpdateInbox
 from bot.services import Services
@@ -47,9 +49,10 @@ def build_bot(settings: Settings) -> Bot:
 
 
 class FunnelDispatcher(Dispatcher):
-    """aiogram's dispatcher, except that a tap on a red envelope is read straight from
-    the raw update and handled without building aiogram's models: a crowd's taps are
-    the hottest path, and the models cost more than the claim. Polling
+    """aiogram's dispatcher, except that a tap on a red envelope and a person's message
+    in a group are read straight from the raw update and handled without building
+    aiogram's models (:mod:`bot.handlers.raw`): a crowd's taps and a group's chatter are
+    the hottest paths, and the models cost more than handling them. Polling
     (:mod:`bot.polling`) and the webhook both feed raw updates."""
 
     def __init__(self, services: Services) -> None:
@@ -60,10 +63,14 @@ class FunnelDispatcher(Dispatcher):
 
     async def feed_raw_update(self, bot: Bot, update: dict[str, Any], **kwargs: Any) -> Any:
         tap = read_tap(update)
-        if tap is None:
-            return await super().feed_raw_update(bot, update, **kwargs)
-        await grab(tap, self._services)
-        return None
+        if tap is not None:
+            await grab(tap, self._services)
+            return None
+        said = read_said(update)
+        if said is not None:
+            await chatter(said, self._services)
+            return None
+        return await super().feed_raw_update(bot, update, **kwargs)
 
 
 def build_dispatcher(services: Services) -> FunnelDispatcher:

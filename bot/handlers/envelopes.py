@@ -19,6 +19,7 @@ from aiogram.exceptions import TelegramBadRequest
 from aiogram.types import CallbackQuery
 
 from bot.handlers.filters import EnvelopeTap
+from bot.handlers.raw import Sender, read_sender
 from bot.i18n import negotiate
 from bot.services import Services
 from funnels.cohorts import CloseEnvelope
@@ -27,22 +28,15 @@ log = logging.getLogger("funnelbot.bot")
 
 
 @dataclass(frozen=True, slots=True)
-class Tapper:
-    id: int
-    full_name: str
-    language_code: str | None
-
-
-@dataclass(frozen=True, slots=True)
 class Tap:
     query_id: str
     envelope_id: int
-    user: Tapper
+    user: Sender
 
     @classmethod
     def of(cls, query: CallbackQuery, envelope_id: int) -> Tap:
         user = query.from_user
-        return cls(query.id, envelope_id, Tapper(user.id, user.full_name, user.language_code))
+        return cls(query.id, envelope_id, Sender(user.id, user.full_name, user.language_code))
 
 
 def read_tap(update: dict[str, Any]) -> Tap | None:
@@ -51,22 +45,14 @@ def read_tap(update: dict[str, Any]) -> Tap | None:
     query = update.get("callback_query")
     if not isinstance(query, dict):
         return None
-    data, query_id, user = query.get("data"), query.get("id"), query.get("from")
-    if not (isinstance(data, str) and isinstance(query_id, str) and isinstance(user, dict)):
+    data, query_id = query.get("data"), query.get("id")
+    if not (isinstance(data, str) and isinstance(query_id, str)):
         return None
     envelope_id = EnvelopeTap.envelope_of(data)
-    user_id, first, last = user.get("id"), user.get("first_name"), user.get("last_name")
-    language = user.get("language_code")
-    if (
-        envelope_id is None
-        or type(user_id) is not int
-        or not isinstance(first, str)
-        or not isinstance(last, str | None)
-        or not isinstance(language, str | None)
-    ):
+    user = read_sender(query.get("from"))
+    if envelope_id is None or user is None:
         return None
-    name = f"{first} {last}" if last else first  # as aiogram's User.full_name
-    return Tap(query_id, envelope_id, Tapper(user_id, name, language))
+    return Tap(query_id, envelope_id, user)
 
 
 async def grab(tap: Tap, services: Services) -> None:

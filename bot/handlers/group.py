@@ -13,31 +13,13 @@ from aiogram.exceptions import TelegramAPIError
 from aiogram.types import Message, Update
 
 from bot.handlers.filters import Migrated, PersonInGroup
+from bot.handlers.raw import WRITTEN, Said, Sender
 from bot.services import Services
 from funnels.members import RecordReply
 from funnels.ports import CohortRecord
 
 log = logging.getLogger("funnelbot.bot")
 ACTIVE = ("running", "paused")  # a paused cohort still counts its members' chatter
-# What a person writes, as opposed to the service messages Telegram posts in their name
-# ("joined the group", "left", "pinned a message"…), which are not taking part.
-WRITTEN = (
-    "text",
-    "photo",
-    "video",
-    "animation",
-    "audio",
-    "voice",
-    "video_note",
-    "document",
-    "sticker",
-    "contact",
-    "location",
-    "venue",
-    "poll",
-    "dice",
-    "story",
-)
 
 
 async def migrated(message: Message, services: Services) -> None:
@@ -46,31 +28,41 @@ async def migrated(message: Message, services: Services) -> None:
 
 
 async def member_message(message: Message, services: Services, event_update: Update) -> None:
+    """A group message that came through aiogram's models (the raw reading declined it,
+    or it was fed parsed): read into the same :class:`Said` and handled alike."""
     assert message.from_user is not None
     if message.text is not None:
         if message.text.startswith("/"):
             raise SkipHandler  # a command: the leader router answers it
     elif not any(getattr(message, name) is not None for name in WRITTEN):
         return  # a service message
-    chat_id = message.chat.id
+    user = message.from_user
+    sender = Sender(user.id, user.full_name, user.language_code)
+    said = Said(event_update.update_id, message.chat.id, message.message_id, sender, message.text)
+    await chatter(said, services)
+
+
+async def chatter(said: Said, services: Services) -> None:
+    """Counted (never stored), a "1" during the pitch recorded and acknowledged, slow
+    mode kept. Called by the dispatcher straight from the raw update (``read_said``) or
+    by :func:`member_message`."""
+    chat_id, user = said.chat_id, said.sender
     cohort = await services.chats.cohort(chat_id)
     if cohort is None or cohort.warmup_chat_id != chat_id or cohort.status not in ACTIVE:
         return
-    user = message.from_user
     if services.slow_mode.too_soon(chat_id, user.id) and user.id not in services.settings.admin_ids:
         with contextlib.suppress(TelegramAPIError):
-            await services.bot.delete_message(chat_id, message.message_id)
+            await services.bot.delete_message(chat_id, said.message_id)
         return
-    await _answer(message, cohort, services)
+    await _answer(said, cohort, services)
     # Counted last: the update is marked handled with the counts it adds to (bot.inbox),
     # so it must not be counted if the answer above failed and will be handled again.
-    services.activity.add(chat_id, user.id, event_update.update_id)
+    services.activity.add(chat_id, user.id, said.update_id)
 
 
-async def _answer(message: Message, cohort: CohortRecord, services: Services) -> None:
+async def _answer(said: Said, cohort: CohortRecord, services: Services) -> None:
     """A "1" during the pitch: recorded, and acknowledged with a reaction."""
-    assert message.from_user is not None
-    text, chat_id, user = message.text, message.chat.id, message.from_user
+    text, chat_id, user = said.text, said.chat_id, said.sender
     if text is None or cohort.pitch_closed_at is not None:
         return
     if not services.deps.scripts.matcher(cohort)(text):
@@ -84,7 +76,7 @@ async def _answer(message: Message, cohort: CohortRecord, services: Services) ->
     if outcome in ("recorded", "already"):
         services.replied.add((chat_id, user.id))
     if outcome == "recorded":
-        await services.messenger.react(chat_id, message.message_id)
+        await services.messenger.react(chat_id, said.message_id)
 
 
 def make_router() -> Router:

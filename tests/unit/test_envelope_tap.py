@@ -8,7 +8,8 @@ from typing import Any
 import pytest
 from aiogram.types import Update
 
-from bot.handlers.envelopes import Tap, Tapper, read_tap
+from bot.handlers.envelopes import Tap, read_tap
+from bot.handlers.raw import Sender
 from bot.render import Grab
 
 RAW: dict[str, Any] = {
@@ -43,7 +44,7 @@ def changed(path: tuple[str, ...], value: Any) -> dict[str, Any]:
 
 def test_a_tap_is_read_as_aiogram_would_read_it() -> None:
     tap = read_tap(RAW)
-    assert tap == Tap("4000000000000000123", 42, Tapper(1001, "Ana López", "es"))
+    assert tap == Tap("4000000000000000123", 42, Sender(1001, "Ana López", "es"))
     # The same fields as aiogram's own models give the router's handler.
     query = Update.model_validate(RAW).callback_query
     assert query is not None
@@ -53,7 +54,7 @@ def test_a_tap_is_read_as_aiogram_would_read_it() -> None:
 def test_a_member_without_a_last_name_or_language() -> None:
     raw = changed(("callback_query", "from", "last_name"), KeyError)
     raw["callback_query"]["from"].pop("language_code")
-    assert read_tap(raw) == Tap("4000000000000000123", 42, Tapper(1001, "Ana", None))
+    assert read_tap(raw) == Tap("4000000000000000123", 42, Sender(1001, "Ana", None))
 
 
 @pytest.mark.parametrize(
