@@ -133,3 +133,13 @@ def test_a_server_that_never_answers_times_out(silent_server: int) -> None:
     with pytest.raises(Unusable) as caught:
         check_database(url, "--database-url", timeout=0.5)
     assert str(caught.value) == f"--database-url: no answer from {url} within 0.5 s"
+
+
+@pytest.mark.parametrize("ids", ["٣", "1,²", "[1,2", str(2**76), "[0]"])
+def test_admin_ids_that_are_not_telegram_ids_are_one_line(
+    ids: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FUNNELBOT_DATABASE_URL", f"sqlite+aiosqlite:///{tmp_path}/run.db")
+    monkeypatch.setenv("FUNNELBOT_ADMIN_IDS", ids)
+    line = one_error_line(runner.invoke(app, ["run"]))
+    assert line.startswith("error: FUNNELBOT_ADMIN_IDS: ")
