@@ -14,6 +14,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from bot import cli_admin, cli_script, cli_steps
+from bot.cli_checks import database_errors, one_line, require_database, require_folder
 from bot.library import DEFAULT_SCRIPT, script_path
 from bot.settings import Settings
 from funnels.money import format_minor
@@ -50,9 +51,19 @@ def _settings() -> Settings:
 @app.command()
 def run() -> None:
     """Run the bot, the scheduler tick and the HTTP API in one process."""
+    from alembic.util import CommandError
+    from sqlalchemy.exc import SQLAlchemyError
+
     from bot.service import run as run_service
 
-    run_service(_settings())
+    settings = _settings()
+    require_database(settings.database_url, "FUNNELBOT_DATABASE_URL")
+    require_folder(settings.scripts_dir, "FUNNELBOT_SCRIPTS_DIR")
+    try:
+        run_service(settings)
+    except (SQLAlchemyError, CommandError) as exc:  # at start-up: the migration, say
+        _error(f"FUNNELBOT_DATABASE_URL: {one_line(exc)}")
+        raise typer.Exit(1) from None
 
 
 @app.command()
@@ -61,10 +72,11 @@ def migrate() -> None:
     from storage.migrate import upgrade
 
     settings = _settings()
+    require_database(settings.database_url, "FUNNELBOT_DATABASE_URL")
     try:
         upgrade(settings.database_url)
     except Exception as exc:  # report, don't dump a traceback on an operator
-        _error(f"migration failed: {exc}")
+        _error(f"migration failed: {one_line(exc)}")
         raise typer.Exit(1) from None
     out.print(f"database at head: {settings.database_url.split('@')[-1]}")
 
@@ -96,6 +108,9 @@ def simulate(
         _error(str(exc))
         raise typer.Exit(1) from None
     except ScriptError as exc:
+        if len(exc.problems) == 1 and exc.problems[0].line is None:  # missing, unreadable
+            _error(f"--script {exc.problems[0]}")
+            raise typer.Exit(1) from None
         for problem in exc.problems:
             typer.echo(str(problem), err=True)
         raise typer.Exit(1) from None
@@ -111,6 +126,8 @@ def simulate(
     except SimulationError as exc:
         _error(str(exc))
         raise typer.Exit(1) from None
+    if database_url is not None:
+        require_database(database_url, "--database-url")
 
     with Progress(
         TextColumn("simulating"),
@@ -123,7 +140,8 @@ def simulate(
     ) as progress:
         bar = progress.add_task("sim", total=1.0)
         sim = Simulation(loaded, options, lambda f: progress.update(bar, completed=f))
-        result = asyncio.run(sim.run())
+        with database_errors("--database-url" if database_url else "simulation database"):
+            result = asyncio.run(sim.run())
     data = result.as_dict()
     if as_json:
         typer.echo(json.dumps(data, indent=2, ensure_ascii=False))

@@ -9,7 +9,9 @@ from typing import Annotated, TypeVar
 
 import typer
 
+from bot.cli_checks import database_errors, fail, require_database
 from bot.clock import SystemClock
+from bot.command_args import TELEGRAM_ID_LIMIT, telegram_user_id
 from bot.messengers import LoggingMessenger
 from bot.settings import Settings
 from funnels.cohorts import Deps
@@ -48,12 +50,12 @@ def _run(
         finally:
             await engine.dispose()
 
+    require_database(settings.database_url, "FUNNELBOT_DATABASE_URL")
     try:
-        return asyncio.run(main())
+        with database_errors("FUNNELBOT_DATABASE_URL"):
+            return asyncio.run(main())
     except Refused as refused:
-        message = refusals.get(refused.code, refused.code).format(**refused.params)
-        typer.echo(f"error: {message}", err=True)
-        raise typer.Exit(1) from None
+        fail(refusals.get(refused.code, refused.code).format(**refused.params))
 
 
 def _settings() -> Settings:
@@ -68,7 +70,10 @@ def region_add(
     name: Annotated[str, typer.Option("--name", help="Display name.")],
     tz: Annotated[str, typer.Option("--tz", help="IANA time zone, e.g. Asia/Singapore.")],
     weekly_target: Annotated[
-        int, typer.Option("--weekly-target", min=0, help="Cohorts a week the region aims for.")
+        int,
+        typer.Option(
+            "--weekly-target", min=0, max=1000, help="Cohorts a week the region aims for."
+        ),
     ] = 1,
 ) -> None:
     """Add a region."""
@@ -78,17 +83,23 @@ def region_add(
 
 @leader_app.command("add")
 def leader_add(
-    telegram_id: Annotated[int, typer.Argument(help="The leader's Telegram user id.")],
+    telegram_id: Annotated[
+        str, typer.Argument(help="The leader's Telegram user id (digits).", show_default=False)
+    ],
     region: Annotated[str, typer.Option("--region", help="Region code.")],
     name: Annotated[str, typer.Option("--name", help="Name until Telegram tells us.")] = "",
 ) -> None:
     """Make a Telegram user a leader in a region (they can /launch from then on)."""
-    if telegram_id <= 0:
-        typer.echo("error: a Telegram user id is a positive number", err=True)
-        raise typer.Exit(1)
-    target = Actor(telegram_id, name or str(telegram_id))
+    user_id = telegram_user_id(telegram_id)
+    if user_id is None:
+        shown = telegram_id if len(telegram_id) <= 40 else telegram_id[:39] + "…"
+        fail(
+            f"{shown!r} is not a Telegram user id: write it in digits, "
+            f"from 1 to {TELEGRAM_ID_LIMIT - 1}"
+        )
+    target = Actor(user_id, name or str(user_id))
     granted = _run(
         _settings(),
         lambda deps: GrantLeader(deps)(target=target, region_code=region, is_admin=True),
     )
-    typer.echo(f"user {telegram_id} is a leader in {granted.code}")
+    typer.echo(f"user {user_id} is a leader in {granted.code}")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import date
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NoReturn
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import typer
@@ -102,7 +102,11 @@ def preview(
     if not console.is_terminal:
         # Piped or captured output: keep each run on one line instead of wrapping at 80.
         console = Console(highlight=False, width=200)
-    console.print(_timeline(script, plan(script, start_date, zone), start_date, zone_name))
+    try:
+        runs = plan(script, start_date, zone)
+    except OverflowError:  # the ladder's days run past the end of the calendar
+        _fail(f"--start {start_date.isoformat()} is too late: the cohort would end after 9999")
+    console.print(_timeline(script, runs, start_date, zone_name))
     for line in _spend_lines(script):
         console.print(Text(line))
 
@@ -123,7 +127,7 @@ def _echo_problems(problems: list[Problem]) -> None:
         typer.echo(str(problem), err=True)
 
 
-def _fail(message: str) -> None:
+def _fail(message: str) -> NoReturn:
     typer.echo(f"error: {message}", err=True)
     raise typer.Exit(1)
 

@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from typing import Annotated
 
 from pydantic import Field, SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from bot.command_args import telegram_user_id
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./funnelbot.db"
+
+
+def _admin_id(text: str) -> int:
+    telegram_id = telegram_user_id(text)
+    if telegram_id is None:
+        raise ValueError(f"{text[:40]!r} is not a Telegram user id (digits, 1 to 2^53 - 1)")
+    return telegram_id
 
 
 class Settings(BaseSettings):
@@ -27,7 +38,8 @@ class Settings(BaseSettings):
     events_secret: SecretStr | None = None
     payout_webhook_url: str | None = None
     payout_secret: SecretStr | None = None
-    admin_ids: list[int] = Field(default_factory=list)
+    # NoDecode: the validator reads "1,2,3" itself (pydantic-settings would insist on JSON).
+    admin_ids: Annotated[list[int], NoDecode] = Field(default_factory=list)
     scripts_dir: Path | None = None
     tick_seconds: float = Field(default=5.0, gt=0, le=300)
 
@@ -35,10 +47,22 @@ class Settings(BaseSettings):
     @classmethod
     def _ids(cls, value: object) -> object:
         # "1,2,3" as well as the JSON list pydantic-settings understands.
-        if isinstance(value, str) and not value.strip().startswith("["):
-            return [int(v) for v in value.replace(" ", "").split(",") if v]
+        if isinstance(value, str) and value.strip().startswith("["):
+            try:
+                return json.loads(value)
+            except ValueError:
+                raise ValueError(f"{value[:40]!r} is not a JSON list of ids") from None
+        if isinstance(value, str):
+            return [_admin_id(v) for v in value.replace(" ", "").split(",") if v]
         if isinstance(value, int):
             return [value]
+        return value
+
+    @field_validator("admin_ids")
+    @classmethod
+    def _telegram_ids(cls, value: list[int]) -> list[int]:
+        for telegram_id in value:
+            _admin_id(str(telegram_id))
         return value
 
     @model_validator(mode="after")

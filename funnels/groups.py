@@ -35,6 +35,9 @@ from funnels.script_loader import LoadedScript
 from funnels.stages import Role, Stage
 
 _CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
+MAX_DAYS_AHEAD = 366
+"""How far ahead a cohort may start: a year; a later date is a typo (and year 9999 is
+past the end of the calendar once the ladder's days are added)."""
 
 
 def new_cohort_code(length: int = 6) -> str:
@@ -65,8 +68,15 @@ async def _user_id(tx: Transaction, actor: Actor, at: datetime) -> int:
     return (await tx.members.ensure_user(actor.telegram_id, actor.name, actor.language, at)).user_id
 
 
-async def _may_lead(tx: Transaction, user_id: int, is_admin: bool) -> bool:
-    return is_admin or await tx.members.role(user_id) >= Role.LEADER
+async def _leader_id(deps: Deps, actor: Actor, is_admin: bool, refusal: str) -> int:
+    """The user id of a leader (or an admin) acting; ``Refused(refusal)`` for anyone else.
+    The one check of who may lead, shared by the commands that need it."""
+    async with deps.store.transaction() as tx:
+        user_id = await _user_id(tx, actor, deps.clock.now())
+        await tx.commit()
+        if is_admin or await tx.members.role(user_id) >= Role.LEADER:
+            return user_id
+    raise Refused(refusal)
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,11 +91,16 @@ class LaunchCohort:
 
     Checks in the order a leader can act on them: who asks, whether the group is free,
     whether the bot has the rights it needs, whether the script is valid. The script is
-    loaded only after the first three pass, so a stranger learns nothing about it.
+    loaded only after the first three pass, so a stranger learns nothing about it. A
+    handler calls :meth:`authorize` before it even reads the command's options.
     """
 
     def __init__(self, deps: Deps) -> None:
         self.deps = deps
+
+    async def authorize(self, *, actor: Actor, is_admin: bool) -> int:
+        """The leader's user id; ``Refused("not_leader")`` for anyone but a leader or admin."""
+        return await _leader_id(self.deps, actor, is_admin, "not_leader")
 
     async def __call__(
         self,
@@ -98,13 +113,10 @@ class LaunchCohort:
         capacity: int | None = None,
     ) -> Launched:
         """``start``: warm-up day 1, by default tomorrow in the script's zone (members
-        need a day to come in); never in the past."""
+        need a day to come in); never in the past, nor more than a year ahead."""
         now = self.deps.clock.now()
+        leader_id = await self.authorize(actor=actor, is_admin=is_admin)
         async with self.deps.store.transaction() as tx:
-            leader_id = await _user_id(tx, actor, now)
-            await tx.commit()
-            if not await _may_lead(tx, leader_id, is_admin):
-                raise Refused("not_leader")
             bound = await tx.cohorts.by_chat(chat_id)
             region_id = await tx.members.region(leader_id)
         if bound is not None:
@@ -118,6 +130,8 @@ class LaunchCohort:
             start = today + timedelta(days=1)
         elif start < today:
             raise Refused("past_date", value=start.isoformat())
+        elif start > today + timedelta(days=MAX_DAYS_AHEAD):
+            raise Refused("far_date", value=start.isoformat(), days=MAX_DAYS_AHEAD)
         try:
             cohort = await StartCohort(self.deps)(
                 loaded,
@@ -194,11 +208,14 @@ class BindTaskGroup:
     def __init__(self, deps: Deps) -> None:
         self.deps = deps
 
+    async def authorize(self, *, actor: Actor, is_admin: bool) -> int:
+        """Only leaders (and admins) bind task groups: ``Refused("leader_only")`` for
+        anyone else, before the code is read, so strangers cannot probe cohort codes."""
+        return await _leader_id(self.deps, actor, is_admin, "leader_only")
+
     async def __call__(self, *, chat_id: int, actor: Actor, is_admin: bool, code: str) -> str:
-        now = self.deps.clock.now()
+        user_id = await self.authorize(actor=actor, is_admin=is_admin)
         async with self.deps.store.transaction() as tx:
-            user_id = await _user_id(tx, actor, now)
-            await tx.commit()
             cohort = await tx.cohorts.by_code(code.upper())
             if cohort is None:
                 raise Refused("unknown", code=code)
@@ -322,9 +339,14 @@ class GrantLeader:
     def __init__(self, deps: Deps) -> None:
         self.deps = deps
 
-    async def __call__(self, *, target: Actor, region_code: str, is_admin: bool) -> RegionRecord:
+    @staticmethod
+    def authorize(*, is_admin: bool) -> None:
+        """Only admins grant: ``Refused("not_admin")`` for anyone else, whatever they typed."""
         if not is_admin:
             raise Refused("not_admin")
+
+    async def __call__(self, *, target: Actor, region_code: str, is_admin: bool) -> RegionRecord:
+        self.authorize(is_admin=is_admin)
         now = self.deps.clock.now()
         async with self.deps.store.transaction() as tx:
             region = await tx.regions.by_code(region_code.upper())

@@ -6,15 +6,18 @@ Handlers parse, call one use case, and render its answer or refusal from the cat
 
 from __future__ import annotations
 
+import logging
 from datetime import date
+from pathlib import Path
 from typing import Literal
 
 from aiogram import Router
 from aiogram.filters import Command, CommandObject
-from aiogram.types import Message
+from aiogram.types import Message, User
 
+from bot.command_args import ascii_int, telegram_user_id
 from bot.handlers.filters import InGroup
-from bot.library import DEFAULT_SCRIPT, available_scripts, script_path
+from bot.library import DEFAULT_SCRIPT, available_scripts, is_script_name, script_path
 from bot.services import Services
 from funnels.groups import (
     Actor,
@@ -35,12 +38,15 @@ from funnels.steps import DecideStepInGroup
 
 MAX_CAPACITY = 200_000  # Telegram's largest group
 
+log = logging.getLogger("funnelbot.bot")
+
 # Refusal codes of the use cases -> catalogue keys, per command.
 _LAUNCH = {
     "not_leader": "launch.not_leader",
     "already_bound": "launch.already_bound",
     "refused": "launch.refused",
     "past_date": "launch.past_date",
+    "far_date": "launch.far_date",
 }
 _TASKGROUP = {
     "unknown": "taskgroup.unknown",
@@ -89,53 +95,65 @@ def parse_launch(args: str | None) -> tuple[str | None, date | None, int | None]
         name, sep, value = token.partition("=")
         if not sep:
             if script is not None:
-                raise _Usage("launch.bad_option", option=token)
+                raise _Usage("launch.bad_option", option=_shown(token))
+            if not is_script_name(token):  # a name from the library, never a path
+                raise _Usage("launch.bad_script_name")
             script = token
         elif name == "start":
             try:
                 start = date.fromisoformat(value)
             except ValueError:
-                raise _Usage("launch.bad_date", value=value) from None
+                raise _Usage("launch.bad_date", value=_shown(value)) from None
         elif name == "capacity":
-            if not value.isdigit() or not 1 <= int(value) <= MAX_CAPACITY:
+            capacity = ascii_int(value, high=MAX_CAPACITY)
+            if capacity is None:
                 raise _Usage("launch.bad_capacity", max=MAX_CAPACITY)
-            capacity = int(value)
         else:
-            raise _Usage("launch.bad_option", option=token)
+            raise _Usage("launch.bad_option", option=_shown(token))
     return script, start, capacity
+
+
+def _shown(typed: str, limit: int = 40) -> str:
+    """What the user typed, cut short for quoting back (a reply is not an echo chamber)."""
+    return typed if len(typed) <= limit else typed[: limit - 1] + "…"
 
 
 async def launch(message: Message, command: CommandObject, services: Services) -> None:
     assert message.from_user is not None
     locale = await services.locale(message.from_user)
     chat_id = message.chat.id
+    use = LaunchCohort(services.deps)
+    actor = services.actor(message.from_user)
+    is_admin = services.is_admin(message.from_user.id)
+    extra = services.settings.scripts_dir
     try:
+        await use.authorize(actor=actor, is_admin=is_admin)  # before reading any option
         name, start, capacity = parse_launch(command.args)
-    except _Usage as usage:
-        text = services.text(locale, usage.key, **usage.params)
-        if usage.key == "launch.bad_option":
-            text += "\n" + services.text(locale, "launch.usage")
+    except Refused as refused:
+        text = refusal_text(services, locale, refused, _LAUNCH)
         await services.say(chat_id, text, reply_to=message.message_id)
         return
+    except _Usage as usage:
+        await services.say(
+            chat_id, _usage_text(services, locale, usage, extra), reply_to=message.message_id
+        )
+        return
     script_name = name or DEFAULT_SCRIPT
-    extra = services.settings.scripts_dir
 
     def load() -> LoadedScript:
         try:
+            if script_name not in available_scripts(extra):
+                raise FileNotFoundError(script_name)
             path = script_path(script_name, locale, extra)
         except FileNotFoundError:
-            raise _Usage(
-                "launch.unknown_script",
-                name=script_name,
-                names=", ".join(available_scripts(extra)),
-            ) from None
+            raise _Usage("launch.unknown_script", name=script_name) from None
         return load_script(path)
 
     try:
-        launched = await LaunchCohort(services.deps)(
+        launched = await use(
             chat_id=chat_id,
-            actor=services.actor(message.from_user),
-            is_admin=services.is_admin(message.from_user.id),
+            actor=actor,
+            is_admin=is_admin,
             load=load,
             start=start,
             capacity=capacity,
@@ -143,14 +161,43 @@ async def launch(message: Message, command: CommandObject, services: Services) -
     except Refused as refused:
         text = refusal_text(services, locale, refused, _LAUNCH)
     except _Usage as usage:
-        text = services.text(locale, usage.key, **usage.params)
+        text = _usage_text(services, locale, usage, extra)
     except ScriptError as exc:
-        problems = "\n".join(str(p) for p in exc.errors[:10])
-        text = services.text(locale, "launch.script_errors", name=script_name, problems=problems)
+        text = await _unusable_script(services, locale, message.from_user, script_name, exc)
     else:
         services.chats.forget(chat_id)
         text = _launched_text(services, locale, launched)
     await services.say(chat_id, text, reply_to=message.message_id)
+
+
+def _usage_text(services: Services, locale: str, usage: _Usage, extra: Path | None) -> str:
+    params = dict(usage.params)
+    if usage.key in ("launch.unknown_script", "launch.bad_script_name"):
+        params["names"] = ", ".join(available_scripts(extra))
+    text = services.text(locale, usage.key, **params)
+    if usage.key == "launch.bad_option":
+        text += "\n" + services.text(locale, "launch.usage")
+    return text
+
+
+async def _unusable_script(
+    services: Services, locale: str, leader: User, name: str, error: ScriptError
+) -> str:
+    """A library script with errors: the details go to the log for ops, the leader is
+    told privately whom to ask, and the group only hears that nothing was started (a
+    validation report is no reading for 500 members)."""
+    errors = error.errors or error.problems
+    source = errors[0].source if errors else name
+    log.warning(
+        "/launch of script %s refused: %s has %d error(s): %s",
+        name,
+        source,
+        len(errors),
+        " | ".join(str(p) for p in errors[:10]),
+    )
+    note = services.text(locale, "launch.script_unusable_leader", name=name)
+    await services.say(leader.id, note)  # fails (logged) if they never pressed Start
+    return services.text(locale, "launch.script_unusable", name=name)
 
 
 def _launched_text(services: Services, locale: str, launched: Launched) -> str:
@@ -184,17 +231,20 @@ def _launched_text(services: Services, locale: str, launched: Launched) -> str:
 async def taskgroup(message: Message, command: CommandObject, services: Services) -> None:
     assert message.from_user is not None
     locale = await services.locale(message.from_user)
+    use = BindTaskGroup(services.deps)
+    actor = services.actor(message.from_user)
+    is_admin = services.is_admin(message.from_user.id)
+    try:
+        await use.authorize(actor=actor, is_admin=is_admin)  # before reading the code
+    except Refused as refused:
+        await services.say(message.chat.id, refusal_text(services, locale, refused, _TASKGROUP))
+        return
     code = (command.args or "").strip()
     if not code or " " in code:
         await services.say(message.chat.id, services.text(locale, "taskgroup.usage"))
         return
     try:
-        bound = await BindTaskGroup(services.deps)(
-            chat_id=message.chat.id,
-            actor=services.actor(message.from_user),
-            is_admin=services.is_admin(message.from_user.id),
-            code=code,
-        )
+        bound = await use(chat_id=message.chat.id, actor=actor, is_admin=is_admin, code=code)
     except Refused as refused:
         text = refusal_text(services, locale, refused, _TASKGROUP)
     else:
@@ -273,14 +323,23 @@ async def _switch(
 async def grant_leader(message: Message, command: CommandObject, services: Services) -> None:
     assert message.from_user is not None
     locale = await services.locale(message.from_user)
+    try:
+        GrantLeader.authorize(is_admin=services.is_admin(message.from_user.id))
+    except Refused as refused:  # "admins only", whatever the arguments were
+        await services.say(message.chat.id, refusal_text(services, locale, refused, {}))
+        return
     args = (command.args or "").split()
     replied = message.reply_to_message
     target: Actor | None = None
     region = ""
     if replied is not None and replied.from_user is not None and len(args) == 1:
         target, region = services.actor(replied.from_user), args[0]
-    elif len(args) == 2 and args[0].isdigit():
-        target, region = Actor(int(args[0]), args[0]), args[1]
+    elif len(args) == 2:
+        telegram_id = telegram_user_id(args[0])
+        if telegram_id is None:
+            await services.say(message.chat.id, services.text(locale, "grant.bad_id"))
+            return
+        target, region = Actor(telegram_id, args[0]), args[1]
     if target is None:
         await services.say(message.chat.id, services.text(locale, "grant.usage"))
         return

@@ -385,7 +385,11 @@ async def test_only_the_leader_binds_and_pauses(store: SqlStore) -> None:
         code = await launched(h)
         h.api.set_member(TASKS, 1001, "member")
         h.api.set_member(WARMUP, 1001, "member")
-        await h.say(TASKS, 1001, f"/taskgroup {code}")
+        await h.say(TASKS, 1001, f"/taskgroup {code}")  # not a leader: told so, code unread
+        assert h.last_text(TASKS) == CATALOG.text("en", "leader.only")
+        await h.say(ADMIN, ADMIN, "/grant_leader 1002 SEA")
+        h.api.set_member(TASKS, 1002, "member")
+        await h.say(TASKS, 1002, f"/taskgroup {code}")  # another leader's cohort
         assert h.last_text(TASKS) == CATALOG.text("en", "taskgroup.not_yours", code=code)
         await h.say(WARMUP, 1001, "/pause")
         assert h.last_text(WARMUP) == CATALOG.text("en", "leader.only")

@@ -65,3 +65,48 @@ def test_bad_input_is_refused_clearly_and_changes_nothing(db: str) -> None:
     assert unknown.exit_code == 1 and "no region NOPE" in unknown.stderr and "EU" in unknown.stderr
     bad_id = runner.invoke(app, ["leader", "add", "0", "--region", "EU"])
     assert bad_id.exit_code == 1
+
+
+@pytest.mark.parametrize(
+    "telegram_id", ["abc", "²", "٣٣", "３３", "0", "4.2", str(2**53), str(2**76), "9" * 5000]
+)
+def test_a_bad_telegram_id_is_one_line_and_grants_nobody(db: str, telegram_id: str) -> None:
+    runner.invoke(app, ["region", "add", "EU", "--name", "x", "--tz", "Europe/Madrid"])
+    result = runner.invoke(app, ["leader", "add", telegram_id, "--region", "EU"])
+    assert result.exit_code == 1, result.output
+    assert "Traceback" not in result.output
+    (line,) = result.stderr.splitlines()
+    assert line.startswith("error: ") and "is not a Telegram user id" in line
+    assert f"from 1 to {2**53 - 1}" in line
+    assert len(line) < 200  # a huge id is not echoed in full
+
+
+def test_a_negative_id_is_a_usage_error(db: str) -> None:
+    result = runner.invoke(app, ["leader", "add", "-5", "--region", "EU"])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+
+
+def test_the_largest_telegram_id_is_fine(db: str) -> None:
+    runner.invoke(app, ["region", "add", "EU", "--name", "x", "--tz", "Europe/Madrid"])
+    result = runner.invoke(app, ["leader", "add", str(2**53 - 1), "--region", "EU"])
+    assert result.exit_code == 0, result.output
+    assert _leader_region(db, 2**53 - 1) == (Role.LEADER, "EU")
+
+
+def test_a_weekly_target_out_of_range_is_a_usage_error(db: str) -> None:
+    for target in ("1001", "99999999999999999999", "-1"):
+        result = runner.invoke(
+            app,
+            [
+                "region",
+                "add",
+                "EU",
+                "--name",
+                "x",
+                "--tz",
+                "Europe/Madrid",
+                "--weekly-target",
+                target,
+            ],
+        )
+        assert result.exit_code == 2 and "Traceback" not in result.output, target

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import os
 from datetime import date
 from pathlib import Path
 
@@ -210,3 +211,40 @@ def _rows(output: str) -> list[list[str]]:
         if line.startswith("│"):
             rows.append([cell.strip() for cell in line.strip("│").split("│")])
     return rows
+
+
+def test_preview_start_past_the_end_of_the_calendar(runner: CliRunner, tmp_path: Path) -> None:
+    path = write(tmp_path, "line.yaml", SCRIPT)
+    result = runner.invoke(app, ["preview", str(path), "--start", "9999-12-31"])
+    assert result.exit_code == 1
+    assert "Traceback" not in result.output
+    assert result.stderr == (
+        "error: --start 9999-12-31 is too late: the cohort would end after 9999\n"
+    )
+
+
+@pytest.mark.parametrize("command", ["validate", "preview"])
+def test_files_that_cannot_be_read_are_one_line(
+    runner: CliRunner, tmp_path: Path, command: str
+) -> None:
+    afile = write(tmp_path, "afile", "")
+    cases = {
+        tmp_path / "nope.yaml": "no such file",
+        tmp_path: "is a directory, not a script file",
+        afile / "x.yaml": "cannot read the file: Not a directory",
+    }
+    for path, message in cases.items():
+        result = runner.invoke(app, [command, str(path)])
+        assert result.exit_code == 1
+        assert "Traceback" not in result.output
+        assert result.stderr == f"{path}: {message}\n"
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads any file")
+@pytest.mark.parametrize("command", ["validate", "preview"])
+def test_an_unreadable_file_is_one_line(runner: CliRunner, tmp_path: Path, command: str) -> None:
+    path = write(tmp_path, "secret.yaml", SCRIPT)
+    path.chmod(0)
+    result = runner.invoke(app, [command, str(path)])
+    assert result.exit_code == 1
+    assert result.stderr == f"{path}: cannot read the file: permission denied\n"

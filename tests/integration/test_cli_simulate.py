@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from bot.cli import app
@@ -76,3 +79,47 @@ def test_simulate_can_run_twice_on_one_database(tmp_path) -> None:  # type: igno
     assert b["funnel"][0]["members"] == 20
     assert b["run"]["events"] == a["run"]["events"]
     assert b["funnel"] == a["funnel"]
+
+
+@pytest.mark.parametrize(
+    ("url", "says"),
+    [
+        ("nonsense", "'nonsense' is not a database URL"),
+        ("postgresql://x", "postgresql:// does not name an async driver"),
+        ("sqlite+aiosqlite:////nonexistent/dir/x.db", "the folder /nonexistent/dir does not exist"),
+        ("postgresql+asyncpg://u@127.0.0.1:1/x", "cannot use the database"),
+    ],
+)
+def test_simulate_refuses_a_database_it_cannot_use(url: str, says: str) -> None:
+    result = runner.invoke(
+        app, ["simulate", "--cohorts", "1", "--members", "5", "--database-url", url]
+    )
+    assert result.exit_code == 1
+    assert "Traceback" not in result.output
+    (line,) = result.stderr.splitlines()
+    assert line.startswith("error: --database-url: ") and says in line
+
+
+def test_simulate_refuses_a_script_file_it_cannot_read(tmp_path: Path) -> None:
+    afile = tmp_path / "afile"
+    afile.write_text("", encoding="utf-8")
+    cases = {
+        tmp_path / "nope.yaml": "no such file",
+        tmp_path: "is a directory, not a script file",
+        afile / "x.yaml": "cannot read the file: Not a directory",
+    }
+    for path, says in cases.items():
+        result = runner.invoke(app, ["simulate", "--script", str(path)])
+        assert result.exit_code == 1
+        assert "Traceback" not in result.output
+        assert result.stderr == f"error: --script {path}: {says}\n"
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads any file")
+def test_simulate_refuses_an_unreadable_script(tmp_path: Path) -> None:
+    path = tmp_path / "secret.yaml"
+    path.write_text("id: x\n", encoding="utf-8")
+    path.chmod(0)
+    result = runner.invoke(app, ["simulate", "--script", str(path)])
+    assert result.exit_code == 1
+    assert result.stderr == f"error: --script {path}: cannot read the file: permission denied\n"

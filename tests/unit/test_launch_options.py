@@ -1,0 +1,77 @@
+"""Unit tests for what /launch reads after the command: a script's plain name, the
+start date and the capacity in ASCII digits; anything else is a usage answer."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import pytest
+
+from bot.handlers.leader import MAX_CAPACITY, _Usage, parse_launch
+from bot.library import is_script_name
+
+
+@pytest.mark.parametrize("name", ["seven-plus-twentyone", "a", "A_1-b", "x" * 64])
+def test_plain_names(name: str) -> None:
+    assert is_script_name(name)
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "",
+        "x" * 65,
+        "a.b",
+        "x.yaml",
+        "../x",
+        "~/x",
+        "a/b",
+        "/etc/passwd",
+        "a\\b",
+        "a\x00b",
+        ".",
+        "..",
+        "a b",
+        "脚本",
+        "a\n",
+    ],
+)
+def test_anything_path_like_is_not_a_name(name: str) -> None:
+    assert not is_script_name(name)
+
+
+def test_options_in_any_order() -> None:
+    assert parse_launch(None) == (None, None, None)
+    assert parse_launch("capacity=300 start=2026-03-02 my_line") == (
+        "my_line",
+        date(2026, 3, 2),
+        300,
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "key"),
+    [
+        ("/etc/passwd", "launch.bad_script_name"),
+        ("x" * 4000, "launch.bad_script_name"),
+        ("line.yaml", "launch.bad_script_name"),
+        ("a b", "launch.bad_option"),
+        ("colour=red", "launch.bad_option"),
+        ("start=tomorrow", "launch.bad_date"),
+        ("capacity=²", "launch.bad_capacity"),
+        ("capacity=٣", "launch.bad_capacity"),
+        ("capacity=0", "launch.bad_capacity"),
+        (f"capacity={MAX_CAPACITY + 1}", "launch.bad_capacity"),
+        ("capacity=" + "9" * 5000, "launch.bad_capacity"),
+    ],
+)
+def test_bad_options(args: str, key: str) -> None:
+    with pytest.raises(_Usage) as caught:
+        parse_launch(args)
+    assert caught.value.key == key
+
+
+def test_what_is_quoted_back_is_short() -> None:
+    with pytest.raises(_Usage) as caught:
+        parse_launch("x" * 3000 + "=1")
+    assert caught.value.params == {"option": "x" * 39 + "…"}
