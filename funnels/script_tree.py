@@ -2,10 +2,10 @@
 
 pydantic and :mod:`funnels.script_checks` name a place with a location tuple such as
 ``("warmup", "steps", 3, "at", "day")``; :class:`Tree` finds the line of that place in
-the composed YAML and how to show it ("warmup.steps[d2_talk].at.day"). A script can
-have thousands of problems (every step of a long list wrong the same way), so each
-mapping's keys and each list's item ids are indexed once, not searched per problem. The
-walks visit every node once, however many aliases point at it.
+the composed YAML and how to show it ("warmup.steps[d2_talk].at.day"). A mapping or a
+list can hold thousands of entries, each with a problem, so each mapping's keys and each
+list's item ids are indexed once, not searched per problem. The walks visit every node
+once, however many aliases point at it.
 """
 
 from __future__ import annotations
