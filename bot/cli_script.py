@@ -90,7 +90,7 @@ def preview(
     zone_name = tz if tz is not None else script.timezone
     try:
         zone = ZoneInfo(zone_name)
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: "Europe", a folder
         _fail(
             f"--tz {zone_name!r} is not a known time zone; use an IANA name like "
             "Europe/Madrid or Asia/Shanghai"

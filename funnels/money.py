@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
+from decimal import MAX_EMAX, MIN_EMIN, Context, Decimal, InvalidOperation
+
+from funnels.brief import brief, cut
 
 # ISO 4217 minor-unit exponents that differ from the usual 2.
 _EXPONENTS: dict[str, int] = {
@@ -43,29 +45,40 @@ def valid_currency(currency: str) -> bool:
     return len(currency) == 3 and currency.isascii() and currency.isalpha() and currency.isupper()
 
 
+MAX_MINOR_DIGITS = 18
+"""Most digits of an amount in minor units: it must fit a signed 64-bit column."""
+
+
 def to_minor(amount: str | Decimal | int, currency: str) -> int:
     """Parse a decimal amount ("20.00") into minor units, refusing sub-minor precision.
 
     Raises ``ValueError`` with a readable message for anything that is not an exact amount.
     """
+    shown = cut(str(amount))
     try:
         value = Decimal(str(amount).strip())
     except InvalidOperation:
-        raise ValueError(f'{amount!r} is not an amount; write it like "20.00"') from None
+        raise ValueError(f'{brief(amount)} is not an amount; write it like "20.00"') from None
     if not value.is_finite():
-        raise ValueError(f'{amount!r} is not an amount; write it like "20.00"')
-    scaled = value.scaleb(exponent(currency))
-    if scaled != scaled.to_integral_value():
-        places = exponent(currency)
-        raise ValueError(f"{amount} has more than {places} decimal places for {currency}")
+        raise ValueError(f'{brief(amount)} is not an amount; write it like "20.00"')
+    places = exponent(currency)
+    if value and value.adjusted() + places >= MAX_MINOR_DIGITS:
+        raise ValueError(f"{shown} is too large for an amount")
+    # Enough precision for every digit: the default context (28 digits) would round
+    # 0.1000000000000000000000000000001 to a whole number of cents.
+    exact = Context(prec=len(value.as_tuple().digits) + places + 1, Emin=MIN_EMIN, Emax=MAX_EMAX)
+    scaled = value.scaleb(places, exact)
+    if scaled != scaled.to_integral_value(context=exact):
+        raise ValueError(f"{shown} has more than {places} decimal places for {currency}")
     return int(scaled)
 
 
 def format_minor(minor: int, currency: str) -> str:
-    """Render minor units as a plain decimal string ("20.00")."""
+    """Render minor units as a plain decimal string ("20.00"), exactly at any size."""
     places = exponent(currency)
-    value = Decimal(minor).scaleb(-places).quantize(Decimal(1).scaleb(-places), ROUND_HALF_EVEN)
-    return f"{value:f}"
+    whole, part = divmod(abs(minor), 10**places)
+    sign = "-" if minor < 0 else ""
+    return f"{sign}{whole}.{part:0{places}d}" if places else f"{sign}{whole}"
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,6 +24,7 @@ from pydantic import (
     model_validator,
 )
 
+from funnels.brief import brief, cut
 from funnels.durations import format_duration, parse_duration
 from funnels.money import valid_currency
 
@@ -35,10 +36,15 @@ _AMOUNT = re.compile(r"^\d+(\.\d+)?$")
 _EVENT = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$")
 
 
+MAX_DURATION = timedelta(days=366)
+"""Longest pause, window or expiry in a script: a cohort runs for at most 180 days, and
+a longer duration would overflow the date arithmetic of planning a run."""
+
+
 def _duration(value: object) -> timedelta:
     if isinstance(value, (str, int, timedelta)):
-        return parse_duration(value)
-    raise ValueError(f"{value!r} is not a duration; write it like 30s, 10m, 24h or 2d")
+        return parse_duration(value, longest=MAX_DURATION)
+    raise ValueError(f"{brief(value)} is not a duration; write it like 30s, 10m, 24h or 2d")
 
 
 Duration = Annotated[
@@ -48,14 +54,29 @@ Duration = Annotated[
 ]
 
 
+MAX_AMOUNT_DIGITS = 12
+"""Most digits before and after the point of a script amount: a trillion of any currency
+is more than any budget, and the minor units must fit a 64-bit column."""
+
+
 def _amount(value: object) -> str:
     # YAML turns 20.00 into the float 20.0; amounts must be quoted strings so that
     # "0.10" never becomes 0.1 by way of binary floating point.
     if isinstance(value, bool) or not isinstance(value, (str, int)):
-        raise ValueError(f'write amounts as quoted decimals like "20.00", not {value!r}')
+        raise ValueError(f'write amounts as quoted decimals like "20.00", not {brief(value)}')
     text = str(value).strip()
     if not _AMOUNT.match(text):
-        raise ValueError(f'{value!r} is not an amount; write it like "20.00"')
+        raise ValueError(f'{brief(value)} is not an amount; write it like "20.00"')
+    whole, _, part = text.partition(".")
+    if len(whole.lstrip("0")) > MAX_AMOUNT_DIGITS:
+        raise ValueError(
+            f"the amount {cut(text)} is too large; write at most {MAX_AMOUNT_DIGITS} digits "
+            "before the decimal point"
+        )
+    if len(part) > MAX_AMOUNT_DIGITS:
+        raise ValueError(
+            f"the amount {cut(text)} has {len(part)} decimal places; no currency has more than 3"
+        )
     return text
 
 
@@ -66,7 +87,7 @@ Amount = Annotated[str, BeforeValidator(_amount)]
 def _step_id(value: object) -> str:
     if not isinstance(value, str) or not _ID.match(value):
         raise ValueError(
-            f"{value!r} is not a valid id: use lowercase letters, digits and _, "
+            f"{brief(value, 80)} is not a valid id: use lowercase letters, digits and _, "
             "starting with a letter, at most 63 characters"
         )
     return value
@@ -80,7 +101,7 @@ _SCRIPT_ID = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
 def _script_id(value: object) -> str:
     if not isinstance(value, str) or not _SCRIPT_ID.match(value):
         raise ValueError(
-            f"{value!r} is not a valid script id: use lowercase letters, digits, _ and -, "
+            f"{brief(value, 80)} is not a valid script id: use lowercase letters, digits, _ and -, "
             "starting with a letter, at most 63 characters"
         )
     return value
@@ -97,7 +118,7 @@ def _clock_time(value: object) -> time:
         match = re.match(r"^([01]?\d|2[0-3]):([0-5]\d)$", value.strip())
         if match:
             return time(int(match.group(1)), int(match.group(2)))
-    raise ValueError(f'{value!r} is not a time of day; write it like "09:00"')
+    raise ValueError(f'{brief(value)} is not a time of day; write it like "09:00"')
 
 
 ClockTime = Annotated[
@@ -175,7 +196,7 @@ class RedEnvelope(_Strict):
 
 
 class ReplyFilter(_Strict):
-    match: list[str] = Field(default_factory=lambda: ["1"], min_length=1)
+    match: list[str] = Field(default_factory=lambda: ["1"], min_length=1, max_length=50)
     """Answers that count. Forms are folded: "１", "1️⃣" and " 1 " all match "1"."""
     window: Duration = timedelta(hours=24)
 
@@ -243,7 +264,7 @@ class QuietHours(_Strict):
 class Budget(_Strict):
     currency: str = "CNY"
     total: Amount
-    reward_seats: int | None = Field(default=None, ge=0)
+    reward_seats: int | None = Field(default=None, ge=0, le=200_000)
     """Most members the ladder rewards are planned for; default: the cohort capacity.
     Rewards past the budget are withheld and reported, never paid on credit."""
 
@@ -251,13 +272,26 @@ class Budget(_Strict):
     @classmethod
     def _currency(cls, value: str) -> str:
         if not valid_currency(value):
-            raise ValueError(f"{value!r} is not an ISO 4217 currency code like CNY, EUR, USD")
+            raise ValueError(f"{brief(value)} is not an ISO 4217 currency code like CNY, EUR, USD")
         return value
 
 
 class Warmup(_Strict):
     days: int = Field(default=7, ge=1, le=60)
-    steps: list[Step] = Field(min_length=1)
+    steps: list[Step] = Field(min_length=1, max_length=1000)
+    """Six steps a day already floods a group; the bound keeps validation cheap."""
+
+
+MAX_GOALS = 50
+"""Most conditions in one ``where:`` and goals in one ``all:``/``any:``."""
+
+
+def _few_conditions(value: object) -> object:
+    # Checked before the entries: pydantic reports every entry of a dict that is wrong
+    # (three errors each, one per type allowed), however long the dict.
+    if isinstance(value, dict) and len(value) > MAX_GOALS:
+        raise ValueError(f"has {len(value)} conditions; at most {MAX_GOALS} are allowed")
+    return value
 
 
 class Goal(_Strict):
@@ -274,15 +308,15 @@ class Goal(_Strict):
     unique: str | None = None
     sum: str | None = None
     at_least: Amount | None = None
-    where: dict[str, str | int | bool] | None = None
-    all: list[Goal] | None = None
-    any: list[Goal] | None = None
+    where: Annotated[dict[str, str | int | bool], BeforeValidator(_few_conditions)] | None = None
+    all: list[Goal] | None = Field(default=None, max_length=MAX_GOALS)
+    any: list[Goal] | None = Field(default=None, max_length=MAX_GOALS)
 
     @field_validator("event")
     @classmethod
     def _event(cls, value: str | None) -> str | None:
         if value is not None and not _EVENT.match(value):
-            raise ValueError(f"{value!r} is not an event type like fan.locked or order.paid")
+            raise ValueError(f"{brief(value)} is not an event type like fan.locked or order.paid")
         return value
 
     @model_validator(mode="after")
@@ -344,12 +378,13 @@ class Task(_Strict):
 
 class Tasks(_Strict):
     days: int = Field(default=21, ge=1, le=120)
-    ladder: list[Task] = Field(min_length=1)
+    ladder: list[Task] = Field(min_length=1, max_length=500)
 
 
 class Script(_Strict):
     id: ScriptId
-    version: int = Field(ge=1)
+    version: int = Field(ge=1, le=2_147_483_647)
+    """Stored in a 32-bit column."""
     locale: Locale
     title: str = Field(min_length=1, max_length=128)
     timezone: str = "Asia/Shanghai"
@@ -364,9 +399,12 @@ class Script(_Strict):
     def _timezone(cls, value: str) -> str:
         try:
             ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
+        except (ZoneInfoNotFoundError, ValueError, OSError):
+            # OSError: a key that names a folder of the zone database ("Europe") or is
+            # too long for a file name.
             raise ValueError(
-                f"{value!r} is not an IANA time zone like Asia/Shanghai or America/Mexico_City"
+                f"{brief(value, 80)} is not an IANA time zone like Asia/Shanghai or "
+                "America/Mexico_City"
             ) from None
         return value
 

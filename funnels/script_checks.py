@@ -11,6 +11,7 @@ Every finding carries a ``loc`` shaped like a pydantic error location, e.g.
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import time, timedelta
@@ -335,19 +336,26 @@ def _budget(script: Script, budget: int, envelopes: int, per_member: int) -> lis
 def _talk_overlaps(script: Script) -> list[Check]:
     out: list[Check] = []
     steps = script.warmup.steps
+    # Each day's steps in time order, so finding the step after a talk is a bisection,
+    # not a scan of every step (a long script must still load in well under a second).
+    by_day: dict[int, list[tuple[time, int]]] = {}
+    for j, other in enumerate(steps):
+        by_day.setdefault(other.at.day, []).append((other.at.time, j))
+    for entries in by_day.values():
+        entries.sort()
     for i, step in enumerate(steps):
         if step.talk is None:
             continue
         begins = _since_midnight(step.at.time)
         length = sum((p.after for p in step.talk.parts), timedelta(0))
-        later = [
-            (_since_midnight(other.at.time), j)
-            for j, other in enumerate(steps)
-            if j != i and other.at.day == step.at.day and other.at.time >= step.at.time
-        ]
+        day = by_day[step.at.day]
+        start = bisect_left(day, (step.at.time, -1))
+        # The first step at or after the talk's time, skipping the talk itself.
+        later = [(t, j) for t, j in day[start : start + 2] if j != i]
         if not later:
             continue
-        next_at, j = min(later)
+        next_time, j = later[0]
+        next_at = _since_midnight(next_time)
         if begins + length > next_at:
             out.append(
                 Check(

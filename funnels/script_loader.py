@@ -6,26 +6,39 @@ validated by the pydantic model of :mod:`funnels.script`, and, only if the model
 valid, by the cross-field checks of :mod:`funnels.script_checks`. Each pydantic error
 and each check becomes a :class:`Problem` with the line of the offending key and a
 plain message; all of them are reported at once, sorted by line.
+
+Any text at all gives either a script or a :class:`ScriptError`: the limits on size,
+nesting and aliases are enforced by :mod:`funnels.script_yaml` while the tree is built.
 """
 
 from __future__ import annotations
 
 import difflib
+import gc
 import hashlib
+import os
 import types
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 import yaml
 from pydantic import BaseModel, ValidationError
-from yaml.constructor import SafeConstructor
 
+from funnels.brief import brief
 from funnels.script import Script
 from funnels.script_checks import Check, Loc, check
+from funnels.script_tree import Tree, duplicate_keys
+from funnels.script_yaml import MAX_BYTES, YamlProblem, compose, construct
 
 Severity = Literal["error", "warning"]
+
+MAX_LISTED = 100
+"""Most problems of each kind located and listed for one script. Thousands can come
+from a few thousand lines written wrong the same way; the author fixes the first ones
+and checks again, and locating the rest would only cost time."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,7 +91,10 @@ def load_script(path: Path) -> LoadedScript:
     """Read, parse and validate a script file. Raises :class:`ScriptError`."""
     source = str(path)
     try:
-        raw = path.read_bytes()
+        with path.open("rb") as file:
+            # One byte past the limit is enough to refuse: a huge file is never read whole.
+            raw = file.read(MAX_BYTES + 1)
+            size = os.fstat(file.fileno()).st_size
     except FileNotFoundError:
         raise _single(source, None, "no such file") from None
     except IsADirectoryError:
@@ -87,6 +103,8 @@ def load_script(path: Path) -> LoadedScript:
         raise _single(source, None, "cannot read the file: permission denied") from None
     except OSError as exc:
         raise _single(source, None, f"cannot read the file: {exc.strerror or exc}") from None
+    if len(raw) > MAX_BYTES:
+        raise _too_big(source, size if size > MAX_BYTES else None)
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -101,7 +119,20 @@ def load_script(path: Path) -> LoadedScript:
 
 def load_script_text(text: str, source: str = "<string>") -> LoadedScript:
     """Parse and validate a script held in a string. Raises :class:`ScriptError`."""
-    return _load(text, text.encode("utf-8", "surrogatepass"), source)
+    if len(text) > MAX_BYTES:  # at least as many bytes as characters: no need to encode
+        raise _too_big(source, None)
+    raw = text.encode("utf-8", "surrogatepass")
+    if len(raw) > MAX_BYTES:
+        raise _too_big(source, len(raw))
+    return _load(text, raw, source)
+
+
+def _too_big(source: str, size: int | None) -> ScriptError:
+    """``size`` in bytes, ``None`` when only known to be past the limit (a pipe)."""
+    what = f"{size:,} bytes" if size is not None else f"more than {MAX_BYTES:,} bytes"
+    return _single(
+        source, None, f"the script is {what}; a script may be at most {MAX_BYTES:,} bytes (1 MB)"
+    )
 
 
 def _single(source: str, line: int | None, message: str) -> ScriptError:
@@ -110,52 +141,74 @@ def _single(source: str, line: int | None, message: str) -> ScriptError:
 
 def _load(text: str, raw: bytes, source: str) -> LoadedScript:
     content_hash = hashlib.sha256(raw).hexdigest()
-    root, data, duplicates = _parse_yaml(text, source)
-    problems = [_problem(source, root, c) for c in duplicates]
+    with _collections_paused():
+        tree, data, duplicates = _parse_yaml(text, source)
+        problems = [_problem(source, tree, c) for c in duplicates[:MAX_LISTED]]
+        left_out: Severity | None = "error" if len(duplicates) > MAX_LISTED else None
 
-    try:
-        script = Script.model_validate(data)
-    except ValidationError as exc:
-        problems += _model_problems(source, root, exc.errors(include_url=False))
-        raise ScriptError(_sorted(problems)) from None
-    except RecursionError:
-        problems.append(Problem(source, 1, "", "the script is nested too deeply", "error"))
-        raise ScriptError(_sorted(problems)) from None
+        try:
+            script = Script.model_validate(data)
+        except ValidationError as exc:
+            errors = exc.errors(include_url=False)
+            problems += _model_problems(source, tree, errors[:MAX_LISTED])
+            if len(errors) > MAX_LISTED:
+                left_out = "error"
+            raise ScriptError(_listed(problems, left_out)) from None
+        except RecursionError:
+            problems.append(Problem(source, 1, "", "the script is nested too deeply", "error"))
+            raise ScriptError(_listed(problems, left_out)) from None
 
-    problems += [_problem(source, root, c) for c in check(script)]
-    problems = _sorted(problems)
+        # Errors first, so that a long list of warnings never hides why a script fails.
+        found = sorted(check(script), key=lambda c: c.severity != "error")
+        problems += [_problem(source, tree, c) for c in found[:MAX_LISTED]]
+        if left_out is None and len(found) > MAX_LISTED:
+            left_out = found[MAX_LISTED].severity  # an error if any left out is one
+        problems = _listed(problems, left_out)
     if any(p.severity == "error" for p in problems):
         raise ScriptError(problems)
     return LoadedScript(script, source, content_hash, problems, text)
 
 
-def _sorted(problems: Iterable[Problem]) -> list[Problem]:
-    return sorted(problems, key=lambda p: p.line if p.line is not None else 0)
+@contextmanager
+def _collections_paused() -> Iterator[None]:
+    """No cyclic garbage collection while a script loads. The up to MAX_VALUES nodes,
+    values and models built are all alive until the end, so each collection would only
+    walk them again: pausing halves the time of a large script. A load is synchronous and
+    bounded (well under a second), so nothing else runs meanwhile."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def _listed(problems: Iterable[Problem], left_out: Severity | None) -> list[Problem]:
+    """Problems sorted by line, and last, if some were left out, one saying so (an error
+    if any of them is)."""
+    out = sorted(problems, key=lambda p: p.line if p.line is not None else 0)
+    if left_out is not None:
+        source = out[0].source if out else ""
+        message = f"there are more problems than the {MAX_LISTED} listed; fix these and check again"
+        out.append(Problem(source, None, "", message, left_out))
+    return out
 
 
 # ---------------------------------------------------------------- YAML
 
 
-def _parse_yaml(text: str, source: str) -> tuple[yaml.MappingNode, Any, list[Check]]:
+def _parse_yaml(text: str, source: str) -> tuple[Tree, Any, list[Check]]:
     """The root mapping node (for lines), the plain data built from it, duplicate keys."""
-    loader = yaml.SafeLoader(text)
+    node: yaml.Node | None = None
     try:
-        node = loader.get_single_node()
-        duplicates = _duplicate_keys(node) if node is not None else []
+        node = compose(text)
+        duplicates = duplicate_keys(node) if node is not None else []
         # Building the data also resolves merge keys (<<) in the nodes, in place, so the
         # tree used for lines holds the same keys as the data.
-        data = loader.construct_document(node) if node is not None else None
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark is not None else None
-        parts = [p for p in (exc.context, exc.problem) if p]
-        raise _single(source, line, "invalid YAML: " + ", ".join(parts)) from None
-    except yaml.YAMLError as exc:
-        raise _single(source, None, f"invalid YAML: {exc}") from None
-    except RecursionError:
-        raise _single(source, None, "invalid YAML: nested too deeply") from None
-    finally:
-        loader.dispose()
+        data = construct(node) if node is not None else None
+    except YamlProblem as exc:
+        raise ScriptError([_yaml_problem(source, node, exc)]) from None
 
     allowed = ", ".join(Script.model_fields)
     if node is None:
@@ -164,131 +217,24 @@ def _parse_yaml(text: str, source: str) -> tuple[yaml.MappingNode, Any, list[Che
         what = "a list" if isinstance(node, yaml.SequenceNode) else "a single value"
         line = node.start_mark.line + 1
         raise _single(source, line, f"the script must be a mapping with {allowed}, not {what}")
-    return node, data, duplicates
+    return Tree(node), data, duplicates
 
 
-def _duplicate_keys(root: yaml.Node) -> list[Check]:
-    """Keys written twice in one mapping: YAML silently keeps the last, authors rarely mean to."""
-    out: list[Check] = []
-    visited: set[int] = set()
-
-    def walk(node: yaml.Node, loc: Loc) -> None:
-        if id(node) in visited:  # an alias to a node already walked, or a cycle
-            return
-        visited.add(id(node))
-        if isinstance(node, yaml.MappingNode):
-            seen: dict[str, yaml.Node] = {}
-            for key, value in node.value:
-                if isinstance(key, yaml.ScalarNode) and key.value != "<<":
-                    first = seen.get(key.value)
-                    if first is not None and first is not key:
-                        out.append(
-                            Check(
-                                (*loc, key.value),
-                                f"key {key.value!r} is written twice in this mapping (first at "
-                                f"line {first.start_mark.line + 1}); YAML keeps only the last one",
-                                "error",
-                            )
-                        )
-                    seen[key.value] = key
-                    walk(value, (*loc, key.value))
-        elif isinstance(node, yaml.SequenceNode):
-            for index, item in enumerate(node.value):
-                walk(item, (*loc, index))
-
-    walk(root, ())
-    return out
+def _yaml_problem(source: str, root: yaml.Node | None, exc: YamlProblem) -> Problem:
+    """The problem, with the field it is in when it is about one value of the tree."""
+    if root is not None and exc.node is not None:
+        tree = Tree(root)
+        loc = tree.path_to(exc.node)
+        if loc:
+            return _problem(source, tree, Check(loc, exc.message, "error"))
+    return Problem(source, exc.line, "", exc.message, "error")
 
 
-@dataclass(frozen=True, slots=True)
-class _Located:
-    line: int
-    field: str
-    found: int
-    """How many leading loc items exist in the YAML tree."""
-    parent: yaml.Node
-    """The deepest node reached."""
-
-
-def _locate(root: yaml.Node, loc: Loc) -> _Located:
-    """The line and the display path of a pydantic-style location in the node tree.
-
-    The line is that of the deepest key or list item found; for a location that does not
-    exist in the file (a missing field) that is the parent mapping's line.
-    """
-    node: yaml.Node | None = root
-    line = root.start_mark.line + 1
-    parent = root
-    found = 0
-    names: list[str] = []
-    for item in loc:
-        child: yaml.Node | None = None
-        if isinstance(node, yaml.MappingNode):
-            for key, value in reversed(node.value):
-                if isinstance(key, yaml.ScalarNode) and _key_matches(key, item):
-                    child, line = value, key.start_mark.line + 1
-                    item = str(key.value)
-                    break
-        elif (
-            isinstance(node, yaml.SequenceNode)
-            and isinstance(item, int)
-            and 0 <= item < len(node.value)
-        ):
-            child = node.value[item]
-            line = child.start_mark.line + 1
-        names.append(_name(item, node, child))
-        if child is None:
-            node = None
-        else:
-            node, parent, found = child, child, found + 1
-    field_path = "".join(names).lstrip(".")
-    return _Located(line, field_path, found, parent)
-
-
-def _key_matches(key: yaml.ScalarNode, item: str | int) -> bool:
-    """Whether a YAML key is the one pydantic names ``item`` (it names True as 1, None as
-    "None": keys YAML did not read as text)."""
-    if key.value == str(item):
-        return True
-    if key.tag == "tag:yaml.org,2002:str":
-        return False
-    try:
-        value = SafeConstructor().construct_object(key)
-    except yaml.YAMLError:
-        return False
-    return bool(value == item or str(value) == str(item))
-
-
-def _name(item: str | int, container: yaml.Node | None, child: yaml.Node | None) -> str:
-    """How one loc item reads in a field path: ".key", "[step_id]" or "[3]"."""
-    if not isinstance(item, int) or isinstance(container, yaml.MappingNode):
-        return f".{item}"
-    if isinstance(container, yaml.SequenceNode) and child is not None:
-        item_id = _id_of(child)
-        ids = [_id_of(sibling) for sibling in container.value]
-        if item_id is not None and ids.count(item_id) == 1:
-            return f"[{item_id}]"
-    return f"[{item}]"
-
-
-def _id_of(node: yaml.Node) -> str | None:
-    if isinstance(node, yaml.MappingNode):
-        for key, value in reversed(node.value):
-            if (
-                isinstance(key, yaml.ScalarNode)
-                and key.value == "id"
-                and isinstance(value, yaml.ScalarNode)
-                and value.value
-            ):
-                return str(value.value)
-    return None
-
-
-def _problem(source: str, root: yaml.Node, found: Check) -> Problem:
-    at = _locate(root, found.loc)
+def _problem(source: str, tree: Tree, found: Check) -> Problem:
+    at = tree.locate(found.loc)
     message = found.message
     if found.related is not None:
-        message += f" (see line {_locate(root, found.related).line})"
+        message += f" (see line {tree.locate(found.related).line})"
     return Problem(source, at.line, at.field, message, found.severity)
 
 
@@ -316,13 +262,13 @@ _Error = Mapping[str, Any]
 """One entry of ``ValidationError.errors()``."""
 
 
-def _model_problems(source: str, root: yaml.Node, errors: Iterable[_Error]) -> list[Problem]:
+def _model_problems(source: str, tree: Tree, errors: Iterable[_Error]) -> list[Problem]:
     """One problem per pydantic error; union alternatives at one place become one problem."""
     out: list[Problem] = []
     unions: dict[Loc, list[_Error]] = {}
     for error in errors:
         loc: Loc = tuple(error["loc"])
-        at = _locate(root, loc)
+        at = tree.locate(loc)
         tags = 0
         while (
             error["type"] != "missing"
@@ -336,7 +282,7 @@ def _model_problems(source: str, root: yaml.Node, errors: Iterable[_Error]) -> l
             continue
         out.append(Problem(source, at.line, at.field, _message(error, loc), "error"))
     for loc, alternatives in unions.items():
-        at = _locate(root, loc)
+        at = tree.locate(loc)
         expected = list(
             dict.fromkeys(_EXPECTED.get(str(e["type"]), str(e["type"])) for e in alternatives)
         )
@@ -362,8 +308,8 @@ def _message(error: _Error, loc: Loc) -> str:
     if kind == "extra_forbidden":
         model = _model_at(loc[:-1])
         allowed = list(model.model_fields) if model is not None else []
-        message = f"unknown key {name!r}"
-        close = difflib.get_close_matches(name, allowed, n=1)
+        message = f"unknown key {brief(name)}"
+        close = difflib.get_close_matches(name, allowed, n=1) if len(name) < 100 else []
         if close:
             message += f" (did you mean {close[0]!r}?)"
         return message + (f"; allowed here: {', '.join(allowed)}" if allowed else "")
@@ -417,8 +363,7 @@ def _show(value: object) -> str:
         return "a list"
     if isinstance(value, dict):
         return "a mapping"
-    text = repr(value)
-    return text if len(text) <= 40 else text[:37] + "..."
+    return brief(value)
 
 
 def _model_at(loc: Loc) -> type[BaseModel] | None:

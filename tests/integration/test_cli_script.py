@@ -248,3 +248,83 @@ def test_an_unreadable_file_is_one_line(runner: CliRunner, tmp_path: Path, comma
     result = runner.invoke(app, [command, str(path)])
     assert result.exit_code == 1
     assert result.stderr == f"{path}: cannot read the file: permission denied\n"
+
+
+# ---------------------------------------------------------------- hostile files
+
+
+def test_validate_control_character_is_a_located_problem(runner: CliRunner, tmp_path: Path) -> None:
+    text = SCRIPT.replace("speaker: Ana", "speaker: Ana\x01")
+    path = write(tmp_path, "control.yaml", text)
+
+    result = runner.invoke(app, ["validate", str(path)])
+
+    assert result.exit_code == 1
+    assert result.stderr == (
+        f"{path}:{line_of(text, 'speaker')}: the control character U+0001 (column 21) is not "
+        "allowed in a script; delete it\n"
+    )
+    assert isinstance(result.exception, SystemExit)
+    assert "Traceback" not in result.output
+
+
+def test_validate_alias_bomb_is_refused(runner: CliRunner, tmp_path: Path) -> None:
+    lines = ['a0: &a0 ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
+    lines += [f"a{i}: &a{i} [" + ",".join([f"*a{i - 1}"] * 9) + "]" for i in range(1, 8)]
+    path = write(tmp_path, "bomb.yaml", "\n".join(lines) + "\n")
+
+    result = runner.invoke(app, ["validate", str(path)])
+
+    assert result.exit_code == 1
+    assert result.stderr == (
+        f"{path}:5: aliases expand the script to more than 25,000 values here (each *name "
+        "counts as a full copy of what it names); use fewer aliases\n"
+    )
+    assert isinstance(result.exception, SystemExit)
+
+
+def test_validate_huge_numbers_amounts_and_durations(runner: CliRunner, tmp_path: Path) -> None:
+    text = SCRIPT.replace('amount: "5.00"', 'amount: "' + "9" * 400 + '"')
+    text = text.replace("expires_in: 10m", "expires_in: 99999999999d")
+    path = write(tmp_path, "huge.yaml", text)
+
+    result = runner.invoke(app, ["validate", str(path)])
+
+    assert result.exit_code == 1
+    assert result.stderr.splitlines() == [
+        f"{path}:{line_of(text, 'expires_in')}: warmup.steps[d1_envelope_noon].red_envelope"
+        ".expires_in: the duration 99999999999d is too long; at most 366d",
+        f"{path}:{line_of(text, 'amount:')}: tasks.ladder[invite_fans].reward.amount: the amount "
+        "9999999999999999999999999999999999999... is too large; write at most 12 digits before "
+        "the decimal point",
+    ]
+    assert isinstance(result.exception, SystemExit)
+
+
+def test_validate_file_over_one_megabyte(runner: CliRunner, tmp_path: Path) -> None:
+    path = write(tmp_path, "big.yaml", SCRIPT + "# " + "x" * 1_100_000 + "\n")
+    size = path.stat().st_size
+
+    result = runner.invoke(app, ["validate", str(path)])
+
+    assert result.exit_code == 1
+    assert result.stderr == (
+        f"{path}: the script is {size:,} bytes; a script may be at most 1,000,000 bytes (1 MB)\n"
+    )
+
+
+def test_validate_endless_device_is_refused_after_one_megabyte(runner: CliRunner) -> None:
+    result = runner.invoke(app, ["validate", "/dev/zero"])
+    assert result.exit_code == 1
+    assert result.stderr == (
+        "/dev/zero: the script is more than 1,000,000 bytes; a script may be at most "
+        "1,000,000 bytes (1 MB)\n"
+    )
+
+
+def test_preview_zone_that_is_a_folder(runner: CliRunner, tmp_path: Path) -> None:
+    path = write(tmp_path, "line.yaml", SCRIPT)
+    result = runner.invoke(app, ["preview", str(path), "--start", "2026-03-23", "--tz", "Europe"])
+    assert result.exit_code == 1
+    assert "--tz 'Europe' is not a known time zone" in result.stderr
+    assert isinstance(result.exception, SystemExit)

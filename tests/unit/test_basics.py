@@ -61,3 +61,50 @@ def test_manual_clock_never_goes_back() -> None:
         clock.set(datetime(2026, 1, 5, tzinfo=UTC))
     with pytest.raises(ValueError):
         ManualClock(datetime(2026, 1, 5))  # noqa: DTZ001 - the point of the test
+
+
+# ---------------------------------------------------------------- huge amounts and durations
+
+
+@pytest.mark.parametrize(
+    ("amount", "message"),
+    [
+        ("9" * 400, "999999999999999999999999999999999999... is too large for an amount"),
+        ("1e999999", "1e999999 is too large for an amount"),
+        ("0.1000000000000000000000000000001", "has more than 2 decimal places for EUR"),
+        ("Infinity", "'Infinity' is not an amount"),
+    ],
+)
+def test_to_minor_refuses_huge_or_overprecise_amounts_with_a_message(
+    amount: str, message: str
+) -> None:
+    with pytest.raises(ValueError) as caught:
+        to_minor(amount, "EUR")
+    assert message in str(caught.value)
+    assert len(str(caught.value)) < 120
+
+
+def test_to_minor_keeps_every_digit_up_to_64_bits() -> None:
+    # The default decimal context (28 digits) would round these; minor units are exact.
+    assert to_minor("9999999999999999.99", "EUR") == 999_999_999_999_999_999
+    assert to_minor("1.000000000000000000000000000000", "EUR") == 100
+    with pytest.raises(ValueError, match="too large"):
+        to_minor("99999999999999999.99", "EUR")
+
+
+def test_format_minor_is_exact_at_any_size() -> None:
+    assert format_minor(10**30 + 5, "EUR") == "1" + "0" * 28 + ".05"
+    assert format_minor(-5, "EUR") == "-0.05"
+    assert format_minor(7, "JPY") == "7"
+    assert format_minor(1234, "KWD") == "1.234"
+
+
+def test_durations_too_long_are_refused_with_a_message() -> None:
+    for text in ("99999999999d", "9" * 5000 + "s", 10**30):
+        with pytest.raises(ValueError, match="is too long; at most 999999999d23h59m59s"):
+            parse_duration(text)
+    with pytest.raises(ValueError, match=r"^the duration 367d is too long; at most 366d$"):
+        parse_duration("367d", longest=timedelta(days=366))
+    assert parse_duration("366d", longest=timedelta(days=366)) == timedelta(days=366)
+    assert parse_duration("0" * 5000 + "1s") == timedelta(seconds=1)
+    assert format_duration(timedelta.max) == "999999999d23h59m59s"
