@@ -26,7 +26,8 @@ T = TypeVar("T")
 
 _REFUSALS = {
     "bad_timezone": "{timezone!r} is not an IANA time zone (e.g. Asia/Singapore)",
-    "bad_region": "{code!r} is not a usable region code",
+    "bad_region": "{code!r} is not a usable region code: 1 to 32 letters, digits, - or _",
+    "bad_region_name": "{name!r} is not a usable region name: 1 to 128 printable characters",
     "region_exists": "region {code} exists already",
     "unknown_region": "there is no region {code}; regions: {codes} (add one with "
     "`funnelbot region add`)",

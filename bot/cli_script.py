@@ -11,7 +11,6 @@ from __future__ import annotations
 from datetime import date
 from pathlib import Path
 from typing import Annotated, NoReturn
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import typer
 from rich.console import Console
@@ -25,6 +24,7 @@ from funnels.planner import PlannedStep, plan
 from funnels.script import Script
 from funnels.script_checks import planned_spend
 from funnels.script_loader import LoadedScript, Problem, ScriptError, load_script
+from funnels.zones import find_zone
 
 app = typer.Typer(
     help="Check funnel scripts and preview their timeline.",
@@ -88,9 +88,8 @@ def preview(
         raise typer.Exit(1)
     script = loaded.script
     zone_name = tz if tz is not None else script.timezone
-    try:
-        zone = ZoneInfo(zone_name)
-    except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: "Europe", a folder
+    zone = find_zone(zone_name)
+    if zone is None:
         _fail(
             f"--tz {zone_name!r} is not a known time zone; use an IANA name like "
             "Europe/Madrid or Asia/Shanghai"

@@ -45,6 +45,7 @@ from funnels.replies import ReplyMatcher
 from funnels.script import Script, Task
 from funnels.script_checks import planned_spend
 from funnels.script_loader import LoadedScript, load_script_text
+from funnels.zones import find_zone
 
 
 class CohortError(Exception):
@@ -147,10 +148,9 @@ class StartCohort:
     ) -> CohortRecord:
         script = loaded.script
         zone_name = timezone or script.timezone
-        try:
-            tz = ZoneInfo(zone_name)
-        except (KeyError, ValueError):
-            raise CohortError(f"{zone_name!r} is not an IANA time zone") from None
+        tz = find_zone(zone_name)
+        if tz is None:
+            raise CohortError(f"{zone_name!r} is not an IANA time zone")
         seats = capacity if capacity is not None else script.capacity
         if seats < 1:
             raise CohortError("capacity must be at least 1")

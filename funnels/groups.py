@@ -15,6 +15,7 @@ from datetime import date, datetime, timedelta
 from typing import Literal
 from zoneinfo import ZoneInfo
 
+from funnels.brief import cut
 from funnels.cohorts import CohortError, Deps, StartCohort
 from funnels.pauses import PauseReason
 from funnels.planner import PlannedStep, plan
@@ -33,6 +34,7 @@ from funnels.ports import (
 )
 from funnels.script_loader import LoadedScript
 from funnels.stages import Role, Stage
+from funnels.zones import find_zone
 
 _CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
 MAX_DAYS_AHEAD = 366
@@ -366,11 +368,15 @@ class AddRegion:
     async def __call__(
         self, code: str, name: str, timezone: str, weekly_target: int = 1
     ) -> RegionRecord:
-        try:
-            ZoneInfo(timezone)
-        except (KeyError, ValueError):
-            raise Refused("bad_timezone", timezone=timezone) from None
-        if not code.strip() or weekly_target < 0:
+        if find_zone(timezone) is None:
+            raise Refused("bad_timezone", timezone=timezone)
+        code, name = code.strip(), name.strip()
+        bare = code.replace("-", "").replace("_", "")
+        if not (code.isascii() and bare.isalnum() and len(code) <= 32):
+            raise Refused("bad_region", code=cut(code, 40))
+        if not name or len(name) > 128 or not name.isprintable():
+            raise Refused("bad_region_name", name=cut(name, 40))
+        if weekly_target < 0:
             raise Refused("bad_region", code=code)
         async with self.deps.store.transaction() as tx:
             try:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import re
 from datetime import time, timedelta
 from typing import Annotated, Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
     BaseModel,
@@ -27,6 +26,7 @@ from pydantic import (
 from funnels.brief import brief, cut
 from funnels.durations import format_duration, parse_duration
 from funnels.money import valid_currency
+from funnels.zones import find_zone
 
 LOCALES = ("zh-CN", "es", "en")
 Locale = Literal["zh-CN", "es", "en"]
@@ -397,15 +397,11 @@ class Script(_Strict):
     @field_validator("timezone")
     @classmethod
     def _timezone(cls, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError, OSError):
-            # OSError: a key that names a folder of the zone database ("Europe") or is
-            # too long for a file name.
+        if find_zone(value) is None:
             raise ValueError(
                 f"{brief(value, 80)} is not an IANA time zone like Asia/Shanghai or "
                 "America/Mexico_City"
-            ) from None
+            )
         return value
 
     def step(self, step_id: str) -> Step:

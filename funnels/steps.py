@@ -12,13 +12,14 @@ Refusals are :class:`funnels.groups.Refused` with a code the bot and the CLI wor
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Literal
 
 from funnels.cohorts import Deps
 from funnels.groups import Actor, Refused, _leaders_cohort
-from funnels.ports import CohortRecord, StepRunRecord, Transaction
+from funnels.ports import CohortRecord, DeliveryError, StepRunRecord, Transaction
 
 RETRYABLE = ("unknown", "failed", "skipped")
 SKIPPABLE = ("unknown", "failed")
@@ -138,7 +139,21 @@ class SkipStep:
                 raise await _refuse_changed(tx, run, "cannot_skip")
             resumed = await _resume_held(tx, run, now, anchor=None)
             await tx.commit()
+        if not resumed:
+            await self._end_talk(cohort, run)
         return Decided(cohort, run.key, resumed)
+
+    async def _end_talk(self, cohort: CohortRecord, run: StepRunRecord) -> None:
+        """A talk's last part skipped: nothing else will lift its slow mode. (Kept by the
+        process that runs the bot: a skip from the command line leaves it to the
+        restart.)"""
+        if run.kind != "talk_part" or cohort.warmup_chat_id is None:
+            return
+        talk = self.deps.scripts.get(cohort).step(run.source).talk
+        if talk is None or not talk.slow_mode or (run.part or 0) != len(talk.parts) - 1:
+            return
+        with contextlib.suppress(DeliveryError):
+            await self.deps.messenger.set_slow_mode(cohort.warmup_chat_id, 0)
 
 
 class StepsNeedingAttention:

@@ -61,6 +61,17 @@ def test_bad_input_is_refused_clearly_and_changes_nothing(db: str) -> None:
     assert again.exit_code == 1 and "exists already" in again.stderr
     zone = runner.invoke(app, ["region", "add", "XX", "--name", "x", "--tz", "Mars/Base"])
     assert zone.exit_code == 1 and "not an IANA time zone" in zone.stderr
+    for tz in ("Europe", "E" * 5000, "../etc/passwd"):  # a folder, too long, a path
+        zone = runner.invoke(app, ["region", "add", "XX", "--name", "x", "--tz", tz])
+        assert zone.exit_code == 1 and "not an IANA time zone" in zone.stderr
+        assert "Traceback" not in zone.output
+    for code in ("A" * 33, "S E A", "SÉA", "", "SEA/1"):
+        bad = runner.invoke(app, ["region", "add", code, "--name", "x", "--tz", "Asia/Tokyo"])
+        assert bad.exit_code == 1, bad.output
+        assert bad.stderr.startswith("error: ") and "region code" in bad.stderr
+    for name in ("n" * 129, "", "tab\there"):
+        bad = runner.invoke(app, ["region", "add", "NN", "--name", name, "--tz", "Asia/Tokyo"])
+        assert bad.exit_code == 1 and "region name" in bad.stderr
     unknown = runner.invoke(app, ["leader", "add", "7", "--region", "NOPE"])
     assert unknown.exit_code == 1 and "no region NOPE" in unknown.stderr and "EU" in unknown.stderr
     bad_id = runner.invoke(app, ["leader", "add", "0", "--region", "EU"])

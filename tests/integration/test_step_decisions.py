@@ -141,6 +141,21 @@ async def test_a_skipped_talk_part_lets_the_talk_go_on_at_once(kit: Kit) -> None
     assert (await kit.step(cohort.id, "d1_talk")).status == "skipped"  # never re-sent
 
 
+async def test_skipping_a_talks_last_part_lifts_its_slow_mode(kit: Kit) -> None:
+    cohort = await talk_in_doubt(kit)
+    await RetryStep(kit.deps)(cohort.code, "d1_talk", by="Lena")
+    await kit.tick()  # the first part again; then the second…
+    kit.messenger.fail_next.append(DeliveryError("timed out", definite=False))
+    await kit.tick(warmup_at(1, "10:30"))
+    assert (await kit.step(cohort.id, "d1_talk.p1")).status == "unknown"  # …in doubt
+    kit.messenger.slow_mode.clear()
+
+    decided = await SkipStep(kit.deps)(cohort.code, "d1_talk.p1", by="Lena")
+
+    assert decided.resumed == []
+    assert kit.messenger.slow_mode == {WARMUP_CHAT: 0}  # nothing else would lift it
+
+
 async def test_a_skipped_post_is_left_behind(kit: Kit) -> None:
     cohort = await kit.start()
     kit.messenger.fail_next.append(DeliveryError("timed out", definite=False))
