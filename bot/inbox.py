@@ -27,7 +27,7 @@ import logging
 import traceback
 from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from pydantic import ValidationError
@@ -44,8 +44,9 @@ log = logging.getLogger("funnelbot.inbox")
 MAX_ATTEMPTS = 5
 """Handlings that end in a passing fault (the database or Telegram unreachable) before an
 update is given up as failed."""
-STALE_AFTER = timedelta(minutes=1)
-"""An unhandled update this old, and not in hand here, is handled again by the tick."""
+LEASE = timedelta(minutes=2)
+"""How long an update stays in the hands of the process that took it; an unhandled one
+whose lease ran out is taken by the next tick of any process."""
 KEEP_HANDLED = timedelta(days=2)
 KEEP_FAILED = timedelta(days=14)
 TELEGRAM_ID_LIMIT = 2**53
@@ -162,11 +163,26 @@ class Handlers:
 
 
 class UpdateInbox:
-    def __init__(self, store: SqlStore, clock: Clock, bot_id: int, handlers: Handlers) -> None:
+    def __init__(
+        self,
+        store: SqlStore,
+        clock: Clock,
+        bot_id: int,
+        handlers: Handlers,
+        *,
+        owner: str = "funnelbot",
+        lease: timedelta = LEASE,
+    ) -> None:
+        """``owner`` names this process, the same over its restarts (the service uses
+        its host and HTTP port), so that a restarted process takes back at once what it
+        held when it died; ``lease`` should outlast the time between two activity
+        flushes (the tick)."""
         self.store = store
         self.clock = clock
         self.bot_id = bot_id
         self.handlers = handlers
+        self.owner = owner
+        self.lease = lease
         self._in_hand: dict[int, asyncio.Task[None]] = {}
         self._last_of: dict[int, asyncio.Task[None]] = {}
         """Each person's latest update in hand: the next one waits for it."""
@@ -182,6 +198,12 @@ class UpdateInbox:
         """Store a batch and start handling what is new; returns when the batch is
         safe in the database (raises if it could not be stored: do not confirm it).
         Taps are handled at once and not stored."""
+        updates = list(updates)
+        if len(updates) == 1 and (tap := read_tap(updates[0])) is not None:
+            # A lone tap (the webhook's one update per request): claimed and answered in
+            # the caller's own task, with no second task to hand it to.
+            await self.handlers.tap(tap)
+            return 0
         received: list[ReceivedUpdate] = []
         by_id: dict[int, Json] = {}
         for update in updates:
@@ -202,8 +224,11 @@ class UpdateInbox:
 
     async def _store(self, batches: list[list[ReceivedUpdate]]) -> list[list[int]]:
         rows = [u for batch in batches for u in batch]
+        now = self.clock.now()
         async with self.store.transaction() as tx:
-            stored = set(await tx.updates.store(self.bot_id, rows, self.clock.now()))
+            stored = set(
+                await tx.updates.store(self.bot_id, rows, now, self.owner, now + self.lease)
+            )
             await tx.commit()
         return [[u.update_id for u in batch if u.update_id in stored] for batch in batches]
 
@@ -290,15 +315,16 @@ class UpdateInbox:
     # ------------------------------------------------------------ recovery and stopping
 
     async def recover(self) -> int:
-        """Handle what an earlier run stored and did not finish, oldest first, one at a
-        time (a join before the "1" that follows it). Run before new updates are taken."""
+        """Handle what this process held when it last stopped, and what nobody holds any
+        more, oldest first, one at a time (a join before the "1" that follows it). Run
+        at start, before new updates are taken."""
         async with self.store.transaction() as tx:
             abandoned = await tx.updates.abandon_other_bots(self.bot_id, self.clock.now())
             await tx.commit()
         if abandoned:
             log.warning("%d unhandled updates belong to another bot; closed as failed", abandoned)
         handled, after = 0, -1
-        while batch := await self._pending(after=after):
+        while batch := await self._claim(restarted=True, after=after):
             for update_id, update, attempts in batch:
                 await self._handle(update_id, update, attempts)
                 handled += 1
@@ -309,11 +335,11 @@ class UpdateInbox:
         return handled
 
     async def retry_stale(self) -> int:
-        """Handle again the updates a passing fault left pending (called by the tick)."""
-        before = self.clock.now() - STALE_AFTER
+        """Handle again the updates whose lease ran out unhandled: a passing fault left
+        them, or the process that held them died (called by the tick)."""
         batch = [
             item
-            for item in await self._pending(received_before=before)
+            for item in await self._claim()
             if item[0] not in self._in_hand and not self.handlers.deferred(item[0])
         ]
         for update_id, update, attempts in batch:
@@ -321,16 +347,15 @@ class UpdateInbox:
         await self.flush()
         return len(batch)
 
-    async def _pending(
-        self, *, after: int = -1, received_before: datetime | None = None
+    async def _claim(
+        self, *, restarted: bool = False, after: int = -1
     ) -> list[tuple[int, Json, int]]:
-        """A page of pending updates, each counted as an attempt as it is taken."""
+        """A page of pending updates, taken into this process's hands."""
+        now = self.clock.now()
         async with self.store.transaction() as tx:
-            pending = await tx.updates.pending(
-                self.bot_id, after=after, received_before=received_before, limit=200
+            pending = await tx.updates.claim(
+                self.bot_id, self.owner, now, now + self.lease, restarted=restarted, after=after
             )
-            pending = [p for p in pending if p.update_id not in self._in_hand]
-            await tx.updates.add_attempt(self.bot_id, [p.update_id for p in pending])
             await tx.commit()
         out = []
         for item in pending:

@@ -34,10 +34,6 @@ class Settings(BaseSettings):
     webhook_secret: SecretStr | None = None
     http_host: str = "127.0.0.1"
     http_port: int = Field(default=8080, ge=1, le=65535)
-    public_url: str = "http://127.0.0.1:8080"
-    events_secret: SecretStr | None = None
-    payout_webhook_url: str | None = None
-    payout_secret: SecretStr | None = None
     # NoDecode: the validator reads "1,2,3" itself (pydantic-settings would insist on JSON).
     admin_ids: Annotated[list[int], NoDecode] = Field(default_factory=list)
     scripts_dir: Path | None = None

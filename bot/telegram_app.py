@@ -3,6 +3,8 @@ Bot API server, the dispatcher with our routers, and the command menus."""
 
 from __future__ import annotations
 
+import socket
+from datetime import timedelta
 from typing import Any
 
 from aiogram import Bot, Dispatcher
@@ -20,7 +22,7 @@ from bot.handlers.envelopes import grab, read_tap
 from bot.handlers.group import chatter
 from bot.handlers.raw import read_said
 from bot.i18n import SUPPORTED, Catalog
-from bot.inbox import Handlers, UpdateInbox
+from bot.inbox import LEASE, Handlers, UpdateInbox
 from bot.services import Services
 from bot.settings import Settings
 from storage.repositories import SqlStore
@@ -78,8 +80,13 @@ def build_dispatcher(services: Services) -> FunnelDispatcher:
 
 
 def build_inbox(store: SqlStore, services: Services, dp: Dispatcher) -> UpdateInbox:
-    """The update inbox in front of the dispatcher (polling and the webhook feed it)."""
+    """The update inbox in front of the dispatcher (polling and the webhook feed it).
+
+    It names this process by host and HTTP port (no two processes on one host share a
+    port, and a restart keeps both), and holds an update long enough for three ticks,
+    since group chatter is marked handled when the tick writes its counts."""
     bot = services.bot
+    settings = services.settings
     return UpdateInbox(
         store,
         services.deps.clock,
@@ -89,6 +96,8 @@ def build_inbox(store: SqlStore, services: Services, dp: Dispatcher) -> UpdateIn
             tap=lambda tap: grab(tap, services),
             deferred=services.activity.holds,
         ),
+        owner=f"{socket.gethostname()[:50]}:{settings.http_port}",
+        lease=max(LEASE, timedelta(seconds=3 * settings.tick_seconds)),
     )
 
 

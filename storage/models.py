@@ -309,7 +309,8 @@ class TelegramUpdate(Base):
 
     ``state``: ``pending`` until handled, then ``handled``, or ``failed`` with the reason
     in ``error`` (an update that cannot be handled is kept for ops, never retried for
-    ever). Keyed by the bot as well: update ids are counted per bot.
+    ever). Keyed by the bot as well: update ids are counted per bot. A pending update is
+    in the hands of ``owner`` until ``lease_until``: several processes share one inbox.
     """
 
     __tablename__ = "telegram_updates"
@@ -326,6 +327,10 @@ class TelegramUpdate(Base):
     """The update as JSON."""
     state: Mapped[str] = mapped_column(String(8), default="pending")
     attempts: Mapped[int] = mapped_column(SmallInteger, default=0)
+    owner: Mapped[str] = mapped_column(String(64))
+    """The process handling it (host and HTTP port: stable over its restarts)."""
+    lease_until: Mapped[datetime]
+    """Until when ``owner`` has it in hand; after that another process may take it."""
     received_at: Mapped[datetime]
     finished_at: Mapped[datetime | None]
     error: Mapped[str | None] = mapped_column(Text)

@@ -42,9 +42,15 @@ class SqlUpdates:
         self.dialect = conn.dialect.name
 
     async def store(
-        self, bot_id: int, updates: Sequence[ReceivedUpdate], at: datetime
+        self,
+        bot_id: int,
+        updates: Sequence[ReceivedUpdate],
+        at: datetime,
+        owner: str,
+        lease_until: datetime,
     ) -> list[int]:
-        """Store what is new; the ids of the updates stored now (not seen before)."""
+        """Store what is new, in ``owner``'s hands until ``lease_until``; the ids of the
+        updates stored now (not seen before)."""
         if not updates:
             return []
         statement = insert_ignore(self.dialect, _t, "bot_id", "update_id").returning(_t.c.update_id)
@@ -56,6 +62,8 @@ class SqlUpdates:
                 "payload": u.payload,
                 "state": "pending",
                 "attempts": 0,
+                "owner": owner,
+                "lease_until": lease_until,
                 "received_at": at,
             }
             for u in updates
@@ -85,33 +93,44 @@ class SqlUpdates:
                 .values(state="failed", finished_at=at, error=reason[:ERROR_LENGTH])
             )
 
-    async def pending(
+    async def claim(
         self,
         bot_id: int,
+        owner: str,
+        now: datetime,
+        lease_until: datetime,
         *,
+        restarted: bool = False,
         after: int = -1,
-        received_before: datetime | None = None,
-        limit: int = 500,
+        limit: int = 200,
     ) -> list[PendingUpdate]:
-        """Unhandled updates of this bot with ids above ``after``, oldest first."""
+        """Take into ``owner``'s hands the pending updates (ids above ``after``, oldest
+        first) that nobody holds: their lease ran out, or (``restarted``) ``owner`` held
+        them before it restarted. Each counts as an attempt."""
+        free = _t.c.lease_until < now
+        if restarted:
+            free = free | (_t.c.owner == owner)
         query = (
-            select(_t.c.update_id, _t.c.payload, _t.c.attempts)
-            .where(_t.c.state == "pending", _t.c.bot_id == bot_id, _t.c.update_id > after)
+            select(_t.c.update_id)
+            .where(_t.c.state == "pending", _t.c.bot_id == bot_id, _t.c.update_id > after, free)
             .order_by(_t.c.update_id)
             .limit(limit)
         )
-        if received_before is not None:
-            query = query.where(_t.c.received_at < received_before)
-        rows = (await self.conn.execute(query)).all()
-        return [PendingUpdate(r.update_id, r.payload, r.attempts) for r in rows]
-
-    async def add_attempt(self, bot_id: int, update_ids: Sequence[int]) -> None:
-        if update_ids:
+        if self.dialect == "postgresql":
+            query = query.with_for_update(skip_locked=True)
+        ids = list((await self.conn.execute(query)).scalars())
+        if not ids:
+            return []
+        rows = (
             await self.conn.execute(
                 update(_t)
-                .where(_t.c.bot_id == bot_id, _t.c.update_id.in_(list(update_ids)))
-                .values(attempts=_t.c.attempts + 1)
+                .where(_t.c.bot_id == bot_id, _t.c.update_id.in_(ids), _t.c.state == "pending")
+                .values(owner=owner, lease_until=lease_until, attempts=_t.c.attempts + 1)
+                .returning(_t.c.update_id, _t.c.payload, _t.c.attempts)
             )
+        ).all()
+        found = sorted(rows, key=lambda r: r.update_id)
+        return [PendingUpdate(r.update_id, r.payload, r.attempts - 1) for r in found]
 
     async def abandon_other_bots(self, bot_id: int, at: datetime) -> int:
         """Updates another bot received and never handled (the token was changed): this

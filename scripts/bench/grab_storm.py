@@ -17,6 +17,12 @@ the same crowd is fed through bare aiogram, a dispatcher whose one handler answe
 tap at once with aiogram's client: what aiogram alone costs here, printed beside the
 bot's figure.
 
+Trials take turns between two ways in: ``inbox``, through the update inbox as
+``funnelbot run`` feeds it now (``UpdateInbox.accept``, one update per call as the webhook
+gives them; a tap is not stored, it is handed to the same claim at once), and
+``straight``, the dispatcher fed directly as before the inbox. Both are reported side
+by side.
+
 Every trial checks the money: exactly as many winners as shares, the claimed sum equal
 to the envelope's total to the cent, nobody twice, and every member told "you got it"
 holding a stored share and a ledger entry. Shares, totals, tap order, which taps are
@@ -51,7 +57,7 @@ from bot.library import DEFAULT_SCRIPT, script_path
 from bot.service import settle_heap
 from bot.services import build_services
 from bot.settings import Settings
-from bot.telegram_app import build_bot, build_dispatcher
+from bot.telegram_app import build_bot, build_dispatcher, build_inbox
 from bot.throttle import Limits, Window
 from funnels.clock import ManualClock
 from funnels.cohorts import StartCohort
@@ -85,7 +91,10 @@ class Figures:
     failures: list[str] = field(default_factory=list)
 
 
-async def storm(url: str, args: argparse.Namespace) -> Figures:
+WAYS = ("inbox", "straight")
+
+
+async def storm(url: str, args: argparse.Namespace) -> dict[str, Figures]:
     await upgrade_async(url)  # a fresh SQLite file, or PostgreSQL brought to head
     engine = create_engine(url)
     store = SqlStore(engine)
@@ -96,7 +105,7 @@ async def storm(url: str, args: argparse.Namespace) -> Figures:
         if args.server == "process"
         else LocalBotAPI(TOKEN, limits=False, callback_timeout=30.0).start_in_thread()
     )
-    figures = Figures()
+    figures = {way: Figures() for way in WAYS}
     try:
         settings = Settings(
             bot_token=SecretStr(TOKEN),
@@ -106,6 +115,7 @@ async def storm(url: str, args: argparse.Namespace) -> Figures:
         bot = build_bot(settings)
         services = build_services(settings, store, ManualClock(NOW), bot, limits=UNLIMITED)
         dp = build_dispatcher(services)
+        inbox = build_inbox(store, services, dp)
         bare = bare_dispatcher()
         members = list(range(10_001, 10_001 + args.members))
         api.add_group(GROUP, "Storm", supergroup=True)
@@ -130,13 +140,34 @@ async def storm(url: str, args: argparse.Namespace) -> Figures:
         settle_heap()  # as `funnelbot run` does once it is up
         rng = random.Random(args.seed)
         for trial in range(args.trials):
-            shape = args.shape if args.shape != "mixed" else ("all" if trial % 2 else "spread")
+            way = WAYS[trial % 2]
+            shape = args.shape if args.shape != "mixed" else ("all" if trial // 2 % 2 else "spread")
+
+            async def feed(update: dict[str, Any], way: str = way) -> None:
+                if way == "inbox":
+                    await inbox.accept([update])
+                else:
+                    await dp.feed_raw_update(bot, update)
+
             await one_trial(
-                api, services, dp, bot, store, cohort.id, trial, shape, rng, user_of, args, figures
+                api,
+                services,
+                feed,
+                inbox,
+                store,
+                cohort.id,
+                trial,
+                shape,
+                rng,
+                user_of,
+                args,
+                figures[way],
             )
             if shape == "all":
-                figures.bare_makespans.append(await bare_round(api, bare, bot, user_of, rng, args))
-            figures.trials[shape] += 1
+                figures[way].bare_makespans.append(
+                    await bare_round(api, bare, bot, user_of, rng, args)
+                )
+            figures[way].trials[shape] += 1
             if (trial + 1) % 20 == 0:
                 print(f"  {trial + 1}/{args.trials} trials", file=sys.stderr)
         await services.close()
@@ -186,8 +217,8 @@ async def bare_round(
 async def one_trial(
     api: Any,
     services: Any,
-    dp: Any,
-    bot: Any,
+    feed_one: Any,
+    inbox: Any,
     store: SqlStore,
     cohort_id: int,
     trial: int,
@@ -224,7 +255,7 @@ async def one_trial(
         if delay:
             await asyncio.sleep(delay)
         first_fed.setdefault(update["callback_query"]["id"], time.perf_counter())
-        await dp.feed_raw_update(bot, update)
+        await feed_one(update)
 
     started = time.perf_counter()
     if shape == "all":
@@ -232,6 +263,7 @@ async def one_trial(
     else:
         await asyncio.gather(*(feed(u, rng.uniform(0, 2.0)) for u in updates))
     queries = {t["callback_query"]["id"]: t["callback_query"]["from"]["id"] for t in taps}
+    await inbox.drain(30.0)  # taps handed off through the inbox, answered meanwhile
     answers = api.answers_to(list(queries))
     answered = {q: answers[q] for q in queries if q in answers}
     if len(answered) != len(queries):
@@ -373,8 +405,11 @@ def main() -> None:
             file=sys.stderr,
         )
         started = time.perf_counter()
-        figures = asyncio.run(storm(url, args))
-        ok = report(f"{name} ({time.perf_counter() - started:.0f} s)", figures) and ok
+        by_way = asyncio.run(storm(url, args))
+        took = time.perf_counter() - started
+        for way in WAYS:
+            label = "through the update inbox" if way == "inbox" else "fed straight (before)"
+            ok = report(f"{name} ({took:.0f} s in all), {label}", by_way[way]) and ok
     print(
         "\nreproduce: .venv/bin/python scripts/bench/grab_storm.py --postgres"
         f" --trials {args.trials} --seed {args.seed}"

@@ -13,7 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 
 from bot.handlers.envelopes import Tap
-from bot.inbox import MAX_ATTEMPTS, Handlers, UpdateInbox
+from bot.inbox import LEASE, MAX_ATTEMPTS, Handlers, UpdateInbox
 from funnels.clock import ManualClock
 from storage.repositories import SqlStore
 from storage.tables import telegram_updates
@@ -158,8 +158,8 @@ async def test_a_passing_fault_leaves_the_update_for_the_tick(store: SqlStore) -
     await inbox.accept([message(1)])
     await settle(inbox)
     assert (await states(store))[1][0] == "pending"
-    assert await inbox.retry_stale() == 0  # too fresh: it may still be in hand elsewhere
-    clock.advance(timedelta(minutes=2))
+    assert await inbox.retry_stale() == 0  # still held: it may still be in hand
+    clock.advance(LEASE + timedelta(seconds=1))
     assert await inbox.retry_stale() == 1
     assert recorder.handled == [1]
     assert (await states(store))[1] == ("handled", None)
@@ -174,7 +174,7 @@ async def test_an_update_failing_again_and_again_is_given_up(store: SqlStore) ->
     await inbox.accept([message(1)])
     await settle(inbox)
     for _ in range(MAX_ATTEMPTS):
-        clock.advance(timedelta(minutes=2))
+        clock.advance(LEASE + timedelta(seconds=1))
         await inbox.retry_stale()
     state, error = (await states(store))[1]
     assert state == "failed"
@@ -206,6 +206,23 @@ async def test_left_overs_are_handled_at_start_oldest_first_one_at_a_time(
     assert peak == 1
     assert set((await states(store)).values()) == {("handled", None)}
     assert await restarted.recover() == 0
+
+
+async def test_what_another_process_holds_is_left_to_it_until_its_lease_runs_out(
+    store: SqlStore,
+) -> None:
+    clock = ManualClock(NOW)
+    other = UpdateInbox(store, clock, BOT, Recorder(_never).handlers(), owner="host-a:8080")
+    await other.accept([message(1), message(2)])  # in hand there, for as long as it lives
+    recorder = Recorder()
+    mine = UpdateInbox(store, clock, BOT, recorder.handlers(), owner="host-b:8080")
+    assert await mine.recover() == 0
+    assert await mine.retry_stale() == 0
+    clock.advance(LEASE + timedelta(seconds=1))  # host-a died: nobody renews its hold
+    assert await mine.retry_stale() == 2
+    assert recorder.handled == [1, 2]
+    for task in list(other._in_hand.values()):
+        task.cancel()
 
 
 async def _never(update: Json) -> None:
