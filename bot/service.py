@@ -42,8 +42,13 @@ from storage.repositories import SqlStore
 
 log = logging.getLogger("funnelbot")
 
-GRACE = 10.0
-"""Seconds the updates in hand, and the running tick, get to finish at a stop."""
+GRACE = 7.0
+"""Seconds the running tick and the updates in hand get, together, to finish at a stop;
+with the HTTP server's own (:data:`HTTP_GRACE`) a stop ends within Docker's default
+10 s before it kills the process."""
+HTTP_GRACE = 2
+"""Seconds requests in flight get when the HTTP server stops (a webhook call only stores
+its update)."""
 PRUNE_EVERY = 600.0
 """Seconds between two prunings of old handled updates."""
 
@@ -233,7 +238,7 @@ async def _serve(
             port=settings.http_port,
             log_level="info",
             lifespan="off",
-            timeout_graceful_shutdown=int(GRACE),
+            timeout_graceful_shutdown=HTTP_GRACE,
         )
     )
     poller = telegram.poller if telegram is not None else None
@@ -258,15 +263,17 @@ async def _serve(
 
 async def _finish(ticker: _Ticker, telegram: _Telegram | None) -> None:
     """What a stop owes: the polling loop ended, the running tick and the updates in hand
-    finished (each within the grace), the buffers written."""
+    finished (within the grace, together), the buffers written."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + GRACE
     if telegram is not None and telegram.polling is not None:
         await telegram.polling
     try:
-        await asyncio.wait_for(ticker.running.acquire(), GRACE)
+        await asyncio.wait_for(ticker.running.acquire(), deadline - loop.time())
     except TimeoutError:
         log.warning("the tick did not finish within %.0f s", GRACE)
     if telegram is not None:
-        await telegram.inbox.drain(GRACE)
+        await telegram.inbox.drain(max(deadline - loop.time(), 0.1))
         await telegram.services.flush_activity()
         await telegram.inbox.flush()
 
