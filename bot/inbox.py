@@ -211,7 +211,10 @@ class UpdateInbox:
             if tap is not None:
                 self._start_tap(tap)
                 continue
-            update_id = update["update_id"]
+            update_id = update.get("update_id")
+            if type(update_id) is not int:  # cannot be stored, nor confirmed: dropped
+                log.error("an update without an update_id was dropped: %.200s", update)
+                continue
             by_id[update_id] = update
             received.append(ReceivedUpdate(update_id, kind_of(update), json.dumps(update)))
         if not received:

@@ -315,3 +315,12 @@ async def test_a_stop_waits_for_updates_in_hand_within_the_grace(store: SqlStore
     assert await states(store) == {1: ("handled", None), 2: ("pending", None)}
     for task in list(inbox._in_hand.values()):
         task.cancel()
+
+
+async def test_an_update_without_an_update_id_is_dropped_not_the_batch(store: SqlStore) -> None:
+    recorder = Recorder()
+    inbox = UpdateInbox(store, ManualClock(NOW), BOT, recorder.handlers())
+    assert await inbox.accept([{"message": {}}, {"update_id": "3"}, message(2)]) == 1
+    await settle(inbox)
+    assert recorder.handled == [2]
+    assert await states(store) == {2: ("handled", None)}
