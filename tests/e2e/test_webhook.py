@@ -14,14 +14,13 @@ from typing import Any
 import httpx
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
-from sqlalchemy import select
 
 from bot.http.app import MAX_UPDATE_BYTES, TelegramWebhook, create_app
 from bot.inbox import UpdateInbox
 from bot.telegram_app import build_inbox
 from storage.repositories import SqlStore
-from storage.tables import telegram_updates
 from tests.e2e.harness import Harness, running_bot
+from tests.stored import update_states
 
 NOW = datetime(2026, 3, 1, 10, 0, tzinfo=UTC)
 SECRET = "s3cret-token"
@@ -39,17 +38,7 @@ class Hook:
         return await self.client.post("/telegram/webhook", json=body, headers=HEADERS, **kwargs)
 
     async def states(self) -> dict[int, tuple[str, str | None]]:
-        async with self.harness.store.transaction() as tx:
-            rows = (
-                await tx.conn.execute(
-                    select(
-                        telegram_updates.c.update_id,
-                        telegram_updates.c.state,
-                        telegram_updates.c.error,
-                    )
-                )
-            ).all()
-        return {r.update_id: (r.state, r.error) for r in rows}
+        return await update_states(self.harness.store)
 
 
 @pytest.fixture

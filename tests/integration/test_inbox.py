@@ -9,14 +9,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 
 from bot.handlers.envelopes import Tap
 from bot.inbox import LEASE, MAX_ATTEMPTS, Handlers, UpdateInbox
 from funnels.clock import ManualClock
 from storage.repositories import SqlStore
-from storage.tables import telegram_updates
+from tests.stored import update_states
 
 BOT = 4242
 NOW = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
@@ -69,20 +68,6 @@ class Recorder:
         return Handlers(update=self.update, tap=self.tap, deferred=self.deferred.__contains__)
 
 
-async def states(store: SqlStore) -> dict[int, tuple[str, str | None]]:
-    async with store.transaction() as tx:
-        rows = (
-            await tx.conn.execute(
-                select(
-                    telegram_updates.c.update_id,
-                    telegram_updates.c.state,
-                    telegram_updates.c.error,
-                )
-            )
-        ).all()
-    return {r.update_id: (r.state, r.error) for r in rows}
-
-
 async def settle(inbox: UpdateInbox) -> None:
     assert await inbox.drain(5.0)
 
@@ -93,7 +78,7 @@ async def test_a_batch_is_stored_handled_and_marked(store: SqlStore) -> None:
     assert await inbox.accept([message(1), message(2), message(3)]) == 3
     await settle(inbox)
     assert sorted(recorder.handled) == [1, 2, 3]
-    assert await states(store) == {i: ("handled", None) for i in (1, 2, 3)}
+    assert await update_states(store) == {i: ("handled", None) for i in (1, 2, 3)}
 
 
 async def test_an_update_seen_before_is_not_handled_again(store: SqlStore) -> None:
@@ -114,7 +99,7 @@ async def test_concurrent_accepts_share_writes_and_lose_nothing(store: SqlStore)
     assert counts == [1] * 100
     await settle(inbox)
     assert sorted(recorder.handled) == list(range(1, 101))
-    assert set((await states(store)).values()) == {("handled", None)}
+    assert set((await update_states(store)).values()) == {("handled", None)}
 
 
 async def test_taps_are_handled_at_once_and_not_stored(store: SqlStore) -> None:
@@ -124,7 +109,7 @@ async def test_taps_are_handled_at_once_and_not_stored(store: SqlStore) -> None:
     await settle(inbox)
     assert [(t.query_id, t.envelope_id, t.user.id) for t in recorder.taps] == [("q1", 5, 7)]
     assert recorder.handled == [2]
-    assert set(await states(store)) == {2}
+    assert set(await update_states(store)) == {2}
 
 
 async def test_an_update_that_cannot_be_handled_is_failed_with_its_reason(
@@ -139,7 +124,7 @@ async def test_an_update_that_cannot_be_handled_is_failed_with_its_reason(
     await inbox.accept([message(1, "boom"), message(2)])
     await settle(inbox)
     assert recorder.handled == [2]
-    assert await states(store) == {
+    assert await update_states(store) == {
         1: ("failed", "ValueError: the handler broke"),
         2: ("handled", None),
     }
@@ -157,12 +142,12 @@ async def test_a_passing_fault_leaves_the_update_for_the_tick(store: SqlStore) -
     inbox = UpdateInbox(store, clock, BOT, recorder.handlers())
     await inbox.accept([message(1)])
     await settle(inbox)
-    assert (await states(store))[1][0] == "pending"
+    assert (await update_states(store))[1][0] == "pending"
     assert await inbox.retry_stale() == 0  # still held: it may still be in hand
     clock.advance(LEASE + timedelta(seconds=1))
     assert await inbox.retry_stale() == 1
     assert recorder.handled == [1]
-    assert (await states(store))[1] == ("handled", None)
+    assert (await update_states(store))[1] == ("handled", None)
 
 
 async def test_an_update_failing_again_and_again_is_given_up(store: SqlStore) -> None:
@@ -176,7 +161,7 @@ async def test_an_update_failing_again_and_again_is_given_up(store: SqlStore) ->
     for _ in range(MAX_ATTEMPTS):
         clock.advance(LEASE + timedelta(seconds=1))
         await inbox.retry_stale()
-    state, error = (await states(store))[1]
+    state, error = (await update_states(store))[1]
     assert state == "failed"
     assert error == "TimeoutError: Telegram does not answer"
 
@@ -204,7 +189,7 @@ async def test_left_overs_are_handled_at_start_oldest_first_one_at_a_time(
     assert await restarted.recover() == 3
     assert recorder.handled == [3, 4, 5]
     assert peak == 1
-    assert set((await states(store)).values()) == {("handled", None)}
+    assert set((await update_states(store)).values()) == {("handled", None)}
     assert await restarted.recover() == 0
 
 
@@ -236,7 +221,7 @@ async def test_a_deferred_update_is_left_to_the_work_it_joined(store: SqlStore) 
     inbox = UpdateInbox(store, clock, BOT, recorder.handlers())
     await inbox.accept([message(1), message(2)])
     await settle(inbox)
-    assert await states(store) == {1: ("pending", None), 2: ("handled", None)}
+    assert await update_states(store) == {1: ("pending", None), 2: ("handled", None)}
     clock.advance(timedelta(minutes=5))
     assert await inbox.retry_stale() == 0  # still held: not handled twice
 
@@ -270,7 +255,7 @@ async def test_old_updates_are_pruned(store: SqlStore) -> None:
     await inbox.accept([message(3)])
     await settle(inbox)
     assert await inbox.prune() == 1  # the handled one from three days ago
-    assert set(await states(store)) == {2, 3}
+    assert set(await update_states(store)) == {2, 3}
     clock.advance(timedelta(days=14))
     assert await inbox.prune() == 2
 
@@ -312,7 +297,7 @@ async def test_a_stop_waits_for_updates_in_hand_within_the_grace(store: SqlStore
     asyncio.get_running_loop().call_later(0.05, release.set)
     assert not await inbox.drain(0.3)
     assert recorder.handled == [1]
-    assert await states(store) == {1: ("handled", None), 2: ("pending", None)}
+    assert await update_states(store) == {1: ("handled", None), 2: ("pending", None)}
     for task in list(inbox._in_hand.values()):
         task.cancel()
 
@@ -323,4 +308,4 @@ async def test_an_update_without_an_update_id_is_dropped_not_the_batch(store: Sq
     assert await inbox.accept([{"message": {}}, {"update_id": "3"}, message(2)]) == 1
     await settle(inbox)
     assert recorder.handled == [2]
-    assert await states(store) == {2: ("handled", None)}
+    assert await update_states(store) == {2: ("handled", None)}

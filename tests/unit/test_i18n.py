@@ -13,6 +13,7 @@ import yaml
 from babel import Locale
 
 from bot.i18n import DEFAULT, SUPPORTED, Catalog, CatalogError, negotiate
+from bot.telegram_app import GROUP_ADMIN_COMMANDS, PRIVATE_COMMANDS
 from funnels.ports import StepStatus
 
 CALLBACK_KEYS = (
@@ -132,25 +133,8 @@ REQUIRED_KEYS = {
     "error.generic",
     "error.private_only",
     "error.group_only",
-    *(
-        f"cmd.{name}"
-        for name in (
-            "launch",
-            "taskgroup",
-            "status",
-            "pause",
-            "resume",
-            "grant_leader",
-            "start",
-            "tasks",
-            "balance",
-            "mylink",
-            "lang",
-            "help",
-            "retry",
-            "skip",
-        )
-    ),
+    # Every command the menus register has its description.
+    *(f"cmd.{name}" for name in (*PRIVATE_COMMANDS, *GROUP_ADMIN_COMMANDS)),
     "status.held",
     "status.decide",
     "step.usage",
