@@ -326,8 +326,10 @@ class DecideJoinRequest:
         refusal: Literal["not_replied", "closed"] = (
             "closed" if cohort.pitch_closed_at is not None else "not_replied"
         )
-        await messenger.answer_join_request(chat_id, member.telegram_id, approve=False)
-        await messenger.notify(user, AdmissionNotice(refusal, cohort.code, locale))
+        if await messenger.answer_join_request(chat_id, member.telegram_id, approve=False):
+            # Told once: a request handled again (after a crash) is no longer there to
+            # decline, and the member is not written to twice.
+            await messenger.notify(user, AdmissionNotice(refusal, cohort.code, locale))
         return refusal
 
 
