@@ -172,17 +172,20 @@ class UpdateInbox:
         *,
         owner: str = "funnelbot",
         lease: timedelta = LEASE,
+        fast_taps: bool = True,
     ) -> None:
         """``owner`` names this process, the same over its restarts (the service uses
         its host and HTTP port), so that a restarted process takes back at once what it
         held when it died; ``lease`` should outlast the time between two activity
-        flushes (the tick)."""
+        flushes (the tick). ``fast_taps=False`` stores taps like any other update
+        (what ``scripts/bench/grab_storm.py`` measures the fast path against)."""
         self.store = store
         self.clock = clock
         self.bot_id = bot_id
         self.handlers = handlers
         self.owner = owner
         self.lease = lease
+        self.fast_taps = fast_taps
         self._in_hand: dict[int, asyncio.Task[None]] = {}
         self._last_of: dict[int, asyncio.Task[None]] = {}
         """Each person's latest update in hand: the next one waits for it."""
@@ -199,18 +202,26 @@ class UpdateInbox:
         safe in the database (raises if it could not be stored: do not confirm it).
         Taps are handled at once and not stored."""
         updates = list(updates)
+        if not self.fast_taps:
+            return await self._store_and_start(updates)
         if len(updates) == 1 and (tap := read_tap(updates[0])) is not None:
             # A lone tap (the webhook's one update per request): claimed and answered in
             # the caller's own task, with no second task to hand it to.
             await self.handlers.tap(tap)
             return 0
+        rest = []
+        for update in updates:
+            tap = read_tap(update)
+            if tap is None:
+                rest.append(update)
+            else:
+                self._start_tap(tap)
+        return await self._store_and_start(rest)
+
+    async def _store_and_start(self, updates: list[Json]) -> int:
         received: list[ReceivedUpdate] = []
         by_id: dict[int, Json] = {}
         for update in updates:
-            tap = read_tap(update)
-            if tap is not None:
-                self._start_tap(tap)
-                continue
             update_id = update.get("update_id")
             if type(update_id) is not int:  # cannot be stored, nor confirmed: dropped
                 log.error("an update without an update_id was dropped: %.200s", update)

@@ -17,11 +17,12 @@ the same crowd is fed through bare aiogram, a dispatcher whose one handler answe
 tap at once with aiogram's client: what aiogram alone costs here, printed beside the
 bot's figure.
 
-Trials take turns between two ways in: ``inbox``, through the update inbox as
+Trials take turns between three ways in: ``inbox``, through the update inbox as
 ``funnelbot run`` feeds it now (``UpdateInbox.accept``, one update per call as the webhook
-gives them; a tap is not stored, it is handed to the same claim at once), and
-``straight``, the dispatcher fed directly as before the inbox. Both are reported side
-by side.
+gives them; a tap is not stored, it is handed to the same claim at once); ``stored``,
+the inbox storing every tap before handling it like any other update (what the fast
+path saves); and ``straight``, the dispatcher fed directly as before the inbox. All
+three are reported side by side.
 
 Every trial checks the money: exactly as many winners as shares, the claimed sum equal
 to the envelope's total to the cent, nobody twice, and every member told "you got it"
@@ -91,7 +92,7 @@ class Figures:
     failures: list[str] = field(default_factory=list)
 
 
-WAYS = ("inbox", "straight")
+WAYS = ("inbox", "stored", "straight")
 
 
 async def storm(url: str, args: argparse.Namespace) -> dict[str, Figures]:
@@ -116,6 +117,8 @@ async def storm(url: str, args: argparse.Namespace) -> dict[str, Figures]:
         services = build_services(settings, store, ManualClock(NOW), bot, limits=UNLIMITED)
         dp = build_dispatcher(services)
         inbox = build_inbox(store, services, dp)
+        stored = build_inbox(store, services, dp)
+        stored.fast_taps = False
         bare = bare_dispatcher()
         members = list(range(10_001, 10_001 + args.members))
         api.add_group(GROUP, "Storm", supergroup=True)
@@ -140,12 +143,14 @@ async def storm(url: str, args: argparse.Namespace) -> dict[str, Figures]:
         settle_heap()  # as `funnelbot run` does once it is up
         rng = random.Random(args.seed)
         for trial in range(args.trials):
-            way = WAYS[trial % 2]
-            shape = args.shape if args.shape != "mixed" else ("all" if trial // 2 % 2 else "spread")
+            way = WAYS[trial % 3]
+            shape = args.shape if args.shape != "mixed" else ("all" if trial // 3 % 2 else "spread")
 
             async def feed(update: dict[str, Any], way: str = way) -> None:
                 if way == "inbox":
                     await inbox.accept([update])
+                elif way == "stored":
+                    await stored.accept([update])
                 else:
                     await dp.feed_raw_update(bot, update)
 
@@ -153,7 +158,7 @@ async def storm(url: str, args: argparse.Namespace) -> dict[str, Figures]:
                 api,
                 services,
                 feed,
-                inbox,
+                stored if way == "stored" else inbox,
                 store,
                 cohort.id,
                 trial,
@@ -408,7 +413,11 @@ def main() -> None:
         by_way = asyncio.run(storm(url, args))
         took = time.perf_counter() - started
         for way in WAYS:
-            label = "through the update inbox" if way == "inbox" else "fed straight (before)"
+            label = {
+                "inbox": "through the update inbox (taps not stored)",
+                "stored": "through the update inbox, every tap stored first",
+                "straight": "fed straight to the dispatcher (before the inbox)",
+            }[way]
             ok = report(f"{name} ({took:.0f} s in all), {label}", by_way[way]) and ok
     print(
         "\nreproduce: .venv/bin/python scripts/bench/grab_storm.py --postgres"
