@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, tzinfo
 
-from funnels.ports import Clock
+from funnels.kernel.clock import Clock
 
 
 class SystemClock:

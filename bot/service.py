@@ -23,22 +23,23 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.clock import SystemClock
 from bot.http.app import TelegramWebhook, create_app
-from bot.inbox import UpdateInbox
-from bot.messengers import LoggingMessenger
-from bot.polling import Poller
-from bot.services import Services, build_services
 from bot.settings import Settings
-from bot.telegram_app import (
+from bot.telegram.app import (
     allowed_updates,
     build_bot,
     build_dispatcher,
     build_inbox,
     register_commands,
 )
-from funnels.cohorts import Deps, RunDueSteps
+from bot.telegram.inbox import UpdateInbox
+from bot.telegram.offline import LoggingMessenger
+from bot.telegram.polling import Poller
+from bot.telegram.services import Services, build_services
+from funnels.cohorts.tick import RunDueSteps
+from funnels.deps import Deps
 from storage.db import create_engine
 from storage.migrate import upgrade_async
-from storage.repositories import SqlStore
+from storage.uow import SqlStore
 
 log = logging.getLogger("funnelbot")
 

@@ -9,7 +9,7 @@ from typing import Annotated
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from bot.command_args import telegram_user_id
+from bot.args import telegram_user_id
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./funnelbot.db"
 

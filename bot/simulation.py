@@ -23,26 +23,26 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from bot.messengers import RecordingMessenger
-from funnels.clock import ManualClock
-from funnels.cohorts import Deps, RunDueSteps, StartCohort
-from funnels.members import (
-    AdmitMember,
-    ClaimShare,
-    RecordActivity,
-    RecordJoin,
-    RecordLeave,
-    RecordReply,
-)
-from funnels.planner import PlannedStep, plan
+from bot.telegram.offline import RecordingMessenger
+from funnels.cohorts.launch import StartCohort
+from funnels.cohorts.tick import RunDueSteps
+from funnels.deps import Deps
+from funnels.kernel.clock import ManualClock
+from funnels.kernel.codes import new_code
+from funnels.ladder.events import IngestEvents
 from funnels.ports import EnvelopeSummary, IncomingEvent, MemberRef, Outgoing
-from funnels.script import Goal, Script
-from funnels.script_loader import LoadedScript
-from funnels.tasks import IngestEvents
+from funnels.scripts.loader import LoadedScript
+from funnels.scripts.model import Goal, Script
+from funnels.scripts.planner import PlannedStep, plan
+from funnels.warmup.admissions import AdmitMember
+from funnels.warmup.chatter import RecordActivity
+from funnels.warmup.envelopes import ClaimShare
+from funnels.warmup.joins import RecordJoin, RecordLeave
+from funnels.warmup.replies import RecordReply
 from storage.db import create_engine
 from storage.migrate import upgrade_async
-from storage.reports import FunnelReport, funnel_report
-from storage.repositories import SqlStore, SqlTransaction, new_code
+from storage.ops import FunnelReport, funnel_report
+from storage.uow import SqlStore, SqlTransaction
 
 Action = Callable[[], Awaitable[None]]
 
@@ -476,7 +476,7 @@ class Simulation:
     def _events_for(
         self, goal: Goal, currency: str, complete: bool
     ) -> list[tuple[str, dict[str, object]]]:
-        from funnels.goals import target
+        from funnels.ladder.goals import target
 
         if goal.all is not None:
             return [e for g in goal.all for e in self._events_for(g, currency, complete)]

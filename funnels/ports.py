@@ -1,9 +1,5 @@
-"""The domain's view of the world: records it reads and the Protocols it talks through.
-
-Storage implements :class:`Store` (one transaction per use case); the bot implements
-:class:`Messenger` over Telegram; tests and ``funnelbot simulate`` use recording fakes.
-Nothing here knows about SQL, aiogram or HTTP.
-"""
+"""The vocabulary the slices share with the world: records read from storage, what the
+bot is asked to say (messages and the ``Messenger``), and the repositories as Protocols."""
 
 from __future__ import annotations
 
@@ -13,9 +9,9 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Literal, Protocol
 
-from funnels.planner import PlannedStep
-from funnels.script import Media
-from funnels.stages import Stage
+from funnels.kernel.stages import Stage
+from funnels.scripts.model import Media
+from funnels.scripts.planner import PlannedStep
 
 StepStatus = Literal["pending", "running", "done", "skipped", "failed", "unknown", "held"]
 """``held``: a later part of a talk whose earlier part is ``unknown`` or ``failed``; it
@@ -26,13 +22,9 @@ list`` and the reports see why the part waits (its error names the part it waits
 a held part is not open work, so it neither looks due to the scheduler nor keeps its
 cohort from finishing. The claim also refuses any talk part whose earlier part is not
 done or skipped, which keeps parts in order across processes whatever the status says."""
+
+
 CohortStatus = Literal["running", "paused", "finished", "cancelled"]
-
-
-class Clock(Protocol):
-    def now(self) -> datetime:
-        """The current instant, aware UTC."""
-        ...
 
 
 # ---------------------------------------------------------------- records
@@ -269,6 +261,7 @@ Outgoing = (
     | AdmissionNotice
 )
 
+
 Right = Literal[
     "admin",
     "can_invite_users",
@@ -277,6 +270,8 @@ Right = Literal[
     "can_restrict_members",
     "see_messages",
 ]
+
+
 WARMUP_RIGHTS: tuple[Right, ...] = (
     "admin",
     "can_invite_users",
@@ -285,11 +280,9 @@ WARMUP_RIGHTS: tuple[Right, ...] = (
 )
 """What the bot needs in a warm-up group: admin (to see every "1" and get ``chat_member``
 updates), invite links (to attribute joins), pins (talks), deletes (slow mode)."""
+
+
 TASK_GROUP_RIGHTS: tuple[Right, ...] = ("admin", "can_invite_users")
-
-
-class AlreadyExists(Exception):
-    """A unique key is taken (e.g. a chat already bound to a cohort); nothing was written."""
 
 
 class DeliveryError(Exception):

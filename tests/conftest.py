@@ -28,7 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from storage.db import create_engine
 from storage.migrate import upgrade, upgrade_async
-from storage.repositories import SqlStore
+from storage.uow import SqlStore
 from tests.availability import unavailable
 
 DEFAULT_POSTGRES_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from storage.repositories import SqlStore
 from storage.tables import telegram_updates
+from storage.uow import SqlStore
 
 
 async def update_states(store: SqlStore) -> dict[int, tuple[str, str | None]]:

@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from bot.inbox import BadUpdate, UpdateInbox, check_update
+from bot.telegram.inbox import BadUpdate, UpdateInbox, check_update
 
 log = logging.getLogger("funnelbot.http")
 

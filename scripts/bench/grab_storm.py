@@ -54,22 +54,22 @@ from aiogram.types import CallbackQuery
 from pydantic import SecretStr
 from sqlalchemy import func, select
 
-from bot.library import DEFAULT_SCRIPT, script_path
 from bot.service import settle_heap
-from bot.services import build_services
 from bot.settings import Settings
-from bot.telegram_app import build_bot, build_dispatcher, build_inbox
-from bot.throttle import Limits, Window
-from funnels.clock import ManualClock
-from funnels.cohorts import StartCohort
-from funnels.envelopes import split
-from funnels.members import RecordJoin
+from bot.telegram.app import build_bot, build_dispatcher, build_inbox
+from bot.telegram.services import build_services
+from bot.telegram.throttle import Limits, Window
+from funnels.cohorts.launch import StartCohort
+from funnels.kernel.clock import ManualClock
 from funnels.ports import EnvelopeOffer
-from funnels.script_loader import load_script
+from funnels.scripts.library import DEFAULT_SCRIPT, script_path
+from funnels.scripts.loader import load_script
+from funnels.warmup.envelopes import split
+from funnels.warmup.joins import RecordJoin
 from storage.db import create_engine
 from storage.migrate import upgrade_async
 from storage.models import EnvelopeShare, LedgerEntry
-from storage.repositories import SqlStore
+from storage.uow import SqlStore
 from tests.botapi import LocalBotAPI
 from tests.botapi.remote import RemoteBotAPI
 

@@ -35,20 +35,20 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from pydantic import SecretStr
 from sqlalchemy import func, select
 
-from bot.library import DEFAULT_SCRIPT, script_path
-from bot.polling import Poller
 from bot.service import settle_heap
-from bot.services import build_services
 from bot.settings import Settings
-from bot.telegram_app import allowed_updates, build_bot, build_dispatcher, build_inbox
-from bot.throttle import Limits, Window
-from funnels.clock import ManualClock
-from funnels.cohorts import StartCohort
-from funnels.script_loader import load_script
+from bot.telegram.app import allowed_updates, build_bot, build_dispatcher, build_inbox
+from bot.telegram.polling import Poller
+from bot.telegram.services import build_services
+from bot.telegram.throttle import Limits, Window
+from funnels.cohorts.launch import StartCohort
+from funnels.kernel.clock import ManualClock
+from funnels.scripts.library import DEFAULT_SCRIPT, script_path
+from funnels.scripts.loader import load_script
 from storage.db import create_engine
 from storage.migrate import upgrade_async
-from storage.repositories import SqlStore
 from storage.tables import cohort_members
+from storage.uow import SqlStore
 from tests.botapi.remote import RemoteBotAPI
 
 TOKEN = "4343:JOINS"

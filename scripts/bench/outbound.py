@@ -35,13 +35,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from pydantic import SecretStr
 from redis.asyncio import Redis
 
-from bot.i18n import Catalog
-from bot.render import Renderer
 from bot.settings import Settings
-from bot.shared_throttle import SharedThrottle
-from bot.telegram import TelegramMessenger
-from bot.telegram_app import build_bot
-from bot.throttle import Limits, Throttle, Throttling
+from bot.telegram.app import build_bot
+from bot.telegram.i18n import Catalog
+from bot.telegram.messenger import TelegramMessenger
+from bot.telegram.render import Renderer
+from bot.telegram.shared_throttle import SharedThrottle
+from bot.telegram.throttle import Limits, Throttle, Throttling
 from funnels.ports import MemberRef, RewardNotice, ScriptPost
 from tests.botapi import LocalBotAPI
 

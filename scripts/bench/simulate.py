@@ -14,9 +14,9 @@ import resource
 import sys
 import time
 
-from bot.library import DEFAULT_SCRIPT, script_path
 from bot.simulation import Simulation, SimulationOptions
-from funnels.script_loader import load_script
+from funnels.scripts.library import DEFAULT_SCRIPT, script_path
+from funnels.scripts.loader import load_script
 
 
 def main() -> None:

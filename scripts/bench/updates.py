@@ -50,18 +50,18 @@ from pydantic import SecretStr
 from sqlalchemy import func, select, text
 from sqlalchemy.engine import make_url
 
-from bot.inbox import UpdateInbox
 from bot.service import settle_heap
-from bot.services import build_services
 from bot.settings import Settings
-from bot.telegram_app import build_bot, build_dispatcher, build_inbox
-from funnels.clock import ManualClock
-from funnels.cohorts import RunDueSteps
-from funnels.groups import AddRegion
+from bot.telegram.app import build_bot, build_dispatcher, build_inbox
+from bot.telegram.inbox import UpdateInbox
+from bot.telegram.services import build_services
+from funnels.cohorts.tick import RunDueSteps
+from funnels.kernel.clock import ManualClock
+from funnels.people.regions import AddRegion
 from storage.db import create_engine
 from storage.migrate import upgrade_async
 from storage.models import MemberActivity
-from storage.repositories import SqlStore
+from storage.uow import SqlStore
 from tests.botapi import LocalBotAPI
 from tests.botapi.remote import RemoteBotAPI
 from tests.e2e.harness import ADMIN, BOT_LIMITS, LEADER, SERVER_LIMITS, TOKEN, WARMUP

@@ -31,7 +31,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from funnels.ports import Clock
+from funnels.kernel.clock import Clock
 from tests.botapi.limits import FloodLimiter, FloodLimits
 from tests.botapi.methods import BotMethods, canonical_method
 from tests.botapi.model import (

@@ -25,7 +25,7 @@ from dataclasses import dataclass, replace
 from typing import Any, TypeVar, cast
 
 from bot.clock import SystemClock
-from funnels.ports import Clock
+from funnels.kernel.clock import Clock
 from tests.botapi.formatting import first_callback_data
 from tests.botapi.model import (
     ALL_UPDATE_TYPES,

@@ -76,13 +76,13 @@ from aiogram.methods import Response, TelegramMethod
 from aiogram.methods.base import TelegramType
 from pydantic import SecretStr
 
-from bot.i18n import Catalog
-from bot.services import build_services
 from bot.settings import Settings
-from bot.telegram_app import allowed_updates, build_bot, build_dispatcher
-from funnels.clock import ManualClock
+from bot.telegram.app import allowed_updates, build_bot, build_dispatcher
+from bot.telegram.i18n import Catalog
+from bot.telegram.services import build_services
+from funnels.kernel.clock import ManualClock
 from storage.db import create_engine
-from storage.repositories import SqlStore
+from storage.uow import SqlStore
 from tests.availability import unavailable
 from tests.e2e.harness import BOT_LIMITS
 

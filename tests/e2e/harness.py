@@ -17,14 +17,14 @@ from typing import Any
 from aiogram import Bot, Dispatcher
 from pydantic import SecretStr
 
-from bot.services import Services, build_services
 from bot.settings import Settings
-from bot.telegram_app import build_bot, build_dispatcher
-from bot.throttle import Limits, Window
-from funnels.clock import ManualClock
-from funnels.cohorts import RunDueSteps, TickReport
-from funnels.groups import AddRegion
-from storage.repositories import SqlStore
+from bot.telegram.app import build_bot, build_dispatcher
+from bot.telegram.services import Services, build_services
+from bot.telegram.throttle import Limits, Window
+from funnels.cohorts.tick import RunDueSteps, TickReport
+from funnels.kernel.clock import ManualClock
+from funnels.people.regions import AddRegion
+from storage.uow import SqlStore
 from tests.botapi import LocalBotAPI
 from tests.integration.funnel_kit import tick_through
 

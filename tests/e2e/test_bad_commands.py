@@ -12,10 +12,10 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from bot.i18n import Catalog
-from bot.library import available_scripts
-from funnels.stages import Role
-from storage.repositories import SqlStore
+from bot.telegram.i18n import Catalog
+from funnels.kernel.stages import Role
+from funnels.scripts.library import available_scripts
+from storage.uow import SqlStore
 from tests.e2e.harness import ADMIN, LEADER, TASKS, WARMUP, Harness, running_bot
 from tests.sample_scripts import spring_line
 
@@ -116,7 +116,7 @@ async def test_a_non_leader_hears_not_a_leader_before_any_option_is_read(
         "x" * 65,
         "../seven-plus-twentyone",
         "~/seven-plus-twentyone",
-        "funnels/library/seven-plus-twentyone",
+        "funnels/scripts/library/seven-plus-twentyone",
         "seven-plus-twentyone.en",
         "seven-plus-twentyone.en.yaml",
         "x.yaml",

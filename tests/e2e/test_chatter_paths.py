@@ -10,9 +10,9 @@ from typing import Any
 from aiogram.types import Update
 from sqlalchemy import func, select
 
-from bot.handlers.raw import read_said
+from bot.telegram.raw import read_said
 from storage.models import MemberActivity
-from storage.repositories import SqlStore
+from storage.uow import SqlStore
 from tests.e2e.harness import WARMUP, Harness, running_bot
 from tests.e2e.test_warmup_week import at, launch, setup_world
 

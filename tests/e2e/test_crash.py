@@ -22,12 +22,14 @@ from sqlalchemy import Select, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.clock import SystemClock
-from bot.messengers import RecordingMessenger
-from funnels.cohorts import Deps
-from funnels.groups import Actor, AddRegion, GrantLeader
+from bot.telegram.offline import RecordingMessenger
+from funnels.deps import Deps
+from funnels.kernel.actor import Actor
+from funnels.people.leaders import GrantLeader
+from funnels.people.regions import AddRegion
 from storage.db import create_engine
-from storage.repositories import SqlStore
 from storage.tables import cohort_members, member_activity, telegram_updates, users
+from storage.uow import SqlStore
 from tests.botapi import LocalBotAPI
 from tests.e2e.process import BotProcess
 

@@ -19,7 +19,7 @@ from aiogram.exceptions import TelegramBadRequest, TelegramNetworkError
 from aiogram.methods import AnswerCallbackQuery
 from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
 
-from bot.direct_api import DirectBotAPI, UpdatesRefused
+from bot.telegram.direct_api import DirectBotAPI, UpdatesRefused
 from tests.botapi import LocalBotAPI
 from tests.botapi.model import QUERY_TOO_OLD
 from tests.e2e.conftest import ANN, BOB, GROUP, TOKEN

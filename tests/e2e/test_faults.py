@@ -13,11 +13,11 @@ from zoneinfo import ZoneInfo
 from aiogram.types import Update
 from sqlalchemy import select
 
-from bot.i18n import Catalog
-from bot.throttle import Limits, Throttle, Window
+from bot.telegram.i18n import Catalog
+from bot.telegram.throttle import Limits, Throttle, Window
 from funnels.ports import ScriptPost
 from storage.models import Envelope, EnvelopeShare, User
-from storage.repositories import SqlStore
+from storage.uow import SqlStore
 from tests.e2e.harness import ADMIN, LEADER, TASKS, WARMUP, Harness, running_bot
 
 SG = ZoneInfo("Asia/Singapore")

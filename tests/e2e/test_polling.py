@@ -16,8 +16,8 @@ from aiogram import Bot
 from aiogram.client.telegram import TelegramAPIServer
 from aiogram.utils.backoff import BackoffConfig
 
-from bot.direct_api import DirectBotAPI
-from bot.polling import Poller
+from bot.telegram.direct_api import DirectBotAPI
+from bot.telegram.polling import Poller
 from tests.botapi import LocalBotAPI
 from tests.e2e.conftest import ANN, BOB, GROUP, TOKEN
 from tests.e2e.loopback import LoopbackSession, until

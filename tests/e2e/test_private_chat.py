@@ -6,11 +6,11 @@ from __future__ import annotations
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from bot.i18n import Catalog
+from bot.telegram.i18n import Catalog
+from funnels.kernel.stages import Stage
+from funnels.ladder.events import IngestEvents
 from funnels.ports import IncomingEvent
-from funnels.stages import Stage
-from funnels.tasks import IngestEvents
-from storage.repositories import SqlStore
+from storage.uow import SqlStore
 from tests.e2e.harness import ADMIN, LEADER, TASKS, WARMUP, running_bot
 
 CATALOG = Catalog.load()

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from bot.i18n import Catalog
+from bot.telegram.i18n import Catalog
 from storage.models import CohortMember
-from storage.repositories import SqlStore
+from storage.uow import SqlStore
 from tests.e2e.harness import LEADER, TASKS, WARMUP, Harness, running_bot
 from tests.e2e.test_warmup_week import at, launch, setup_world
 

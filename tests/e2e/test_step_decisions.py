@@ -7,8 +7,8 @@ from __future__ import annotations
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from bot.i18n import Catalog
-from storage.repositories import SqlStore
+from bot.telegram.i18n import Catalog
+from storage.uow import SqlStore
 from tests.e2e.harness import ADMIN, LEADER, WARMUP, Harness, running_bot
 from tests.e2e.test_faults import launched, world
 

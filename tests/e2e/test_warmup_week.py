@@ -15,10 +15,10 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
 
-from bot.i18n import Catalog
-from funnels.stages import Stage
+from bot.telegram.i18n import Catalog
+from funnels.kernel.stages import Stage
 from storage.models import CohortMember, EnvelopeShare, LedgerEntry, MemberActivity
-from storage.repositories import SqlStore
+from storage.uow import SqlStore
 from tests.e2e.harness import ADMIN, LEADER, TASKS, WARMUP, Harness, running_bot
 
 SG = ZoneInfo("Asia/Singapore")

@@ -16,9 +16,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from bot.http.app import MAX_UPDATE_BYTES, TelegramWebhook, create_app
-from bot.inbox import UpdateInbox
-from bot.telegram_app import build_inbox
-from storage.repositories import SqlStore
+from bot.telegram.app import build_inbox
+from bot.telegram.inbox import UpdateInbox
+from storage.uow import SqlStore
 from tests.e2e.harness import Harness, running_bot
 from tests.stored import update_states
 

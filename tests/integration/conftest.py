@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from bot.messengers import RecordingMessenger
-from funnels.clock import ManualClock
-from funnels.cohorts import Deps
-from storage.repositories import SqlStore
+from bot.telegram.offline import RecordingMessenger
+from funnels.deps import Deps
+from funnels.kernel.clock import ManualClock
+from storage.uow import SqlStore
 from tests.integration.funnel_kit import Kit, load, warmup_at
 
 

@@ -31,21 +31,20 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Delete, Insert, Select, Update, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from bot.messengers import RecordingMessenger
-from funnels.clock import ManualClock
-from funnels.cohorts import Deps, RunDueSteps, StartCohort, TickReport
-from funnels.members import (
-    AdmitMember,
-    ClaimShare,
-    RecordActivity,
-    RecordJoin,
-    RecordLeave,
-    RecordReply,
-)
+from bot.telegram.offline import RecordingMessenger
+from funnels.cohorts.launch import StartCohort
+from funnels.cohorts.tick import RunDueSteps, TickReport
+from funnels.deps import Deps
+from funnels.kernel.clock import ManualClock
+from funnels.kernel.stages import Stage
+from funnels.ladder.events import IngestEvents
 from funnels.ports import CohortRecord, IncomingEvent, MemberRef, StepRunRecord
-from funnels.script_loader import LoadedScript, load_script_text
-from funnels.stages import Stage
-from funnels.tasks import IngestEvents
+from funnels.scripts.loader import LoadedScript, load_script_text
+from funnels.warmup.admissions import AdmitMember
+from funnels.warmup.chatter import RecordActivity
+from funnels.warmup.envelopes import ClaimShare
+from funnels.warmup.joins import RecordJoin, RecordLeave
+from funnels.warmup.replies import RecordReply
 from storage.models import (
     Cohort,
     CohortMember,
@@ -58,7 +57,7 @@ from storage.models import (
     TaskUniqueKey,
     User,
 )
-from storage.repositories import SqlStore, SqlTransaction
+from storage.uow import SqlStore, SqlTransaction
 
 TZ = ZoneInfo("Asia/Singapore")
 START = date(2026, 3, 2)

@@ -9,9 +9,9 @@ import pytest
 from typer.testing import CliRunner
 
 from bot.cli import app
-from funnels.stages import Role
+from funnels.kernel.stages import Role
 from storage.db import create_engine
-from storage.repositories import SqlStore
+from storage.uow import SqlStore
 
 runner = CliRunner()
 

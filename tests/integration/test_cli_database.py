@@ -15,7 +15,7 @@ from sqlalchemy.engine import make_url
 from typer.testing import CliRunner
 
 from bot.cli import app
-from bot.cli_checks import Unusable, check_database
+from bot.cli.checks import Unusable, check_database
 
 runner = CliRunner()
 

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-import bot.cli_script
-from bot.cli_script import app
+from bot.cli import scripts as cli_scripts
+from bot.cli.scripts import app
 from tests.sample_scripts import spring_line
 
 SCRIPT = spring_line("Asia/Shanghai")
@@ -161,7 +161,7 @@ def test_preview_shows_local_times_across_a_dst_change(runner: CliRunner, tmp_pa
 def test_preview_defaults_to_the_script_zone_and_today(
     runner: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(bot.cli_script, "today", lambda tz: date(2026, 1, 5))
+    monkeypatch.setattr(cli_scripts, "today", lambda tz: date(2026, 1, 5))
     path = write(tmp_path, "line.yaml", SCRIPT)
 
     result = runner.invoke(app, ["preview", str(path)])

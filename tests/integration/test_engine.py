@@ -7,9 +7,14 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from funnels.cohorts import CohortError, Deps, RunDueSteps, StartCohort
-from funnels.groups import Actor, GroupLost, PauseCohort, Refused
-from funnels.pauses import PauseReason
+from funnels.cohorts.launch import CohortError, StartCohort
+from funnels.cohorts.lifecycle import GroupLost, PauseCohort
+from funnels.cohorts.pauses import PauseReason
+from funnels.cohorts.tick import RunDueSteps
+from funnels.deps import Deps
+from funnels.kernel.actor import Actor
+from funnels.kernel.refusals import Refused
+from funnels.ops.steps import RetryStep
 from funnels.ports import (
     ChatUnavailable,
     DeliveryError,
@@ -18,7 +23,6 @@ from funnels.ports import (
     ScriptPost,
     TaskAnnouncement,
 )
-from funnels.steps import RetryStep
 from tests.integration.funnel_kit import (
     ALL_KEYS,
     START,

@@ -9,10 +9,10 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select
 
-from funnels.cohorts import CloseEnvelope, Deps
-from funnels.members import ClaimShare
+from funnels.deps import Deps
+from funnels.kernel.stages import Stage
 from funnels.ports import CohortRecord, EnvelopeOffer, EnvelopeSummary, MemberRef
-from funnels.stages import Stage
+from funnels.warmup.envelopes import ClaimShare, CloseEnvelope
 from tests.integration.funnel_kit import (
     WARMUP_CHAT,
     Kit,

@@ -7,10 +7,10 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import select
 
-from funnels.cohorts import Deps
+from funnels.deps import Deps
+from funnels.kernel.stages import Role, Stage
+from funnels.ladder.events import IngestEvents
 from funnels.ports import CohortRecord, IncomingEvent, MemberRef, RewardNotice
-from funnels.stages import Role, Stage
-from funnels.tasks import IngestEvents
 from tests.integration.funnel_kit import (
     TASK_CHAT,
     Kit,

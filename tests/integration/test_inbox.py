@@ -11,10 +11,10 @@ from typing import Any
 import pytest
 from sqlalchemy.exc import OperationalError
 
-from bot.handlers.envelopes import Tap
-from bot.inbox import LEASE, MAX_ATTEMPTS, Handlers, UpdateInbox
-from funnels.clock import ManualClock
-from storage.repositories import SqlStore
+from bot.telegram.inbox import LEASE, MAX_ATTEMPTS, Handlers, UpdateInbox
+from bot.telegram.routers.envelopes import Tap
+from funnels.kernel.clock import ManualClock
+from storage.uow import SqlStore
 from tests.stored import update_states
 
 BOT = 4242

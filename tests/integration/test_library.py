@@ -1,4 +1,4 @@
-"""bot.library on real folders: scripts are found by plain name in the shipped library
+"""The script library on real folders: scripts are found by plain name in the shipped library
 and ``FUNNELBOT_SCRIPTS_DIR`` only, never by a path."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.library import DEFAULT_SCRIPT, LIBRARY, available_scripts, script_path
+from funnels.scripts.library import DEFAULT_SCRIPT, LIBRARY, available_scripts, script_path
 
 
 def test_names_resolve_in_the_library_and_the_extra_folder(tmp_path: Path) -> None:

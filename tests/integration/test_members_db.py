@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from funnels.cohorts import Deps
-from funnels.members import RecordJoin
+from funnels.deps import Deps
+from funnels.kernel.stages import Stage
 from funnels.ports import AdmissionsOpen, ScriptPost
-from funnels.stages import Stage
+from funnels.warmup.joins import RecordJoin
 from storage.models import MemberActivity
 from tests.integration.funnel_kit import (
     WARMUP_CHAT,

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from funnels.stages import Stage
-from storage.reports import funnel_report
+from funnels.kernel.stages import Stage
+from storage.ops import funnel_report
 from tests.integration.funnel_kit import TASK_CHAT, WARMUP_CHAT, Kit, task_at, warmup_at
 
 

@@ -16,13 +16,13 @@ from aiogram import Bot
 from pydantic import SecretStr
 from redis.asyncio import Redis
 
-from bot import shared_throttle
-from bot.services import build_services
 from bot.settings import Settings
-from bot.shared_throttle import SharedThrottle
-from bot.throttle import Limits, Throttle, Window
-from funnels.clock import ManualClock
-from storage.repositories import SqlStore
+from bot.telegram import shared_throttle
+from bot.telegram.services import build_services
+from bot.telegram.shared_throttle import SharedThrottle
+from bot.telegram.throttle import Limits, Throttle, Window
+from funnels.kernel.clock import ManualClock
+from storage.uow import SqlStore
 
 GROUP = -100_123
 # Windows of seconds, so that no reservation has passed (and been dropped) before the

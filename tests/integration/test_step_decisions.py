@@ -8,10 +8,11 @@ from collections.abc import Awaitable
 
 import pytest
 
-from funnels.cohorts import StartCohort
-from funnels.groups import Actor, Refused
+from funnels.cohorts.launch import StartCohort
+from funnels.kernel.actor import Actor
+from funnels.kernel.refusals import Refused
+from funnels.ops.steps import DecideStepInGroup, RetryStep, SkipStep, StepsNeedingAttention
 from funnels.ports import CohortRecord, DeliveryError, ScriptPost
-from funnels.steps import DecideStepInGroup, RetryStep, SkipStep, StepsNeedingAttention
 from tests.integration.funnel_kit import START, WARMUP_CHAT, Kit, warmup_at
 
 PART_ONE = ScriptPost("Corner shops\n— Ana\n\nPart one of the talk.", None, "en")

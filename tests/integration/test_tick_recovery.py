@@ -10,8 +10,8 @@ from datetime import timedelta
 
 import pytest
 
-from bot.messengers import RecordingMessenger
-from funnels.cohorts import RunDueSteps
+from bot.telegram.offline import RecordingMessenger
+from funnels.cohorts.tick import RunDueSteps
 from funnels.ports import DeliveryError, EnvelopeOffer, EnvelopeSummary, Outgoing, ScriptPost
 from tests.integration.funnel_kit import (
     WARMUP_CHAT,

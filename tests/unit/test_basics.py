@@ -6,10 +6,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from funnels.clock import ManualClock
-from funnels.durations import format_duration, parse_duration
-from funnels.money import format_minor, to_minor
-from funnels.stages import Role, Stage, advance, promote
+from funnels.kernel.clock import ManualClock
+from funnels.kernel.durations import format_duration, parse_duration
+from funnels.kernel.money import format_minor, to_minor
+from funnels.kernel.stages import Role, Stage, advance, promote
 
 
 @pytest.mark.parametrize(

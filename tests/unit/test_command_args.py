@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.command_args import TELEGRAM_ID_LIMIT, ascii_int, telegram_user_id
+from bot.args import TELEGRAM_ID_LIMIT, ascii_int, telegram_user_id
 
 
 @pytest.mark.parametrize(

@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 from aiogram.types import Update
 
-from bot.handlers.envelopes import Tap, read_tap
-from bot.handlers.raw import Sender
-from bot.render import Grab
+from bot.telegram.raw import Sender
+from bot.telegram.render import Grab
+from bot.telegram.routers.envelopes import Tap, read_tap
 
 RAW: dict[str, Any] = {
     "update_id": 7,

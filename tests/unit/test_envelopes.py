@@ -7,7 +7,7 @@ import random
 import pytest
 from hypothesis import given, strategies as st
 
-from funnels.envelopes import envelope_seed, luckiest, split
+from funnels.warmup.envelopes import envelope_seed, luckiest, split
 
 
 @st.composite

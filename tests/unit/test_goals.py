@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from funnels.goals import (
+from funnels.ladder.goals import (
     Contribution,
     GoalStatus,
     LeafProgress,
@@ -15,7 +15,7 @@ from funnels.goals import (
     evaluate,
     target,
 )
-from funnels.script import Goal, Script
+from funnels.scripts.model import Goal, Script
 
 
 def goal_of(spec: dict[str, Any]) -> Goal:

@@ -12,8 +12,8 @@ import pytest
 import yaml
 from babel import Locale
 
-from bot.i18n import DEFAULT, SUPPORTED, Catalog, CatalogError, negotiate
-from bot.telegram_app import GROUP_ADMIN_COMMANDS, PRIVATE_COMMANDS
+from bot.telegram.app import GROUP_ADMIN_COMMANDS, PRIVATE_COMMANDS
+from bot.telegram.i18n import DEFAULT, SUPPORTED, Catalog, CatalogError, negotiate
 from funnels.ports import StepStatus
 
 CALLBACK_KEYS = (
@@ -233,7 +233,7 @@ def catalog() -> Catalog:
 
 
 def packaged_sources() -> dict[str, str]:
-    folder = resources.files("bot") / "locales"
+    folder = resources.files("bot.telegram") / "locales"
     return {name: (folder / f"{name}.yaml").read_text(encoding="utf-8") for name in SUPPORTED}
 
 

@@ -7,8 +7,8 @@ from datetime import date
 
 import pytest
 
-from bot.handlers.leader import MAX_CAPACITY, _Usage, parse_launch
-from bot.library import is_script_name
+from bot.telegram.routers.leader import MAX_CAPACITY, _Usage, parse_launch
+from funnels.scripts.library import is_script_name
 
 
 @pytest.mark.parametrize("name", ["seven-plus-twentyone", "a", "A_1-b", "x" * 64])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from funnels.pauses import PauseReason
+from funnels.cohorts.pauses import PauseReason
 
 
 @pytest.mark.parametrize(

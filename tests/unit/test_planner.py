@@ -9,8 +9,8 @@ from zoneinfo import ZoneInfo
 import pytest
 from hypothesis import given, strategies as st
 
-from funnels.planner import PlannedStep, local_instant, plan, task_stage_start
-from funnels.script import Script
+from funnels.scripts.model import Script
+from funnels.scripts.planner import PlannedStep, local_instant, plan, task_stage_start
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 MADRID = ZoneInfo("Europe/Madrid")

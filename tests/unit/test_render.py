@@ -6,12 +6,12 @@ from typing import Any
 
 import pytest
 
-from bot.i18n import Catalog
-from bot.render import Renderer
-from funnels.goals import describe_progress
-from funnels.pauses import PauseReason
+from bot.telegram.i18n import Catalog
+from bot.telegram.render import Renderer
+from funnels.cohorts.pauses import PauseReason
+from funnels.ladder.goals import describe_progress
 from funnels.ports import CohortPaused
-from funnels.script import Goal
+from funnels.scripts.model import Goal
 
 SALES = {"event": "order.paid", "sum": "amount", "at_least": "500.00"}
 

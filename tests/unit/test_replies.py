@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 from hypothesis import given, strategies as st
 
-from funnels.replies import MAX_ANSWER_LENGTH, ReplyMatcher, is_answer, normalize
+from funnels.scripts.replies import MAX_ANSWER_LENGTH, ReplyMatcher, is_answer, normalize
 
 ONE = ["1"]
 PITCH_FORMS = ["1", "\uff11", "一"]

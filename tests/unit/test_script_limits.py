@@ -10,10 +10,9 @@ import pytest
 import yaml
 from hypothesis import given, settings, strategies as st
 
-import funnels.script_loader
-import funnels.script_yaml
-from funnels.script_loader import MAX_LISTED, LoadedScript, Problem, ScriptError, load_script_text
-from funnels.script_yaml import MAX_ALIASES, MAX_BYTES, MAX_DEPTH, MAX_VALUES
+from funnels.scripts import loader as script_loader, yaml_reader
+from funnels.scripts.loader import MAX_LISTED, LoadedScript, Problem, ScriptError, load_script_text
+from funnels.scripts.yaml_reader import MAX_ALIASES, MAX_BYTES, MAX_DEPTH, MAX_VALUES
 from tests.sample_scripts import spring_line
 
 VALID = spring_line("Europe/Madrid")
@@ -45,7 +44,7 @@ def alias_bomb(depth: int, width: int = 9) -> str:
 
 
 class _CountingEvents:
-    def __init__(self, events: funnels.script_yaml._Events, counter: list[int]) -> None:
+    def __init__(self, events: yaml_reader._Events, counter: list[int]) -> None:
         self._events = events
         self._counter = counter
 
@@ -61,15 +60,13 @@ class _CountingEvents:
 def events_read(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[int]]:
     """How many parser events a load reads; building the data fails the test."""
     counter = [0]
-    real = funnels.script_yaml._events
-    monkeypatch.setattr(
-        funnels.script_yaml, "_events", lambda text: _CountingEvents(real(text), counter)
-    )
+    real = yaml_reader._events
+    monkeypatch.setattr(yaml_reader, "_events", lambda text: _CountingEvents(real(text), counter))
 
     def no_construct(node: yaml.Node) -> None:
         raise AssertionError("the data was built: the refusal came too late")
 
-    monkeypatch.setattr(funnels.script_loader, "construct", no_construct)
+    monkeypatch.setattr(script_loader, "construct", no_construct)
     yield counter
 
 

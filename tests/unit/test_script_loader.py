@@ -7,9 +7,9 @@ import hashlib
 
 import pytest
 
-from funnels.script import Script
-from funnels.script_checks import check, planned_spend
-from funnels.script_loader import Problem, ScriptError, load_script_text
+from funnels.scripts.checks import check, planned_spend
+from funnels.scripts.loader import Problem, ScriptError, load_script_text
+from funnels.scripts.model import Script
 from tests.sample_scripts import spring_line
 
 VALID = spring_line("Europe/Madrid")

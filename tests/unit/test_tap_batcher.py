@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 import pytest
 
-from bot.services import TapBatcher
+from bot.telegram.services import TapBatcher
 from funnels.ports import ShareClaim
 
 

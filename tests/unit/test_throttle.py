@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from bot.throttle import Limits, Throttle, Window, _Send, _Sent
+from bot.telegram.throttle import Limits, Throttle, Window, _Send, _Sent
 
 T = TypeVar("T")
 
@@ -172,7 +172,7 @@ def test_many_concurrent_senders_keep_every_limit() -> None:
 
 
 def test_slow_mode_deletes_only_what_comes_too_soon() -> None:
-    from bot.slowmode import SlowMode
+    from bot.telegram.slowmode import SlowMode
 
     fake = FakeTime()
     slow = SlowMode(clock=fake.clock)

@@ -1,0 +1,196 @@
+"""The ``funnelbot`` command line: run, migrate, script, simulate, region, leader, step."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from bot.cli import admin, scripts, steps
+from bot.cli.checks import database_errors, one_line, require_database, require_folder
+from bot.settings import Settings
+from funnels.kernel.money import format_minor
+from funnels.scripts.library import DEFAULT_SCRIPT, script_path
+from funnels.scripts.loader import ScriptError, load_script
+
+app = typer.Typer(
+    help="funnelbot: 7+21 community onboarding funnels on Telegram.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+app.add_typer(scripts.app, name="script")
+app.add_typer(admin.region_app, name="region")
+app.add_typer(admin.leader_app, name="leader")
+app.add_typer(steps.step_app, name="step")
+out = Console()
+err = Console(stderr=True)
+
+
+def _error(message: str) -> None:
+    # Plain, unwrapped lines: operators grep them and scripts parse them.
+    typer.echo(f"error: {message}", err=True)
+
+
+def _settings() -> Settings:
+    try:
+        return Settings()
+    except ValidationError as exc:
+        for e in exc.errors():
+            field = "FUNNELBOT_" + "_".join(str(p) for p in e["loc"]).upper()
+            _error(f"{field}: {e['msg']}")
+        raise typer.Exit(1) from None
+
+
+@app.command()
+def run() -> None:
+    """Run the bot, the scheduler tick and the HTTP API in one process."""
+    from alembic.util import CommandError
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from bot.service import run as run_service
+
+    settings = _settings()
+    require_database(settings.database_url, "FUNNELBOT_DATABASE_URL")
+    require_folder(settings.scripts_dir, "FUNNELBOT_SCRIPTS_DIR")
+    try:
+        run_service(settings)
+    except (SQLAlchemyError, CommandError) as exc:  # at start-up: the migration, say
+        _error(f"FUNNELBOT_DATABASE_URL: {one_line(exc)}")
+        raise typer.Exit(1) from None
+
+
+@app.command()
+def migrate() -> None:
+    """Upgrade the database to the newest schema (Alembic head)."""
+    from storage.migrate import upgrade
+
+    settings = _settings()
+    require_database(settings.database_url, "FUNNELBOT_DATABASE_URL")
+    try:
+        upgrade(settings.database_url)
+    except Exception as exc:  # report, don't dump a traceback on an operator
+        _error(f"migration failed: {one_line(exc)}")
+        raise typer.Exit(1) from None
+    out.print(f"database at head: {settings.database_url.split('@')[-1]}")
+
+
+@app.command()
+def simulate(
+    script: Annotated[
+        Path | None, typer.Option(help="Script file (default: the shipped 7+21 script).")
+    ] = None,
+    cohorts: Annotated[int, typer.Option(help="Cohorts to run (6 regions launch weekly).")] = 24,
+    members: Annotated[int, typer.Option(help="Members per cohort.")] = 500,
+    reply_rate: Annotated[
+        float, typer.Option(help="Share of members who answer the pitch with 1 (0..1).")
+    ] = 0.35,
+    seed: Annotated[int, typer.Option(help="Random seed; the same seed gives the same run.")] = 1,
+    database_url: Annotated[
+        str | None,
+        typer.Option(help="Database to run on (default: a temporary SQLite file)."),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+) -> None:
+    """Run whole cohorts on a virtual clock through the real engine and storage."""
+    from bot.simulation import Simulation, SimulationError, SimulationOptions
+
+    try:
+        path = script or script_path(DEFAULT_SCRIPT)
+        loaded = load_script(path)
+    except FileNotFoundError as exc:
+        _error(str(exc))
+        raise typer.Exit(1) from None
+    except ScriptError as exc:
+        if len(exc.problems) == 1 and exc.problems[0].line is None:  # missing, unreadable
+            _error(f"--script {exc.problems[0]}")
+            raise typer.Exit(1) from None
+        for problem in exc.problems:
+            typer.echo(str(problem), err=True)
+        raise typer.Exit(1) from None
+    options = SimulationOptions(
+        cohorts=cohorts,
+        members=members,
+        reply_rate=reply_rate,
+        seed=seed,
+        database_url=database_url,
+    )
+    try:
+        options.check()
+    except SimulationError as exc:
+        _error(str(exc))
+        raise typer.Exit(1) from None
+    if database_url is not None:
+        require_database(database_url, "--database-url")
+
+    with Progress(
+        TextColumn("simulating"),
+        BarColumn(),
+        TextColumn("{task.percentage:>3.0f}%"),
+        TimeElapsedColumn(),
+        console=err,
+        disable=as_json or not err.is_terminal,
+        transient=True,
+    ) as progress:
+        bar = progress.add_task("sim", total=1.0)
+        sim = Simulation(loaded, options, lambda f: progress.update(bar, completed=f))
+        with database_errors("--database-url" if database_url else "simulation database"):
+            result = asyncio.run(sim.run())
+    data = result.as_dict()
+    if as_json:
+        typer.echo(json.dumps(data, indent=2, ensure_ascii=False))
+        return
+    _print_report(data)
+
+
+def _print_report(data: dict[str, Any]) -> None:
+    cur = str(data["currency"])
+    funnel = Table(title=f"Funnel over {data['cohorts']} cohorts")
+    funnel.add_column("stage")
+    funnel.add_column("members", justify="right")
+    funnel.add_column("from previous", justify="right")
+    for row in data["funnel"]:
+        conv = row["conversion"]
+        funnel.add_row(row["stage"], str(row["members"]), "" if conv is None else f"{conv:.1%}")
+    out.print(funnel)
+    env = data["envelopes"]
+    rewards = data["rewards"]
+    steps = data["steps"]
+    run = data["run"]
+    money = Table(title="Spend against budget")
+    money.add_column("")
+    money.add_column(cur, justify="right")
+    money.add_row(
+        f"envelopes claimed ({env['claims']} shares of {env['count']} envelopes)",
+        format_minor(env["claimed_minor"], cur),
+    )
+    money.add_row(
+        f"task rewards paid ({rewards['paid']})", format_minor(rewards["paid_minor"], cur)
+    )
+    money.add_row("total spend", format_minor(int(data["spend_minor"]), cur))
+    money.add_row("budget", format_minor(int(data["budget_minor"]), cur))
+    money.add_row("rewards withheld over budget", str(rewards["over_budget"]))
+    out.print(money)
+    out.print(
+        f"steps: {steps['status']}; lateness p95 {steps['late_p95_seconds']} s, "
+        f"max {steps['late_max_seconds']} s"
+    )
+    out.print(
+        f"run: {run['wall_seconds']} s wall, {run['steps_run']} steps, "
+        f"{run['events']} events (+{run['duplicate_events']} duplicates), "
+        f"{run['member_actions']} member actions, {run['messages_sent']} messages"
+    )
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

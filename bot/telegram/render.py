@@ -1,0 +1,192 @@
+"""From the domain's outgoing messages to what Telegram shows: text, buttons, media.
+
+All words come from the locale catalogues (``bot/telegram/locales``); a script's own texts
+(posts, talks, the pitch, task titles) are already in the cohort's language and pass
+through untouched. Messages are plain text: no parse mode, so a member's name can never
+break the markup.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from aiogram.filters.callback_data import CallbackData
+from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
+
+from bot.telegram.i18n import Catalog
+from funnels.cohorts.pauses import PauseReason
+from funnels.ladder.goals import LeafProgress
+from funnels.ports import (
+    AdmissionNotice,
+    AdmissionsOpen,
+    CohortPaused,
+    EnvelopeOffer,
+    EnvelopeSummary,
+    Outgoing,
+    RewardNotice,
+    ScriptPost,
+    TaskAnnouncement,
+)
+from funnels.scripts.model import Media
+
+
+class Grab(CallbackData, prefix="grab"):
+    """The envelope's button: ``grab:<envelope id>``."""
+
+    envelope: int
+
+
+class PickLocale(CallbackData, prefix="lang"):
+    locale: str
+
+
+@dataclass(frozen=True, slots=True)
+class Rendered:
+    text: str
+    keyboard: InlineKeyboardMarkup | None = None
+    media: Media | None = None
+
+
+class Renderer:
+    def __init__(self, catalog: Catalog) -> None:
+        self.catalog = catalog
+
+    def __call__(self, message: Outgoing) -> Rendered:
+        c = self.catalog
+        match message:
+            case ScriptPost(text=text, media=media):
+                return Rendered(text, None, media)
+            case EnvelopeOffer():
+                loc = message.locale
+                body = c.text(
+                    loc,
+                    "envelope.offer",
+                    total=c.money(loc, message.total_minor, message.currency),
+                    shares=message.shares,
+                    expires=c.when(loc, message.expires_at, message.timezone),
+                )
+                if message.caption:
+                    body = f"{message.caption}\n{body}"
+                button = InlineKeyboardButton(
+                    text=c.text(loc, "envelope.button"),
+                    callback_data=Grab(envelope=message.envelope_id).pack(),
+                )
+                return Rendered(body, InlineKeyboardMarkup(inline_keyboard=[[button]]))
+            case EnvelopeSummary():
+                loc = message.locale
+                if message.claimed == 0:
+                    return Rendered(c.text(loc, "envelope.summary_nobody"))
+                return Rendered(
+                    c.text(
+                        loc,
+                        "envelope.summary",
+                        claimed=message.claimed,
+                        shares=message.shares,
+                        claimed_total=c.money(loc, message.claimed_minor, message.currency),
+                        total=c.money(loc, message.total_minor, message.currency),
+                        name=message.luckiest_name or "?",
+                        luckiest=c.money(loc, message.luckiest_minor, message.currency),
+                    )
+                )
+            case AdmissionsOpen():
+                loc = message.locale
+                text = c.text(
+                    loc,
+                    "admissions.open",
+                    count=message.new_responders,
+                    total=message.total_responders,
+                )
+                if message.join_link is None:
+                    return Rendered(text)
+                button = InlineKeyboardButton(
+                    text=c.text(loc, "admissions.button"), url=message.join_link
+                )
+                return Rendered(text, InlineKeyboardMarkup(inline_keyboard=[[button]]))
+            case TaskAnnouncement():
+                loc = message.locale
+                if message.reward_minor is None:
+                    return Rendered(
+                        c.text(loc, "task.announce_no_reward", title=message.title, how=message.how)
+                    )
+                return Rendered(
+                    c.text(
+                        loc,
+                        "task.announce",
+                        title=message.title,
+                        how=message.how,
+                        reward=c.money(loc, message.reward_minor, message.currency),
+                    )
+                )
+            case RewardNotice():
+                loc = message.locale
+                text = c.text(
+                    loc,
+                    "reward.notice",
+                    title=message.title,
+                    amount=c.money(loc, message.amount_minor, message.currency),
+                )
+                if message.promoted_to:
+                    role = c.text(loc, f"role.{message.promoted_to}")
+                    text += "\n" + c.text(loc, "reward.promoted", role=role)
+                return Rendered(text)
+            case CohortPaused():
+                loc = message.locale
+                reason = self.pause_reason(loc, PauseReason(message.reason, message.missing))
+                return Rendered(
+                    c.text(loc, "cohort.paused_notice", code=message.code, reason=reason)
+                )
+            case AdmissionNotice():
+                loc = message.locale
+                if message.outcome == "link":
+                    return Rendered(c.text(loc, "admission.link", link=message.link or ""))
+                if message.outcome == "approved":
+                    return Rendered(c.text(loc, "admission.approved", code=message.code))
+                if message.outcome == "closed":
+                    return Rendered(c.text(loc, "admission.closed"))
+                return Rendered(c.text(loc, "admission.refused"))
+        raise TypeError(f"no rendering for {type(message).__name__}")
+
+    def rights(self, locale: str, rights: tuple[str, ...] | list[str]) -> str:
+        return ", ".join(self.catalog.text(locale, f"right.{r}") for r in rights)
+
+    def pause_reason(self, locale: str, reason: PauseReason) -> str:
+        """Why a cohort is paused, in ``locale``; a stored free-text note as it is."""
+        if reason.code is None:
+            return reason.note or ""
+        if reason.code == "demoted":
+            if not reason.missing:  # Telegram refused a post for rights it did not name
+                return self.catalog.text(locale, "reason.lost_rights")
+            return self.catalog.text(
+                locale, "reason.demoted", missing=self.rights(locale, reason.missing)
+            )
+        return self.catalog.text(locale, f"reason.{reason.code}")
+
+    def task_progress(self, locale: str, leaves: list[LeafProgress]) -> str:
+        """A task's progress for ``/tasks``: ``fans 3 of 10``, ``sales $12.00 of $70.00``.
+
+        Sums are money in the cohort's currency; counts are plain numbers. Known event
+        types get a word from the catalogue; any other shows its script label. When two
+        leaves would read alike (the same event, different ``where`` filters), each
+        keeps its filter so the member can tell them apart.
+        """
+        c = self.catalog
+        labels = [self._leaf_label(locale, leaf) for leaf in leaves]
+        parts = []
+        for leaf, label in zip(leaves, labels, strict=True):
+            where = leaf.label.removeprefix(leaf.event).strip()  # "[template=day3_post]"
+            if where and labels.count(label) > 1 and label != leaf.label:
+                label = f"{label} {where}"
+            if leaf.currency is not None:
+                done = c.money(locale, leaf.value, leaf.currency)
+                target = c.money(locale, leaf.target, leaf.currency)
+            else:
+                done, target = str(leaf.value), str(leaf.target)
+            parts.append(c.text(locale, "tasks.progress", label=label, done=done, target=target))
+        return ", ".join(parts)
+
+    def _leaf_label(self, locale: str, leaf: LeafProgress) -> str:
+        base = "goal." + leaf.event.replace(".", "_")
+        for key in (f"{base}.{leaf.measure}", base):
+            if self.catalog.has(key):
+                return self.catalog.text(locale, key)
+        return leaf.label

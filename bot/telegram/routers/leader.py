@@ -1,0 +1,445 @@
+"""Leader and admin commands: /launch, /taskgroup, /status, /pause, /resume, /retry, /skip,
+/grant_leader.
+
+Handlers parse, call one use case, and render its answer or refusal from the catalogue.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import date
+from pathlib import Path
+from typing import Literal
+
+from aiogram import Router
+from aiogram.filters import Command, CommandObject
+from aiogram.types import Message, User
+
+from bot.args import ascii_int, telegram_user_id
+from bot.telegram.routers.filters import InGroup
+from bot.telegram.services import Services
+from funnels.cohorts.launch import BindTaskGroup, LaunchCohort, Launched
+from funnels.cohorts.lifecycle import PauseCohort, ResumeCohort
+from funnels.cohorts.pauses import PauseReason
+from funnels.cohorts.status import CohortStatus
+from funnels.kernel.actor import Actor
+from funnels.kernel.refusals import Refused
+from funnels.kernel.stages import Stage
+from funnels.ops.steps import DecideStepInGroup
+from funnels.people.leaders import GrantLeader
+from funnels.ports import StepRunRecord
+from funnels.scripts.library import DEFAULT_SCRIPT, available_scripts, is_script_name, script_path
+from funnels.scripts.loader import LoadedScript, ScriptError, load_script
+
+MAX_CAPACITY = 200_000  # Telegram's largest group
+
+log = logging.getLogger("funnelbot.bot")
+
+# Refusal codes of the use cases -> catalogue keys, per command.
+_LAUNCH = {
+    "not_leader": "launch.not_leader",
+    "already_bound": "launch.already_bound",
+    "refused": "launch.refused",
+    "past_date": "launch.past_date",
+    "far_date": "launch.far_date",
+}
+_TASKGROUP = {
+    "unknown": "taskgroup.unknown",
+    "not_yours": "taskgroup.not_yours",
+    "is_warmup": "taskgroup.is_warmup",
+    "taken": "taskgroup.taken",
+    "has_one": "taskgroup.has_one",
+}
+_COMMON = {
+    "none": "status.none",
+    "leader_only": "leader.only",
+    "already": "pause.already",
+    "not_running": "pause.not_running",
+    "not_paused": "resume.not_paused",
+    "not_admin": "grant.not_admin",
+    "unknown_region": "grant.unknown_region",
+}
+
+
+def refusal_text(services: Services, locale: str, refused: Refused, keys: dict[str, str]) -> str:
+    params = dict(refused.params)
+    if "missing" in params:
+        missing = params.pop("missing")
+        assert isinstance(missing, tuple)
+        params["missing"] = services.renderer.rights(locale, missing)
+        if refused.code == "missing_rights":
+            return services.text(locale, "launch.missing_rights", **params)
+        return services.text(locale, "resume.still_missing", **params)
+    key = keys.get(refused.code) or _COMMON.get(refused.code) or "error.generic"
+    return services.text(locale, key, **params)
+
+
+class _Usage(Exception):
+    def __init__(self, key: str, **params: object) -> None:
+        super().__init__(key)
+        self.key = key
+        self.params = params
+
+
+def parse_launch(args: str | None) -> tuple[str | None, date | None, int | None]:
+    """``[script] [start=YYYY-MM-DD] [capacity=N]`` in any order."""
+    script: str | None = None
+    start: date | None = None
+    capacity: int | None = None
+    for token in (args or "").split():
+        name, sep, value = token.partition("=")
+        if not sep:
+            if script is not None:
+                raise _Usage("launch.bad_option", option=_shown(token))
+            if not is_script_name(token):  # a name from the library, never a path
+                raise _Usage("launch.bad_script_name")
+            script = token
+        elif name == "start":
+            try:
+                start = date.fromisoformat(value)
+            except ValueError:
+                raise _Usage("launch.bad_date", value=_shown(value)) from None
+        elif name == "capacity":
+            capacity = ascii_int(value, high=MAX_CAPACITY)
+            if capacity is None:
+                raise _Usage("launch.bad_capacity", max=MAX_CAPACITY)
+        else:
+            raise _Usage("launch.bad_option", option=_shown(token))
+    return script, start, capacity
+
+
+def _shown(typed: str, limit: int = 40) -> str:
+    """What the user typed, cut short for quoting back (a reply is not an echo chamber)."""
+    return typed if len(typed) <= limit else typed[: limit - 1] + "…"
+
+
+async def launch(message: Message, command: CommandObject, services: Services) -> None:
+    assert message.from_user is not None
+    locale = await services.locale(message.from_user)
+    chat_id = message.chat.id
+    use = LaunchCohort(services.deps)
+    actor = services.actor(message.from_user)
+    is_admin = services.is_admin(message.from_user.id)
+    extra = services.settings.scripts_dir
+    try:
+        await use.authorize(actor=actor, is_admin=is_admin)  # before reading any option
+        name, start, capacity = parse_launch(command.args)
+    except Refused as refused:
+        text = refusal_text(services, locale, refused, _LAUNCH)
+        await services.say(chat_id, text, reply_to=message.message_id)
+        return
+    except _Usage as usage:
+        await services.say(
+            chat_id, _usage_text(services, locale, usage, extra), reply_to=message.message_id
+        )
+        return
+    script_name = name or DEFAULT_SCRIPT
+
+    def load() -> LoadedScript:
+        try:
+            if script_name not in available_scripts(extra):
+                raise FileNotFoundError(script_name)
+            path = script_path(script_name, locale, extra)
+        except FileNotFoundError:
+            raise _Usage("launch.unknown_script", name=script_name) from None
+        return load_script(path)
+
+    try:
+        launched = await use(
+            chat_id=chat_id,
+            actor=actor,
+            is_admin=is_admin,
+            load=load,
+            start=start,
+            capacity=capacity,
+        )
+    except Refused as refused:
+        text = refusal_text(services, locale, refused, _LAUNCH)
+    except _Usage as usage:
+        text = _usage_text(services, locale, usage, extra)
+    except ScriptError as exc:
+        text = await _unusable_script(services, locale, message.from_user, script_name, exc)
+    else:
+        services.chats.forget(chat_id)
+        text = _launched_text(services, locale, launched)
+    await services.say(chat_id, text, reply_to=message.message_id)
+
+
+def _usage_text(services: Services, locale: str, usage: _Usage, extra: Path | None) -> str:
+    params = dict(usage.params)
+    if usage.key in ("launch.unknown_script", "launch.bad_script_name"):
+        params["names"] = ", ".join(available_scripts(extra))
+    text = services.text(locale, usage.key, **params)
+    if usage.key == "launch.bad_option":
+        text += "\n" + services.text(locale, "launch.usage")
+    return text
+
+
+async def _unusable_script(
+    services: Services, locale: str, leader: User, name: str, error: ScriptError
+) -> str:
+    """A library script with errors: the details go to the log for ops, the leader is
+    told privately whom to ask, and the group only hears that nothing was started (a
+    validation report is no reading for 500 members)."""
+    errors = error.errors or error.problems
+    source = errors[0].source if errors else name
+    log.warning(
+        "/launch of script %s refused: %s has %d error(s): %s",
+        name,
+        source,
+        len(errors),
+        " | ".join(str(p) for p in errors[:10]),
+    )
+    note = services.text(locale, "launch.script_unusable_leader", name=name)
+    await services.say(leader.id, note)  # fails (logged) if they never pressed Start
+    return services.text(locale, "launch.script_unusable", name=name)
+
+
+def _launched_text(services: Services, locale: str, launched: Launched) -> str:
+    cohort = launched.cohort
+    lines = [
+        services.text(
+            locale,
+            "launch.timeline_line",
+            day=step.day,
+            when=services.catalog.when(locale, step.due_at, cohort.timezone),
+            what=step.key,
+        )
+        for step in launched.steps
+        if step.stage == "warmup"
+        and step.kind in ("post", "talk_part", "red_envelope", "pitch")
+        and (step.part or 0) == 0
+    ]
+    return services.text(
+        locale,
+        "launch.started",
+        code=cohort.code,
+        script=f"{cohort.script_id} v{cohort.script_version}",
+        start=services.catalog.day(locale, cohort.start_date),
+        timezone=cohort.timezone,
+        capacity=cohort.capacity,
+        timeline="\n".join(lines[:60]),
+        link=launched.invite_link or "-",
+    )
+
+
+async def taskgroup(message: Message, command: CommandObject, services: Services) -> None:
+    assert message.from_user is not None
+    locale = await services.locale(message.from_user)
+    use = BindTaskGroup(services.deps)
+    actor = services.actor(message.from_user)
+    is_admin = services.is_admin(message.from_user.id)
+    try:
+        await use.authorize(actor=actor, is_admin=is_admin)  # before reading the code
+    except Refused as refused:
+        await services.say(message.chat.id, refusal_text(services, locale, refused, _TASKGROUP))
+        return
+    code = (command.args or "").strip()
+    if not code or " " in code:
+        await services.say(message.chat.id, services.text(locale, "taskgroup.usage"))
+        return
+    try:
+        bound = await use(chat_id=message.chat.id, actor=actor, is_admin=is_admin, code=code)
+    except Refused as refused:
+        text = refusal_text(services, locale, refused, _TASKGROUP)
+    else:
+        services.chats.forget(message.chat.id)
+        text = services.text(locale, "taskgroup.bound", code=bound)
+    await services.say(message.chat.id, text, reply_to=message.message_id)
+
+
+async def status(message: Message, services: Services) -> None:
+    assert message.from_user is not None
+    locale = await services.locale(message.from_user)
+    try:
+        view = await CohortStatus(services.deps)(
+            chat_id=message.chat.id,
+            actor=services.actor(message.from_user),
+            is_admin=services.is_admin(message.from_user.id),
+        )
+    except Refused as refused:
+        await services.say(message.chat.id, refusal_text(services, locale, refused, {}))
+        return
+    cohort = view.cohort
+    if view.next_step is not None:
+        when = services.catalog.when(locale, view.next_step.due_at, cohort.timezone)
+        next_text = f"{view.next_step.key} · {when}"
+    else:
+        next_text = services.text(locale, "status.nothing_next")
+    lines = [
+        services.text(
+            locale,
+            "status.body",
+            code=cohort.code,
+            status=services.text(locale, f"status.name.{cohort.status}"),
+            day=view.day,
+            days=view.days,
+            joined=view.counts[Stage.JOINED],
+            engaged=view.counts[Stage.ENGAGED],
+            replied=view.counts[Stage.REPLIED],
+            admitted=view.counts[Stage.ADMITTED],
+            next=next_text,
+        )
+    ]
+    if cohort.status == "paused" and cohort.status_reason:
+        reason = services.renderer.pause_reason(locale, PauseReason.parse(cohort.status_reason))
+        lines.append(services.text(locale, "status.reason", reason=reason))
+    lines.extend(_attention_lines(services, locale, view.attention))
+    await services.say(message.chat.id, "\n".join(lines))
+
+
+async def pause(message: Message, services: Services) -> None:
+    await _switch(message, services, PauseCohort(services.deps), "pause.done")
+
+
+async def resume(message: Message, services: Services) -> None:
+    await _switch(message, services, ResumeCohort(services.deps), "resume.done")
+
+
+async def _switch(
+    message: Message, services: Services, use: PauseCohort | ResumeCohort, done_key: str
+) -> None:
+    assert message.from_user is not None
+    locale = await services.locale(message.from_user)
+    try:
+        cohort = await use(
+            chat_id=message.chat.id,
+            actor=services.actor(message.from_user),
+            is_admin=services.is_admin(message.from_user.id),
+        )
+    except Refused as refused:
+        text = refusal_text(services, locale, refused, {})
+    else:
+        services.chats.forget(message.chat.id)
+        text = services.text(locale, done_key, code=cohort.code)
+    await services.say(message.chat.id, text)
+
+
+async def grant_leader(message: Message, command: CommandObject, services: Services) -> None:
+    assert message.from_user is not None
+    locale = await services.locale(message.from_user)
+    try:
+        GrantLeader.authorize(is_admin=services.is_admin(message.from_user.id))
+    except Refused as refused:  # "admins only", whatever the arguments were
+        await services.say(message.chat.id, refusal_text(services, locale, refused, {}))
+        return
+    args = (command.args or "").split()
+    replied = message.reply_to_message
+    target: Actor | None = None
+    region = ""
+    if replied is not None and replied.from_user is not None and len(args) == 1:
+        target, region = services.actor(replied.from_user), args[0]
+    elif len(args) == 2:
+        telegram_id = telegram_user_id(args[0])
+        if telegram_id is None:
+            await services.say(message.chat.id, services.text(locale, "grant.bad_id"))
+            return
+        target, region = Actor(telegram_id, args[0]), args[1]
+    if target is None:
+        await services.say(message.chat.id, services.text(locale, "grant.usage"))
+        return
+    try:
+        granted = await GrantLeader(services.deps)(
+            target=target,
+            region_code=region,
+            is_admin=services.is_admin(message.from_user.id),
+        )
+    except Refused as refused:
+        text = refusal_text(services, locale, refused, {})
+    else:
+        text = services.text(locale, "grant.done", name=target.name, region=granted.name)
+    await services.say(message.chat.id, text)
+
+
+async def group_only(message: Message, services: Services) -> None:
+    """The group commands sent in a private chat."""
+    locale = await services.locale(message.from_user)
+    key = "launch.group_only" if (message.text or "").startswith("/launch") else "error.group_only"
+    await services.say(message.chat.id, services.text(locale, key))
+
+
+# ---------------------------------------------------------------- /retry, /skip
+
+_STEPS = {
+    "step_usage": "step.usage",
+    "no_step": "step.no_step",
+    "cannot_retry": "step.cannot_retry",
+    "cannot_skip": "step.cannot_skip",
+    "step_waiting": "step.waiting",
+}
+_SHOWN = 10  # steps named in one /status line
+
+
+def _attention_lines(services: Services, locale: str, runs: list[StepRunRecord]) -> list[str]:
+    """What /status says about steps in doubt: which, what waits on them, and how to
+    decide."""
+    undecided = [r for r in runs if r.status != "held"]
+    held = [r.key for r in runs if r.status == "held"]
+    lines = []
+    if undecided:
+        steps = ", ".join(
+            f"{r.key} ({services.text(locale, f'step.state.{r.status}')})"
+            for r in undecided[:_SHOWN]
+        )
+        lines.append(services.text(locale, "status.attention", count=len(undecided), steps=steps))
+    if held:
+        lines.append(services.text(locale, "status.held", steps=", ".join(held[:_SHOWN])))
+    if undecided:
+        lines.append(services.text(locale, "status.decide", step=undecided[0].key))
+    return lines
+
+
+async def retry_step(message: Message, command: CommandObject, services: Services) -> None:
+    await _decide(message, command, services, "retry")
+
+
+async def skip_step(message: Message, command: CommandObject, services: Services) -> None:
+    await _decide(message, command, services, "skip")
+
+
+async def _decide(
+    message: Message,
+    command: CommandObject,
+    services: Services,
+    action: Literal["retry", "skip"],
+) -> None:
+    assert message.from_user is not None
+    locale = await services.locale(message.from_user)
+    words = (command.args or "").split()
+    try:
+        # The use case checks who asks before it looks at the key.
+        decided = await DecideStepInGroup(services.deps)(
+            chat_id=message.chat.id,
+            actor=services.actor(message.from_user),
+            is_admin=services.is_admin(message.from_user.id),
+            action=action,
+            key=words[0] if len(words) == 1 else None,
+        )
+    except Refused as refused:
+        if refused.code in ("cannot_retry", "cannot_skip"):  # the state, in words
+            state = services.text(locale, f"step.state.{refused.params['status']}")
+            refused = Refused(refused.code, **{**refused.params, "status": state})
+        text = refusal_text(services, locale, refused, _STEPS)
+    else:
+        done = "step.retried" if action == "retry" else "step.skipped"
+        text = services.text(locale, done, step=decided.key)
+        if decided.resumed:
+            goes_on = services.text(locale, "step.talk_goes_on", steps=", ".join(decided.resumed))
+            text += "\n" + goes_on
+    await services.say(message.chat.id, text, reply_to=message.message_id)
+
+
+def make_router() -> Router:
+    """A fresh router (a router can belong to one dispatcher only)."""
+    router = Router(name="leader")
+    router.message.register(launch, Command("launch"), InGroup())
+    router.message.register(taskgroup, Command("taskgroup"), InGroup())
+    router.message.register(status, Command("status"), InGroup())
+    router.message.register(pause, Command("pause"), InGroup())
+    router.message.register(resume, Command("resume"), InGroup())
+    router.message.register(grant_leader, Command("grant_leader"))
+    router.message.register(group_only, Command("launch", "taskgroup", "status", "pause", "resume"))
+    router.message.register(retry_step, Command("retry"), InGroup())
+    router.message.register(skip_step, Command("skip"), InGroup())
+    router.message.register(group_only, Command("retry", "skip"))
+    return router

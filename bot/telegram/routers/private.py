@@ -1,0 +1,123 @@
+"""The private chat with a member: /start, /help, /lang, /balance, /mylink, /tasks."""
+
+from __future__ import annotations
+
+from aiogram import Router
+from aiogram.filters import Command, CommandStart
+from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message
+
+from bot.telegram.i18n import SUPPORTED
+from bot.telegram.render import PickLocale
+from bot.telegram.routers.filters import InPrivate
+from bot.telegram.services import Services
+from funnels.kernel.stages import Role
+from funnels.ladder.progress import Balance, MyTasks
+from funnels.people.links import MemberLink
+from funnels.people.users import ChooseLocale, StartedBot
+
+
+async def start(message: Message, services: Services) -> None:
+    assert message.from_user is not None
+    await StartedBot(services.deps)(services.actor(message.from_user))
+    locale = await services.locale(message.from_user)
+    await services.say(
+        message.chat.id,
+        services.text(locale, "start.welcome", name=message.from_user.first_name),
+    )
+
+
+async def help_(message: Message, services: Services) -> None:
+    assert message.from_user is not None
+    locale = await services.locale(message.from_user)
+    text = services.text(locale, "help.member")
+    async with services.deps.store.transaction() as tx:
+        user = await tx.members.by_telegram(message.from_user.id)
+        role = await tx.members.role(user.user_id) if user else 0
+    if role >= Role.LEADER or services.is_admin(message.from_user.id):
+        text += "\n\n" + services.text(locale, "help.leader")
+    await services.say(message.chat.id, text)
+
+
+async def lang(message: Message, services: Services) -> None:
+    locale = await services.locale(message.from_user)
+    buttons = [
+        [
+            InlineKeyboardButton(
+                text=services.catalog.language_name(code),
+                callback_data=PickLocale(locale=code).pack(),
+            )
+        ]
+        for code in SUPPORTED
+    ]
+    await services.say(
+        message.chat.id,
+        services.text(locale, "lang.choose"),
+        keyboard=InlineKeyboardMarkup(inline_keyboard=buttons),
+    )
+
+
+async def picked(query: CallbackQuery, callback_data: PickLocale, services: Services) -> None:
+    locale = callback_data.locale if callback_data.locale in SUPPORTED else "en"
+    ref = await ChooseLocale(services.deps)(services.actor(query.from_user), locale)
+    services.users.remember(query.from_user.id, ref.user_id, locale)
+    await query.answer(services.text(locale, "lang.set"))
+    if query.message is not None:
+        await services.say(query.message.chat.id, services.text(locale, "lang.set"))
+
+
+async def balance(message: Message, services: Services) -> None:
+    assert message.from_user is not None
+    locale = await services.locale(message.from_user)
+    amounts = await Balance(services.deps)(services.actor(message.from_user))
+    if not any(amounts.values()):
+        await services.say(message.chat.id, services.text(locale, "balance.empty"))
+        return
+    lines = "\n".join(
+        services.catalog.money(locale, minor, currency)
+        for currency, minor in sorted(amounts.items())
+    )
+    await services.say(message.chat.id, services.text(locale, "balance.body", amounts=lines))
+
+
+async def mylink(message: Message, services: Services) -> None:
+    assert message.from_user is not None
+    locale = await services.locale(message.from_user)
+    link = await MemberLink(services.deps)(services.actor(message.from_user))
+    key = "mylink.body" if link else "mylink.none"
+    await services.say(message.chat.id, services.text(locale, key, link=link or ""))
+
+
+async def tasks(message: Message, services: Services) -> None:
+    assert message.from_user is not None
+    locale = await services.locale(message.from_user)
+    ladder = await MyTasks(services.deps)(services.actor(message.from_user))
+    if ladder is None:
+        await services.say(message.chat.id, services.text(locale, "tasks.none"))
+        return
+    lines = [services.text(locale, "tasks.header", code=ladder.cohort_code)]
+    for line in ladder.lines:
+        if line.state == "done":
+            lines.append(services.text(locale, "tasks.line_done", title=line.title))
+        elif line.state == "locked":
+            when = services.catalog.when(locale, line.unlocks_at, ladder.timezone)
+            lines.append(services.text(locale, "tasks.line_locked", title=line.title, when=when))
+        else:
+            progress = services.renderer.task_progress(locale, line.progress)
+            lines.append(
+                services.text(locale, "tasks.line_open", title=line.title, progress=progress)
+            )
+    await services.say(message.chat.id, "\n".join(lines))
+
+
+def make_router() -> Router:
+    """A fresh router (a router can belong to one dispatcher only)."""
+    router = Router(name="private")
+    router.message.filter(InPrivate())
+    router.message.register(start, CommandStart())
+    router.message.register(help_, Command("help"))
+    router.message.register(lang, Command("lang"))
+    router.callback_query.register(picked, PickLocale.filter())
+    router.message.register(balance, Command("balance"))
+    router.message.register(mylink, Command("mylink"))
+    router.message.register(tasks, Command("tasks"))
+    return router

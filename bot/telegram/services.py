@@ -1,0 +1,315 @@
+"""What the Telegram handlers share: the engine's use cases, the catalogue, and the small
+in-process caches that keep a busy group from costing a database query per message.
+
+Built once by :func:`build_services`; handlers receive it as ``services`` through
+aiogram's dependency injection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import Counter, OrderedDict
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from aiogram import Bot
+from aiogram.types import InlineKeyboardMarkup, User
+from redis.asyncio import Redis
+
+from bot.settings import Settings
+from bot.telegram.direct_api import DirectBotAPI
+from bot.telegram.i18n import Catalog, negotiate
+from bot.telegram.messenger import TelegramMessenger
+from bot.telegram.render import Renderer
+from bot.telegram.shared_throttle import SharedThrottle
+from bot.telegram.slowmode import SlowMode
+from bot.telegram.throttle import Limits, Throttle, Throttling
+from funnels.cohorts.lifecycle import FollowMigration
+from funnels.deps import Deps, ScriptCache
+from funnels.kernel.actor import Actor
+from funnels.kernel.clock import Clock
+from funnels.people.users import MarkUnreachable
+from funnels.ports import CohortRecord, ShareClaim, Store, UpdateBatch
+from funnels.warmup.chatter import RecordChatter
+from funnels.warmup.envelopes import ClaimShares
+
+log = logging.getLogger("funnelbot.bot")
+
+
+class ChatDirectory:
+    """Which cohort runs in a chat, remembered for ``ttl`` seconds (a group's messages
+    would otherwise each look it up). Use cases that change the answer forget it."""
+
+    def __init__(self, store: Store, ttl: float = 30.0) -> None:
+        self.store = store
+        self.ttl = ttl
+        self._known: dict[int, tuple[float, CohortRecord | None]] = {}
+
+    async def cohort(self, chat_id: int) -> CohortRecord | None:
+        hit = self._known.get(chat_id)
+        now = time.monotonic()
+        if hit is not None and hit[0] > now:
+            return hit[1]
+        async with self.store.transaction() as tx:
+            cohort = await tx.cohorts.by_chat(chat_id)
+        self._known[chat_id] = (now + self.ttl, cohort)
+        return cohort
+
+    def forget(self, *chat_ids: int | None) -> None:
+        for chat_id in chat_ids:
+            if chat_id is not None:
+                self._known.pop(chat_id, None)
+
+
+class Person(Protocol):
+    """Who a Telegram update is from: aiogram's ``User``, or a tap read from raw JSON."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def full_name(self) -> str: ...
+    @property
+    def language_code(self) -> str | None: ...
+
+
+class UserDirectory:
+    """Telegram id -> (user id, locale), for the hot paths (taps, "1" replies)."""
+
+    def __init__(self, store: Store, clock: Clock, size: int = 200_000) -> None:
+        self.store = store
+        self.clock = clock
+        self.size = size
+        self._known: OrderedDict[int, tuple[int, str]] = OrderedDict()
+
+    async def get(self, user: Person) -> tuple[int, str]:
+        hit = self._known.get(user.id)
+        if hit is not None:
+            return hit
+        async with self.store.transaction() as tx:
+            ref = await tx.members.ensure_user(
+                user.id, user.full_name, user.language_code, self.clock.now()
+            )
+            await tx.commit()
+        value = (ref.user_id, negotiate(ref.language))
+        self.remember(user.id, *value)
+        return value
+
+    def remember(self, telegram_id: int, user_id: int, locale: str) -> None:
+        self._known[telegram_id] = (user_id, locale)
+        self._known.move_to_end(telegram_id)
+        while len(self._known) > self.size:
+            self._known.popitem(last=False)
+
+
+class TapBatcher:
+    """Group commit for envelope taps: the taps that arrive while a batch is being
+    written go into the next one, so a storm of 500 taps costs a handful of transactions
+    instead of 500, and a lone tap is written at once (no timer, no added wait)."""
+
+    def __init__(self, claim: ClaimShares, remember: int = 20_000) -> None:
+        self._claim = claim
+        self._pending: dict[int, list[tuple[int, asyncio.Future[ShareClaim]]]] = {}
+        self._draining: set[int] = set()
+        self._remember = remember
+        self._by_query: OrderedDict[str, asyncio.Future[ShareClaim]] = OrderedDict()
+
+    async def claim(self, envelope_id: int, user_id: int, query_id: str) -> ShareClaim:
+        """A re-delivered tap (same callback query, new update id) shares the first
+        delivery's claim, so the member hears "you got it" rather than "already"."""
+        known = self._by_query.get(query_id)
+        if known is not None:
+            return await asyncio.shield(known)
+        future: asyncio.Future[ShareClaim] = asyncio.get_running_loop().create_future()
+        self._by_query[query_id] = future
+        while len(self._by_query) > self._remember:
+            self._by_query.popitem(last=False)
+        self._pending.setdefault(envelope_id, []).append((user_id, future))
+        if envelope_id not in self._draining:
+            self._draining.add(envelope_id)
+            task = asyncio.create_task(self._drain(envelope_id))
+            task.add_done_callback(_TASKS.discard)
+            _TASKS.add(task)
+        return await future
+
+    async def _drain(self, envelope_id: int) -> None:
+        try:
+            await asyncio.sleep(0)  # the taps of this loop turn join the first batch
+            while batch := self._pending.pop(envelope_id, None):
+                try:
+                    claims = await self._claim(envelope_id, [u for u, _ in batch], close=False)
+                except Exception as exc:  # nothing was written: every tap hears so
+                    for _, future in batch:
+                        if not future.done():
+                            future.set_exception(exc)
+                            future.exception()  # retrieved: a re-delivery may never ask
+                    self._forget_failed(batch)
+                    continue
+                for user_id, future in batch:
+                    if not future.done():
+                        future.set_result(claims[user_id])
+        finally:
+            self._draining.discard(envelope_id)
+
+    def _forget_failed(self, batch: list[tuple[int, asyncio.Future[ShareClaim]]]) -> None:
+        # A failed claim may be tried again by a re-delivery; do not replay the failure.
+        failed = {id(future) for _, future in batch}
+        for query_id in [q for q, f in self._by_query.items() if id(f) in failed]:
+            del self._by_query[query_id]
+
+
+_TASKS: set[asyncio.Task[None]] = set()
+
+
+@dataclass
+class ActivityBuffer:
+    """Message counts per group and member, written in batches (never the text), with
+    the updates they came from: those are marked handled when the counts are written."""
+
+    counts: dict[int, Counter[int]] = field(default_factory=dict)
+    updates: dict[int, list[int]] = field(default_factory=dict)
+    _held: set[int] = field(default_factory=set)
+
+    def add(self, chat_id: int, telegram_id: int, update_id: int | None = None) -> None:
+        self.counts.setdefault(chat_id, Counter())[telegram_id] += 1
+        if update_id is not None:
+            self.updates.setdefault(chat_id, []).append(update_id)
+            self._held.add(update_id)
+
+    def holds(self, update_id: int) -> bool:
+        """Whether the update's mark waits for these counts to be written."""
+        return update_id in self._held
+
+    def take(self) -> list[tuple[int, Counter[int], list[int]]]:
+        taken = [(chat, counts, self.updates.pop(chat, [])) for chat, counts in self.counts.items()]
+        self.counts = {}
+        return taken
+
+    def put_back(self, chat_id: int, counts: Counter[int], update_ids: list[int]) -> None:
+        self.counts.setdefault(chat_id, Counter()).update(counts)
+        self.updates.setdefault(chat_id, []).extend(update_ids)
+
+    def written(self, update_ids: list[int]) -> None:
+        self._held.difference_update(update_ids)
+
+
+@dataclass
+class Services:
+    settings: Settings
+    deps: Deps
+    bot: Bot
+    catalog: Catalog
+    renderer: Renderer
+    messenger: TelegramMessenger
+    throttle: Throttling
+    slow_mode: SlowMode
+    chats: ChatDirectory
+    users: UserDirectory
+    taps: TapBatcher
+    direct: DirectBotAPI
+    activity: ActivityBuffer = field(default_factory=ActivityBuffer)
+    replied: set[tuple[int, int]] = field(default_factory=set)
+    """(chat, Telegram user) whose "1" is recorded: their next "1" needs no lookup."""
+
+    def is_admin(self, telegram_id: int) -> bool:
+        return telegram_id in self.settings.admin_ids
+
+    def text(self, locale: str, key: str, /, **params: object) -> str:
+        return self.catalog.text(locale, key, **params)
+
+    async def locale(self, user: User | None) -> str:
+        if user is None:
+            return "en"
+        return (await self.users.get(user))[1]
+
+    @staticmethod
+    def actor(user: User) -> Actor:
+        return Actor(user.id, user.full_name, user.language_code)
+
+    async def say(
+        self,
+        chat_id: int,
+        text: str,
+        *,
+        reply_to: int | None = None,
+        keyboard: InlineKeyboardMarkup | None = None,
+    ) -> None:
+        """A reply from a command handler: through the throttle like any other send."""
+        try:
+            async with self.throttle.slot(chat_id):
+                await self.bot.send_message(
+                    chat_id, text[:4096], reply_to_message_id=reply_to, reply_markup=keyboard
+                )
+        except Exception as exc:  # a reply that cannot go out is logged, never fatal
+            log.warning("reply in %s failed: %s", chat_id, exc)
+
+    async def close(self) -> None:
+        """Close the connections to the Bot API server (aiogram's and the direct ones)
+        and to Redis."""
+        await self.direct.close()
+        await self.bot.session.close()
+        if isinstance(self.throttle, SharedThrottle):
+            await self.throttle.close()
+
+    async def flush_activity(self) -> int:
+        """Write the buffered message counts; returns how many members were counted."""
+        record = RecordChatter(self.deps)
+        counted = 0
+        for chat_id, counts, update_ids in self.activity.take():
+            source = UpdateBatch(self.bot.id, tuple(update_ids)) if update_ids else None
+            try:
+                counted += await record(chat_id, counts, source)
+            except Exception:
+                log.exception("could not record activity in %s; counts put back", chat_id)
+                self.activity.put_back(chat_id, counts, update_ids)
+            else:
+                self.activity.written(update_ids)
+        return counted
+
+    async def migrated(self, old_chat_id: int, new_chat_id: int) -> None:
+        moved = await FollowMigration(self.deps)(old_chat_id, new_chat_id)
+        self.chats.forget(old_chat_id, new_chat_id)
+        self.slow_mode.move(old_chat_id, new_chat_id)
+        if moved:
+            log.info("cohorts %s followed chat %s to %s", moved, old_chat_id, new_chat_id)
+
+
+def build_services(
+    settings: Settings,
+    store: Store,
+    clock: Clock,
+    bot: Bot,
+    *,
+    limits: Limits | None = None,
+    catalog: Catalog | None = None,
+    scripts: ScriptCache | None = None,
+) -> Services:
+    catalog = catalog or Catalog.load()
+    renderer = Renderer(catalog)
+    throttle: Throttling
+    if settings.redis_url:  # several processes share the bot: they share its limits
+        throttle = SharedThrottle(Redis.from_url(settings.redis_url), limits)
+    else:
+        throttle = Throttle(limits)
+    slow_mode = SlowMode()
+    messenger = TelegramMessenger(bot, renderer, throttle, slow_mode=slow_mode)
+    deps = Deps(store=store, messenger=messenger, clock=clock, scripts=scripts or ScriptCache())
+    services = Services(
+        settings=settings,
+        deps=deps,
+        bot=bot,
+        catalog=catalog,
+        renderer=renderer,
+        messenger=messenger,
+        throttle=throttle,
+        slow_mode=slow_mode,
+        chats=ChatDirectory(store),
+        users=UserDirectory(store, clock),
+        taps=TapBatcher(ClaimShares(deps)),
+        direct=DirectBotAPI(bot),
+    )
+    unreachable = MarkUnreachable(deps)
+    messenger.on_migrated = services.migrated
+    messenger.on_unreachable = unreachable
+    return services

@@ -1,0 +1,1 @@
+"""Cohorts: launching one, the scheduler tick, pausing and resuming, status."""

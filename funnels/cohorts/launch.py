@@ -1,0 +1,221 @@
+"""Launching a cohort: ``/launch`` in a fresh group, the plan of step runs written at
+once, and binding the task group with ``/taskgroup``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from funnels.deps import Deps
+from funnels.kernel.actor import Actor
+from funnels.kernel.codes import new_cohort_code
+from funnels.kernel.money import to_minor
+from funnels.kernel.refusals import AlreadyExists, Refused
+from funnels.kernel.zones import find_zone
+from funnels.people.leaders import leader_id_of
+from funnels.people.links import new_invite_link
+from funnels.ports import (
+    TASK_GROUP_RIGHTS,
+    WARMUP_RIGHTS,
+    CohortRecord,
+    NewCohort,
+)
+from funnels.scripts.checks import planned_spend
+from funnels.scripts.loader import LoadedScript
+from funnels.scripts.model import Script
+from funnels.scripts.planner import PlannedStep, local_instant, plan
+
+MAX_DAYS_AHEAD = 366
+"""How far ahead a cohort may start: a year; a later date is a typo (and year 9999 is
+past the end of the calendar once the ladder's days are added)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Launched:
+    cohort: CohortRecord
+    steps: list[PlannedStep]
+    invite_link: str | None
+
+
+class LaunchCohort:
+    """``/launch`` in a group: a registered leader starts a cohort there.
+
+    Checks in the order a leader can act on them: who asks, whether the group is free,
+    whether the bot has the rights it needs, whether the script is valid. The script is
+    loaded only after the first three pass, so a stranger learns nothing about it. A
+    handler calls :meth:`authorize` before it even reads the command's options.
+    """
+
+    def __init__(self, deps: Deps) -> None:
+        self.deps = deps
+
+    async def authorize(self, *, actor: Actor, is_admin: bool) -> int:
+        """The leader's user id; ``Refused("not_leader")`` for anyone but a leader or admin."""
+        return await leader_id_of(self.deps, actor, is_admin, "not_leader")
+
+    async def __call__(
+        self,
+        *,
+        chat_id: int,
+        actor: Actor,
+        is_admin: bool,
+        load: Callable[[], LoadedScript],
+        start: date | None = None,
+        capacity: int | None = None,
+    ) -> Launched:
+        """``start``: warm-up day 1, by default tomorrow in the script's zone (members
+        need a day to come in); never in the past, nor more than a year ahead."""
+        now = self.deps.clock.now()
+        leader_id = await self.authorize(actor=actor, is_admin=is_admin)
+        async with self.deps.store.transaction() as tx:
+            bound = await tx.cohorts.by_chat(chat_id)
+            region_id = await tx.members.region(leader_id)
+        if bound is not None:
+            raise Refused("already_bound", code=bound.code)
+        missing = await self.deps.messenger.missing_rights(chat_id, WARMUP_RIGHTS)
+        if missing:
+            raise Refused("missing_rights", missing=tuple(missing))
+        loaded = load()  # ScriptError goes to the caller, who shows the problems
+        today = now.astimezone(ZoneInfo(loaded.script.timezone)).date()
+        if start is None:
+            start = today + timedelta(days=1)
+        elif start < today:
+            raise Refused("past_date", value=start.isoformat())
+        elif start > today + timedelta(days=MAX_DAYS_AHEAD):
+            raise Refused("far_date", value=start.isoformat(), days=MAX_DAYS_AHEAD)
+        try:
+            cohort = await StartCohort(self.deps)(
+                loaded,
+                start=start,
+                code=(self.deps.code_factory or new_cohort_code)(),
+                capacity=capacity,
+                warmup_chat_id=chat_id,
+                region_id=region_id,
+                leader_id=leader_id,
+            )
+        except CohortError as exc:
+            async with self.deps.store.transaction() as tx:
+                raced = await tx.cohorts.by_chat(chat_id)
+            if raced is not None:  # another /launch in this group won the race
+                raise Refused("already_bound", code=raced.code) from None
+            raise Refused("refused", reason=str(exc)) from None
+        link = await new_invite_link(self.deps, cohort, chat_id, "leader", leader_id)
+        steps = plan(loaded.script, start, ZoneInfo(cohort.timezone))
+        return Launched(cohort, steps, link)
+
+
+class BindTaskGroup:
+    """``/taskgroup CODE`` in the second group: it becomes the cohort's task group, with
+    a join-request link that only responders get through."""
+
+    def __init__(self, deps: Deps) -> None:
+        self.deps = deps
+
+    async def authorize(self, *, actor: Actor, is_admin: bool) -> int:
+        """Only leaders (and admins) bind task groups: ``Refused("leader_only")`` for
+        anyone else, before the code is read, so strangers cannot probe cohort codes."""
+        return await leader_id_of(self.deps, actor, is_admin, "leader_only")
+
+    async def __call__(self, *, chat_id: int, actor: Actor, is_admin: bool, code: str) -> str:
+        user_id = await self.authorize(actor=actor, is_admin=is_admin)
+        async with self.deps.store.transaction() as tx:
+            cohort = await tx.cohorts.by_code(code.upper())
+            if cohort is None:
+                raise Refused("unknown", code=code)
+            if cohort.leader_id != user_id and not is_admin:
+                raise Refused("not_yours", code=cohort.code)
+            here = await tx.cohorts.by_chat(chat_id)
+        if here is not None and here.warmup_chat_id == chat_id:
+            raise Refused("is_warmup")
+        if here is not None and here.id != cohort.id:
+            raise Refused("taken")
+        if cohort.task_chat_id is not None and cohort.task_chat_id != chat_id:
+            raise Refused("has_one", code=cohort.code)
+        missing = await self.deps.messenger.missing_rights(chat_id, TASK_GROUP_RIGHTS)
+        if missing:
+            raise Refused("missing_rights", missing=tuple(missing))
+        if cohort.task_chat_id == chat_id:
+            return cohort.code  # bound already: saying so again changes nothing
+        async with self.deps.store.transaction() as tx:
+            try:
+                await tx.cohorts.bind_task_chat(cohort.id, chat_id)
+                await tx.commit()
+            except AlreadyExists:
+                raise Refused("taken") from None
+        await new_invite_link(self.deps, cohort, chat_id, "admission", cohort.leader_id)
+        return cohort.code
+
+
+class CohortError(Exception):
+    """An expected refusal (bad options, over budget, chat already bound); no HTTP codes."""
+
+
+def cohort_end(script: Script, start: date, tz: ZoneInfo) -> datetime:
+    """Midnight after the last task day, local time."""
+    return local_instant(start, script.total_days + 1, datetime.min.time(), tz)
+
+
+class StartCohort:
+    def __init__(self, deps: Deps) -> None:
+        self.deps = deps
+
+    async def __call__(
+        self,
+        loaded: LoadedScript,
+        *,
+        start: date,
+        code: str,
+        timezone: str | None = None,
+        capacity: int | None = None,
+        warmup_chat_id: int | None = None,
+        region_id: int | None = None,
+        leader_id: int | None = None,
+        parent_cohort_id: int | None = None,
+    ) -> CohortRecord:
+        script = loaded.script
+        zone_name = timezone or script.timezone
+        tz = find_zone(zone_name)
+        if tz is None:
+            raise CohortError(f"{zone_name!r} is not an IANA time zone")
+        seats = capacity if capacity is not None else script.capacity
+        if seats < 1:
+            raise CohortError("capacity must be at least 1")
+        budget = to_minor(script.budget.total, script.budget.currency)
+        envelopes, rewards = planned_spend(script, capacity)
+        if envelopes + rewards > budget:
+            raise CohortError(
+                f"capacity {seats} needs {envelopes + rewards} minor units of "
+                f"{script.budget.currency} but the budget is {budget}; lower the capacity "
+                "or set budget.reward_seats"
+            )
+        steps = plan(script, start, tz)
+        new = NewCohort(
+            code=code,
+            script_id=script.id,
+            script_version=script.version,
+            script_hash=loaded.content_hash,
+            script_body=loaded.text,
+            locale=script.locale,
+            timezone=zone_name,
+            capacity=seats,
+            currency=script.budget.currency,
+            budget_minor=budget,
+            start_date=start,
+            ends_at=cohort_end(script, start, tz),
+            warmup_chat_id=warmup_chat_id,
+            region_id=region_id,
+            leader_id=leader_id,
+            parent_cohort_id=parent_cohort_id,
+        )
+        async with self.deps.store.transaction() as tx:
+            if warmup_chat_id is not None and await tx.cohorts.by_chat(warmup_chat_id):
+                raise CohortError("this group already runs a cohort")
+            try:
+                cohort = await tx.cohorts.create(new, self.deps.clock.now())
+            except AlreadyExists:  # another /launch in the same group won the race
+                raise CohortError("this group already runs a cohort") from None
+            await tx.steps.add_plan(cohort.id, steps)
+            await tx.commit()
+        return cohort

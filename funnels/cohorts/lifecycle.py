@@ -1,0 +1,118 @@
+"""A cohort's life in its groups: paused and resumed by its leader, paused when the bot
+loses its group, following its group's move to a supergroup."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Literal
+
+from funnels.cohorts.pauses import PauseReason
+from funnels.deps import Deps
+from funnels.kernel.actor import Actor
+from funnels.kernel.refusals import Refused
+from funnels.people.users import user_id_of
+from funnels.ports import (
+    WARMUP_RIGHTS,
+    CohortPaused,
+    CohortRecord,
+    Right,
+)
+
+
+async def leaders_cohort(deps: Deps, chat_id: int, actor: Actor, is_admin: bool) -> CohortRecord:
+    now = deps.clock.now()
+    async with deps.store.transaction() as tx:
+        user_id = await user_id_of(tx, actor, now)
+        await tx.commit()
+        cohort = await tx.cohorts.by_chat(chat_id)
+    if cohort is None:
+        raise Refused("none")
+    if cohort.leader_id != user_id and not is_admin:
+        raise Refused("leader_only")
+    return cohort
+
+
+class PauseCohort:
+    def __init__(self, deps: Deps) -> None:
+        self.deps = deps
+
+    async def __call__(self, *, chat_id: int, actor: Actor, is_admin: bool) -> CohortRecord:
+        cohort = await leaders_cohort(self.deps, chat_id, actor, is_admin)
+        if cohort.status == "paused":
+            raise Refused("already", code=cohort.code)
+        if cohort.status != "running":
+            raise Refused("not_running", code=cohort.code, status=cohort.status)
+        async with self.deps.store.transaction() as tx:
+            await tx.cohorts.set_status(
+                cohort.id,
+                "paused",
+                PauseReason("paused_by_leader").stored(),
+                self.deps.clock.now(),
+            )
+            await tx.commit()
+        return cohort
+
+
+class ResumeCohort:
+    """Run a paused cohort again, once the bot has what it needs in the group; steps
+    missed meanwhile follow their late policy at the next tick."""
+
+    def __init__(self, deps: Deps) -> None:
+        self.deps = deps
+
+    async def __call__(self, *, chat_id: int, actor: Actor, is_admin: bool) -> CohortRecord:
+        cohort = await leaders_cohort(self.deps, chat_id, actor, is_admin)
+        if cohort.status != "paused":
+            raise Refused("not_paused", code=cohort.code)
+        if cohort.warmup_chat_id is not None:
+            missing = await self.deps.messenger.missing_rights(cohort.warmup_chat_id, WARMUP_RIGHTS)
+            if missing:
+                raise Refused("still_missing", missing=tuple(missing))
+        async with self.deps.store.transaction() as tx:
+            await tx.cohorts.set_status(cohort.id, "running", None, self.deps.clock.now())
+            await tx.commit()
+        return cohort
+
+
+class FollowMigration:
+    """A basic group became a supergroup (new chat id): the cohort keeps running there."""
+
+    def __init__(self, deps: Deps) -> None:
+        self.deps = deps
+
+    async def __call__(self, old_chat_id: int, new_chat_id: int) -> list[int]:
+        async with self.deps.store.transaction() as tx:
+            moved = await tx.cohorts.move_chat(old_chat_id, new_chat_id)
+            await tx.links.move_chat(old_chat_id, new_chat_id)
+            await tx.commit()
+        return moved
+
+
+class GroupLost:
+    """The bot was removed from a group or lost rights it needs there: pause the running
+    cohort bound to it and tell the leader privately (the group cannot be told)."""
+
+    def __init__(self, deps: Deps) -> None:
+        self.deps = deps
+
+    async def __call__(
+        self,
+        chat_id: int,
+        reason: Literal["removed", "demoted", "cannot_post"],
+        missing: Sequence[Right] = (),
+    ) -> CohortRecord | None:
+        now = self.deps.clock.now()
+        async with self.deps.store.transaction() as tx:
+            cohort = await tx.cohorts.by_chat(chat_id)
+            if cohort is None or cohort.status != "running":
+                return None
+            detail = PauseReason(reason, tuple(missing)).stored()
+            await tx.cohorts.set_status(cohort.id, "paused", detail, now)
+            leader = await tx.members.ref(cohort.leader_id) if cohort.leader_id else None
+            await tx.commit()
+        if leader is not None:
+            await self.deps.messenger.notify(
+                leader,
+                CohortPaused(cohort.code, reason, tuple(missing), leader.language or cohort.locale),
+            )
+        return cohort

@@ -1,0 +1,1 @@
+"""The shared kernel: time, money, durations, zones, stages, who acts, refusals."""

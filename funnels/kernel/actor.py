@@ -1,0 +1,14 @@
+"""Who acts: a Telegram user as the use cases see them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Actor:
+    """A Telegram user doing something, as the update describes them."""
+
+    telegram_id: int
+    name: str
+    language: str | None = None

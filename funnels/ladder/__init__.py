@@ -1,0 +1,1 @@
+"""The task ladder: platform events, goals, progress and rewards."""

@@ -1,0 +1,275 @@
+"""The 21-day ladder: platform events move task progress; a finished task rewards at once.
+
+``IngestEvents`` stores a batch of events first (unique on source + event id, so a
+re-sent event is acknowledged and never counted twice), then applies each new event to
+the member's unlocked, unfinished tasks in the same transaction. A reward is a ledger
+entry keyed by cohort, member and task, paid only while the cohort budget allows;
+promotions only ever move a member up.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from funnels.deps import Deps
+from funnels.kernel.money import to_minor
+from funnels.kernel.stages import ROLE_FOR_PROMOTION, STAGE_FOR_PROMOTION, Stage
+from funnels.ladder.goals import contributions, evaluate
+from funnels.ports import CohortRecord, IncomingEvent, MemberRef, RewardNotice, Transaction
+from funnels.scripts.model import Task
+
+
+@dataclass(frozen=True, slots=True)
+class Completion:
+    cohort_id: int
+    member: MemberRef
+    task_id: str
+    reward_minor: int
+    reward_status: str  # "paid", "over_budget" or "none"
+    promoted_to: str | None
+
+
+@dataclass
+class IngestResult:
+    accepted: int = 0
+    duplicates: int = 0
+    unmatched: int = 0
+    completions: list[Completion] = field(default_factory=list)
+
+
+@dataclass
+class _Progress:
+    id: int
+    values: dict[int, int]
+    completed_at: datetime | None
+    dirty: bool = False
+    reward_status: str | None = None
+
+
+@dataclass
+class _Batch:
+    """What one batch needs, loaded up front in a few queries, and what it changed;
+    written back once at the end."""
+
+    cohort_of: dict[int, int] = field(default_factory=dict)
+    cohorts: dict[int, CohortRecord] = field(default_factory=dict)
+    progress: dict[tuple[int, int, str], _Progress] = field(default_factory=dict)
+    uniques: dict[tuple[int, int], set[str]] = field(default_factory=dict)
+    new_uniques: list[tuple[int, int, str]] = field(default_factory=list)
+    tasked: set[tuple[int, int]] = field(default_factory=set)
+
+
+class IngestEvents:
+    """Store and apply platform events; answer with what was new and what it finished."""
+
+    def __init__(self, deps: Deps, *, notify: bool = True) -> None:
+        self.deps = deps
+        self.notify = notify
+
+    async def __call__(self, source: str, events: Sequence[IncomingEvent]) -> IngestResult:
+        result = IngestResult()
+        now = self.deps.clock.now()
+        async with self.deps.store.transaction() as tx:
+            new_rows = await tx.events.store(source, events, now)
+            result.accepted = len(new_rows)
+            result.duplicates = len(events) - len(new_rows)
+            fresh = [(new_rows.pop(e.event_id), e) for e in events if e.event_id in new_rows]
+            by_ref, by_tg = await tx.members.resolve_many(
+                [e.member_ref for _, e in fresh if e.member_ref is not None],
+                [e.telegram_user_id for _, e in fresh if e.telegram_user_id is not None],
+            )
+            resolved = [(row_id, e, _member(e, by_ref, by_tg)) for row_id, e in fresh]
+            batch = await self._load(tx, resolved, now)
+            # Member by member in id order (each member's events keep their order), as the
+            # progress rows were locked.
+            resolved.sort(key=lambda item: item[2].user_id if item[2] else -1)
+            handled: list[tuple[int, int | None, int | None, str]] = []
+            for row_id, event, member in resolved:
+                if member is None:
+                    result.unmatched += 1
+                    handled.append((row_id, None, None, "unknown_member"))
+                    continue
+                cohort_id, outcome = await self._apply(tx, batch, member, event, result, now)
+                handled.append((row_id, member.user_id, cohort_id, outcome))
+            await tx.tasks.save_many(
+                [
+                    (r.id, r.values, r.completed_at, r.reward_status)
+                    for r in batch.progress.values()
+                    if r.dirty
+                ],
+                now,
+            )
+            await tx.tasks.add_unique_many(batch.new_uniques)
+            await tx.events.mark_handled(handled, now)
+            await tx.commit()
+        if self.notify:
+            for done in result.completions:
+                if done.reward_status == "paid" or done.promoted_to:
+                    await self._notify(done, batch.cohorts[done.cohort_id])
+        return result
+
+    async def _load(
+        self,
+        tx: Transaction,
+        resolved: Sequence[tuple[int, IncomingEvent, MemberRef | None]],
+        now: datetime,
+    ) -> _Batch:
+        """Everything the batch's events can touch, in a handful of queries."""
+        batch = _Batch()
+        users = sorted({m.user_id for _, _, m in resolved if m is not None})
+        batch.cohort_of = await tx.members.current_cohorts(users)
+        for cohort_id in set(batch.cohort_of.values()):
+            cohort = await tx.cohorts.get(cohort_id)
+            assert cohort is not None
+            batch.cohorts[cohort_id] = cohort
+        wanted: set[tuple[int, int, str]] = set()
+        unique_keys: dict[tuple[int, int, str], set[str]] = {}
+        for _, event, member in resolved:
+            in_cohort = batch.cohort_of.get(member.user_id) if member else None
+            if member is None or in_cohort is None:
+                continue
+            for task in self._candidates(batch.cohorts[in_cohort], event):
+                key = (in_cohort, member.user_id, task.id)
+                wanted.add(key)
+                for c in contributions(task.goal, event.type, event.data):
+                    if c.unique_key is not None:
+                        unique_keys.setdefault(key, set()).add(c.unique_key[:128])
+        for key, rec in (await tx.tasks.progress_many(sorted(wanted), now)).items():
+            batch.progress[key] = _Progress(rec.id, dict(rec.progress), rec.completed_at)
+        # Only the values this batch brings are looked up: a member's earlier clicks can
+        # number in the hundreds and most are irrelevant here.
+        batch.uniques = await tx.tasks.unique_values_many(
+            [batch.progress[k].id for k in unique_keys if k in batch.progress],
+            sorted(set().union(*unique_keys.values())) if unique_keys else [],
+        )
+        return batch
+
+    def _candidates(self, cohort: CohortRecord, event: IncomingEvent) -> list[Task]:
+        """Unlocked tasks of the cohort's ladder that this event can count towards."""
+        if event.occurred_at > cohort.ends_at:
+            return []
+        unlocks = self.deps.scripts.unlock_times(cohort)
+        return [
+            t
+            for t in self.deps.scripts.tasks_for_event(cohort, event.type)
+            if event.occurred_at >= unlocks[t.id]
+        ]
+
+    async def _apply(
+        self,
+        tx: Transaction,
+        batch: _Batch,
+        member: MemberRef,
+        event: IncomingEvent,
+        result: IngestResult,
+        now: datetime,
+    ) -> tuple[int | None, str]:
+        cohort_id = batch.cohort_of.get(member.user_id)
+        if cohort_id is None:
+            return None, "no_task_stage"
+        cohort = batch.cohorts[cohort_id]
+        if event.type == "order.paid":
+            await tx.members.advance(cohort_id, member.user_id, Stage.SOLD, event.occurred_at)
+        if event.occurred_at > cohort.ends_at:
+            return cohort_id, "after_cohort_end"
+        candidates = self._candidates(cohort, event)
+        if not candidates:
+            return cohort_id, "no_task"
+        counted = False
+        for task in candidates:
+            row = batch.progress[(cohort_id, member.user_id, task.id)]
+            if row.completed_at is not None:
+                continue
+            changed = False
+            for c in contributions(task.goal, event.type, event.data):
+                if c.unique_key is not None:
+                    seen = batch.uniques.setdefault((row.id, c.leaf), set())
+                    value = c.unique_key[:128]
+                    if value in seen:
+                        continue
+                    seen.add(value)
+                    batch.new_uniques.append((row.id, c.leaf, value))
+                row.values[c.leaf] = row.values.get(c.leaf, 0) + c.amount
+                changed = True
+            if not changed:
+                continue
+            counted = row.dirty = True
+            if evaluate(task.goal, row.values, cohort.currency).done:
+                row.completed_at = event.occurred_at
+                result.completions.append(
+                    await self._complete(
+                        tx, batch, cohort, member, task, row, event.occurred_at, now
+                    )
+                )
+        return cohort_id, "counted" if counted else "no_progress"
+
+    async def _complete(
+        self,
+        tx: Transaction,
+        batch: _Batch,
+        cohort: CohortRecord,
+        member: MemberRef,
+        task: Task,
+        row: _Progress,
+        reached_at: datetime,
+        now: datetime,
+    ) -> Completion:
+        if (cohort.id, member.user_id) not in batch.tasked:  # once per member and batch
+            batch.tasked.add((cohort.id, member.user_id))
+            await tx.members.advance(cohort.id, member.user_id, Stage.TASKED, reached_at)
+        amount = to_minor(task.reward.amount, cohort.currency) if task.reward else 0
+        status = "none"
+        if amount:
+            key = f"reward:{cohort.id}:{member.user_id}:{task.id}"
+            if await tx.cohorts.reserve(cohort.id, amount):
+                if await tx.ledger.credit(
+                    key,
+                    member.user_id,
+                    cohort.id,
+                    "reward",
+                    task.id,
+                    amount,
+                    cohort.currency,
+                    now,
+                ):
+                    status = "paid"
+                else:  # already paid under this key: give the reservation back
+                    await tx.cohorts.release(cohort.id, amount)
+                    status = "duplicate"
+            else:
+                status = "over_budget"
+            row.reward_status = status  # written with the progress at the end
+        if task.promote:
+            await tx.members.advance(
+                cohort.id, member.user_id, STAGE_FOR_PROMOTION[task.promote], reached_at
+            )
+            await tx.members.set_role_at_least(
+                member.user_id, int(ROLE_FOR_PROMOTION[task.promote])
+            )
+        return Completion(cohort.id, member, task.id, amount, status, task.promote)
+
+    async def _notify(self, done: Completion, cohort: CohortRecord) -> None:
+        task = self.deps.scripts.get(cohort).task(done.task_id)
+        await self.deps.messenger.notify(
+            done.member,
+            RewardNotice(
+                task.id,
+                task.title,
+                done.reward_minor if done.reward_status == "paid" else 0,
+                cohort.currency,
+                done.promoted_to,
+                done.member.language or cohort.locale,
+            ),
+        )
+
+
+def _member(
+    event: IncomingEvent, by_ref: dict[str, MemberRef], by_tg: dict[int, MemberRef]
+) -> MemberRef | None:
+    if event.member_ref is not None:
+        return by_ref.get(event.member_ref)
+    if event.telegram_user_id is not None:
+        return by_tg.get(event.telegram_user_id)
+    return None

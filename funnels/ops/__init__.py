@@ -1,0 +1,1 @@
+"""What ops do: decide on steps in doubt."""

@@ -1,0 +1,1 @@
+"""People: users, leaders, regions and invite links."""

@@ -1,0 +1,49 @@
+"""Leaders: who may launch cohorts, granted by an admin in a region."""
+
+from __future__ import annotations
+
+from funnels.deps import Deps
+from funnels.kernel.actor import Actor
+from funnels.kernel.refusals import Refused
+from funnels.kernel.stages import Role
+from funnels.people.users import user_id_of
+from funnels.ports import (
+    RegionRecord,
+)
+
+
+async def leader_id_of(deps: Deps, actor: Actor, is_admin: bool, refusal: str) -> int:
+    """The user id of a leader (or an admin) acting; ``Refused(refusal)`` for anyone else.
+    The one check of who may lead, shared by the commands that need it."""
+    async with deps.store.transaction() as tx:
+        user_id = await user_id_of(tx, actor, deps.clock.now())
+        await tx.commit()
+        if is_admin or await tx.members.role(user_id) >= Role.LEADER:
+            return user_id
+    raise Refused(refusal)
+
+
+class GrantLeader:
+    """An admin makes a user a leader in a region (``/grant_leader``, ``leader add``)."""
+
+    def __init__(self, deps: Deps) -> None:
+        self.deps = deps
+
+    @staticmethod
+    def authorize(*, is_admin: bool) -> None:
+        """Only admins grant: ``Refused("not_admin")`` for anyone else, whatever they typed."""
+        if not is_admin:
+            raise Refused("not_admin")
+
+    async def __call__(self, *, target: Actor, region_code: str, is_admin: bool) -> RegionRecord:
+        self.authorize(is_admin=is_admin)
+        now = self.deps.clock.now()
+        async with self.deps.store.transaction() as tx:
+            region = await tx.regions.by_code(region_code.upper())
+            if region is None:
+                codes = ", ".join(r.code for r in await tx.regions.all()) or "-"
+                raise Refused("unknown_region", code=region_code, codes=codes)
+            user_id = await user_id_of(tx, target, now)
+            await tx.members.grant(user_id, Role.LEADER, region.id)
+            await tx.commit()
+        return region

@@ -1,0 +1,77 @@
+"""Into the task group: responders admitted, anyone else declined and told why."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from funnels.deps import Deps
+from funnels.kernel.actor import Actor
+from funnels.kernel.stages import Stage
+from funnels.ports import (
+    AdmissionNotice,
+)
+
+AdmitOutcome = Literal["admitted", "already", "not_replied", "no_cohort"]
+
+
+class AdmitMember:
+    """A responder entered the task group; anyone who did not reply "1" is refused."""
+
+    def __init__(self, deps: Deps) -> None:
+        self.deps = deps
+
+    async def __call__(self, cohort_id: int, user_id: int) -> AdmitOutcome:
+        async with self.deps.store.transaction() as tx:
+            cohort = await tx.cohorts.get(cohort_id)
+            if cohort is None:
+                return "no_cohort"
+            stage = await tx.members.stage(cohort_id, user_id)
+            if stage is None or stage < Stage.REPLIED:
+                return "not_replied"
+            admitted = await tx.members.advance(
+                cohort_id, user_id, Stage.ADMITTED, self.deps.clock.now()
+            )
+            await tx.commit()
+        return "admitted" if admitted else "already"
+
+
+JoinRequestOutcome = Literal["approved", "already", "not_replied", "closed", "no_cohort", "gone"]
+
+
+class DecideJoinRequest:
+    """Someone asks to join a task group: responders are let in (and admitted), anyone
+    else is declined and told why, privately (Telegram allows that message for a few
+    minutes after the request)."""
+
+    def __init__(self, deps: Deps) -> None:
+        self.deps = deps
+
+    async def __call__(self, chat_id: int, member: Actor) -> JoinRequestOutcome:
+        now = self.deps.clock.now()
+        async with self.deps.store.transaction() as tx:
+            cohort = await tx.cohorts.by_chat(chat_id)
+            user = await tx.members.ensure_user(
+                member.telegram_id, member.name, member.language, now
+            )
+            await tx.commit()
+            if cohort is None or cohort.task_chat_id != chat_id:
+                return "no_cohort"
+            stage = await tx.members.stage(cohort.id, user.user_id)
+        locale = user.language or cohort.locale
+        messenger = self.deps.messenger
+        if stage is not None and stage >= Stage.REPLIED:
+            if not await messenger.answer_join_request(chat_id, member.telegram_id, approve=True):
+                return "gone"
+            outcome = await AdmitMember(self.deps)(cohort.id, user.user_id)
+            if outcome == "admitted":
+                await messenger.notify(user, AdmissionNotice("approved", cohort.code, locale))
+                return "approved"
+            return "already"
+        refusal: Literal["not_replied", "closed"] = (
+            "closed" if cohort.pitch_closed_at is not None else "not_replied"
+        )
+        if await messenger.answer_join_request(chat_id, member.telegram_id, approve=False):
+            # Told once: a request handled again (after a crash) is no longer there to
+            # decline, and the member is not written to twice.
+            await messenger.notify(user, AdmissionNotice(refusal, cohort.code, locale))
+        return refusal

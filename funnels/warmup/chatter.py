@@ -1,0 +1,60 @@
+"""What members write in the warm-up group: counted per member and day, never stored."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from zoneinfo import ZoneInfo
+
+from funnels.deps import Deps
+from funnels.kernel.stages import Stage
+from funnels.ports import (
+    UpdateBatch,
+)
+
+
+class RecordActivity:
+    """Message counts per member per local day, never the text; chatting during the
+    warm-up makes a member ``engaged``."""
+
+    def __init__(self, deps: Deps) -> None:
+        self.deps = deps
+
+    async def __call__(self, chat_id: int, counts: Mapping[int, int]) -> None:
+        now = self.deps.clock.now()
+        async with self.deps.store.transaction() as tx:
+            cohort = await tx.cohorts.by_chat(chat_id)
+            if cohort is None or cohort.warmup_chat_id != chat_id:
+                return
+            day = now.astimezone(ZoneInfo(cohort.timezone)).date()
+            await tx.members.add_activity(cohort.id, counts, day)
+            await tx.members.advance_many(cohort.id, list(counts), Stage.ENGAGED, now)
+            await tx.commit()
+
+
+class RecordChatter:
+    """Message counts from a group, keyed by Telegram id as the bot sees them; members
+    the cohort does not know (joined before the launch, other bots) are left out.
+
+    ``source``: the updates the counts came from, marked handled in the same unit of
+    work, so that counts are neither lost nor counted twice when the process dies."""
+
+    def __init__(self, deps: Deps) -> None:
+        self.deps = deps
+
+    async def __call__(
+        self, chat_id: int, counts: Mapping[int, int], source: UpdateBatch | None = None
+    ) -> int:
+        now = self.deps.clock.now()
+        by_user: dict[int, int] = {}
+        async with self.deps.store.transaction() as tx:
+            cohort = await tx.cohorts.by_chat(chat_id)
+            if cohort is not None and cohort.warmup_chat_id == chat_id:
+                _, known = await tx.members.resolve_many([], list(counts))
+                by_user = {known[tg].user_id: n for tg, n in counts.items() if tg in known}
+                day = now.astimezone(ZoneInfo(cohort.timezone)).date()
+                await tx.members.add_activity(cohort.id, by_user, day)
+                await tx.members.advance_many(cohort.id, list(by_user), Stage.ENGAGED, now)
+            if source is not None:
+                await tx.updates.mark_handled(source.bot_id, source.update_ids, now)
+            await tx.commit()
+        return len(by_user)

@@ -1,0 +1,130 @@
+"""Members entering and leaving the warm-up group, each join attributed to whoever
+invited them (the link's owner, the member who added them, or the leader)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Literal
+
+from funnels.deps import Deps
+from funnels.kernel.actor import Actor
+from funnels.ports import (
+    CohortRecord,
+    MemberRef,
+    Transaction,
+)
+from funnels.warmup.admissions import AdmitMember, AdmitOutcome
+
+JoinOutcome = Literal["joined", "rejoined", "member", "full", "no_cohort"]
+
+
+class RecordJoin:
+    """Members entered the warm-up group, each attributed to whoever invited them.
+
+    Takes a batch, so a burst of ``chat_member`` updates (or a simulated crowd) is one
+    transaction; capacity is enforced in arrival order.
+    """
+
+    def __init__(self, deps: Deps) -> None:
+        self.deps = deps
+
+    async def __call__(
+        self, chat_id: int, members: Sequence[tuple[int, int | None]]
+    ) -> dict[int, JoinOutcome]:
+        async with self.deps.store.transaction() as tx:
+            cohort = await tx.cohorts.by_chat(chat_id)
+            if cohort is None or cohort.warmup_chat_id != chat_id:
+                return {user_id: "no_cohort" for user_id, _ in members}
+            outcome = await tx.members.join(
+                cohort.id, members, cohort.capacity, self.deps.clock.now()
+            )
+            await tx.commit()
+        return outcome  # type: ignore[return-value]
+
+
+class RecordLeave:
+    def __init__(self, deps: Deps) -> None:
+        self.deps = deps
+
+    async def __call__(self, chat_id: int, user_id: int) -> None:
+        async with self.deps.store.transaction() as tx:
+            cohort = await tx.cohorts.by_chat(chat_id)
+            if cohort is not None and cohort.warmup_chat_id == chat_id:
+                await tx.members.leave(cohort.id, user_id, self.deps.clock.now())
+                await tx.commit()
+
+
+def stamp(at: datetime) -> str:
+    return at.isoformat(timespec="seconds")
+
+
+@dataclass(frozen=True, slots=True)
+class Joined:
+    outcome: JoinOutcome | AdmitOutcome
+    cohort_id: int | None
+    user_id: int
+    inviter_id: int | None
+    language: str | None = None
+    """The member's locale as stored (their /lang choice, else their app's)."""
+
+
+class MemberJoined:
+    """A ``chat_member`` join, in the warm-up group (attributed to the link's owner, or
+    whoever added the member, or else the leader: every member has an inviter) or in the
+    task group (admission, for responders)."""
+
+    def __init__(self, deps: Deps) -> None:
+        self.deps = deps
+
+    async def __call__(
+        self,
+        chat_id: int,
+        member: Actor,
+        *,
+        invite_link: str | None = None,
+        added_by: Actor | None = None,
+    ) -> Joined:
+        now = self.deps.clock.now()
+        async with self.deps.store.transaction() as tx:
+            cohort = await tx.cohorts.by_chat(chat_id)
+            user = await tx.members.ensure_user(
+                member.telegram_id, member.name, member.language, now
+            )
+            if cohort is None or cohort.task_chat_id == chat_id:
+                await tx.commit()  # the user row; admission is a unit of work of its own
+                cohort_id = cohort.id if cohort is not None else None
+            else:
+                return await self._join_warmup(tx, cohort, user, member, invite_link, added_by, now)
+        if cohort_id is None:
+            return Joined("no_cohort", None, user.user_id, None, user.language)
+        # After the unit of work above has ended: on SQLite one runs at a time, and
+        # one opened inside another would wait for it forever.
+        admitted = await AdmitMember(self.deps)(cohort_id, user.user_id)
+        return Joined(admitted, cohort_id, user.user_id, None, user.language)
+
+    async def _join_warmup(
+        self,
+        tx: Transaction,
+        cohort: CohortRecord,
+        user: MemberRef,
+        member: Actor,
+        invite_link: str | None,
+        added_by: Actor | None,
+        now: datetime,
+    ) -> Joined:
+        inviter = cohort.leader_id
+        link = await tx.links.get(invite_link) if invite_link else None
+        if link is not None and link.cohort_id == cohort.id and link.owner_id is not None:
+            inviter = link.owner_id
+        elif added_by is not None and added_by.telegram_id != member.telegram_id:
+            adder = await tx.members.ensure_user(
+                added_by.telegram_id, added_by.name, added_by.language, now
+            )
+            inviter = adder.user_id
+        if inviter == user.user_id:
+            inviter = None  # the leader joining their own group invited nobody
+        outcome = await tx.members.join(cohort.id, [(user.user_id, inviter)], cohort.capacity, now)
+        await tx.commit()
+        return Joined(outcome[user.user_id], cohort.id, user.user_id, inviter, user.language)  # type: ignore[arg-type]

@@ -1,0 +1,186 @@
+"""Cohorts in SQL: creation, status, the pitch window, budget reservations."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import bindparam, select, update
+from sqlalchemy.exc import IntegrityError
+
+from funnels.kernel.refusals import AlreadyExists
+from funnels.ports import (
+    CohortRecord,
+    CohortStatus,
+    NewCohort,
+)
+from storage.sql import Repo, prepared
+from storage.tables import (
+    cohorts as _c,
+    envelopes as _e,
+    step_runs as _s,
+)
+
+
+def _cohort(row: Any) -> CohortRecord:
+    return CohortRecord(
+        id=row.id,
+        code=row.code,
+        script_id=row.script_id,
+        script_version=row.script_version,
+        script_hash=row.script_hash,
+        script_body=row.script_body,
+        locale=row.locale,
+        timezone=row.timezone,
+        capacity=row.capacity,
+        currency=row.currency,
+        budget_minor=row.budget_minor,
+        spent_minor=row.spent_minor,
+        start_date=row.start_date,
+        ends_at=row.ends_at,
+        status=row.status,
+        warmup_chat_id=row.warmup_chat_id,
+        task_chat_id=row.task_chat_id,
+        pitch_opened_at=row.pitch_opened_at,
+        pitch_closed_at=row.pitch_closed_at,
+        region_id=row.region_id,
+        leader_id=row.leader_id,
+        parent_cohort_id=row.parent_cohort_id,
+        admissions_noted_at=row.admissions_noted_at,
+        status_reason=row.status_reason,
+    )
+
+
+class SqlCohorts(Repo):
+    async def create(self, cohort: NewCohort, created_at: datetime) -> CohortRecord:
+        values = {name: getattr(cohort, name) for name in NewCohort.__dataclass_fields__}
+        statement = (
+            _c.insert()
+            .values(**values, spent_minor=0, status="running", created_at=created_at)
+            .returning(*_c.c)
+        )
+        try:
+            async with self.conn.begin_nested():
+                row = (await self.conn.execute(statement)).one()
+        except IntegrityError as exc:
+            raise AlreadyExists(str(exc.orig)) from None
+        return _cohort(row)
+
+    async def get(self, cohort_id: int) -> CohortRecord | None:
+        statement = prepared(
+            "cohort", self.dialect, lambda: select(_c).where(_c.c.id == bindparam("id"))
+        )
+        row = (await self.conn.execute(statement, {"id": cohort_id})).first()
+        return _cohort(row) if row else None
+
+    async def by_code(self, code: str) -> CohortRecord | None:
+        row = (await self.conn.execute(select(_c).where(_c.c.code == code))).first()
+        return _cohort(row) if row else None
+
+    async def by_chat(self, chat_id: int) -> CohortRecord | None:
+        statement = prepared(
+            "cohort_by_chat",
+            self.dialect,
+            lambda: select(_c).where(
+                (_c.c.warmup_chat_id == bindparam("chat"))
+                | (_c.c.task_chat_id == bindparam("chat"))
+            ),
+        )
+        row = (await self.conn.execute(statement, {"chat": chat_id})).first()
+        return _cohort(row) if row else None
+
+    async def set_status(
+        self, cohort_id: int, status: CohortStatus, reason: str | None, at: datetime
+    ) -> None:
+        values: dict[str, Any] = {"status": status, "status_reason": reason}
+        if status in ("finished", "cancelled"):
+            values["finished_at"] = at
+        await self.conn.execute(update(_c).where(_c.c.id == cohort_id).values(**values))
+
+    async def open_pitch(self, cohort_id: int, at: datetime) -> None:
+        await self.conn.execute(
+            update(_c)
+            .where(_c.c.id == cohort_id, _c.c.pitch_opened_at.is_(None))
+            .values(pitch_opened_at=at)
+        )
+
+    async def bind_task_chat(self, cohort_id: int, chat_id: int) -> None:
+        await self.conn.execute(update(_c).where(_c.c.id == cohort_id).values(task_chat_id=chat_id))
+
+    async def open_pitches(self) -> list[CohortRecord]:
+        rows = (
+            await self.conn.execute(
+                select(_c).where(
+                    _c.c.status == "running",
+                    _c.c.pitch_opened_at.is_not(None),
+                    _c.c.pitch_closed_at.is_(None),
+                )
+            )
+        ).all()
+        return [_cohort(r) for r in rows]
+
+    async def note_admissions(
+        self, cohort_id: int, previous: datetime | None, at: datetime
+    ) -> bool:
+        stamp = _c.c.admissions_noted_at
+        result = await self.conn.execute(
+            update(_c)
+            .where(_c.c.id == cohort_id, stamp.is_(None) if previous is None else stamp == previous)
+            .values(admissions_noted_at=at)
+        )
+        return result.rowcount == 1
+
+    async def finish_due(self, now: datetime) -> list[int]:
+        open_steps = (
+            select(_s.c.id)
+            .where(_s.c.cohort_id == _c.c.id, _s.c.status.in_(("pending", "running")))
+            .exists()
+        )
+        rows = (
+            await self.conn.execute(
+                update(_c)
+                .where(_c.c.status == "running", _c.c.ends_at <= now, ~open_steps)
+                .values(status="finished", finished_at=now)
+                .returning(_c.c.id)
+            )
+        ).all()
+        return [int(r.id) for r in rows]
+
+    async def close_pitch(self, cohort_id: int, at: datetime) -> None:
+        await self.conn.execute(
+            update(_c)
+            .where(_c.c.id == cohort_id, _c.c.pitch_closed_at.is_(None))
+            .values(pitch_closed_at=at)
+        )
+
+    async def move_chat(self, old_chat_id: int, new_chat_id: int) -> list[int]:
+        moved: set[int] = set()
+        for column in ("warmup_chat_id", "task_chat_id"):
+            rows = (
+                await self.conn.execute(
+                    update(_c)
+                    .where(_c.c[column] == old_chat_id)
+                    .values({column: new_chat_id})
+                    .returning(_c.c.id)
+                )
+            ).all()
+            moved.update(int(r.id) for r in rows)
+        await self.conn.execute(
+            update(_e).where(_e.c.chat_id == old_chat_id).values(chat_id=new_chat_id)
+        )
+        return sorted(moved)
+
+    async def reserve(self, cohort_id: int, amount_minor: int) -> bool:
+        result = await self.conn.execute(
+            update(_c)
+            .where(_c.c.id == cohort_id, _c.c.spent_minor + amount_minor <= _c.c.budget_minor)
+            .values(spent_minor=_c.c.spent_minor + amount_minor)
+        )
+        return result.rowcount == 1
+
+    async def release(self, cohort_id: int, amount_minor: int) -> None:
+        await self.conn.execute(
+            update(_c)
+            .where(_c.c.id == cohort_id)
+            .values(spent_minor=_c.c.spent_minor - amount_minor)
+        )

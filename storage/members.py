@@ -1,0 +1,472 @@
+"""Users and their membership of cohorts in SQL: joins, stages, replies, activity."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import ARRAY, bindparam, func, select, update
+from sqlalchemy.exc import IntegrityError
+
+from funnels.kernel.codes import new_code
+from funnels.kernel.stages import Stage
+from funnels.ports import (
+    MemberRef,
+)
+from storage.db import insert_ignore
+from storage.sql import Repo, greatest, one_of, prepared
+from storage.tables import (
+    cohort_members as _m,
+    cohorts as _c,
+    member_activity as _a,
+    users as _u,
+)
+
+# What a member reads in: the locale they chose with /lang, else their app's language.
+_LANGUAGE = func.coalesce(_u.c.chosen_locale, _u.c.language).label("language")
+
+
+_STAGE_COLUMN = {
+    Stage.JOINED: "joined_at",
+    Stage.ENGAGED: "engaged_at",
+    Stage.REPLIED: "replied_at",
+    Stage.ADMITTED: "admitted_at",
+    Stage.TASKED: "tasked_at",
+    Stage.SOLD: "sold_at",
+    Stage.SHOPKEEPER: "shopkeeper_at",
+    Stage.SUPERVISOR: "supervisor_at",
+}
+
+
+class SqlMembers(Repo):
+    async def ensure_user(
+        self, telegram_id: int, name: str, language: str | None, at: datetime
+    ) -> MemberRef:
+        existing = await self.by_telegram(telegram_id)
+        if existing:
+            return existing
+        for _attempt in range(5):
+            try:
+                async with self.conn.begin_nested():
+                    row = (
+                        await self.conn.execute(
+                            _u.insert()
+                            .values(
+                                telegram_id=telegram_id,
+                                display_name=name[:256],
+                                language=language,
+                                role=1,
+                                ref_code=new_code(),
+                                created_at=at,
+                            )
+                            .returning(_u.c.id)
+                        )
+                    ).one()
+                return MemberRef(row.id, telegram_id, language)
+            except IntegrityError:
+                raced = await self.by_telegram(telegram_id)
+                if raced:
+                    return raced
+        raise RuntimeError("could not allocate a unique ref code")
+
+    async def add_users(
+        self, rows: Sequence[tuple[int, str, str | None]], at: datetime
+    ) -> list[MemberRef]:
+        """Bulk-create users that are known not to exist yet (simulation, imports)."""
+        values = [
+            {
+                "telegram_id": tg,
+                "display_name": name,
+                "language": lang,
+                "role": 1,
+                "ref_code": new_code(10),
+                "created_at": at,
+            }
+            for tg, name, lang in rows
+        ]
+        await self.conn.execute(_u.insert(), values)
+        found = (
+            await self.conn.execute(
+                select(_u.c.id, _u.c.telegram_id, _LANGUAGE).where(
+                    _u.c.telegram_id.in_([r[0] for r in rows])
+                )
+            )
+        ).all()
+        by_tg = {r.telegram_id: MemberRef(r.id, r.telegram_id, r.language) for r in found}
+        return [by_tg[r[0]] for r in rows]
+
+    async def resolve_many(
+        self, refs: Sequence[str], telegram_ids: Sequence[int]
+    ) -> tuple[dict[str, MemberRef], dict[int, MemberRef]]:
+        """Members by personal ref code and by Telegram id: two queries for a batch."""
+        by_ref: dict[str, MemberRef] = {}
+        by_tg: dict[int, MemberRef] = {}
+        if refs:
+            rows = await self.conn.execute(
+                select(_u.c.id, _u.c.telegram_id, _LANGUAGE, _u.c.ref_code).where(
+                    one_of(self.dialect, _u.c.ref_code, "refs", sorted(set(refs)))
+                )
+            )
+            by_ref = {r.ref_code: MemberRef(r.id, r.telegram_id, r.language) for r in rows}
+        if telegram_ids:
+            rows = await self.conn.execute(
+                select(_u.c.id, _u.c.telegram_id, _LANGUAGE).where(
+                    one_of(self.dialect, _u.c.telegram_id, "tgs", sorted(set(telegram_ids)))
+                )
+            )
+            by_tg = {r.telegram_id: MemberRef(r.id, r.telegram_id, r.language) for r in rows}
+        return by_ref, by_tg
+
+    async def current_cohorts(self, user_ids: Sequence[int]) -> dict[int, int]:
+        """``current_cohort`` for many members: user id -> cohort id (absent: none)."""
+        if not user_ids:
+            return {}
+        rows = await self.conn.execute(
+            select(_m.c.user_id, _m.c.cohort_id)
+            .join(_c, _c.c.id == _m.c.cohort_id)
+            .where(
+                one_of(self.dialect, _m.c.user_id, "users", sorted(set(user_ids))),
+                _m.c.admitted_at.is_not(None),
+                _c.c.status.in_(("running", "paused")),
+            )
+            .order_by(_m.c.admitted_at, _m.c.id)
+        )
+        return {r.user_id: r.cohort_id for r in rows}  # the latest admission wins
+
+    async def by_ref(self, ref_code: str) -> MemberRef | None:
+        row = (
+            await self.conn.execute(
+                select(_u.c.id, _u.c.telegram_id, _LANGUAGE).where(_u.c.ref_code == ref_code)
+            )
+        ).first()
+        return MemberRef(row.id, row.telegram_id, row.language) if row else None
+
+    async def ref_code(self, user_id: int) -> str:
+        return str(
+            (await self.conn.execute(select(_u.c.ref_code).where(_u.c.id == user_id))).scalar_one()
+        )
+
+    async def by_telegram(self, telegram_id: int) -> MemberRef | None:
+        statement = prepared(
+            "by_telegram",
+            self.dialect,
+            lambda: select(_u.c.id, _u.c.telegram_id, _LANGUAGE).where(
+                _u.c.telegram_id == bindparam("tg")
+            ),
+        )
+        row = (await self.conn.execute(statement, {"tg": telegram_id})).first()
+        return MemberRef(row.id, row.telegram_id, row.language) if row else None
+
+    async def join(
+        self,
+        cohort_id: int,
+        members: Sequence[tuple[int, int | None]],
+        capacity: int,
+        at: datetime,
+    ) -> dict[int, str]:
+        ids = [user_id for user_id, _ in members]
+        known = {
+            r.user_id: r.left_at
+            for r in (
+                await self.conn.execute(
+                    select(_m.c.user_id, _m.c.left_at).where(
+                        _m.c.cohort_id == cohort_id, _m.c.user_id.in_(ids)
+                    )
+                )
+            ).all()
+        }
+        outcome: dict[int, str] = {}
+        rejoined = [uid for uid, left_at in known.items() if left_at is not None]
+        if rejoined:
+            await self.conn.execute(
+                update(_m)
+                .where(_m.c.cohort_id == cohort_id, _m.c.user_id.in_(rejoined))
+                .values(left_at=None)
+            )
+        outcome.update({uid: "rejoined" if uid in rejoined else "member" for uid in known})
+        fresh = [(uid, inviter) for uid, inviter in dict(members).items() if uid not in known]
+        if self.dialect == "postgresql" and fresh:
+            # Seats are counted, then taken: hold the cohort row so two batches of joins
+            # cannot both see the same free seats.
+            await self.conn.execute(select(_c.c.id).where(_c.c.id == cohort_id).with_for_update())
+        room = max(0, capacity - await self.count(cohort_id))
+        admitted, refused = fresh[:room], fresh[room:]
+        if admitted:
+            result = await self.conn.execute(
+                insert_ignore(self.dialect, _m, "cohort_id", "user_id"),
+                [
+                    {
+                        "cohort_id": cohort_id,
+                        "user_id": uid,
+                        "inviter_id": inviter,
+                        "stage": int(Stage.JOINED),
+                        "joined_at": at,
+                    }
+                    for uid, inviter in admitted
+                ],
+            )
+            del result
+        outcome.update({uid: "joined" for uid, _ in admitted})
+        outcome.update({uid: "full" for uid, _ in refused})
+        return outcome
+
+    async def leave(self, cohort_id: int, user_id: int, at: datetime) -> None:
+        await self.conn.execute(
+            update(_m)
+            .where(_m.c.cohort_id == cohort_id, _m.c.user_id == user_id, _m.c.left_at.is_(None))
+            .values(left_at=at)
+        )
+
+    async def count(self, cohort_id: int) -> int:
+        value = (
+            await self.conn.execute(
+                select(func.count())
+                .select_from(_m)
+                .where(_m.c.cohort_id == cohort_id, _m.c.left_at.is_(None))
+            )
+        ).scalar_one()
+        return int(value)
+
+    async def stage(self, cohort_id: int, user_id: int) -> Stage | None:
+        statement = prepared(
+            "stage",
+            self.dialect,
+            lambda: select(_m.c.stage).where(
+                _m.c.cohort_id == bindparam("cohort_id"), _m.c.user_id == bindparam("user_id")
+            ),
+        )
+        value = (
+            await self.conn.execute(statement, {"cohort_id": cohort_id, "user_id": user_id})
+        ).scalar()
+        return Stage(value) if value is not None else None
+
+    def _advance_statement(self, stage: Stage) -> Any:
+        column = _STAGE_COLUMN[stage]
+        return prepared(
+            f"advance:{column}",
+            self.dialect,
+            lambda: (
+                update(_m)
+                .where(
+                    _m.c.cohort_id == bindparam("b_cohort"),
+                    one_of(self.dialect, _m.c.user_id, "b_users"),
+                    _m.c[column].is_(None),
+                )
+                .values(
+                    {
+                        column: bindparam("b_at"),
+                        "stage": greatest(self.dialect, _m.c.stage, bindparam("b_stage")),
+                    }
+                )
+            ),
+        )
+
+    async def advance(self, cohort_id: int, user_id: int, stage: Stage, at: datetime) -> bool:
+        return await self.advance_many(cohort_id, [user_id], stage, at) == 1
+
+    async def advance_many(
+        self, cohort_id: int, user_ids: Sequence[int], stage: Stage, at: datetime
+    ) -> int:
+        if not user_ids:
+            return 0
+        result = await self.conn.execute(
+            self._advance_statement(stage),
+            {"b_cohort": cohort_id, "b_users": list(user_ids), "b_at": at, "b_stage": int(stage)},
+        )
+        return int(result.rowcount)
+
+    async def record_reply(
+        self, cohort_id: int, user_id: int, at: datetime, opened_since: datetime
+    ) -> bool:
+        result = await self.conn.execute(
+            prepared("record_reply", self.dialect, self._record_reply),
+            {"b_cohort": cohort_id, "b_user": user_id, "b_at": at, "b_since": opened_since},
+        )
+        return int(result.rowcount) == 1
+
+    def _record_reply(self) -> Any:
+        window_open = (
+            select(_c.c.id)
+            .where(
+                _c.c.id == bindparam("b_cohort"),
+                _c.c.pitch_opened_at >= bindparam("b_since"),
+                _c.c.pitch_closed_at.is_(None),
+            )
+            .exists()
+        )
+        return (
+            update(_m)
+            .where(
+                _m.c.cohort_id == bindparam("b_cohort"),
+                _m.c.user_id == bindparam("b_user"),
+                _m.c.replied_at.is_(None),
+                window_open,
+            )
+            .values(
+                replied_at=bindparam("b_at"),
+                engaged_at=func.coalesce(_m.c.engaged_at, bindparam("b_at")),
+                stage=greatest(self.dialect, _m.c.stage, int(Stage.REPLIED)),
+            )
+        )
+
+    @staticmethod
+    def _add_activity_pg() -> Any:
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        rows = (
+            func.unnest(
+                bindparam("b_users", type_=ARRAY(_a.c.user_id.type)),
+                bindparam("b_counts", type_=ARRAY(_a.c.messages.type)),
+            )
+            .table_valued("user_id", "messages")
+            .render_derived()
+        )
+        stmt = pg_insert(_a).from_select(
+            ["cohort_id", "user_id", "day", "messages"],
+            select(
+                bindparam("b_cohort", type_=_a.c.cohort_id.type),
+                rows.c.user_id,
+                bindparam("b_day", type_=_a.c.day.type),
+                rows.c.messages,
+            ),
+        )
+        return stmt.on_conflict_do_update(
+            index_elements=["cohort_id", "user_id", "day"],
+            set_={"messages": _a.c.messages + stmt.excluded.messages},
+        )
+
+    async def add_activity(self, cohort_id: int, counts: Mapping[int, int], day: date) -> None:
+        if not counts:
+            return
+        if self.dialect == "postgresql":
+            # One statement whatever the number of members: the counts go in as two
+            # arrays (a row per member would be a round trip each).
+            await self.conn.execute(
+                prepared("add_activity", self.dialect, self._add_activity_pg),
+                {
+                    "b_cohort": cohort_id,
+                    "b_day": day,
+                    "b_users": list(counts),
+                    "b_counts": list(counts.values()),
+                },
+            )
+            return
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        stmt = sqlite_insert(_a)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["cohort_id", "user_id", "day"],
+            set_={"messages": _a.c.messages + stmt.excluded.messages},
+        )
+        await self.conn.execute(
+            stmt,
+            [
+                {"cohort_id": cohort_id, "user_id": uid, "day": day, "messages": n}
+                for uid, n in counts.items()
+            ],
+        )
+
+    async def responders_since(self, cohort_id: int, since: datetime | None) -> tuple[int, int]:
+        replied = _m.c.replied_at.is_not(None)
+        total = (
+            await self.conn.execute(
+                select(func.count()).select_from(_m).where(_m.c.cohort_id == cohort_id, replied)
+            )
+        ).scalar_one()
+        if since is None:
+            return int(total), int(total)
+        new = (
+            await self.conn.execute(
+                select(func.count())
+                .select_from(_m)
+                .where(_m.c.cohort_id == cohort_id, _m.c.replied_at > since)
+            )
+        ).scalar_one()
+        return int(new), int(total)
+
+    async def current_cohort(self, user_id: int) -> int | None:
+        statement = prepared(
+            "current_cohort",
+            self.dialect,
+            lambda: (
+                select(_m.c.cohort_id)
+                .join(_c, _c.c.id == _m.c.cohort_id)
+                .where(
+                    _m.c.user_id == bindparam("user_id"),
+                    _m.c.admitted_at.is_not(None),
+                    _c.c.status.in_(("running", "paused")),
+                )
+                .order_by(_m.c.admitted_at.desc())
+                .limit(1)
+            ),
+        )
+        value = (await self.conn.execute(statement, {"user_id": user_id})).scalar()
+        return int(value) if value is not None else None
+
+    async def name(self, user_id: int) -> str | None:
+        value = (
+            await self.conn.execute(select(_u.c.display_name).where(_u.c.id == user_id))
+        ).scalar()
+        return str(value) if value is not None else None
+
+    async def set_role_at_least(self, user_id: int, role: int) -> None:
+        await self.conn.execute(
+            update(_u).where(_u.c.id == user_id, _u.c.role < role).values(role=role)
+        )
+
+    async def ref(self, user_id: int) -> MemberRef | None:
+        row = (
+            await self.conn.execute(
+                select(_u.c.id, _u.c.telegram_id, _LANGUAGE).where(_u.c.id == user_id)
+            )
+        ).first()
+        return MemberRef(row.id, row.telegram_id, row.language) if row else None
+
+    async def latest_cohort(self, user_id: int) -> int | None:
+        value = (
+            await self.conn.execute(
+                select(_m.c.cohort_id)
+                .join(_c, _c.c.id == _m.c.cohort_id)
+                .where(_m.c.user_id == user_id, _c.c.status.in_(("running", "paused")))
+                .order_by(_m.c.joined_at.desc(), _m.c.id.desc())
+                .limit(1)
+            )
+        ).scalar()
+        return int(value) if value is not None else None
+
+    async def role(self, user_id: int) -> int:
+        value = (await self.conn.execute(select(_u.c.role).where(_u.c.id == user_id))).scalar()
+        return int(value) if value is not None else 0
+
+    async def grant(self, user_id: int, role: int, region_id: int | None) -> None:
+        await self.set_role_at_least(user_id, role)
+        if region_id is not None:
+            await self.conn.execute(
+                update(_u).where(_u.c.id == user_id).values(region_id=region_id)
+            )
+
+    async def region(self, user_id: int) -> int | None:
+        value = (await self.conn.execute(select(_u.c.region_id).where(_u.c.id == user_id))).scalar()
+        return int(value) if value is not None else None
+
+    async def set_locale(self, user_id: int, locale: str) -> None:
+        await self.conn.execute(update(_u).where(_u.c.id == user_id).values(chosen_locale=locale))
+
+    async def set_reachable(self, telegram_id: int, reachable: bool, at: datetime) -> None:
+        await self.conn.execute(
+            update(_u)
+            .where(_u.c.telegram_id == telegram_id)
+            .values(unreachable_at=None if reachable else at)
+        )
+
+    async def stage_counts(self, cohort_id: int) -> dict[Stage, int]:
+        rows = (
+            await self.conn.execute(
+                select(_m.c.stage, func.count())
+                .where(_m.c.cohort_id == cohort_id)
+                .group_by(_m.c.stage)
+            )
+        ).all()
+        at_stage = {int(r[0]): int(r[1]) for r in rows}
+        return {stage: sum(n for s, n in at_stage.items() if s >= stage) for stage in Stage}

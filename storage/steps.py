@@ -1,0 +1,293 @@
+"""Step runs in SQL: the scheduling outbox, claimed one at a time with a lease."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any, cast
+
+from sqlalchemy import func, or_, select, update
+
+from funnels.ports import (
+    StepRunRecord,
+    StepStatus,
+)
+from funnels.scripts.planner import PlannedStep
+from storage.db import insert_ignore
+from storage.sql import Repo
+from storage.tables import (
+    cohorts as _c,
+    step_runs as _s,
+)
+
+
+def _step(row: Any) -> StepRunRecord:
+    return StepRunRecord(
+        id=row.id,
+        cohort_id=row.cohort_id,
+        key=row.key,
+        source=row.source,
+        kind=row.kind,
+        stage=row.stage,
+        day=row.day,
+        part=row.part,
+        due_at=row.due_at,
+        status=row.status,
+        attempts=row.attempts,
+        started_at=row.started_at,
+        outcome=row.outcome,
+        error=row.error,
+    )
+
+
+def _claimable() -> tuple[Any, ...]:
+    """Conditions of a run the tick may claim once due (with step_runs joined to cohorts).
+
+    A talk part waits while an earlier part of its talk is not done or skipped: running
+    (another process is sending it), pending, or unknown/failed (a decision is needed; its
+    later parts are held). So parts go out in order whatever the number of ticking
+    processes, and never after a part whose fate nobody has decided.
+    """
+    earlier = _s.alias("earlier")
+    unfinished_earlier = (
+        select(earlier.c.id)
+        .where(
+            earlier.c.cohort_id == _s.c.cohort_id,
+            earlier.c.source == _s.c.source,
+            earlier.c.kind == "talk_part",
+            earlier.c.part < _s.c.part,
+            earlier.c.status.not_in(("done", "skipped")),
+        )
+        .exists()
+    )
+    return (
+        _s.c.status == "pending",
+        _c.c.status == "running",
+        or_(_s.c.kind != "talk_part", ~unfinished_earlier),
+    )
+
+
+class SqlSteps(Repo):
+    async def add_plan(self, cohort_id: int, steps: Sequence[PlannedStep]) -> int:
+        if not steps:
+            return 0
+        rows = [
+            {
+                "cohort_id": cohort_id,
+                "key": s.key,
+                "source": s.source,
+                "kind": s.kind,
+                "stage": s.stage,
+                "day": s.day,
+                "part": s.part,
+                "due_at": s.due_at,
+                "status": "pending",
+                "attempts": 0,
+            }
+            for s in steps
+        ]
+        result = await self.conn.execute(insert_ignore(self.dialect, _s, "cohort_id", "key"), rows)
+        return max(result.rowcount, 0)
+
+    async def claim_due(
+        self, now: datetime, owner: str, lease_until: datetime, limit: int
+    ) -> list[StepRunRecord]:
+        due = (
+            select(_s.c.id)
+            .join(_c, _c.c.id == _s.c.cohort_id)
+            .where(_s.c.due_at <= now, *_claimable())
+            .order_by(_s.c.due_at, _s.c.id)
+            .limit(limit)
+        )
+        chosen: Any = due.scalar_subquery()
+        if self.dialect == "postgresql":
+            # Materialized, the choice is made once. As a plain IN subquery PostgreSQL
+            # may run it again for each row it updates, and then (skipping the rows this
+            # very statement just claimed) claim more than ``limit``.
+            cte = due.with_for_update(of=_s, skip_locked=True).cte("due")
+            chosen = select(cte.prefix_with("MATERIALIZED").c.id)
+        rows = (
+            await self.conn.execute(
+                update(_s)
+                .where(_s.c.id.in_(chosen), _s.c.status == "pending")
+                .values(
+                    status="running",
+                    lease_owner=owner,
+                    lease_until=lease_until,
+                    attempts=_s.c.attempts + 1,
+                    started_at=now,
+                )
+                .returning(*_s.c)
+            )
+        ).all()
+        return sorted((_step(r) for r in rows), key=lambda r: (r.due_at, r.id))
+
+    async def expire_leases(self, now: datetime) -> list[StepRunRecord]:
+        rows = (
+            await self.conn.execute(
+                update(_s)
+                .where(_s.c.status == "running", _s.c.lease_until < now)
+                .values(
+                    status="unknown",
+                    finished_at=now,
+                    error="the process stopped while sending; not re-sent automatically",
+                )
+                .returning(*_s.c)
+            )
+        ).all()
+        return [_step(r) for r in rows]
+
+    async def hold_later_parts(self, cohort_id: int, source: str, part: int, reason: str) -> int:
+        result = await self.conn.execute(
+            update(_s)
+            .where(
+                _s.c.cohort_id == cohort_id,
+                _s.c.source == source,
+                _s.c.kind == "talk_part",
+                _s.c.part > part,
+                _s.c.status == "pending",
+            )
+            .values(status="held", error=reason)
+        )
+        return max(result.rowcount, 0)
+
+    async def talk_parts(self, cohort_id: int, source: str) -> list[StepRunRecord]:
+        rows = (
+            await self.conn.execute(
+                select(_s)
+                .where(_s.c.cohort_id == cohort_id, _s.c.source == source, _s.c.kind == "talk_part")
+                .order_by(_s.c.part)
+            )
+        ).all()
+        return [_step(r) for r in rows]
+
+    async def release_held(self, run_id: int, due_at: datetime) -> bool:
+        result = await self.conn.execute(
+            update(_s)
+            .where(_s.c.id == run_id, _s.c.status == "held")
+            .values(status="pending", due_at=due_at, error=None)
+        )
+        return result.rowcount == 1
+
+    async def skip(self, cohort_id: int, key: str, at: datetime, reason: str) -> bool:
+        result = await self.conn.execute(
+            update(_s)
+            .where(
+                _s.c.cohort_id == cohort_id,
+                _s.c.key == key,
+                _s.c.status.in_(("unknown", "failed")),
+            )
+            .values(status="skipped", finished_at=at, error=reason, lease_owner=None)
+        )
+        return result.rowcount == 1
+
+    async def finish(
+        self,
+        run_id: int,
+        status: StepStatus,
+        at: datetime,
+        outcome: Mapping[str, object] | None = None,
+        error: str | None = None,
+    ) -> None:
+        await self.conn.execute(
+            update(_s)
+            .where(_s.c.id == run_id)
+            .values(
+                status=status,
+                finished_at=at,
+                outcome=dict(outcome) if outcome else None,
+                error=error,
+                lease_owner=None,
+                lease_until=None,
+            )
+        )
+
+    async def postpone(self, run_id: int, due_at: datetime) -> None:
+        await self.conn.execute(
+            update(_s)
+            .where(_s.c.id == run_id)
+            .values(status="pending", due_at=due_at, lease_owner=None, lease_until=None)
+        )
+
+    async def release_claim(self, run_id: int) -> None:
+        await self.conn.execute(
+            update(_s)
+            .where(_s.c.id == run_id, _s.c.status == "running")
+            .values(status="pending", lease_owner=None, lease_until=None)
+        )
+
+    async def get(self, cohort_id: int, key: str) -> StepRunRecord | None:
+        row = (
+            await self.conn.execute(select(_s).where(_s.c.cohort_id == cohort_id, _s.c.key == key))
+        ).first()
+        return _step(row) if row else None
+
+    async def retry(self, cohort_id: int, key: str, at: datetime, by: str | None = None) -> bool:
+        # An ops retry means "run it now": due now, so the late policy does not skip it.
+        result = await self.conn.execute(
+            update(_s)
+            .where(
+                _s.c.cohort_id == cohort_id,
+                _s.c.key == key,
+                _s.c.status.in_(("unknown", "failed", "skipped")),
+            )
+            .values(
+                status="pending",
+                due_at=at,
+                error=None,
+                finished_at=None,
+                lease_owner=None,
+                **({"outcome": {"retried_by": by}} if by else {}),
+            )
+        )
+        return result.rowcount == 1
+
+    async def next_due_at(self) -> datetime | None:
+        value = (
+            await self.conn.execute(
+                select(func.min(_s.c.due_at))
+                .join(_c, _c.c.id == _s.c.cohort_id)
+                .where(*_claimable())
+            )
+        ).scalar()
+        return cast(datetime | None, value)
+
+    async def open_count(self, cohort_id: int) -> int:
+        value = (
+            await self.conn.execute(
+                select(func.count())
+                .select_from(_s)
+                .where(_s.c.cohort_id == cohort_id, _s.c.status.in_(("pending", "running")))
+            )
+        ).scalar_one()
+        return int(value)
+
+    async def next_pending(self, cohort_id: int) -> StepRunRecord | None:
+        row = (
+            await self.conn.execute(
+                select(_s)
+                .where(_s.c.cohort_id == cohort_id, _s.c.status == "pending")
+                .order_by(_s.c.due_at, _s.c.id)
+                .limit(1)
+            )
+        ).first()
+        return _step(row) if row else None
+
+    async def attention(self, cohort_id: int) -> list[StepRunRecord]:
+        rows = (
+            await self.conn.execute(
+                select(_s)
+                .where(_s.c.cohort_id == cohort_id, _s.c.status.in_(("unknown", "failed", "held")))
+                .order_by(_s.c.due_at, _s.c.id)
+            )
+        ).all()
+        return [_step(r) for r in rows]
+
+    async def for_cohort(self, cohort_id: int) -> list[Any]:
+        return list(
+            (
+                await self.conn.execute(
+                    select(_s).where(_s.c.cohort_id == cohort_id).order_by(_s.c.due_at, _s.c.id)
+                )
+            ).all()
+        )
