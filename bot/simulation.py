@@ -245,7 +245,7 @@ class Simulation:
             )
             async with store.transaction() as tx:
                 await tx.cohorts.bind_task_chat(record.id, task_chat)
-                refs = await tx.members.add_users(
+                refs = await tx.users.add_users(
                     [
                         (next(self._tg_ids), f"member {n}", None)
                         for n in range(self.options.members)

@@ -1,23 +1,28 @@
-"""Invite links and regions in SQL."""
+"""People in SQL: users (profile, role, region, locale, reachability), invite links,
+regions."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.exc import IntegrityError
 
+from funnels.kernel.codes import new_code
 from funnels.kernel.refusals import AlreadyExists
 from funnels.ports import (
     InviteLinkRecord,
+    MemberRef,
     RegionRecord,
 )
 from storage.db import insert_ignore
-from storage.sql import Repo
+from storage.sql import Repo, one_of, prepared
 from storage.tables import (
     invite_links as _il,
     regions as _r,
+    users as _u,
 )
 
 
@@ -98,3 +103,147 @@ class SqlRegions(Repo):
     async def all(self) -> list[RegionRecord]:
         rows = (await self.conn.execute(select(_r).order_by(_r.c.code))).all()
         return [_region(r) for r in rows]
+
+
+# What a member reads in: the locale they chose with /lang, else their app's language.
+_LANGUAGE = func.coalesce(_u.c.chosen_locale, _u.c.language).label("language")
+
+
+class SqlUsers(Repo):
+    async def ensure_user(
+        self, telegram_id: int, name: str, language: str | None, at: datetime
+    ) -> MemberRef:
+        existing = await self.by_telegram(telegram_id)
+        if existing:
+            return existing
+        for _attempt in range(5):
+            try:
+                async with self.conn.begin_nested():
+                    row = (
+                        await self.conn.execute(
+                            _u.insert()
+                            .values(
+                                telegram_id=telegram_id,
+                                display_name=name[:256],
+                                language=language,
+                                role=1,
+                                ref_code=new_code(),
+                                created_at=at,
+                            )
+                            .returning(_u.c.id)
+                        )
+                    ).one()
+                return MemberRef(row.id, telegram_id, language)
+            except IntegrityError:
+                raced = await self.by_telegram(telegram_id)
+                if raced:
+                    return raced
+        raise RuntimeError("could not allocate a unique ref code")
+
+    async def add_users(
+        self, rows: Sequence[tuple[int, str, str | None]], at: datetime
+    ) -> list[MemberRef]:
+        """Bulk-create users that are known not to exist yet (simulation, imports)."""
+        values = [
+            {
+                "telegram_id": tg,
+                "display_name": name,
+                "language": lang,
+                "role": 1,
+                "ref_code": new_code(10),
+                "created_at": at,
+            }
+            for tg, name, lang in rows
+        ]
+        await self.conn.execute(_u.insert(), values)
+        found = (
+            await self.conn.execute(
+                select(_u.c.id, _u.c.telegram_id, _LANGUAGE).where(
+                    _u.c.telegram_id.in_([r[0] for r in rows])
+                )
+            )
+        ).all()
+        by_tg = {r.telegram_id: MemberRef(r.id, r.telegram_id, r.language) for r in found}
+        return [by_tg[r[0]] for r in rows]
+
+    async def resolve_many(
+        self, refs: Sequence[str], telegram_ids: Sequence[int]
+    ) -> tuple[dict[str, MemberRef], dict[int, MemberRef]]:
+        """Members by personal ref code and by Telegram id: two queries for a batch."""
+        by_ref: dict[str, MemberRef] = {}
+        by_tg: dict[int, MemberRef] = {}
+        if refs:
+            rows = await self.conn.execute(
+                select(_u.c.id, _u.c.telegram_id, _LANGUAGE, _u.c.ref_code).where(
+                    one_of(self.dialect, _u.c.ref_code, "refs", sorted(set(refs)))
+                )
+            )
+            by_ref = {r.ref_code: MemberRef(r.id, r.telegram_id, r.language) for r in rows}
+        if telegram_ids:
+            rows = await self.conn.execute(
+                select(_u.c.id, _u.c.telegram_id, _LANGUAGE).where(
+                    one_of(self.dialect, _u.c.telegram_id, "tgs", sorted(set(telegram_ids)))
+                )
+            )
+            by_tg = {r.telegram_id: MemberRef(r.id, r.telegram_id, r.language) for r in rows}
+        return by_ref, by_tg
+
+    async def ref_code(self, user_id: int) -> str:
+        return str(
+            (await self.conn.execute(select(_u.c.ref_code).where(_u.c.id == user_id))).scalar_one()
+        )
+
+    async def by_telegram(self, telegram_id: int) -> MemberRef | None:
+        statement = prepared(
+            "by_telegram",
+            self.dialect,
+            lambda: select(_u.c.id, _u.c.telegram_id, _LANGUAGE).where(
+                _u.c.telegram_id == bindparam("tg")
+            ),
+        )
+        row = (await self.conn.execute(statement, {"tg": telegram_id})).first()
+        return MemberRef(row.id, row.telegram_id, row.language) if row else None
+
+    async def name(self, user_id: int) -> str | None:
+        value = (
+            await self.conn.execute(select(_u.c.display_name).where(_u.c.id == user_id))
+        ).scalar()
+        return str(value) if value is not None else None
+
+    async def set_role_at_least(self, user_id: int, role: int) -> None:
+        await self.conn.execute(
+            update(_u).where(_u.c.id == user_id, _u.c.role < role).values(role=role)
+        )
+
+    async def ref(self, user_id: int) -> MemberRef | None:
+        row = (
+            await self.conn.execute(
+                select(_u.c.id, _u.c.telegram_id, _LANGUAGE).where(_u.c.id == user_id)
+            )
+        ).first()
+        return MemberRef(row.id, row.telegram_id, row.language) if row else None
+
+    async def role(self, user_id: int) -> int:
+        value = (await self.conn.execute(select(_u.c.role).where(_u.c.id == user_id))).scalar()
+        return int(value) if value is not None else 0
+
+    async def grant(self, user_id: int, role: int, region_id: int | None) -> None:
+        await self.set_role_at_least(user_id, role)
+        if region_id is not None:
+            await self.conn.execute(
+                update(_u).where(_u.c.id == user_id).values(region_id=region_id)
+            )
+
+    async def region(self, user_id: int) -> int | None:
+        value = (await self.conn.execute(select(_u.c.region_id).where(_u.c.id == user_id))).scalar()
+        return int(value) if value is not None else None
+
+    async def set_locale(self, user_id: int, locale: str) -> None:
+        await self.conn.execute(update(_u).where(_u.c.id == user_id).values(chosen_locale=locale))
+
+    async def set_reachable(self, telegram_id: int, reachable: bool, at: datetime) -> None:
+        await self.conn.execute(
+            update(_u)
+            .where(_u.c.telegram_id == telegram_id)
+            .values(unreachable_at=None if reachable else at)
+        )

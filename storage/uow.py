@@ -15,7 +15,7 @@ from storage.cohorts import SqlCohorts
 from storage.envelopes import SqlEnvelopes
 from storage.ladder import SqlEvents, SqlLedger, SqlTasks
 from storage.members import SqlMembers
-from storage.people import SqlLinks, SqlRegions
+from storage.people import SqlLinks, SqlRegions, SqlUsers
 from storage.steps import SqlSteps
 from storage.updates import SqlUpdates
 
@@ -25,6 +25,7 @@ class SqlTransaction:
         self.conn = conn
         self.cohorts = SqlCohorts(conn)
         self.steps = SqlSteps(conn)
+        self.users = SqlUsers(conn)
         self.members = SqlMembers(conn)
         self.envelopes = SqlEnvelopes(conn)
         self.tasks = SqlTasks(conn)

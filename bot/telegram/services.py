@@ -88,7 +88,7 @@ class UserDirectory:
         if hit is not None:
             return hit
         async with self.store.transaction() as tx:
-            ref = await tx.members.ensure_user(
+            ref = await tx.users.ensure_user(
                 user.id, user.full_name, user.language_code, self.clock.now()
             )
             await tx.commit()

@@ -71,7 +71,7 @@ class LaunchCohort:
         leader_id = await self.authorize(actor=actor, is_admin=is_admin)
         async with self.deps.store.transaction() as tx:
             bound = await tx.cohorts.by_chat(chat_id)
-            region_id = await tx.members.region(leader_id)
+            region_id = await tx.users.region(leader_id)
         if bound is not None:
             raise Refused("already_bound", code=bound.code)
         missing = await self.deps.messenger.missing_rights(chat_id, WARMUP_RIGHTS)

@@ -108,7 +108,7 @@ class GroupLost:
                 return None
             detail = PauseReason(reason, tuple(missing)).stored()
             await tx.cohorts.set_status(cohort.id, "paused", detail, now)
-            leader = await tx.members.ref(cohort.leader_id) if cohort.leader_id else None
+            leader = await tx.users.ref(cohort.leader_id) if cohort.leader_id else None
             await tx.commit()
         if leader is not None:
             await self.deps.messenger.notify(

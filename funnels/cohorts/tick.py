@@ -166,7 +166,7 @@ class RunDueSteps:
                 # language.
                 reason = PauseReason(exc.cause).stored()
                 await tx.cohorts.set_status(cohort.id, "paused", reason, now)
-                leader = await tx.members.ref(cohort.leader_id) if cohort.leader_id else None
+                leader = await tx.users.ref(cohort.leader_id) if cohort.leader_id else None
                 await tx.commit()
             report.paused_cohorts.append(cohort.id)
             if leader is not None:

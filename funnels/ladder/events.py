@@ -76,7 +76,7 @@ class IngestEvents:
             result.accepted = len(new_rows)
             result.duplicates = len(events) - len(new_rows)
             fresh = [(new_rows.pop(e.event_id), e) for e in events if e.event_id in new_rows]
-            by_ref, by_tg = await tx.members.resolve_many(
+            by_ref, by_tg = await tx.users.resolve_many(
                 [e.member_ref for _, e in fresh if e.member_ref is not None],
                 [e.telegram_user_id for _, e in fresh if e.telegram_user_id is not None],
             )
@@ -245,7 +245,7 @@ class IngestEvents:
             await tx.members.advance(
                 cohort.id, member.user_id, STAGE_FOR_PROMOTION[task.promote], reached_at
             )
-            await tx.members.set_role_at_least(
+            await tx.users.set_role_at_least(
                 member.user_id, int(ROLE_FOR_PROMOTION[task.promote])
             )
         return Completion(cohort.id, member, task.id, amount, status, task.promote)

@@ -17,7 +17,7 @@ class Balance:
 
     async def __call__(self, member: Actor) -> dict[str, int]:
         async with self.deps.store.transaction() as tx:
-            user = await tx.members.by_telegram(member.telegram_id)
+            user = await tx.users.by_telegram(member.telegram_id)
             return await tx.ledger.balance(user.user_id) if user else {}
 
 
@@ -47,7 +47,7 @@ class MyTasks:
 
     async def __call__(self, member: Actor) -> TaskLadder | None:
         async with self.deps.store.transaction() as tx:
-            user = await tx.members.by_telegram(member.telegram_id)
+            user = await tx.users.by_telegram(member.telegram_id)
             cohort_id = await tx.members.current_cohort(user.user_id) if user else None
             cohort = await tx.cohorts.get(cohort_id) if cohort_id else None
             if user is None or cohort is None:

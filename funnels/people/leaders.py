@@ -18,7 +18,7 @@ async def leader_id_of(deps: Deps, actor: Actor, is_admin: bool, refusal: str) -
     async with deps.store.transaction() as tx:
         user_id = await user_id_of(tx, actor, deps.clock.now())
         await tx.commit()
-        if is_admin or await tx.members.role(user_id) >= Role.LEADER:
+        if is_admin or await tx.users.role(user_id) >= Role.LEADER:
             return user_id
     raise Refused(refusal)
 
@@ -44,6 +44,6 @@ class GrantLeader:
                 codes = ", ".join(r.code for r in await tx.regions.all()) or "-"
                 raise Refused("unknown_region", code=region_code, codes=codes)
             user_id = await user_id_of(tx, target, now)
-            await tx.members.grant(user_id, Role.LEADER, region.id)
+            await tx.users.grant(user_id, Role.LEADER, region.id)
             await tx.commit()
         return region

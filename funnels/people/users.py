@@ -13,7 +13,7 @@ from funnels.ports import (
 
 
 async def user_id_of(tx: Transaction, actor: Actor, at: datetime) -> int:
-    return (await tx.members.ensure_user(actor.telegram_id, actor.name, actor.language, at)).user_id
+    return (await tx.users.ensure_user(actor.telegram_id, actor.name, actor.language, at)).user_id
 
 
 class ChooseLocale:
@@ -25,10 +25,10 @@ class ChooseLocale:
     async def __call__(self, member: Actor, locale: str) -> MemberRef:
         now = self.deps.clock.now()
         async with self.deps.store.transaction() as tx:
-            user = await tx.members.ensure_user(
+            user = await tx.users.ensure_user(
                 member.telegram_id, member.name, member.language, now
             )
-            await tx.members.set_locale(user.user_id, locale)
+            await tx.users.set_locale(user.user_id, locale)
             await tx.commit()
         return MemberRef(user.user_id, user.telegram_id, locale)
 
@@ -42,10 +42,10 @@ class StartedBot:
     async def __call__(self, member: Actor) -> MemberRef:
         now = self.deps.clock.now()
         async with self.deps.store.transaction() as tx:
-            user = await tx.members.ensure_user(
+            user = await tx.users.ensure_user(
                 member.telegram_id, member.name, member.language, now
             )
-            await tx.members.set_reachable(member.telegram_id, True, now)
+            await tx.users.set_reachable(member.telegram_id, True, now)
             await tx.commit()
         return user
 
@@ -59,5 +59,5 @@ class MarkUnreachable:
 
     async def __call__(self, telegram_id: int) -> None:
         async with self.deps.store.transaction() as tx:
-            await tx.members.set_reachable(telegram_id, False, self.deps.clock.now())
+            await tx.users.set_reachable(telegram_id, False, self.deps.clock.now())
             await tx.commit()

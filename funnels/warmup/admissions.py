@@ -50,7 +50,7 @@ class DecideJoinRequest:
         now = self.deps.clock.now()
         async with self.deps.store.transaction() as tx:
             cohort = await tx.cohorts.by_chat(chat_id)
-            user = await tx.members.ensure_user(
+            user = await tx.users.ensure_user(
                 member.telegram_id, member.name, member.language, now
             )
             await tx.commit()

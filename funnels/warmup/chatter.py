@@ -49,7 +49,7 @@ class RecordChatter:
         async with self.deps.store.transaction() as tx:
             cohort = await tx.cohorts.by_chat(chat_id)
             if cohort is not None and cohort.warmup_chat_id == chat_id:
-                _, known = await tx.members.resolve_many([], list(counts))
+                _, known = await tx.users.resolve_many([], list(counts))
                 by_user = {known[tg].user_id: n for tg, n in counts.items() if tg in known}
                 day = now.astimezone(ZoneInfo(cohort.timezone)).date()
                 await tx.members.add_activity(cohort.id, by_user, day)

@@ -36,7 +36,7 @@ class CloseEnvelope:
             if unclaimed:
                 await tx.cohorts.release(envelope.cohort_id, unclaimed)
             lucky = await tx.envelopes.luckiest(envelope_id)
-            name = await tx.members.name(lucky[0]) if lucky else None
+            name = await tx.users.name(lucky[0]) if lucky else None
             await tx.commit()
         if envelope.chat_id is not None and envelope.message_id is not None:
             summary = EnvelopeSummary(

@@ -89,7 +89,7 @@ class MemberJoined:
         now = self.deps.clock.now()
         async with self.deps.store.transaction() as tx:
             cohort = await tx.cohorts.by_chat(chat_id)
-            user = await tx.members.ensure_user(
+            user = await tx.users.ensure_user(
                 member.telegram_id, member.name, member.language, now
             )
             if cohort is None or cohort.task_chat_id == chat_id:
@@ -119,7 +119,7 @@ class MemberJoined:
         if link is not None and link.cohort_id == cohort.id and link.owner_id is not None:
             inviter = link.owner_id
         elif added_by is not None and added_by.telegram_id != member.telegram_id:
-            adder = await tx.members.ensure_user(
+            adder = await tx.users.ensure_user(
                 added_by.telegram_id, added_by.name, added_by.language, now
             )
             inviter = adder.user_id

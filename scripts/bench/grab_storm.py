@@ -134,7 +134,7 @@ async def storm(url: str, args: argparse.Namespace) -> dict[str, Figures]:
             warmup_chat_id=GROUP,
         )
         async with store.transaction() as tx:
-            refs = [await tx.members.ensure_user(tg, f"M{tg}", "en", NOW) for tg in members]
+            refs = [await tx.users.ensure_user(tg, f"M{tg}", "en", NOW) for tg in members]
             await tx.commit()
         await RecordJoin(services.deps)(GROUP, [(r.user_id, None) for r in refs])
         user_of = {r.telegram_id: r.user_id for r in refs}

@@ -49,8 +49,8 @@ async def no_cohort(h: Harness) -> bool:
 
 async def role_of(h: Harness, telegram_id: int) -> int:
     async with h.store.transaction() as tx:
-        user = await tx.members.by_telegram(telegram_id)
-        return 0 if user is None else await tx.members.role(user.user_id)
+        user = await tx.users.by_telegram(telegram_id)
+        return 0 if user is None else await tx.users.role(user.user_id)
 
 
 async def test_capacity_takes_ascii_digits_only(store: SqlStore) -> None:
@@ -72,7 +72,7 @@ async def test_grant_leader_takes_a_telegram_user_id_in_ascii_digits(store: SqlS
             assert h.last_text(ADMIN) == text("grant.bad_id"), bad
         async with h.store.transaction() as tx:
             for telegram_id in (33, 2**53, 2**53 - 1):
-                assert await tx.members.by_telegram(telegram_id) is None
+                assert await tx.users.by_telegram(telegram_id) is None
         # The largest id Telegram can hand out is fine.
         await h.say(ADMIN, ADMIN, f"/grant_leader {2**53 - 1} SEA")
         assert h.last_text(ADMIN) == text(

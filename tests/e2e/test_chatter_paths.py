@@ -34,7 +34,7 @@ async def counted(h: Harness) -> dict[int, int]:
         )
         by_user = {int(u): int(n) for u, n in rows}
     async with h.store.transaction() as tx:
-        refs = {tg: await tx.members.by_telegram(tg) for tg in (RAW, PARSED)}
+        refs = {tg: await tx.users.by_telegram(tg) for tg in (RAW, PARSED)}
     return {tg: by_user.get(ref.user_id, 0) for tg, ref in refs.items() if ref is not None}
 
 
@@ -72,7 +72,7 @@ async def test_raw_and_parsed_chatter_are_handled_alike(store: SqlStore) -> None
             cohort = await tx.cohorts.by_chat(WARMUP)
             assert cohort is not None
             replied = [
-                await tx.members.stage(cohort.id, (await tx.members.by_telegram(tg)).user_id)  # type: ignore[union-attr]
+                await tx.members.stage(cohort.id, (await tx.users.by_telegram(tg)).user_id)  # type: ignore[union-attr]
                 for tg in (RAW, PARSED)
             ]
         assert all(stage is not None and stage.name == "REPLIED" for stage in replied)

@@ -262,7 +262,7 @@ async def test_a_member_who_blocked_the_bot_is_marked_unreachable(store: SqlStor
         await h.feed(h.api.start_bot(1001))
         h.api.block_bot(1001)
         async with h.store.transaction() as tx:
-            ref = await tx.members.by_telegram(1001)
+            ref = await tx.users.by_telegram(1001)
         assert ref is not None
         delivered = await h.services.messenger.notify(ref, ScriptPost("hello"))
         assert not delivered

@@ -61,7 +61,7 @@ async def test_tasks_show_a_sales_goal_as_money_in_the_members_language(store: S
         for user_id in members:
             await h.feed(h.api.join(WARMUP, user_id))
             async with h.store.transaction() as tx:  # they answered the pitch with 1
-                ref = await tx.members.by_telegram(user_id)
+                ref = await tx.users.by_telegram(user_id)
                 assert ref is not None
                 await tx.members.advance(cohort.id, ref.user_id, Stage.REPLIED, h.clock.now())
                 await tx.commit()

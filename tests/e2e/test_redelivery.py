@@ -28,7 +28,7 @@ async def twice(h: Harness, update: dict[str, object]) -> None:
 
 async def member(h: Harness, telegram_id: int) -> CohortMember | None:
     async with h.store.transaction() as tx:
-        ref = await tx.members.by_telegram(telegram_id)
+        ref = await tx.users.by_telegram(telegram_id)
     if ref is None:
         return None
     async with h.store.engine.connect() as conn:

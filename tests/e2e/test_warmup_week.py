@@ -101,8 +101,8 @@ async def test_a_warmup_week_in_telegram(store: SqlStore) -> None:
             await h.feed(api.join(WARMUP, user_id, invite_link=member_link))
         joined = await members_of(h.store)
         async with h.store.transaction() as tx:
-            leader = await tx.members.by_telegram(LEADER)
-            inviter = await tx.members.by_telegram(1001)
+            leader = await tx.users.by_telegram(LEADER)
+            inviter = await tx.users.by_telegram(1001)
         assert leader is not None and inviter is not None
         by_tg = {tg: await _ref(h, tg) for tg in MEMBERS}
         # Every member has an inviter: whoever's link they came by.
@@ -223,6 +223,6 @@ async def test_a_warmup_week_in_telegram(store: SqlStore) -> None:
 
 async def _ref(h: Harness, telegram_id: int) -> int:
     async with h.store.transaction() as tx:
-        ref = await tx.members.by_telegram(telegram_id)
+        ref = await tx.users.by_telegram(telegram_id)
     assert ref is not None
     return ref.user_id

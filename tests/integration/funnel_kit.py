@@ -238,7 +238,7 @@ class Kit:
         rows = [(self._tg + i, f"Member {self._tg + i}", language) for i in range(n)]
         self._tg += n
         async with self.store.transaction() as tx:
-            refs = await tx.members.add_users(rows, self.clock.now())
+            refs = await tx.users.add_users(rows, self.clock.now())
             await tx.commit()
         return refs
 

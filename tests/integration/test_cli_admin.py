@@ -28,11 +28,11 @@ def _leader_region(url: str, telegram_id: int) -> tuple[int, str | None]:
         engine = create_engine(url)
         try:
             async with SqlStore(engine).transaction() as tx:
-                user = await tx.members.by_telegram(telegram_id)
+                user = await tx.users.by_telegram(telegram_id)
                 assert user is not None
-                region_id = await tx.members.region(user.user_id)
+                region_id = await tx.users.region(user.user_id)
                 region = await tx.regions.get(region_id) if region_id else None
-                return await tx.members.role(user.user_id), region.code if region else None
+                return await tx.users.role(user.user_id), region.code if region else None
         finally:
             await engine.dispose()
 

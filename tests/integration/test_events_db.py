@@ -275,7 +275,7 @@ async def test_rewards_past_the_budget_are_withheld(kit: Kit) -> None:
 async def test_events_for_unknown_members_are_unmatched(kit: Kit) -> None:
     cohort, [m] = await task_cohort(kit, 1)
     async with kit.store.transaction() as tx:
-        ref = await tx.members.ref_code(m.user_id)
+        ref = await tx.users.ref_code(m.user_id)
     events = [
         IncomingEvent("by-tg", "fan.locked", DAY1, telegram_user_id=987654321),
         IncomingEvent("by-ref", "fan.locked", DAY1, member_ref="NOSUCHREF"),

@@ -28,7 +28,7 @@ async def talk_in_doubt(kit: Kit, leader: Actor | None = None) -> CohortRecord:
         cohort = await kit.start()
     else:
         async with kit.store.transaction() as tx:
-            ref = await tx.members.ensure_user(leader.telegram_id, leader.name, None, START_AT)
+            ref = await tx.users.ensure_user(leader.telegram_id, leader.name, None, START_AT)
             await tx.commit()
         cohort = await StartCohort(kit.deps)(
             kit.loaded, start=START, code="LEAD", warmup_chat_id=WARMUP_CHAT, leader_id=ref.user_id
