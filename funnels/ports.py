@@ -11,7 +11,7 @@ from typing import Literal, Protocol
 
 from funnels.kernel.stages import Stage
 from funnels.scripts.model import Media
-from funnels.scripts.planner import PlannedStep
+from funnels.scripts.planner import PlanKind, PlannedStep, PlanStage
 
 StepStatus = Literal["pending", "running", "done", "skipped", "failed", "unknown", "held"]
 """``held``: a later part of a talk whose earlier part is ``unknown`` or ``failed``; it
@@ -84,8 +84,8 @@ class StepRunRecord:
     cohort_id: int
     key: str
     source: str
-    kind: str
-    stage: str
+    kind: PlanKind
+    stage: PlanStage
     day: int
     part: int | None
     due_at: datetime

@@ -12,7 +12,7 @@ from funnels.ports import (
     StepRunRecord,
     StepStatus,
 )
-from funnels.scripts.planner import PlannedStep
+from funnels.scripts.planner import PlanKind, PlannedStep, PlanStage
 from storage.db import insert_ignore
 from storage.sql import Repo
 from storage.tables import (
@@ -27,8 +27,8 @@ def _step(row: Any) -> StepRunRecord:
         cohort_id=row.cohort_id,
         key=row.key,
         source=row.source,
-        kind=row.kind,
-        stage=row.stage,
+        kind=PlanKind(row.kind),
+        stage=PlanStage(row.stage),
         day=row.day,
         part=row.part,
         due_at=row.due_at,

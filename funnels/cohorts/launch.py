@@ -95,12 +95,12 @@ class LaunchCohort:
                 region_id=region_id,
                 leader_id=leader_id,
             )
-        except CohortError as exc:
+        except Refused as refused:
+            if refused.code != "already_bound" or refused.params.get("code"):
+                raise
             async with self.deps.store.transaction() as tx:
-                raced = await tx.cohorts.by_chat(chat_id)
-            if raced is not None:  # another /launch in this group won the race
-                raise Refused("already_bound", code=raced.code) from None
-            raise Refused("refused", reason=str(exc)) from None
+                raced = await tx.cohorts.by_chat(chat_id)  # the /launch that won the race
+            raise Refused("already_bound", code=raced.code if raced else "?") from None
         link = await new_invite_link(self.deps, cohort, chat_id, "leader", leader_id)
         steps = plan(loaded.script, start, ZoneInfo(cohort.timezone))
         return Launched(cohort, steps, link)
@@ -148,10 +148,6 @@ class BindTaskGroup:
         return cohort.code
 
 
-class CohortError(Exception):
-    """An expected refusal (bad options, over budget, chat already bound); no HTTP codes."""
-
-
 def cohort_end(script: Script, start: date, tz: ZoneInfo) -> datetime:
     """Midnight after the last task day, local time."""
     return local_instant(start, script.total_days + 1, datetime.min.time(), tz)
@@ -178,17 +174,20 @@ class StartCohort:
         zone_name = timezone or script.timezone
         tz = find_zone(zone_name)
         if tz is None:
-            raise CohortError(f"{zone_name!r} is not an IANA time zone")
+            raise Refused("bad_timezone", timezone=zone_name)
         seats = capacity if capacity is not None else script.capacity
         if seats < 1:
-            raise CohortError("capacity must be at least 1")
+            raise Refused("bad_capacity", capacity=seats)
         budget = to_minor(script.budget.total, script.budget.currency)
         envelopes, rewards = planned_spend(script, capacity)
         if envelopes + rewards > budget:
-            raise CohortError(
-                f"capacity {seats} needs {envelopes + rewards} minor units of "
-                f"{script.budget.currency} but the budget is {budget}; lower the capacity "
-                "or set budget.reward_seats"
+            # Amounts in minor units: whoever words the refusal formats them.
+            raise Refused(
+                "over_budget",
+                capacity=seats,
+                needed=envelopes + rewards,
+                budget=budget,
+                currency=script.budget.currency,
             )
         steps = plan(script, start, tz)
         new = NewCohort(
@@ -210,12 +209,13 @@ class StartCohort:
             parent_cohort_id=parent_cohort_id,
         )
         async with self.deps.store.transaction() as tx:
-            if warmup_chat_id is not None and await tx.cohorts.by_chat(warmup_chat_id):
-                raise CohortError("this group already runs a cohort")
+            bound = await tx.cohorts.by_chat(warmup_chat_id) if warmup_chat_id else None
+            if bound is not None:
+                raise Refused("already_bound", code=bound.code)
             try:
                 cohort = await tx.cohorts.create(new, self.deps.clock.now())
             except AlreadyExists:  # another /launch in the same group won the race
-                raise CohortError("this group already runs a cohort") from None
+                raise Refused("already_bound", code=None) from None
             await tx.steps.add_plan(cohort.id, steps)
             await tx.commit()
         return cohort

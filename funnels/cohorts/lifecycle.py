@@ -4,6 +4,7 @@ loses its group, following its group's move to a supergroup."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Literal
 
 from funnels.cohorts.pauses import PauseReason
@@ -15,8 +16,34 @@ from funnels.ports import (
     WARMUP_RIGHTS,
     CohortPaused,
     CohortRecord,
+    MemberRef,
     Right,
+    Transaction,
 )
+
+LostGroup = Literal["removed", "demoted", "cannot_post"]
+
+
+async def pause_within(
+    tx: Transaction, cohort: CohortRecord, reason: PauseReason, at: datetime
+) -> MemberRef | None:
+    """Pause ``cohort`` inside the caller's unit of work; returns the leader to tell once
+    it commits (None when the cohort has no leader). Every pause goes through here."""
+    await tx.cohorts.set_status(cohort.id, "paused", reason.stored(), at)
+    return await tx.users.ref(cohort.leader_id) if cohort.leader_id else None
+
+
+async def tell_leader_lost(
+    deps: Deps,
+    leader: MemberRef | None,
+    cohort: CohortRecord,
+    why: LostGroup,
+    missing: Sequence[Right] = (),
+) -> None:
+    """Privately, since the group cannot be told: the bot lost the cohort's group."""
+    if leader is not None:
+        locale = leader.language or cohort.locale
+        await deps.messenger.notify(leader, CohortPaused(cohort.code, why, tuple(missing), locale))
 
 
 async def leaders_cohort(deps: Deps, chat_id: int, actor: Actor, is_admin: bool) -> CohortRecord:
@@ -43,12 +70,8 @@ class PauseCohort:
         if cohort.status != "running":
             raise Refused("not_running", code=cohort.code, status=cohort.status)
         async with self.deps.store.transaction() as tx:
-            await tx.cohorts.set_status(
-                cohort.id,
-                "paused",
-                PauseReason("paused_by_leader").stored(),
-                self.deps.clock.now(),
-            )
+            now = self.deps.clock.now()
+            await pause_within(tx, cohort, PauseReason("paused_by_leader"), now)
             await tx.commit()
         return cohort
 
@@ -96,23 +119,14 @@ class GroupLost:
         self.deps = deps
 
     async def __call__(
-        self,
-        chat_id: int,
-        reason: Literal["removed", "demoted", "cannot_post"],
-        missing: Sequence[Right] = (),
+        self, chat_id: int, why: LostGroup, missing: Sequence[Right] = ()
     ) -> CohortRecord | None:
         now = self.deps.clock.now()
         async with self.deps.store.transaction() as tx:
             cohort = await tx.cohorts.by_chat(chat_id)
             if cohort is None or cohort.status != "running":
                 return None
-            detail = PauseReason(reason, tuple(missing)).stored()
-            await tx.cohorts.set_status(cohort.id, "paused", detail, now)
-            leader = await tx.users.ref(cohort.leader_id) if cohort.leader_id else None
+            leader = await pause_within(tx, cohort, PauseReason(why, tuple(missing)), now)
             await tx.commit()
-        if leader is not None:
-            await self.deps.messenger.notify(
-                leader,
-                CohortPaused(cohort.code, reason, tuple(missing), leader.language or cohort.locale),
-            )
+        await tell_leader_lost(self.deps, leader, cohort, why, missing)
         return cohort

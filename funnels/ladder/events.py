@@ -245,9 +245,7 @@ class IngestEvents:
             await tx.members.advance(
                 cohort.id, member.user_id, STAGE_FOR_PROMOTION[task.promote], reached_at
             )
-            await tx.users.set_role_at_least(
-                member.user_id, int(ROLE_FOR_PROMOTION[task.promote])
-            )
+            await tx.users.set_role_at_least(member.user_id, int(ROLE_FOR_PROMOTION[task.promote]))
         return Completion(cohort.id, member, task.id, amount, status, task.promote)
 
     async def _notify(self, done: Completion, cohort: CohortRecord) -> None:

@@ -25,9 +25,7 @@ class ChooseLocale:
     async def __call__(self, member: Actor, locale: str) -> MemberRef:
         now = self.deps.clock.now()
         async with self.deps.store.transaction() as tx:
-            user = await tx.users.ensure_user(
-                member.telegram_id, member.name, member.language, now
-            )
+            user = await tx.users.ensure_user(member.telegram_id, member.name, member.language, now)
             await tx.users.set_locale(user.user_id, locale)
             await tx.commit()
         return MemberRef(user.user_id, user.telegram_id, locale)
@@ -42,9 +40,7 @@ class StartedBot:
     async def __call__(self, member: Actor) -> MemberRef:
         now = self.deps.clock.now()
         async with self.deps.store.transaction() as tx:
-            user = await tx.users.ensure_user(
-                member.telegram_id, member.name, member.language, now
-            )
+            user = await tx.users.ensure_user(member.telegram_id, member.name, member.language, now)
             await tx.users.set_reachable(member.telegram_id, True, now)
             await tx.commit()
         return user

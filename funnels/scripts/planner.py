@@ -21,15 +21,36 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Literal
+from enum import StrEnum
 from zoneinfo import ZoneInfo
 
 from funnels.scripts.model import Script, Step
 
-PlanKind = Literal[
-    "post", "talk_part", "red_envelope", "envelope_close", "pitch", "pitch_close", "task_unlock"
-]
-PlanStage = Literal["warmup", "tasks"]
+
+class PlanKind(StrEnum):
+    """What a step run does when it falls due (stored by value in ``step_runs.kind``)."""
+
+    POST = "post"
+    TALK_PART = "talk_part"
+    RED_ENVELOPE = "red_envelope"
+    ENVELOPE_CLOSE = "envelope_close"
+    PITCH = "pitch"
+    PITCH_CLOSE = "pitch_close"
+    TASK_UNLOCK = "task_unlock"
+
+    @property
+    def speaks(self) -> bool:
+        """Whether the run posts a script step into the warm-up group (a post, a talk's
+        part, an envelope, the pitch): what the late policy and the timeline concern."""
+        return self in _SPEAKING
+
+
+_SPEAKING = frozenset({PlanKind.POST, PlanKind.TALK_PART, PlanKind.RED_ENVELOPE, PlanKind.PITCH})
+
+
+class PlanStage(StrEnum):
+    WARMUP = "warmup"
+    TASKS = "tasks"
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,7 +104,15 @@ def plan(script: Script, start: date, tz: ZoneInfo) -> list[PlannedStep]:
     for task in script.tasks.ladder:
         due = local_instant(tasks_start, task.unlock.day, task.unlock.time, tz)
         out.append(
-            _planned(f"task.{task.id}", task.id, "task_unlock", "tasks", task.unlock.day, due, tz)
+            _planned(
+                f"task.{task.id}",
+                task.id,
+                PlanKind.TASK_UNLOCK,
+                PlanStage.TASKS,
+                task.unlock.day,
+                due,
+                tz,
+            )
         )
 
     seen: set[str] = set()
@@ -124,7 +153,7 @@ def _plan_step(step: Step, start: date, tz: ZoneInfo) -> list[PlannedStep]:
     due = local_instant(start, day, step.at.time, tz)
     sid = step.id
     if step.post is not None:
-        return [_planned(sid, sid, "post", "warmup", day, due, tz)]
+        return [_planned(sid, sid, PlanKind.POST, PlanStage.WARMUP, day, due, tz)]
     if step.talk is not None:
         runs: list[PlannedStep] = []
         part_due = due
@@ -132,19 +161,23 @@ def _plan_step(step: Step, start: date, tz: ZoneInfo) -> list[PlannedStep]:
             # ``after`` is the pause since the previous part, so the offsets accumulate.
             part_due = part_due + part.after
             key = sid if index == 0 else f"{sid}.p{index}"
-            runs.append(_planned(key, sid, "talk_part", "warmup", day, part_due, tz, index))
+            runs.append(
+                _planned(key, sid, PlanKind.TALK_PART, PlanStage.WARMUP, day, part_due, tz, index)
+            )
         return runs
     if step.red_envelope is not None:
         close = due + step.red_envelope.expires_in
         return [
-            _planned(sid, sid, "red_envelope", "warmup", day, due, tz),
-            _planned(f"{sid}.close", sid, "envelope_close", "warmup", day, close, tz),
+            _planned(sid, sid, PlanKind.RED_ENVELOPE, PlanStage.WARMUP, day, due, tz),
+            _planned(
+                f"{sid}.close", sid, PlanKind.ENVELOPE_CLOSE, PlanStage.WARMUP, day, close, tz
+            ),
         ]
     if step.pitch is not None:
         close = due + step.pitch.reply.window
         return [
-            _planned(sid, sid, "pitch", "warmup", day, due, tz),
-            _planned(f"{sid}.close", sid, "pitch_close", "warmup", day, close, tz),
+            _planned(sid, sid, PlanKind.PITCH, PlanStage.WARMUP, day, due, tz),
+            _planned(f"{sid}.close", sid, PlanKind.PITCH_CLOSE, PlanStage.WARMUP, day, close, tz),
         ]
     # Unreachable for a validated Step (exactly one action), but fail loudly if not.
     raise ValueError(f"step {sid!r} has no action")

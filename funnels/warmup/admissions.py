@@ -7,9 +7,7 @@ from typing import Literal
 from funnels.deps import Deps
 from funnels.kernel.actor import Actor
 from funnels.kernel.stages import Stage
-from funnels.ports import (
-    AdmissionNotice,
-)
+from funnels.ports import AdmissionNotice, AdmissionsOpen, DeliveryError
 
 AdmitOutcome = Literal["admitted", "already", "not_replied", "no_cohort"]
 
@@ -50,9 +48,7 @@ class DecideJoinRequest:
         now = self.deps.clock.now()
         async with self.deps.store.transaction() as tx:
             cohort = await tx.cohorts.by_chat(chat_id)
-            user = await tx.users.ensure_user(
-                member.telegram_id, member.name, member.language, now
-            )
+            user = await tx.users.ensure_user(member.telegram_id, member.name, member.language, now)
             await tx.commit()
             if cohort is None or cohort.task_chat_id != chat_id:
                 return "no_cohort"
@@ -75,3 +71,36 @@ class DecideJoinRequest:
             # decline, and the member is not written to twice.
             await messenger.notify(user, AdmissionNotice(refusal, cohort.code, locale))
         return refusal
+
+
+class AnnounceResponders:
+    """During the pitch window, one batched "come on over" message per cohort at most
+    every few minutes (``Deps.admissions_every``), never a reply per "1"."""
+
+    def __init__(self, deps: Deps) -> None:
+        self.deps = deps
+
+    async def __call__(self) -> None:
+        now = self.deps.clock.now()
+        async with self.deps.store.transaction() as tx:
+            cohorts = await tx.cohorts.open_pitches()
+        for cohort in cohorts:
+            if cohort.warmup_chat_id is None:
+                continue
+            previous = cohort.admissions_noted_at
+            if previous is not None and now - previous < self.deps.admissions_every:
+                continue
+            async with self.deps.store.transaction() as tx:
+                new, total = await tx.members.responders_since(cohort.id, previous)
+                # Compare-and-set on the stamp: of several ticking processes, one sends.
+                if new == 0 or not await tx.cohorts.note_admissions(cohort.id, previous, now):
+                    continue
+                link = await tx.links.find(cohort.id, "admission")
+                await tx.commit()
+            try:
+                await self.deps.messenger.send(
+                    cohort.warmup_chat_id,
+                    AdmissionsOpen(new, total, cohort.locale, link.link if link else None),
+                )
+            except DeliveryError:
+                continue  # a missed nudge is harmless; the next batch counts these too

@@ -89,9 +89,7 @@ class MemberJoined:
         now = self.deps.clock.now()
         async with self.deps.store.transaction() as tx:
             cohort = await tx.cohorts.by_chat(chat_id)
-            user = await tx.users.ensure_user(
-                member.telegram_id, member.name, member.language, now
-            )
+            user = await tx.users.ensure_user(member.telegram_id, member.name, member.language, now)
             if cohort is None or cohort.task_chat_id == chat_id:
                 await tx.commit()  # the user row; admission is a unit of work of its own
                 cohort_id = cohort.id if cohort is not None else None

@@ -223,3 +223,25 @@ async def test_dates_and_options_are_refused_and_quoted_back_briefly(store: SqlS
         await h.say(WARMUP, LEADER, "/launch one two")
         assert h.last_text(WARMUP) == text("launch.bad_option", option="two") + usage
         assert await no_cohort(h)
+
+
+async def test_a_capacity_past_the_budget_is_told_in_the_leaders_words(
+    store: SqlStore, tmp_path: Path
+) -> None:
+    """The refusal comes from the domain as a code with amounts in minor units; the group
+    reads it in the leader's language, with money written as money."""
+    # 100 seats x 5.00 of rewards + a 20.00 envelope fit the 600.00 budget; 200 do not.
+    (tmp_path / "spring_line.yaml").write_text(spring_line("Asia/Singapore"), encoding="utf-8")
+    async with running_bot(store, NOW) as h:
+        world(h)
+        h.services.settings.scripts_dir = tmp_path
+        await h.say(ADMIN, ADMIN, f"/grant_leader {LEADER} SEA")
+        await h.say(WARMUP, LEADER, "/launch spring_line capacity=200")
+        money = CATALOG.money
+        assert h.last_text(WARMUP) == text(
+            "launch.over_budget",
+            budget=money("en", 60000, "EUR"),
+            capacity=200,
+            needed=money("en", 102000, "EUR"),
+        )
+        assert await no_cohort(h)

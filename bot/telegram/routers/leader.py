@@ -39,7 +39,9 @@ log = logging.getLogger("funnelbot.bot")
 _LAUNCH = {
     "not_leader": "launch.not_leader",
     "already_bound": "launch.already_bound",
-    "refused": "launch.refused",
+    "over_budget": "launch.over_budget",
+    "bad_timezone": "launch.bad_timezone",
+    "bad_capacity": "launch.bad_capacity",
     "past_date": "launch.past_date",
     "far_date": "launch.far_date",
 }
@@ -70,6 +72,12 @@ def refusal_text(services: Services, locale: str, refused: Refused, keys: dict[s
         if refused.code == "missing_rights":
             return services.text(locale, "launch.missing_rights", **params)
         return services.text(locale, "resume.still_missing", **params)
+    if "currency" in params:  # amounts come in minor units: worded here, in the locale
+        currency = str(params.pop("currency"))
+        for name in ("needed", "budget"):
+            params[name] = services.catalog.money(locale, int(str(params[name])), currency)
+    if refused.code == "bad_capacity":
+        params["max"] = MAX_CAPACITY
     key = keys.get(refused.code) or _COMMON.get(refused.code) or "error.generic"
     return services.text(locale, key, **params)
 

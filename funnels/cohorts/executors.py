@@ -1,0 +1,159 @@
+"""What each kind of step run does when it falls due: one executor per ``PlanKind``.
+
+The tick (:mod:`funnels.cohorts.tick`) claims a run and hands it here; the ``match``
+covers every kind, so a new kind does not type-check until it has an executor. An
+executor returns what to keep in the run's outcome; it raises ``DeliveryError`` (the
+send failed or its outcome is unknown), ``ChatUnavailable`` (the bot lost the group) or
+:class:`Postponed` (not yet: nothing was done).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import assert_never
+
+from funnels.deps import Deps
+from funnels.kernel.money import to_minor
+from funnels.ports import (
+    CohortRecord,
+    DeliveryError,
+    ScriptPost,
+    StepRunRecord,
+    TaskAnnouncement,
+)
+from funnels.scripts.model import Script
+from funnels.scripts.planner import PlanKind
+from funnels.warmup.envelopes import CloseEnvelope, OpenEnvelope
+
+Outcome = dict[str, object]
+
+
+class Postponed(Exception):
+    """The run is not due after all (a pitch posted late keeps its full reply window)."""
+
+    def __init__(self, until: datetime) -> None:
+        super().__init__(until.isoformat())
+        self.until = until
+
+
+def _mismatch(step_id: str, kind: str) -> DeliveryError:
+    """A run whose step is not of its kind in the cohort's script (the plan and the
+    stored script disagree): failed, never sent."""
+    return DeliveryError(f"step {step_id!r} is not a {kind} in this cohort's script", definite=True)
+
+
+class StepExecutor:
+    def __init__(self, deps: Deps) -> None:
+        self.deps = deps
+
+    async def __call__(self, run: StepRunRecord, cohort: CohortRecord, script: Script) -> Outcome:
+        if run.kind is PlanKind.TASK_UNLOCK:
+            return await self._unlock_task(cohort, script, run.source)
+        chat = cohort.warmup_chat_id
+        if chat is None:
+            return {"note": "no warm-up group bound"}
+        match run.kind:
+            case PlanKind.POST:
+                return await self._post(cohort, script, run.source, chat)
+            case PlanKind.TALK_PART:
+                return await self._talk_part(run, cohort, script, chat)
+            case PlanKind.RED_ENVELOPE:
+                return await OpenEnvelope(self.deps)(cohort, script, run.source, chat)
+            case PlanKind.ENVELOPE_CLOSE:
+                return await self._close_envelope(cohort, run.source)
+            case PlanKind.PITCH:
+                return await self._pitch(cohort, script, run.source, chat)
+            case PlanKind.PITCH_CLOSE:
+                return await self._close_pitch(cohort)
+            case PlanKind.TASK_UNLOCK:  # handled above: it needs no warm-up group
+                raise AssertionError("unreachable")
+            case _:
+                assert_never(run.kind)
+
+    async def _post(self, cohort: CohortRecord, script: Script, step_id: str, chat: int) -> Outcome:
+        post = script.step(step_id).post
+        if post is None:
+            raise _mismatch(step_id, "post")
+        message = ScriptPost(post.text, post.media, cohort.locale)
+        return {"message_id": await self.deps.messenger.send(chat, message, pin=post.pin)}
+
+    async def _talk_part(
+        self, run: StepRunRecord, cohort: CohortRecord, script: Script, chat: int
+    ) -> Outcome:
+        talk = script.step(run.source).talk
+        if talk is None:
+            raise _mismatch(run.source, "talk")
+        part = run.part or 0
+        m = self.deps.messenger
+        if part == 0 and talk.slow_mode:
+            await m.set_slow_mode(chat, int(talk.slow_mode.total_seconds()))
+        text = talk.parts[part].text
+        if part == 0:
+            text = f"{talk.title}\n— {talk.speaker}\n\n{text}"
+        message_id = await m.send(
+            chat,
+            ScriptPost(text, talk.parts[part].media, cohort.locale),
+            pin=talk.pin and part == 0,
+        )
+        if part == len(talk.parts) - 1:
+            if talk.slow_mode:
+                await m.set_slow_mode(chat, 0)
+            if talk.pin:
+                first_id = message_id if part == 0 else await self._first_part_id(run, cohort)
+                if first_id:
+                    await m.unpin(chat, first_id)
+        return {"message_id": message_id}
+
+    async def _first_part_id(self, run: StepRunRecord, cohort: CohortRecord) -> int:
+        """The message id of a talk's opening part, kept in its run's outcome."""
+        async with self.deps.store.transaction() as tx:
+            first = await tx.steps.get(cohort.id, run.source)
+        raw = (first.outcome or {}).get("message_id") if first else None
+        return raw if isinstance(raw, int) else 0
+
+    async def _close_envelope(self, cohort: CohortRecord, step_key: str) -> Outcome:
+        async with self.deps.store.transaction() as tx:
+            envelope = await tx.envelopes.by_step(cohort.id, step_key)
+        if envelope is None:
+            return {"note": "the envelope never opened"}
+        closed = await CloseEnvelope(self.deps)(envelope.id)
+        return {"envelope_id": envelope.id, "closed_here": closed}
+
+    async def _pitch(
+        self, cohort: CohortRecord, script: Script, step_id: str, chat: int
+    ) -> Outcome:
+        pitch = script.step(step_id).pitch
+        if pitch is None:
+            raise _mismatch(step_id, "pitch")
+        message = ScriptPost(pitch.text, pitch.media, cohort.locale)
+        message_id = await self.deps.messenger.send(chat, message, pin=pitch.pin)
+        async with self.deps.store.transaction() as tx:
+            await tx.cohorts.open_pitch(cohort.id, self.deps.clock.now())
+            await tx.commit()
+        return {"message_id": message_id}
+
+    async def _close_pitch(self, cohort: CohortRecord) -> Outcome:
+        now = self.deps.clock.now()
+        async with self.deps.store.transaction() as tx:
+            current = await tx.cohorts.get(cohort.id)
+            opened = current.pitch_opened_at if current else None
+            end = opened + self.deps.scripts.reply_window(cohort) if opened else None
+            if end is not None and now < end:
+                # The pitch went out late: its window runs its full length from then.
+                raise Postponed(end)
+            await tx.cohorts.close_pitch(cohort.id, now)
+            await tx.commit()
+        return {}
+
+    async def _unlock_task(self, cohort: CohortRecord, script: Script, task_id: str) -> Outcome:
+        task = script.task(task_id)
+        if not task.announce:
+            return {"note": "silent unlock"}
+        if cohort.task_chat_id is None:
+            return {"note": "no task group bound"}
+        reward = to_minor(task.reward.amount, cohort.currency) if task.reward else None
+        message_id = await self.deps.messenger.send(
+            cohort.task_chat_id,
+            TaskAnnouncement(task.id, task.title, task.how, reward, cohort.currency, cohort.locale),
+        )
+        return {"message_id": message_id}
