@@ -30,7 +30,7 @@ from funnels.deps import Deps
 from funnels.kernel.clock import ManualClock
 from funnels.kernel.codes import new_code
 from funnels.ladder.events import IngestEvents
-from funnels.ports import EnvelopeSummary, IncomingEvent, MemberRef, Outgoing
+from funnels.ports import Arrival, EnvelopeSummary, IncomingEvent, MemberRef, Outgoing
 from funnels.scripts.loader import LoadedScript
 from funnels.scripts.model import Goal, Script
 from funnels.scripts.planner import PlannedStep, plan
@@ -361,7 +361,7 @@ class Simulation:
     def _join(self, cohort: _Cohort, crowd: list[_Member]) -> Action:
         async def act() -> None:
             arriving = [m for m in crowd if not m.left]
-            outcome = await self.join(cohort.chat, [(m.ref.user_id, None) for m in arriving])
+            outcome = await self.join(cohort.chat, [Arrival(m.ref.user_id, None) for m in arriving])
             for m in arriving:
                 m.joined = outcome.get(m.ref.user_id) in ("joined", "rejoined", "member")
 

@@ -7,9 +7,9 @@ from collections.abc import Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Literal, Protocol
+from typing import Literal, NamedTuple, Protocol
 
-from funnels.kernel.stages import Stage
+from funnels.kernel.stages import Role, Stage
 from funnels.scripts.model import Media
 from funnels.scripts.planner import PlanKind, PlannedStep, PlanStage
 
@@ -451,6 +451,18 @@ class StepRepository(Protocol):
         ...
 
 
+class Arrival(NamedTuple):
+    """Someone entering the warm-up group, and who invited them."""
+
+    user_id: int
+    inviter_id: int | None
+
+
+Seat = Literal["joined", "rejoined", "member", "full"]
+"""What an arrival got: a new seat, the old one back (``left_at`` cleared, the stage
+kept), none needed (already in), or none left (past capacity, nothing written)."""
+
+
 class UserRepository(Protocol):
     """Users: who they are to the bot (profile, role, region, locale, reachability)."""
 
@@ -465,13 +477,13 @@ class UserRepository(Protocol):
 
     async def by_telegram(self, telegram_id: int) -> MemberRef | None: ...
     async def name(self, user_id: int) -> str | None: ...
-    async def set_role_at_least(self, user_id: int, role: int) -> None: ...
+    async def set_role_at_least(self, user_id: int, role: Role) -> None: ...
     async def ref(self, user_id: int) -> MemberRef | None: ...
-    async def role(self, user_id: int) -> int:
+    async def role(self, user_id: int) -> Role | None:
         """The user's role (``funnels.stages.Role`` value)."""
         ...
 
-    async def grant(self, user_id: int, role: int, region_id: int | None) -> None:
+    async def grant(self, user_id: int, role: Role, region_id: int | None) -> None:
         """Raise the user's role to at least ``role`` and set their region."""
         ...
 
@@ -490,13 +502,12 @@ class MemberRepository(Protocol):
     async def join(
         self,
         cohort_id: int,
-        members: Sequence[tuple[int, int | None]],
+        arrivals: Sequence[Arrival],
         capacity: int,
         at: datetime,
-    ) -> dict[int, str]:
-        """Record entries into the warm-up group: (user id, inviter id) pairs. Per user:
-        "joined", "rejoined" (clears ``left_at``, keeps the stage), "member" (already
-        in), or "full" (past capacity, nothing written)."""
+    ) -> dict[int, Seat]:
+        """Record entries into the warm-up group, in arrival order (capacity is taken
+        first come, first served); the seat each user got."""
         ...
 
     async def leave(self, cohort_id: int, user_id: int, at: datetime) -> None: ...
@@ -686,17 +697,7 @@ class LedgerCredit:
 
 
 class LedgerRepository(Protocol):
-    async def credit(
-        self,
-        key: str,
-        user_id: int,
-        cohort_id: int | None,
-        kind: str,
-        ref: str,
-        amount_minor: int,
-        currency: str,
-        at: datetime,
-    ) -> bool:
+    async def credit(self, entry: LedgerCredit, at: datetime) -> bool:
         """Write an entry once per idempotency key; False if the key was used."""
         ...
 

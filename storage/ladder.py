@@ -211,17 +211,7 @@ class SqlEvents(Repo):
 
 
 class SqlLedger(Repo):
-    async def credit(
-        self,
-        key: str,
-        user_id: int,
-        cohort_id: int | None,
-        kind: str,
-        ref: str,
-        amount_minor: int,
-        currency: str,
-        at: datetime,
-    ) -> bool:
+    async def credit(self, entry: LedgerCredit, at: datetime) -> bool:
         statement = prepared(
             "ledger_credit",
             self.dialect,
@@ -230,13 +220,13 @@ class SqlLedger(Repo):
         result = await self.conn.execute(
             statement,
             {
-                "idempotency_key": key,
-                "user_id": user_id,
-                "cohort_id": cohort_id,
-                "kind": kind,
-                "ref": ref,
-                "amount_minor": amount_minor,
-                "currency": currency,
+                "idempotency_key": entry.key,
+                "user_id": entry.user_id,
+                "cohort_id": entry.cohort_id,
+                "kind": entry.kind,
+                "ref": entry.ref,
+                "amount_minor": entry.amount_minor,
+                "currency": entry.currency,
                 "created_at": at,
                 "paid_out": False,
             },

@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import ARRAY, bindparam, func, select, update
 
 from funnels.kernel.stages import Stage
+from funnels.ports import Arrival, Seat
 from storage.db import insert_ignore
 from storage.sql import Repo, greatest, one_of, prepared
 from storage.tables import (
@@ -54,11 +55,11 @@ class SqlMembers(Repo):
     async def join(
         self,
         cohort_id: int,
-        members: Sequence[tuple[int, int | None]],
+        arrivals: Sequence[Arrival],
         capacity: int,
         at: datetime,
-    ) -> dict[int, str]:
-        ids = [user_id for user_id, _ in members]
+    ) -> dict[int, Seat]:
+        ids = [a.user_id for a in arrivals]
         known = {
             r.user_id: r.left_at
             for r in (
@@ -69,7 +70,7 @@ class SqlMembers(Repo):
                 )
             ).all()
         }
-        outcome: dict[int, str] = {}
+        outcome: dict[int, Seat] = {}
         rejoined = [uid for uid, left_at in known.items() if left_at is not None]
         if rejoined:
             await self.conn.execute(
@@ -78,7 +79,7 @@ class SqlMembers(Repo):
                 .values(left_at=None)
             )
         outcome.update({uid: "rejoined" if uid in rejoined else "member" for uid in known})
-        fresh = [(uid, inviter) for uid, inviter in dict(members).items() if uid not in known]
+        fresh = [(uid, inviter) for uid, inviter in dict(arrivals).items() if uid not in known]
         if self.dialect == "postgresql" and fresh:
             # Seats are counted, then taken: hold the cohort row so two batches of joins
             # cannot both see the same free seats.
@@ -86,7 +87,7 @@ class SqlMembers(Repo):
         room = max(0, capacity - await self.count(cohort_id))
         admitted, refused = fresh[:room], fresh[room:]
         if admitted:
-            result = await self.conn.execute(
+            await self.conn.execute(
                 insert_ignore(self.dialect, _m, "cohort_id", "user_id"),
                 [
                     {
@@ -99,7 +100,6 @@ class SqlMembers(Repo):
                     for uid, inviter in admitted
                 ],
             )
-            del result
         outcome.update({uid: "joined" for uid, _ in admitted})
         outcome.update({uid: "full" for uid, _ in refused})
         return outcome

@@ -12,6 +12,7 @@ from sqlalchemy.exc import IntegrityError
 
 from funnels.kernel.codes import new_code
 from funnels.kernel.refusals import AlreadyExists
+from funnels.kernel.stages import Role
 from funnels.ports import (
     InviteLinkRecord,
     MemberRef,
@@ -126,7 +127,7 @@ class SqlUsers(Repo):
                                 telegram_id=telegram_id,
                                 display_name=name[:256],
                                 language=language,
-                                role=1,
+                                role=Role.MEMBER,
                                 ref_code=new_code(),
                                 created_at=at,
                             )
@@ -149,7 +150,7 @@ class SqlUsers(Repo):
                 "telegram_id": tg,
                 "display_name": name,
                 "language": lang,
-                "role": 1,
+                "role": Role.MEMBER,
                 "ref_code": new_code(10),
                 "created_at": at,
             }
@@ -210,7 +211,7 @@ class SqlUsers(Repo):
         ).scalar()
         return str(value) if value is not None else None
 
-    async def set_role_at_least(self, user_id: int, role: int) -> None:
+    async def set_role_at_least(self, user_id: int, role: Role) -> None:
         await self.conn.execute(
             update(_u).where(_u.c.id == user_id, _u.c.role < role).values(role=role)
         )
@@ -223,11 +224,11 @@ class SqlUsers(Repo):
         ).first()
         return MemberRef(row.id, row.telegram_id, row.language) if row else None
 
-    async def role(self, user_id: int) -> int:
+    async def role(self, user_id: int) -> Role | None:
         value = (await self.conn.execute(select(_u.c.role).where(_u.c.id == user_id))).scalar()
-        return int(value) if value is not None else 0
+        return Role(value) if value is not None else None
 
-    async def grant(self, user_id: int, role: int, region_id: int | None) -> None:
+    async def grant(self, user_id: int, role: Role, region_id: int | None) -> None:
         await self.set_role_at_least(user_id, role)
         if region_id is not None:
             await self.conn.execute(

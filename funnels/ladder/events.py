@@ -17,7 +17,14 @@ from funnels.deps import Deps
 from funnels.kernel.money import to_minor
 from funnels.kernel.stages import ROLE_FOR_PROMOTION, STAGE_FOR_PROMOTION, Stage
 from funnels.ladder.goals import contributions, evaluate
-from funnels.ports import CohortRecord, IncomingEvent, MemberRef, RewardNotice, Transaction
+from funnels.ports import (
+    CohortRecord,
+    IncomingEvent,
+    LedgerCredit,
+    MemberRef,
+    RewardNotice,
+    Transaction,
+)
 from funnels.scripts.model import Task
 
 
@@ -224,16 +231,10 @@ class IngestEvents:
         if amount:
             key = f"reward:{cohort.id}:{member.user_id}:{task.id}"
             if await tx.cohorts.reserve(cohort.id, amount):
-                if await tx.ledger.credit(
-                    key,
-                    member.user_id,
-                    cohort.id,
-                    "reward",
-                    task.id,
-                    amount,
-                    cohort.currency,
-                    now,
-                ):
+                entry = LedgerCredit(
+                    key, member.user_id, cohort.id, "reward", task.id, amount, cohort.currency
+                )
+                if await tx.ledger.credit(entry, now):
                     status = "paid"
                 else:  # already paid under this key: give the reservation back
                     await tx.cohorts.release(cohort.id, amount)
@@ -245,7 +246,7 @@ class IngestEvents:
             await tx.members.advance(
                 cohort.id, member.user_id, STAGE_FOR_PROMOTION[task.promote], reached_at
             )
-            await tx.users.set_role_at_least(member.user_id, int(ROLE_FOR_PROMOTION[task.promote]))
+            await tx.users.set_role_at_least(member.user_id, ROLE_FOR_PROMOTION[task.promote])
         return Completion(cohort.id, member, task.id, amount, status, task.promote)
 
     async def _notify(self, done: Completion, cohort: CohortRecord) -> None:

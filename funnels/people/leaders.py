@@ -18,7 +18,8 @@ async def leader_id_of(deps: Deps, actor: Actor, is_admin: bool, refusal: str) -
     async with deps.store.transaction() as tx:
         user_id = await user_id_of(tx, actor, deps.clock.now())
         await tx.commit()
-        if is_admin or await tx.users.role(user_id) >= Role.LEADER:
+        role = await tx.users.role(user_id)
+        if is_admin or (role is not None and role >= Role.LEADER):
             return user_id
     raise Refused(refusal)
 

@@ -10,14 +10,10 @@ from typing import Literal
 
 from funnels.deps import Deps
 from funnels.kernel.actor import Actor
-from funnels.ports import (
-    CohortRecord,
-    MemberRef,
-    Transaction,
-)
+from funnels.ports import Arrival, CohortRecord, MemberRef, Seat, Transaction
 from funnels.warmup.admissions import AdmitMember, AdmitOutcome
 
-JoinOutcome = Literal["joined", "rejoined", "member", "full", "no_cohort"]
+JoinOutcome = Seat | Literal["no_cohort"]
 
 
 class RecordJoin:
@@ -30,18 +26,16 @@ class RecordJoin:
     def __init__(self, deps: Deps) -> None:
         self.deps = deps
 
-    async def __call__(
-        self, chat_id: int, members: Sequence[tuple[int, int | None]]
-    ) -> dict[int, JoinOutcome]:
+    async def __call__(self, chat_id: int, arrivals: Sequence[Arrival]) -> dict[int, JoinOutcome]:
         async with self.deps.store.transaction() as tx:
             cohort = await tx.cohorts.by_chat(chat_id)
             if cohort is None or cohort.warmup_chat_id != chat_id:
-                return {user_id: "no_cohort" for user_id, _ in members}
-            outcome = await tx.members.join(
-                cohort.id, members, cohort.capacity, self.deps.clock.now()
+                return {a.user_id: "no_cohort" for a in arrivals}
+            seats = await tx.members.join(
+                cohort.id, arrivals, cohort.capacity, self.deps.clock.now()
             )
             await tx.commit()
-        return outcome  # type: ignore[return-value]
+        return dict(seats)
 
 
 class RecordLeave:
@@ -123,6 +117,8 @@ class MemberJoined:
             inviter = adder.user_id
         if inviter == user.user_id:
             inviter = None  # the leader joining their own group invited nobody
-        outcome = await tx.members.join(cohort.id, [(user.user_id, inviter)], cohort.capacity, now)
+        seats = await tx.members.join(
+            cohort.id, [Arrival(user.user_id, inviter)], cohort.capacity, now
+        )
         await tx.commit()
-        return Joined(outcome[user.user_id], cohort.id, user.user_id, inviter, user.language)  # type: ignore[arg-type]
+        return Joined(seats[user.user_id], cohort.id, user.user_id, inviter, user.language)

@@ -61,7 +61,7 @@ from bot.telegram.services import build_services
 from bot.telegram.throttle import Limits, Window
 from funnels.cohorts.launch import StartCohort
 from funnels.kernel.clock import ManualClock
-from funnels.ports import EnvelopeOffer
+from funnels.ports import Arrival, EnvelopeOffer
 from funnels.scripts.library import DEFAULT_SCRIPT, script_path
 from funnels.scripts.loader import load_script
 from funnels.warmup.envelopes import split
@@ -136,7 +136,7 @@ async def storm(url: str, args: argparse.Namespace) -> dict[str, Figures]:
         async with store.transaction() as tx:
             refs = [await tx.users.ensure_user(tg, f"M{tg}", "en", NOW) for tg in members]
             await tx.commit()
-        await RecordJoin(services.deps)(GROUP, [(r.user_id, None) for r in refs])
+        await RecordJoin(services.deps)(GROUP, [Arrival(r.user_id, None) for r in refs])
         user_of = {r.telegram_id: r.user_id for r in refs}
         for ref in refs:  # as the join handler does when members come in
             services.users.remember(ref.telegram_id, ref.user_id, "en")

@@ -38,7 +38,7 @@ from funnels.deps import Deps
 from funnels.kernel.clock import ManualClock
 from funnels.kernel.stages import Stage
 from funnels.ladder.events import IngestEvents
-from funnels.ports import CohortRecord, IncomingEvent, MemberRef, StepRunRecord
+from funnels.ports import Arrival, CohortRecord, IncomingEvent, MemberRef, StepRunRecord
 from funnels.scripts.loader import LoadedScript, load_script_text
 from funnels.warmup.admissions import AdmitMember
 from funnels.warmup.chatter import RecordActivity
@@ -245,7 +245,7 @@ class Kit:
     async def members(self, n: int, *, chat: int = WARMUP_CHAT) -> list[MemberRef]:
         """``n`` new users who joined the warm-up group."""
         refs = await self.users(n)
-        outcome = await RecordJoin(self.deps)(chat, [(r.user_id, None) for r in refs])
+        outcome = await RecordJoin(self.deps)(chat, [Arrival(r.user_id, None) for r in refs])
         assert set(outcome.values()) == {"joined"}, outcome
         return refs
 

@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from funnels.deps import Deps
 from funnels.kernel.stages import Stage
-from funnels.ports import AdmissionsOpen, ScriptPost
+from funnels.ports import AdmissionsOpen, Arrival, ScriptPost
 from funnels.warmup.joins import RecordJoin
 from storage.models import MemberActivity
 from tests.integration.funnel_kit import (
@@ -42,7 +42,8 @@ async def test_capacity_is_enforced_in_arrival_order(kit: Kit) -> None:
     kit.clock.set(warmup_at(1, "08:30"))
 
     outcome = await kit.join()(
-        WARMUP_CHAT, [(a.user_id, None), (b.user_id, a.user_id), (c.user_id, a.user_id)]
+        WARMUP_CHAT,
+        [Arrival(a.user_id, None), Arrival(b.user_id, a.user_id), Arrival(c.user_id, a.user_id)],
     )
 
     assert outcome == {a.user_id: "joined", b.user_id: "joined", c.user_id: "full"}
@@ -51,8 +52,8 @@ async def test_capacity_is_enforced_in_arrival_order(kit: Kit) -> None:
     assert {r.user_id: r.inviter_id for r in rows} == {a.user_id: None, b.user_id: a.user_id}
     assert {r.stage for r in rows} == {int(Stage.JOINED)}
     assert {r.joined_at for r in rows} == {warmup_at(1, "08:30")}
-    assert await kit.join()(WARMUP_CHAT, [(c.user_id, None)]) == {c.user_id: "full"}
-    assert await kit.join()(WARMUP_CHAT, [(a.user_id, None)]) == {a.user_id: "member"}
+    assert await kit.join()(WARMUP_CHAT, [Arrival(c.user_id, None)]) == {c.user_id: "full"}
+    assert await kit.join()(WARMUP_CHAT, [Arrival(a.user_id, None)]) == {a.user_id: "member"}
 
 
 async def test_capacity_holds_when_two_join_batches_race(kit: Kit) -> None:
@@ -64,8 +65,8 @@ async def test_capacity_holds_when_two_join_batches_race(kit: Kit) -> None:
     join = RecordJoin(Deps(store, kit.messenger, kit.clock))  # type: ignore[arg-type]
 
     first, second = await asyncio.gather(
-        join(WARMUP_CHAT, [(a.user_id, None), (b.user_id, None)]),
-        join(WARMUP_CHAT, [(c.user_id, None), (d.user_id, None)]),
+        join(WARMUP_CHAT, [Arrival(a.user_id, None), Arrival(b.user_id, None)]),
+        join(WARMUP_CHAT, [Arrival(c.user_id, None), Arrival(d.user_id, None)]),
     )
 
     assert sorted([*first.values(), *second.values()]) == ["full", "full", "joined", "joined"]
@@ -80,7 +81,7 @@ async def test_a_seat_frees_when_a_member_leaves(kit: Kit) -> None:
 
     await kit.leave()(WARMUP_CHAT, b.user_id)
 
-    assert await kit.join()(WARMUP_CHAT, [(c.user_id, None)]) == {c.user_id: "joined"}
+    assert await kit.join()(WARMUP_CHAT, [Arrival(c.user_id, None)]) == {c.user_id: "joined"}
     async with kit.store.transaction() as tx:
         assert await tx.members.count(cohort.id) == 2
 
@@ -99,7 +100,7 @@ async def test_a_rejoin_after_leaving_clears_left_at_and_keeps_the_stage(kit: Ki
     assert row.stage == Stage.ENGAGED
     kit.clock.set(warmup_at(1, "11:00"))
 
-    outcome = await kit.join()(WARMUP_CHAT, [(member.user_id, None)])
+    outcome = await kit.join()(WARMUP_CHAT, [Arrival(member.user_id, None)])
 
     assert outcome == {member.user_id: "rejoined"}
     row = await member_row(kit, cohort.id, member.user_id)
@@ -113,7 +114,7 @@ async def test_a_rejoin_after_leaving_clears_left_at_and_keeps_the_stage(kit: Ki
 async def test_joins_in_a_chat_without_a_cohort_are_ignored(kit: Kit) -> None:
     await kit.start()
     [member] = await kit.users(1)
-    assert await kit.join()(WARMUP_CHAT - 5, [(member.user_id, None)]) == {
+    assert await kit.join()(WARMUP_CHAT - 5, [Arrival(member.user_id, None)]) == {
         member.user_id: "no_cohort"
     }
     assert await kit.count(members_t) == 0

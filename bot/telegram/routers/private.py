@@ -32,8 +32,8 @@ async def help_(message: Message, services: Services) -> None:
     text = services.text(locale, "help.member")
     async with services.deps.store.transaction() as tx:
         user = await tx.users.by_telegram(message.from_user.id)
-        role = await tx.users.role(user.user_id) if user else 0
-    if role >= Role.LEADER or services.is_admin(message.from_user.id):
+        role = await tx.users.role(user.user_id) if user else None
+    if (role is not None and role >= Role.LEADER) or services.is_admin(message.from_user.id):
         text += "\n\n" + services.text(locale, "help.leader")
     await services.say(message.chat.id, text)
 
