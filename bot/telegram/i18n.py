@@ -9,7 +9,8 @@ Funnel scripts carry their own texts; this module only covers the bot's.
 :meth:`Catalog.load` reads and checks all catalogues once at startup: every locale has
 exactly the keys of ``en.yaml``, the same placeholders in every variant, and the plural
 categories its language needs. After that every lookup is a couple of dict lookups.
-Numbers, money and dates are formatted with Babel for the chosen locale.
+Numbers, money and dates are formatted with Babel for the chosen locale; money shows
+the decimals of the ISO 4217 table in :mod:`funnels.kernel.money`, not Babel's own.
 
 :func:`negotiate` maps a Telegram ``language_code`` to one of :data:`SUPPORTED`.
 """
@@ -19,6 +20,7 @@ from __future__ import annotations
 import re
 import string
 from collections.abc import Mapping
+from copy import copy
 from datetime import date, datetime
 from decimal import Decimal
 from functools import lru_cache
@@ -31,8 +33,10 @@ from zoneinfo import ZoneInfo
 import yaml
 from babel import Locale
 from babel.dates import format_date, format_datetime
-from babel.numbers import format_currency, get_currency_precision
+from babel.numbers import NumberPattern, format_currency
 from babel.plural import PluralRule
+
+from funnels.kernel.money import exponent
 
 SUPPORTED: tuple[str, ...] = ("zh-CN", "es", "en")
 DEFAULT = "en"
@@ -388,5 +392,20 @@ class Catalog:
 def _money(babel: Locale, amount_minor: int, code: str) -> str:
     # Babel takes about 40 us per amount; a crowd grabbing an envelope's shares hears
     # the same few hundred amounts over and over, so they are remembered.
-    amount = Decimal(amount_minor).scaleb(-get_currency_precision(code))
-    return format_currency(amount, code, locale=babel)
+    places = exponent(code)
+    amount = Decimal(amount_minor).scaleb(-places)  # exact: no rounding can happen
+    pattern = _currency_pattern(babel, places)
+    return format_currency(amount, code, format=pattern, locale=babel, currency_digits=False)
+
+
+@lru_cache(maxsize=64)
+def _currency_pattern(babel: Locale, places: int) -> NumberPattern:
+    """The locale's currency pattern (symbol, grouping, separators) with ``places`` decimals.
+
+    Babel's own decimals for a currency come from CLDR, which differs from ISO 4217 for
+    a dozen currencies (it shows IQD, RSD or LBP without decimals); amounts are counted
+    in ISO minor units, so the ISO table decides and Babel only dresses the number.
+    """
+    pattern: NumberPattern = copy(babel.currency_formats["standard"])
+    pattern.frac_prec = (places, places)
+    return pattern

@@ -1,48 +1,84 @@
-"""Money as an integer count of minor units with a currency; never a float."""
+"""Money as an integer count of minor units with a currency; never a float.
+
+:data:`EXPONENTS` is the project's one table of decimal places: scripts are checked
+against it, amounts are parsed and printed with it, and the bot renders amounts with as
+many decimals as it says. A second table anywhere else is a bug.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import MAX_EMAX, MIN_EMIN, Context, Decimal, InvalidOperation
+from types import MappingProxyType
 
 from funnels.kernel.text import brief, cut
 
-# ISO 4217 minor-unit exponents that differ from the usual 2.
-_EXPONENTS: dict[str, int] = {
-    "BIF": 0,
-    "CLP": 0,
-    "DJF": 0,
-    "GNF": 0,
-    "ISK": 0,
-    "JPY": 0,
-    "KMF": 0,
-    "KRW": 0,
-    "PYG": 0,
-    "RWF": 0,
-    "UGX": 0,
-    "UYI": 0,
-    "VND": 0,
-    "VUV": 0,
-    "XAF": 0,
-    "XOF": 0,
-    "XPF": 0,
-    "BHD": 3,
-    "IQD": 3,
-    "JOD": 3,
-    "KWD": 3,
-    "LYD": 3,
-    "OMR": 3,
-    "TND": 3,
+# Every active code of ISO 4217 List One (published 2026-01-01) that has a minor unit,
+# grouped by its exponent: the number of decimal places of the minor unit. Withdrawn
+# codes (HRK, SLL, ANG, ZWL...) are not here. Where Babel (CLDR) disagrees, as it does
+# for IQD, RSD, LBP and others that it shows without decimals, ISO wins: the platform
+# counts and pays in ISO minor units, so 1 IQD is 1000 minor units whatever CLDR says.
+_CODES_BY_EXPONENT: Mapping[int, str] = {
+    0: "BIF CLP DJF GNF ISK JPY KMF KRW PYG RWF UGX UYI VND VUV XAF XOF XPF",
+    2: """
+        AED AFN ALL AMD AOA ARS AUD AWG AZN BAM BBD BDT BMD BND BOB BOV BRL BSD BTN BWP BYN
+        BZD CAD CDF CHE CHF CHW CNY COP COU CRC CUP CVE CZK DKK DOP DZD EGP ERN ETB EUR FJD
+        FKP GBP GEL GHS GIP GMD GTQ GYD HKD HNL HTG HUF IDR ILS INR IRR JMD KES KGS KHR KPW
+        KYD KZT LAK LBP LKR LRD LSL MAD MDL MGA MKD MMK MNT MOP MRU MUR MVR MWK MXN MXV MYR
+        MZN NAD NGN NIO NOK NPR NZD PAB PEN PGK PHP PKR PLN QAR RON RSD RUB SAR SBD SCR SDG
+        SEK SGD SHP SLE SOS SRD SSP STN SVC SYP SZL THB TJS TMT TOP TRY TTD TWD TZS UAH USD
+        USN UYU UZS VED VES WST XAD XCD XCG YER ZAR ZMW ZWG
+    """,
+    3: "BHD IQD JOD KWD LYD OMR TND",
+    4: "CLF UYW",
 }
+
+EXPONENTS: Mapping[str, int] = MappingProxyType(
+    {code: places for places, codes in _CODES_BY_EXPONENT.items() for code in codes.split()}
+)
+"""ISO 4217 code -> decimal places of its minor unit (CNY: 2, JPY: 0, KWD: 3, CLF: 4)."""
+
+MAX_EXPONENT = max(EXPONENTS.values())
+
+# The ISO 4217 codes whose minor unit is "N.A.": precious metals, bond-market units of
+# account, the SDR, the Sucre, the ADB unit, the testing code XTS and XXX for "no
+# currency". Nobody can be paid in them, so they are refused with their own message.
+_NOT_PAYABLE = frozenset(
+    {"XAG", "XAU", "XBA", "XBB", "XBC", "XBD", "XDR", "XPD", "XPT", "XSU", "XTS", "XUA", "XXX"}
+)
+
+_EXAMPLES = "such as CNY, EUR or MXN"
 
 
 def exponent(currency: str) -> int:
-    """Number of decimal places in the currency's minor unit (CNY: 2, JPY: 0)."""
-    return _EXPONENTS.get(currency.upper(), 2)
+    """Number of decimal places in the currency's minor unit (CNY: 2, JPY: 0).
+
+    Codes outside :data:`EXPONENTS` never enter through a script (see
+    :func:`currency_problem`); for them (a blank currency in a report over no cohort)
+    the answer is the usual 2, so that printing never fails.
+    """
+    return EXPONENTS.get(currency.upper(), 2)
 
 
 def valid_currency(currency: str) -> bool:
-    return len(currency) == 3 and currency.isascii() and currency.isalpha() and currency.isupper()
+    """Whether ``currency`` is an ISO 4217 code in :data:`EXPONENTS`, written in capitals."""
+    return currency in EXPONENTS
+
+
+def currency_problem(currency: str) -> str | None:
+    """Why ``currency`` cannot be a budget's currency, or None when it can."""
+    if currency in EXPONENTS:
+        return None
+    code = currency.upper()
+    if code in EXPONENTS:
+        return f"{brief(currency)} is not an ISO 4217 currency code; write it in capitals: {code}"
+    if code in _NOT_PAYABLE:
+        return (
+            f"{brief(currency)} is an ISO 4217 code with no minor unit (a test code, a metal or "
+            f"a unit of account), not a currency anyone can be paid in; use one {_EXAMPLES}"
+        )
+    return f"{brief(currency)} is not an ISO 4217 currency code {_EXAMPLES}"
 
 
 MAX_MINOR_DIGITS = 18

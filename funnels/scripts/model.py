@@ -24,7 +24,7 @@ from pydantic import (
 )
 
 from funnels.kernel.durations import format_duration, parse_duration
-from funnels.kernel.money import valid_currency
+from funnels.kernel.money import MAX_EXPONENT, currency_problem
 from funnels.kernel.text import brief, cut
 from funnels.kernel.zones import find_zone
 
@@ -75,7 +75,8 @@ def _amount(value: object) -> str:
         )
     if len(part) > MAX_AMOUNT_DIGITS:
         raise ValueError(
-            f"the amount {cut(text)} has {len(part)} decimal places; no currency has more than 3"
+            f"the amount {cut(text)} has {len(part)} decimal places; "
+            f"no currency has more than {MAX_EXPONENT}"
         )
     return text
 
@@ -271,8 +272,9 @@ class Budget(_Strict):
     @field_validator("currency")
     @classmethod
     def _currency(cls, value: str) -> str:
-        if not valid_currency(value):
-            raise ValueError(f"{brief(value)} is not an ISO 4217 currency code like CNY, EUR, USD")
+        problem = currency_problem(value)
+        if problem:
+            raise ValueError(problem)
         return value
 
 

@@ -6,9 +6,18 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from funnels.kernel import money
 from funnels.kernel.clock import ManualClock
 from funnels.kernel.durations import format_duration, parse_duration
-from funnels.kernel.money import format_minor, to_minor
+from funnels.kernel.money import (
+    EXPONENTS,
+    MAX_EXPONENT,
+    currency_problem,
+    exponent,
+    format_minor,
+    to_minor,
+    valid_currency,
+)
 from funnels.kernel.stages import Role, Stage, advance, promote
 
 
@@ -108,3 +117,72 @@ def test_durations_too_long_are_refused_with_a_message() -> None:
     assert parse_duration("366d", longest=timedelta(days=366)) == timedelta(days=366)
     assert parse_duration("0" * 5000 + "1s") == timedelta(seconds=1)
     assert format_duration(timedelta.max) == "999999999d23h59m59s"
+
+
+# ---------------------------------------------------------------- the ISO 4217 table
+
+
+def test_the_currency_table_is_iso_4217_list_one() -> None:
+    # 165 active codes with a minor unit (List One published 2026-01-01), each once.
+    groups = [codes.split() for codes in money._CODES_BY_EXPONENT.values()]
+    assert sum(len(g) for g in groups) == len(EXPONENTS) == 165
+    assert all(len(c) == 3 and c.isascii() and c.isalpha() and c.isupper() for c in EXPONENTS)
+    by_exponent = {
+        p: " ".join(sorted(c for c in EXPONENTS if EXPONENTS[c] == p)) for p in (0, 3, 4)
+    }
+    assert by_exponent == {
+        0: "BIF CLP DJF GNF ISK JPY KMF KRW PYG RWF UGX UYI VND VUV XAF XOF XPF",
+        3: "BHD IQD JOD KWD LYD OMR TND",
+        4: "CLF UYW",
+    }
+    assert MAX_EXPONENT == 4
+    # Withdrawn codes and codes with no minor unit are not currencies here.
+    for code in ("HRK", "SLL", "ANG", "ZWL", "XTS", "XXX", "XAU", "XDR"):
+        assert code not in EXPONENTS
+
+
+@pytest.mark.parametrize("code", sorted(EXPONENTS))
+def test_every_currency_round_trips_at_its_exponent(code: str) -> None:
+    places = EXPONENTS[code]
+    assert exponent(code) == exponent(code.lower()) == places
+    for minor in (0, 1, -7, 123_456, 10**17 + 3):
+        text = format_minor(minor, code)
+        _whole, point, part = text.partition(".")
+        assert len(part) == places and bool(point) == bool(places)
+        assert to_minor(text, code) == minor
+    # One digit finer than the minor unit is refused, naming the places allowed.
+    with pytest.raises(ValueError, match=f"more than {places} decimal places for {code}"):
+        to_minor("1." + "0" * places + "1", code)
+
+
+def test_iso_exponents_where_babel_and_the_old_table_were_wrong() -> None:
+    assert to_minor("1.234", "IQD") == 1234  # Babel: no decimals
+    assert to_minor("12.34", "RSD") == 1234  # Babel: no decimals
+    assert to_minor("1.2345", "CLF") == 12345  # the old table: 2 decimals
+    assert format_minor(12345, "UYW") == "1.2345"
+    assert format_minor(12345, "MGA") == "123.45"  # ISO says 2, though 1 ariary = 5 iraimbilanja
+
+
+@pytest.mark.parametrize(
+    ("code", "problem"),
+    [
+        ("ABC", "'ABC' is not an ISO 4217 currency code such as CNY, EUR or MXN"),
+        ("usd", "'usd' is not an ISO 4217 currency code; write it in capitals: USD"),
+        ("Eur", "'Eur' is not an ISO 4217 currency code; write it in capitals: EUR"),
+        ("XTS", "'XTS' is an ISO 4217 code with no minor unit (a test code, a metal or a unit"),
+        ("XXX", "not a currency anyone can be paid in; use one such as CNY, EUR or MXN"),
+        ("xau", "'xau' is an ISO 4217 code with no minor unit"),
+        ("HRK", "'HRK' is not an ISO 4217 currency code such as"),  # withdrawn in 2023
+        ("", "'' is not an ISO 4217 currency code such as"),
+        (" USD", "' USD' is not an ISO 4217 currency code such as"),
+        ("US$" * 30, "'US$US$US$US$US$US$US$US$US$US$US$US$... is not an ISO 4217"),
+    ],
+)
+def test_a_code_outside_the_table_is_refused_with_the_form_allowed(code: str, problem: str) -> None:
+    found = currency_problem(code)
+    assert found is not None and problem in found
+    assert not valid_currency(code)
+
+
+def test_every_code_in_the_table_is_a_currency() -> None:
+    assert all(currency_problem(code) is None and valid_currency(code) for code in EXPONENTS)

@@ -285,7 +285,7 @@ def test_character_line_counts_any_line_ending(newline: str) -> None:
             'amount: "5.00"',
             'amount: "5.0000000000000"',
             "tasks.ladder[invite_fans].reward.amount",
-            "the amount 5.0000000000000 has 13 decimal places; no currency has more than 3",
+            "the amount 5.0000000000000 has 13 decimal places; no currency has more than 4",
         ),
         (
             'amount: "5.00"',

@@ -305,6 +305,44 @@ def test_amounts_follow_the_currency_minor_unit() -> None:
     assert "more than 0 decimal places for JPY" in problem.message
 
 
+@pytest.mark.parametrize(
+    ("currency", "message"),
+    [
+        ("ABC", "'ABC' is not an ISO 4217 currency code such as CNY, EUR or MXN"),
+        # Lower case is refused, not upper-cased: the code is stored as written.
+        ("usd", "'usd' is not an ISO 4217 currency code; write it in capitals: USD"),
+        (
+            "XTS",
+            "'XTS' is an ISO 4217 code with no minor unit (a test code, a metal or a unit "
+            "of account), not a currency anyone can be paid in; use one such as CNY, EUR or MXN",
+        ),
+        ("XXX", "'XXX' is an ISO 4217 code with no minor unit"),
+        ("HRK", "'HRK' is not an ISO 4217 currency code such as CNY, EUR or MXN"),
+        ("'123'", "'123' is not an ISO 4217 currency code such as CNY, EUR or MXN"),
+    ],
+)
+def test_a_budget_currency_must_be_an_iso_4217_code(currency: str, message: str) -> None:
+    text = edit("{currency: EUR,", f"{{currency: {currency},")
+    problem = only_error(text)
+    assert problem.field == "budget.currency"
+    assert problem.line == line_of(text, "budget:")
+    assert problem.message.startswith(message)
+
+
+@pytest.mark.parametrize(
+    ("currency", "fine", "too_fine", "places"),
+    [("IQD", "5.001", "5.0001", 3), ("RSD", "5.01", "5.001", 2), ("CLF", "5.0001", "5.00001", 4)],
+)
+def test_amounts_follow_the_iso_minor_unit(
+    currency: str, fine: str, too_fine: str, places: int
+) -> None:
+    text = edit("{currency: EUR,", f"{{currency: {currency},")
+    assert load_script_text(edit('amount: "5.00"', f'amount: "{fine}"', text))
+    problem = only_error(edit('amount: "5.00"', f'amount: "{too_fine}"', text))
+    assert problem.field == "tasks.ladder[invite_fans].reward.amount"
+    assert f"more than {places} decimal places for {currency}" in problem.message
+
+
 def test_no_pitch_is_an_error() -> None:
     text = edit(
         '      pitch: {text: "Want to open your own shop? Reply 1.", reply: {window: 24h}}',
