@@ -1,6 +1,6 @@
 """The system clock: the one place in funnelbot that reads the wall clock.
 
-Everything else takes ``now`` (or a :class:`funnels.ports.Clock`) as input, so tests and
+Everything else takes ``now`` (or a :class:`funnels.kernel.clock.Clock`) as input, so tests and
 ``funnelbot simulate`` can run a whole cohort on a virtual clock.
 """
 
@@ -12,7 +12,7 @@ from funnels.kernel.clock import Clock
 
 
 class SystemClock:
-    """:class:`funnels.ports.Clock` over the machine's clock; always aware UTC."""
+    """:class:`funnels.kernel.clock.Clock` over the machine's clock; always aware UTC."""
 
     def now(self) -> datetime:
         return datetime.now(UTC)

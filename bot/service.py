@@ -22,23 +22,15 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.clock import SystemClock
+from bot.composition import build_deps, build_telegram, open_store
 from bot.http.app import TelegramWebhook, create_app
 from bot.settings import Settings
-from bot.telegram.app import (
-    allowed_updates,
-    build_bot,
-    build_dispatcher,
-    build_inbox,
-    register_commands,
-)
+from bot.telegram.app import allowed_updates, register_commands
 from bot.telegram.inbox import UpdateInbox
-from bot.telegram.offline import LoggingMessenger
 from bot.telegram.polling import Poller
-from bot.telegram.services import Services, build_services
+from bot.telegram.services import Services
 from funnels.cohorts.tick import RunDueSteps
 from funnels.deps import Deps
-from storage.db import create_engine
-from storage.migrate import upgrade_async
 from storage.uow import SqlStore
 
 log = logging.getLogger("funnelbot")
@@ -127,11 +119,9 @@ class _Ticker:
 
 
 async def _start_telegram(settings: Settings, store: SqlStore, clock: SystemClock) -> _Telegram:
-    bot = build_bot(settings)
-    services = build_services(settings, store, clock, bot)
-    dp = build_dispatcher(services)
-    updates = allowed_updates(dp)
-    inbox = build_inbox(store, services, dp)
+    side = build_telegram(settings, store, clock)
+    bot, services, inbox = side.bot, side.services, side.inbox
+    updates = allowed_updates(side.dispatcher)
     telegram = _Telegram(services, inbox)
     try:
         await register_commands(bot, services.catalog)
@@ -186,27 +176,23 @@ def _signals(server: uvicorn.Server, on_stop: Callable[[], None]) -> Iterator[No
 
 
 async def serve(settings: Settings) -> None:
-    if settings.embedded:
-        await upgrade_async(settings.database_url)
-    engine = create_engine(settings.database_url)
-    store = SqlStore(engine)
     clock = SystemClock()
     telegram: _Telegram | None = None
-    try:
-        if settings.bot_token is None:
-            log.warning(
-                "FUNNELBOT_BOT_TOKEN is not set: running the scheduler and HTTP API only; "
-                "messages are logged instead of sent"
-            )
-            deps = Deps(store=store, messenger=LoggingMessenger(), clock=clock)
-        else:
-            telegram = await _start_telegram(settings, store, clock)
-            deps = telegram.services.deps
-        await _serve(settings, engine, clock, deps, telegram)
-    finally:
-        if telegram is not None:
-            await telegram.services.close()
-        await engine.dispose()
+    async with open_store(settings.database_url) as store:
+        try:
+            if settings.bot_token is None:
+                log.warning(
+                    "FUNNELBOT_BOT_TOKEN is not set: running the scheduler and HTTP API only; "
+                    "messages are logged instead of sent"
+                )
+                deps = build_deps(store, clock=clock)
+            else:
+                telegram = await _start_telegram(settings, store, clock)
+                deps = telegram.services.deps
+            await _serve(settings, store.engine, clock, deps, telegram)
+        finally:
+            if telegram is not None:
+                await telegram.services.close()
     log.info("stopped")
 
 

@@ -29,8 +29,9 @@ from funnels.cohorts.tick import RunDueSteps
 from funnels.deps import Deps
 from funnels.kernel.clock import ManualClock
 from funnels.kernel.codes import new_code
+from funnels.kernel.messaging import EnvelopeSummary, Outgoing
+from funnels.kernel.records import Arrival, IncomingEvent, MemberRef
 from funnels.ladder.events import IngestEvents
-from funnels.ports import Arrival, EnvelopeSummary, IncomingEvent, MemberRef, Outgoing
 from funnels.scripts.loader import LoadedScript
 from funnels.scripts.model import Goal, Script
 from funnels.scripts.planner import PlannedStep, plan

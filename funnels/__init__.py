@@ -1,5 +1,8 @@
-"""The funnelbot domain: scripts, planning, envelopes, replies, tasks, rewards, stages.
+"""The funnelbot domain, cut by slice: ``kernel`` (time, money, stages, records, the
+messenger, the unit of work), ``scripts``, ``cohorts``, ``warmup``, ``ladder``, ``people``
+and ``ops``, each with its use cases and, in its ``ports`` module, the part of storage it
+uses.
 
-Pure by rule: this package imports only the standard library, pydantic and PyYAML,
-and reaches the world through the Protocols in :mod:`funnels.ports`.
+Pure by rule: this package imports only the standard library, pydantic and PyYAML, and
+reaches the world through Protocols (``funnels.kernel.messaging``, the slices' ports).
 """

@@ -6,18 +6,19 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any, TypeVar, cast
 from zoneinfo import ZoneInfo
 
 from funnels.kernel.clock import Clock
-from funnels.ports import (
-    CohortRecord,
-    Messenger,
-    Store,
-)
+from funnels.kernel.messaging import Messenger
+from funnels.kernel.records import CohortRecord
+from funnels.kernel.uow import UnitOfWork
 from funnels.scripts.loader import load_script_text
 from funnels.scripts.model import Script, Task
 from funnels.scripts.planner import local_instant, task_stage_start
 from funnels.scripts.replies import ReplyMatcher
+
+TxT = TypeVar("TxT")
 
 
 class ScriptCache:
@@ -78,9 +79,17 @@ class ScriptCache:
 class Deps:
     """What every use case needs; built once by the composition root."""
 
-    store: Store
+    store: UnitOfWork[Any]
+    """Storage's unit of work; a use case takes it in the role it needs (:meth:`uow`)."""
     messenger: Messenger
     clock: Clock
     scripts: ScriptCache = field(default_factory=ScriptCache)
     code_factory: Callable[[], str] | None = None
     admissions_every: timedelta = timedelta(minutes=5)
+
+    def uow(self, role: Callable[..., TxT]) -> UnitOfWork[TxT]:
+        """The unit of work in the role a use case plays: ``role`` is a Protocol of its
+        slice's ports (typed as a callable, the way mypy takes a Protocol class as an
+        argument). Nothing is checked at run time: storage's transaction is checked
+        statically to play every role (``storage/uow.py``)."""
+        return cast(UnitOfWork[TxT], self.store)

@@ -8,12 +8,8 @@ from typing import Any
 from sqlalchemy import bindparam, select, update
 from sqlalchemy.exc import IntegrityError
 
+from funnels.kernel.records import CohortRecord, CohortStatus, NewCohort
 from funnels.kernel.refusals import AlreadyExists
-from funnels.ports import (
-    CohortRecord,
-    CohortStatus,
-    NewCohort,
-)
 from storage.sql import Repo, prepared
 from storage.tables import (
     cohorts as _c,

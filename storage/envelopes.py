@@ -9,10 +9,8 @@ from typing import Any
 
 from sqlalchemy import bindparam, select, update
 
-from funnels.ports import (
-    EnvelopeRecord,
-    ShareClaim,
-)
+from funnels.kernel.records import EnvelopeRecord, ShareClaim
+from funnels.kernel.stages import Stage
 from storage.sql import Repo, one_of, prepared
 from storage.tables import (
     cohort_members as _m,
@@ -210,7 +208,7 @@ class SqlEnvelopes(Repo):
                 cohort_id=env.cohort_id,
                 step_key=env.step_key,
                 currency=env.currency,
-                stage=stages.get(user_id),
+                stage=Stage(stages[user_id]) if user_id in stages else None,
             )
 
         result: dict[int, ShareClaim] = {}

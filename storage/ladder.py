@@ -8,11 +8,7 @@ from typing import Any
 
 from sqlalchemy import bindparam, func, select, update
 
-from funnels.ports import (
-    IncomingEvent,
-    LedgerCredit,
-    TaskProgressRecord,
-)
+from funnels.kernel.records import IncomingEvent, LedgerCredit, TaskProgressRecord
 from storage.db import insert_ignore
 from storage.sql import Repo, prepared
 from storage.tables import (

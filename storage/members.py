@@ -8,8 +8,8 @@ from typing import Any
 
 from sqlalchemy import ARRAY, bindparam, func, select, update
 
+from funnels.kernel.records import Arrival, Seat
 from funnels.kernel.stages import Stage
-from funnels.ports import Arrival, Seat
 from storage.db import insert_ignore
 from storage.sql import Repo, greatest, one_of, prepared
 from storage.tables import (

@@ -11,13 +11,9 @@ from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from funnels.kernel.codes import new_code
+from funnels.kernel.records import InviteLinkRecord, MemberRef, RegionRecord
 from funnels.kernel.refusals import AlreadyExists
 from funnels.kernel.stages import Role
-from funnels.ports import (
-    InviteLinkRecord,
-    MemberRef,
-    RegionRecord,
-)
 from storage.db import insert_ignore
 from storage.sql import Repo, one_of, prepared
 from storage.tables import (

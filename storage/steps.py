@@ -8,11 +8,8 @@ from typing import Any, cast
 
 from sqlalchemy import func, or_, select, update
 
-from funnels.ports import (
-    StepRunRecord,
-    StepStatus,
-)
-from funnels.scripts.planner import PlanKind, PlannedStep, PlanStage
+from funnels.kernel.records import PlanKind, PlanStage, StepRunRecord, StepStatus
+from funnels.scripts.planner import PlannedStep
 from storage.db import insert_ignore
 from storage.sql import Repo
 from storage.tables import (

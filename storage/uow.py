@@ -11,6 +11,12 @@ from contextlib import asynccontextmanager
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from funnels.cohorts.ports import CohortsTx
+from funnels.kernel.uow import UnitOfWork
+from funnels.ladder.ports import LadderTx
+from funnels.ops.ports import OpsTx
+from funnels.people.ports import PeopleTx
+from funnels.warmup.ports import WarmupTx
 from storage.cohorts import SqlCohorts
 from storage.envelopes import SqlEnvelopes
 from storage.ladder import SqlEvents, SqlLedger, SqlTasks
@@ -42,7 +48,8 @@ class SqlTransaction:
 
 
 class SqlStore:
-    """The :class:`funnels.ports.Store` over an async SQLAlchemy engine."""
+    """The domain's unit of work (:class:`funnels.kernel.uow.UnitOfWork`) over an async
+    SQLAlchemy engine; its transaction plays every slice's role (:func:`_plays_every_role`)."""
 
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
@@ -69,3 +76,17 @@ class SqlStore:
             finally:
                 if not tx._committed and conn.in_transaction():
                     await conn.rollback()
+
+
+def _plays_every_role(store: SqlStore) -> None:
+    """Never called: mypy checks here that the SQL unit of work plays the role each slice
+    of the domain asks for (its ``ports`` module), so a repository method a use case
+    needs and storage lacks (or types differently) fails the type check, not a run."""
+    roles: tuple[
+        UnitOfWork[CohortsTx],
+        UnitOfWork[WarmupTx],
+        UnitOfWork[LadderTx],
+        UnitOfWork[PeopleTx],
+        UnitOfWork[OpsTx],
+    ] = (store, store, store, store, store)
+    del roles

@@ -11,16 +11,13 @@ import typer
 
 from bot.args import TELEGRAM_ID_LIMIT, telegram_user_id
 from bot.cli.checks import database_errors, fail, require_database
-from bot.clock import SystemClock
+from bot.composition import build_deps, open_store
 from bot.settings import Settings
-from bot.telegram.offline import LoggingMessenger
 from funnels.deps import Deps
 from funnels.kernel.actor import Actor
 from funnels.kernel.refusals import Refused
 from funnels.people.leaders import GrantLeader
 from funnels.people.regions import AddRegion
-from storage.db import create_engine
-from storage.uow import SqlStore
 
 region_app = typer.Typer(help="Regions: where cohorts run and whose weekly targets count.")
 leader_app = typer.Typer(help="Leaders: who may /launch cohorts.")
@@ -43,16 +40,8 @@ def _run(
     refusals: Mapping[str, str] = _REFUSALS,
 ) -> T:
     async def main() -> T:
-        if settings.embedded:
-            from storage.migrate import upgrade_async
-
-            await upgrade_async(settings.database_url)
-        engine = create_engine(settings.database_url)
-        try:
-            deps = Deps(SqlStore(engine), LoggingMessenger(), SystemClock())
-            return await use(deps)
-        finally:
-            await engine.dispose()
+        async with open_store(settings.database_url) as store:
+            return await use(build_deps(store))
 
     require_database(settings.database_url, "FUNNELBOT_DATABASE_URL")
     try:

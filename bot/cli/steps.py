@@ -11,8 +11,8 @@ from zoneinfo import ZoneInfo
 import typer
 
 from bot.cli.admin import _run, _settings
+from funnels.kernel.records import StepRunRecord
 from funnels.ops.steps import Decided, RetryStep, SkipStep, StepsNeedingAttention
-from funnels.ports import StepRunRecord
 
 step_app = typer.Typer(
     help="Steps that need a decision: a send whose outcome is unknown, one that failed, "

@@ -3,8 +3,6 @@ Bot API server, the dispatcher with our routers, and the command menus."""
 
 from __future__ import annotations
 
-import socket
-from datetime import timedelta
 from typing import Any
 
 from aiogram import Bot, Dispatcher
@@ -19,13 +17,11 @@ from aiogram.types import (
 
 from bot.settings import Settings
 from bot.telegram.i18n import SUPPORTED, Catalog
-from bot.telegram.inbox import LEASE, Handlers, UpdateInbox
 from bot.telegram.raw import read_said
 from bot.telegram.routers import include
 from bot.telegram.routers.envelopes import grab, read_tap
 from bot.telegram.routers.group import chatter
 from bot.telegram.services import Services
-from storage.uow import SqlStore
 
 PRIVATE_COMMANDS = ("start", "tasks", "balance", "mylink", "lang", "help")
 GROUP_ADMIN_COMMANDS = (
@@ -77,28 +73,6 @@ class FunnelDispatcher(Dispatcher):
 
 def build_dispatcher(services: Services) -> FunnelDispatcher:
     return FunnelDispatcher(services)
-
-
-def build_inbox(store: SqlStore, services: Services, dp: Dispatcher) -> UpdateInbox:
-    """The update inbox in front of the dispatcher (polling and the webhook feed it).
-
-    It names this process by host and HTTP port (no two processes on one host share a
-    port, and a restart keeps both), and holds an update long enough for three ticks,
-    since group chatter is marked handled when the tick writes its counts."""
-    bot = services.bot
-    settings = services.settings
-    return UpdateInbox(
-        store,
-        services.deps.clock,
-        bot.id,
-        Handlers(
-            update=lambda update: dp.feed_raw_update(bot, update),
-            tap=lambda tap: grab(tap, services),
-            deferred=services.activity.holds,
-        ),
-        owner=f"{socket.gethostname()[:50]}:{settings.http_port}",
-        lease=max(LEASE, timedelta(seconds=3 * settings.tick_seconds)),
-    )
 
 
 def allowed_updates(dp: Dispatcher) -> list[str]:

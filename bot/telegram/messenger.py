@@ -1,4 +1,4 @@
-"""The :class:`funnels.ports.Messenger` over Telegram, through aiogram's HTTP client.
+"""The :class:`funnels.kernel.messaging.Messenger` over Telegram, through aiogram's HTTP client.
 
 Every send and edit passes the throttle (:mod:`bot.throttle`) first, so the bot keeps
 under Telegram's flood limits instead of bouncing off them; a 429 that comes back anyway
@@ -38,7 +38,8 @@ from aiogram.types import (
 from bot.telegram.render import Rendered, Renderer
 from bot.telegram.slowmode import SlowMode
 from bot.telegram.throttle import Throttling
-from funnels.ports import ChatUnavailable, DeliveryError, MemberRef, Outgoing, Right
+from funnels.kernel.messaging import ChatUnavailable, DeliveryError, Outgoing, Right
+from funnels.kernel.records import MemberRef
 
 log = logging.getLogger("funnelbot.telegram")
 

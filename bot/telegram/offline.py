@@ -6,7 +6,8 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from funnels.ports import DeliveryError, MemberRef, Outgoing, Right
+from funnels.kernel.messaging import DeliveryError, Outgoing, Right
+from funnels.kernel.records import MemberRef
 
 _log = logging.getLogger("funnelbot.messenger")
 

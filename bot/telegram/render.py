@@ -15,10 +15,10 @@ from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
 
 from bot.telegram.i18n import Catalog
 from funnels.cohorts.pauses import PauseReason
-from funnels.ladder.goals import LeafProgress
-from funnels.ports import (
+from funnels.kernel.messaging import (
     AdmissionNotice,
     AdmissionsOpen,
+    Attachment,
     CohortPaused,
     EnvelopeOffer,
     EnvelopeSummary,
@@ -27,7 +27,7 @@ from funnels.ports import (
     ScriptPost,
     TaskAnnouncement,
 )
-from funnels.scripts.model import Media
+from funnels.ladder.goals import LeafProgress
 
 
 class Grab(CallbackData, prefix="grab"):
@@ -44,7 +44,7 @@ class PickLocale(CallbackData, prefix="lang"):
 class Rendered:
     text: str
     keyboard: InlineKeyboardMarkup | None = None
-    media: Media | None = None
+    media: Attachment | None = None
 
 
 class Renderer:

@@ -16,7 +16,6 @@ from typing import Protocol
 
 from aiogram import Bot
 from aiogram.types import InlineKeyboardMarkup, User
-from redis.asyncio import Redis
 
 from bot.settings import Settings
 from bot.telegram.direct_api import DirectBotAPI
@@ -25,13 +24,13 @@ from bot.telegram.messenger import TelegramMessenger
 from bot.telegram.render import Renderer
 from bot.telegram.shared_throttle import SharedThrottle
 from bot.telegram.slowmode import SlowMode
-from bot.telegram.throttle import Limits, Throttle, Throttling
+from bot.telegram.throttle import Throttling
 from funnels.cohorts.lifecycle import FollowMigration
-from funnels.deps import Deps, ScriptCache
+from funnels.cohorts.status import CohortOfChat
+from funnels.deps import Deps
 from funnels.kernel.actor import Actor
-from funnels.kernel.clock import Clock
-from funnels.people.users import MarkUnreachable
-from funnels.ports import CohortRecord, ShareClaim, Store, UpdateBatch
+from funnels.kernel.records import CohortRecord, ShareClaim, UpdateBatch
+from funnels.people.users import MeetUser
 from funnels.warmup.chatter import RecordChatter
 from funnels.warmup.envelopes import ClaimShares
 
@@ -42,8 +41,8 @@ class ChatDirectory:
     """Which cohort runs in a chat, remembered for ``ttl`` seconds (a group's messages
     would otherwise each look it up). Use cases that change the answer forget it."""
 
-    def __init__(self, store: Store, ttl: float = 30.0) -> None:
-        self.store = store
+    def __init__(self, find: CohortOfChat, ttl: float = 30.0) -> None:
+        self.find = find
         self.ttl = ttl
         self._known: dict[int, tuple[float, CohortRecord | None]] = {}
 
@@ -52,8 +51,7 @@ class ChatDirectory:
         now = time.monotonic()
         if hit is not None and hit[0] > now:
             return hit[1]
-        async with self.store.transaction() as tx:
-            cohort = await tx.cohorts.by_chat(chat_id)
+        cohort = await self.find(chat_id)
         self._known[chat_id] = (now + self.ttl, cohort)
         return cohort
 
@@ -77,9 +75,8 @@ class Person(Protocol):
 class UserDirectory:
     """Telegram id -> (user id, locale), for the hot paths (taps, "1" replies)."""
 
-    def __init__(self, store: Store, clock: Clock, size: int = 200_000) -> None:
-        self.store = store
-        self.clock = clock
+    def __init__(self, meet: MeetUser, size: int = 200_000) -> None:
+        self.meet = meet
         self.size = size
         self._known: OrderedDict[int, tuple[int, str]] = OrderedDict()
 
@@ -87,11 +84,7 @@ class UserDirectory:
         hit = self._known.get(user.id)
         if hit is not None:
             return hit
-        async with self.store.transaction() as tx:
-            ref = await tx.users.ensure_user(
-                user.id, user.full_name, user.language_code, self.clock.now()
-            )
-            await tx.commit()
+        ref = await self.meet(Actor(user.id, user.full_name, user.language_code))
         value = (ref.user_id, negotiate(ref.language))
         self.remember(user.id, *value)
         return value
@@ -273,43 +266,3 @@ class Services:
         self.slow_mode.move(old_chat_id, new_chat_id)
         if moved:
             log.info("cohorts %s followed chat %s to %s", moved, old_chat_id, new_chat_id)
-
-
-def build_services(
-    settings: Settings,
-    store: Store,
-    clock: Clock,
-    bot: Bot,
-    *,
-    limits: Limits | None = None,
-    catalog: Catalog | None = None,
-    scripts: ScriptCache | None = None,
-) -> Services:
-    catalog = catalog or Catalog.load()
-    renderer = Renderer(catalog)
-    throttle: Throttling
-    if settings.redis_url:  # several processes share the bot: they share its limits
-        throttle = SharedThrottle(Redis.from_url(settings.redis_url), limits)
-    else:
-        throttle = Throttle(limits)
-    slow_mode = SlowMode()
-    messenger = TelegramMessenger(bot, renderer, throttle, slow_mode=slow_mode)
-    deps = Deps(store=store, messenger=messenger, clock=clock, scripts=scripts or ScriptCache())
-    services = Services(
-        settings=settings,
-        deps=deps,
-        bot=bot,
-        catalog=catalog,
-        renderer=renderer,
-        messenger=messenger,
-        throttle=throttle,
-        slow_mode=slow_mode,
-        chats=ChatDirectory(store),
-        users=UserDirectory(store, clock),
-        taps=TapBatcher(ClaimShares(deps)),
-        direct=DirectBotAPI(bot),
-    )
-    unreachable = MarkUnreachable(deps)
-    messenger.on_migrated = services.migrated
-    messenger.on_unreachable = unreachable
-    return services

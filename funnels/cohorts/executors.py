@@ -12,17 +12,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import assert_never
 
+from funnels.cohorts.ports import CohortsTx
 from funnels.deps import Deps
+from funnels.kernel.messaging import DeliveryError, ScriptPost, TaskAnnouncement
 from funnels.kernel.money import to_minor
-from funnels.ports import (
-    CohortRecord,
-    DeliveryError,
-    ScriptPost,
-    StepRunRecord,
-    TaskAnnouncement,
-)
+from funnels.kernel.records import CohortRecord, PlanKind, StepRunRecord
 from funnels.scripts.model import Script
-from funnels.scripts.planner import PlanKind
 from funnels.warmup.envelopes import CloseEnvelope, OpenEnvelope
 
 Outcome = dict[str, object]
@@ -106,13 +101,13 @@ class StepExecutor:
 
     async def _first_part_id(self, run: StepRunRecord, cohort: CohortRecord) -> int:
         """The message id of a talk's opening part, kept in its run's outcome."""
-        async with self.deps.store.transaction() as tx:
+        async with self.deps.uow(CohortsTx).transaction() as tx:
             first = await tx.steps.get(cohort.id, run.source)
         raw = (first.outcome or {}).get("message_id") if first else None
         return raw if isinstance(raw, int) else 0
 
     async def _close_envelope(self, cohort: CohortRecord, step_key: str) -> Outcome:
-        async with self.deps.store.transaction() as tx:
+        async with self.deps.uow(CohortsTx).transaction() as tx:
             envelope = await tx.envelopes.by_step(cohort.id, step_key)
         if envelope is None:
             return {"note": "the envelope never opened"}
@@ -127,14 +122,14 @@ class StepExecutor:
             raise _mismatch(step_id, "pitch")
         message = ScriptPost(pitch.text, pitch.media, cohort.locale)
         message_id = await self.deps.messenger.send(chat, message, pin=pitch.pin)
-        async with self.deps.store.transaction() as tx:
+        async with self.deps.uow(CohortsTx).transaction() as tx:
             await tx.cohorts.open_pitch(cohort.id, self.deps.clock.now())
             await tx.commit()
         return {"message_id": message_id}
 
     async def _close_pitch(self, cohort: CohortRecord) -> Outcome:
         now = self.deps.clock.now()
-        async with self.deps.store.transaction() as tx:
+        async with self.deps.uow(CohortsTx).transaction() as tx:
             current = await tx.cohorts.get(cohort.id)
             opened = current.pitch_opened_at if current else None
             end = opened + self.deps.scripts.reply_window(cohort) if opened else None

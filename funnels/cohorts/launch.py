@@ -8,20 +8,17 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+from funnels.cohorts.ports import CohortsTx
 from funnels.deps import Deps
 from funnels.kernel.actor import Actor
 from funnels.kernel.codes import new_cohort_code
+from funnels.kernel.messaging import TASK_GROUP_RIGHTS, WARMUP_RIGHTS
 from funnels.kernel.money import to_minor
+from funnels.kernel.records import CohortRecord, NewCohort
 from funnels.kernel.refusals import AlreadyExists, Refused
 from funnels.kernel.zones import find_zone
 from funnels.people.leaders import leader_id_of
 from funnels.people.links import new_invite_link
-from funnels.ports import (
-    TASK_GROUP_RIGHTS,
-    WARMUP_RIGHTS,
-    CohortRecord,
-    NewCohort,
-)
 from funnels.scripts.checks import planned_spend
 from funnels.scripts.loader import LoadedScript
 from funnels.scripts.model import Script
@@ -69,7 +66,7 @@ class LaunchCohort:
         need a day to come in); never in the past, nor more than a year ahead."""
         now = self.deps.clock.now()
         leader_id = await self.authorize(actor=actor, is_admin=is_admin)
-        async with self.deps.store.transaction() as tx:
+        async with self.deps.uow(CohortsTx).transaction() as tx:
             bound = await tx.cohorts.by_chat(chat_id)
             region_id = await tx.users.region(leader_id)
         if bound is not None:
@@ -98,7 +95,7 @@ class LaunchCohort:
         except Refused as refused:
             if refused.code != "already_bound" or refused.params.get("code"):
                 raise
-            async with self.deps.store.transaction() as tx:
+            async with self.deps.uow(CohortsTx).transaction() as tx:
                 raced = await tx.cohorts.by_chat(chat_id)  # the /launch that won the race
             raise Refused("already_bound", code=raced.code if raced else "?") from None
         link = await new_invite_link(self.deps, cohort, chat_id, "leader", leader_id)
@@ -120,7 +117,7 @@ class BindTaskGroup:
 
     async def __call__(self, *, chat_id: int, actor: Actor, is_admin: bool, code: str) -> str:
         user_id = await self.authorize(actor=actor, is_admin=is_admin)
-        async with self.deps.store.transaction() as tx:
+        async with self.deps.uow(CohortsTx).transaction() as tx:
             cohort = await tx.cohorts.by_code(code.upper())
             if cohort is None:
                 raise Refused("unknown", code=code)
@@ -138,7 +135,7 @@ class BindTaskGroup:
             raise Refused("missing_rights", missing=tuple(missing))
         if cohort.task_chat_id == chat_id:
             return cohort.code  # bound already: saying so again changes nothing
-        async with self.deps.store.transaction() as tx:
+        async with self.deps.uow(CohortsTx).transaction() as tx:
             try:
                 await tx.cohorts.bind_task_chat(cohort.id, chat_id)
                 await tx.commit()
@@ -208,7 +205,7 @@ class StartCohort:
             leader_id=leader_id,
             parent_cohort_id=parent_cohort_id,
         )
-        async with self.deps.store.transaction() as tx:
+        async with self.deps.uow(CohortsTx).transaction() as tx:
             bound = await tx.cohorts.by_chat(warmup_chat_id) if warmup_chat_id else None
             if bound is not None:
                 raise Refused("already_bound", code=bound.code)

@@ -8,24 +8,19 @@ from datetime import datetime
 from typing import Literal
 
 from funnels.cohorts.pauses import PauseReason
+from funnels.cohorts.ports import CohortsTx
 from funnels.deps import Deps
 from funnels.kernel.actor import Actor
+from funnels.kernel.messaging import WARMUP_RIGHTS, CohortPaused, Right
+from funnels.kernel.records import CohortRecord, MemberRef
 from funnels.kernel.refusals import Refused
 from funnels.people.users import user_id_of
-from funnels.ports import (
-    WARMUP_RIGHTS,
-    CohortPaused,
-    CohortRecord,
-    MemberRef,
-    Right,
-    Transaction,
-)
 
 LostGroup = Literal["removed", "demoted", "cannot_post"]
 
 
 async def pause_within(
-    tx: Transaction, cohort: CohortRecord, reason: PauseReason, at: datetime
+    tx: CohortsTx, cohort: CohortRecord, reason: PauseReason, at: datetime
 ) -> MemberRef | None:
     """Pause ``cohort`` inside the caller's unit of work; returns the leader to tell once
     it commits (None when the cohort has no leader). Every pause goes through here."""
@@ -48,7 +43,7 @@ async def tell_leader_lost(
 
 async def leaders_cohort(deps: Deps, chat_id: int, actor: Actor, is_admin: bool) -> CohortRecord:
     now = deps.clock.now()
-    async with deps.store.transaction() as tx:
+    async with deps.uow(CohortsTx).transaction() as tx:
         user_id = await user_id_of(tx, actor, now)
         await tx.commit()
         cohort = await tx.cohorts.by_chat(chat_id)
@@ -69,7 +64,7 @@ class PauseCohort:
             raise Refused("already", code=cohort.code)
         if cohort.status != "running":
             raise Refused("not_running", code=cohort.code, status=cohort.status)
-        async with self.deps.store.transaction() as tx:
+        async with self.deps.uow(CohortsTx).transaction() as tx:
             now = self.deps.clock.now()
             await pause_within(tx, cohort, PauseReason("paused_by_leader"), now)
             await tx.commit()
@@ -91,7 +86,7 @@ class ResumeCohort:
             missing = await self.deps.messenger.missing_rights(cohort.warmup_chat_id, WARMUP_RIGHTS)
             if missing:
                 raise Refused("still_missing", missing=tuple(missing))
-        async with self.deps.store.transaction() as tx:
+        async with self.deps.uow(CohortsTx).transaction() as tx:
             await tx.cohorts.set_status(cohort.id, "running", None, self.deps.clock.now())
             await tx.commit()
         return cohort
@@ -104,7 +99,7 @@ class FollowMigration:
         self.deps = deps
 
     async def __call__(self, old_chat_id: int, new_chat_id: int) -> list[int]:
-        async with self.deps.store.transaction() as tx:
+        async with self.deps.uow(CohortsTx).transaction() as tx:
             moved = await tx.cohorts.move_chat(old_chat_id, new_chat_id)
             await tx.links.move_chat(old_chat_id, new_chat_id)
             await tx.commit()
@@ -122,7 +117,7 @@ class GroupLost:
         self, chat_id: int, why: LostGroup, missing: Sequence[Right] = ()
     ) -> CohortRecord | None:
         now = self.deps.clock.now()
-        async with self.deps.store.transaction() as tx:
+        async with self.deps.uow(CohortsTx).transaction() as tx:
             cohort = await tx.cohorts.by_chat(chat_id)
             if cohort is None or cohort.status != "running":
                 return None

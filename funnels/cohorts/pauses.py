@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal, get_args
 
-from funnels.ports import Right
+from funnels.kernel.messaging import Right
 
 PauseCode = Literal["paused_by_leader", "removed", "demoted", "cannot_post"]
 
@@ -29,7 +29,7 @@ class PauseReason:
 
     code: PauseCode | None
     missing: tuple[str, ...] = ()
-    """Names of :data:`funnels.ports.Right` the bot lost; only with ``demoted``."""
+    """Names of :data:`funnels.kernel.messaging.Right` the bot lost; only with ``demoted``."""
     note: str | None = None
     """Free text stored without a code; only when ``code`` is None."""
 

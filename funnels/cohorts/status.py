@@ -6,13 +6,11 @@ from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
 from funnels.cohorts.lifecycle import leaders_cohort
+from funnels.cohorts.ports import CohortsTx
 from funnels.deps import Deps
 from funnels.kernel.actor import Actor
+from funnels.kernel.records import CohortRecord, StepRunRecord
 from funnels.kernel.stages import Stage
-from funnels.ports import (
-    CohortRecord,
-    StepRunRecord,
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,7 +34,7 @@ class CohortStatus:
         script = self.deps.scripts.get(cohort)
         today = self.deps.clock.now().astimezone(ZoneInfo(cohort.timezone)).date()
         day = (today - cohort.start_date).days + 1
-        async with self.deps.store.transaction() as tx:
+        async with self.deps.uow(CohortsTx).transaction() as tx:
             counts = await tx.members.stage_counts(cohort.id)
             next_step = await tx.steps.next_pending(cohort.id)
             attention = await tx.steps.attention(cohort.id)
@@ -48,3 +46,14 @@ class CohortStatus:
             next_step,
             attention,
         )
+
+
+class CohortOfChat:
+    """The cohort a group belongs to (warm-up or task group), if any."""
+
+    def __init__(self, deps: Deps) -> None:
+        self.deps = deps
+
+    async def __call__(self, chat_id: int) -> CohortRecord | None:
+        async with self.deps.uow(CohortsTx).transaction() as tx:
+            return await tx.cohorts.by_chat(chat_id)

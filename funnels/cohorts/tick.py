@@ -14,15 +14,10 @@ from datetime import timedelta
 from funnels.cohorts.executors import Postponed, StepExecutor
 from funnels.cohorts.lifecycle import pause_within, tell_leader_lost
 from funnels.cohorts.pauses import PauseReason
+from funnels.cohorts.ports import CohortsTx
 from funnels.deps import Deps
-from funnels.ports import (
-    ChatUnavailable,
-    CohortRecord,
-    DeliveryError,
-    StepRunRecord,
-    Transaction,
-)
-from funnels.scripts.planner import PlanKind
+from funnels.kernel.messaging import ChatUnavailable, DeliveryError
+from funnels.kernel.records import CohortRecord, PlanKind, StepRunRecord
 from funnels.warmup.admissions import AnnounceResponders
 from funnels.warmup.envelopes import CloseFullEnvelopes
 
@@ -96,7 +91,7 @@ class RunDueSteps:
             return report
         report.closed_envelopes = await CloseFullEnvelopes(self.deps)()
         await AnnounceResponders(self.deps)()
-        async with self.deps.store.transaction() as tx:
+        async with self.deps.uow(CohortsTx).transaction() as tx:
             report.finished_cohorts = await tx.cohorts.finish_due(self.deps.clock.now())
             await tx.commit()
         return report
@@ -108,7 +103,7 @@ class RunDueSteps:
         With ``expire``, runs whose lease ran out first become ``unknown`` (in the same
         transaction: one round trip when nothing is due)."""
         now = self.deps.clock.now()
-        async with self.deps.store.transaction() as tx:
+        async with self.deps.uow(CohortsTx).transaction() as tx:
             if expire:
                 expired = await tx.steps.expire_leases(now)
                 report.unknown += len(expired)
@@ -123,7 +118,7 @@ class RunDueSteps:
         return claimed[0], cohort
 
     @staticmethod
-    async def _hold_later_parts(tx: Transaction, run: StepRunRecord) -> None:
+    async def _hold_later_parts(tx: CohortsTx, run: StepRunRecord) -> None:
         """A talk part in doubt or failed: its later parts wait for a decision rather
         than go on without it (the claim would not take them anyway; ``held`` says why)."""
         if run.kind is PlanKind.TALK_PART:
@@ -146,12 +141,12 @@ class RunDueSteps:
         try:
             outcome.update(await self.execute(run, cohort, script))
         except Postponed as later:
-            async with self.deps.store.transaction() as tx:
+            async with self.deps.uow(CohortsTx).transaction() as tx:
                 await tx.steps.postpone(run.id, later.until)
                 await tx.commit()
             return "postponed"
         except ChatUnavailable as exc:
-            async with self.deps.store.transaction() as tx:
+            async with self.deps.uow(CohortsTx).transaction() as tx:
                 await tx.steps.release_claim(run.id)  # nothing was sent: run it on resume
                 # The code, not Telegram's English words: /status says it in the reader's
                 # language.
@@ -172,7 +167,7 @@ class RunDueSteps:
     async def _finish(
         self, run: StepRunRecord, status: str, outcome: dict[str, object], error: str | None
     ) -> None:
-        async with self.deps.store.transaction() as tx:
+        async with self.deps.uow(CohortsTx).transaction() as tx:
             await tx.steps.finish(run.id, status, self.deps.clock.now(), outcome, error)  # type: ignore[arg-type]
             if status in ("unknown", "failed"):
                 await self._hold_later_parts(tx, run)

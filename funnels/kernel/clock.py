@@ -9,7 +9,7 @@ from typing import Protocol
 
 
 class ManualClock:
-    """:class:`funnels.ports.Clock` that only moves when told to, and never backwards."""
+    """:class:`funnels.kernel.clock.Clock` that only moves when told to, and never backwards."""
 
     def __init__(self, start: datetime) -> None:
         if start.tzinfo is None:

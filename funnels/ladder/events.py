@@ -14,17 +14,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from funnels.deps import Deps
+from funnels.kernel.messaging import RewardNotice
 from funnels.kernel.money import to_minor
+from funnels.kernel.records import CohortRecord, IncomingEvent, LedgerCredit, MemberRef
 from funnels.kernel.stages import ROLE_FOR_PROMOTION, STAGE_FOR_PROMOTION, Stage
 from funnels.ladder.goals import contributions, evaluate
-from funnels.ports import (
-    CohortRecord,
-    IncomingEvent,
-    LedgerCredit,
-    MemberRef,
-    RewardNotice,
-    Transaction,
-)
+from funnels.ladder.ports import LadderTx
 from funnels.scripts.model import Task
 
 
@@ -78,7 +73,7 @@ class IngestEvents:
     async def __call__(self, source: str, events: Sequence[IncomingEvent]) -> IngestResult:
         result = IngestResult()
         now = self.deps.clock.now()
-        async with self.deps.store.transaction() as tx:
+        async with self.deps.uow(LadderTx).transaction() as tx:
             new_rows = await tx.events.store(source, events, now)
             result.accepted = len(new_rows)
             result.duplicates = len(events) - len(new_rows)
@@ -119,7 +114,7 @@ class IngestEvents:
 
     async def _load(
         self,
-        tx: Transaction,
+        tx: LadderTx,
         resolved: Sequence[tuple[int, IncomingEvent, MemberRef | None]],
         now: datetime,
     ) -> _Batch:
@@ -166,7 +161,7 @@ class IngestEvents:
 
     async def _apply(
         self,
-        tx: Transaction,
+        tx: LadderTx,
         batch: _Batch,
         member: MemberRef,
         event: IncomingEvent,
@@ -214,7 +209,7 @@ class IngestEvents:
 
     async def _complete(
         self,
-        tx: Transaction,
+        tx: LadderTx,
         batch: _Batch,
         cohort: CohortRecord,
         member: MemberRef,

@@ -9,6 +9,7 @@ from typing import Literal
 from funnels.deps import Deps
 from funnels.kernel.actor import Actor
 from funnels.ladder.goals import LeafProgress, describe_progress
+from funnels.ladder.ports import LadderTx
 
 
 class Balance:
@@ -16,7 +17,7 @@ class Balance:
         self.deps = deps
 
     async def __call__(self, member: Actor) -> dict[str, int]:
-        async with self.deps.store.transaction() as tx:
+        async with self.deps.uow(LadderTx).transaction() as tx:
             user = await tx.users.by_telegram(member.telegram_id)
             return await tx.ledger.balance(user.user_id) if user else {}
 
@@ -46,7 +47,7 @@ class MyTasks:
         self.deps = deps
 
     async def __call__(self, member: Actor) -> TaskLadder | None:
-        async with self.deps.store.transaction() as tx:
+        async with self.deps.uow(LadderTx).transaction() as tx:
             user = await tx.users.by_telegram(member.telegram_id)
             cohort_id = await tx.members.current_cohort(user.user_id) if user else None
             cohort = await tx.cohorts.get(cohort_id) if cohort_id else None

@@ -20,8 +20,10 @@ from typing import Literal
 from funnels.cohorts.lifecycle import leaders_cohort
 from funnels.deps import Deps
 from funnels.kernel.actor import Actor
+from funnels.kernel.messaging import DeliveryError
+from funnels.kernel.records import CohortRecord, StepRunRecord
 from funnels.kernel.refusals import Refused
-from funnels.ports import CohortRecord, DeliveryError, StepRunRecord, Transaction
+from funnels.ops.ports import OpsTx
 
 RETRYABLE = ("unknown", "failed", "skipped")
 SKIPPABLE = ("unknown", "failed")
@@ -44,7 +46,7 @@ def _plausible(text: str, longest: int) -> bool:
     return 0 < len(text) <= longest and text.isprintable() and not any(c.isspace() for c in text)
 
 
-async def _cohort(tx: Transaction, code: str) -> CohortRecord:
+async def _cohort(tx: OpsTx, code: str) -> CohortRecord:
     code = code.strip().upper()
     cohort = await tx.cohorts.by_code(code) if _plausible(code, _MAX_CODE) else None
     if cohort is None:
@@ -52,7 +54,7 @@ async def _cohort(tx: Transaction, code: str) -> CohortRecord:
     return cohort
 
 
-async def _step(tx: Transaction, cohort: CohortRecord, key: str) -> StepRunRecord:
+async def _step(tx: OpsTx, cohort: CohortRecord, key: str) -> StepRunRecord:
     key = key.strip()
     run = await tx.steps.get(cohort.id, key) if _plausible(key, _MAX_KEY) else None
     if run is None:
@@ -72,7 +74,7 @@ async def _step(tx: Transaction, cohort: CohortRecord, key: str) -> StepRunRecor
 
 
 async def _refuse_changed(
-    tx: Transaction, run: StepRunRecord, code: Literal["cannot_retry", "cannot_skip"]
+    tx: OpsTx, run: StepRunRecord, code: Literal["cannot_retry", "cannot_skip"]
 ) -> Refused:
     """The refusal for a run not (or no longer: another process decided first) in a
     state that allows the decision, with the state it is in now."""
@@ -81,7 +83,7 @@ async def _refuse_changed(
 
 
 async def _resume_held(
-    tx: Transaction, run: StepRunRecord, now: datetime, anchor: datetime | None
+    tx: OpsTx, run: StepRunRecord, now: datetime, anchor: datetime | None
 ) -> list[str]:
     """Let the talk parts held behind ``run`` go on. Their due times move by how late the
     decision came, measured from ``anchor`` (the retried part's old due time) or else from
@@ -112,7 +114,7 @@ class RetryStep:
 
     async def __call__(self, code: str, key: str, *, by: str) -> Decided:
         now = self.deps.clock.now()
-        async with self.deps.store.transaction() as tx:
+        async with self.deps.uow(OpsTx).transaction() as tx:
             cohort = await _cohort(tx, code)
             run = await _step(tx, cohort, key)
             if run.status not in RETRYABLE or not await tx.steps.retry(cohort.id, run.key, now, by):
@@ -131,7 +133,7 @@ class SkipStep:
 
     async def __call__(self, code: str, key: str, *, by: str) -> Decided:
         now = self.deps.clock.now()
-        async with self.deps.store.transaction() as tx:
+        async with self.deps.uow(OpsTx).transaction() as tx:
             cohort = await _cohort(tx, code)
             run = await _step(tx, cohort, key)
             skipped = run.status in SKIPPABLE and await tx.steps.skip(
@@ -165,7 +167,7 @@ class StepsNeedingAttention:
         self.deps = deps
 
     async def __call__(self, code: str) -> tuple[CohortRecord, list[StepRunRecord]]:
-        async with self.deps.store.transaction() as tx:
+        async with self.deps.uow(OpsTx).transaction() as tx:
             cohort = await _cohort(tx, code)
             return cohort, await tx.steps.attention(cohort.id)
 

@@ -4,18 +4,17 @@ from __future__ import annotations
 
 from funnels.deps import Deps
 from funnels.kernel.actor import Actor
+from funnels.kernel.records import RegionRecord
 from funnels.kernel.refusals import Refused
 from funnels.kernel.stages import Role
+from funnels.people.ports import PeopleTx
 from funnels.people.users import user_id_of
-from funnels.ports import (
-    RegionRecord,
-)
 
 
 async def leader_id_of(deps: Deps, actor: Actor, is_admin: bool, refusal: str) -> int:
     """The user id of a leader (or an admin) acting; ``Refused(refusal)`` for anyone else.
     The one check of who may lead, shared by the commands that need it."""
-    async with deps.store.transaction() as tx:
+    async with deps.uow(PeopleTx).transaction() as tx:
         user_id = await user_id_of(tx, actor, deps.clock.now())
         await tx.commit()
         role = await tx.users.role(user_id)
@@ -39,7 +38,7 @@ class GrantLeader:
     async def __call__(self, *, target: Actor, region_code: str, is_admin: bool) -> RegionRecord:
         self.authorize(is_admin=is_admin)
         now = self.deps.clock.now()
-        async with self.deps.store.transaction() as tx:
+        async with self.deps.uow(PeopleTx).transaction() as tx:
             region = await tx.regions.by_code(region_code.upper())
             if region is None:
                 codes = ", ".join(r.code for r in await tx.regions.all()) or "-"

@@ -6,12 +6,10 @@ from typing import Literal
 
 from funnels.deps import Deps
 from funnels.kernel.actor import Actor
+from funnels.kernel.messaging import DeliveryError
+from funnels.kernel.records import CohortRecord, InviteLinkRecord
+from funnels.people.ports import PeopleTx
 from funnels.people.users import user_id_of
-from funnels.ports import (
-    CohortRecord,
-    DeliveryError,
-    InviteLinkRecord,
-)
 
 
 async def new_invite_link(
@@ -32,7 +30,7 @@ async def new_invite_link(
         )
     except DeliveryError:
         return None
-    async with deps.store.transaction() as tx:
+    async with deps.uow(PeopleTx).transaction() as tx:
         await tx.links.add(
             InviteLinkRecord(link, chat_id, cohort.id, owner_id, kind), deps.clock.now()
         )
@@ -49,7 +47,7 @@ class MemberLink:
 
     async def __call__(self, actor: Actor) -> str | None:
         now = self.deps.clock.now()
-        async with self.deps.store.transaction() as tx:
+        async with self.deps.uow(PeopleTx).transaction() as tx:
             user_id = await user_id_of(tx, actor, now)
             await tx.commit()
             cohort_id = await tx.members.latest_cohort(user_id)

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 from funnels.deps import Deps
+from funnels.kernel.records import RegionRecord
 from funnels.kernel.refusals import AlreadyExists, Refused
 from funnels.kernel.text import cut
 from funnels.kernel.zones import find_zone
-from funnels.ports import (
-    RegionRecord,
-)
+from funnels.people.ports import PeopleTx
 
 
 class AddRegion:
@@ -28,7 +27,7 @@ class AddRegion:
             raise Refused("bad_region_name", name=cut(name, 40))
         if weekly_target < 0:
             raise Refused("bad_region", code=code)
-        async with self.deps.store.transaction() as tx:
+        async with self.deps.uow(PeopleTx).transaction() as tx:
             try:
                 region = await tx.regions.add(
                     code.strip().upper(), name, timezone, weekly_target, self.deps.clock.now()

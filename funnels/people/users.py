@@ -6,13 +6,12 @@ from datetime import datetime
 
 from funnels.deps import Deps
 from funnels.kernel.actor import Actor
-from funnels.ports import (
-    MemberRef,
-    Transaction,
-)
+from funnels.kernel.records import MemberRef
+from funnels.people.ports import KnowsUsers, PeopleTx
 
 
-async def user_id_of(tx: Transaction, actor: Actor, at: datetime) -> int:
+async def user_id_of(tx: KnowsUsers, actor: Actor, at: datetime) -> int:
+    """The user id of whoever acts, made for them on first sight (inside ``tx``)."""
     return (await tx.users.ensure_user(actor.telegram_id, actor.name, actor.language, at)).user_id
 
 
@@ -24,7 +23,7 @@ class ChooseLocale:
 
     async def __call__(self, member: Actor, locale: str) -> MemberRef:
         now = self.deps.clock.now()
-        async with self.deps.store.transaction() as tx:
+        async with self.deps.uow(PeopleTx).transaction() as tx:
             user = await tx.users.ensure_user(member.telegram_id, member.name, member.language, now)
             await tx.users.set_locale(user.user_id, locale)
             await tx.commit()
@@ -39,7 +38,7 @@ class StartedBot:
 
     async def __call__(self, member: Actor) -> MemberRef:
         now = self.deps.clock.now()
-        async with self.deps.store.transaction() as tx:
+        async with self.deps.uow(PeopleTx).transaction() as tx:
             user = await tx.users.ensure_user(member.telegram_id, member.name, member.language, now)
             await tx.users.set_reachable(member.telegram_id, True, now)
             await tx.commit()
@@ -54,6 +53,22 @@ class MarkUnreachable:
         self.deps = deps
 
     async def __call__(self, telegram_id: int) -> None:
-        async with self.deps.store.transaction() as tx:
+        async with self.deps.uow(PeopleTx).transaction() as tx:
             await tx.users.set_reachable(telegram_id, False, self.deps.clock.now())
             await tx.commit()
+
+
+class MeetUser:
+    """Whoever writes or taps: known from now on (made on first sight), with the locale
+    they read in."""
+
+    def __init__(self, deps: Deps) -> None:
+        self.deps = deps
+
+    async def __call__(self, actor: Actor) -> MemberRef:
+        async with self.deps.uow(PeopleTx).transaction() as tx:
+            ref = await tx.users.ensure_user(
+                actor.telegram_id, actor.name, actor.language, self.deps.clock.now()
+            )
+            await tx.commit()
+        return ref

@@ -21,36 +21,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
-from enum import StrEnum
 from zoneinfo import ZoneInfo
 
+from funnels.kernel.records import PlanKind, PlanStage
 from funnels.scripts.model import Script, Step
-
-
-class PlanKind(StrEnum):
-    """What a step run does when it falls due (stored by value in ``step_runs.kind``)."""
-
-    POST = "post"
-    TALK_PART = "talk_part"
-    RED_ENVELOPE = "red_envelope"
-    ENVELOPE_CLOSE = "envelope_close"
-    PITCH = "pitch"
-    PITCH_CLOSE = "pitch_close"
-    TASK_UNLOCK = "task_unlock"
-
-    @property
-    def speaks(self) -> bool:
-        """Whether the run posts a script step into the warm-up group (a post, a talk's
-        part, an envelope, the pitch): what the late policy and the timeline concern."""
-        return self in _SPEAKING
-
-
-_SPEAKING = frozenset({PlanKind.POST, PlanKind.TALK_PART, PlanKind.RED_ENVELOPE, PlanKind.PITCH})
-
-
-class PlanStage(StrEnum):
-    WARMUP = "warmup"
-    TASKS = "tasks"
 
 
 @dataclass(frozen=True, slots=True)

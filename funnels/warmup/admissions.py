@@ -6,8 +6,9 @@ from typing import Literal
 
 from funnels.deps import Deps
 from funnels.kernel.actor import Actor
+from funnels.kernel.messaging import AdmissionNotice, AdmissionsOpen, DeliveryError
 from funnels.kernel.stages import Stage
-from funnels.ports import AdmissionNotice, AdmissionsOpen, DeliveryError
+from funnels.warmup.ports import WarmupTx
 
 AdmitOutcome = Literal["admitted", "already", "not_replied", "no_cohort"]
 
@@ -19,7 +20,7 @@ class AdmitMember:
         self.deps = deps
 
     async def __call__(self, cohort_id: int, user_id: int) -> AdmitOutcome:
-        async with self.deps.store.transaction() as tx:
+        async with self.deps.uow(WarmupTx).transaction() as tx:
             cohort = await tx.cohorts.get(cohort_id)
             if cohort is None:
                 return "no_cohort"
@@ -46,7 +47,7 @@ class DecideJoinRequest:
 
     async def __call__(self, chat_id: int, member: Actor) -> JoinRequestOutcome:
         now = self.deps.clock.now()
-        async with self.deps.store.transaction() as tx:
+        async with self.deps.uow(WarmupTx).transaction() as tx:
             cohort = await tx.cohorts.by_chat(chat_id)
             user = await tx.users.ensure_user(member.telegram_id, member.name, member.language, now)
             await tx.commit()
@@ -82,7 +83,7 @@ class AnnounceResponders:
 
     async def __call__(self) -> None:
         now = self.deps.clock.now()
-        async with self.deps.store.transaction() as tx:
+        async with self.deps.uow(WarmupTx).transaction() as tx:
             cohorts = await tx.cohorts.open_pitches()
         for cohort in cohorts:
             if cohort.warmup_chat_id is None:
@@ -90,7 +91,7 @@ class AnnounceResponders:
             previous = cohort.admissions_noted_at
             if previous is not None and now - previous < self.deps.admissions_every:
                 continue
-            async with self.deps.store.transaction() as tx:
+            async with self.deps.uow(WarmupTx).transaction() as tx:
                 new, total = await tx.members.responders_since(cohort.id, previous)
                 # Compare-and-set on the stamp: of several ticking processes, one sends.
                 if new == 0 or not await tx.cohorts.note_admissions(cohort.id, previous, now):

@@ -6,10 +6,9 @@ from collections.abc import Mapping
 from zoneinfo import ZoneInfo
 
 from funnels.deps import Deps
+from funnels.kernel.records import UpdateBatch
 from funnels.kernel.stages import Stage
-from funnels.ports import (
-    UpdateBatch,
-)
+from funnels.warmup.ports import WarmupTx
 
 
 class RecordActivity:
@@ -21,7 +20,7 @@ class RecordActivity:
 
     async def __call__(self, chat_id: int, counts: Mapping[int, int]) -> None:
         now = self.deps.clock.now()
-        async with self.deps.store.transaction() as tx:
+        async with self.deps.uow(WarmupTx).transaction() as tx:
             cohort = await tx.cohorts.by_chat(chat_id)
             if cohort is None or cohort.warmup_chat_id != chat_id:
                 return
@@ -46,7 +45,7 @@ class RecordChatter:
     ) -> int:
         now = self.deps.clock.now()
         by_user: dict[int, int] = {}
-        async with self.deps.store.transaction() as tx:
+        async with self.deps.uow(WarmupTx).transaction() as tx:
             cohort = await tx.cohorts.by_chat(chat_id)
             if cohort is not None and cohort.warmup_chat_id == chat_id:
                 _, known = await tx.users.resolve_many([], list(counts))

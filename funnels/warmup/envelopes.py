@@ -9,17 +9,12 @@ import random
 from collections.abc import Sequence
 
 from funnels.deps import Deps
+from funnels.kernel.messaging import DeliveryError, EnvelopeOffer, EnvelopeSummary
 from funnels.kernel.money import to_minor
+from funnels.kernel.records import CohortRecord, LedgerCredit, ShareClaim
 from funnels.kernel.stages import Stage
-from funnels.ports import (
-    CohortRecord,
-    DeliveryError,
-    EnvelopeOffer,
-    EnvelopeSummary,
-    LedgerCredit,
-    ShareClaim,
-)
 from funnels.scripts.model import Script
+from funnels.warmup.ports import WarmupTx
 
 
 def split(total: int, shares: int, min_share: int, rng: random.Random) -> list[int]:
@@ -94,7 +89,7 @@ class OpenEnvelope:
             random.Random(envelope_seed(cohort.id, step_id)),
         )
         now = self.deps.clock.now()
-        async with self.deps.store.transaction() as tx:
+        async with self.deps.uow(WarmupTx).transaction() as tx:
             envelope = await tx.envelopes.by_step(cohort.id, step_id)
             if envelope is None:
                 if not await tx.cohorts.reserve(cohort.id, total):
@@ -116,7 +111,7 @@ class OpenEnvelope:
             cohort.timezone,
         )
         message_id = await self.deps.messenger.send(chat, offer)
-        async with self.deps.store.transaction() as tx:
+        async with self.deps.uow(WarmupTx).transaction() as tx:
             await tx.envelopes.set_message(envelope.id, chat, message_id)
             await tx.commit()
         return {"message_id": message_id, "envelope_id": envelope.id}
@@ -137,7 +132,7 @@ class ClaimShares:
         """``close=False``: the caller closes the envelope after the last share itself
         (the bot answers the taps first; the summary edit may wait for a send slot)."""
         now = self.deps.clock.now()
-        async with self.deps.store.transaction() as tx:
+        async with self.deps.uow(WarmupTx).transaction() as tx:
             claims = await tx.envelopes.claim_many(envelope_id, user_ids, now)
             won = {u: c for u, c in claims.items() if c.outcome == "claimed"}
             if not won:
@@ -186,7 +181,7 @@ class CloseEnvelope:
 
     async def __call__(self, envelope_id: int) -> bool:
         now = self.deps.clock.now()
-        async with self.deps.store.transaction() as tx:
+        async with self.deps.uow(WarmupTx).transaction() as tx:
             envelope = await tx.envelopes.close(envelope_id, now)
             if envelope is None:
                 return False
@@ -231,7 +226,7 @@ class CloseFullEnvelopes:
         self.deps = deps
 
     async def __call__(self, limit: int = 50) -> list[int]:
-        async with self.deps.store.transaction() as tx:
+        async with self.deps.uow(WarmupTx).transaction() as tx:
             full = await tx.envelopes.full_and_open(limit)
         close = CloseEnvelope(self.deps)
         return [envelope_id for envelope_id in full if await close(envelope_id)]

@@ -10,8 +10,9 @@ from typing import Literal
 
 from funnels.deps import Deps
 from funnels.kernel.actor import Actor
-from funnels.ports import Arrival, CohortRecord, MemberRef, Seat, Transaction
+from funnels.kernel.records import Arrival, CohortRecord, MemberRef, Seat
 from funnels.warmup.admissions import AdmitMember, AdmitOutcome
+from funnels.warmup.ports import WarmupTx
 
 JoinOutcome = Seat | Literal["no_cohort"]
 
@@ -27,7 +28,7 @@ class RecordJoin:
         self.deps = deps
 
     async def __call__(self, chat_id: int, arrivals: Sequence[Arrival]) -> dict[int, JoinOutcome]:
-        async with self.deps.store.transaction() as tx:
+        async with self.deps.uow(WarmupTx).transaction() as tx:
             cohort = await tx.cohorts.by_chat(chat_id)
             if cohort is None or cohort.warmup_chat_id != chat_id:
                 return {a.user_id: "no_cohort" for a in arrivals}
@@ -43,7 +44,7 @@ class RecordLeave:
         self.deps = deps
 
     async def __call__(self, chat_id: int, user_id: int) -> None:
-        async with self.deps.store.transaction() as tx:
+        async with self.deps.uow(WarmupTx).transaction() as tx:
             cohort = await tx.cohorts.by_chat(chat_id)
             if cohort is not None and cohort.warmup_chat_id == chat_id:
                 await tx.members.leave(cohort.id, user_id, self.deps.clock.now())
@@ -81,7 +82,7 @@ class MemberJoined:
         added_by: Actor | None = None,
     ) -> Joined:
         now = self.deps.clock.now()
-        async with self.deps.store.transaction() as tx:
+        async with self.deps.uow(WarmupTx).transaction() as tx:
             cohort = await tx.cohorts.by_chat(chat_id)
             user = await tx.users.ensure_user(member.telegram_id, member.name, member.language, now)
             if cohort is None or cohort.task_chat_id == chat_id:
@@ -98,7 +99,7 @@ class MemberJoined:
 
     async def _join_warmup(
         self,
-        tx: Transaction,
+        tx: WarmupTx,
         cohort: CohortRecord,
         user: MemberRef,
         member: Actor,

@@ -5,9 +5,8 @@ from __future__ import annotations
 from typing import Literal
 
 from funnels.deps import Deps
-from funnels.ports import (
-    CohortRecord,
-)
+from funnels.kernel.records import CohortRecord
+from funnels.warmup.ports import WarmupTx
 
 ReplyOutcome = Literal["recorded", "already", "not_answer", "closed", "not_member", "no_cohort"]
 
@@ -33,11 +32,11 @@ class RecordReply:
             and scripts.matcher(cohort)(text)
         ):
             opened_since = now - scripts.reply_window(cohort)
-            async with self.deps.store.transaction() as tx:
+            async with self.deps.uow(WarmupTx).transaction() as tx:
                 if await tx.members.record_reply(cohort.id, user_id, now, opened_since):
                     await tx.commit()
                     return "recorded"
-        async with self.deps.store.transaction() as tx:
+        async with self.deps.uow(WarmupTx).transaction() as tx:
             cohort = await tx.cohorts.by_chat(chat_id)
             if cohort is None or cohort.warmup_chat_id != chat_id:
                 return "no_cohort"

@@ -54,14 +54,15 @@ from aiogram.types import CallbackQuery
 from pydantic import SecretStr
 from sqlalchemy import func, select
 
+from bot.composition import build_inbox, build_services
 from bot.service import settle_heap
 from bot.settings import Settings
-from bot.telegram.app import build_bot, build_dispatcher, build_inbox
-from bot.telegram.services import build_services
+from bot.telegram.app import build_bot, build_dispatcher
 from bot.telegram.throttle import Limits, Window
 from funnels.cohorts.launch import StartCohort
 from funnels.kernel.clock import ManualClock
-from funnels.ports import Arrival, EnvelopeOffer
+from funnels.kernel.messaging import EnvelopeOffer
+from funnels.kernel.records import Arrival
 from funnels.scripts.library import DEFAULT_SCRIPT, script_path
 from funnels.scripts.loader import load_script
 from funnels.warmup.envelopes import split

@@ -35,11 +35,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from pydantic import SecretStr
 from sqlalchemy import func, select
 
+from bot.composition import build_inbox, build_services
 from bot.service import settle_heap
 from bot.settings import Settings
-from bot.telegram.app import allowed_updates, build_bot, build_dispatcher, build_inbox
+from bot.telegram.app import allowed_updates, build_bot, build_dispatcher
 from bot.telegram.polling import Poller
-from bot.telegram.services import build_services
 from bot.telegram.throttle import Limits, Window
 from funnels.cohorts.launch import StartCohort
 from funnels.kernel.clock import ManualClock

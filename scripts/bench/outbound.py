@@ -42,7 +42,8 @@ from bot.telegram.messenger import TelegramMessenger
 from bot.telegram.render import Renderer
 from bot.telegram.shared_throttle import SharedThrottle
 from bot.telegram.throttle import Limits, Throttle, Throttling
-from funnels.ports import MemberRef, RewardNotice, ScriptPost
+from funnels.kernel.messaging import RewardNotice, ScriptPost
+from funnels.kernel.records import MemberRef
 from tests.botapi import LocalBotAPI
 
 TOKEN = "4242:BENCH"

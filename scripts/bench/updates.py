@@ -50,11 +50,11 @@ from pydantic import SecretStr
 from sqlalchemy import func, select, text
 from sqlalchemy.engine import make_url
 
+from bot.composition import build_inbox, build_services
 from bot.service import settle_heap
 from bot.settings import Settings
-from bot.telegram.app import build_bot, build_dispatcher, build_inbox
+from bot.telegram.app import build_bot, build_dispatcher
 from bot.telegram.inbox import UpdateInbox
-from bot.telegram.services import build_services
 from funnels.cohorts.tick import RunDueSteps
 from funnels.kernel.clock import ManualClock
 from funnels.people.regions import AddRegion

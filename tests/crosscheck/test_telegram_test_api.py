@@ -76,10 +76,10 @@ from aiogram.methods import Response, TelegramMethod
 from aiogram.methods.base import TelegramType
 from pydantic import SecretStr
 
+from bot.composition import build_services
 from bot.settings import Settings
 from bot.telegram.app import allowed_updates, build_bot, build_dispatcher
 from bot.telegram.i18n import Catalog
-from bot.telegram.services import build_services
 from funnels.kernel.clock import ManualClock
 from storage.db import create_engine
 from storage.uow import SqlStore

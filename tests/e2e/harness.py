@@ -17,9 +17,10 @@ from typing import Any
 from aiogram import Bot, Dispatcher
 from pydantic import SecretStr
 
+from bot.composition import build_services
 from bot.settings import Settings
 from bot.telegram.app import build_bot, build_dispatcher
-from bot.telegram.services import Services, build_services
+from bot.telegram.services import Services
 from bot.telegram.throttle import Limits, Window
 from funnels.cohorts.tick import RunDueSteps, TickReport
 from funnels.kernel.clock import ManualClock

@@ -15,7 +15,7 @@ from sqlalchemy import select
 
 from bot.telegram.i18n import Catalog
 from bot.telegram.throttle import Limits, Throttle, Window
-from funnels.ports import ScriptPost
+from funnels.kernel.messaging import ScriptPost
 from storage.models import Envelope, EnvelopeShare, User
 from storage.uow import SqlStore
 from tests.e2e.harness import ADMIN, LEADER, TASKS, WARMUP, Harness, running_bot

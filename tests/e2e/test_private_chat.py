@@ -7,9 +7,9 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from bot.telegram.i18n import Catalog
+from funnels.kernel.records import IncomingEvent
 from funnels.kernel.stages import Stage
 from funnels.ladder.events import IngestEvents
-from funnels.ports import IncomingEvent
 from storage.uow import SqlStore
 from tests.e2e.harness import ADMIN, LEADER, TASKS, WARMUP, running_bot
 

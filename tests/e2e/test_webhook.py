@@ -15,8 +15,8 @@ import httpx
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
+from bot.composition import build_inbox
 from bot.http.app import MAX_UPDATE_BYTES, TelegramWebhook, create_app
-from bot.telegram.app import build_inbox
 from bot.telegram.inbox import UpdateInbox
 from storage.uow import SqlStore
 from tests.e2e.harness import Harness, running_bot

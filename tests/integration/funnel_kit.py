@@ -36,9 +36,9 @@ from funnels.cohorts.launch import StartCohort
 from funnels.cohorts.tick import RunDueSteps, TickReport
 from funnels.deps import Deps
 from funnels.kernel.clock import ManualClock
+from funnels.kernel.records import Arrival, CohortRecord, IncomingEvent, MemberRef, StepRunRecord
 from funnels.kernel.stages import Stage
 from funnels.ladder.events import IngestEvents
-from funnels.ports import Arrival, CohortRecord, IncomingEvent, MemberRef, StepRunRecord
 from funnels.scripts.loader import LoadedScript, load_script_text
 from funnels.warmup.admissions import AdmitMember
 from funnels.warmup.chatter import RecordActivity

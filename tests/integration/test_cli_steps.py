@@ -10,7 +10,8 @@ from click.testing import Result
 from typer.testing import CliRunner
 
 from bot.cli import app
-from funnels.ports import CohortRecord, DeliveryError
+from funnels.kernel.messaging import DeliveryError
+from funnels.kernel.records import CohortRecord
 from tests.integration.funnel_kit import Kit, warmup_at
 
 

@@ -13,9 +13,7 @@ from funnels.cohorts.pauses import PauseReason
 from funnels.cohorts.tick import RunDueSteps
 from funnels.deps import Deps
 from funnels.kernel.actor import Actor
-from funnels.kernel.refusals import Refused
-from funnels.ops.steps import RetryStep
-from funnels.ports import (
+from funnels.kernel.messaging import (
     ChatUnavailable,
     DeliveryError,
     EnvelopeOffer,
@@ -23,6 +21,8 @@ from funnels.ports import (
     ScriptPost,
     TaskAnnouncement,
 )
+from funnels.kernel.refusals import Refused
+from funnels.ops.steps import RetryStep
 from tests.integration.funnel_kit import (
     ALL_KEYS,
     START,

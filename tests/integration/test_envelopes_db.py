@@ -10,8 +10,9 @@ import pytest
 from sqlalchemy import func, select
 
 from funnels.deps import Deps
+from funnels.kernel.messaging import EnvelopeOffer, EnvelopeSummary
+from funnels.kernel.records import CohortRecord, MemberRef
 from funnels.kernel.stages import Stage
-from funnels.ports import CohortRecord, EnvelopeOffer, EnvelopeSummary, MemberRef
 from funnels.warmup.envelopes import ClaimShare, CloseEnvelope
 from tests.integration.funnel_kit import (
     WARMUP_CHAT,

@@ -8,9 +8,10 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 
 from funnels.deps import Deps
+from funnels.kernel.messaging import RewardNotice
+from funnels.kernel.records import CohortRecord, IncomingEvent, MemberRef
 from funnels.kernel.stages import Role, Stage
 from funnels.ladder.events import IngestEvents
-from funnels.ports import CohortRecord, IncomingEvent, MemberRef, RewardNotice
 from tests.integration.funnel_kit import (
     TASK_CHAT,
     Kit,

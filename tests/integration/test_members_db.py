@@ -10,8 +10,9 @@ import pytest
 from sqlalchemy import select
 
 from funnels.deps import Deps
+from funnels.kernel.messaging import AdmissionsOpen, ScriptPost
+from funnels.kernel.records import Arrival
 from funnels.kernel.stages import Stage
-from funnels.ports import AdmissionsOpen, Arrival, ScriptPost
 from funnels.warmup.joins import RecordJoin
 from storage.models import MemberActivity
 from tests.integration.funnel_kit import (

@@ -16,9 +16,9 @@ from aiogram import Bot
 from pydantic import SecretStr
 from redis.asyncio import Redis
 
+from bot.composition import build_services
 from bot.settings import Settings
 from bot.telegram import shared_throttle
-from bot.telegram.services import build_services
 from bot.telegram.shared_throttle import SharedThrottle
 from bot.telegram.throttle import Limits, Throttle, Window
 from funnels.kernel.clock import ManualClock

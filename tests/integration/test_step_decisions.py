@@ -10,9 +10,10 @@ import pytest
 
 from funnels.cohorts.launch import StartCohort
 from funnels.kernel.actor import Actor
+from funnels.kernel.messaging import DeliveryError, ScriptPost
+from funnels.kernel.records import CohortRecord
 from funnels.kernel.refusals import Refused
 from funnels.ops.steps import DecideStepInGroup, RetryStep, SkipStep, StepsNeedingAttention
-from funnels.ports import CohortRecord, DeliveryError, ScriptPost
 from tests.integration.funnel_kit import START, WARMUP_CHAT, Kit, warmup_at
 
 PART_ONE = ScriptPost("Corner shops\n— Ana\n\nPart one of the talk.", None, "en")

@@ -12,7 +12,13 @@ import pytest
 
 from bot.telegram.offline import RecordingMessenger
 from funnels.cohorts.tick import RunDueSteps
-from funnels.ports import DeliveryError, EnvelopeOffer, EnvelopeSummary, Outgoing, ScriptPost
+from funnels.kernel.messaging import (
+    DeliveryError,
+    EnvelopeOffer,
+    EnvelopeSummary,
+    Outgoing,
+    ScriptPost,
+)
 from tests.integration.funnel_kit import (
     WARMUP_CHAT,
     Kit,

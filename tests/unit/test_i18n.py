@@ -14,7 +14,7 @@ from babel import Locale
 
 from bot.telegram.app import GROUP_ADMIN_COMMANDS, PRIVATE_COMMANDS
 from bot.telegram.i18n import DEFAULT, SUPPORTED, Catalog, CatalogError, negotiate
-from funnels.ports import StepStatus
+from funnels.kernel.records import StepStatus
 
 CALLBACK_KEYS = (
     "envelope.grabbed",

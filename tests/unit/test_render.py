@@ -9,8 +9,8 @@ import pytest
 from bot.telegram.i18n import Catalog
 from bot.telegram.render import Renderer
 from funnels.cohorts.pauses import PauseReason
+from funnels.kernel.messaging import CohortPaused
 from funnels.ladder.goals import describe_progress
-from funnels.ports import CohortPaused
 from funnels.scripts.model import Goal
 
 SALES = {"event": "order.paid", "sum": "amount", "at_least": "500.00"}

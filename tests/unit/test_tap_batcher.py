@@ -9,7 +9,7 @@ from collections.abc import Sequence
 import pytest
 
 from bot.telegram.services import TapBatcher
-from funnels.ports import ShareClaim
+from funnels.kernel.records import ShareClaim
 
 
 class FakeClaims:

@@ -15,7 +15,7 @@ from aiogram.types import Message, Update
 from bot.telegram.raw import WRITTEN, Said, Sender
 from bot.telegram.routers.filters import Migrated, PersonInGroup
 from bot.telegram.services import Services
-from funnels.ports import CohortRecord
+from funnels.kernel.records import CohortRecord
 from funnels.warmup.replies import RecordReply
 
 log = logging.getLogger("funnelbot.bot")

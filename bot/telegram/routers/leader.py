@@ -23,11 +23,11 @@ from funnels.cohorts.lifecycle import PauseCohort, ResumeCohort
 from funnels.cohorts.pauses import PauseReason
 from funnels.cohorts.status import CohortStatus
 from funnels.kernel.actor import Actor
+from funnels.kernel.records import StepRunRecord
 from funnels.kernel.refusals import Refused
 from funnels.kernel.stages import Stage
 from funnels.ops.steps import DecideStepInGroup
 from funnels.people.leaders import GrantLeader
-from funnels.ports import StepRunRecord
 from funnels.scripts.library import DEFAULT_SCRIPT, available_scripts, is_script_name, script_path
 from funnels.scripts.loader import LoadedScript, ScriptError, load_script
 

@@ -16,7 +16,7 @@ from aiogram.types import (
 from bot.telegram.i18n import negotiate
 from bot.telegram.services import Services
 from funnels.cohorts.lifecycle import GroupLost
-from funnels.ports import TASK_GROUP_RIGHTS, WARMUP_RIGHTS, Right
+from funnels.kernel.messaging import TASK_GROUP_RIGHTS, WARMUP_RIGHTS, Right
 from funnels.warmup.admissions import DecideJoinRequest
 from funnels.warmup.joins import MemberJoined, RecordLeave
 

@@ -1,0 +1,153 @@
+"""The composition root: the one place that builds the object graph.
+
+``funnelbot run``, the command line and the simulation all get their store, messenger,
+``Deps`` and (with a bot token) their Telegram side from here, so each is built one way:
+the embedded database is migrated before it is opened, the domain gets the same parts
+whoever drives it.
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import timedelta
+
+from aiogram import Bot
+from redis.asyncio import Redis
+
+from bot.clock import SystemClock
+from bot.settings import Settings
+from bot.telegram.app import FunnelDispatcher, build_bot, build_dispatcher
+from bot.telegram.direct_api import DirectBotAPI
+from bot.telegram.i18n import Catalog
+from bot.telegram.inbox import LEASE, Handlers, UpdateInbox
+from bot.telegram.messenger import TelegramMessenger
+from bot.telegram.offline import LoggingMessenger
+from bot.telegram.render import Renderer
+from bot.telegram.routers.envelopes import grab
+from bot.telegram.services import ActivityBuffer, ChatDirectory, Services, TapBatcher, UserDirectory
+from bot.telegram.shared_throttle import SharedThrottle
+from bot.telegram.slowmode import SlowMode
+from bot.telegram.throttle import Limits, Throttle, Throttling
+from funnels.cohorts.status import CohortOfChat
+from funnels.deps import Deps, ScriptCache
+from funnels.kernel.clock import Clock
+from funnels.kernel.messaging import Messenger
+from funnels.people.users import MarkUnreachable, MeetUser
+from funnels.warmup.envelopes import ClaimShares
+from storage.db import create_engine
+from storage.migrate import upgrade_async
+from storage.uow import SqlStore
+
+
+@asynccontextmanager
+async def open_store(url: str) -> AsyncIterator[SqlStore]:
+    """The store over the database at ``url``, closed on the way out. The embedded
+    SQLite database is migrated to the newest schema first; PostgreSQL is migrated
+    explicitly (``funnelbot migrate``), since several processes share it."""
+    if url.startswith("sqlite"):
+        await upgrade_async(url)
+    engine = create_engine(url)
+    try:
+        yield SqlStore(engine)
+    finally:
+        await engine.dispose()
+
+
+def build_deps(
+    store: SqlStore,
+    messenger: Messenger | None = None,
+    clock: Clock | None = None,
+    *,
+    scripts: ScriptCache | None = None,
+) -> Deps:
+    """What every use case gets. No messenger: what would be sent is logged."""
+    return Deps(
+        store=store,
+        messenger=messenger or LoggingMessenger(),
+        clock=clock or SystemClock(),
+        scripts=scripts or ScriptCache(),
+    )
+
+
+def build_services(
+    settings: Settings,
+    store: SqlStore,
+    clock: Clock,
+    bot: Bot,
+    *,
+    limits: Limits | None = None,
+    catalog: Catalog | None = None,
+    scripts: ScriptCache | None = None,
+) -> Services:
+    """The Telegram side's parts around one bot: the throttled messenger (limits shared
+    through Redis when several processes share the bot), the catalogue and renderer, the
+    caches the hot paths use, and ``Deps`` with that messenger."""
+    catalog = catalog or Catalog.load()
+    renderer = Renderer(catalog)
+    throttle: Throttling
+    if settings.redis_url:  # several processes share the bot: they share its limits
+        throttle = SharedThrottle(Redis.from_url(settings.redis_url), limits)
+    else:
+        throttle = Throttle(limits)
+    slow_mode = SlowMode()
+    messenger = TelegramMessenger(bot, renderer, throttle, slow_mode=slow_mode)
+    deps = build_deps(store, messenger, clock, scripts=scripts)
+    services = Services(
+        settings=settings,
+        deps=deps,
+        bot=bot,
+        catalog=catalog,
+        renderer=renderer,
+        messenger=messenger,
+        throttle=throttle,
+        slow_mode=slow_mode,
+        chats=ChatDirectory(CohortOfChat(deps)),
+        users=UserDirectory(MeetUser(deps)),
+        taps=TapBatcher(ClaimShares(deps)),
+        direct=DirectBotAPI(bot),
+        activity=ActivityBuffer(),
+    )
+    messenger.on_migrated = services.migrated
+    messenger.on_unreachable = MarkUnreachable(deps)
+    return services
+
+
+def build_inbox(store: SqlStore, services: Services, dp: FunnelDispatcher) -> UpdateInbox:
+    """The update inbox in front of the dispatcher (polling and the webhook feed it).
+
+    It names this process by host and HTTP port (no two processes on one host share a
+    port, and a restart keeps both), and holds an update long enough for three ticks,
+    since group chatter is marked handled when the tick writes its counts."""
+    bot = services.bot
+    settings = services.settings
+    return UpdateInbox(
+        store,
+        services.deps.clock,
+        bot.id,
+        Handlers(
+            update=lambda update: dp.feed_raw_update(bot, update),
+            tap=lambda tap: grab(tap, services),
+            deferred=services.activity.holds,
+        ),
+        owner=f"{socket.gethostname()[:50]}:{settings.http_port}",
+        lease=max(LEASE, timedelta(seconds=3 * settings.tick_seconds)),
+    )
+
+
+@dataclass
+class TelegramSide:
+    bot: Bot
+    services: Services
+    dispatcher: FunnelDispatcher
+    inbox: UpdateInbox
+
+
+def build_telegram(settings: Settings, store: SqlStore, clock: Clock) -> TelegramSide:
+    """The bot, its services, the dispatcher with the routers, and the update inbox."""
+    bot = build_bot(settings)
+    services = build_services(settings, store, clock, bot)
+    dp = build_dispatcher(services)
+    return TelegramSide(bot, services, dp, build_inbox(store, services, dp))

@@ -1,0 +1,128 @@
+"""What the cohorts slice asks of storage (launching, ticking, pausing and reporting on
+cohorts): for each repository, only the methods its use cases call, and the unit of
+work that carries them."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Protocol
+
+from funnels.kernel.records import (
+    CohortRecord,
+    CohortStatus,
+    EnvelopeRecord,
+    MemberRef,
+    NewCohort,
+    StepRunRecord,
+    StepStatus,
+)
+from funnels.kernel.stages import Stage
+from funnels.scripts.planner import PlannedStep
+
+
+class Cohorts(Protocol):
+    async def bind_task_chat(self, cohort_id: int, chat_id: int) -> None: ...
+    async def by_chat(self, chat_id: int) -> CohortRecord | None: ...
+    async def by_code(self, code: str) -> CohortRecord | None: ...
+    async def close_pitch(self, cohort_id: int, at: datetime) -> None: ...
+    async def create(self, cohort: NewCohort, created_at: datetime) -> CohortRecord: ...
+    async def finish_due(self, now: datetime) -> list[int]:
+        """Running cohorts past their end with no open step: mark finished."""
+        ...
+
+    async def get(self, cohort_id: int) -> CohortRecord | None: ...
+    async def move_chat(self, old_chat_id: int, new_chat_id: int) -> list[int]:
+        """A group became a supergroup: rebind cohorts from the old chat id to the new
+        one; returns the cohorts moved."""
+        ...
+
+    async def open_pitch(self, cohort_id: int, at: datetime) -> None: ...
+    async def set_status(
+        self, cohort_id: int, status: CohortStatus, reason: str | None, at: datetime
+    ) -> None: ...
+
+
+class Envelopes(Protocol):
+    async def by_step(self, cohort_id: int, step_key: str) -> EnvelopeRecord | None: ...
+
+
+class Links(Protocol):
+    async def move_chat(self, old_chat_id: int, new_chat_id: int) -> None: ...
+
+
+class Members(Protocol):
+    async def stage_counts(self, cohort_id: int) -> dict[Stage, int]:
+        """How many members reached each stage (a member counts for every stage up to
+        the furthest reached; members who left count too)."""
+        ...
+
+
+class Steps(Protocol):
+    async def add_plan(self, cohort_id: int, steps: Sequence[PlannedStep]) -> int: ...
+    async def attention(self, cohort_id: int) -> list[StepRunRecord]:
+        """Runs whose outcome is unknown, that failed, or that are held waiting for a
+        decision on one of those: what ops should look at."""
+        ...
+
+    async def claim_due(
+        self, now: datetime, owner: str, lease_until: datetime, limit: int
+    ) -> list[StepRunRecord]:
+        """Lease up to ``limit`` pending runs due by ``now`` of running cohorts, oldest
+        first, skipping rows another process holds. A talk part is claimed only once
+        every earlier part of its talk is done or skipped, so parts go out in order."""
+        ...
+
+    async def expire_leases(self, now: datetime) -> list[StepRunRecord]:
+        """Runs whose lease ran out mid-send become ``unknown``; returns them."""
+        ...
+
+    async def finish(
+        self,
+        run_id: int,
+        status: StepStatus,
+        at: datetime,
+        outcome: Mapping[str, object] | None = None,
+        error: str | None = None,
+    ) -> None: ...
+    async def get(self, cohort_id: int, key: str) -> StepRunRecord | None: ...
+    async def hold_later_parts(self, cohort_id: int, source: str, part: int, reason: str) -> int:
+        """Pending parts after ``part`` of the talk ``source`` become ``held`` with
+        ``reason`` as their error; returns how many."""
+        ...
+
+    async def next_pending(self, cohort_id: int) -> StepRunRecord | None: ...
+    async def postpone(self, run_id: int, due_at: datetime) -> None:
+        """Back to pending with a later due time (nothing was done yet)."""
+        ...
+
+    async def release_claim(self, run_id: int) -> None:
+        """Back to pending (nothing was sent); used when a cohort pauses mid-tick."""
+        ...
+
+
+class Users(Protocol):
+    async def ensure_user(
+        self, telegram_id: int, name: str, language: str | None, at: datetime
+    ) -> MemberRef: ...
+    async def ref(self, user_id: int) -> MemberRef | None: ...
+    async def region(self, user_id: int) -> int | None: ...
+
+
+class CohortsTx(Protocol):
+    """One unit of work as the cohorts use cases see it."""
+
+    @property
+    def cohorts(self) -> Cohorts: ...
+    @property
+    def envelopes(self) -> Envelopes: ...
+    @property
+    def links(self) -> Links: ...
+    @property
+    def members(self) -> Members: ...
+    @property
+    def steps(self) -> Steps: ...
+    @property
+    def users(self) -> Users: ...
+
+    async def commit(self) -> None: ...

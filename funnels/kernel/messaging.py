@@ -1,0 +1,217 @@
+"""What the bot is asked to say, and the ``Messenger`` that says it.
+
+The domain hands the messenger a message type (a script post, an envelope offer, a
+notice to a member…), never words: the bot renders each one from its catalogues in
+the reader's language. ``DeliveryError`` says a send failed or may not have arrived."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Literal, Protocol
+
+from funnels.kernel.records import MemberRef
+
+# ---------------------------------------------------------------- outgoing messages
+
+
+class Attachment(Protocol):
+    """A photo, video or document sent with a text (a script's ``media``)."""
+
+    @property
+    def kind(self) -> str:
+        """``photo``, ``video`` or ``document``."""
+        ...
+
+    @property
+    def ref(self) -> str:
+        """A URL or a Telegram file id."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class ScriptPost:
+    """A post or talk part straight from the script."""
+
+    text: str
+    media: Attachment | None = None
+    locale: str = "en"
+
+
+@dataclass(frozen=True, slots=True)
+class EnvelopeOffer:
+    envelope_id: int
+    total_minor: int
+    currency: str
+    shares: int
+    expires_at: datetime
+    caption: str | None
+    locale: str
+    timezone: str = "UTC"
+    """The cohort's zone, for showing when the envelope expires."""
+
+
+@dataclass(frozen=True, slots=True)
+class EnvelopeSummary:
+    envelope_id: int
+    claimed: int
+    shares: int
+    claimed_minor: int
+    total_minor: int
+    currency: str
+    luckiest_user_id: int | None
+    luckiest_name: str | None
+    luckiest_minor: int
+    locale: str
+
+
+@dataclass(frozen=True, slots=True)
+class TaskAnnouncement:
+    task_id: str
+    title: str
+    how: str
+    reward_minor: int | None
+    currency: str
+    locale: str
+
+
+@dataclass(frozen=True, slots=True)
+class RewardNotice:
+    task_id: str
+    title: str
+    amount_minor: int
+    currency: str
+    promoted_to: str | None
+    locale: str
+
+
+@dataclass(frozen=True, slots=True)
+class AdmissionsOpen:
+    """The batched group message inviting new responders on; never one per member.
+    ``join_link``: the task group's join-request link, when the task group is bound."""
+
+    new_responders: int
+    total_responders: int
+    locale: str
+    join_link: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CohortPaused:
+    """To the leader, privately: the cohort stopped because the bot lost its group.
+    ``reason``: ``removed``, ``demoted`` (see ``missing``) or ``cannot_post``."""
+
+    code: str
+    reason: Literal["removed", "demoted", "cannot_post"]
+    missing: tuple[str, ...]
+    locale: str
+
+
+@dataclass(frozen=True, slots=True)
+class AdmissionNotice:
+    """To a member, privately, about getting into the task group. ``outcome``:
+    ``approved`` (welcome), ``link`` (a one-time personal link), ``not_replied`` or
+    ``closed`` (a friendly refusal)."""
+
+    outcome: Literal["approved", "link", "not_replied", "closed"]
+    code: str
+    locale: str
+    link: str | None = None
+
+
+Outgoing = (
+    ScriptPost
+    | EnvelopeOffer
+    | EnvelopeSummary
+    | TaskAnnouncement
+    | RewardNotice
+    | AdmissionsOpen
+    | CohortPaused
+    | AdmissionNotice
+)
+
+
+Right = Literal[
+    "admin",
+    "can_invite_users",
+    "can_pin_messages",
+    "can_delete_messages",
+    "can_restrict_members",
+    "see_messages",
+]
+
+
+WARMUP_RIGHTS: tuple[Right, ...] = (
+    "admin",
+    "can_invite_users",
+    "can_pin_messages",
+    "can_delete_messages",
+)
+"""What the bot needs in a warm-up group: admin (to see every "1" and get ``chat_member``
+updates), invite links (to attribute joins), pins (talks), deletes (slow mode)."""
+
+
+TASK_GROUP_RIGHTS: tuple[Right, ...] = ("admin", "can_invite_users")
+
+
+class DeliveryError(Exception):
+    """A send failed. ``definite``: Telegram said no, so nothing was posted; otherwise the
+    outcome is unknown (timeout, connection lost) and a retry could duplicate the post."""
+
+    def __init__(self, reason: str, *, definite: bool) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.definite = definite
+
+
+class ChatUnavailable(DeliveryError):
+    """The bot was removed from the chat or lost the rights it needs there.
+    ``cause``: ``removed``, ``demoted`` or ``cannot_post`` (Telegram refused otherwise)."""
+
+    def __init__(
+        self, reason: str, cause: Literal["removed", "demoted", "cannot_post"] = "cannot_post"
+    ) -> None:
+        super().__init__(reason, definite=True)
+        self.cause: Literal["removed", "demoted", "cannot_post"] = cause
+
+
+class Messenger(Protocol):
+    async def send(self, chat_id: int, message: Outgoing, *, pin: bool = False) -> int:
+        """Post into a chat; returns the message id. Raises DeliveryError."""
+        ...
+
+    async def edit(self, chat_id: int, message_id: int, message: Outgoing) -> None: ...
+
+    async def set_slow_mode(self, chat_id: int, seconds: int) -> None: ...
+
+    async def unpin(self, chat_id: int, message_id: int) -> None: ...
+
+    async def notify(self, member: MemberRef, message: Outgoing) -> bool:
+        """A private message; False when the member cannot be reached (never pressed
+        Start, or blocked the bot)."""
+        ...
+
+    async def react(self, chat_id: int, message_id: int) -> None:
+        """Acknowledge a member's message with a reaction (a "1" gets no reply)."""
+        ...
+
+    async def missing_rights(self, chat_id: int, needs: Sequence[Right]) -> list[Right]:
+        """Which of ``needs`` the bot lacks in the chat (all of them if it is not there)."""
+        ...
+
+    async def create_invite_link(
+        self,
+        chat_id: int,
+        name: str,
+        *,
+        join_request: bool = False,
+        member_limit: int | None = None,
+    ) -> str:
+        """A new invite link into the chat (Telegram allows a member limit or join
+        requests, not both)."""
+        ...
+
+    async def answer_join_request(self, chat_id: int, telegram_id: int, *, approve: bool) -> bool:
+        """Approve or decline a pending join request; False if there was none any more."""
+        ...

@@ -1,0 +1,233 @@
+"""Records the slices share: cohorts, step runs, members, envelopes, tasks, links,
+regions, ledger entries, as storage reads and writes them. Plain frozen dataclasses."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from enum import StrEnum
+from typing import Literal, NamedTuple
+
+from funnels.kernel.stages import Stage
+
+StepStatus = Literal["pending", "running", "done", "skipped", "failed", "unknown", "held"]
+"""``held``: a later part of a talk whose earlier part is ``unknown`` or ``failed``; it
+waits, unsent, until ops or the leader retry or skip that part (then it is pending).
+
+A status of its own rather than "pending but not claimable": /status, ``funnelbot step
+list`` and the reports see why the part waits (its error names the part it waits on), and
+a held part is not open work, so it neither looks due to the scheduler nor keeps its
+cohort from finishing. The claim also refuses any talk part whose earlier part is not
+done or skipped, which keeps parts in order across processes whatever the status says."""
+
+
+CohortStatus = Literal["running", "paused", "finished", "cancelled"]
+
+
+# ---------------------------------------------------------------- records
+
+
+@dataclass(frozen=True, slots=True)
+class CohortRecord:
+    id: int
+    code: str
+    script_id: str
+    script_version: int
+    script_hash: str
+    script_body: str
+    locale: str
+    timezone: str
+    capacity: int
+    currency: str
+    budget_minor: int
+    spent_minor: int
+    start_date: date
+    ends_at: datetime
+    status: CohortStatus
+    warmup_chat_id: int | None
+    task_chat_id: int | None
+    pitch_opened_at: datetime | None
+    pitch_closed_at: datetime | None
+    region_id: int | None
+    leader_id: int | None
+    parent_cohort_id: int | None
+    admissions_noted_at: datetime | None = None
+    status_reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class NewCohort:
+    code: str
+    script_id: str
+    script_version: int
+    script_hash: str
+    script_body: str
+    locale: str
+    timezone: str
+    capacity: int
+    currency: str
+    budget_minor: int
+    start_date: date
+    ends_at: datetime
+    warmup_chat_id: int | None
+    region_id: int | None
+    leader_id: int | None
+    parent_cohort_id: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class StepRunRecord:
+    id: int
+    cohort_id: int
+    key: str
+    source: str
+    kind: PlanKind
+    stage: PlanStage
+    day: int
+    part: int | None
+    due_at: datetime
+    status: StepStatus
+    attempts: int
+    started_at: datetime | None = None
+    outcome: Mapping[str, object] | None = None
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class MemberRef:
+    """A member as the domain sees them: the internal user id and their chat id, if any."""
+
+    user_id: int
+    telegram_id: int | None
+    language: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class EnvelopeRecord:
+    id: int
+    cohort_id: int
+    step_key: str
+    currency: str
+    total_minor: int
+    shares: int
+    claimed: int
+    claimed_minor: int
+    chat_id: int | None
+    message_id: int | None
+    expires_at: datetime
+    closed_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class ShareClaim:
+    """What a tap got. ``outcome``: claimed now, claimed before, none left, or closed."""
+
+    outcome: Literal["claimed", "already", "empty", "closed", "not_member"]
+    amount_minor: int = 0
+    last_share: bool = False
+    cohort_id: int | None = None
+    step_key: str | None = None
+    currency: str | None = None
+    stage: Stage | None = None
+    """The member's stage in the envelope's cohort before the tap (None: not a member)."""
+
+
+@dataclass(frozen=True, slots=True)
+class TaskProgressRecord:
+    id: int
+    cohort_id: int
+    user_id: int
+    task_id: str
+    progress: Mapping[int, int]
+    completed_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class IncomingEvent:
+    """One platform event after parsing; ``member_ref`` or ``telegram_user_id`` names the member."""
+
+    event_id: str
+    type: str
+    occurred_at: datetime
+    member_ref: str | None = None
+    telegram_user_id: int | None = None
+    data: Mapping[str, object] = field(default_factory=dict)
+
+
+class Arrival(NamedTuple):
+    """Someone entering the warm-up group, and who invited them."""
+
+    user_id: int
+    inviter_id: int | None
+
+
+Seat = Literal["joined", "rejoined", "member", "full"]
+"""What an arrival got: a new seat, the old one back (``left_at`` cleared, the stage
+kept), none needed (already in), or none left (past capacity, nothing written)."""
+
+
+@dataclass(frozen=True, slots=True)
+class InviteLinkRecord:
+    link: str
+    chat_id: int
+    cohort_id: int
+    owner_id: int | None
+    kind: Literal["leader", "member", "admission", "personal"]
+
+
+@dataclass(frozen=True, slots=True)
+class RegionRecord:
+    id: int
+    code: str
+    name: str
+    timezone: str
+    weekly_target: int
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerCredit:
+    key: str
+    """Idempotency key: a second credit with it is ignored."""
+    user_id: int
+    cohort_id: int | None
+    kind: str
+    ref: str
+    amount_minor: int
+    currency: str
+
+
+@dataclass(frozen=True, slots=True)
+class UpdateBatch:
+    """The Telegram updates a piece of work came from (the bot's id and the update ids),
+    so that the work and "these updates are handled" are committed together: a crash
+    then neither loses the work nor does it twice."""
+
+    bot_id: int
+    update_ids: tuple[int, ...]
+
+
+class PlanKind(StrEnum):
+    """What a step run does when it falls due (stored by value in ``step_runs.kind``)."""
+
+    POST = "post"
+    TALK_PART = "talk_part"
+    RED_ENVELOPE = "red_envelope"
+    ENVELOPE_CLOSE = "envelope_close"
+    PITCH = "pitch"
+    PITCH_CLOSE = "pitch_close"
+    TASK_UNLOCK = "task_unlock"
+
+    @property
+    def speaks(self) -> bool:
+        """Whether the run posts a script step into the warm-up group (a post, a talk's
+        part, an envelope, the pitch): what the late policy and the timeline concern."""
+        return self in _SPEAKING
+
+
+_SPEAKING = frozenset({PlanKind.POST, PlanKind.TALK_PART, PlanKind.RED_ENVELOPE, PlanKind.PITCH})
+
+
+class PlanStage(StrEnum):
+    WARMUP = "warmup"
+    TASKS = "tasks"

@@ -1,0 +1,20 @@
+"""The unit of work: one database transaction, which commits only when told to.
+
+Storage provides one; each slice describes, in its own ``ports`` module, the part of it
+that its use cases touch (a role: the repositories and the few methods of each that it
+calls) and asks for the unit of work in that role (``Deps.uow(WarmupTx)``), so a use
+case names exactly what it reads and writes.
+"""
+
+from __future__ import annotations
+
+from contextlib import AbstractAsyncContextManager
+from typing import Protocol, TypeVar
+
+TxT_co = TypeVar("TxT_co", covariant=True)
+
+
+class UnitOfWork(Protocol[TxT_co]):
+    def transaction(self) -> AbstractAsyncContextManager[TxT_co]:
+        """A transaction that commits only on ``commit()`` and rolls back otherwise."""
+        ...
