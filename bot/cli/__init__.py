@@ -8,14 +8,14 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from pydantic import ValidationError
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from bot.cli import admin, scripts, steps
 from bot.cli.checks import database_errors, one_line, require_database, require_folder
-from bot.settings import Settings
+from bot.cli.common import load_settings
+from bot.cli.output import error
 from funnels.kernel.money import format_minor
 from funnels.scripts.library import DEFAULT_SCRIPT, script_path
 from funnels.scripts.loader import ScriptError, load_script
@@ -33,21 +33,6 @@ out = Console()
 err = Console(stderr=True)
 
 
-def _error(message: str) -> None:
-    # Plain, unwrapped lines: operators grep them and scripts parse them.
-    typer.echo(f"error: {message}", err=True)
-
-
-def _settings() -> Settings:
-    try:
-        return Settings()
-    except ValidationError as exc:
-        for e in exc.errors():
-            field = "FUNNELBOT_" + "_".join(str(p) for p in e["loc"]).upper()
-            _error(f"{field}: {e['msg']}")
-        raise typer.Exit(1) from None
-
-
 @app.command()
 def run() -> None:
     """Run the bot, the scheduler tick and the HTTP API in one process."""
@@ -56,13 +41,13 @@ def run() -> None:
 
     from bot.service import run as run_service
 
-    settings = _settings()
+    settings = load_settings()
     require_database(settings.database_url, "FUNNELBOT_DATABASE_URL")
     require_folder(settings.scripts_dir, "FUNNELBOT_SCRIPTS_DIR")
     try:
         run_service(settings)
     except (SQLAlchemyError, CommandError) as exc:  # at start-up: the migration, say
-        _error(f"FUNNELBOT_DATABASE_URL: {one_line(exc)}")
+        error(f"FUNNELBOT_DATABASE_URL: {one_line(exc)}")
         raise typer.Exit(1) from None
 
 
@@ -71,12 +56,12 @@ def migrate() -> None:
     """Upgrade the database to the newest schema (Alembic head)."""
     from storage.migrate import upgrade
 
-    settings = _settings()
+    settings = load_settings()
     require_database(settings.database_url, "FUNNELBOT_DATABASE_URL")
     try:
         upgrade(settings.database_url)
     except Exception as exc:  # report, don't dump a traceback on an operator
-        _error(f"migration failed: {one_line(exc)}")
+        error(f"migration failed: {one_line(exc)}")
         raise typer.Exit(1) from None
     out.print(f"database at head: {settings.database_url.split('@')[-1]}")
 
@@ -105,11 +90,11 @@ def simulate(
         path = script or script_path(DEFAULT_SCRIPT)
         loaded = load_script(path)
     except FileNotFoundError as exc:
-        _error(str(exc))
+        error(str(exc))
         raise typer.Exit(1) from None
     except ScriptError as exc:
         if len(exc.problems) == 1 and exc.problems[0].line is None:  # missing, unreadable
-            _error(f"--script {exc.problems[0]}")
+            error(f"--script {exc.problems[0]}")
             raise typer.Exit(1) from None
         for problem in exc.problems:
             typer.echo(str(problem), err=True)
@@ -124,7 +109,7 @@ def simulate(
     try:
         options.check()
     except SimulationError as exc:
-        _error(str(exc))
+        error(str(exc))
         raise typer.Exit(1) from None
     if database_url is not None:
         require_database(database_url, "--database-url")

@@ -3,26 +3,19 @@ can /launch (the same use cases the bot's /grant_leader runs)."""
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Awaitable, Callable, Mapping
-from typing import Annotated, TypeVar
+from typing import Annotated
 
 import typer
 
 from bot.args import TELEGRAM_ID_LIMIT, telegram_user_id
-from bot.cli.checks import database_errors, fail, require_database
-from bot.composition import build_deps, open_store
-from bot.settings import Settings
-from funnels.deps import Deps
+from bot.cli.common import load_settings, run_use_case
+from bot.cli.output import fail
 from funnels.kernel.actor import Actor
-from funnels.kernel.refusals import Refused
 from funnels.people.leaders import GrantLeader
 from funnels.people.regions import AddRegion
 
 region_app = typer.Typer(help="Regions: where cohorts run and whose weekly targets count.")
 leader_app = typer.Typer(help="Leaders: who may /launch cohorts.")
-
-T = TypeVar("T")
 
 _REFUSALS = {
     "bad_timezone": "{timezone!r} is not an IANA time zone (e.g. Asia/Singapore)",
@@ -32,29 +25,6 @@ _REFUSALS = {
     "unknown_region": "there is no region {code}; regions: {codes} (add one with "
     "`funnelbot region add`)",
 }
-
-
-def _run(
-    settings: Settings,
-    use: Callable[[Deps], Awaitable[T]],
-    refusals: Mapping[str, str] = _REFUSALS,
-) -> T:
-    async def main() -> T:
-        async with open_store(settings.database_url) as store:
-            return await use(build_deps(store))
-
-    require_database(settings.database_url, "FUNNELBOT_DATABASE_URL")
-    try:
-        with database_errors("FUNNELBOT_DATABASE_URL"):
-            return asyncio.run(main())
-    except Refused as refused:
-        fail(refusals.get(refused.code, refused.code).format(**refused.params))
-
-
-def _settings() -> Settings:
-    from bot.cli import _settings as load
-
-    return load()
 
 
 @region_app.command("add")
@@ -70,7 +40,9 @@ def region_add(
     ] = 1,
 ) -> None:
     """Add a region."""
-    region = _run(_settings(), lambda deps: AddRegion(deps)(code, name, tz, weekly_target))
+    region = run_use_case(
+        load_settings(), lambda deps: AddRegion(deps)(code, name, tz, weekly_target), _REFUSALS
+    )
     typer.echo(f"region {region.code} ({region.name}, {region.timezone}) added")
 
 
@@ -91,8 +63,9 @@ def leader_add(
             f"from 1 to {TELEGRAM_ID_LIMIT - 1}"
         )
     target = Actor(user_id, name or str(user_id))
-    granted = _run(
-        _settings(),
+    granted = run_use_case(
+        load_settings(),
         lambda deps: GrantLeader(deps)(target=target, region_code=region, is_admin=True),
+        _REFUSALS,
     )
     typer.echo(f"user {user_id} is a leader in {granted.code}")

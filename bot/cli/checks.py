@@ -14,14 +14,13 @@ import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import NoReturn
 
-import typer
 from alembic.util import CommandError
 from sqlalchemy import inspect
 from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
 
+from bot.cli.output import fail
 from storage.db import create_engine
 
 CONNECT_TIMEOUT_SECONDS = 10.0
@@ -34,11 +33,6 @@ DATABASE_ERRORS: tuple[type[BaseException], ...] = (SQLAlchemyError, CommandErro
 
 class Unusable(Exception):
     """A database or folder a command cannot use; the message is one line saying why."""
-
-
-def fail(message: str) -> NoReturn:
-    typer.echo(f"error: {message}", err=True)
-    raise typer.Exit(1)
 
 
 def one_line(exc: BaseException) -> str:

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 from datetime import date
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from bot.cli.output import fail
 from bot.clock import today
 from funnels.kernel.durations import format_duration
 from funnels.kernel.money import format_minor, to_minor
@@ -82,7 +83,7 @@ def preview(
         try:
             start_date = date.fromisoformat(start.strip())
         except ValueError:
-            _fail(f"--start {start!r} is not a date; write it like 2026-03-23")
+            fail(f"--start {start!r} is not a date; write it like 2026-03-23")
     loaded = _load(path)
     if loaded is None:
         raise typer.Exit(1)
@@ -90,7 +91,7 @@ def preview(
     zone_name = tz if tz is not None else script.timezone
     zone = find_zone(zone_name)
     if zone is None:
-        _fail(
+        fail(
             f"--tz {zone_name!r} is not a known time zone; use an IANA name like "
             "Europe/Madrid or Asia/Shanghai"
         )
@@ -104,7 +105,7 @@ def preview(
     try:
         runs = plan(script, start_date, zone)
     except OverflowError:  # the ladder's days run past the end of the calendar
-        _fail(f"--start {start_date.isoformat()} is too late: the cohort would end after 9999")
+        fail(f"--start {start_date.isoformat()} is too late: the cohort would end after 9999")
     console.print(_timeline(script, runs, start_date, zone_name))
     for line in _spend_lines(script):
         console.print(Text(line))
@@ -124,11 +125,6 @@ def _load(path: Path) -> LoadedScript | None:
 def _echo_problems(problems: list[Problem]) -> None:
     for problem in problems:
         typer.echo(str(problem), err=True)
-
-
-def _fail(message: str) -> NoReturn:
-    typer.echo(f"error: {message}", err=True)
-    raise typer.Exit(1)
 
 
 def _timeline(script: Script, runs: list[PlannedStep], start: date, zone: str) -> Table:

@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 
 import typer
 
-from bot.cli.admin import _run, _settings
+from bot.cli.common import load_settings, run_use_case
 from funnels.kernel.records import StepRunRecord
 from funnels.ops.steps import Decided, RetryStep, SkipStep, StepsNeedingAttention
 
@@ -56,7 +56,9 @@ def _goes_on(decided: Decided) -> str:
 @step_app.command("list")
 def step_list(cohort: Cohort) -> None:
     """The cohort's steps that need a decision (unknown, failed, held)."""
-    found, steps = _run(_settings(), lambda deps: StepsNeedingAttention(deps)(cohort), _REFUSALS)
+    found, steps = run_use_case(
+        load_settings(), lambda deps: StepsNeedingAttention(deps)(cohort), _REFUSALS
+    )
     if not steps:
         typer.echo(f"cohort {found.code}: no step needs a decision")
         return
@@ -74,7 +76,9 @@ def _line(run: StepRunRecord, zone: ZoneInfo) -> str:
 def step_retry(cohort: Cohort, step: Step) -> None:
     """Send a step again at the next tick (unknown, failed or skipped)."""
     by = _operator()
-    decided = _run(_settings(), lambda deps: RetryStep(deps)(cohort, step, by=by), _REFUSALS)
+    decided = run_use_case(
+        load_settings(), lambda deps: RetryStep(deps)(cohort, step, by=by), _REFUSALS
+    )
     typer.echo(
         f"step {decided.key} of cohort {decided.cohort.code} goes out again at the next "
         f"tick{_goes_on(decided)}"
@@ -85,5 +89,7 @@ def step_retry(cohort: Cohort, step: Step) -> None:
 def step_skip(cohort: Cohort, step: Step) -> None:
     """Move past a step whose outcome is unknown or that failed; it is not sent again."""
     by = _operator()
-    decided = _run(_settings(), lambda deps: SkipStep(deps)(cohort, step, by=by), _REFUSALS)
+    decided = run_use_case(
+        load_settings(), lambda deps: SkipStep(deps)(cohort, step, by=by), _REFUSALS
+    )
     typer.echo(f"step {decided.key} of cohort {decided.cohort.code} skipped{_goes_on(decided)}")

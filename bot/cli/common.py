@@ -1,0 +1,48 @@
+"""What the commands share: the settings, read with one clear line per bad variable, and
+a use case run on the configured database, its refusal worded in one line."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Mapping
+from typing import TypeVar
+
+import typer
+from pydantic import ValidationError
+
+from bot.cli.checks import database_errors, require_database
+from bot.cli.output import error, fail
+from bot.composition import build_deps, open_store
+from bot.settings import Settings
+from funnels.deps import Deps
+from funnels.kernel.refusals import Refused
+
+T = TypeVar("T")
+
+
+def load_settings() -> Settings:
+    try:
+        return Settings()
+    except ValidationError as exc:
+        for e in exc.errors():
+            field = "FUNNELBOT_" + "_".join(str(p) for p in e["loc"]).upper()
+            error(f"{field}: {e['msg']}")
+        raise typer.Exit(1) from None
+
+
+def run_use_case(
+    settings: Settings, use: Callable[[Deps], Awaitable[T]], refusals: Mapping[str, str]
+) -> T:
+    """Run ``use`` on the database of ``settings`` (checked first, migrated when it is
+    the embedded one); a refusal is worded from ``refusals`` (by code) as one line."""
+
+    async def main() -> T:
+        async with open_store(settings.database_url) as store:
+            return await use(build_deps(store))
+
+    require_database(settings.database_url, "FUNNELBOT_DATABASE_URL")
+    try:
+        with database_errors("FUNNELBOT_DATABASE_URL"):
+            return asyncio.run(main())
+    except Refused as refused:
+        fail(refusals.get(refused.code, refused.code).format(**refused.params))
