@@ -23,7 +23,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.clock import SystemClock
 from bot.composition import build_deps, build_telegram, open_store
-from bot.http.app import TelegramWebhook, create_app
+from bot.http.app import create_app
+from bot.http.webhook import TelegramWebhook
 from bot.settings import Settings
 from bot.telegram.app import allowed_updates, register_commands
 from bot.telegram.inbox import UpdateInbox

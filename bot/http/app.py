@@ -1,104 +1,16 @@
-"""The FastAPI application: health, readiness and the Telegram webhook; routes stay thin."""
+"""The FastAPI application: one routes module per area, put together here."""
 
 from __future__ import annotations
 
-import hmac
-import json
-import logging
-from dataclasses import dataclass
-
-from fastapi import FastAPI, Header, Request
-from fastapi.responses import JSONResponse
-from sqlalchemy import text
+from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from bot.telegram.inbox import BadUpdate, UpdateInbox, check_update
-
-log = logging.getLogger("funnelbot.http")
-
-MAX_UPDATE_BYTES = 1024 * 1024
-"""Telegram's updates are a few kilobytes; a message is at most 4,096 characters."""
-
-
-@dataclass(frozen=True)
-class TelegramWebhook:
-    inbox: UpdateInbox
-    secret: str
-
-
-class _TooLarge(Exception):
-    pass
-
-
-async def _body(request: Request, limit: int) -> bytes:
-    """The request body, refused past ``limit`` bytes without reading the rest."""
-    declared = request.headers.get("content-length")
-    if (
-        declared is not None
-        and declared.isascii()
-        and declared.isdigit()
-        and (len(declared) > 18 or int(declared) > limit)
-    ):
-        raise _TooLarge
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
-            raise _TooLarge
-    return bytes(body)
+from bot.http import health, webhook
+from bot.http.webhook import TelegramWebhook
 
 
 def create_app(engine: AsyncEngine, telegram: TelegramWebhook | None = None) -> FastAPI:
     app = FastAPI(title="funnelbot", version="0.1.0")
-
-    @app.get("/healthz")
-    async def healthz() -> dict[str, str]:
-        return {"status": "ok"}
-
-    @app.get("/readyz")
-    async def readyz() -> JSONResponse:
-        try:
-            async with engine.connect() as conn:
-                await conn.execute(text("SELECT 1"))
-        except Exception as exc:  # any database failure means not ready
-            return JSONResponse({"status": "unavailable", "reason": str(exc)[:200]}, 503)
-        return JSONResponse({"status": "ready"})
-
-    @app.post("/telegram/webhook", include_in_schema=telegram is not None)
-    async def telegram_webhook(
-        request: Request,
-        secret: str | None = Header(default=None, alias="X-Telegram-Bot-Api-Secret-Token"),
-    ) -> JSONResponse:
-        """Telegram updates in webhook mode; the secret header must match. The answer is
-        200 once the update is stored, whatever its handling does later (Telegram sends
-        an update again until it gets a 2xx)."""
-        if telegram is None:
-            return JSONResponse({"error": "webhook mode is off"}, 404)
-        if secret is None or not hmac.compare_digest(
-            secret.encode("utf-8", "surrogateescape"), telegram.secret.encode()
-        ):
-            return JSONResponse({"error": "bad or missing secret token"}, 401)
-        try:
-            body = await _body(request, MAX_UPDATE_BYTES)
-        except _TooLarge:
-            return JSONResponse({"error": f"the body is larger than {MAX_UPDATE_BYTES} bytes"}, 413)
-        try:
-            update = check_update(json.loads(body))
-        except RecursionError:
-            return JSONResponse({"error": "the body is JSON nested too deeply"}, 400)
-        except BadUpdate as exc:
-            return JSONResponse({"error": f"not a Telegram update: {exc}"}, 400)
-        except ValueError:  # not JSON, not UTF-8, a number too long to read
-            return JSONResponse({"error": "the body is not JSON"}, 400)
-        try:
-            await telegram.inbox.accept([update])
-        except Exception as exc:  # not stored: Telegram must send it again
-            log.error("could not store update %s: %s", update["update_id"], exc)
-            return JSONResponse(
-                {"error": "the update could not be stored; send it again"},
-                503,
-                headers={"Retry-After": "5"},
-            )
-        return JSONResponse({"ok": True})
-
+    app.include_router(health.routes(engine))
+    app.include_router(webhook.routes(telegram))
     return app

@@ -16,7 +16,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from bot.composition import build_inbox
-from bot.http.app import MAX_UPDATE_BYTES, TelegramWebhook, create_app
+from bot.http.app import create_app
+from bot.http.webhook import MAX_UPDATE_BYTES, TelegramWebhook
 from bot.telegram.inbox import UpdateInbox
 from storage.uow import SqlStore
 from tests.e2e.harness import Harness, running_bot
