@@ -84,7 +84,6 @@ class Deps:
     messenger: Messenger
     clock: Clock
     scripts: ScriptCache = field(default_factory=ScriptCache)
-    code_factory: Callable[[], str] | None = None
     admissions_every: timedelta = timedelta(minutes=5)
 
     def uow(self, role: Callable[..., TxT]) -> UnitOfWork[TxT]:

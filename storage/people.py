@@ -124,7 +124,7 @@ class SqlUsers(Repo):
                                 display_name=name[:256],
                                 language=language,
                                 role=Role.MEMBER,
-                                ref_code=new_code(),
+                                ref_code=new_code(10),
                                 created_at=at,
                             )
                             .returning(_u.c.id)

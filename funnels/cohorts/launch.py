@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 from funnels.cohorts.ports import CohortsTx
 from funnels.deps import Deps
 from funnels.kernel.actor import Actor
-from funnels.kernel.codes import new_cohort_code
+from funnels.kernel.codes import new_code
 from funnels.kernel.messaging import TASK_GROUP_RIGHTS, WARMUP_RIGHTS
 from funnels.kernel.money import to_minor
 from funnels.kernel.records import CohortRecord, NewCohort
@@ -86,7 +86,7 @@ class LaunchCohort:
             cohort = await StartCohort(self.deps)(
                 loaded,
                 start=start,
-                code=(self.deps.code_factory or new_cohort_code)(),
+                code=new_code(),
                 capacity=capacity,
                 warmup_chat_id=chat_id,
                 region_id=region_id,

@@ -1,20 +1,14 @@
-"""Short codes without look-alike characters: cohort codes, members' referral codes."""
+"""Short codes without look-alike characters (no I, O, 0 or 1): cohort codes that leaders
+type in ``/taskgroup``, members' referral codes."""
 
 from __future__ import annotations
 
 import secrets
 
-_CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
+ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
+COHORT_CODE_LENGTH = 6
+"""Short enough to type; 32⁶ ≈ 10⁹ codes, and the table is unique on it."""
 
 
-def new_cohort_code(length: int = 6) -> str:
-    """A short code without look-alike characters, typed by leaders in /taskgroup."""
-    return "".join(secrets.choice(_CODE_ALPHABET) for _ in range(length))
-
-
-_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
-
-
-def new_code(length: int = 8) -> str:
-    """A short code without look-alike characters, for links and /taskgroup."""
-    return "".join(secrets.choice(_ALPHABET) for _ in range(length))
+def new_code(length: int = COHORT_CODE_LENGTH) -> str:
+    return "".join(secrets.choice(ALPHABET) for _ in range(length))
