@@ -31,15 +31,6 @@ class SqlTasks(Repo):
                 [{"progress_id": p, "leaf": leaf, "value": v[:128]} for p, leaf, v in rows],
             )
 
-    async def save(
-        self,
-        progress_id: int,
-        progress: Mapping[int, int],
-        completed_at: datetime | None,
-        at: datetime,
-    ) -> None:
-        await self.save_many([(progress_id, progress, completed_at, None)], at)
-
     def _save_statement(self) -> Any:
         return (
             update(_tp)

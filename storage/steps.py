@@ -249,16 +249,6 @@ class SqlSteps(Repo):
         ).scalar()
         return cast(datetime | None, value)
 
-    async def open_count(self, cohort_id: int) -> int:
-        value = (
-            await self.conn.execute(
-                select(func.count())
-                .select_from(_s)
-                .where(_s.c.cohort_id == cohort_id, _s.c.status.in_(("pending", "running")))
-            )
-        ).scalar_one()
-        return int(value)
-
     async def next_pending(self, cohort_id: int) -> StepRunRecord | None:
         row = (
             await self.conn.execute(
@@ -279,12 +269,3 @@ class SqlSteps(Repo):
             )
         ).all()
         return [_step(r) for r in rows]
-
-    async def for_cohort(self, cohort_id: int) -> list[Any]:
-        return list(
-            (
-                await self.conn.execute(
-                    select(_s).where(_s.c.cohort_id == cohort_id).order_by(_s.c.due_at, _s.c.id)
-                )
-            ).all()
-        )

@@ -137,8 +137,6 @@ class Renderer:
                 )
             case AdmissionNotice():
                 loc = message.locale
-                if message.outcome == "link":
-                    return Rendered(c.text(loc, "admission.link", link=message.link or ""))
                 if message.outcome == "approved":
                     return Rendered(c.text(loc, "admission.approved", code=message.code))
                 if message.outcome == "closed":

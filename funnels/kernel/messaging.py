@@ -111,13 +111,11 @@ class CohortPaused:
 @dataclass(frozen=True, slots=True)
 class AdmissionNotice:
     """To a member, privately, about getting into the task group. ``outcome``:
-    ``approved`` (welcome), ``link`` (a one-time personal link), ``not_replied`` or
-    ``closed`` (a friendly refusal)."""
+    ``approved`` (welcome), ``not_replied`` or ``closed`` (a friendly refusal)."""
 
-    outcome: Literal["approved", "link", "not_replied", "closed"]
+    outcome: Literal["approved", "not_replied", "closed"]
     code: str
     locale: str
-    link: str | None = None
 
 
 Outgoing = (

@@ -51,10 +51,6 @@ class RecordLeave:
                 await tx.commit()
 
 
-def stamp(at: datetime) -> str:
-    return at.isoformat(timespec="seconds")
-
-
 @dataclass(frozen=True, slots=True)
 class Joined:
     outcome: JoinOutcome | AdmitOutcome
