@@ -28,14 +28,10 @@ from aiogram.exceptions import (
     TelegramRetryAfter,
     TelegramServerError,
 )
-from aiogram.types import (
-    ChatMemberAdministrator,
-    ChatMemberOwner,
-    Message,
-    ReactionTypeEmoji,
-)
+from aiogram.types import Message, ReactionTypeEmoji
 
 from bot.telegram.render import Rendered, Renderer
+from bot.telegram.rights import lacking
 from bot.telegram.slowmode import SlowMode
 from bot.telegram.throttle import Throttling
 from funnels.kernel.messaging import ChatUnavailable, DeliveryError, Outgoing, Right
@@ -44,13 +40,6 @@ from funnels.kernel.records import MemberRef
 log = logging.getLogger("funnelbot.telegram")
 
 T = TypeVar("T")
-
-_RIGHT_FLAGS: dict[Right, str] = {
-    "can_invite_users": "can_invite_users",
-    "can_pin_messages": "can_pin_messages",
-    "can_delete_messages": "can_delete_messages",
-    "can_restrict_members": "can_restrict_members",
-}
 
 
 class TelegramMessenger:
@@ -160,15 +149,7 @@ class TelegramMessenger:
             me = await self.bot.get_chat_member(chat_id, self.bot.id)
         except TelegramAPIError:
             return list(needs)  # not in the chat (or it is gone): nothing is there
-        if isinstance(me, ChatMemberOwner):
-            return []
-        if not isinstance(me, ChatMemberAdministrator):
-            return list(needs)
-        return [
-            right
-            for right in needs
-            if right in _RIGHT_FLAGS and not getattr(me, _RIGHT_FLAGS[right], False)
-        ]
+        return lacking(me, needs)
 
     async def create_invite_link(
         self,

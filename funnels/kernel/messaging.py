@@ -138,6 +138,8 @@ Right = Literal[
     "can_restrict_members",
     "see_messages",
 ]
+"""A right the bot may need in a group. Which ones each kind of group needs is listed
+once, here, below; the bot says how each one shows in Telegram."""
 
 
 WARMUP_RIGHTS: tuple[Right, ...] = (
@@ -151,6 +153,8 @@ updates), invite links (to attribute joins), pins (talks), deletes (slow mode)."
 
 
 TASK_GROUP_RIGHTS: tuple[Right, ...] = ("admin", "can_invite_users")
+"""What the bot needs in a task group: admin (to get ``chat_member`` updates and join
+requests) and invite links (the join-request link that admits those who replied)."""
 
 
 class DeliveryError(Exception):

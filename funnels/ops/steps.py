@@ -7,7 +7,7 @@ group) decide: a retry sends it again at the next tick, whatever its lateness; a
 marks it skipped and the cohort moves past it. Either way the later parts of its talk,
 ``held`` meanwhile, go on in order, keeping the talk's pace from the decision on.
 
-Refusals are :class:`funnels.groups.Refused` with a code the bot and the CLI word.
+Refusals are :class:`funnels.kernel.refusals.Refused` with a code the bot and the CLI word.
 """
 
 from __future__ import annotations

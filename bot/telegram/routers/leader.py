@@ -2,6 +2,8 @@
 /grant_leader.
 
 Handlers parse, call one use case, and render its answer or refusal from the catalogue.
+Who asks (``actor``, ``locale``, ``is_admin``) is worked out before the handler runs, by
+:class:`~bot.telegram.routers.middleware.WhoAsks`.
 """
 
 from __future__ import annotations
@@ -13,10 +15,11 @@ from typing import Literal
 
 from aiogram import Router
 from aiogram.filters import Command, CommandObject
-from aiogram.types import Message, User
+from aiogram.types import Message
 
 from bot.args import ascii_int, telegram_user_id
 from bot.telegram.routers.filters import InGroup
+from bot.telegram.routers.middleware import WhoAsks
 from bot.telegram.services import Services
 from funnels.cohorts.launch import BindTaskGroup, LaunchCohort, Launched
 from funnels.cohorts.lifecycle import PauseCohort, ResumeCohort
@@ -121,13 +124,16 @@ def _shown(typed: str, limit: int = 40) -> str:
     return typed if len(typed) <= limit else typed[: limit - 1] + "…"
 
 
-async def launch(message: Message, command: CommandObject, services: Services) -> None:
-    assert message.from_user is not None
-    locale = await services.locale(message.from_user)
+async def launch(
+    message: Message,
+    command: CommandObject,
+    services: Services,
+    actor: Actor,
+    locale: str,
+    is_admin: bool,
+) -> None:
     chat_id = message.chat.id
     use = LaunchCohort(services.deps)
-    actor = services.actor(message.from_user)
-    is_admin = services.is_admin(message.from_user.id)
     extra = services.settings.scripts_dir
     try:
         await use.authorize(actor=actor, is_admin=is_admin)  # before reading any option
@@ -166,7 +172,7 @@ async def launch(message: Message, command: CommandObject, services: Services) -
     except _Usage as usage:
         text = _usage_text(services, locale, usage, extra)
     except ScriptError as exc:
-        text = await _unusable_script(services, locale, message.from_user, script_name, exc)
+        text = await _unusable_script(services, locale, actor, script_name, exc)
     else:
         services.chats.forget(chat_id)
         text = _launched_text(services, locale, launched)
@@ -184,7 +190,7 @@ def _usage_text(services: Services, locale: str, usage: _Usage, extra: Path | No
 
 
 async def _unusable_script(
-    services: Services, locale: str, leader: User, name: str, error: ScriptError
+    services: Services, locale: str, leader: Actor, name: str, error: ScriptError
 ) -> str:
     """A library script with errors: the details go to the log for ops, the leader is
     told privately whom to ask, and the group only hears that nothing was started (a
@@ -199,7 +205,7 @@ async def _unusable_script(
         " | ".join(str(p) for p in errors[:10]),
     )
     note = services.text(locale, "launch.script_unusable_leader", name=name)
-    await services.say(leader.id, note)  # fails (logged) if they never pressed Start
+    await services.say(leader.telegram_id, note)  # fails (logged) if they never pressed Start
     return services.text(locale, "launch.script_unusable", name=name)
 
 
@@ -231,12 +237,15 @@ def _launched_text(services: Services, locale: str, launched: Launched) -> str:
     )
 
 
-async def taskgroup(message: Message, command: CommandObject, services: Services) -> None:
-    assert message.from_user is not None
-    locale = await services.locale(message.from_user)
+async def taskgroup(
+    message: Message,
+    command: CommandObject,
+    services: Services,
+    actor: Actor,
+    locale: str,
+    is_admin: bool,
+) -> None:
     use = BindTaskGroup(services.deps)
-    actor = services.actor(message.from_user)
-    is_admin = services.is_admin(message.from_user.id)
     try:
         await use.authorize(actor=actor, is_admin=is_admin)  # before reading the code
     except Refused as refused:
@@ -256,14 +265,12 @@ async def taskgroup(message: Message, command: CommandObject, services: Services
     await services.say(message.chat.id, text, reply_to=message.message_id)
 
 
-async def status(message: Message, services: Services) -> None:
-    assert message.from_user is not None
-    locale = await services.locale(message.from_user)
+async def status(
+    message: Message, services: Services, actor: Actor, locale: str, is_admin: bool
+) -> None:
     try:
         view = await CohortStatus(services.deps)(
-            chat_id=message.chat.id,
-            actor=services.actor(message.from_user),
-            is_admin=services.is_admin(message.from_user.id),
+            chat_id=message.chat.id, actor=actor, is_admin=is_admin
         )
     except Refused as refused:
         await services.say(message.chat.id, refusal_text(services, locale, refused, {}))
@@ -296,38 +303,33 @@ async def status(message: Message, services: Services) -> None:
     await services.say(message.chat.id, "\n".join(lines))
 
 
-async def pause(message: Message, services: Services) -> None:
-    await _switch(message, services, PauseCohort(services.deps), "pause.done")
-
-
-async def resume(message: Message, services: Services) -> None:
-    await _switch(message, services, ResumeCohort(services.deps), "resume.done")
-
-
-async def _switch(
-    message: Message, services: Services, use: PauseCohort | ResumeCohort, done_key: str
+async def pause_or_resume(
+    message: Message,
+    command: CommandObject,
+    services: Services,
+    actor: Actor,
+    locale: str,
+    is_admin: bool,
 ) -> None:
-    assert message.from_user is not None
-    locale = await services.locale(message.from_user)
+    """``/pause`` and ``/resume``."""
+    pausing = command.command == "pause"
+    use = PauseCohort(services.deps) if pausing else ResumeCohort(services.deps)
     try:
-        cohort = await use(
-            chat_id=message.chat.id,
-            actor=services.actor(message.from_user),
-            is_admin=services.is_admin(message.from_user.id),
-        )
+        cohort = await use(chat_id=message.chat.id, actor=actor, is_admin=is_admin)
     except Refused as refused:
         text = refusal_text(services, locale, refused, {})
     else:
         services.chats.forget(message.chat.id)
-        text = services.text(locale, done_key, code=cohort.code)
+        done = "pause.done" if pausing else "resume.done"
+        text = services.text(locale, done, code=cohort.code)
     await services.say(message.chat.id, text)
 
 
-async def grant_leader(message: Message, command: CommandObject, services: Services) -> None:
-    assert message.from_user is not None
-    locale = await services.locale(message.from_user)
+async def grant_leader(
+    message: Message, command: CommandObject, services: Services, locale: str, is_admin: bool
+) -> None:
     try:
-        GrantLeader.authorize(is_admin=services.is_admin(message.from_user.id))
+        GrantLeader.authorize(is_admin=is_admin)
     except Refused as refused:  # "admins only", whatever the arguments were
         await services.say(message.chat.id, refusal_text(services, locale, refused, {}))
         return
@@ -348,9 +350,7 @@ async def grant_leader(message: Message, command: CommandObject, services: Servi
         return
     try:
         granted = await GrantLeader(services.deps)(
-            target=target,
-            region_code=region,
-            is_admin=services.is_admin(message.from_user.id),
+            target=target, region_code=region, is_admin=is_admin
         )
     except Refused as refused:
         text = refusal_text(services, locale, refused, {})
@@ -359,9 +359,8 @@ async def grant_leader(message: Message, command: CommandObject, services: Servi
     await services.say(message.chat.id, text)
 
 
-async def group_only(message: Message, services: Services) -> None:
+async def group_only(message: Message, services: Services, locale: str) -> None:
     """The group commands sent in a private chat."""
-    locale = await services.locale(message.from_user)
     key = "launch.group_only" if (message.text or "").startswith("/launch") else "error.group_only"
     await services.say(message.chat.id, services.text(locale, key))
 
@@ -397,29 +396,23 @@ def _attention_lines(services: Services, locale: str, runs: list[StepRunRecord])
     return lines
 
 
-async def retry_step(message: Message, command: CommandObject, services: Services) -> None:
-    await _decide(message, command, services, "retry")
-
-
-async def skip_step(message: Message, command: CommandObject, services: Services) -> None:
-    await _decide(message, command, services, "skip")
-
-
-async def _decide(
+async def decide_step(
     message: Message,
     command: CommandObject,
     services: Services,
-    action: Literal["retry", "skip"],
+    actor: Actor,
+    locale: str,
+    is_admin: bool,
 ) -> None:
-    assert message.from_user is not None
-    locale = await services.locale(message.from_user)
+    """``/retry KEY`` and ``/skip KEY``: a step in doubt, decided."""
+    action: Literal["retry", "skip"] = "retry" if command.command == "retry" else "skip"
     words = (command.args or "").split()
     try:
         # The use case checks who asks before it looks at the key.
         decided = await DecideStepInGroup(services.deps)(
             chat_id=message.chat.id,
-            actor=services.actor(message.from_user),
-            is_admin=services.is_admin(message.from_user.id),
+            actor=actor,
+            is_admin=is_admin,
             action=action,
             key=words[0] if len(words) == 1 else None,
         )
@@ -440,14 +433,13 @@ async def _decide(
 def make_router() -> Router:
     """A fresh router (a router can belong to one dispatcher only)."""
     router = Router(name="leader")
+    router.message.middleware(WhoAsks())
     router.message.register(launch, Command("launch"), InGroup())
     router.message.register(taskgroup, Command("taskgroup"), InGroup())
     router.message.register(status, Command("status"), InGroup())
-    router.message.register(pause, Command("pause"), InGroup())
-    router.message.register(resume, Command("resume"), InGroup())
+    router.message.register(pause_or_resume, Command("pause", "resume"), InGroup())
     router.message.register(grant_leader, Command("grant_leader"))
     router.message.register(group_only, Command("launch", "taskgroup", "status", "pause", "resume"))
-    router.message.register(retry_step, Command("retry"), InGroup())
-    router.message.register(skip_step, Command("skip"), InGroup())
+    router.message.register(decide_step, Command("retry", "skip"), InGroup())
     router.message.register(group_only, Command("retry", "skip"))
     return router

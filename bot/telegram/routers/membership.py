@@ -6,26 +6,15 @@ from __future__ import annotations
 
 from aiogram import Router
 from aiogram.filters import JOIN_TRANSITION, LEAVE_TRANSITION, ChatMemberUpdatedFilter
-from aiogram.types import (
-    ChatJoinRequest,
-    ChatMemberAdministrator,
-    ChatMemberOwner,
-    ChatMemberUpdated,
-)
+from aiogram.types import ChatJoinRequest, ChatMemberUpdated
 
 from bot.telegram.i18n import negotiate
+from bot.telegram.rights import lacking
 from bot.telegram.services import Services
 from funnels.cohorts.lifecycle import GroupLost
-from funnels.kernel.messaging import TASK_GROUP_RIGHTS, WARMUP_RIGHTS, Right
+from funnels.kernel.messaging import TASK_GROUP_RIGHTS, WARMUP_RIGHTS
 from funnels.warmup.admissions import DecideJoinRequest
 from funnels.warmup.joins import MemberJoined, RecordLeave
-
-_FLAGS: tuple[Right, ...] = (
-    "can_invite_users",
-    "can_pin_messages",
-    "can_delete_messages",
-    "can_restrict_members",
-)
 
 
 async def joined(event: ChatMemberUpdated, services: Services) -> None:
@@ -67,13 +56,8 @@ async def bot_membership(event: ChatMemberUpdated, services: Services) -> None:
     if new.status in ("left", "kicked"):
         await GroupLost(services.deps)(chat_id, "removed")
         return
-    if isinstance(new, ChatMemberOwner):
-        return
     needs = WARMUP_RIGHTS if cohort.warmup_chat_id == chat_id else TASK_GROUP_RIGHTS
-    if not isinstance(new, ChatMemberAdministrator):
-        missing: list[Right] = list(needs)
-    else:
-        missing = [r for r in needs if r in _FLAGS and not getattr(new, r, False)]
+    missing = lacking(new, needs)
     if missing:
         await GroupLost(services.deps)(chat_id, "demoted", missing)
 

@@ -4,42 +4,49 @@ from __future__ import annotations
 
 from aiogram import Router
 from aiogram.filters import Command, CommandStart
-from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message
+from aiogram.types import (
+    CallbackQuery,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    Message,
+    User,
+)
 
 from bot.telegram.i18n import SUPPORTED
 from bot.telegram.render import PickLocale
 from bot.telegram.routers.filters import InPrivate
+from bot.telegram.routers.middleware import WhoAsks
 from bot.telegram.services import Services
+from funnels.kernel.actor import Actor
 from funnels.kernel.stages import Role
 from funnels.ladder.progress import Balance, MyTasks
 from funnels.people.links import MemberLink
 from funnels.people.users import ChooseLocale, StartedBot
 
 
-async def start(message: Message, services: Services) -> None:
-    assert message.from_user is not None
-    await StartedBot(services.deps)(services.actor(message.from_user))
-    locale = await services.locale(message.from_user)
+async def start(
+    message: Message, services: Services, actor: Actor, locale: str, event_from_user: User
+) -> None:
+    await StartedBot(services.deps)(actor)
     await services.say(
         message.chat.id,
-        services.text(locale, "start.welcome", name=message.from_user.first_name),
+        services.text(locale, "start.welcome", name=event_from_user.first_name),
     )
 
 
-async def help_(message: Message, services: Services) -> None:
-    assert message.from_user is not None
-    locale = await services.locale(message.from_user)
+async def help_(
+    message: Message, services: Services, actor: Actor, locale: str, is_admin: bool
+) -> None:
     text = services.text(locale, "help.member")
     async with services.deps.store.transaction() as tx:
-        user = await tx.users.by_telegram(message.from_user.id)
+        user = await tx.users.by_telegram(actor.telegram_id)
         role = await tx.users.role(user.user_id) if user else None
-    if (role is not None and role >= Role.LEADER) or services.is_admin(message.from_user.id):
+    if (role is not None and role >= Role.LEADER) or is_admin:
         text += "\n\n" + services.text(locale, "help.leader")
     await services.say(message.chat.id, text)
 
 
-async def lang(message: Message, services: Services) -> None:
-    locale = await services.locale(message.from_user)
+async def lang(message: Message, services: Services, locale: str) -> None:
     buttons = [
         [
             InlineKeyboardButton(
@@ -56,19 +63,19 @@ async def lang(message: Message, services: Services) -> None:
     )
 
 
-async def picked(query: CallbackQuery, callback_data: PickLocale, services: Services) -> None:
+async def picked(
+    query: CallbackQuery, callback_data: PickLocale, services: Services, actor: Actor
+) -> None:
     locale = callback_data.locale if callback_data.locale in SUPPORTED else "en"
-    ref = await ChooseLocale(services.deps)(services.actor(query.from_user), locale)
-    services.users.remember(query.from_user.id, ref.user_id, locale)
+    ref = await ChooseLocale(services.deps)(actor, locale)
+    services.users.remember(actor.telegram_id, ref.user_id, locale)
     await query.answer(services.text(locale, "lang.set"))
     if query.message is not None:
         await services.say(query.message.chat.id, services.text(locale, "lang.set"))
 
 
-async def balance(message: Message, services: Services) -> None:
-    assert message.from_user is not None
-    locale = await services.locale(message.from_user)
-    amounts = await Balance(services.deps)(services.actor(message.from_user))
+async def balance(message: Message, services: Services, actor: Actor, locale: str) -> None:
+    amounts = await Balance(services.deps)(actor)
     if not any(amounts.values()):
         await services.say(message.chat.id, services.text(locale, "balance.empty"))
         return
@@ -79,18 +86,14 @@ async def balance(message: Message, services: Services) -> None:
     await services.say(message.chat.id, services.text(locale, "balance.body", amounts=lines))
 
 
-async def mylink(message: Message, services: Services) -> None:
-    assert message.from_user is not None
-    locale = await services.locale(message.from_user)
-    link = await MemberLink(services.deps)(services.actor(message.from_user))
+async def mylink(message: Message, services: Services, actor: Actor, locale: str) -> None:
+    link = await MemberLink(services.deps)(actor)
     key = "mylink.body" if link else "mylink.none"
     await services.say(message.chat.id, services.text(locale, key, link=link or ""))
 
 
-async def tasks(message: Message, services: Services) -> None:
-    assert message.from_user is not None
-    locale = await services.locale(message.from_user)
-    ladder = await MyTasks(services.deps)(services.actor(message.from_user))
+async def tasks(message: Message, services: Services, actor: Actor, locale: str) -> None:
+    ladder = await MyTasks(services.deps)(actor)
     if ladder is None:
         await services.say(message.chat.id, services.text(locale, "tasks.none"))
         return
@@ -112,6 +115,8 @@ async def tasks(message: Message, services: Services) -> None:
 def make_router() -> Router:
     """A fresh router (a router can belong to one dispatcher only)."""
     router = Router(name="private")
+    router.message.middleware(WhoAsks())
+    router.callback_query.middleware(WhoAsks())
     router.message.filter(InPrivate())
     router.message.register(start, CommandStart())
     router.message.register(help_, Command("help"))
