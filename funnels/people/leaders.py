@@ -47,3 +47,19 @@ class GrantLeader:
             await tx.users.grant(user_id, Role.LEADER, region.id)
             await tx.commit()
         return region
+
+
+class MayLead:
+    """Whether someone may launch cohorts (a leader, or a bootstrap admin), without
+    making a user of them."""
+
+    def __init__(self, deps: Deps) -> None:
+        self.deps = deps
+
+    async def __call__(self, actor: Actor, is_admin: bool) -> bool:
+        if is_admin:
+            return True
+        async with self.deps.uow(PeopleTx).transaction() as tx:
+            user = await tx.users.by_telegram(actor.telegram_id)
+            role = await tx.users.role(user.user_id) if user else None
+        return role is not None and role >= Role.LEADER

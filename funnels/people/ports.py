@@ -47,6 +47,7 @@ class Regions(Protocol):
 
 
 class Users(Protocol):
+    async def by_telegram(self, telegram_id: int) -> MemberRef | None: ...
     async def ensure_user(
         self, telegram_id: int, name: str, language: str | None, at: datetime
     ) -> MemberRef: ...
@@ -55,7 +56,7 @@ class Users(Protocol):
         ...
 
     async def role(self, user_id: int) -> Role | None:
-        """The user's role (``funnels.stages.Role`` value)."""
+        """The user's role; None for no such user."""
         ...
 
     async def set_locale(self, user_id: int, locale: str) -> None: ...

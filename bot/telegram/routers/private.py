@@ -18,8 +18,8 @@ from bot.telegram.routers.filters import InPrivate
 from bot.telegram.routers.middleware import WhoAsks
 from bot.telegram.services import Services
 from funnels.kernel.actor import Actor
-from funnels.kernel.stages import Role
 from funnels.ladder.progress import Balance, MyTasks
+from funnels.people.leaders import MayLead
 from funnels.people.links import MemberLink
 from funnels.people.users import ChooseLocale, StartedBot
 
@@ -38,10 +38,7 @@ async def help_(
     message: Message, services: Services, actor: Actor, locale: str, is_admin: bool
 ) -> None:
     text = services.text(locale, "help.member")
-    async with services.deps.store.transaction() as tx:
-        user = await tx.users.by_telegram(actor.telegram_id)
-        role = await tx.users.role(user.user_id) if user else None
-    if (role is not None and role >= Role.LEADER) or is_admin:
+    if await MayLead(services.deps)(actor, is_admin):
         text += "\n\n" + services.text(locale, "help.leader")
     await services.say(message.chat.id, text)
 
