@@ -11,7 +11,8 @@ from dataclasses import dataclass
 from fastapi import APIRouter, Header, Request
 from fastapi.responses import JSONResponse
 
-from bot.telegram.inbox import BadUpdate, UpdateInbox, check_update
+from bot.telegram.inbox import UpdateInbox
+from bot.telegram.updates import BadUpdate, check_update
 
 log = logging.getLogger("funnelbot.http")
 

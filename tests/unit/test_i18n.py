@@ -13,7 +13,8 @@ import yaml
 from babel import Locale
 
 from bot.telegram.app import GROUP_ADMIN_COMMANDS, PRIVATE_COMMANDS
-from bot.telegram.i18n import DEFAULT, SUPPORTED, Catalog, CatalogError, negotiate
+from bot.telegram.catalog_checks import CatalogError
+from bot.telegram.i18n import DEFAULT, SUPPORTED, Catalog, negotiate
 from funnels.kernel.records import StepStatus
 
 CALLBACK_KEYS = (

@@ -7,7 +7,8 @@ from datetime import date
 
 import pytest
 
-from bot.telegram.routers.leader import MAX_CAPACITY, _Usage, parse_launch
+from bot.telegram.routers.leader import _Usage, parse_launch
+from bot.telegram.routers.refusals import MAX_CAPACITY
 from funnels.scripts.library import is_script_name
 
 

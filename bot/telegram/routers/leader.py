@@ -11,32 +11,26 @@ from __future__ import annotations
 import logging
 from datetime import date
 from pathlib import Path
-from typing import Literal
 
 from aiogram import Router
 from aiogram.filters import Command, CommandObject
 from aiogram.types import Message
 
 from bot.args import ascii_int, telegram_user_id
+from bot.telegram.routers.cohort_ops import decide_step, pause_or_resume, status
 from bot.telegram.routers.filters import InGroup
 from bot.telegram.routers.middleware import WhoAsks
+from bot.telegram.routers.refusals import MAX_CAPACITY, refusal_text
 from bot.telegram.services import Services
 from funnels.cohorts.launch import BindTaskGroup, LaunchCohort, Launched
-from funnels.cohorts.lifecycle import PauseCohort, ResumeCohort
-from funnels.cohorts.pauses import PauseReason
-from funnels.cohorts.status import CohortStatus
 from funnels.kernel.actor import Actor
-from funnels.kernel.records import StepRunRecord
 from funnels.kernel.refusals import Refused
-from funnels.kernel.stages import Stage
-from funnels.ops.steps import DecideStepInGroup
 from funnels.people.leaders import GrantLeader
 from funnels.scripts.library import DEFAULT_SCRIPT, available_scripts, is_script_name, script_path
 from funnels.scripts.loader import LoadedScript, ScriptError, load_script
 
-MAX_CAPACITY = 200_000  # Telegram's largest group
-
 log = logging.getLogger("funnelbot.bot")
+
 
 # Refusal codes of the use cases -> catalogue keys, per command.
 _LAUNCH = {
@@ -48,6 +42,8 @@ _LAUNCH = {
     "past_date": "launch.past_date",
     "far_date": "launch.far_date",
 }
+
+
 _TASKGROUP = {
     "unknown": "taskgroup.unknown",
     "not_yours": "taskgroup.not_yours",
@@ -55,34 +51,6 @@ _TASKGROUP = {
     "taken": "taskgroup.taken",
     "has_one": "taskgroup.has_one",
 }
-_COMMON = {
-    "none": "status.none",
-    "leader_only": "leader.only",
-    "already": "pause.already",
-    "not_running": "pause.not_running",
-    "not_paused": "resume.not_paused",
-    "not_admin": "grant.not_admin",
-    "unknown_region": "grant.unknown_region",
-}
-
-
-def refusal_text(services: Services, locale: str, refused: Refused, keys: dict[str, str]) -> str:
-    params = dict(refused.params)
-    if "missing" in params:
-        missing = params.pop("missing")
-        assert isinstance(missing, tuple)
-        params["missing"] = services.renderer.rights(locale, missing)
-        if refused.code == "missing_rights":
-            return services.text(locale, "launch.missing_rights", **params)
-        return services.text(locale, "resume.still_missing", **params)
-    if "currency" in params:  # amounts come in minor units: worded here, in the locale
-        currency = str(params.pop("currency"))
-        for name in ("needed", "budget"):
-            params[name] = services.catalog.money(locale, int(str(params[name])), currency)
-    if refused.code == "bad_capacity":
-        params["max"] = MAX_CAPACITY
-    key = keys.get(refused.code) or _COMMON.get(refused.code) or "error.generic"
-    return services.text(locale, key, **params)
 
 
 class _Usage(Exception):
@@ -265,66 +233,6 @@ async def taskgroup(
     await services.say(message.chat.id, text, reply_to=message.message_id)
 
 
-async def status(
-    message: Message, services: Services, actor: Actor, locale: str, is_admin: bool
-) -> None:
-    try:
-        view = await CohortStatus(services.deps)(
-            chat_id=message.chat.id, actor=actor, is_admin=is_admin
-        )
-    except Refused as refused:
-        await services.say(message.chat.id, refusal_text(services, locale, refused, {}))
-        return
-    cohort = view.cohort
-    if view.next_step is not None:
-        when = services.catalog.when(locale, view.next_step.due_at, cohort.timezone)
-        next_text = f"{view.next_step.key} · {when}"
-    else:
-        next_text = services.text(locale, "status.nothing_next")
-    lines = [
-        services.text(
-            locale,
-            "status.body",
-            code=cohort.code,
-            status=services.text(locale, f"status.name.{cohort.status}"),
-            day=view.day,
-            days=view.days,
-            joined=view.counts[Stage.JOINED],
-            engaged=view.counts[Stage.ENGAGED],
-            replied=view.counts[Stage.REPLIED],
-            admitted=view.counts[Stage.ADMITTED],
-            next=next_text,
-        )
-    ]
-    if cohort.status == "paused" and cohort.status_reason:
-        reason = services.renderer.pause_reason(locale, PauseReason.parse(cohort.status_reason))
-        lines.append(services.text(locale, "status.reason", reason=reason))
-    lines.extend(_attention_lines(services, locale, view.attention))
-    await services.say(message.chat.id, "\n".join(lines))
-
-
-async def pause_or_resume(
-    message: Message,
-    command: CommandObject,
-    services: Services,
-    actor: Actor,
-    locale: str,
-    is_admin: bool,
-) -> None:
-    """``/pause`` and ``/resume``."""
-    pausing = command.command == "pause"
-    use = PauseCohort(services.deps) if pausing else ResumeCohort(services.deps)
-    try:
-        cohort = await use(chat_id=message.chat.id, actor=actor, is_admin=is_admin)
-    except Refused as refused:
-        text = refusal_text(services, locale, refused, {})
-    else:
-        services.chats.forget(message.chat.id)
-        done = "pause.done" if pausing else "resume.done"
-        text = services.text(locale, done, code=cohort.code)
-    await services.say(message.chat.id, text)
-
-
 async def grant_leader(
     message: Message, command: CommandObject, services: Services, locale: str, is_admin: bool
 ) -> None:
@@ -363,71 +271,6 @@ async def group_only(message: Message, services: Services, locale: str) -> None:
     """The group commands sent in a private chat."""
     key = "launch.group_only" if (message.text or "").startswith("/launch") else "error.group_only"
     await services.say(message.chat.id, services.text(locale, key))
-
-
-# ---------------------------------------------------------------- /retry, /skip
-
-_STEPS = {
-    "step_usage": "step.usage",
-    "no_step": "step.no_step",
-    "cannot_retry": "step.cannot_retry",
-    "cannot_skip": "step.cannot_skip",
-    "step_waiting": "step.waiting",
-}
-_SHOWN = 10  # steps named in one /status line
-
-
-def _attention_lines(services: Services, locale: str, runs: list[StepRunRecord]) -> list[str]:
-    """What /status says about steps in doubt: which, what waits on them, and how to
-    decide."""
-    undecided = [r for r in runs if r.status != "held"]
-    held = [r.key for r in runs if r.status == "held"]
-    lines = []
-    if undecided:
-        steps = ", ".join(
-            f"{r.key} ({services.text(locale, f'step.state.{r.status}')})"
-            for r in undecided[:_SHOWN]
-        )
-        lines.append(services.text(locale, "status.attention", count=len(undecided), steps=steps))
-    if held:
-        lines.append(services.text(locale, "status.held", steps=", ".join(held[:_SHOWN])))
-    if undecided:
-        lines.append(services.text(locale, "status.decide", step=undecided[0].key))
-    return lines
-
-
-async def decide_step(
-    message: Message,
-    command: CommandObject,
-    services: Services,
-    actor: Actor,
-    locale: str,
-    is_admin: bool,
-) -> None:
-    """``/retry KEY`` and ``/skip KEY``: a step in doubt, decided."""
-    action: Literal["retry", "skip"] = "retry" if command.command == "retry" else "skip"
-    words = (command.args or "").split()
-    try:
-        # The use case checks who asks before it looks at the key.
-        decided = await DecideStepInGroup(services.deps)(
-            chat_id=message.chat.id,
-            actor=actor,
-            is_admin=is_admin,
-            action=action,
-            key=words[0] if len(words) == 1 else None,
-        )
-    except Refused as refused:
-        if refused.code in ("cannot_retry", "cannot_skip"):  # the state, in words
-            state = services.text(locale, f"step.state.{refused.params['status']}")
-            refused = Refused(refused.code, **{**refused.params, "status": state})
-        text = refusal_text(services, locale, refused, _STEPS)
-    else:
-        done = "step.retried" if action == "retry" else "step.skipped"
-        text = services.text(locale, done, step=decided.key)
-        if decided.resumed:
-            goes_on = services.text(locale, "step.talk_goes_on", steps=", ".join(decided.resumed))
-            text += "\n" + goes_on
-    await services.say(message.chat.id, text, reply_to=message.message_id)
 
 
 def make_router() -> Router:
