@@ -166,6 +166,7 @@ class SqlEnvelopes(Repo):
     async def claim(self, envelope_id: int, user_id: int, at: datetime) -> ShareClaim:
         return (await self.claim_many(envelope_id, [user_id], at))[user_id]
 
+    # Long: the hot path of a crowd's taps, every statement of one transaction in order.
     async def claim_many(
         self, envelope_id: int, user_ids: Sequence[int], at: datetime
     ) -> dict[int, ShareClaim]:

@@ -51,7 +51,7 @@ class Renderer:
     def __init__(self, catalog: Catalog) -> None:
         self.catalog = catalog
 
-    def __call__(self, message: Outgoing) -> Rendered:
+    def __call__(self, message: Outgoing) -> Rendered:  # long: one case per message type
         c = self.catalog
         match message:
             case ScriptPost(text=text, media=media):

@@ -1,6 +1,9 @@
 """Checks of a funnel script that span fields, run after the pydantic model is valid.
 
-The model in :mod:`funnels.script` checks each field on its own; this module checks how
+(Longer than most modules, on purpose: every cross-field check and its wording for the
+script's author are in this one place.)
+
+The model in :mod:`funnels.scripts.model` checks each field on its own; this module checks how
 the fields fit together: steps inside their stage, unique ids, exactly one pitch, amounts
 in the currency's minor unit, the budget, and the restraint rules of seed 004 (no
 repeated texts, nothing in quiet hours, no flooding), which are warnings.
@@ -12,7 +15,7 @@ Every finding carries a ``loc`` shaped like a pydantic error location, e.g.
 from __future__ import annotations
 
 from bisect import bisect_left
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import time, timedelta
 from typing import Literal
@@ -224,6 +227,31 @@ def _amounts_and_budget(script: Script) -> list[Check]:
             return None
 
     budget = minor(script.budget.total, ("budget", "total"))
+    envelopes = _envelope_amounts(script, minor, out)
+    per_member: int | None = 0
+    for i, task in enumerate(script.tasks.ladder):
+        for leaf_loc, leaf in _goal_leaves(task.goal, _task_loc(i, "goal")):
+            if leaf.at_least is not None:
+                minor(leaf.at_least, (*leaf_loc, "at_least"))
+        if task.reward is None:
+            continue
+        amount = minor(task.reward.amount, _task_loc(i, "reward", "amount"))
+        if amount is None:
+            per_member = None
+        elif per_member is not None:
+            per_member += amount
+
+    if budget is not None and envelopes is not None and per_member is not None:
+        out += _budget(script, budget, envelopes, per_member)
+    return out
+
+
+def _envelope_amounts(
+    script: Script, minor: Callable[[str, Loc], int | None], out: list[Check]
+) -> int | None:
+    """The envelopes' totals added up (None if one is unreadable), each envelope's
+    shares and minimum checked against its total."""
+    currency = script.budget.currency
     envelopes: int | None = 0
     for i, step in enumerate(script.warmup.steps):
         envelope = step.red_envelope
@@ -267,22 +295,7 @@ def _amounts_and_budget(script: Script) -> list[Check]:
                     "error",
                 )
             )
-    per_member: int | None = 0
-    for i, task in enumerate(script.tasks.ladder):
-        for leaf_loc, leaf in _goal_leaves(task.goal, _task_loc(i, "goal")):
-            if leaf.at_least is not None:
-                minor(leaf.at_least, (*leaf_loc, "at_least"))
-        if task.reward is None:
-            continue
-        amount = minor(task.reward.amount, _task_loc(i, "reward", "amount"))
-        if amount is None:
-            per_member = None
-        elif per_member is not None:
-            per_member += amount
-
-    if budget is not None and envelopes is not None and per_member is not None:
-        out += _budget(script, budget, envelopes, per_member)
-    return out
+    return envelopes
 
 
 def _min_share(envelope: RedEnvelope, currency: str) -> int | str | None:

@@ -1,10 +1,12 @@
 """The funnel script: a declarative, validated description of one 7+21 line.
 
 A script is data. Authors write it in YAML; pydantic checks every field with
-``extra="forbid"`` and :mod:`funnels.script_checks` adds the checks that span fields
+``extra="forbid"`` and :mod:`funnels.scripts.checks` adds the checks that span fields
 (steps inside their stage, unique ids, budget). Step and task ids are stable keys:
 step runs, envelopes, ledger entries and reports refer to them, so renaming one in a
 new version of a script is a new step, never an edit of an old one.
+
+(A little over 400 lines: the whole schema of a script reads in this one file.)
 """
 
 from __future__ import annotations

@@ -1,5 +1,7 @@
 """initial schema
 
+(Over 400 lines: the whole first schema, written once by Alembic's autogenerate.)
+
 Revision ID: 0001
 Revises:
 Create Date: 2026-11-22

@@ -128,7 +128,7 @@ async def burst(api: LocalBotAPI, args: argparse.Namespace) -> Outcome:
     return Outcome(ok, len(results) - ok, wall, max(delays, default=0.0))
 
 
-def main() -> None:
+def main() -> None:  # long: the options and the report of one run, in order
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--members", type=int, default=500, help="private messages (one each)")
     parser.add_argument("--groups", type=int, default=3)

@@ -146,7 +146,7 @@ def renumbered(updates: list[JsonDict], offset: int) -> list[JsonDict]:
     return out
 
 
-async def run(args: argparse.Namespace, api: Any, url: str) -> None:
+async def run(args: argparse.Namespace, api: Any, url: str) -> None:  # long: one run, in order
     store = SqlStore(create_engine(url))
     settings = Settings(
         bot_token=SecretStr(TOKEN),
