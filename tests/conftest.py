@@ -5,7 +5,7 @@
   session works in its own throw-away database (so concurrent runs on one server do not
   trample each other), migrated to head once; each test starts with every table emptied.
 - ``db_url``: parametrized over both, so an integration test runs on SQLite and PostgreSQL.
-- ``store``: a :class:`storage.repositories.SqlStore` over ``db_url``.
+- ``store``: a :class:`storage.uow.SqlStore` over ``db_url``.
 - ``redis_url``: Redis at ``FUNNELBOT_TEST_REDIS_URL``, its database flushed per test.
 
 An unreachable PostgreSQL or Redis skips the tests that need it, except under ``CI=true``,

@@ -49,9 +49,9 @@ def build_bot(settings: Settings) -> Bot:
 class FunnelDispatcher(Dispatcher):
     """aiogram's dispatcher, except that a tap on a red envelope and a person's message
     in a group are read straight from the raw update and handled without building
-    aiogram's models (:mod:`bot.handlers.raw`): a crowd's taps and a group's chatter are
+    aiogram's models (:mod:`bot.telegram.raw`): a crowd's taps and a group's chatter are
     the hottest paths, and the models cost more than handling them. Polling
-    (:mod:`bot.polling`) and the webhook both feed raw updates."""
+    (:mod:`bot.telegram.polling`) and the webhook both feed raw updates."""
 
     def __init__(self, services: Services) -> None:
         super().__init__(disable_fsm=True)  # no handler keeps conversation state

@@ -1,6 +1,6 @@
 """The :class:`funnels.kernel.messaging.Messenger` over Telegram, through aiogram's HTTP client.
 
-Every send and edit passes the throttle (:mod:`bot.throttle`) first, so the bot keeps
+Every send and edit passes the throttle (:mod:`bot.telegram.throttle`) first, so the bot keeps
 under Telegram's flood limits instead of bouncing off them; a 429 that comes back anyway
 is waited out and the call repeated (Telegram did nothing, so repeating is safe). Errors
 become the domain's: a group that is gone or forbids posting is :class:`ChatUnavailable`
@@ -110,7 +110,7 @@ class TelegramMessenger:
 
     async def set_slow_mode(self, chat_id: int, seconds: int) -> None:
         # The Bot API cannot set Telegram's own slow mode; the bot keeps it itself by
-        # deleting messages a member sends faster than this (see bot/slowmode.py).
+        # deleting messages a member sends faster than this (see bot/telegram/slowmode.py).
         self.slow_mode.set(chat_id, seconds)
 
     async def unpin(self, chat_id: int, message_id: int) -> None:

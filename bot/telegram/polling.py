@@ -2,8 +2,8 @@
 
 aiogram's own polling reads every update into its models before the dispatcher sees it
 and confirms a batch before handling it, so a crash loses what was fetched. Ours reads
-``getUpdates`` through :class:`~bot.direct_api.DirectBotAPI` and hands each batch raw to
-``accept`` (the update inbox, :mod:`bot.inbox`), which returns once the batch is stored;
+``getUpdates`` through :class:`~bot.telegram.direct_api.DirectBotAPI` and hands each batch raw to
+``accept`` (the update inbox, :mod:`bot.telegram.inbox`), which returns once the batch is stored;
 only then does the next ``getUpdates`` carry the offset that confirms it. If the batch
 cannot be stored, it is not confirmed: Telegram sends it again.
 
@@ -23,7 +23,7 @@ from aiogram.utils.backoff import Backoff, BackoffConfig
 
 from bot.telegram.direct_api import DirectBotAPI, UpdatesRefused
 
-log = logging.getLogger("funnelbot.polling")
+log = logging.getLogger("funnelbot.telegram.polling")
 
 BACKOFF = BackoffConfig(min_delay=1.0, max_delay=5.0, factor=1.3, jitter=0.1)
 

@@ -5,16 +5,16 @@ Telegram counts a bot's messages wherever they come from, so processes that shar
 reserves its slot in Redis with one atomic script, on Redis's own clock: the first time
 at or after now when its chat's window has room (the latest ``count`` reservations in the
 chat, a window apart) and no other send of the bot is within one global spacing of it
-(``window length / count``, about 35 ms, the even spacing :mod:`bot.throttle` uses). The
+(``window length / count``, about 35 ms, the even spacing :mod:`bot.telegram.throttle` uses). The
 sender then sleeps until its slot. Reservations are kept as sorted sets that expire on
 their own once they can no longer count, so quiet chats cost nothing.
 
-The limits and the margin are the in-process throttle's (:class:`bot.throttle.Limits`).
+The limits and the margin are the in-process throttle's (:class:`bot.telegram.throttle.Limits`).
 What it does not do: learn from late answers (a send held up on the way by more than the
 margin may be counted too early, and the rare 429 that follows is waited out as ever).
 
 If Redis cannot be reached, sends are not held up by it: each process falls back to its
-own :class:`~bot.throttle.Throttle` (logging once per outage), which keeps the per-process
+own :class:`~bot.telegram.throttle.Throttle` (logging once per outage), which keeps the per-process
 limits, and goes back to Redis when it answers again.
 """
 
@@ -33,7 +33,7 @@ from redis.exceptions import RedisError
 
 from bot.telegram.throttle import Limits, Throttle
 
-log = logging.getLogger("funnelbot.throttle")
+log = logging.getLogger("funnelbot.telegram.throttle")
 
 # KEYS: the chat's reservations, the bot's reservations.
 # ARGV: chat window (s), chat count, global spacing (s), this send's id.
@@ -80,7 +80,7 @@ return 1
 
 
 class SharedThrottle:
-    """The in-process :class:`~bot.throttle.Throttle`'s interface, counted in Redis."""
+    """The in-process :class:`~bot.telegram.throttle.Throttle`'s interface, counted in Redis."""
 
     def __init__(
         self,

@@ -71,7 +71,7 @@ class Limits:
 
 class Throttling(Protocol):
     """What the messenger needs of a throttle: :class:`Throttle` in one process,
-    :class:`bot.shared_throttle.SharedThrottle` for several sharing a bot."""
+    :class:`bot.telegram.shared_throttle.SharedThrottle` for several sharing a bot."""
 
     limits: Limits
     waited: float

@@ -1,6 +1,6 @@
 """Task goals: which events count towards a goal, and whether the goal is met.
 
-A goal (:class:`funnels.script.Goal`) is a tree whose leaves are event goals and whose
+A goal (:class:`funnels.scripts.model.Goal`) is a tree whose leaves are event goals and whose
 branches are ``all:``/``any:``. Progress for one member and one task is stored per leaf,
 keyed by the leaf's position in ``goal.leaves()`` (depth first):
 

@@ -2,13 +2,13 @@
 
 Authors edit scripts by hand, so a bad script must say where and what: the YAML is
 composed into a node tree (which keeps the line of every key and list item), the data is
-validated by the pydantic model of :mod:`funnels.script`, and, only if the model is
-valid, by the cross-field checks of :mod:`funnels.script_checks`. Each pydantic error
+validated by the pydantic model of :mod:`funnels.scripts.model`, and, only if the model is
+valid, by the cross-field checks of :mod:`funnels.scripts.checks`. Each pydantic error
 and each check becomes a :class:`Problem` with the line of the offending key and a
 plain message; all of them are reported at once, sorted by line.
 
 Any text at all gives either a script or a :class:`ScriptError`: the limits on size,
-nesting and aliases are enforced by :mod:`funnels.script_yaml` while the tree is built.
+nesting and aliases are enforced by :mod:`funnels.scripts.yaml_reader` while the tree is built.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Where things are in a script's YAML node tree: lines and field paths for problems.
 
-pydantic and :mod:`funnels.script_checks` name a place with a location tuple such as
+pydantic and :mod:`funnels.scripts.checks` name a place with a location tuple such as
 ``("warmup", "steps", 3, "at", "day")``; :class:`Tree` finds the line of that place in
 the composed YAML and how to show it ("warmup.steps[d2_talk].at.day"). A mapping or a
 list can hold thousands of entries, each with a problem, so each mapping's keys and each

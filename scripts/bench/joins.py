@@ -3,7 +3,7 @@
 
 Each trial opens a warm-up group of its own with a launched cohort, then 500 people join
 it at once (each join is a ``chat_member`` update followed by the "joined" service
-message: 1,000 updates). The bot's own long polling (``bot.polling.Poller``, getUpdates
+message: 1,000 updates). The bot's own long polling (``bot.telegram.polling.Poller``, getUpdates
 from the local Bot API server in a process of its own) hands each page to either
 
 - ``inbox``: the update inbox, as ``funnelbot run`` does now: the page is stored (one

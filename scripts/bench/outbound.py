@@ -14,7 +14,7 @@ its answer, so the rate should not fall as the latency grows.
 
 ``--processes N`` splits the same burst over N senders, each with its own Bot API
 session and throttle, as N processes sharing one bot would; with ``--redis-url`` their
-throttles are :class:`bot.shared_throttle.SharedThrottle` on that Redis and keep one
+throttles are :class:`bot.telegram.shared_throttle.SharedThrottle` on that Redis and keep one
 count (without it each keeps its own, and together they overrun Telegram's limits).
 """
 

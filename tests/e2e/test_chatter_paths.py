@@ -1,5 +1,5 @@
 """Group chatter reaches the same handler whether the dispatcher reads it from the raw
-update (``bot.handlers.raw.read_said``, the hot path) or through aiogram's models (a
+update (``bot.telegram.raw.read_said``, the hot path) or through aiogram's models (a
 parsed update, or one the raw reading declines): counted alike, a "1" recorded alike,
 service messages counted by neither."""
 

@@ -1,4 +1,4 @@
-"""bot/direct_api.py end to end: answers and getUpdates over its own kept-alive
+"""bot/telegram/direct_api.py end to end: answers and getUpdates over its own kept-alive
 connections, against the local Bot API server and, for what that server cannot do (close
 idle connections, answer ``Connection: close``, never answer, count connections), against
 a tiny scriptable HTTP server written here."""

@@ -1,4 +1,4 @@
-"""Unit tests for funnels.envelopes: exact, bounded, reproducible and fair splits."""
+"""Unit tests for funnels.warmup.envelopes: exact, bounded, reproducible and fair splits."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Unit tests for funnels.goals: contributions, targets, status and progress lines."""
+"""Unit tests for funnels.ladder.goals: contributions, targets, status and progress lines."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Unit tests for bot.i18n: the packaged catalogues, their checks, and formatting."""
+"""Unit tests for bot.telegram.i18n: the packaged catalogues, their checks, and formatting."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Unit tests for funnels.pauses: the stored pause reason, written and read back."""
+"""Unit tests for funnels.cohorts.pauses: the stored pause reason, written and read back."""
 
 from __future__ import annotations
 

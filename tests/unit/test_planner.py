@@ -1,4 +1,4 @@
-"""Unit tests for funnels.planner: keys, days, cumulative talk parts, closes, DST."""
+"""Unit tests for funnels.scripts.planner: keys, days, cumulative talk parts, closes, DST."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Unit tests for bot.render: task progress and pause reasons in the reader's language."""
+"""Unit tests for bot.telegram.render: task progress and pause reasons in the reader's language."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Unit tests for funnels.replies: only a message that is the answer counts.
+"""Unit tests for funnels.scripts.replies: only a message that is the answer counts.
 
 Full-width forms are written as escapes (\\uff11 is the full-width 1, \\uff01 the
 full-width "!") so that a reader can tell them from their ASCII look-alikes.

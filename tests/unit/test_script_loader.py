@@ -1,4 +1,4 @@
-"""Unit tests for funnels.script_loader and funnels.script_checks: every problem is
+"""Unit tests for funnels.scripts.loader and funnels.scripts.checks: every problem is
 reported with its line, its field and a plain message; warnings do not stop a load."""
 
 from __future__ import annotations

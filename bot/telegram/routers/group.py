@@ -55,7 +55,7 @@ async def chatter(said: Said, services: Services) -> None:
             await services.bot.delete_message(chat_id, said.message_id)
         return
     await _answer(said, cohort, services)
-    # Counted last: the update is marked handled with the counts it adds to (bot.inbox),
+    # Counted last: the update is marked handled with the counts it adds to (bot/telegram/inbox.py),
     # so it must not be counted if the answer above failed and will be handled again.
     services.activity.add(chat_id, user.id, said.update_id)
 
