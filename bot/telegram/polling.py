@@ -23,7 +23,7 @@ from aiogram.utils.backoff import Backoff, BackoffConfig
 
 from bot.telegram.direct_api import DirectBotAPI, UpdatesRefused
 
-log = logging.getLogger("funnelbot.telegram.polling")
+log = logging.getLogger("funnelbot.polling")
 
 BACKOFF = BackoffConfig(min_delay=1.0, max_delay=5.0, factor=1.3, jitter=0.1)
 

@@ -33,7 +33,7 @@ from redis.exceptions import RedisError
 
 from bot.telegram.throttle import Limits, Throttle
 
-log = logging.getLogger("funnelbot.telegram.throttle")
+log = logging.getLogger("funnelbot.throttle")
 
 # KEYS: the chat's reservations, the bot's reservations.
 # ARGV: chat window (s), chat count, global spacing (s), this send's id.

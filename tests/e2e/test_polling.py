@@ -126,7 +126,7 @@ async def test_a_batch_is_confirmed_only_after_it_was_accepted(api: LocalBotAPI)
 async def test_a_batch_that_cannot_be_stored_is_fetched_again(
     api: LocalBotAPI, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.INFO, logger="funnelbot.telegram.polling")
+    caplog.set_level(logging.INFO, logger="funnelbot.polling")
     failures = [RuntimeError("the database is gone")]
 
     async def flaky(updates: list[Json]) -> None:
@@ -179,7 +179,7 @@ async def test_allowed_updates_reach_getupdates(api: LocalBotAPI) -> None:
 async def test_a_failed_fetch_is_logged_and_polling_goes_on(
     api: LocalBotAPI, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.INFO, logger="funnelbot.telegram.polling")
+    caplog.set_level(logging.INFO, logger="funnelbot.polling")
     accept = Accepted()
     api.break_next("getUpdates", status=502)
     api.break_next("getUpdates", status=502)
@@ -187,11 +187,7 @@ async def test_a_failed_fetch_is_logged_and_polling_goes_on(
     async with polling(api.base_url, accept) as (_, task):
         await until(lambda: accept.texts == ["after the outage"])
         assert not task.done()
-    errors = [
-        r
-        for r in caplog.records
-        if r.name == "funnelbot.telegram.polling" and r.levelname == "ERROR"
-    ]
+    errors = [r for r in caplog.records if r.name == "funnelbot.polling" and r.levelname == "ERROR"]
     assert len(errors) == 2
     assert all("could not fetch updates" in r.getMessage() for r in errors)
     assert all("HTTP 502" in r.getMessage() for r in errors)
@@ -202,7 +198,7 @@ async def test_a_failed_fetch_is_logged_and_polling_goes_on(
 async def test_a_flood_wait_is_waited_as_telegram_says_not_by_backoff(
     api: LocalBotAPI, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.INFO, logger="funnelbot.telegram.polling")
+    caplog.set_level(logging.INFO, logger="funnelbot.polling")
     accept = Accepted()
     api.break_next(
         "getUpdates",

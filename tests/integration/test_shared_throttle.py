@@ -141,7 +141,7 @@ async def test_without_redis_each_process_keeps_the_limits_itself(
 ) -> None:
     down = Redis.from_url("redis://127.0.0.1:1/0", socket_connect_timeout=0.5)
     throttle = SharedThrottle(down, Limits(private=Window(1, 0.2), margin=0))
-    with caplog.at_level(logging.WARNING, logger="funnelbot.telegram.throttle"):
+    with caplog.at_level(logging.WARNING, logger="funnelbot.throttle"):
         await throttle.acquire(7)
         started = time.monotonic()
         await throttle.acquire(7)  # the in-process throttle makes it wait a window
