@@ -65,8 +65,8 @@ async def grab(tap: Tap, services: Services) -> None:
         await _answer(services, tap, services.text(locale, "envelope.busy"))
         return
     c = services.catalog
-    if claim.outcome in ("claimed", "already"):
-        amount = c.money(locale, claim.amount_minor, claim.currency or "USD")
+    if claim.outcome in ("claimed", "already") and claim.currency:  # a share has its money
+        amount = c.money(locale, claim.amount_minor, claim.currency)
         key = "envelope.already" if claim.outcome == "already" else "envelope.grabbed"
         if claim.outcome == "claimed" and claim.last_share:
             key = "envelope.grabbed_last"
