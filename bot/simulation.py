@@ -32,6 +32,7 @@ from funnels.kernel.codes import new_code
 from funnels.kernel.messaging import EnvelopeSummary, Outgoing
 from funnels.kernel.records import Arrival, IncomingEvent, MemberRef
 from funnels.ladder.events import IngestEvents
+from funnels.ops.report import FunnelReport, ReadFunnel
 from funnels.scripts.loader import LoadedScript
 from funnels.scripts.model import Goal, Script
 from funnels.scripts.planner import PlannedStep, plan
@@ -42,8 +43,7 @@ from funnels.warmup.joins import RecordJoin, RecordLeave
 from funnels.warmup.replies import RecordReply
 from storage.db import create_engine
 from storage.migrate import upgrade_async
-from storage.ops import FunnelReport, funnel_report
-from storage.uow import SqlStore, SqlTransaction
+from storage.uow import SqlStore
 
 Action = Callable[[], Awaitable[None]]
 
@@ -305,9 +305,7 @@ class Simulation:
         await self._flush_events()
         clock.set(max(clock.now(), end))
         steps_run += (await self.tick()).claimed
-        async with store.transaction() as tx:
-            assert isinstance(tx, SqlTransaction)
-            report_data = await funnel_report(tx.conn, [c.id for c in cohorts])
+        report_data = await ReadFunnel(deps)([c.id for c in cohorts])
         return SimulationResult(
             report=report_data,
             wall_seconds=_perf.perf_counter() - started,
