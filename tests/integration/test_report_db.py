@@ -20,9 +20,9 @@ async def test_funnel_counts_are_cumulative_and_conversions_line_up(kit: Kit) ->
     await kit.members(2, chat=WARMUP_CHAT - 1)
 
     await kit.run_until(warmup_at(1, "12:00"))
-    grab = await kit.grab()(await kit.envelope_id(cohort.id), m[2].user_id)
+    grab = await kit.tap(await kit.envelope_id(cohort.id), m[2].user_id)
     assert grab.outcome == "claimed"
-    await kit.activity()(WARMUP_CHAT, {m[1].user_id: 2})
+    await kit.chatter()(WARMUP_CHAT, {m[1].telegram_id: 2})
     await kit.leave()(WARMUP_CHAT, m[0].user_id)
 
     await kit.run_until(warmup_at(2, "20:00"))
