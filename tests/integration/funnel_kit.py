@@ -221,6 +221,7 @@ class Kit:
         capacity: int | None = None,
         code: str | None = None,
         loaded: LoadedScript | None = None,
+        leader: MemberRef | None = None,
     ) -> CohortRecord:
         record = await StartCohort(self.deps)(
             loaded or self.loaded,
@@ -228,6 +229,7 @@ class Kit:
             code=code or f"C{len(self.cohorts) + 1}",
             capacity=capacity,
             warmup_chat_id=chat,
+            leader_id=leader.user_id if leader else None,
         )
         self.cohorts.append(record)
         return record

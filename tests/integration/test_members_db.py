@@ -12,6 +12,7 @@ from sqlalchemy import select
 from funnels.deps import Deps
 from funnels.kernel.messaging import AdmissionsOpen, ScriptPost
 from funnels.kernel.stages import Stage
+from funnels.people.links import MemberLink
 from funnels.warmup.joins import MemberJoined
 from storage.models import MemberActivity
 from tests.integration.funnel_kit import (
@@ -61,6 +62,30 @@ async def test_capacity_is_enforced_in_arrival_order(kit: Kit) -> None:
     assert {r.joined_at for r in rows} == {warmup_at(1, "08:30")}
     assert (await join(WARMUP_CHAT, kit.actor(c))).outcome == "full"
     assert (await join(WARMUP_CHAT, kit.actor(a))).outcome == "member"
+
+
+async def test_a_join_is_attributed_to_the_owner_of_the_link_it_came_by(kit: Kit) -> None:
+    leader, a, b, c = await kit.users(4)
+    cohort = await kit.start(leader=leader)
+    join = kit.join()
+
+    assert (await join(WARMUP_CHAT, kit.actor(a))).inviter_id == leader.user_id  # no link
+    link = await MemberLink(kit.deps)(kit.actor(a))  # /mylink
+    assert link is not None
+    by_a = await join(WARMUP_CHAT, kit.actor(b), invite_link=link)
+    unknown = await join(WARMUP_CHAT, kit.actor(c), invite_link="https://t.me/+elsewhere")
+    own = await join(WARMUP_CHAT, kit.actor(leader))
+
+    assert (by_a.outcome, by_a.inviter_id) == ("joined", a.user_id)
+    assert (unknown.outcome, unknown.inviter_id) == ("joined", leader.user_id)
+    assert (own.outcome, own.inviter_id) == ("joined", None)  # nobody invites themselves
+    rows = await kit.rows(members_t.select().where(members_t.c.cohort_id == cohort.id))
+    assert {r.user_id: r.inviter_id for r in rows} == {
+        a.user_id: leader.user_id,
+        b.user_id: a.user_id,
+        c.user_id: leader.user_id,
+        leader.user_id: None,
+    }
 
 
 async def test_capacity_holds_when_two_joins_race_for_the_last_seat(kit: Kit) -> None:
