@@ -60,16 +60,17 @@ class SqlMembers(Repo):
         at: datetime,
     ) -> dict[int, Seat]:
         ids = [a.user_id for a in arrivals]
-        known = {
-            r.user_id: r.left_at
-            for r in (
-                await self.conn.execute(
-                    select(_m.c.user_id, _m.c.left_at).where(
-                        _m.c.cohort_id == cohort_id, _m.c.user_id.in_(ids)
-                    )
-                )
-            ).all()
-        }
+        # Statements built once (storage.sql.prepared): a join comes per chat_member update.
+        seated = prepared(
+            "members_seated",
+            self.dialect,
+            lambda: select(_m.c.user_id, _m.c.left_at).where(
+                _m.c.cohort_id == bindparam("cohort_id"),
+                one_of(self.dialect, _m.c.user_id, "user_ids"),
+            ),
+        )
+        rows = await self.conn.execute(seated, {"cohort_id": cohort_id, "user_ids": ids})
+        known = {r.user_id: r.left_at for r in rows.all()}
         outcome: dict[int, Seat] = {}
         rejoined = [uid for uid, left_at in known.items() if left_at is not None]
         if rejoined:
@@ -88,7 +89,11 @@ class SqlMembers(Repo):
         admitted, refused = fresh[:room], fresh[room:]
         if admitted:
             await self.conn.execute(
-                insert_ignore(self.dialect, _m, "cohort_id", "user_id"),
+                prepared(
+                    "members_join",
+                    self.dialect,
+                    lambda: insert_ignore(self.dialect, _m, "cohort_id", "user_id"),
+                ),
                 [
                     {
                         "cohort_id": cohort_id,
@@ -112,13 +117,16 @@ class SqlMembers(Repo):
         )
 
     async def count(self, cohort_id: int) -> int:
-        value = (
-            await self.conn.execute(
+        statement = prepared(
+            "members_count",
+            self.dialect,
+            lambda: (
                 select(func.count())
                 .select_from(_m)
-                .where(_m.c.cohort_id == cohort_id, _m.c.left_at.is_(None))
-            )
-        ).scalar_one()
+                .where(_m.c.cohort_id == bindparam("cohort_id"), _m.c.left_at.is_(None))
+            ),
+        )
+        value = (await self.conn.execute(statement, {"cohort_id": cohort_id})).scalar_one()
         return int(value)
 
     async def stage(self, cohort_id: int, user_id: int) -> Stage | None:

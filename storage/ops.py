@@ -1,4 +1,5 @@
-"""Read models for reports: the funnel by stage, envelope and reward spend, step lateness.
+"""Figures for reports in SQL (the ops slice's ``Reports``): members by stage, envelope
+and reward spend, step runs by status and start.
 
 Queries group by the small columns they need; none loads members or events one by one.
 """
@@ -6,12 +7,13 @@ Queries group by the small columns they need; none loads members or events one b
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from datetime import datetime
 
 from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from funnels.kernel.stages import Stage
+from funnels.ops.ports import Budget, EnvelopeTotals, RewardTotals
+from storage.sql import Repo
 from storage.tables import (
     cohort_members as _m,
     cohorts as _c,
@@ -22,130 +24,84 @@ from storage.tables import (
 )
 
 
-@dataclass
-class FunnelReport:
-    cohorts: int
-    stages: dict[str, int]
-    """Members who reached each stage or went further (the funnel's fixed definition)."""
-    left: int
-    currency: str
-    budget_minor: int
-    envelope_planned_minor: int
-    envelope_claimed_minor: int
-    envelope_claims: int
-    envelopes: int
-    rewards_paid_minor: int
-    rewards_paid: int
-    rewards_over_budget: int
-    tasks_completed: dict[str, int]
-    step_status: dict[str, int]
-    lateness_seconds: list[int] = field(default_factory=list)
+class SqlReports(Repo):
+    async def stage_counts(self, cohort_ids: Sequence[int]) -> dict[Stage, int]:
+        rows = await self.conn.execute(
+            select(_m.c.stage, func.count())
+            .where(_m.c.cohort_id.in_(cohort_ids))
+            .group_by(_m.c.stage)
+        )
+        return {Stage(stage): int(n) for stage, n in rows.all()}
 
-    def conversions(self) -> list[tuple[str, int, float | None]]:
-        """(stage, count, share of the previous stage) in funnel order."""
-        out: list[tuple[str, int, float | None]] = []
-        previous: int | None = None
-        for stage in Stage:
-            count = self.stages.get(stage.label, 0)
-            out.append((stage.label, count, (count / previous) if previous else None))
-            previous = count
-        return out
-
-
-async def funnel_report(conn: AsyncConnection, cohort_ids: Sequence[int]) -> FunnelReport:
-    ids = list(cohort_ids)
-    by_stage: dict[int, int] = dict(
-        (
-            await conn.execute(
-                select(_m.c.stage, func.count()).where(_m.c.cohort_id.in_(ids)).group_by(_m.c.stage)
-            )
-        ).all()
-    )
-    stages: dict[str, int] = {}
-    running = 0
-    for stage in reversed(Stage):
-        running += int(by_stage.get(int(stage), 0))
-        stages[stage.label] = running
-    left = (
-        await conn.execute(
+    async def members_left(self, cohort_ids: Sequence[int]) -> int:
+        query = (
             select(func.count())
             .select_from(_m)
-            .where(_m.c.cohort_id.in_(ids), _m.c.left_at.is_not(None))
+            .where(_m.c.cohort_id.in_(cohort_ids), _m.c.left_at.is_not(None))
         )
-    ).scalar_one()
-    budget = (
-        await conn.execute(
-            select(func.coalesce(func.sum(_c.c.budget_minor), 0), func.min(_c.c.currency)).where(
-                _c.c.id.in_(ids)
+        return int((await self.conn.execute(query)).scalar_one())
+
+    async def budget(self, cohort_ids: Sequence[int]) -> Budget:
+        total, currency = (
+            await self.conn.execute(
+                select(
+                    func.coalesce(func.sum(_c.c.budget_minor), 0), func.min(_c.c.currency)
+                ).where(_c.c.id.in_(cohort_ids))
             )
-        )
-    ).one()
-    env = (
-        await conn.execute(
-            select(
-                func.count(),
-                func.coalesce(func.sum(_e.c.total_minor), 0),
-                func.coalesce(func.sum(_e.c.claimed_minor), 0),
-                func.coalesce(func.sum(_e.c.claimed), 0),
-            ).where(_e.c.cohort_id.in_(ids))
-        )
-    ).one()
-    rewards = (
-        await conn.execute(
-            select(func.count(), func.coalesce(func.sum(_l.c.amount_minor), 0)).where(
-                _l.c.cohort_id.in_(ids), _l.c.kind == "reward"
+        ).one()
+        return Budget(int(total), currency)
+
+    async def envelopes(self, cohort_ids: Sequence[int]) -> EnvelopeTotals:
+        count, planned, claimed_minor, claims = (
+            await self.conn.execute(
+                select(
+                    func.count(),
+                    func.coalesce(func.sum(_e.c.total_minor), 0),
+                    func.coalesce(func.sum(_e.c.claimed_minor), 0),
+                    func.coalesce(func.sum(_e.c.claimed), 0),
+                ).where(_e.c.cohort_id.in_(cohort_ids))
             )
-        )
-    ).one()
-    over = (
-        await conn.execute(
-            select(func.count())
-            .select_from(_tp)
-            .where(_tp.c.cohort_id.in_(ids), _tp.c.reward_status == "over_budget")
-        )
-    ).scalar_one()
-    completed: dict[str, int] = dict(
-        (
-            await conn.execute(
-                select(_tp.c.task_id, func.count())
-                .where(_tp.c.cohort_id.in_(ids), _tp.c.completed_at.is_not(None))
-                .group_by(_tp.c.task_id)
-            )
-        ).all()
-    )
-    status: dict[str, int] = dict(
-        (
-            await conn.execute(
-                select(_s.c.status, func.count())
-                .where(_s.c.cohort_id.in_(ids))
-                .group_by(_s.c.status)
-            )
-        ).all()
-    )
-    lateness = [
-        max(0, int((started - due).total_seconds()))
-        for due, started in (
-            await conn.execute(
-                select(_s.c.due_at, _s.c.started_at).where(
-                    _s.c.cohort_id.in_(ids), _s.c.started_at.is_not(None)
+        ).one()
+        return EnvelopeTotals(int(count), int(planned), int(claimed_minor), int(claims))
+
+    async def rewards(self, cohort_ids: Sequence[int]) -> RewardTotals:
+        paid, paid_minor = (
+            await self.conn.execute(
+                select(func.count(), func.coalesce(func.sum(_l.c.amount_minor), 0)).where(
+                    _l.c.cohort_id.in_(cohort_ids), _l.c.kind == "reward"
                 )
             )
-        ).all()
-    ]
-    return FunnelReport(
-        cohorts=len(ids),
-        stages=stages,
-        left=int(left),
-        currency=str(budget[1] or ""),
-        budget_minor=int(budget[0]),
-        envelopes=int(env[0]),
-        envelope_planned_minor=int(env[1]),
-        envelope_claimed_minor=int(env[2]),
-        envelope_claims=int(env[3]),
-        rewards_paid=int(rewards[0]),
-        rewards_paid_minor=int(rewards[1]),
-        rewards_over_budget=int(over),
-        tasks_completed={str(k): int(v) for k, v in completed.items()},
-        step_status={str(k): int(v) for k, v in status.items()},
-        lateness_seconds=sorted(lateness),
-    )
+        ).one()
+        return RewardTotals(int(paid), int(paid_minor))
+
+    async def rewards_over_budget(self, cohort_ids: Sequence[int]) -> int:
+        query = (
+            select(func.count())
+            .select_from(_tp)
+            .where(_tp.c.cohort_id.in_(cohort_ids), _tp.c.reward_status == "over_budget")
+        )
+        return int((await self.conn.execute(query)).scalar_one())
+
+    async def tasks_completed(self, cohort_ids: Sequence[int]) -> dict[str, int]:
+        rows = await self.conn.execute(
+            select(_tp.c.task_id, func.count())
+            .where(_tp.c.cohort_id.in_(cohort_ids), _tp.c.completed_at.is_not(None))
+            .group_by(_tp.c.task_id)
+        )
+        return {str(task): int(n) for task, n in rows.all()}
+
+    async def step_status(self, cohort_ids: Sequence[int]) -> dict[str, int]:
+        rows = await self.conn.execute(
+            select(_s.c.status, func.count())
+            .where(_s.c.cohort_id.in_(cohort_ids))
+            .group_by(_s.c.status)
+        )
+        return {str(status): int(n) for status, n in rows.all()}
+
+    async def step_starts(self, cohort_ids: Sequence[int]) -> list[tuple[datetime, datetime]]:
+        rows = await self.conn.execute(
+            select(_s.c.due_at, _s.c.started_at).where(
+                _s.c.cohort_id.in_(cohort_ids), _s.c.started_at.is_not(None)
+            )
+        )
+        return [(due, started) for due, started in rows.all()]

@@ -44,7 +44,10 @@ class SqlLinks(Repo):
         )
 
     async def get(self, link: str) -> InviteLinkRecord | None:
-        row = (await self.conn.execute(select(_il).where(_il.c.link == link))).first()
+        statement = prepared(
+            "link_get", self.dialect, lambda: select(_il).where(_il.c.link == bindparam("link"))
+        )
+        row = (await self.conn.execute(statement, {"link": link})).first()
         return _link(row) if row else None
 
     async def find(

@@ -14,13 +14,14 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from funnels.cohorts.ports import CohortsTx
 from funnels.kernel.uow import UnitOfWork
 from funnels.ladder.ports import LadderTx
-from funnels.ops.ports import OpsTx
+from funnels.ops.ports import OpsTx, ReportsTx
 from funnels.people.ports import PeopleTx
 from funnels.warmup.ports import WarmupTx
 from storage.cohorts import SqlCohorts
 from storage.envelopes import SqlEnvelopes
 from storage.ladder import SqlEvents, SqlLedger, SqlTasks
 from storage.members import SqlMembers
+from storage.ops import SqlReports
 from storage.people import SqlLinks, SqlRegions, SqlUsers
 from storage.steps import SqlSteps
 from storage.updates import SqlUpdates
@@ -40,6 +41,7 @@ class SqlTransaction:
         self.links = SqlLinks(conn)
         self.regions = SqlRegions(conn)
         self.updates = SqlUpdates(conn)
+        self.reports = SqlReports(conn)
         self._committed = False
 
     async def commit(self) -> None:
@@ -88,5 +90,6 @@ def _plays_every_role(store: SqlStore) -> None:
         UnitOfWork[LadderTx],
         UnitOfWork[PeopleTx],
         UnitOfWork[OpsTx],
-    ] = (store, store, store, store, store)
+        UnitOfWork[ReportsTx],
+    ] = (store, store, store, store, store, store)
     del roles

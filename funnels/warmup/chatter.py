@@ -11,25 +11,6 @@ from funnels.kernel.stages import Stage
 from funnels.warmup.ports import WarmupTx
 
 
-class RecordActivity:
-    """Message counts per member per local day, never the text; chatting during the
-    warm-up makes a member ``engaged``."""
-
-    def __init__(self, deps: Deps) -> None:
-        self.deps = deps
-
-    async def __call__(self, chat_id: int, counts: Mapping[int, int]) -> None:
-        now = self.deps.clock.now()
-        async with self.deps.uow(WarmupTx).transaction() as tx:
-            cohort = await tx.cohorts.by_chat(chat_id)
-            if cohort is None or cohort.warmup_chat_id != chat_id:
-                return
-            day = now.astimezone(ZoneInfo(cohort.timezone)).date()
-            await tx.members.add_activity(cohort.id, counts, day)
-            await tx.members.advance_many(cohort.id, list(counts), Stage.ENGAGED, now)
-            await tx.commit()
-
-
 class RecordChatter:
     """Message counts from a group, keyed by Telegram id as the bot sees them; members
     the cohort does not know (joined before the launch, other bots) are left out.

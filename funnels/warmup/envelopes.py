@@ -163,16 +163,6 @@ class ClaimShares:
         return claims
 
 
-class ClaimShare:
-    """One tap on an envelope's Grab button."""
-
-    def __init__(self, deps: Deps) -> None:
-        self.claim = ClaimShares(deps)
-
-    async def __call__(self, envelope_id: int, user_id: int, *, close: bool = True) -> ShareClaim:
-        return (await self.claim(envelope_id, [user_id], close=close))[user_id]
-
-
 class CloseEnvelope:
     """Close an envelope once (all shares gone or expired) and edit it to its summary."""
 

@@ -3,7 +3,6 @@ invited them (the link's owner, the member who added them, or the leader)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
@@ -15,28 +14,6 @@ from funnels.warmup.admissions import AdmitMember, AdmitOutcome
 from funnels.warmup.ports import WarmupTx
 
 JoinOutcome = Seat | Literal["no_cohort"]
-
-
-class RecordJoin:
-    """Members entered the warm-up group, each attributed to whoever invited them.
-
-    Takes a batch, so a burst of ``chat_member`` updates (or a simulated crowd) is one
-    transaction; capacity is enforced in arrival order.
-    """
-
-    def __init__(self, deps: Deps) -> None:
-        self.deps = deps
-
-    async def __call__(self, chat_id: int, arrivals: Sequence[Arrival]) -> dict[int, JoinOutcome]:
-        async with self.deps.uow(WarmupTx).transaction() as tx:
-            cohort = await tx.cohorts.by_chat(chat_id)
-            if cohort is None or cohort.warmup_chat_id != chat_id:
-                return {a.user_id: "no_cohort" for a in arrivals}
-            seats = await tx.members.join(
-                cohort.id, arrivals, cohort.capacity, self.deps.clock.now()
-            )
-            await tx.commit()
-        return dict(seats)
 
 
 class RecordLeave:

@@ -63,13 +63,13 @@ from bot.settings import Settings
 from bot.telegram.app import build_bot, build_dispatcher
 from bot.telegram.throttle import Limits, Window
 from funnels.cohorts.launch import StartCohort
+from funnels.kernel.actor import Actor
 from funnels.kernel.clock import ManualClock
 from funnels.kernel.messaging import EnvelopeOffer
-from funnels.kernel.records import Arrival
 from funnels.scripts.library import DEFAULT_SCRIPT, script_path
 from funnels.scripts.loader import load_script
 from funnels.warmup.envelopes import split
-from funnels.warmup.joins import RecordJoin
+from funnels.warmup.joins import MemberJoined
 from storage.db import create_engine
 from storage.migrate import upgrade_async
 from storage.models import EnvelopeShare, LedgerEntry
@@ -138,13 +138,12 @@ async def storm(url: str, args: argparse.Namespace) -> dict[str, Figures]:
             capacity=args.members,
             warmup_chat_id=GROUP,
         )
-        async with store.transaction() as tx:
-            refs = [await tx.users.ensure_user(tg, f"M{tg}", "en", NOW) for tg in members]
-            await tx.commit()
-        await RecordJoin(services.deps)(GROUP, [Arrival(r.user_id, None) for r in refs])
-        user_of = {r.telegram_id: r.user_id for r in refs}
-        for ref in refs:  # as the join handler does when members come in
-            services.users.remember(ref.telegram_id, ref.user_id, "en")
+        user_of: dict[int, int] = {}
+        join = MemberJoined(services.deps)
+        for tg in members:  # as the join handler does when members come in
+            joined = await join(GROUP, Actor(tg, f"M{tg}", "en"))
+            user_of[tg] = joined.user_id
+            services.users.remember(tg, joined.user_id, "en")
         settle_heap()  # as `funnelbot run` does once it is up
         rng = random.Random(args.seed)
         for trial in range(args.trials):

@@ -35,15 +35,22 @@ from bot.telegram.offline import RecordingMessenger
 from funnels.cohorts.launch import StartCohort
 from funnels.cohorts.tick import RunDueSteps, TickReport
 from funnels.deps import Deps
+from funnels.kernel.actor import Actor
 from funnels.kernel.clock import ManualClock
-from funnels.kernel.records import Arrival, CohortRecord, IncomingEvent, MemberRef, StepRunRecord
+from funnels.kernel.records import (
+    CohortRecord,
+    IncomingEvent,
+    MemberRef,
+    ShareClaim,
+    StepRunRecord,
+)
 from funnels.kernel.stages import Stage
 from funnels.ladder.events import IngestEvents
 from funnels.scripts.loader import LoadedScript, load_script_text
 from funnels.warmup.admissions import AdmitMember
-from funnels.warmup.chatter import RecordActivity
-from funnels.warmup.envelopes import ClaimShare
-from funnels.warmup.joins import RecordJoin, RecordLeave
+from funnels.warmup.chatter import RecordChatter
+from funnels.warmup.envelopes import ClaimShares
+from funnels.warmup.joins import MemberJoined, RecordLeave
 from funnels.warmup.replies import RecordReply
 from storage.models import (
     Cohort,
@@ -214,6 +221,7 @@ class Kit:
         capacity: int | None = None,
         code: str | None = None,
         loaded: LoadedScript | None = None,
+        leader: MemberRef | None = None,
     ) -> CohortRecord:
         record = await StartCohort(self.deps)(
             loaded or self.loaded,
@@ -221,6 +229,7 @@ class Kit:
             code=code or f"C{len(self.cohorts) + 1}",
             capacity=capacity,
             warmup_chat_id=chat,
+            leader_id=leader.user_id if leader else None,
         )
         self.cohorts.append(record)
         return record
@@ -242,11 +251,18 @@ class Kit:
             await tx.commit()
         return refs
 
+    def actor(self, ref: MemberRef) -> Actor:
+        """The Telegram user behind ``ref`` (made by :meth:`users`), as updates show them."""
+        assert ref.telegram_id is not None
+        return Actor(ref.telegram_id, f"Member {ref.telegram_id}", ref.language)
+
     async def members(self, n: int, *, chat: int = WARMUP_CHAT) -> list[MemberRef]:
-        """``n`` new users who joined the warm-up group."""
+        """``n`` new users who joined the warm-up group, one ``chat_member`` update each."""
         refs = await self.users(n)
-        outcome = await RecordJoin(self.deps)(chat, [Arrival(r.user_id, None) for r in refs])
-        assert set(outcome.values()) == {"joined"}, outcome
+        join = self.join()
+        for ref in refs:
+            joined = await join(chat, self.actor(ref))
+            assert (joined.outcome, joined.user_id) == ("joined", ref.user_id), joined
         return refs
 
     async def force_stage(self, cohort_id: int, user_id: int, stage: Stage) -> None:
@@ -283,14 +299,15 @@ class Kit:
             data=data,
         )
 
-    def join(self) -> RecordJoin:
-        return RecordJoin(self.deps)
+    def join(self) -> MemberJoined:
+        return MemberJoined(self.deps)
 
     def leave(self) -> RecordLeave:
         return RecordLeave(self.deps)
 
-    def activity(self) -> RecordActivity:
-        return RecordActivity(self.deps)
+    def chatter(self) -> RecordChatter:
+        """Message counts by Telegram id, as the bot's activity buffer writes them."""
+        return RecordChatter(self.deps)
 
     def reply(self) -> RecordReply:
         return RecordReply(self.deps)
@@ -298,8 +315,9 @@ class Kit:
     def admit(self) -> AdmitMember:
         return AdmitMember(self.deps)
 
-    def grab(self) -> ClaimShare:
-        return ClaimShare(self.deps)
+    async def tap(self, envelope_id: int, user_id: int, *, close: bool = True) -> ShareClaim:
+        """One tap on an envelope's Grab button: a batch of one for ``ClaimShares``."""
+        return (await ClaimShares(self.deps)(envelope_id, [user_id], close=close))[user_id]
 
     def ingest(self) -> IngestEvents:
         return IngestEvents(self.deps)

@@ -1,4 +1,5 @@
-"""``funnelbot simulate`` end to end: a small cohort through the real engine and SQLite."""
+"""``funnelbot simulate`` end to end: small cohorts through the bot's use cases and the
+real storage."""
 
 from __future__ import annotations
 
@@ -7,9 +8,20 @@ import os
 from pathlib import Path
 
 import pytest
+from sqlalchemy import func, select
 from typer.testing import CliRunner
 
 from bot.cli import app
+from bot.simulation import Simulation, SimulationOptions
+from funnels.scripts.library import DEFAULT_SCRIPT, script_path
+from funnels.scripts.loader import load_script
+from storage.tables import (
+    cohort_members as members_t,
+    cohorts as cohorts_t,
+    invite_links as links_t,
+    member_activity as activity_t,
+)
+from storage.uow import SqlStore
 
 runner = CliRunner()
 
@@ -123,3 +135,38 @@ def test_simulate_refuses_an_unreadable_script(tmp_path: Path) -> None:
     result = runner.invoke(app, ["simulate", "--script", str(path)])
     assert result.exit_code == 1
     assert result.stderr == f"error: --script {path}: cannot read the file: permission denied\n"
+
+
+async def test_simulated_people_take_the_bots_own_paths(db_url: str, store: SqlStore) -> None:
+    loaded = load_script(script_path(DEFAULT_SCRIPT))
+    options = SimulationOptions(cohorts=2, members=60, reply_rate=0.6, seed=5, database_url=db_url)
+    simulation = Simulation(loaded, options)
+
+    result = await simulation.run()
+
+    async with store.transaction() as tx:
+        members = (
+            await tx.conn.execute(
+                select(members_t.c.cohort_id, members_t.c.inviter_id, cohorts_t.c.leader_id).join(
+                    cohorts_t, cohorts_t.c.id == members_t.c.cohort_id
+                )
+            )
+        ).all()
+        links = (await tx.conn.execute(select(links_t))).all()
+        counted = (await tx.conn.execute(select(func.count()).select_from(activity_t))).scalar()
+    # Launched by a leader, whose link is every member's inviter unless they came by a
+    # member's own link (/mylink), which is then theirs.
+    assert len(members) == 120
+    assert all(m.leader_id is not None for m in members)
+    by_members = [m for m in members if m.inviter_id != m.leader_id]
+    assert by_members and len(by_members) < len(members) / 2
+    owners = {link.owner_id for link in links if link.kind == "member"}
+    assert {m.inviter_id for m in by_members} <= owners
+    kinds = sorted((link.cohort_id, link.kind) for link in links if link.kind != "member")
+    assert kinds == sorted((c, k) for c in result.cohort_ids for k in ("admission", "leader"))
+    # Responders asked into the task group and were let in there (DecideJoinRequest).
+    answers = simulation.people.messenger.join_answers
+    assert all(approve for _, _, approve in answers)
+    assert len(answers) == result.report.stages["admitted"] > 0
+    # Chatter was counted by Telegram id, per member and day.
+    assert counted and result.report.stages["engaged"] > result.report.stages["replied"]

@@ -13,7 +13,7 @@ from funnels.deps import Deps
 from funnels.kernel.messaging import EnvelopeOffer, EnvelopeSummary
 from funnels.kernel.records import CohortRecord, MemberRef
 from funnels.kernel.stages import Stage
-from funnels.warmup.envelopes import ClaimShare, CloseEnvelope
+from funnels.warmup.envelopes import ClaimShares, CloseEnvelope
 from tests.integration.funnel_kit import (
     WARMUP_CHAT,
     Kit,
@@ -84,8 +84,8 @@ async def test_a_second_tap_reads_back_the_first_claim(kit: Kit) -> None:
     cohort, [member], envelope_id = await open_envelope(kit, 1)
     kit.clock.set(OPEN + timedelta(seconds=5))
 
-    first = await kit.grab()(envelope_id, member.user_id)
-    again = await kit.grab()(envelope_id, member.user_id)
+    first = await kit.tap(envelope_id, member.user_id)
+    again = await kit.tap(envelope_id, member.user_id)
 
     assert first.outcome == "claimed"
     assert first.amount_minor >= 1
@@ -105,19 +105,19 @@ async def test_a_non_member_gets_not_member_and_nothing_is_written(kit: Kit) -> 
     _, _, envelope_id = await open_envelope(kit, 1)
     [stranger] = await kit.users(1)
 
-    claim = await kit.grab()(envelope_id, stranger.user_id)
+    claim = await kit.tap(envelope_id, stranger.user_id)
 
     assert (claim.outcome, claim.amount_minor) == ("not_member", 0)
     assert await ledger_rows(kit) == []
     assert await kit.count(shares_t, shares_t.c.user_id.is_not(None)) == 0
-    assert (await kit.grab()(envelope_id + 999, stranger.user_id)).outcome == "closed"
+    assert (await kit.tap(envelope_id + 999, stranger.user_id)).outcome == "closed"
 
 
 async def test_the_last_share_closes_the_envelope_and_edits_it_once(kit: Kit) -> None:
     cohort, refs, envelope_id = await open_envelope(kit, 4)
     kit.clock.set(OPEN + timedelta(minutes=1))
 
-    claims = [await kit.grab()(envelope_id, r.user_id) for r in refs[:3]]
+    claims = [await kit.tap(envelope_id, r.user_id) for r in refs[:3]]
 
     assert [c.outcome for c in claims] == ["claimed"] * 3
     assert [c.last_share for c in claims] == [False, False, True]
@@ -140,9 +140,9 @@ async def test_the_last_share_closes_the_envelope_and_edits_it_once(kit: Kit) ->
     [env] = await kit.rows(envelopes_t.select())
     assert env.closed_at == OPEN + timedelta(minutes=1)
 
-    late = await kit.grab()(envelope_id, refs[3].user_id)
+    late = await kit.tap(envelope_id, refs[3].user_id)
     assert (late.outcome, late.amount_minor) == ("closed", 0)
-    assert (await kit.grab()(envelope_id, refs[0].user_id)).amount_minor == claims[0].amount_minor
+    assert (await kit.tap(envelope_id, refs[0].user_id)).amount_minor == claims[0].amount_minor
 
     await kit.tick(EXPIRES)  # the close step finds it closed already
 
@@ -158,11 +158,11 @@ async def test_the_last_share_closes_the_envelope_and_edits_it_once(kit: Kit) ->
 async def test_expiry_closes_releases_unclaimed_money_and_refuses_later_taps(kit: Kit) -> None:
     cohort, refs, envelope_id = await open_envelope(kit, 3)
     kit.clock.set(EXPIRES - timedelta(seconds=1))
-    claim = await kit.grab()(envelope_id, refs[0].user_id)
+    claim = await kit.tap(envelope_id, refs[0].user_id)
     assert claim.outcome == "claimed"
 
     kit.clock.set(EXPIRES)  # expired, the close step has not run yet
-    assert (await kit.grab()(envelope_id, refs[1].user_id)).outcome == "closed"
+    assert (await kit.tap(envelope_id, refs[1].user_id)).outcome == "closed"
 
     report = await kit.tick(EXPIRES)
 
@@ -188,8 +188,8 @@ async def test_expiry_closes_releases_unclaimed_money_and_refuses_later_taps(kit
     assert (await kit.cohort(cohort.id)).spent_minor == claim.amount_minor
 
     kit.clock.set(EXPIRES + timedelta(hours=1))
-    assert (await kit.grab()(envelope_id, refs[2].user_id)).outcome == "closed"
-    again = await kit.grab()(envelope_id, refs[0].user_id)
+    assert (await kit.tap(envelope_id, refs[2].user_id)).outcome == "closed"
+    again = await kit.tap(envelope_id, refs[0].user_id)
     assert (again.outcome, again.amount_minor) == ("already", claim.amount_minor)
     assert await CloseEnvelope(kit.deps)(envelope_id) is False  # closes once
     assert len(kit.messenger.edits) == 1
@@ -202,7 +202,7 @@ async def test_twenty_members_tapping_at_once_share_five_shares_exactly(kit: Kit
     cohort, refs, envelope_id = await open_envelope(kit, 20)
     kit.clock.set(OPEN + timedelta(seconds=3))
 
-    claims = await asyncio.gather(*(kit.grab()(envelope_id, r.user_id) for r in refs))
+    claims = await asyncio.gather(*(kit.tap(envelope_id, r.user_id) for r in refs))
 
     won = [
         (r.user_id, c.amount_minor)
@@ -228,11 +228,31 @@ async def test_twenty_members_tapping_at_once_share_five_shares_exactly(kit: Kit
     assert (await kit.cohort(cohort.id)).spent_minor == 100
 
 
+async def test_a_crowds_taps_in_one_batch_go_to_the_first_comers(kit: Kit) -> None:
+    # The bot's tap batcher hands ClaimShares the taps that arrived together, in order.
+    cohort, refs, envelope_id = await open_envelope(kit, 5)
+    kit.clock.set(OPEN + timedelta(seconds=2))
+    ids = [r.user_id for r in refs]
+
+    claims = await ClaimShares(kit.deps)(envelope_id, ids)
+
+    assert [claims[u].outcome for u in ids] == ["claimed"] * 3 + ["empty"] * 2
+    assert [claims[u].last_share for u in ids] == [False, False, True, False, False]
+    assert sum(claims[u].amount_minor for u in ids) == 100
+    assert sorted((u, a) for u, a, *_ in await ledger_rows(kit)) == sorted(
+        (u, claims[u].amount_minor) for u in ids[:3]
+    )
+    assert [await kit.stage(cohort.id, u) for u in ids] == [Stage.ENGAGED] * 3 + [Stage.JOINED] * 2
+    [env] = await kit.rows(envelopes_t.select())
+    assert (env.claimed, env.claimed_minor, env.closed_at) == (3, 100, OPEN + timedelta(seconds=2))
+    assert len(kit.messenger.edits) == 1
+
+
 async def test_one_member_tapping_many_times_at_once_gets_one_share(kit: Kit) -> None:
     _, [member, other], envelope_id = await open_envelope(kit, 2)
     kit.clock.set(OPEN + timedelta(seconds=3))
 
-    claims = await asyncio.gather(*(kit.grab()(envelope_id, member.user_id) for _ in range(6)))
+    claims = await asyncio.gather(*(kit.tap(envelope_id, member.user_id) for _ in range(6)))
 
     assert sorted(c.outcome for c in claims) == ["already"] * 5 + ["claimed"]
     assert len({c.amount_minor for c in claims}) == 1
@@ -240,7 +260,7 @@ async def test_one_member_tapping_many_times_at_once_gets_one_share(kit: Kit) ->
     assert await kit.count(shares_t, shares_t.c.user_id == member.user_id) == 1
     [env] = await kit.rows(envelopes_t.select())
     assert env.claimed == 1
-    assert (await kit.grab()(envelope_id, other.user_id)).outcome == "claimed"
+    assert (await kit.tap(envelope_id, other.user_id)).outcome == "claimed"
     total = await kit.rows(select(func.sum(ledger_t.c.amount_minor)))
     assert total[0][0] == (await kit.rows(envelopes_t.select()))[0].claimed_minor
 
@@ -252,7 +272,7 @@ async def test_a_tap_racing_the_expiry_close_is_settled_before_the_close(kit: Ki
     pause = PauseBeforeFirstWrite(kit.store)
     paused = Deps(pause, kit.messenger, kit.clock)  # type: ignore[arg-type]
     kit.clock.set(EXPIRES - timedelta(milliseconds=1))  # a tap just before the expiry
-    tap = asyncio.create_task(ClaimShare(paused)(envelope_id, member.user_id))
+    tap = asyncio.create_task(ClaimShares(paused)(envelope_id, [member.user_id]))
     await asyncio.wait_for(pause.reached.wait(), timeout=10)
 
     # The close step starts while the tap is between its read and its write: the tap
@@ -261,7 +281,7 @@ async def test_a_tap_racing_the_expiry_close_is_settled_before_the_close(kit: Ki
     await asyncio.sleep(0.3)
     assert not close.done()
     pause.go.set()
-    claim = await tap
+    claim = (await tap)[member.user_id]
     await close
 
     assert claim.outcome == "claimed"

@@ -11,9 +11,9 @@ from sqlalchemy import select
 
 from funnels.deps import Deps
 from funnels.kernel.messaging import AdmissionsOpen, ScriptPost
-from funnels.kernel.records import Arrival
 from funnels.kernel.stages import Stage
-from funnels.warmup.joins import RecordJoin
+from funnels.people.links import MemberLink
+from funnels.warmup.joins import MemberJoined
 from storage.models import MemberActivity
 from tests.integration.funnel_kit import (
     WARMUP_CHAT,
@@ -41,36 +41,67 @@ async def test_capacity_is_enforced_in_arrival_order(kit: Kit) -> None:
     cohort = await kit.start(capacity=2)
     a, b, c = await kit.users(3)
     kit.clock.set(warmup_at(1, "08:30"))
+    join = kit.join()
 
-    outcome = await kit.join()(
-        WARMUP_CHAT,
-        [Arrival(a.user_id, None), Arrival(b.user_id, a.user_id), Arrival(c.user_id, a.user_id)],
-    )
+    outcome = [
+        await join(WARMUP_CHAT, kit.actor(a)),
+        await join(WARMUP_CHAT, kit.actor(b), added_by=kit.actor(a)),
+        await join(WARMUP_CHAT, kit.actor(c), added_by=kit.actor(a)),
+    ]
 
-    assert outcome == {a.user_id: "joined", b.user_id: "joined", c.user_id: "full"}
+    assert [(j.user_id, j.outcome) for j in outcome] == [
+        (a.user_id, "joined"),
+        (b.user_id, "joined"),
+        (c.user_id, "full"),
+    ]
+    assert [j.inviter_id for j in outcome] == [None, a.user_id, a.user_id]
     rows = await kit.rows(members_t.select().where(members_t.c.cohort_id == cohort.id))
     assert sorted(r.user_id for r in rows) == [a.user_id, b.user_id]
     assert {r.user_id: r.inviter_id for r in rows} == {a.user_id: None, b.user_id: a.user_id}
     assert {r.stage for r in rows} == {int(Stage.JOINED)}
     assert {r.joined_at for r in rows} == {warmup_at(1, "08:30")}
-    assert await kit.join()(WARMUP_CHAT, [Arrival(c.user_id, None)]) == {c.user_id: "full"}
-    assert await kit.join()(WARMUP_CHAT, [Arrival(a.user_id, None)]) == {a.user_id: "member"}
+    assert (await join(WARMUP_CHAT, kit.actor(c))).outcome == "full"
+    assert (await join(WARMUP_CHAT, kit.actor(a))).outcome == "member"
 
 
-async def test_capacity_holds_when_two_join_batches_race(kit: Kit) -> None:
+async def test_a_join_is_attributed_to_the_owner_of_the_link_it_came_by(kit: Kit) -> None:
+    leader, a, b, c = await kit.users(4)
+    cohort = await kit.start(leader=leader)
+    join = kit.join()
+
+    assert (await join(WARMUP_CHAT, kit.actor(a))).inviter_id == leader.user_id  # no link
+    link = await MemberLink(kit.deps)(kit.actor(a))  # /mylink
+    assert link is not None
+    by_a = await join(WARMUP_CHAT, kit.actor(b), invite_link=link)
+    unknown = await join(WARMUP_CHAT, kit.actor(c), invite_link="https://t.me/+elsewhere")
+    own = await join(WARMUP_CHAT, kit.actor(leader))
+
+    assert (by_a.outcome, by_a.inviter_id) == ("joined", a.user_id)
+    assert (unknown.outcome, unknown.inviter_id) == ("joined", leader.user_id)
+    assert (own.outcome, own.inviter_id) == ("joined", None)  # nobody invites themselves
+    rows = await kit.rows(members_t.select().where(members_t.c.cohort_id == cohort.id))
+    assert {r.user_id: r.inviter_id for r in rows} == {
+        a.user_id: leader.user_id,
+        b.user_id: a.user_id,
+        c.user_id: leader.user_id,
+        leader.user_id: None,
+    }
+
+
+async def test_capacity_holds_when_two_joins_race_for_the_last_seat(kit: Kit) -> None:
     cohort = await kit.start(capacity=2)
-    a, b, c, d = await kit.users(4)
-    # On PostgreSQL both batches count the seats before either inserts, as two processes
+    await kit.members(1)
+    b, c = await kit.users(2)
+    # On PostgreSQL both joins count the seats before either inserts, as two processes
     # (or two concurrently handled chat_member updates) can; SQLite takes turns.
     store = kit.store if kit.dialect == "sqlite" else Rendezvous(kit.store, "members", "count", 2)
-    join = RecordJoin(Deps(store, kit.messenger, kit.clock))  # type: ignore[arg-type]
+    join = MemberJoined(Deps(store, kit.messenger, kit.clock))  # type: ignore[arg-type]
 
     first, second = await asyncio.gather(
-        join(WARMUP_CHAT, [Arrival(a.user_id, None), Arrival(b.user_id, None)]),
-        join(WARMUP_CHAT, [Arrival(c.user_id, None), Arrival(d.user_id, None)]),
+        join(WARMUP_CHAT, kit.actor(b)), join(WARMUP_CHAT, kit.actor(c))
     )
 
-    assert sorted([*first.values(), *second.values()]) == ["full", "full", "joined", "joined"]
+    assert sorted([first.outcome, second.outcome]) == ["full", "joined"]
     async with kit.store.transaction() as tx:
         assert await tx.members.count(cohort.id) == 2
 
@@ -82,7 +113,7 @@ async def test_a_seat_frees_when_a_member_leaves(kit: Kit) -> None:
 
     await kit.leave()(WARMUP_CHAT, b.user_id)
 
-    assert await kit.join()(WARMUP_CHAT, [Arrival(c.user_id, None)]) == {c.user_id: "joined"}
+    assert (await kit.join()(WARMUP_CHAT, kit.actor(c))).outcome == "joined"
     async with kit.store.transaction() as tx:
         assert await tx.members.count(cohort.id) == 2
 
@@ -91,7 +122,7 @@ async def test_a_rejoin_after_leaving_clears_left_at_and_keeps_the_stage(kit: Ki
     cohort = await kit.start()
     [member] = await kit.members(1)
     kit.clock.set(warmup_at(1, "09:30"))
-    await kit.activity()(WARMUP_CHAT, {member.user_id: 3})
+    await kit.chatter()(WARMUP_CHAT, {member.telegram_id: 3})
     kit.clock.set(warmup_at(1, "10:00"))
 
     await kit.leave()(WARMUP_CHAT, member.user_id)
@@ -101,9 +132,9 @@ async def test_a_rejoin_after_leaving_clears_left_at_and_keeps_the_stage(kit: Ki
     assert row.stage == Stage.ENGAGED
     kit.clock.set(warmup_at(1, "11:00"))
 
-    outcome = await kit.join()(WARMUP_CHAT, [Arrival(member.user_id, None)])
+    joined = await kit.join()(WARMUP_CHAT, kit.actor(member))
 
-    assert outcome == {member.user_id: "rejoined"}
+    assert (joined.user_id, joined.outcome) == (member.user_id, "rejoined")
     row = await member_row(kit, cohort.id, member.user_id)
     assert row.left_at is None
     assert row.stage == Stage.ENGAGED
@@ -115,9 +146,8 @@ async def test_a_rejoin_after_leaving_clears_left_at_and_keeps_the_stage(kit: Ki
 async def test_joins_in_a_chat_without_a_cohort_are_ignored(kit: Kit) -> None:
     await kit.start()
     [member] = await kit.users(1)
-    assert await kit.join()(WARMUP_CHAT - 5, [Arrival(member.user_id, None)]) == {
-        member.user_id: "no_cohort"
-    }
+    joined = await kit.join()(WARMUP_CHAT - 5, kit.actor(member))
+    assert (joined.user_id, joined.outcome, joined.cohort_id) == (member.user_id, "no_cohort", None)
     assert await kit.count(members_t) == 0
 
 
@@ -126,8 +156,10 @@ async def test_activity_is_counted_per_local_day_and_engages(kit: Kit) -> None:
     a, b = await kit.members(2)
     kit.clock.set(warmup_at(1, "23:30"))  # 15:30 UTC: still day 1 in Singapore
 
-    await kit.activity()(WARMUP_CHAT, {a.user_id: 2})
-    await kit.activity()(WARMUP_CHAT, {a.user_id: 1})
+    # Keyed by Telegram id, as the bot sees messages; someone the bot does not know (who
+    # was in the group before it came) is left out.
+    assert await kit.chatter()(WARMUP_CHAT, {a.telegram_id: 2, 4_000_000: 5}) == 1
+    assert await kit.chatter()(WARMUP_CHAT, {a.telegram_id: 1}) == 1
 
     activity = MemberActivity.__table__
     rows = await kit.rows(select(activity.c.user_id, activity.c.day, activity.c.messages))
@@ -261,7 +293,7 @@ async def test_stages_never_move_back(kit: Kit) -> None:
     assert await kit.admit()(cohort.id, admitted.user_id) == "admitted"
     kit.clock.set(PITCH + timedelta(minutes=5))
 
-    await kit.activity()(WARMUP_CHAT, {replied.user_id: 4, admitted.user_id: 1})
+    await kit.chatter()(WARMUP_CHAT, {replied.telegram_id: 4, admitted.telegram_id: 1})
     claim_on_closed = await kit.reply()(WARMUP_CHAT, admitted.user_id, "1")
 
     assert claim_on_closed == "already"

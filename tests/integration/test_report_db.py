@@ -1,11 +1,12 @@
-"""funnel_report over a cohort driven through the real use cases, on SQLite and PostgreSQL."""
+"""The funnel report (ReadFunnel) over cohorts driven through the real use cases, on
+SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
 import pytest
 
 from funnels.kernel.stages import Stage
-from storage.ops import funnel_report
+from funnels.ops.report import ReadFunnel
 from tests.integration.funnel_kit import TASK_CHAT, WARMUP_CHAT, Kit, task_at, warmup_at
 
 
@@ -19,9 +20,9 @@ async def test_funnel_counts_are_cumulative_and_conversions_line_up(kit: Kit) ->
     await kit.members(2, chat=WARMUP_CHAT - 1)
 
     await kit.run_until(warmup_at(1, "12:00"))
-    grab = await kit.grab()(await kit.envelope_id(cohort.id), m[2].user_id)
+    grab = await kit.tap(await kit.envelope_id(cohort.id), m[2].user_id)
     assert grab.outcome == "claimed"
-    await kit.activity()(WARMUP_CHAT, {m[1].user_id: 2})
+    await kit.chatter()(WARMUP_CHAT, {m[1].telegram_id: 2})
     await kit.leave()(WARMUP_CHAT, m[0].user_id)
 
     await kit.run_until(warmup_at(2, "20:00"))
@@ -48,9 +49,8 @@ async def test_funnel_counts_are_cumulative_and_conversions_line_up(kit: Kit) ->
     ]
     assert [await kit.stage(cohort.id, r.user_id) for r in m] == reached
 
-    async with kit.store.engine.connect() as conn:
-        report = await funnel_report(conn, [cohort.id])
-        both = await funnel_report(conn, [cohort.id, other.id])
+    report = await ReadFunnel(kit.deps)([cohort.id])
+    both = await ReadFunnel(kit.deps)([cohort.id, other.id])
 
     assert report.stages == {
         "joined": 7,
@@ -96,8 +96,7 @@ async def test_funnel_counts_are_cumulative_and_conversions_line_up(kit: Kit) ->
 
 async def test_an_empty_report(kit: Kit) -> None:
     cohort = await kit.start()
-    async with kit.store.engine.connect() as conn:
-        report = await funnel_report(conn, [cohort.id])
+    report = await ReadFunnel(kit.deps)([cohort.id])
     assert set(report.stages.values()) == {0}
     assert [c for _, _, c in report.conversions()] == [None] * 8
     assert (report.left, report.envelopes, report.rewards_paid) == (0, 0, 0)

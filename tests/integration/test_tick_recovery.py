@@ -265,7 +265,7 @@ async def test_a_full_envelope_whose_close_never_ran_is_closed_by_the_next_tick(
     await kit.tick(warmup_at(1, "12:00"))
     envelope_id = await kit.envelope_id(cohort.id)
     for ref in refs:  # the last tap is stored, then the process dies before closing
-        await kit.grab()(envelope_id, ref.user_id, close=False)
+        await kit.tap(envelope_id, ref.user_id, close=False)
     [env] = await kit.rows(envelopes_t.select())
     assert (env.claimed, env.closed_at) == (3, None)
     spent = (await kit.cohort(cohort.id)).spent_minor
@@ -299,7 +299,7 @@ async def test_an_envelope_with_shares_left_is_not_closed_early(kit: Kit) -> Non
     await kit.run_until(warmup_at(1, "12:00"))
     envelope_id = await kit.envelope_id(cohort.id)
     for ref in refs:
-        await kit.grab()(envelope_id, ref.user_id, close=False)
+        await kit.tap(envelope_id, ref.user_id, close=False)
 
     report = await kit.tick(warmup_at(1, "12:05"))
 

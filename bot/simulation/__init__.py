@@ -1,0 +1,246 @@
+"""``funnelbot simulate``: whole cohorts on a virtual clock, through what the bot runs.
+
+Leaders ``/launch`` the cohorts and bind their task groups; simulated members join by the
+leader's invite link or by a member's own link (``MemberJoined``, attributed as in the
+bot), chat (counted by Telegram id through the bot's activity buffer and
+``RecordChatter``), grab envelopes (the bot's ``TapBatcher``: taps that arrive together
+share one transaction), answer the pitch (``RecordReply``), ask to join the task group
+(``DecideJoinRequest``) and work down the ladder with falling probability; their platform
+events go through the same ``IngestEvents`` the HTTP API uses. What is left out is
+Telegram's side: parsing updates, answering taps, slow mode's deletions, reactions.
+
+The store and ``Deps`` come from the composition root; the messenger records what the
+bot would have said instead of calling Telegram. Time jumps from one thing that happens
+to the next, so 28 days take seconds; the report is the ops slice's (``ReadFunnel``).
+
+Here: the options, the result and the run (the clock, the scheduler's ticks, the
+platform's posts). ``people``: what leaders and members do in the warm-up; ``ladder``:
+the events of their tasks; ``world``: the agenda, the cohorts and members, the bot.
+"""
+
+from __future__ import annotations
+
+import gc
+import secrets
+import tempfile
+import time as _perf
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from bot.composition import build_deps, open_store
+from bot.service import settle_heap
+from bot.simulation.people import People
+from bot.simulation.world import Agenda, SimMessenger
+from funnels.kernel.clock import ManualClock
+from funnels.ops.report import FunnelReport, ReadFunnel
+from funnels.scripts.loader import LoadedScript
+from storage.uow import SqlStore
+
+EVENTS_EVERY = timedelta(hours=1)
+"""The platform posts what happened at least this often, and at once past 500 events."""
+
+
+class SimulationError(Exception):
+    """Impossible options; the message says which and what is allowed."""
+
+
+@dataclass(frozen=True)
+class SimulationOptions:
+    cohorts: int = 24
+    members: int = 500
+    reply_rate: float = 0.35
+    seed: int = 1
+    regions: int = 6
+    first_start: date = date(2026, 1, 5)
+    database_url: str | None = None
+
+    def check(self) -> None:
+        problems = []
+        if not 1 <= self.cohorts <= 1000:
+            problems.append("--cohorts must be between 1 and 1000")
+        if not 1 <= self.members <= 200_000:
+            problems.append("--members must be between 1 and 200000")
+        if not 0.0 <= self.reply_rate <= 1.0:
+            problems.append("--reply-rate must be between 0 and 1 (0.35 means 35%)")
+        if self.regions < 1:
+            problems.append("--regions must be at least 1")
+        if problems:
+            raise SimulationError("; ".join(problems))
+
+
+@dataclass
+class SimulationResult:
+    report: FunnelReport
+    wall_seconds: float
+    steps_run: int
+    member_actions: int
+    events: int
+    duplicates: int
+    sent: int
+    edits: int
+    notices: int
+    cohort_ids: list[int] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        r = self.report
+        late = r.lateness_seconds
+        return {
+            "cohorts": r.cohorts,
+            "funnel": [
+                {"stage": s, "members": n, "conversion": None if c is None else round(c, 4)}
+                for s, n, c in r.conversions()
+            ],
+            "left": r.left,
+            "currency": r.currency,
+            "budget_minor": r.budget_minor,
+            "envelopes": {
+                "count": r.envelopes,
+                "planned_minor": r.envelope_planned_minor,
+                "claimed_minor": r.envelope_claimed_minor,
+                "claims": r.envelope_claims,
+            },
+            "rewards": {
+                "paid": r.rewards_paid,
+                "paid_minor": r.rewards_paid_minor,
+                "over_budget": r.rewards_over_budget,
+                "tasks_completed": r.tasks_completed,
+            },
+            "spend_minor": r.envelope_claimed_minor + r.rewards_paid_minor,
+            "steps": {
+                "status": r.step_status,
+                "late_max_seconds": late[-1] if late else 0,
+                "late_p95_seconds": late[int(len(late) * 0.95)] if late else 0,
+            },
+            "run": {
+                "wall_seconds": round(self.wall_seconds, 3),
+                "steps_run": self.steps_run,
+                "member_actions": self.member_actions,
+                "events": self.events,
+                "duplicate_events": self.duplicates,
+                "messages_sent": self.sent,
+                "messages_edited": self.edits,
+                "private_notices": self.notices,
+            },
+        }
+
+
+@contextmanager
+def _settled_heap() -> Iterator[None]:
+    """The collector tuned as ``funnelbot run`` tunes it once it is up (``settle_heap``:
+    what start-up left alive, aiogram's classes and schemas above all, out of its sight,
+    and collections rarer), for the run only: the process that called is left as it was."""
+    thresholds = gc.get_threshold()
+    settle_heap()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*thresholds)
+
+
+class Simulation:
+    def __init__(
+        self,
+        loaded: LoadedScript,
+        options: SimulationOptions,
+        progress: Callable[[float], None] | None = None,
+    ) -> None:
+        options.check()
+        self.loaded = loaded
+        self.options = options
+        self.progress = progress
+        self.agenda = Agenda()
+        self.events = 0
+        self.duplicates = 0
+        self._posted_at = datetime.min.replace(tzinfo=UTC)
+
+    async def run(self) -> SimulationResult:
+        started = _perf.perf_counter()
+        with _settled_heap():
+            async with self._store() as store:
+                return await self._run(store, started)
+
+    @asynccontextmanager
+    async def _store(self) -> AsyncIterator[SqlStore]:
+        """The store from the composition root, over the given database or a temporary
+        SQLite file."""
+        if self.options.database_url:
+            async with open_store(self.options.database_url) as store:
+                yield store
+            return
+        with tempfile.TemporaryDirectory(prefix="funnelbot-sim-") as tmp:
+            async with open_store(f"sqlite+aiosqlite:///{Path(tmp) / 'simulate.db'}") as store:
+                yield store
+
+    async def _run(self, store: SqlStore, started: float) -> SimulationResult:
+        tz = ZoneInfo(self.loaded.script.timezone)
+        # The first leaders launch the day before the first cohort starts.
+        first = datetime.combine(self.options.first_start - timedelta(days=1), time.min, tz)
+        self.clock = clock = ManualClock(first)
+        messenger = SimMessenger()
+        self.deps = build_deps(store, messenger, clock)
+        self.store = store
+        run_id = secrets.randbelow(10**6)
+        self.people = people = People(
+            self.loaded, self.options, self.deps, store, messenger, self.agenda, run_id
+        )
+        cohorts = people.cohorts()
+
+        end = max(c.plan[-1].due_at for c in cohorts) + timedelta(days=1)
+        span = (end - clock.now()).total_seconds()
+        steps_run = 0
+        next_due: datetime | None = None
+        while (action_at := self.agenda.next_at()) is not None or next_due is not None:
+            if next_due is not None and (action_at is None or next_due <= action_at):
+                await self._post_events()
+                clock.set(max(clock.now(), next_due))
+                steps_run += (await people.bot.tick()).claimed
+                next_due = await self._next_due()
+                continue
+            assert action_at is not None
+            clock.set(max(clock.now(), action_at))
+            for action in self.agenda.due(clock.now()):
+                await action()
+            if people.launched:  # a new cohort's steps: the next due time may be sooner
+                people.launched = False
+                next_due = await self._next_due()
+            # The platform posts events in batches, as the HTTP API allows.
+            pending = len(people.ladder.pending)
+            if pending >= 500 or clock.now() - self._posted_at >= EVENTS_EVERY:
+                await self._post_events()
+            if self.progress:
+                self.progress(min(1.0, 1 - (end - clock.now()).total_seconds() / span))
+        await self._post_events()
+        clock.set(max(clock.now(), end))
+        steps_run += (await people.bot.tick()).claimed
+        cohort_ids = [c.id for c in cohorts]
+        return SimulationResult(
+            report=await ReadFunnel(self.deps)(cohort_ids),
+            wall_seconds=_perf.perf_counter() - started,
+            steps_run=steps_run,
+            member_actions=people.actions + people.ladder.actions,
+            events=self.events,
+            duplicates=self.duplicates,
+            sent=len(messenger.sent),
+            edits=len(messenger.edits),
+            notices=len(messenger.notices),
+            cohort_ids=cohort_ids,
+        )
+
+    async def _next_due(self) -> datetime | None:
+        async with self.store.transaction() as tx:
+            return await tx.steps.next_due_at()
+
+    async def _post_events(self) -> None:
+        """What the platform has to tell, in one batch (``IngestEvents``, as the HTTP API)."""
+        self._posted_at = self.clock.now()
+        batch = self.people.ladder.take()
+        if batch:
+            result = await self.people.bot.ingest("platform", batch)
+            self.events += result.accepted
+            self.duplicates += result.duplicates
