@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import logging
 import os
 import signal
@@ -23,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.clock import SystemClock
 from bot.composition import build_deps, build_telegram, open_store
+from bot.heap import settle_heap
 from bot.http.app import create_app
 from bot.http.webhook import TelegramWebhook
 from bot.settings import Settings
@@ -45,27 +45,6 @@ HTTP_GRACE = 2
 its update)."""
 PRUNE_EVERY = 600.0
 """Seconds between two prunings of old handled updates."""
-
-
-def settle_heap() -> None:
-    """Take what start-up left alive out of the garbage collector's sight.
-
-    aiogram and pydantic leave tens of thousands of long-lived objects (classes, schemas,
-    validators); every full collection walks them all, which showed as pauses of up to
-    a few hundred milliseconds in a crowd's taps on a red envelope. Frozen, they stay
-    alive and are skipped; objects made afterwards are collected as usual.
-
-    Then the collector runs less often. With the start-up heap frozen, what is left is
-    small, so CPython's rule for a full collection (objects surviving into the oldest
-    generation add up to a quarter of it) fires during every burst of hundreds of
-    updates, walking all of their tasks and payloads: 20 to 80 ms each, about once per
-    storm of taps. Collecting the youngest generation every 10,000 allocations rather
-    than 700, and the older ones 20 times more rarely than that, takes those pauses out
-    of the bursts; cyclic garbage waits a little longer (a few megabytes at most).
-    """
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(10_000, 20, 20)
 
 
 class _Server(uvicorn.Server):

@@ -33,7 +33,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from bot.composition import build_deps, open_store
-from bot.service import settle_heap
+from bot.heap import settle_heap
 from bot.simulation.people import People
 from bot.simulation.world import Agenda, SimMessenger
 from funnels.kernel.clock import ManualClock

@@ -58,7 +58,7 @@ from pydantic import SecretStr
 from sqlalchemy import func, select
 
 from bot.composition import build_inbox, build_services
-from bot.service import settle_heap
+from bot.heap import settle_heap
 from bot.settings import Settings
 from bot.telegram.app import build_bot, build_dispatcher
 from bot.telegram.throttle import Limits, Window

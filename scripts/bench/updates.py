@@ -51,7 +51,7 @@ from sqlalchemy import func, select, text
 from sqlalchemy.engine import make_url
 
 from bot.composition import build_inbox, build_services
-from bot.service import settle_heap
+from bot.heap import settle_heap
 from bot.settings import Settings
 from bot.telegram.app import build_bot, build_dispatcher
 from bot.telegram.inbox import UpdateInbox
