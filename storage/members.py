@@ -237,6 +237,19 @@ class SqlMembers(Repo):
             set_={"messages": _a.c.messages + stmt.excluded.messages},
         )
 
+    async def among(self, cohort_id: int, user_ids: Sequence[int]) -> set[int]:
+        if not user_ids:
+            return set()
+        statement = prepared(
+            "members_among",
+            self.dialect,
+            lambda: select(_m.c.user_id).where(
+                _m.c.cohort_id == bindparam("cohort_id"), one_of(self.dialect, _m.c.user_id, "ids")
+            ),
+        )
+        rows = await self.conn.execute(statement, {"cohort_id": cohort_id, "ids": list(user_ids)})
+        return set(rows.scalars())
+
     async def add_activity(self, cohort_id: int, counts: Mapping[int, int], day: date) -> None:
         if not counts:
             return

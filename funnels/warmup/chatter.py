@@ -12,8 +12,9 @@ from funnels.warmup.ports import WarmupTx
 
 
 class RecordChatter:
-    """Message counts from a group, keyed by Telegram id as the bot sees them; members
-    the cohort does not know (joined before the launch, other bots) are left out.
+    """Message counts from a group, keyed by Telegram id as the bot sees them; only the
+    cohort's members count (not people who were in the group before the launch, nor
+    users the bot knows from elsewhere).
 
     ``source``: the updates the counts came from, marked handled in the same unit of
     work, so that counts are neither lost nor counted twice when the process dies."""
@@ -30,7 +31,9 @@ class RecordChatter:
             cohort = await tx.cohorts.by_chat(chat_id)
             if cohort is not None and cohort.warmup_chat_id == chat_id:
                 _, known = await tx.users.resolve_many([], list(counts))
-                by_user = {known[tg].user_id: n for tg, n in counts.items() if tg in known}
+                ids = {tg: known[tg].user_id for tg in counts if tg in known}
+                members = await tx.members.among(cohort.id, list(ids.values()))
+                by_user = {ids[tg]: n for tg, n in counts.items() if ids.get(tg) in members}
                 day = now.astimezone(ZoneInfo(cohort.timezone)).date()
                 await tx.members.add_activity(cohort.id, by_user, day)
                 await tx.members.advance_many(cohort.id, list(by_user), Stage.ENGAGED, now)

@@ -95,6 +95,10 @@ class Links(Protocol):
 
 
 class Members(Protocol):
+    async def among(self, cohort_id: int, user_ids: Sequence[int]) -> set[int]:
+        """Which of these users are members of the cohort (left or not)."""
+        ...
+
     async def add_activity(self, cohort_id: int, counts: Mapping[int, int], day: date) -> None: ...
     async def advance(self, cohort_id: int, user_id: int, stage: Stage, at: datetime) -> bool:
         """Move forward to ``stage`` (stamping its time) if not already there or beyond."""

@@ -157,8 +157,11 @@ async def test_activity_is_counted_per_local_day_and_engages(kit: Kit) -> None:
     kit.clock.set(warmup_at(1, "23:30"))  # 15:30 UTC: still day 1 in Singapore
 
     # Keyed by Telegram id, as the bot sees messages; someone the bot does not know (who
-    # was in the group before it came) is left out.
-    assert await kit.chatter()(WARMUP_CHAT, {a.telegram_id: 2, 4_000_000: 5}) == 1
+    # was in the group before it came), and someone it knows from elsewhere who is not a
+    # member of this cohort, are left out.
+    (outsider,) = await kit.users(1)
+    counts = {a.telegram_id: 2, 4_000_000: 5, outsider.telegram_id: 7}
+    assert await kit.chatter()(WARMUP_CHAT, counts) == 1
     assert await kit.chatter()(WARMUP_CHAT, {a.telegram_id: 1}) == 1
 
     activity = MemberActivity.__table__
