@@ -85,6 +85,15 @@ class SqlCohorts(Repo):
         row = (await self.conn.execute(statement, {"chat": chat_id})).first()
         return _cohort(row) if row else None
 
+    async def warming_up_in(self, chat_id: int) -> CohortRecord | None:
+        statement = prepared(
+            "cohort_warming_up_in",
+            self.dialect,
+            lambda: select(_c).where(_c.c.warmup_chat_id == bindparam("chat")),
+        )
+        row = (await self.conn.execute(statement, {"chat": chat_id})).first()
+        return _cohort(row) if row else None
+
     async def set_status(
         self, cohort_id: int, status: CohortStatus, reason: str | None, at: datetime
     ) -> None:

@@ -124,7 +124,7 @@ class BindTaskGroup:
             if cohort.leader_id != user_id and not is_admin:
                 raise Refused("not_yours", code=cohort.code)
             here = await tx.cohorts.by_chat(chat_id)
-        if here is not None and here.warmup_chat_id == chat_id:
+        if here is not None and here.warms_up_in(chat_id):
             raise Refused("is_warmup")
         if here is not None and here.id != cohort.id:
             raise Refused("taken")

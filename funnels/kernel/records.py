@@ -55,6 +55,10 @@ class CohortRecord:
     admissions_noted_at: datetime | None = None
     status_reason: str | None = None
 
+    def warms_up_in(self, chat_id: int) -> bool:
+        """Whether ``chat_id`` is this cohort's warm-up group (not its task group)."""
+        return self.warmup_chat_id == chat_id
+
 
 @dataclass(frozen=True, slots=True)
 class NewCohort:

@@ -28,8 +28,8 @@ class RecordChatter:
         now = self.deps.clock.now()
         by_user: dict[int, int] = {}
         async with self.deps.uow(WarmupTx).transaction() as tx:
-            cohort = await tx.cohorts.by_chat(chat_id)
-            if cohort is not None and cohort.warmup_chat_id == chat_id:
+            cohort = await tx.cohorts.warming_up_in(chat_id)
+            if cohort is not None:
                 _, known = await tx.users.resolve_many([], list(counts))
                 ids = {tg: known[tg].user_id for tg in counts if tg in known}
                 members = await tx.members.among(cohort.id, list(ids.values()))

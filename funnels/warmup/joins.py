@@ -22,8 +22,8 @@ class RecordLeave:
 
     async def __call__(self, chat_id: int, user_id: int) -> None:
         async with self.deps.uow(WarmupTx).transaction() as tx:
-            cohort = await tx.cohorts.by_chat(chat_id)
-            if cohort is not None and cohort.warmup_chat_id == chat_id:
+            cohort = await tx.cohorts.warming_up_in(chat_id)
+            if cohort is not None:
                 await tx.members.leave(cohort.id, user_id, self.deps.clock.now())
                 await tx.commit()
 

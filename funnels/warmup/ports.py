@@ -22,6 +22,10 @@ from funnels.kernel.stages import Stage
 
 
 class Cohorts(Protocol):
+    async def warming_up_in(self, chat_id: int) -> CohortRecord | None:
+        """The cohort whose warm-up group ``chat_id`` is (not its task group)."""
+        ...
+
     async def by_chat(self, chat_id: int) -> CohortRecord | None: ...
     async def get(self, cohort_id: int) -> CohortRecord | None: ...
     async def note_admissions(

@@ -26,19 +26,15 @@ class RecordReply:
         reading the cohort and the member afresh."""
         now = self.deps.clock.now()
         scripts = self.deps.scripts
-        if (
-            cohort is not None
-            and cohort.warmup_chat_id == chat_id
-            and scripts.matcher(cohort)(text)
-        ):
+        if cohort is not None and cohort.warms_up_in(chat_id) and scripts.matcher(cohort)(text):
             opened_since = now - scripts.reply_window(cohort)
             async with self.deps.uow(WarmupTx).transaction() as tx:
                 if await tx.members.record_reply(cohort.id, user_id, now, opened_since):
                     await tx.commit()
                     return "recorded"
         async with self.deps.uow(WarmupTx).transaction() as tx:
-            cohort = await tx.cohorts.by_chat(chat_id)
-            if cohort is None or cohort.warmup_chat_id != chat_id:
+            cohort = await tx.cohorts.warming_up_in(chat_id)
+            if cohort is None:
                 return "no_cohort"
             if not scripts.matcher(cohort)(text):
                 return "not_answer"

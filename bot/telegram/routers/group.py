@@ -48,7 +48,7 @@ async def chatter(said: Said, services: Services) -> None:
     by :func:`member_message`."""
     chat_id, user = said.chat_id, said.sender
     cohort = await services.chats.cohort(chat_id)
-    if cohort is None or cohort.warmup_chat_id != chat_id or cohort.status not in ACTIVE:
+    if cohort is None or not cohort.warms_up_in(chat_id) or cohort.status not in ACTIVE:
         return
     if services.slow_mode.too_soon(chat_id, user.id) and user.id not in services.settings.admin_ids:
         with contextlib.suppress(TelegramAPIError):

@@ -56,7 +56,7 @@ async def bot_membership(event: ChatMemberUpdated, services: Services) -> None:
     if new.status in ("left", "kicked"):
         await GroupLost(services.deps)(chat_id, "removed")
         return
-    needs = WARMUP_RIGHTS if cohort.warmup_chat_id == chat_id else TASK_GROUP_RIGHTS
+    needs = WARMUP_RIGHTS if cohort.warms_up_in(chat_id) else TASK_GROUP_RIGHTS
     missing = lacking(new, needs)
     if missing:
         await GroupLost(services.deps)(chat_id, "demoted", missing)
