@@ -29,7 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from storage.db import create_engine
 from storage.migrate import upgrade, upgrade_async
 from storage.uow import SqlStore
-from tests.availability import unavailable
+from tests.support.availability import unavailable
 
 DEFAULT_POSTGRES_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/15"

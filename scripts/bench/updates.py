@@ -64,7 +64,7 @@ from storage.models import MemberActivity
 from storage.uow import SqlStore
 from tests.botapi import LocalBotAPI
 from tests.botapi.remote import RemoteBotAPI
-from tests.e2e.harness import ADMIN, BOT_LIMITS, LEADER, SERVER_LIMITS, TOKEN, WARMUP
+from tests.support.harness import ADMIN, BOT_LIMITS, LEADER, SERVER_LIMITS, TOKEN, WARMUP
 
 JsonDict = dict[str, Any]
 START = "2026-03-02"

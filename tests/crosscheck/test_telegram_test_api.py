@@ -83,8 +83,8 @@ from bot.telegram.i18n import Catalog
 from funnels.kernel.clock import ManualClock
 from storage.db import create_engine
 from storage.uow import SqlStore
-from tests.availability import unavailable
-from tests.e2e.harness import BOT_LIMITS
+from tests.support.availability import unavailable
+from tests.support.harness import BOT_LIMITS
 
 pytestmark = pytest.mark.crosscheck
 

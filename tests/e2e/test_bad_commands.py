@@ -16,8 +16,8 @@ from bot.telegram.i18n import Catalog
 from funnels.kernel.stages import Role
 from funnels.scripts.library import available_scripts
 from storage.uow import SqlStore
-from tests.e2e.harness import ADMIN, LEADER, TASKS, WARMUP, Harness, running_bot
-from tests.sample_scripts import spring_line
+from tests.support.harness import ADMIN, LEADER, TASKS, WARMUP, Harness, running_bot
+from tests.support.scripts import spring_line
 
 NOW = datetime(2026, 3, 1, 10, 0, tzinfo=ZoneInfo("Asia/Singapore"))
 CATALOG = Catalog.load()

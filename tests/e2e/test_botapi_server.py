@@ -37,7 +37,7 @@ from aiohttp import web
 
 from tests.botapi import SECRET_HEADER, LocalBotAPI
 from tests.botapi.remote import RemoteBotAPI
-from tests.e2e.loopback import LoopbackSession
+from tests.support.loopback import LoopbackSession
 
 GROUP = -1001
 BASIC_GROUP = -2002

@@ -5,23 +5,15 @@ service messages counted by neither."""
 
 from __future__ import annotations
 
-from typing import Any
-
-from aiogram.types import Update
 from sqlalchemy import func, select
 
 from bot.telegram.raw import read_said
 from storage.models import MemberActivity
 from storage.uow import SqlStore
-from tests.e2e.harness import WARMUP, Harness, running_bot
-from tests.e2e.test_warmup_week import at, launch, setup_world
+from tests.support.harness import WARMUP, Harness, at, launch, running_bot, setup_world
 
 KINDS = ["callback_query", "chat_join_request", "chat_member", "message", "my_chat_member"]
 RAW, PARSED = 1001, 1002
-
-
-async def parsed(h: Harness, update: dict[str, Any]) -> None:
-    await h.dp.feed_update(h.bot, Update.model_validate(update, context={"bot": h.bot}))
 
 
 async def counted(h: Harness) -> dict[int, int]:
@@ -48,14 +40,14 @@ async def test_raw_and_parsed_chatter_are_handled_alike(store: SqlStore) -> None
         service = [u for u in api.pending_updates() if "new_chat_members" in u.get("message", {})]
         assert service and all(read_said(u) is None for u in service)
         await h.feed(service[0])  # raw: declined by the fast path, aiogram's way
-        await parsed(h, service[1])
+        await h.feed_parsed(service[1])
         assert await counted(h) == {RAW: 0, PARSED: 0}  # joining is not taking part
 
         await h.run_until(at(1, "10:00"))
         hello = api.say(WARMUP, RAW, "hello")
         assert read_said(hello) is not None
         await h.feed(hello)
-        await parsed(h, api.say(WARMUP, PARSED, "hello"))
+        await h.feed_parsed(api.say(WARMUP, PARSED, "hello"))
         photo = api.say(WARMUP, RAW, "x")
         photo["message"].pop("text")
         photo["message"]["photo"] = [
@@ -66,7 +58,7 @@ async def test_raw_and_parsed_chatter_are_handled_alike(store: SqlStore) -> None
 
         await h.run_until(at(7, "20:46"))  # the pitch
         await h.feed(api.say(WARMUP, RAW, "1"))
-        await parsed(h, api.say(WARMUP, PARSED, "1"))
+        await h.feed_parsed(api.say(WARMUP, PARSED, "1"))
         assert len(api.reactions) == 2
         async with h.store.transaction() as tx:
             cohort = await tx.cohorts.by_chat(WARMUP)

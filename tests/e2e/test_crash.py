@@ -9,10 +9,9 @@ counted once, and the inbox must end with every update handled.
 
 from __future__ import annotations
 
-import asyncio
 import signal
 import textwrap
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,7 +30,8 @@ from storage.db import create_engine
 from storage.tables import cohort_members, member_activity, telegram_updates, users
 from storage.uow import SqlStore
 from tests.botapi import LocalBotAPI
-from tests.e2e.process import BotProcess
+from tests.support.loopback import until
+from tests.support.process import BotProcess
 
 pytestmark = pytest.mark.slow
 
@@ -86,13 +86,6 @@ class Scene:
         )
 
 
-async def eventually(condition: Callable[[], Awaitable[bool]]) -> None:
-    """Wait up to a minute for ``condition``; TimeoutError if it never holds."""
-    async with asyncio.timeout(60):
-        while not await condition():  # noqa: ASYNC110 - another process's state
-            await asyncio.sleep(0.02)
-
-
 @pytest.fixture
 async def scene(tmp_path: Path, db_url: str) -> AsyncIterator[Scene]:
     scripts = tmp_path / "scripts"
@@ -131,7 +124,7 @@ async def _launch(scene: Scene) -> None:
         return any("Reply 1" in (m.get("text") or "") for m in scene.api.messages(WARMUP))
 
     try:
-        await eventually(pitched)
+        await until(pitched, within=60)
     except TimeoutError:
         raise AssertionError(f"the pitch never went out:\n{scene.bot.output()}") from None
 
@@ -147,7 +140,7 @@ async def _in_hand(scene: Scene) -> None:
         return await scene.pending() > 0
 
     try:
-        await eventually(stored)
+        await until(stored, within=60)
     except TimeoutError:
         raise AssertionError(f"the crowd never reached the inbox:\n{scene.bot.output()}") from None
 
@@ -172,7 +165,7 @@ async def _everyone_recorded(scene: Scene) -> None:
         )
 
     try:
-        await eventually(done)
+        await until(done, within=60)
     except TimeoutError:
         raise AssertionError(f"{await progress()}:\n{scene.bot.output()[-3000:]}") from None
 

@@ -23,7 +23,7 @@ from bot.telegram.direct_api import DirectBotAPI, UpdatesRefused
 from tests.botapi import LocalBotAPI
 from tests.botapi.model import QUERY_TOO_OLD
 from tests.e2e.conftest import ANN, BOB, GROUP, TOKEN
-from tests.e2e.loopback import LoopbackSession, until
+from tests.support.loopback import LoopbackSession, until
 
 KEYBOARD = InlineKeyboardMarkup(
     inline_keyboard=[[InlineKeyboardButton(text="Grab", callback_data="grab:1")]]

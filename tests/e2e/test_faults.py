@@ -6,9 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from datetime import datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from aiogram.types import Update
 from sqlalchemy import select
@@ -18,15 +16,9 @@ from bot.telegram.throttle import Limits, Throttle, Window
 from funnels.kernel.messaging import ScriptPost
 from storage.models import Envelope, EnvelopeShare, User
 from storage.uow import SqlStore
-from tests.e2e.harness import ADMIN, LEADER, TASKS, WARMUP, Harness, running_bot
+from tests.support.harness import ADMIN, LEADER, TASKS, WARMUP, Harness, at, running_bot
 
-SG = ZoneInfo("Asia/Singapore")
 CATALOG = Catalog.load()
-
-
-def at(day: int, hhmm: str) -> datetime:
-    h, m = (int(x) for x in hhmm.split(":"))
-    return datetime(2026, 3, 1 + day, h, m, tzinfo=SG)
 
 
 def world(h: Harness, *, supergroup: bool = True, **group: object) -> None:

@@ -20,7 +20,7 @@ from bot.telegram.direct_api import DirectBotAPI
 from bot.telegram.polling import Poller
 from tests.botapi import LocalBotAPI
 from tests.e2e.conftest import ANN, BOB, GROUP, TOKEN
-from tests.e2e.loopback import LoopbackSession, until
+from tests.support.loopback import LoopbackSession, until
 
 FAST = BackoffConfig(min_delay=0.01, max_delay=0.05, factor=1.5, jitter=0.0)
 SLOW = BackoffConfig(min_delay=30.0, max_delay=60.0, factor=1.5, jitter=0.0)

@@ -11,7 +11,7 @@ from funnels.kernel.records import IncomingEvent
 from funnels.kernel.stages import Stage
 from funnels.ladder.events import IngestEvents
 from storage.uow import SqlStore
-from tests.e2e.harness import ADMIN, LEADER, TASKS, WARMUP, running_bot
+from tests.support.harness import ADMIN, LEADER, TASKS, WARMUP, running_bot
 
 CATALOG = Catalog.load()
 NOW = datetime(2026, 3, 1, 10, 0, tzinfo=ZoneInfo("Asia/Singapore"))

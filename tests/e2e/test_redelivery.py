@@ -13,8 +13,16 @@ from sqlalchemy import select
 from bot.telegram.i18n import Catalog
 from storage.models import CohortMember
 from storage.uow import SqlStore
-from tests.e2e.harness import LEADER, TASKS, WARMUP, Harness, running_bot
-from tests.e2e.test_warmup_week import at, launch, setup_world
+from tests.support.harness import (
+    LEADER,
+    TASKS,
+    WARMUP,
+    Harness,
+    at,
+    launch,
+    running_bot,
+    setup_world,
+)
 
 CATALOG = Catalog.load()
 KINDS = ["callback_query", "chat_join_request", "chat_member", "message", "my_chat_member"]

@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 
 from tests.botapi import LocalBotAPI
-from tests.e2e.process import BotProcess, free_port, wait_for
+from tests.support.process import BotProcess, free_port, wait_for
 
 TOKEN = "5151:SERVICE"
 

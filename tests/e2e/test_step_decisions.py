@@ -4,24 +4,15 @@ refused whatever they type."""
 
 from __future__ import annotations
 
-from datetime import datetime
-from zoneinfo import ZoneInfo
-
 from bot.telegram.i18n import Catalog
 from storage.uow import SqlStore
-from tests.e2e.harness import ADMIN, LEADER, WARMUP, Harness, running_bot
 from tests.e2e.test_faults import launched, world
+from tests.support.harness import ADMIN, LEADER, WARMUP, Harness, at, running_bot
 
-SG = ZoneInfo("Asia/Singapore")
 CATALOG = Catalog.load()
 TALK = "d2_talk_retail"
 HELD = [f"{TALK}.p{n}" for n in range(1, 5)]
 MEMBER = 1001
-
-
-def at(day: int, hhmm: str) -> datetime:
-    h, m = (int(x) for x in hhmm.split(":"))
-    return datetime(2026, 3, 1 + day, h, m, tzinfo=SG)
 
 
 def text(key: str, **params: object) -> str:

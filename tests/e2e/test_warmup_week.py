@@ -10,55 +10,28 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from datetime import datetime
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
 
 from bot.telegram.i18n import Catalog
 from funnels.kernel.stages import Stage
-from storage.models import CohortMember, EnvelopeShare, LedgerEntry, MemberActivity
+from storage.models import EnvelopeShare, LedgerEntry, MemberActivity
 from storage.uow import SqlStore
-from tests.e2e.harness import ADMIN, LEADER, TASKS, WARMUP, Harness, running_bot
+from tests.support.harness import (
+    LEADER,
+    MEMBERS,
+    TASKS,
+    WARMUP,
+    Harness,
+    at,
+    launch,
+    members_of,
+    running_bot,
+    setup_world,
+)
 
-SG = ZoneInfo("Asia/Singapore")
 CATALOG = Catalog.load()
-MEMBERS = list(range(1001, 1031))  # 30 members
 RESPONDERS = MEMBERS[:10]
-
-
-def at(day: int, hhmm: str) -> datetime:
-    """Local time on warm-up day ``day`` (day 1 = 2026-03-02)."""
-    h, m = (int(x) for x in hhmm.split(":"))
-    return datetime(2026, 3, 1 + day, h, m, tzinfo=SG)
-
-
-def setup_world(h: Harness) -> None:
-    api = h.api
-    api.add_user(ADMIN, "Ada", started_bot=True)
-    api.add_user(LEADER, "Lena", started_bot=True)
-    api.add_user(777, "Stranger", started_bot=True)
-    for user_id in MEMBERS:
-        language = {0: "en", 1: "es", 2: "zh-hans"}[user_id % 3]
-        api.add_user(user_id, f"Member{user_id}", language_code=language)
-    api.add_group(WARMUP, "Spring line", supergroup=True, owner=LEADER, members=[777])
-    api.add_group(TASKS, "Spring line tasks", supergroup=True, owner=LEADER)
-
-
-async def launch(h: Harness) -> str:
-    await h.say(ADMIN, ADMIN, f"/grant_leader {LEADER} SEA")
-    assert "leader" in h.last_text(ADMIN).lower()
-    await h.say(WARMUP, LEADER, "/launch start=2026-03-02")
-    async with h.store.transaction() as tx:
-        cohort = await tx.cohorts.by_chat(WARMUP)
-    assert cohort is not None
-    return cohort.code
-
-
-async def members_of(store: SqlStore) -> dict[int, CohortMember]:
-    async with store.engine.connect() as conn:
-        rows = (await conn.execute(select(CohortMember.__table__))).all()
-    return {r.user_id: r for r in rows}  # type: ignore[misc]
 
 
 async def test_a_warmup_week_in_telegram(store: SqlStore) -> None:

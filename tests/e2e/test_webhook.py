@@ -20,8 +20,8 @@ from bot.http.app import create_app
 from bot.http.webhook import MAX_UPDATE_BYTES, TelegramWebhook
 from bot.telegram.inbox import UpdateInbox
 from storage.uow import SqlStore
-from tests.e2e.harness import Harness, running_bot
-from tests.stored import update_states
+from tests.support.harness import Harness, running_bot
+from tests.support.stored import update_states
 
 NOW = datetime(2026, 3, 1, 10, 0, tzinfo=UTC)
 SECRET = "s3cret-token"

@@ -11,9 +11,16 @@ import pytest
 from bot.telegram.services import Person
 from storage.uow import SqlStore
 from tests.botapi.model import GROUP_ANONYMOUS_BOT
-from tests.e2e.harness import ADMIN, LEADER, WARMUP, Harness, running_bot
-from tests.e2e.test_chatter_paths import parsed
-from tests.e2e.test_warmup_week import at, launch, setup_world
+from tests.support.harness import (
+    ADMIN,
+    LEADER,
+    WARMUP,
+    Harness,
+    at,
+    launch,
+    running_bot,
+    setup_world,
+)
 
 STRANGER = 777  # in the warm-up group from the start, never seen by the bot
 
@@ -45,7 +52,7 @@ async def test_a_command_costs_one_lookup_and_group_chatter_none(
         assert asked == [LEADER, ADMIN]
 
         asked.clear()
-        await parsed(h, h.api.say(WARMUP, STRANGER, "good morning"))  # aiogram's way
+        await h.feed_parsed(h.api.say(WARMUP, STRANGER, "good morning"))  # aiogram's way
         await h.feed(h.api.say(WARMUP, STRANGER, "thanks"))  # the raw fast path
         assert h.services.activity.counts[WARMUP][STRANGER] == 2
         assert asked == []

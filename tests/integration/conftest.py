@@ -8,7 +8,7 @@ from bot.telegram.offline import RecordingMessenger
 from funnels.deps import Deps
 from funnels.kernel.clock import ManualClock
 from storage.uow import SqlStore
-from tests.integration.funnel_kit import Kit, load, warmup_at
+from tests.support.funnel_kit import Kit, load, warmup_at
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from bot.cli import scripts as cli_scripts
 from bot.cli.scripts import app
-from tests.sample_scripts import spring_line
+from tests.support.scripts import line_of, spring_line
 
 SCRIPT = spring_line("Asia/Shanghai")
 
@@ -20,10 +20,6 @@ SCRIPT = spring_line("Asia/Shanghai")
 @pytest.fixture
 def runner() -> CliRunner:
     return CliRunner()
-
-
-def line_of(text: str, needle: str) -> int:
-    return next(n for n, line in enumerate(text.splitlines(), start=1) if needle in line)
 
 
 def write(tmp_path: Path, name: str, text: str) -> Path:

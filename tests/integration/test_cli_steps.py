@@ -10,9 +10,7 @@ from click.testing import Result
 from typer.testing import CliRunner
 
 from bot.cli import app
-from funnels.kernel.messaging import DeliveryError
-from funnels.kernel.records import CohortRecord
-from tests.integration.funnel_kit import Kit, warmup_at
+from tests.support.funnel_kit import Kit
 
 
 @pytest.fixture
@@ -27,14 +25,6 @@ async def funnelbot(*args: str) -> Result:
     return await asyncio.to_thread(CliRunner().invoke, app, list(args))
 
 
-async def talk_in_doubt(kit: Kit) -> CohortRecord:
-    cohort = await kit.start(code="SPRING")
-    await kit.tick(warmup_at(1, "09:00"))
-    kit.messenger.fail_next.append(DeliveryError("timed out", definite=False))
-    await kit.tick(warmup_at(1, "10:00"))
-    return cohort
-
-
 def error_line(result: Result) -> str:
     assert result.exit_code == 1, result.output
     assert result.stdout == ""
@@ -44,7 +34,7 @@ def error_line(result: Result) -> str:
 
 
 async def test_list_shows_the_steps_that_need_a_decision(cli: Kit) -> None:
-    await talk_in_doubt(cli)
+    await cli.talk_in_doubt(code="SPRING")
 
     result = await funnelbot("step", "list", "spring")
 
@@ -64,7 +54,7 @@ async def test_list_says_so_when_nothing_needs_a_decision(cli: Kit) -> None:
 
 
 async def test_retry_puts_the_step_back_and_lets_the_talk_go_on(cli: Kit) -> None:
-    cohort = await talk_in_doubt(cli)
+    cohort = await cli.talk_in_doubt(code="SPRING")
 
     result = await funnelbot("step", "retry", "SPRING", "d1_talk")
 
@@ -81,7 +71,7 @@ async def test_retry_puts_the_step_back_and_lets_the_talk_go_on(cli: Kit) -> Non
 
 
 async def test_skip_moves_past_the_step(cli: Kit) -> None:
-    cohort = await talk_in_doubt(cli)
+    cohort = await cli.talk_in_doubt(code="SPRING")
 
     result = await funnelbot("step", "skip", "SPRING", "d1_talk")
 
@@ -129,7 +119,7 @@ async def test_skip_moves_past_the_step(cli: Kit) -> None:
 async def test_bad_input_gets_one_error_line_and_changes_nothing(
     cli: Kit, args: list[str], message: str
 ) -> None:
-    cohort = await talk_in_doubt(cli)
+    cohort = await cli.talk_in_doubt(code="SPRING")
     before = await cli.statuses(cohort.id)
 
     result = await funnelbot("step", *args)

@@ -23,7 +23,7 @@ from funnels.kernel.messaging import (
 )
 from funnels.kernel.refusals import Refused
 from funnels.ops.steps import RetryStep
-from tests.integration.funnel_kit import (
+from tests.support.funnel_kit import (
     ALL_KEYS,
     START,
     TASK_CHAT,

@@ -14,7 +14,7 @@ from funnels.kernel.messaging import EnvelopeOffer, EnvelopeSummary
 from funnels.kernel.records import CohortRecord, MemberRef
 from funnels.kernel.stages import Stage
 from funnels.warmup.envelopes import ClaimShares, CloseEnvelope
-from tests.integration.funnel_kit import (
+from tests.support.funnel_kit import (
     WARMUP_CHAT,
     Kit,
     PauseBeforeFirstWrite,

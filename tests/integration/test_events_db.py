@@ -12,7 +12,7 @@ from funnels.kernel.messaging import RewardNotice
 from funnels.kernel.records import CohortRecord, IncomingEvent, MemberRef
 from funnels.kernel.stages import Role, Stage
 from funnels.ladder.events import IngestEvents
-from tests.integration.funnel_kit import (
+from tests.support.funnel_kit import (
     TASK_CHAT,
     Kit,
     Rendezvous,

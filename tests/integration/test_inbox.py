@@ -15,7 +15,7 @@ from bot.telegram.inbox import LEASE, MAX_ATTEMPTS, Handlers, UpdateInbox
 from bot.telegram.routers.envelopes import Tap
 from funnels.kernel.clock import ManualClock
 from storage.uow import SqlStore
-from tests.stored import update_states
+from tests.support.stored import update_states
 
 BOT = 4242
 NOW = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)

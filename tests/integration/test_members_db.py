@@ -15,13 +15,7 @@ from funnels.kernel.stages import Stage
 from funnels.people.links import MemberLink
 from funnels.warmup.joins import MemberJoined
 from storage.models import MemberActivity
-from tests.integration.funnel_kit import (
-    WARMUP_CHAT,
-    Kit,
-    Rendezvous,
-    members_t,
-    warmup_at,
-)
+from tests.support.funnel_kit import WARMUP_CHAT, Kit, Rendezvous, members_t, warmup_at
 
 PITCH = warmup_at(2, "20:00")
 PITCH_CLOSE = warmup_at(2, "21:00")

@@ -7,7 +7,7 @@ import pytest
 
 from funnels.kernel.stages import Stage
 from funnels.ops.report import ReadFunnel
-from tests.integration.funnel_kit import TASK_CHAT, WARMUP_CHAT, Kit, task_at, warmup_at
+from tests.support.funnel_kit import TASK_CHAT, WARMUP_CHAT, Kit, task_at, warmup_at
 
 
 async def test_funnel_counts_are_cumulative_and_conversions_line_up(kit: Kit) -> None:

@@ -8,39 +8,16 @@ from collections.abc import Awaitable
 
 import pytest
 
-from funnels.cohorts.launch import StartCohort
 from funnels.kernel.actor import Actor
 from funnels.kernel.messaging import DeliveryError, ScriptPost
-from funnels.kernel.records import CohortRecord
 from funnels.kernel.refusals import Refused
 from funnels.ops.steps import DecideStepInGroup, RetryStep, SkipStep, StepsNeedingAttention
-from tests.integration.funnel_kit import START, WARMUP_CHAT, Kit, warmup_at
+from tests.support.funnel_kit import WARMUP_CHAT, Kit, warmup_at
 
 PART_ONE = ScriptPost("Corner shops\n— Ana\n\nPart one of the talk.", None, "en")
 PART_TWO = ScriptPost("Part two of the talk.", None, "en")
 LEADER = Actor(500, "Lena")
 START_AT = warmup_at(1, "08:00")
-
-
-async def talk_in_doubt(kit: Kit, leader: Actor | None = None) -> CohortRecord:
-    """A cohort (led by ``leader``) whose talk's first part went out with no answer:
-    unknown, the second part held."""
-    if leader is None:
-        cohort = await kit.start()
-    else:
-        async with kit.store.transaction() as tx:
-            ref = await tx.users.ensure_user(leader.telegram_id, leader.name, None, START_AT)
-            await tx.commit()
-        cohort = await StartCohort(kit.deps)(
-            kit.loaded, start=START, code="LEAD", warmup_chat_id=WARMUP_CHAT, leader_id=ref.user_id
-        )
-    await kit.tick(warmup_at(1, "09:00"))
-    kit.messenger.sent.clear()
-    kit.messenger.fail_next.append(DeliveryError("timed out", definite=False))
-    await kit.tick(warmup_at(1, "10:00"))
-    assert (await kit.step(cohort.id, "d1_talk")).status == "unknown"
-    assert (await kit.step(cohort.id, "d1_talk.p1")).status == "held"
-    return cohort
 
 
 async def refusal(call: Awaitable[object]) -> Refused:
@@ -55,7 +32,7 @@ async def refusal(call: Awaitable[object]) -> Refused:
 async def test_a_retried_talk_part_is_sent_again_and_the_talk_goes_on_at_its_pace(
     kit: Kit,
 ) -> None:
-    cohort = await talk_in_doubt(kit)
+    cohort = await kit.talk_in_doubt()
     kit.clock.set(warmup_at(1, "10:40"))  # the leader decides 40 minutes later
 
     decided = await RetryStep(kit.deps)(cohort.code.lower(), "d1_talk", by="Lena")
@@ -89,7 +66,7 @@ async def test_a_retried_talk_part_is_sent_again_and_the_talk_goes_on_at_its_pac
 
 
 async def test_a_retried_part_in_doubt_again_holds_the_rest_again(kit: Kit) -> None:
-    cohort = await talk_in_doubt(kit)
+    cohort = await kit.talk_in_doubt()
     await RetryStep(kit.deps)(cohort.code, "d1_talk", by="ops")
     kit.messenger.fail_next.append(DeliveryError("timed out", definite=False))
 
@@ -123,7 +100,7 @@ async def test_a_failed_step_can_be_retried_and_a_skipped_one_too(kit: Kit) -> N
 
 
 async def test_a_skipped_talk_part_lets_the_talk_go_on_at_once(kit: Kit) -> None:
-    cohort = await talk_in_doubt(kit)
+    cohort = await kit.talk_in_doubt()
     kit.clock.set(warmup_at(1, "11:00"))
 
     decided = await SkipStep(kit.deps)(cohort.code, "d1_talk", by="Lena (Telegram 500)")
@@ -144,7 +121,7 @@ async def test_a_skipped_talk_part_lets_the_talk_go_on_at_once(kit: Kit) -> None
 
 
 async def test_skipping_a_talks_last_part_lifts_its_slow_mode(kit: Kit) -> None:
-    cohort = await talk_in_doubt(kit)
+    cohort = await kit.talk_in_doubt()
     await RetryStep(kit.deps)(cohort.code, "d1_talk", by="Lena")
     await kit.tick()  # the first part again; then the second…
     kit.messenger.fail_next.append(DeliveryError("timed out", definite=False))
@@ -177,7 +154,7 @@ async def test_a_skipped_post_is_left_behind(kit: Kit) -> None:
 
 
 async def test_unknown_cohorts_and_steps_are_refused(kit: Kit) -> None:
-    cohort = await talk_in_doubt(kit)
+    cohort = await kit.talk_in_doubt()
     for use in (RetryStep(kit.deps), SkipStep(kit.deps)):
         for code in ("NOPE", "", "C1\x00", "C" * 200):
             refused = await refusal(use(code, "d1_talk", by="ops"))
@@ -189,7 +166,7 @@ async def test_unknown_cohorts_and_steps_are_refused(kit: Kit) -> None:
 
 
 async def test_steps_in_the_wrong_state_are_refused_with_their_state(kit: Kit) -> None:
-    cohort = await talk_in_doubt(kit)
+    cohort = await kit.talk_in_doubt()
     retry, skip = RetryStep(kit.deps), SkipStep(kit.deps)
 
     for use, key, code, status in (
@@ -215,7 +192,7 @@ async def test_steps_in_the_wrong_state_are_refused_with_their_state(kit: Kit) -
 
 
 async def test_two_retries_at_once_retry_once(kit: Kit) -> None:
-    cohort = await talk_in_doubt(kit)
+    cohort = await kit.talk_in_doubt()
 
     results = await asyncio.gather(
         RetryStep(kit.deps)(cohort.code, "d1_talk", by="Lena"),
@@ -233,7 +210,7 @@ async def test_two_retries_at_once_retry_once(kit: Kit) -> None:
 
 
 async def test_steps_needing_attention_are_unknown_failed_and_held(kit: Kit) -> None:
-    cohort = await talk_in_doubt(kit)
+    cohort = await kit.talk_in_doubt()
 
     found, steps = await StepsNeedingAttention(kit.deps)(cohort.code)
 
@@ -246,7 +223,7 @@ async def test_steps_needing_attention_are_unknown_failed_and_held(kit: Kit) -> 
 
 
 async def test_in_the_group_who_asks_is_checked_before_what_they_asked(kit: Kit) -> None:
-    cohort = await talk_in_doubt(kit, leader=LEADER)
+    cohort = await kit.talk_in_doubt(code="LEAD", leader=LEADER)
     decide = DecideStepInGroup(kit.deps)
     stranger = Actor(777, "Sam")
     for key in (None, "d1_talk", "d9_nothing"):
@@ -276,7 +253,7 @@ async def test_in_the_group_who_asks_is_checked_before_what_they_asked(kit: Kit)
 
 
 async def test_an_admin_decides_in_any_cohort(kit: Kit) -> None:
-    cohort = await talk_in_doubt(kit, leader=LEADER)
+    cohort = await kit.talk_in_doubt(code="LEAD", leader=LEADER)
     admin = Actor(900, "Ada")
 
     decided = await DecideStepInGroup(kit.deps)(

@@ -19,14 +19,7 @@ from funnels.kernel.messaging import (
     Outgoing,
     ScriptPost,
 )
-from tests.integration.funnel_kit import (
-    WARMUP_CHAT,
-    Kit,
-    envelopes_t,
-    ledger_t,
-    steps_t,
-    warmup_at,
-)
+from tests.support.funnel_kit import WARMUP_CHAT, Kit, envelopes_t, ledger_t, steps_t, warmup_at
 
 WELCOME = ScriptPost("Welcome to the group.", None, "en")
 PART_ONE = ScriptPost("Corner shops\n— Ana\n\nPart one of the talk.", None, "en")

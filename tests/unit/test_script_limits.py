@@ -13,26 +13,9 @@ from hypothesis import given, settings, strategies as st
 from funnels.scripts import loader as script_loader, yaml_reader
 from funnels.scripts.loader import MAX_LISTED, LoadedScript, Problem, ScriptError, load_script_text
 from funnels.scripts.yaml_reader import MAX_ALIASES, MAX_BYTES, MAX_DEPTH, MAX_VALUES
-from tests.sample_scripts import spring_line
+from tests.support.scripts import SPRING, edit, line_of, only_error, spring_line
 
-VALID = spring_line("Europe/Madrid")
-
-
-def edit(old: str, new: str, text: str = VALID) -> str:
-    assert text.count(old) == 1, f"{old!r} must occur exactly once"
-    return text.replace(old, new)
-
-
-def line_of(text: str, needle: str) -> int:
-    return next(n for n, line in enumerate(text.splitlines(), start=1) if needle in line)
-
-
-def only_error(text: str) -> Problem:
-    with pytest.raises(ScriptError) as caught:
-        load_script_text(text)
-    errors = [p for p in caught.value.problems if p.severity == "error"]
-    assert len(errors) == 1, errors
-    return errors[0]
+VALID = SPRING
 
 
 def alias_bomb(depth: int, width: int = 9) -> str:

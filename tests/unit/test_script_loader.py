@@ -10,32 +10,9 @@ import pytest
 from funnels.scripts.checks import check, planned_spend
 from funnels.scripts.loader import Problem, ScriptError, load_script_text
 from funnels.scripts.model import Script
-from tests.sample_scripts import spring_line
+from tests.support.scripts import SPRING, edit, line_of, only_error, problems_of
 
-VALID = spring_line("Europe/Madrid")
-
-
-def edit(old: str, new: str, text: str = VALID) -> str:
-    assert text.count(old) == 1, f"{old!r} must occur exactly once"
-    return text.replace(old, new)
-
-
-def line_of(text: str, needle: str, nth: int = 1) -> int:
-    """1-based line of the nth line containing ``needle``."""
-    hits = [n for n, line in enumerate(text.splitlines(), start=1) if needle in line]
-    return hits[nth - 1]
-
-
-def problems_of(text: str) -> list[Problem]:
-    with pytest.raises(ScriptError) as caught:
-        load_script_text(text)
-    return caught.value.problems
-
-
-def only_error(text: str) -> Problem:
-    errors = [p for p in problems_of(text) if p.severity == "error"]
-    assert len(errors) == 1, errors
-    return errors[0]
+VALID = SPRING
 
 
 # ---------------------------------------------------------------- valid scripts

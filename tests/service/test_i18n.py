@@ -228,11 +228,6 @@ PLACEHOLDERS = {
 PLURAL_KEYS = {"admissions.open", "status.attention"}
 
 
-@pytest.fixture(scope="module")
-def catalog() -> Catalog:
-    return Catalog.load()
-
-
 def packaged_sources() -> dict[str, str]:
     folder = resources.files("bot.telegram") / "locales"
     return {name: (folder / f"{name}.yaml").read_text(encoding="utf-8") for name in SUPPORTED}

@@ -37,6 +37,7 @@ from funnels.cohorts.tick import RunDueSteps, TickReport
 from funnels.deps import Deps
 from funnels.kernel.actor import Actor
 from funnels.kernel.clock import ManualClock
+from funnels.kernel.messaging import DeliveryError
 from funnels.kernel.records import (
     CohortRecord,
     IncomingEvent,
@@ -233,6 +234,26 @@ class Kit:
         )
         self.cohorts.append(record)
         return record
+
+    async def talk_in_doubt(
+        self, *, code: str | None = None, leader: Actor | None = None
+    ) -> CohortRecord:
+        """A cohort (led by ``leader``) whose talk's first part went out with no answer:
+        unknown, the second part held. (The default script's talk is ``d1_talk``.)"""
+        ref = None
+        if leader is not None:
+            async with self.store.transaction() as tx:
+                at = warmup_at(1, "08:00")
+                ref = await tx.users.ensure_user(leader.telegram_id, leader.name, None, at)
+                await tx.commit()
+        cohort = await self.start(code=code, leader=ref)
+        await self.tick(warmup_at(1, "09:00"))
+        self.messenger.sent.clear()
+        self.messenger.fail_next.append(DeliveryError("timed out", definite=False))
+        await self.tick(warmup_at(1, "10:00"))
+        assert (await self.step(cohort.id, "d1_talk")).status == "unknown"
+        assert (await self.step(cohort.id, "d1_talk.p1")).status == "held"
+        return cohort
 
     async def tick(self, at: datetime | None = None) -> TickReport:
         if at is not None:

@@ -4,7 +4,8 @@ drain wait, and waiting for a condition that has no event to wait on."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import inspect
+from collections.abc import Awaitable, Callable
 
 from aiogram.client.session.aiohttp import AiohttpSession
 
@@ -18,9 +19,17 @@ class LoopbackSession(AiohttpSession):
             await self._session.close()
 
 
-async def until(condition: Callable[[], bool], within: float = 2.0) -> None:
-    """Wait until ``condition()`` holds, looking every 5 ms; fail after ``within`` seconds.
-    (The conditions are other objects' state, with no event to wait on.)"""
+async def until(
+    condition: Callable[[], bool] | Callable[[], Awaitable[bool]], within: float = 2.0
+) -> None:
+    """Wait until ``condition()`` holds (it may be a coroutine function), looking every
+    5 ms; ``TimeoutError`` after ``within`` seconds. (The conditions are other objects'
+    state, with no event to wait on.)"""
     async with asyncio.timeout(within):
-        while not condition():  # noqa: ASYNC110
+        while True:
+            held = condition()
+            if inspect.isawaitable(held):
+                held = await held
+            if held:
+                return
             await asyncio.sleep(0.005)

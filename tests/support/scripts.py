@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import textwrap
 
+import pytest
+
+from funnels.scripts.loader import Problem, ScriptError, load_script_text
+
 _SPRING_LINE = textwrap.dedent("""\
     id: spring_line
     version: 1
@@ -54,3 +58,32 @@ _SPRING_LINE = textwrap.dedent("""\
 def spring_line(timezone: str = "Europe/Madrid") -> str:
     """A valid two-stage script: a post, an envelope, a talk, the pitch, two tasks."""
     return _SPRING_LINE.replace("{timezone}", timezone)
+
+
+SPRING = spring_line("Europe/Madrid")
+
+
+def edit(old: str, new: str, text: str = SPRING) -> str:
+    """``text`` with ``old`` (which must occur exactly once) replaced by ``new``."""
+    assert text.count(old) == 1, f"{old!r} must occur exactly once"
+    return text.replace(old, new)
+
+
+def line_of(text: str, needle: str, nth: int = 1) -> int:
+    """1-based line of the nth line containing ``needle``."""
+    hits = [n for n, line in enumerate(text.splitlines(), start=1) if needle in line]
+    return hits[nth - 1]
+
+
+def problems_of(text: str) -> list[Problem]:
+    """Every problem the loader finds in ``text`` (which must not load)."""
+    with pytest.raises(ScriptError) as caught:
+        load_script_text(text)
+    return caught.value.problems
+
+
+def only_error(text: str) -> Problem:
+    """The one error the loader finds in ``text``."""
+    errors = [p for p in problems_of(text) if p.severity == "error"]
+    assert len(errors) == 1, errors
+    return errors[0]

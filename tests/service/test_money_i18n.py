@@ -45,11 +45,6 @@ BABEL_DISAGREES = [
 ]
 
 
-@pytest.fixture(scope="module")
-def catalog() -> Catalog:
-    return Catalog.load()
-
-
 def plain(text: str, locale: str) -> str:
     """The one number in ``text``, as "1234.56": group marks dropped, "." for decimals."""
     babel = Locale.parse(locale, sep="-")

@@ -13,9 +13,12 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from aiogram import Bot, Dispatcher
+from aiogram.types import Update
 from pydantic import SecretStr
+from sqlalchemy import select
 
 from bot.composition import build_services
 from bot.settings import Settings
@@ -25,9 +28,10 @@ from bot.telegram.throttle import Limits, Window
 from funnels.cohorts.tick import RunDueSteps, TickReport
 from funnels.kernel.clock import ManualClock
 from funnels.people.regions import AddRegion
+from storage.models import CohortMember
 from storage.uow import SqlStore
 from tests.botapi import LocalBotAPI
-from tests.integration.funnel_kit import tick_through
+from tests.support.funnel_kit import tick_through
 
 TOKEN = "4242:E2E"
 ADMIN = 900
@@ -60,6 +64,12 @@ class Harness:
 
     async def feed(self, update: dict[str, Any]) -> None:
         await self.dp.feed_raw_update(self.bot, update)
+
+    async def feed_parsed(self, update: dict[str, Any]) -> None:
+        """The update as aiogram's models, past the dispatcher's raw readings."""
+        await self.dp.feed_update(
+            self.bot, Update.model_validate(update, context={"bot": self.bot})
+        )
 
     async def say(self, chat_id: int, user_id: int, text: str) -> None:
         await self.feed(self.api.say(chat_id, user_id, text))
@@ -103,3 +113,43 @@ async def running_bot(
             yield Harness(api, bot, dp, services, clock, store)
         finally:
             await services.close()
+
+
+# ------------------------------------------------------------ a warm-up group's world
+
+SG = ZoneInfo("Asia/Singapore")
+MEMBERS = list(range(1001, 1031))  # 30 members
+
+
+def at(day: int, hhmm: str) -> datetime:
+    """Local time on warm-up day ``day`` (day 1 = 2026-03-02)."""
+    h, m = (int(x) for x in hhmm.split(":"))
+    return datetime(2026, 3, 1 + day, h, m, tzinfo=SG)
+
+
+def setup_world(h: Harness) -> None:
+    api = h.api
+    api.add_user(ADMIN, "Ada", started_bot=True)
+    api.add_user(LEADER, "Lena", started_bot=True)
+    api.add_user(777, "Stranger", started_bot=True)
+    for user_id in MEMBERS:
+        language = {0: "en", 1: "es", 2: "zh-hans"}[user_id % 3]
+        api.add_user(user_id, f"Member{user_id}", language_code=language)
+    api.add_group(WARMUP, "Spring line", supergroup=True, owner=LEADER, members=[777])
+    api.add_group(TASKS, "Spring line tasks", supergroup=True, owner=LEADER)
+
+
+async def launch(h: Harness) -> str:
+    await h.say(ADMIN, ADMIN, f"/grant_leader {LEADER} SEA")
+    assert "leader" in h.last_text(ADMIN).lower()
+    await h.say(WARMUP, LEADER, "/launch start=2026-03-02")
+    async with h.store.transaction() as tx:
+        cohort = await tx.cohorts.by_chat(WARMUP)
+    assert cohort is not None
+    return cohort.code
+
+
+async def members_of(store: SqlStore) -> dict[int, CohortMember]:
+    async with store.engine.connect() as conn:
+        rows = (await conn.execute(select(CohortMember.__table__))).all()
+    return {r.user_id: r for r in rows}  # type: ignore[misc]
