@@ -15,10 +15,10 @@ from rich.table import Table
 from bot.cli import admin, scripts, steps
 from bot.cli.checks import database_errors, one_line, require_database, require_folder
 from bot.cli.common import load_settings
-from bot.cli.output import error
+from bot.cli.output import error, fail
 from funnels.kernel.money import format_minor
 from funnels.scripts.library import DEFAULT_SCRIPT, script_path
-from funnels.scripts.loader import ScriptError, load_script
+from funnels.scripts.loader import LoadedScript, ScriptError, load_script
 
 app = typer.Typer(
     help="funnelbot: 7+21 community onboarding funnels on Telegram.",
@@ -86,19 +86,7 @@ def simulate(
     """Run whole cohorts on a virtual clock through the real engine and storage."""
     from bot.simulation import Simulation, SimulationError, SimulationOptions
 
-    try:
-        path = script or script_path(DEFAULT_SCRIPT)
-        loaded = load_script(path)
-    except FileNotFoundError as exc:
-        error(str(exc))
-        raise typer.Exit(1) from None
-    except ScriptError as exc:
-        if len(exc.problems) == 1 and exc.problems[0].line is None:  # missing, unreadable
-            error(f"--script {exc.problems[0]}")
-            raise typer.Exit(1) from None
-        for problem in exc.problems:
-            typer.echo(str(problem), err=True)
-        raise typer.Exit(1) from None
+    loaded = _simulated_script(script)
     options = SimulationOptions(
         cohorts=cohorts,
         members=members,
@@ -132,6 +120,21 @@ def simulate(
         typer.echo(json.dumps(data, indent=2, ensure_ascii=False))
         return
     _print_report(data)
+
+
+def _simulated_script(script: Path | None) -> LoadedScript:
+    """The script to simulate (``--script``, else the shipped one), or one line per
+    problem and exit 1."""
+    try:
+        return load_script(script or script_path(DEFAULT_SCRIPT))
+    except FileNotFoundError as exc:
+        fail(str(exc))
+    except ScriptError as exc:
+        if len(exc.problems) == 1 and exc.problems[0].line is None:  # missing, unreadable
+            fail(f"--script {exc.problems[0]}")
+        for problem in exc.problems:
+            typer.echo(str(problem), err=True)
+        raise typer.Exit(1) from None
 
 
 def _print_report(data: dict[str, Any]) -> None:

@@ -75,13 +75,7 @@ class LaunchCohort:
         if missing:
             raise Refused("missing_rights", missing=tuple(missing))
         loaded = load()  # ScriptError goes to the caller, who shows the problems
-        today = now.astimezone(ZoneInfo(loaded.script.timezone)).date()
-        if start is None:
-            start = today + timedelta(days=1)
-        elif start < today:
-            raise Refused("past_date", value=start.isoformat())
-        elif start > today + timedelta(days=MAX_DAYS_AHEAD):
-            raise Refused("far_date", value=start.isoformat(), days=MAX_DAYS_AHEAD)
+        start = _first_day(start, now.astimezone(ZoneInfo(loaded.script.timezone)).date())
         try:
             cohort = await StartCohort(self.deps)(
                 loaded,
@@ -101,6 +95,17 @@ class LaunchCohort:
         link = await new_invite_link(self.deps, cohort, chat_id, "leader", leader_id)
         steps = plan(loaded.script, start, ZoneInfo(cohort.timezone))
         return Launched(cohort, steps, link)
+
+
+def _first_day(asked: date | None, today: date) -> date:
+    """Warm-up day 1: tomorrow unless asked; never in the past, nor a year ahead."""
+    if asked is None:
+        return today + timedelta(days=1)
+    if asked < today:
+        raise Refused("past_date", value=asked.isoformat())
+    if asked > today + timedelta(days=MAX_DAYS_AHEAD):
+        raise Refused("far_date", value=asked.isoformat(), days=MAX_DAYS_AHEAD)
+    return asked
 
 
 class BindTaskGroup:
