@@ -1,5 +1,5 @@
-"""The composition root for ``funnelbot run``: storage, engine, the Telegram bot (long
-polling, or webhook mode behind the HTTP app), the scheduler tick and the HTTP API; and
+"""``funnelbot run``: the Telegram side (long polling, or webhook mode behind the HTTP
+app), the scheduler tick and the HTTP server, all built by :mod:`bot.composition`; and
 the stop: SIGTERM or SIGINT stop fetching, let the updates in hand and the running tick
 finish, write what is buffered, close the connections, and exit 0."""
 

@@ -1,4 +1,4 @@
-"""Users and their membership of cohorts in SQL: joins, stages, replies, activity."""
+"""Membership of cohorts in SQL: joins, stages, replies, activity."""
 
 from __future__ import annotations
 

@@ -1,1 +1,1 @@
-"""The HTTP surface: health, and later events, tracked links, stats and the dashboard."""
+"""The HTTP surface: health and readiness, and the Telegram webhook."""

@@ -1,5 +1,5 @@
-"""Leader and admin commands: /launch, /taskgroup, /status, /pause, /resume, /retry, /skip,
-/grant_leader.
+"""Leader and admin commands: /launch, /taskgroup, /grant_leader; and the router of all
+of a leader's group commands (those on a running cohort are in ``cohort_ops``).
 
 Handlers parse, call one use case, and render its answer or refusal from the catalogue.
 Who asks (``actor``, ``locale``, ``is_admin``) is worked out before the handler runs, by
