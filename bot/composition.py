@@ -13,33 +13,26 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import timedelta
-
-from aiogram import Bot
-from redis.asyncio import Redis
+from typing import TYPE_CHECKING
 
 from bot.clock import SystemClock
-from bot.settings import Settings
-from bot.telegram.app import FunnelDispatcher, build_bot, build_dispatcher
-from bot.telegram.direct_api import DirectBotAPI
-from bot.telegram.i18n import Catalog
-from bot.telegram.inbox import LEASE, Handlers, UpdateInbox
-from bot.telegram.messenger import TelegramMessenger
 from bot.telegram.offline import LoggingMessenger
-from bot.telegram.render import Renderer
-from bot.telegram.routers.envelopes import grab
-from bot.telegram.services import ActivityBuffer, ChatDirectory, Services, TapBatcher, UserDirectory
-from bot.telegram.shared_throttle import SharedThrottle
-from bot.telegram.slowmode import SlowMode
-from bot.telegram.throttle import Limits, Throttle, Throttling
-from funnels.cohorts.status import CohortOfChat
 from funnels.deps import Deps, ScriptCache
 from funnels.kernel.clock import Clock
 from funnels.kernel.messaging import Messenger
-from funnels.people.users import MarkUnreachable, MeetUser
-from funnels.warmup.envelopes import ClaimShares
 from storage.db import create_engine
 from storage.migrate import upgrade_async
 from storage.uow import SqlStore
+
+if TYPE_CHECKING:  # the Telegram side is imported where it is built (see below)
+    from aiogram import Bot
+
+    from bot.settings import Settings
+    from bot.telegram.app import FunnelDispatcher
+    from bot.telegram.i18n import Catalog
+    from bot.telegram.inbox import UpdateInbox
+    from bot.telegram.services import Services
+    from bot.telegram.throttle import Limits
 
 
 @asynccontextmanager
@@ -85,6 +78,23 @@ def build_services(
     """The Telegram side's parts around one bot: the throttled messenger (limits shared
     through Redis when several processes share the bot), the catalogue and renderer, the
     caches the hot paths use, and ``Deps`` with that messenger."""
+    # Imported here: the command line and the simulation build a store and Deps without
+    # loading aiogram and the rest of the Telegram side (seconds and ~150 MB).
+    from redis.asyncio import Redis
+
+    from bot.telegram.batching import ActivityBuffer, TapBatcher
+    from bot.telegram.direct_api import DirectBotAPI
+    from bot.telegram.i18n import Catalog
+    from bot.telegram.messenger import TelegramMessenger
+    from bot.telegram.render import Renderer
+    from bot.telegram.services import ChatDirectory, Services, UserDirectory
+    from bot.telegram.shared_throttle import SharedThrottle
+    from bot.telegram.slowmode import SlowMode
+    from bot.telegram.throttle import Throttle, Throttling
+    from funnels.cohorts.status import CohortOfChat
+    from funnels.people.users import MarkUnreachable, MeetUser
+    from funnels.warmup.envelopes import ClaimShares
+
     catalog = catalog or Catalog.load()
     renderer = Renderer(catalog)
     throttle: Throttling
@@ -121,6 +131,9 @@ def build_inbox(store: SqlStore, services: Services, dp: FunnelDispatcher) -> Up
     It names this process by host and HTTP port (no two processes on one host share a
     port, and a restart keeps both), and holds an update long enough for three ticks,
     since group chatter is marked handled when the tick writes its counts."""
+    from bot.telegram.inbox import LEASE, Handlers, UpdateInbox
+    from bot.telegram.routers.envelopes import grab
+
     bot = services.bot
     settings = services.settings
     return UpdateInbox(
@@ -147,6 +160,8 @@ class TelegramSide:
 
 def build_telegram(settings: Settings, store: SqlStore, clock: Clock) -> TelegramSide:
     """The bot, its services, the dispatcher with the routers, and the update inbox."""
+    from bot.telegram.app import build_bot, build_dispatcher
+
     bot = build_bot(settings)
     services = build_services(settings, store, clock, bot)
     dp = build_dispatcher(services)

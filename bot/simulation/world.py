@@ -10,8 +10,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
+from bot.telegram.batching import ActivityBuffer, TapBatcher
 from bot.telegram.offline import RecordingMessenger
-from bot.telegram.services import ActivityBuffer, TapBatcher
 from funnels.cohorts.launch import BindTaskGroup, LaunchCohort
 from funnels.cohorts.tick import RunDueSteps
 from funnels.deps import Deps

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 import pytest
 
-from bot.telegram.services import TapBatcher
+from bot.telegram.batching import TapBatcher
 from funnels.kernel.records import ShareClaim
 
 
