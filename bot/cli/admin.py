@@ -11,6 +11,7 @@ from bot.args import TELEGRAM_ID_LIMIT, telegram_user_id
 from bot.cli.common import load_settings, run_use_case
 from bot.cli.output import fail
 from funnels.kernel.actor import Actor
+from funnels.kernel.text import cut
 from funnels.people.leaders import GrantLeader
 from funnels.people.regions import AddRegion
 
@@ -57,7 +58,7 @@ def leader_add(
     """Make a Telegram user a leader in a region (they can /launch from then on)."""
     user_id = telegram_user_id(telegram_id)
     if user_id is None:
-        shown = telegram_id if len(telegram_id) <= 40 else telegram_id[:39] + "…"
+        shown = cut(telegram_id)
         fail(
             f"{shown!r} is not a Telegram user id: write it in digits, "
             f"from 1 to {TELEGRAM_ID_LIMIT - 1}"

@@ -21,6 +21,7 @@ from bot.cli.output import fail
 from bot.clock import today
 from funnels.kernel.durations import format_duration
 from funnels.kernel.money import format_minor, to_minor
+from funnels.kernel.text import cut
 from funnels.kernel.zones import find_zone
 from funnels.scripts.checks import planned_spend
 from funnels.scripts.loader import LoadedScript, Problem, ScriptError, load_script
@@ -148,8 +149,7 @@ def _timeline(script: Script, runs: list[PlannedStep], start: date, zone: str) -
 
 
 def _short(text: str) -> str:
-    flat = " ".join(text.split())
-    return flat if len(flat) <= _SUMMARY_CHARS else flat[: _SUMMARY_CHARS - 1] + "…"
+    return cut(" ".join(text.split()), _SUMMARY_CHARS)
 
 
 def _summary(script: Script, run: PlannedStep) -> str:

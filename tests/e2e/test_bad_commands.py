@@ -216,10 +216,10 @@ async def test_dates_and_options_are_refused_and_quoted_back_briefly(store: SqlS
             await h.say(WARMUP, LEADER, f"/launch start={far}")
             assert h.last_text(WARMUP) == text("launch.far_date", value=far, days=366)
         await h.say(WARMUP, LEADER, "/launch start=" + "9" * 3000)
-        assert h.last_text(WARMUP) == text("launch.bad_date", value="9" * 39 + "…")
+        assert h.last_text(WARMUP) == text("launch.bad_date", value="9" * 37 + "...")
         await h.say(WARMUP, LEADER, "/launch " + "x" * 3000 + "=1")
         usage = "\n" + text("launch.usage")
-        assert h.last_text(WARMUP) == text("launch.bad_option", option="x" * 39 + "…") + usage
+        assert h.last_text(WARMUP) == text("launch.bad_option", option="x" * 37 + "...") + usage
         await h.say(WARMUP, LEADER, "/launch one two")
         assert h.last_text(WARMUP) == text("launch.bad_option", option="two") + usage
         assert await no_cohort(h)

@@ -25,6 +25,7 @@ from bot.telegram.services import Services
 from funnels.cohorts.launch import BindTaskGroup, LaunchCohort, Launched
 from funnels.kernel.actor import Actor
 from funnels.kernel.refusals import Refused
+from funnels.kernel.text import cut
 from funnels.people.leaders import GrantLeader
 from funnels.scripts.library import DEFAULT_SCRIPT, available_scripts, is_script_name, script_path
 from funnels.scripts.loader import LoadedScript, ScriptError, load_script
@@ -69,7 +70,7 @@ def parse_launch(args: str | None) -> tuple[str | None, date | None, int | None]
         name, sep, value = token.partition("=")
         if not sep:
             if script is not None:
-                raise _Usage("launch.bad_option", option=_shown(token))
+                raise _Usage("launch.bad_option", option=cut(token))
             if not is_script_name(token):  # a name from the library, never a path
                 raise _Usage("launch.bad_script_name")
             script = token
@@ -77,19 +78,14 @@ def parse_launch(args: str | None) -> tuple[str | None, date | None, int | None]
             try:
                 start = date.fromisoformat(value)
             except ValueError:
-                raise _Usage("launch.bad_date", value=_shown(value)) from None
+                raise _Usage("launch.bad_date", value=cut(value)) from None
         elif name == "capacity":
             capacity = ascii_int(value, high=MAX_CAPACITY)
             if capacity is None:
                 raise _Usage("launch.bad_capacity", max=MAX_CAPACITY)
         else:
-            raise _Usage("launch.bad_option", option=_shown(token))
+            raise _Usage("launch.bad_option", option=cut(token))
     return script, start, capacity
-
-
-def _shown(typed: str, limit: int = 40) -> str:
-    """What the user typed, cut short for quoting back (a reply is not an echo chamber)."""
-    return typed if len(typed) <= limit else typed[: limit - 1] + "…"
 
 
 async def launch(
