@@ -75,4 +75,4 @@ def test_bad_options(args: str, key: str) -> None:
 def test_what_is_quoted_back_is_short() -> None:
     with pytest.raises(_Usage) as caught:
         parse_launch("x" * 3000 + "=1")
-    assert caught.value.params == {"option": "x" * 39 + "…"}
+    assert caught.value.params == {"option": "x" * 37 + "..."}
