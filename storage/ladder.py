@@ -6,16 +6,20 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, func, select, update
+from sqlalchemy import and_, bindparam, func, or_, select, update
 
 from funnels.kernel.records import IncomingEvent, LedgerCredit, TaskProgressRecord
+from funnels.ladder.ports import WAITING
 from storage.db import insert_ignore
-from storage.sql import Repo, prepared
+from storage.sql import Repo, one_of, prepared
 from storage.tables import (
+    cohort_members as _m,
+    cohorts as _c,
     inbound_events as _ev,
     ledger_entries as _l,
     task_progress as _tp,
     task_unique_keys as _tu,
+    users as _u,
 )
 
 
@@ -159,11 +163,10 @@ class SqlEvents(Repo):
                 "type": e.type,
                 "occurred_at": e.occurred_at,
                 "received_at": at,
-                "data": {
-                    **dict(e.data),
-                    **({"_ref": e.member_ref} if e.member_ref else {}),
-                    **({"_tg": e.telegram_user_id} if e.telegram_user_id is not None else {}),
-                },
+                "data": dict(e.data),
+                "state": "pending",
+                "member_ref": e.member_ref,
+                "telegram_user_id": e.telegram_user_id,
             }
             for e in unique.values()
         ]
@@ -179,22 +182,118 @@ class SqlEvents(Repo):
         result = await self.conn.execute(statement, rows)
         return {got.event_id: got.id for got in result.all()}
 
+    async def claim(self, ids: Sequence[int] | None, limit: int) -> list[tuple[int, IncomingEvent]]:
+        """Unapplied events, oldest first: pending ones, or with ``ids`` those of them
+        still pending or waiting. Locked until the transaction ends on PostgreSQL, where
+        rows another process holds are skipped (it applies them)."""
+        query = select(
+            _ev.c.id,
+            _ev.c.event_id,
+            _ev.c.type,
+            _ev.c.occurred_at,
+            _ev.c.member_ref,
+            _ev.c.telegram_user_id,
+            _ev.c.data,
+        )
+        if ids is None:
+            query = query.where(_ev.c.state == "pending")
+        else:
+            if not ids:
+                return []
+            query = query.where(
+                one_of(self.dialect, _ev.c.id, "ids", sorted(set(ids))),
+                _ev.c.state.in_(("pending", "waiting")),
+            )
+        query = query.order_by(_ev.c.id).limit(limit)
+        if self.dialect == "postgresql":
+            query = query.with_for_update(skip_locked=True)
+        return [
+            (
+                r.id,
+                IncomingEvent(
+                    r.event_id,
+                    r.type,
+                    r.occurred_at,
+                    r.member_ref,
+                    r.telegram_user_id,
+                    dict(r.data or {}),
+                ),
+            )
+            for r in (await self.conn.execute(query)).all()
+        ]
+
+    async def waiting_ready(self, limit: int) -> list[int]:
+        """Waiting events whose member is now known and in a running task group."""
+        member_of = or_(
+            and_(_ev.c.member_ref.is_not(None), _u.c.ref_code == _ev.c.member_ref),
+            and_(
+                _ev.c.member_ref.is_(None),
+                _ev.c.telegram_user_id.is_not(None),
+                _u.c.telegram_id == _ev.c.telegram_user_id,
+            ),
+        )
+        rows = await self.conn.execute(
+            select(_ev.c.id)
+            .join(_u, member_of)
+            .join(_m, and_(_m.c.user_id == _u.c.id, _m.c.admitted_at.is_not(None)))
+            .join(_c, and_(_c.c.id == _m.c.cohort_id, _c.c.status.in_(("running", "paused"))))
+            .where(_ev.c.state == "waiting")
+            .distinct()
+            .order_by(_ev.c.id)
+            .limit(limit)
+        )
+        return [int(r.id) for r in rows]
+
+    async def expire_waiting(self, received_before: datetime, at: datetime) -> int:
+        """Give up on waiting events received before ``received_before``."""
+        result = await self.conn.execute(
+            update(_ev)
+            .where(_ev.c.state == "waiting", _ev.c.received_at < received_before)
+            .values(state="handled", outcome="expired", handled_at=at)
+        )
+        return int(result.rowcount)
+
     async def mark_handled(
         self, ids: Sequence[tuple[int, int | None, int | None, str]], at: datetime
     ) -> None:
+        """Applied; an event whose member is unknown or not in a task group yet waits."""
         if not ids:
             return
         await self.conn.execute(
-            update(_ev)
-            .where(_ev.c.id == bindparam("row_id"))
-            .values(
-                user_id=bindparam("uid"),
-                cohort_id=bindparam("cid"),
-                outcome=bindparam("result"),
-                handled_at=at,
+            prepared(
+                "events_mark",
+                self.dialect,
+                lambda: (
+                    update(_ev)
+                    .where(_ev.c.id == bindparam("row_id"))
+                    .values(
+                        user_id=bindparam("uid"),
+                        cohort_id=bindparam("cid"),
+                        outcome=bindparam("result"),
+                        state=bindparam("to_state"),
+                        handled_at=bindparam("done_at", type_=_ev.c.handled_at.type),
+                    )
+                ),
             ),
-            [{"row_id": r, "uid": u, "cid": c, "result": o} for r, u, c, o in ids],
+            [
+                {
+                    "row_id": r,
+                    "uid": u,
+                    "cid": c,
+                    "result": o,
+                    "to_state": "waiting" if o in WAITING else "handled",
+                    "done_at": None if o in WAITING else at,
+                }
+                for r, u, c, o in ids
+            ],
         )
+
+    async def tally(self) -> dict[tuple[str, str | None], int]:
+        """How many events are in each (state, outcome)."""
+        rows = await self.conn.execute(
+            select(_ev.c.state, _ev.c.outcome, func.count()).group_by(_ev.c.state, _ev.c.outcome)
+        )
+        return {(r[0], r[1]): int(r[2]) for r in rows}
 
 
 class SqlLedger(Repo):

@@ -249,10 +249,19 @@ class TaskUniqueKey(Base):
 
 
 class InboundEvent(Base):
+    """An event from the platform (or the bot's own links, proofs and groups), stored as
+    it came before it is acknowledged, then applied to the ladder.
+
+    ``state``: ``pending`` until applied; ``handled`` once applied (``outcome`` says what
+    it did); ``waiting`` while its member is unknown or not yet in a task group (it is
+    applied when they are, or given up with outcome ``expired``).
+    """
+
     __tablename__ = "inbound_events"
     __table_args__ = (
         UniqueConstraint("source", "event_id"),
         Index("ix_inbound_events_user_id_type", "user_id", "type"),
+        Index("ix_inbound_events_state_id", "state", "id"),
     )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
@@ -266,6 +275,9 @@ class InboundEvent(Base):
     data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     handled_at: Mapped[datetime | None]
     outcome: Mapped[str | None] = mapped_column(String(32))
+    state: Mapped[str] = mapped_column(String(8), default="pending")
+    member_ref: Mapped[str | None] = mapped_column(String(64))
+    telegram_user_id: Mapped[int | None] = mapped_column(BigInteger)
 
 
 class LedgerEntry(Base):

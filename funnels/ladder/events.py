@@ -1,9 +1,11 @@
-"""The 21-day ladder: platform events move task progress; a finished task rewards at once.
+"""The 21-day ladder: events move task progress; a finished task rewards at once.
 
-``IngestEvents`` stores a batch of events first (unique on source + event id, so a
-re-sent event is acknowledged and never counted twice), then applies each new event to
-the member's unlocked, unfinished tasks in the same transaction. A reward is a ledger
-entry keyed by cohort, member and task, paid only while the cohort budget allows;
+Events are stored first (:class:`StoreEvents`: unique on source + event id, so a re-sent
+event is acknowledged and never counted twice), then applied from the table and marked
+handled in one transaction (:class:`ApplyEvents`), so a crash between the two loses
+nothing: the tick applies what is pending (:class:`CatchUpEvents`). An event for a
+member who is not known yet, or not in a task group yet, waits for them. A reward is a
+ledger entry keyed by cohort, member and task, paid only while the cohort budget allows;
 promotions only ever move a member up.
 """
 
@@ -11,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from funnels.deps import Deps
 from funnels.kernel.messaging import RewardNotice
@@ -37,7 +39,10 @@ class Completion:
 class IngestResult:
     accepted: int = 0
     duplicates: int = 0
+    applied: int = 0
     unmatched: int = 0
+    """Events whose member is unknown: they wait for them (so do events for a member who
+    is not in a task group yet, outcome ``no_task_stage``)."""
     completions: list[Completion] = field(default_factory=list)
 
 
@@ -63,21 +68,69 @@ class _Batch:
     tasked: set[tuple[int, int]] = field(default_factory=set)
 
 
-class IngestEvents:
-    """Store and apply platform events; answer with what was new and what it finished."""
+@dataclass(frozen=True, slots=True)
+class Stored:
+    """One request's events after storing: which rows are new, how many were repeats."""
+
+    rows: list[int]
+    duplicates: int
+
+    @property
+    def accepted(self) -> int:
+        return len(self.rows)
+
+
+class StoreEvents:
+    """Store events as they came (pending, unique on source + event id), nothing else:
+    once this commits they may be acknowledged, and are applied from the table.
+
+    Takes several requests' events at once (one transaction for all: group commit); an
+    event id repeated within or across them is new for the first that brings it only.
+    """
+
+    def __init__(self, deps: Deps) -> None:
+        self.deps = deps
+
+    async def __call__(
+        self, source: str, requests: Sequence[Sequence[IncomingEvent]]
+    ) -> list[Stored]:
+        now = self.deps.clock.now()
+        async with self.deps.uow(LadderTx).transaction() as tx:
+            new_rows = await tx.events.store(source, [e for r in requests for e in r], now)
+            await tx.commit()
+        out = []
+        for events in requests:
+            rows = []
+            for e in events:
+                row = new_rows.pop(e.event_id, None)
+                if row is not None:
+                    rows.append(row)
+            out.append(Stored(rows, len(events) - len(rows)))
+        return out
+
+
+class ApplyEvents:
+    """Apply stored events to the ladder, oldest first, and mark them handled, in one
+    transaction: an event is applied once however often this runs (by the HTTP intake,
+    the tick, a start-up after a crash, or several processes at once).
+
+    Each event moves the progress of its member's unlocked, unfinished tasks; a finished
+    task rewards at once. An event whose member is unknown, or not in a task group yet,
+    waits for them (:class:`CatchUpEvents`)."""
 
     def __init__(self, deps: Deps, *, notify: bool = True) -> None:
         self.deps = deps
         self.notify = notify
 
-    async def __call__(self, source: str, events: Sequence[IncomingEvent]) -> IngestResult:
+    async def __call__(self, ids: Sequence[int] | None = None, limit: int = 500) -> IngestResult:
+        """Up to ``limit`` pending events, or with ``ids`` those of them not yet applied."""
         result = IngestResult()
         now = self.deps.clock.now()
         async with self.deps.uow(LadderTx).transaction() as tx:
-            new_rows = await tx.events.store(source, events, now)
-            result.accepted = len(new_rows)
-            result.duplicates = len(events) - len(new_rows)
-            fresh = [(new_rows.pop(e.event_id), e) for e in events if e.event_id in new_rows]
+            fresh = await tx.events.claim(ids, limit)
+            if not fresh:
+                return result
+            result.applied = len(fresh)
             by_ref, by_tg = await tx.users.resolve_many(
                 [e.member_ref for _, e in fresh if e.member_ref is not None],
                 [e.telegram_user_id for _, e in fresh if e.telegram_user_id is not None],
@@ -257,6 +310,74 @@ class IngestEvents:
                 done.member.language or cohort.locale,
             ),
         )
+
+
+class IngestEvents:
+    """Store events, then apply the new ones at once: for callers in the process (the
+    bot's own links, proofs and groups; the simulation) that want the outcome. The HTTP
+    intake stores and acknowledges first and applies after (:mod:`bot.http.events`)."""
+
+    def __init__(self, deps: Deps, *, notify: bool = True) -> None:
+        self.store = StoreEvents(deps)
+        self.apply = ApplyEvents(deps, notify=notify)
+
+    async def __call__(self, source: str, events: Sequence[IncomingEvent]) -> IngestResult:
+        (stored,) = await self.store(source, [events])
+        result = await self.apply(stored.rows, limit=max(len(stored.rows), 1))
+        result.accepted, result.duplicates = stored.accepted, stored.duplicates
+        return result
+
+
+WAIT_AT_MOST = timedelta(days=60)
+"""How long an event waits for its member: longer than any cohort lives (a warm-up and
+a task stage of the longest allowed lengths are shorter)."""
+
+
+@dataclass
+class CatchUp:
+    applied: int = 0
+    woke: int = 0
+    expired: int = 0
+
+
+class CatchUpEvents:
+    """The tick's share: apply what is pending (stored by a process that died before
+    applying, or by another one), apply waiting events whose member has arrived, and
+    give up on those that waited longer than any cohort lives."""
+
+    def __init__(self, deps: Deps, *, notify: bool = True, rounds: int = 20) -> None:
+        self.deps = deps
+        self.apply = ApplyEvents(deps, notify=notify)
+        self.rounds = rounds
+
+    async def __call__(self) -> CatchUp:
+        out = CatchUp()
+        for _ in range(self.rounds):
+            result = await self.apply()
+            out.applied += result.applied
+            if result.applied == 0:
+                break
+        async with self.deps.uow(LadderTx).transaction() as tx:
+            ready = await tx.events.waiting_ready(500)
+        if ready:
+            result = await self.apply(ready, limit=len(ready))
+            out.woke = result.applied - result.unmatched
+        now = self.deps.clock.now()
+        async with self.deps.uow(LadderTx).transaction() as tx:
+            out.expired = await tx.events.expire_waiting(now - WAIT_AT_MOST, now)
+            await tx.commit()
+        return out
+
+
+class EventTally:
+    """How many events are in each state and outcome, for ops."""
+
+    def __init__(self, deps: Deps) -> None:
+        self.deps = deps
+
+    async def __call__(self) -> dict[tuple[str, str | None], int]:
+        async with self.deps.uow(LadderTx).transaction() as tx:
+            return await tx.events.tally()
 
 
 def _member(

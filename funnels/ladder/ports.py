@@ -27,18 +27,37 @@ class Cohorts(Protocol):
         ...
 
 
+WAITING = frozenset({"unknown_member", "no_task_stage"})
+"""Outcomes that leave an event waiting for its member rather than handled."""
+
+
 class Events(Protocol):
+    async def claim(self, ids: Sequence[int] | None, limit: int) -> list[tuple[int, IncomingEvent]]:
+        """Up to ``limit`` unapplied events (row id, event), oldest first: the pending
+        ones, or with ``ids`` those of them still pending or waiting; held until the
+        transaction ends (another process skips them)."""
+        ...
+
+    async def expire_waiting(self, received_before: datetime, at: datetime) -> int: ...
+
     async def mark_handled(
         self, ids: Sequence[tuple[int, int | None, int | None, str]], at: datetime
     ) -> None:
-        """(event row id, user id, cohort id, outcome) for each handled event."""
+        """(event row id, user id, cohort id, outcome) for each applied event; an
+        outcome in :data:`WAITING` leaves it waiting."""
         ...
 
     async def store(
         self, source: str, events: Sequence[IncomingEvent], at: datetime
     ) -> dict[str, int]:
-        """Insert events, ignoring (source, id) duplicates, also within the batch;
-        returns event id -> row id for the rows that were new."""
+        """Insert events as pending, ignoring (source, id) duplicates, also within the
+        batch; returns event id -> row id for the rows that were new."""
+        ...
+
+    async def tally(self) -> dict[tuple[str, str | None], int]: ...
+
+    async def waiting_ready(self, limit: int) -> list[int]:
+        """Waiting events whose member is now known and in a running task group."""
         ...
 
 

@@ -1,4 +1,5 @@
-"""IngestEvents over SQLite and PostgreSQL: dedupe, unlocks, goals, rewards, budget, promotion."""
+"""IngestEvents (store, then apply) over SQLite and PostgreSQL: dedupe, unlocks, goals,
+rewards, budget, promotion."""
 
 from __future__ import annotations
 
@@ -293,7 +294,9 @@ async def test_events_for_unknown_members_are_unmatched(kit: Kit) -> None:
         "nobody": ("unknown_member", None, None),
         "known-ref": ("counted", m.user_id, cohort.id),
     }
-    assert await kit.count(events_t, events_t.c.handled_at.is_(None)) == 0
+    # Kept, not dropped: they wait for their member (tests/integration/test_event_intake.py).
+    assert await kit.count(events_t, events_t.c.state == "waiting") == 3
+    assert await kit.count(events_t, events_t.c.state == "handled") == 1
 
 
 async def test_a_member_not_admitted_gets_no_task_stage(kit: Kit) -> None:
