@@ -27,6 +27,7 @@ from storage.uow import SqlStore
 if TYPE_CHECKING:  # the Telegram side is imported where it is built (see below)
     from aiogram import Bot
 
+    from bot.http.events import EventIntake
     from bot.settings import Settings
     from bot.telegram.app import FunnelDispatcher
     from bot.telegram.i18n import Catalog
@@ -63,6 +64,16 @@ def build_deps(
         clock=clock or SystemClock(),
         scripts=scripts or ScriptCache(),
     )
+
+
+def build_intake(settings: Settings, deps: Deps) -> EventIntake | None:
+    """The inbound events intake, when a signing secret is set (else the route says
+    events are off)."""
+    if settings.events_secret is None:
+        return None
+    from bot.http.events import EventIntake
+
+    return EventIntake(deps, settings.events_secret.get_secret_value())
 
 
 def build_services(

@@ -21,7 +21,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.clock import SystemClock
-from bot.composition import build_deps, build_telegram, open_store
+from bot.composition import build_deps, build_intake, build_telegram, open_store
 from bot.heap import settle_heap
 from bot.http.app import create_app
 from bot.http.webhook import TelegramWebhook
@@ -32,6 +32,7 @@ from bot.telegram.polling import Poller
 from bot.telegram.services import Services
 from funnels.cohorts.tick import RunDueSteps
 from funnels.deps import Deps
+from funnels.ladder.events import CatchUpEvents
 from storage.uow import SqlStore
 
 log = logging.getLogger("funnelbot")
@@ -77,6 +78,7 @@ class _Ticker:
 
     def __post_init__(self) -> None:
         self.steps = RunDueSteps(self.deps, owner=f"{socket.gethostname()}:{os.getpid()}")
+        self.events = CatchUpEvents(self.deps)
 
     async def run(self) -> None:
         async with self.running:
@@ -85,6 +87,14 @@ class _Ticker:
             report = await self.steps()
             if report.paused_cohorts:
                 log.warning("paused cohorts (the bot lost its group): %s", report.paused_cohorts)
+            caught = await self.events()
+            if caught.applied or caught.woke or caught.expired:
+                log.info(
+                    "events: %d pending applied, %d waiting applied, %d given up",
+                    caught.applied,
+                    caught.woke,
+                    caught.expired,
+                )
 
     async def _telegram_chores(self, telegram: _Telegram) -> None:
         services, inbox = telegram.services, telegram.inbox
@@ -184,6 +194,9 @@ async def _serve(
     telegram: _Telegram | None,
 ) -> None:
     ticker = _Ticker(deps, telegram)
+    intake = build_intake(settings, deps)
+    if intake is None:
+        log.info("inbound events are off: FUNNELBOT_EVENTS_SECRET is not set")
     scheduler = AsyncIOScheduler(timezone="UTC")
     # One job for all steps of all cohorts: the database says what is due. Never one
     # job per step or per member; any number of processes may tick side by side. The
@@ -200,7 +213,7 @@ async def _serve(
     )
     server = _Server(
         uvicorn.Config(
-            create_app(engine, telegram.webhook if telegram else None),
+            create_app(engine, telegram.webhook if telegram else None, intake),
             host=settings.http_host,
             port=settings.http_port,
             log_level="info",
@@ -217,12 +230,16 @@ async def _serve(
         ticker.steps.stop()
 
     scheduler.start()
+    if intake is not None:
+        intake.start()
     settle_heap()
     try:
         with _signals(server, stop_taking_work):
             await server.serve()
     finally:
         stop_taking_work()
+        if intake is not None:  # what is stored and not applied waits for the next start
+            await intake.stop()
         scheduler.pause()  # no new tick; the running one finishes (shutdown would cancel it)
         await _finish(ticker, telegram)
         scheduler.shutdown(wait=False)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 from pathlib import Path
 from typing import Annotated
@@ -21,6 +22,21 @@ def _admin_id(text: str) -> int:
     return telegram_id
 
 
+def signing_key(secret: str) -> bytes:
+    """The key of a Standard Webhooks secret: ``whsec_`` and at least 24 bytes in
+    base64 (the prefix may be left out)."""
+    text = secret.removeprefix("whsec_")
+    try:
+        key = base64.b64decode(text + "=" * (-len(text) % 4), validate=True)
+    except ValueError:
+        raise ValueError("a signing secret is whsec_ followed by base64") from None
+    if len(key) < 24:
+        raise ValueError(
+            "a signing secret needs at least 24 random bytes (whsec_ + 32 base64 characters)"
+        )
+    return key
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="FUNNELBOT_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
@@ -36,6 +52,8 @@ class Settings(BaseSettings):
     http_port: int = Field(default=8080, ge=1, le=65535)
     # NoDecode: the validator reads "1,2,3" itself (pydantic-settings would insist on JSON).
     admin_ids: Annotated[list[int], NoDecode] = Field(default_factory=list)
+    events_secret: SecretStr | None = None
+    """Standard Webhooks secret (``whsec_`` + base64) that signs inbound events."""
     scripts_dir: Path | None = None
     tick_seconds: float = Field(default=5.0, gt=0, le=300)
 
@@ -59,6 +77,13 @@ class Settings(BaseSettings):
     def _telegram_ids(cls, value: list[int]) -> list[int]:
         for telegram_id in value:
             _admin_id(str(telegram_id))
+        return value
+
+    @field_validator("events_secret")
+    @classmethod
+    def _signing_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            signing_key(value.get_secret_value())
         return value
 
     @model_validator(mode="after")

@@ -2,15 +2,34 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from bot.http import health, webhook
+from bot.http import events, health, webhook
+from bot.http.events import EventIntake
 from bot.http.webhook import TelegramWebhook
 
 
-def create_app(engine: AsyncEngine, telegram: TelegramWebhook | None = None) -> FastAPI:
+def create_app(
+    engine: AsyncEngine,
+    telegram: TelegramWebhook | None = None,
+    intake: EventIntake | None = None,
+) -> FastAPI:
     app = FastAPI(title="funnelbot", version="0.1.0")
     app.include_router(health.routes(engine))
     app.include_router(webhook.routes(telegram))
+    app.include_router(events.routes(intake))
+    _, schemas = events.request_schema()
+    make_openapi = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        # The events body is read raw (its signature covers the bytes), so the schemas
+        # it refers to are added to the components by hand.
+        document = make_openapi()
+        document.setdefault("components", {}).setdefault("schemas", {}).update(schemas)
+        return document
+
+    app.openapi = openapi  # type: ignore[method-assign]
     return app

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from fastapi import APIRouter, Header, Request
 from fastapi.responses import JSONResponse
 
+from bot.http.bodies import TooLarge, read_body
 from bot.telegram.inbox import UpdateInbox
 from bot.telegram.updates import BadUpdate, check_update
 
@@ -24,28 +25,6 @@ MAX_UPDATE_BYTES = 1024 * 1024
 class TelegramWebhook:
     inbox: UpdateInbox
     secret: str
-
-
-class _TooLarge(Exception):
-    pass
-
-
-async def _body(request: Request, limit: int) -> bytes:
-    """The request body, refused past ``limit`` bytes without reading the rest."""
-    declared = request.headers.get("content-length")
-    if (
-        declared is not None
-        and declared.isascii()
-        and declared.isdigit()
-        and (len(declared) > 18 or int(declared) > limit)
-    ):
-        raise _TooLarge
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
-            raise _TooLarge
-    return bytes(body)
 
 
 def routes(telegram: TelegramWebhook | None) -> APIRouter:
@@ -67,8 +46,8 @@ def routes(telegram: TelegramWebhook | None) -> APIRouter:
         ):
             return JSONResponse({"error": "bad or missing secret token"}, 401)
         try:
-            body = await _body(request, MAX_UPDATE_BYTES)
-        except _TooLarge:
+            body = await read_body(request, MAX_UPDATE_BYTES)
+        except TooLarge:
             return JSONResponse({"error": f"the body is larger than {MAX_UPDATE_BYTES} bytes"}, 413)
         try:
             update = check_update(json.loads(body))

@@ -65,7 +65,11 @@ class BotProcess:
                 stderr=subprocess.STDOUT,
                 cwd=self.workdir,
             )
-        wait_for(self.healthy, lambda: f"funnelbot run never answered:\n{self.output()}")
+        # A minute: a start imports aiogram and migrates, which on a busy 2-core machine
+        # has taken over 30 s.
+        wait_for(
+            self.healthy, lambda: f"funnelbot run never answered:\n{self.output()}", timeout=60
+        )
         return self
 
     def output(self) -> str:

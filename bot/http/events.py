@@ -1,0 +1,303 @@
+"""``POST /api/v1/events``: the platform's events, signed with the Standard Webhooks
+scheme, stored before they are acknowledged (202) and applied to the ladder after.
+
+What a sender gets, in this order: 503 when inbound events are not configured; 413 past
+the size limit (before the body is read whole); 401 for a missing, bad or stale
+signature (nothing stored); 400 for a body that is not JSON; 422 naming the field of an
+event that is not one; 202 with how many events were new and how many repeats (a
+repeat is acknowledged and never applied twice); 503 with ``Retry-After`` when the
+database could not store them (send again: nothing was acknowledged). Errors are RFC 9457
+problem details.
+
+The intake stores concurrent requests together (group commit: one transaction for what
+arrives during the previous one) and applies what is stored in the background, woken by
+each store; the tick catches up with anything a stop or a crash left pending.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import re
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictInt,
+    TypeAdapter,
+    ValidationError,
+    field_validator,
+)
+from standardwebhooks.webhooks import Webhook, WebhookVerificationError
+
+from bot.http.bodies import TooLarge, read_body
+from bot.http.problems import problem
+from bot.telegram.batching import GroupCommit
+from funnels.deps import Deps
+from funnels.kernel.records import IncomingEvent
+from funnels.ladder.events import ApplyEvents, Stored, StoreEvents
+
+log = logging.getLogger("funnelbot.events")
+
+SOURCE = "platform"
+"""What events posted here are stored as (ids are unique per source)."""
+MAX_EVENTS = 1000
+MAX_BODY_BYTES = 4 * 1024 * 1024
+"""A full batch of 1,000 events at up to 4 KiB each."""
+MAX_EVENT_BYTES = 4096
+"""One event's ``data`` as JSON: what goals read is a few fields."""
+FUTURE_SKEW = timedelta(minutes=5)
+"""How far in the future ``occurred_at`` may be: the Standard Webhooks tolerance."""
+EVENT_TYPE = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$")
+PATH = "/api/v1/events"
+
+
+class ByRef(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    ref: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")
+    """The member's personal ref code (in their links and their /start payload)."""
+
+
+class ByTelegram(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    telegram_user_id: StrictInt = Field(ge=1, le=2**53 - 1)
+
+
+class EventIn(BaseModel):
+    """One event about one member."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": "ord_8812",
+                    "type": "order.paid",
+                    "occurred_at": "2026-03-20T11:02:00Z",
+                    "member": {"ref": "K7P2QX"},
+                    "data": {"order": "8812", "amount_minor": 1990},
+                }
+            ]
+        },
+    )
+
+    id: str = Field(min_length=1, max_length=128, pattern=r"^[\x21-\x7e]+$")
+    """Unique per event: a repeat of an id is acknowledged and not counted again."""
+    type: str = Field(min_length=3, max_length=64)
+    occurred_at: AwareDatetime
+    member: ByRef | ByTelegram
+    data: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("type")
+    @classmethod
+    def _type(cls, value: str) -> str:
+        if not EVENT_TYPE.match(value):
+            raise ValueError("an event type is lowercase words joined by dots, like order.paid")
+        return value
+
+    @field_validator("occurred_at")
+    @classmethod
+    def _when(cls, value: datetime) -> datetime:
+        value = value.astimezone(UTC)
+        if value.year < 2000:
+            raise ValueError("occurred_at is before 2000")
+        return value
+
+    @field_validator("data")
+    @classmethod
+    def _small(cls, value: dict[str, Any]) -> dict[str, Any]:
+        if len(json.dumps(value, separators=(",", ":"))) > MAX_EVENT_BYTES:
+            raise ValueError(f"data is larger than {MAX_EVENT_BYTES} bytes as JSON")
+        return value
+
+    def incoming(self) -> IncomingEvent:
+        member = self.member
+        return IncomingEvent(
+            self.id,
+            self.type,
+            self.occurred_at,
+            member.ref if isinstance(member, ByRef) else None,
+            member.telegram_user_id if isinstance(member, ByTelegram) else None,
+            self.data,
+        )
+
+
+_ONE = TypeAdapter(EventIn)
+_MANY: TypeAdapter[list[EventIn]] = TypeAdapter(
+    Annotated[list[EventIn], Field(min_length=1, max_length=MAX_EVENTS)]
+)
+
+
+class Accepted(BaseModel):
+    accepted: int
+    """Events stored now; they are applied to the ladder right after."""
+    duplicates: int
+    """Events whose id was stored before: acknowledged, not counted again."""
+
+
+class EventIntake:
+    """Stores events in group commits and applies what is stored in the background."""
+
+    def __init__(self, deps: Deps, secret: str) -> None:
+        self.webhook = Webhook(secret)
+        self._store = StoreEvents(deps)
+        self._apply = ApplyEvents(deps)
+        self._commit: GroupCommit[Sequence[IncomingEvent], Stored] = GroupCommit(self._write)
+        self._wake = asyncio.Event()
+        self._applier: asyncio.Task[None] | None = None
+        self.clock = deps.clock
+
+    async def _write(self, requests: list[Sequence[IncomingEvent]]) -> list[Stored]:
+        return await self._store(SOURCE, requests)
+
+    async def submit(self, events: Sequence[IncomingEvent]) -> Stored:
+        stored = await self._commit.submit(events)
+        if stored.rows:
+            self._wake.set()
+        return stored
+
+    def start(self) -> None:
+        """Apply in the background from now on (what is pending first)."""
+        self._wake.set()
+        self._applier = asyncio.create_task(self._run(), name="event-applier")
+
+    async def _run(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            await self.apply_pending()
+
+    async def apply_pending(self) -> int:
+        """Apply until nothing is pending; a failure is logged and left to the tick."""
+        applied = 0
+        try:
+            while (result := await self._apply(limit=MAX_EVENTS)).applied:
+                applied += result.applied
+        except Exception:
+            log.exception("applying stored events failed; the tick tries again")
+        return applied
+
+    async def stop(self) -> None:
+        """Stop applying (what is stored stays pending for the next start or tick)."""
+        if self._applier is not None:
+            self._applier.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._applier
+
+
+def _errors(exc: ValidationError) -> list[dict[str, str]]:
+    """The first 20 problems, each naming its field (``3.member.ref`` in a batch)."""
+    return [
+        {"field": ".".join(str(p) for p in e["loc"]) or "(body)", "message": e["msg"]}
+        for e in exc.errors(include_url=False, include_input=False)[:20]
+    ]
+
+
+def _parse(body: Any) -> list[EventIn]:
+    if isinstance(body, list):
+        return _MANY.validate_python(body)
+    if isinstance(body, dict):
+        return [_ONE.validate_python(body)]
+    raise TypeError
+
+
+def request_schema() -> tuple[dict[str, Any], dict[str, Any]]:
+    """The body's JSON schema for OpenAPI, and the component schemas it refers to."""
+    schema = TypeAdapter(
+        EventIn | Annotated[list[EventIn], Field(min_length=1, max_length=MAX_EVENTS)]
+    ).json_schema(ref_template="#/components/schemas/{model}")
+    return schema, schema.pop("$defs", {})
+
+
+def routes(intake: EventIntake | None) -> APIRouter:
+    router = APIRouter()
+    schema, _ = request_schema()
+
+    @router.post(
+        PATH,
+        status_code=202,
+        response_model=Accepted,
+        tags=["events"],
+        summary="Post platform events (Standard Webhooks signed)",
+        openapi_extra={
+            "requestBody": {"required": True, "content": {"application/json": {"schema": schema}}},
+            "parameters": [
+                {"name": h, "in": "header", "required": True, "schema": {"type": "string"}}
+                for h in ("webhook-id", "webhook-timestamp", "webhook-signature")
+            ],
+        },
+        responses={
+            400: {"description": "the body is not JSON"},
+            401: {"description": "missing, bad or stale signature: nothing stored"},
+            413: {"description": f"the body is larger than {MAX_BODY_BYTES} bytes"},
+            422: {"description": "not an event, or a list of 1 to 1,000 events"},
+            503: {"description": "not configured, or not stored: send again"},
+        },
+    )
+    async def post_events(request: Request) -> JSONResponse:
+        """One event or a list of up to 1,000, each about one member (by ref code or
+        Telegram id). Stored before the answer; a repeated id is counted once."""
+        if intake is None:
+            return problem(
+                503, "Inbound events are off", "set FUNNELBOT_EVENTS_SECRET to receive events"
+            )
+        try:
+            body = await read_body(request, MAX_BODY_BYTES)
+        except TooLarge:
+            return problem(413, "Body too large", f"the limit is {MAX_BODY_BYTES} bytes")
+        try:
+            intake.webhook.verify(body, dict(request.headers), json_parse=False)
+        except WebhookVerificationError as exc:
+            return problem(401, "Bad signature", f"{exc}; nothing was stored")
+        except ValueError:  # not UTF-8, or a signature header that is not one
+            return problem(401, "Bad signature", "unreadable signature headers or body")
+        try:
+            raw = json.loads(body)
+        except RecursionError:
+            return problem(400, "Not JSON", "the body is JSON nested too deeply")
+        except ValueError:
+            return problem(400, "Not JSON", "the body is not JSON")
+        try:
+            parsed = _parse(raw)
+        except TypeError:
+            return problem(422, "Not an event", "send an event object or a list of them")
+        except ValidationError as exc:
+            errors = _errors(exc)
+            first = errors[0] if errors else {"field": "(body)", "message": "invalid"}
+            return problem(
+                422, "Not an event", f"{first['field']}: {first['message']}", errors=errors
+            )
+        latest = intake.clock.now() + FUTURE_SKEW
+        late = [i for i, e in enumerate(parsed) if e.occurred_at > latest]
+        if late:
+            field = f"{late[0]}.occurred_at" if isinstance(raw, list) else "occurred_at"
+            return problem(
+                422,
+                "Not an event",
+                f"{field}: more than {FUTURE_SKEW.seconds // 60} minutes in the future",
+                errors=[{"field": field, "message": "in the future"}],
+            )
+        try:
+            stored = await intake.submit([e.incoming() for e in parsed])
+        except Exception as exc:  # not stored: nothing acknowledged, the sender retries
+            log.error("could not store %d events: %s", len(parsed), exc)
+            return problem(
+                503,
+                "Not stored",
+                "the events could not be stored; send them again",
+                headers={"Retry-After": "5"},
+            )
+        return JSONResponse(
+            {"accepted": stored.accepted, "duplicates": stored.duplicates}, status_code=202
+        )
+
+    return router
