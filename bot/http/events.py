@@ -197,9 +197,15 @@ class EventIntake:
 def _errors(exc: ValidationError) -> list[dict[str, str]]:
     """The first 20 problems, each naming its field (``3.member.ref`` in a batch)."""
     return [
-        {"field": ".".join(str(p) for p in e["loc"]) or "(body)", "message": e["msg"]}
+        {"field": ".".join(_named(e["loc"])) or "(body)", "message": e["msg"]}
         for e in exc.errors(include_url=False, include_input=False)[:20]
     ]
+
+
+def _named(loc: tuple[int | str, ...]) -> list[str]:
+    """A field's path without the names of the union's shapes (``member.ByRef.ref``
+    reads ``member.ref``): fields are lowercase, shapes capitalised."""
+    return [str(p) for p in loc if not (isinstance(p, str) and p[:1].isupper())]
 
 
 def _parse(body: Any) -> list[EventIn]:
