@@ -197,7 +197,10 @@ class EventIntake:
 def _errors(exc: ValidationError) -> list[dict[str, str]]:
     """The first 20 problems, each naming its field (``3.member.ref`` in a batch)."""
     return [
-        {"field": ".".join(_named(e["loc"])) or "(body)", "message": e["msg"]}
+        {
+            "field": ".".join(_named(e["loc"])) or "(body)",
+            "message": e["msg"].removeprefix("Value error, "),
+        }
         for e in exc.errors(include_url=False, include_input=False)[:20]
     ]
 
