@@ -217,6 +217,9 @@ async def _serve(
             host=settings.http_host,
             port=settings.http_port,
             log_level="info",
+            # No line per request: webhook updates and platform events come by the
+            # thousand a second; failures are logged where they are handled.
+            access_log=False,
             lifespan="off",
             timeout_graceful_shutdown=HTTP_GRACE,
         )
