@@ -158,6 +158,7 @@ class EventIntake:
         self._commit: GroupCommit[Sequence[IncomingEvent], Stored] = GroupCommit(self._write)
         self._wake = asyncio.Event()
         self._applier: asyncio.Task[None] | None = None
+        self._stopping = False
         self.clock = deps.clock
 
     async def _write(self, requests: list[Sequence[IncomingEvent]]) -> list[Stored]:
@@ -175,7 +176,7 @@ class EventIntake:
         self._applier = asyncio.create_task(self._run(), name="event-applier")
 
     async def _run(self) -> None:
-        while True:
+        while not self._stopping:
             await self._wake.wait()
             # What arrives in the next moment is applied with it: fewer, fuller
             # transactions, and the stores that acknowledge requests get their turns.
@@ -184,18 +185,26 @@ class EventIntake:
             await self.apply_pending()
 
     async def apply_pending(self) -> int:
-        """Apply until nothing is pending; a failure is logged and left to the tick."""
+        """Apply until nothing is pending (or the intake stops between two batches); a
+        failure is logged and left to the tick."""
         applied = 0
         try:
-            while (result := await self._apply(limit=APPLY_BATCH)).applied:
+            while not self._stopping and (result := await self._apply(limit=APPLY_BATCH)).applied:
                 applied += result.applied
         except Exception:
             log.exception("applying stored events failed; the tick tries again")
         return applied
 
-    async def stop(self) -> None:
-        """Stop applying (what is stored stays pending for the next start or tick)."""
-        if self._applier is not None:
+    async def stop(self, grace: float = 5.0) -> None:
+        """Stop applying once the batch in hand is done (what is stored and not applied
+        stays pending for the next start or tick); cancelled past ``grace`` seconds."""
+        self._stopping = True
+        self._wake.set()
+        if self._applier is None:
+            return
+        try:
+            await asyncio.wait_for(asyncio.shield(self._applier), grace)
+        except TimeoutError:
             self._applier.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._applier

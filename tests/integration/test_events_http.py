@@ -4,6 +4,7 @@ refused request stores nothing."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import secrets
@@ -18,6 +19,7 @@ from standardwebhooks.webhooks import Webhook
 from bot.http.app import create_app
 from bot.http.events import MAX_BODY_BYTES, PATH, EventIntake
 from funnels.kernel.records import MemberRef
+from funnels.ladder.events import CatchUpEvents
 from tests.integration.test_events_db import DAY1, ledger, task_cohort
 from tests.support.funnel_kit import Kit, events_t
 
@@ -246,3 +248,32 @@ async def test_the_route_is_documented_with_its_schema(kit: Kit, sender: Sender)
     assert "202" in post["responses"] and "401" in post["responses"]
     assert "EventIn" in document["components"]["schemas"]
     assert {p["name"] for p in post["parameters"]} >= {"webhook-id", "webhook-signature"}
+
+
+async def test_the_applier_runs_in_the_background_and_stops_cleanly(
+    kit: Kit, sender: Sender
+) -> None:
+    """Started, it applies what is posted; stopped mid-flow, what it had not applied is
+    pending (never half applied), and the next catch-up applies it."""
+    _, members = await task_cohort(kit, 3)
+    sender.intake.start()
+    first = await sender.post([event(members[0], f"a{i}") for i in range(3)])
+    assert first.status_code == 202
+
+    async def applied() -> int:
+        return await kit.count(events_t, events_t.c.state == "handled")
+
+    for _ in range(200):
+        if await applied() == 3:
+            break
+        await asyncio.sleep(0.02)
+    assert await applied() == 3
+
+    for i in range(20):
+        await sender.post([event(members[i % 3], f"b{i}-{j}") for j in range(25)])
+    await sender.intake.stop()
+
+    pending = await kit.count(events_t, events_t.c.state == "pending")
+    assert pending + await applied() == 503
+    await CatchUpEvents(kit.deps)()
+    assert await applied() == 503
