@@ -59,9 +59,9 @@ FUTURE_SKEW = timedelta(minutes=5)
 """How far in the future ``occurred_at`` may be: the Standard Webhooks tolerance."""
 EVENT_TYPE = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$")
 PATH = "/api/v1/events"
-APPLY_BATCH = 250
+APPLY_BATCH = 500
 """Events applied in one transaction: on SQLite a store waits while it runs."""
-APPLY_GATHER = 0.02
+APPLY_GATHER = 0.25
 """Seconds the applier waits after a store wakes it, for more to apply together."""
 
 
