@@ -30,6 +30,7 @@ from funnels.cohorts.status import CohortOfChat
 from funnels.deps import Deps
 from funnels.kernel.actor import Actor
 from funnels.kernel.records import CohortRecord, UpdateBatch
+from funnels.ladder.progress import TaskLinkFor
 from funnels.people.users import MeetUser
 from funnels.warmup.chatter import RecordChatter
 
@@ -112,6 +113,8 @@ class Services:
     activity: ActivityBuffer = field(default_factory=ActivityBuffer)
     replied: set[tuple[int, int]] = field(default_factory=set)
     """(chat, Telegram user) whose "1" is recorded: their next "1" needs no lookup."""
+    task_link: TaskLinkFor | None = None
+    """A member's tracked link for a task, shown with its how-to (none when unset)."""
 
     def is_admin(self, telegram_id: int) -> bool:
         return telegram_id in self.settings.admin_ids
