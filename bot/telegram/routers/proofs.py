@@ -3,10 +3,7 @@ open, which task it is for), and the leader's Approve / Reject under it."""
 
 from __future__ import annotations
 
-import contextlib
-
 from aiogram import Router
-from aiogram.exceptions import TelegramAPIError
 from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message
 
 from bot.telegram.render import ProofFor, ProofVerdict
@@ -89,8 +86,7 @@ async def picked(
     await query.answer()
     assert not isinstance(outcome, ProofChoice)  # a pick names one task
     if asked is not None:
-        with contextlib.suppress(TelegramAPIError):
-            await asked.edit_reply_markup(reply_markup=None)
+        await services.edit_buttons(asked.chat.id, asked.message_id)
     await services.say(
         actor.telegram_id, services.text(locale, "proof.sent", title=outcome.task_title)
     )
@@ -116,8 +112,7 @@ async def verdict(
             await query.answer()
             if review is not None:
                 keyboard = services.renderer.proof_keyboard(locale, button.proof, reasons=reasons)
-                with contextlib.suppress(TelegramAPIError):
-                    await review.edit_reply_markup(reply_markup=keyboard)
+                await services.edit_buttons(review.chat.id, review.message_id, keyboard=keyboard)
             return
         approve = button.verdict == "ok"
         decision = await decide(
@@ -138,8 +133,7 @@ async def verdict(
     await query.answer(note)
     if review is not None:
         caption = f"{review.caption or ''}\n\n{note}".strip()
-        with contextlib.suppress(TelegramAPIError):
-            await review.edit_caption(caption=caption[:1024], reply_markup=None)
+        await services.edit_buttons(review.chat.id, review.message_id, caption=caption)
 
 
 def make_router() -> Router:
