@@ -3,6 +3,8 @@ open, which task it is for), and the leader's Approve / Reject under it."""
 
 from __future__ import annotations
 
+import logging
+
 from aiogram import Router
 from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message
 
@@ -13,7 +15,9 @@ from bot.telegram.services import Services
 from funnels.kernel.actor import Actor
 from funnels.kernel.refusals import Refused
 from funnels.kernel.text import cut
-from funnels.ladder.proofs import REJECT_REASONS, DecideProof, ProofChoice, SubmitProof
+from funnels.ladder.proofs import REJECT_REASONS, DecideProof, ProofChoice, ProofSent, SubmitProof
+
+log = logging.getLogger("funnelbot.bot")
 
 _SUBMIT_REFUSALS = {
     "proof_no_task": "proof.no_task",
@@ -25,6 +29,12 @@ _DECIDE_REFUSALS = {
     "proof_not_yours": "proof.not_yours",
     "button_stale": "tasks.button_stale",
 }
+
+
+async def _sent(services: Services, chat_id: int, locale: str, sent: ProofSent) -> None:
+    if not sent.reached_leader:  # kept pending, but no one has it to decide: tell ops
+        log.warning("proof %s is pending but its leader could not be reached", sent.proof_id)
+    await services.say(chat_id, services.text(locale, "proof.sent", title=sent.task_title))
 
 
 def _refusal(services: Services, locale: str, refused: Refused, keys: dict[str, str]) -> str:
