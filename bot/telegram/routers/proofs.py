@@ -31,6 +31,11 @@ _DECIDE_REFUSALS = {
 }
 
 
+async def _answer(query: CallbackQuery, text: str = "") -> None:
+    """Answer a tap; Telegram takes at most 200 characters (a task title can be long)."""
+    await query.answer(cut(text, 200) if text else None)
+
+
 async def _sent(services: Services, chat_id: int, locale: str, sent: ProofSent) -> None:
     if not sent.reached_leader:  # kept pending, but no one has it to decide: tell ops
         log.warning("proof %s is pending but its leader could not be reached", sent.proof_id)
@@ -81,19 +86,19 @@ async def picked(
     asked = query.message if isinstance(query.message, Message) else None
     photo = asked.reply_to_message.photo if asked and asked.reply_to_message else None
     if button is None:
-        await query.answer(services.text(locale, "tasks.button_stale"))
+        await _answer(query, services.text(locale, "tasks.button_stale"))
         return
     if not photo:
-        await query.answer(services.text(locale, "proof.resend"))
+        await _answer(query, services.text(locale, "proof.resend"))
         return
     try:
         outcome = await SubmitProof(services.deps)(
             actor, photo[-1].file_id, (button.cohort, button.task)
         )
     except Refused as refused:
-        await query.answer(_refusal(services, locale, refused, _SUBMIT_REFUSALS))
+        await _answer(query, _refusal(services, locale, refused, _SUBMIT_REFUSALS))
         return
-    await query.answer()
+    await _answer(query)
     assert not isinstance(outcome, ProofChoice)  # a pick names one task
     if asked is not None:
         await services.edit_buttons(asked.chat.id, asked.message_id)
@@ -119,7 +124,7 @@ async def verdict(
         if button.verdict in ("no", "back"):
             await decide.check(actor, button.proof, is_admin=is_admin)
             reasons = REJECT_REASONS if button.verdict == "no" else ()
-            await query.answer()
+            await _answer(query)
             if review is not None:
                 keyboard = services.renderer.proof_keyboard(locale, button.proof, reasons=reasons)
                 await services.edit_buttons(review.chat.id, review.message_id, keyboard=keyboard)
@@ -133,14 +138,14 @@ async def verdict(
             is_admin=is_admin,
         )
     except Refused as refused:
-        await query.answer(_refusal(services, locale, refused, _DECIDE_REFUSALS))
+        await _answer(query, _refusal(services, locale, refused, _DECIDE_REFUSALS))
         return
     if approve:
         note = services.text(locale, "proof.done_approved")
     else:
         reason = services.text(locale, f"proof.reason.{decision.proof.reason}")
         note = services.text(locale, "proof.done_rejected", reason=reason)
-    await query.answer(note)
+    await _answer(query, note)
     if review is not None:
         caption = f"{review.caption or ''}\n\n{note}".strip()
         await services.edit_buttons(review.chat.id, review.message_id, caption=caption)
