@@ -48,6 +48,8 @@ class TaskLadder:
     currency: str
     lines: list[TaskLine]
     cohort_id: int = 0
+    ended: bool = False
+    """The cohort is over: nothing is open to work on any more."""
 
 
 TaskState = Literal["done", "open", "locked"]
@@ -107,7 +109,9 @@ class MyTasks:
                     task.proof,
                 )
             )
-        return TaskLadder(cohort.code, cohort.timezone, cohort.currency, lines, cohort.id)
+        return TaskLadder(
+            cohort.code, cohort.timezone, cohort.currency, lines, cohort.id, now >= cohort.ends_at
+        )
 
 
 TaskLinkFor = Callable[[CohortRecord, MemberRef, str], Awaitable[str | None]]

@@ -197,6 +197,13 @@ async def test_tasks_has_a_button_per_open_task_and_a_press_shows_the_how_to(
             assert await press(h, MEMBER, listing, MEMBER, data) == stale
         assert len(h.api.messages(MEMBER)) == sent_before + 1
 
+        # Once the cohort is over, the list comes without buttons, and an old button
+        # is out of date.
+        await h.run_until(task_day(4, "00:01"))
+        await h.say(MEMBER, MEMBER, "/tasks")
+        assert buttons(h.api.messages(MEMBER)[-1]) == []
+        assert await press(h, MEMBER, listing, MEMBER, buttons(listing)[0][1]) == stale
+
 
 # ------------------------------------------------------------ proofs
 

@@ -110,9 +110,10 @@ async def tasks(message: Message, services: Services, actor: Actor, locale: str)
             lines.append(
                 services.text(locale, "tasks.line_open", title=line.title, progress=progress)
             )
-            data = TaskHow(cohort=ladder.cohort_id, task=line.index).pack()
-            label = services.text(locale, "tasks.how_button", title=cut(line.title, 48))
-            buttons.append([InlineKeyboardButton(text=label, callback_data=data)])
+            if not ladder.ended:
+                data = TaskHow(cohort=ladder.cohort_id, task=line.index).pack()
+                label = services.text(locale, "tasks.how_button", title=cut(line.title, 48))
+                buttons.append([InlineKeyboardButton(text=label, callback_data=data)])
     keyboard = InlineKeyboardMarkup(inline_keyboard=buttons) if buttons else None
     await services.say(message.chat.id, "\n".join(lines), keyboard=keyboard)
 
