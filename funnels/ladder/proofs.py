@@ -21,10 +21,10 @@ from funnels.kernel.refusals import Refused
 from funnels.ladder.events import IngestEvents
 from funnels.ladder.ports import ProofsTx
 from funnels.ladder.progress import open_tasks
+from funnels.scripts.checks import PROOF_EVENT
 from funnels.scripts.model import Task
 
 PROOF_SOURCE = "proofs"
-PROOF_EVENT = "proof.approved"
 
 REJECT_REASONS = ("unreadable", "wrong_post", "not_public", "other")
 """Why a leader may reject a screenshot (the bot has the words for each)."""
