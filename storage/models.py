@@ -25,6 +25,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -346,3 +347,33 @@ class TelegramUpdate(Base):
     received_at: Mapped[datetime]
     finished_at: Mapped[datetime | None]
     error: Mapped[str | None] = mapped_column(Text)
+
+
+class Proof(Base):
+    """A member's screenshot for a proof task (a post on another network sends no event)
+    and the leader's decision. At most one is pending per member and task; after a
+    rejection the member may send another."""
+
+    __tablename__ = "proofs"
+    __table_args__ = (
+        Index(
+            "ix_proofs_pending",
+            "cohort_id",
+            "user_id",
+            "task_id",
+            unique=True,
+            sqlite_where=text("state = 'pending'"),
+            postgresql_where=text("state = 'pending'"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    cohort_id: Mapped[int] = mapped_column(ForeignKey("cohorts.id"))
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    task_id: Mapped[str] = mapped_column(String(64))
+    file_id: Mapped[str] = mapped_column(String(255))
+    state: Mapped[str] = mapped_column(String(8), default="pending")
+    reason: Mapped[str | None] = mapped_column(String(16))
+    decided_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime]
+    decided_at: Mapped[datetime | None]

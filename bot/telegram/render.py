@@ -23,9 +23,11 @@ from funnels.kernel.messaging import (
     EnvelopeOffer,
     EnvelopeSummary,
     Outgoing,
+    ProofDecided,
+    ProofForReview,
     RewardNotice,
     ScriptPost,
-    TaskAnnouncement,
+    TasksUnlocked,
 )
 from funnels.ladder.goals import LeafProgress
 
@@ -38,6 +40,29 @@ class Grab(CallbackData, prefix="grab"):
 
 class PickLocale(CallbackData, prefix="lang"):
     locale: str
+
+
+class TaskHow(CallbackData, prefix="how"):
+    """A how-to button under ``/tasks``: ``how:<cohort id>:<ladder index>`` (a task id
+    can be longer than Telegram's 64 bytes of callback data; an index cannot)."""
+
+    cohort: int
+    task: int
+
+
+class ProofFor(CallbackData, prefix="pfor"):
+    """Which proof task a screenshot is for, when several are open."""
+
+    cohort: int
+    task: int
+
+
+class ProofVerdict(CallbackData, prefix="pv"):
+    """The leader's buttons under a screenshot: ``ok`` approves, ``no`` shows the
+    reasons, ``back`` shows Approve / Reject again, a reason code rejects with it."""
+
+    proof: int
+    verdict: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,21 +127,8 @@ class Renderer:
                     text=c.text(loc, "admissions.button"), url=message.join_link
                 )
                 return Rendered(text, InlineKeyboardMarkup(inline_keyboard=[[button]]))
-            case TaskAnnouncement():
-                loc = message.locale
-                if message.reward_minor is None:
-                    return Rendered(
-                        c.text(loc, "task.announce_no_reward", title=message.title, how=message.how)
-                    )
-                return Rendered(
-                    c.text(
-                        loc,
-                        "task.announce",
-                        title=message.title,
-                        how=message.how,
-                        reward=c.money(loc, message.reward_minor, message.currency),
-                    )
-                )
+            case TasksUnlocked():
+                return Rendered(self._tasks_unlocked(message))
             case RewardNotice():
                 loc = message.locale
                 text = c.text(
@@ -142,7 +154,59 @@ class Renderer:
                 if message.outcome == "closed":
                     return Rendered(c.text(loc, "admission.closed"))
                 return Rendered(c.text(loc, "admission.refused"))
+            case ProofForReview():
+                loc = message.locale
+                text = c.text(
+                    loc,
+                    "proof.review",
+                    name=message.member_name,
+                    title=message.task_title,
+                    code=message.cohort_code,
+                )
+                return Rendered(text, self.proof_keyboard(loc, message.proof_id), message.photo)
+            case ProofDecided():
+                loc = message.locale
+                if message.approved:
+                    return Rendered(c.text(loc, "proof.approved", title=message.task_title))
+                reason = c.text(loc, f"proof.reason.{message.reason or 'other'}")
+                return Rendered(
+                    c.text(loc, "proof.rejected", title=message.task_title, reason=reason)
+                )
         raise TypeError(f"no rendering for {type(message).__name__}")
+
+    def proof_keyboard(
+        self, locale: str, proof_id: int, *, reasons: tuple[str, ...] = ()
+    ) -> InlineKeyboardMarkup:
+        """Approve / Reject under a screenshot; with ``reasons``, one button per reason
+        and Back instead."""
+
+        def button(key: str, verdict: str) -> InlineKeyboardButton:
+            data = ProofVerdict(proof=proof_id, verdict=verdict).pack()
+            return InlineKeyboardButton(text=self.catalog.text(locale, key), callback_data=data)
+
+        if reasons:
+            rows = [[button(f"proof.reason.{r}", r)] for r in reasons]
+            return InlineKeyboardMarkup(inline_keyboard=[*rows, [button("proof.back", "back")]])
+        return InlineKeyboardMarkup(
+            inline_keyboard=[[button("proof.approve", "ok"), button("proof.reject", "no")]]
+        )
+
+    def _tasks_unlocked(self, message: TasksUnlocked) -> str:
+        """The task group's message of the day: a header, then each task's title and
+        first line of its how-to, its reward and, for a task that opens later that day,
+        when."""
+        c, loc = self.catalog, message.locale
+        lines = [c.text(loc, "tasks_day.header")]
+        for task in message.tasks:
+            lines.append(c.text(loc, "tasks_day.line", title=task.title, how=task.how))
+            if task.reward_minor is not None:
+                reward = c.money(loc, task.reward_minor, message.currency)
+                lines.append("   " + c.text(loc, "tasks_day.reward", reward=reward))
+            if task.later_at is not None:
+                when = c.when(loc, task.later_at, message.timezone)
+                lines.append("   " + c.text(loc, "tasks_day.later", when=when))
+        lines.append(c.text(loc, "tasks_day.footer"))
+        return "\n".join(lines)
 
     def rights(self, locale: str, rights: tuple[str, ...] | list[str]) -> str:
         return ", ".join(self.catalog.text(locale, f"right.{r}") for r in rights)

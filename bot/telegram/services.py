@@ -30,6 +30,7 @@ from funnels.cohorts.status import CohortOfChat
 from funnels.deps import Deps
 from funnels.kernel.actor import Actor
 from funnels.kernel.records import CohortRecord, UpdateBatch
+from funnels.ladder.progress import TaskLinkFor
 from funnels.people.users import MeetUser
 from funnels.warmup.chatter import RecordChatter
 
@@ -112,6 +113,8 @@ class Services:
     activity: ActivityBuffer = field(default_factory=ActivityBuffer)
     replied: set[tuple[int, int]] = field(default_factory=set)
     """(chat, Telegram user) whose "1" is recorded: their next "1" needs no lookup."""
+    task_link: TaskLinkFor | None = None
+    """A member's tracked link for a task, shown with its how-to (none when unset)."""
 
     def is_admin(self, telegram_id: int) -> bool:
         return telegram_id in self.settings.admin_ids
@@ -144,6 +147,33 @@ class Services:
                 )
         except Exception as exc:  # a reply that cannot go out is logged, never fatal
             log.warning("reply in %s failed: %s", chat_id, exc)
+
+    async def edit_buttons(
+        self,
+        chat_id: int,
+        message_id: int,
+        *,
+        keyboard: InlineKeyboardMarkup | None = None,
+        caption: str | None = None,
+    ) -> None:
+        """Change the buttons (and, if given, the caption) of one of the bot's messages
+        after a tap: through the throttle like a send, since edits count against the same
+        limits. A failed edit is logged, never fatal (the tap was answered)."""
+        try:
+            async with self.throttle.slot(chat_id):
+                if caption is None:
+                    await self.bot.edit_message_reply_markup(
+                        chat_id=chat_id, message_id=message_id, reply_markup=keyboard
+                    )
+                else:
+                    await self.bot.edit_message_caption(
+                        chat_id=chat_id,
+                        message_id=message_id,
+                        caption=caption[:1024],
+                        reply_markup=keyboard,
+                    )
+        except Exception as exc:
+            log.warning("edit of %s in %s failed: %s", message_id, chat_id, exc)
 
     async def close(self) -> None:
         """Close the connections to the Bot API server (aiogram's and the direct ones)

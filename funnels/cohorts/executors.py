@@ -14,10 +14,11 @@ from typing import assert_never
 
 from funnels.cohorts.ports import CohortsTx
 from funnels.deps import Deps
-from funnels.kernel.messaging import DeliveryError, ScriptPost, TaskAnnouncement
+from funnels.kernel.messaging import DeliveryError, ScriptPost, TasksUnlocked, UnlockedTask
 from funnels.kernel.money import to_minor
 from funnels.kernel.records import CohortRecord, PlanKind, StepRunRecord
-from funnels.scripts.model import Script
+from funnels.kernel.text import cut
+from funnels.scripts.model import Script, Task
 from funnels.warmup.envelopes import CloseEnvelope, OpenEnvelope
 
 Outcome = dict[str, object]
@@ -141,14 +142,46 @@ class StepExecutor:
         return {}
 
     async def _unlock_task(self, cohort: CohortRecord, script: Script, task_id: str) -> Outcome:
+        """The day's message in the task group, sent by the run of the day's first
+        announced task; the other runs of that day only note it. Each run is claimed
+        once (see the tick), so the message goes out at most once a day."""
         task = script.task(task_id)
         if not task.announce:
             return {"note": "silent unlock"}
+        day = announced_on_day(script, task.unlock.day)
+        if day[0].id != task_id:
+            return {"note": f"announced with task.{day[0].id}"}
         if cohort.task_chat_id is None:
             return {"note": "no task group bound"}
-        reward = to_minor(task.reward.amount, cohort.currency) if task.reward else None
-        message_id = await self.deps.messenger.send(
-            cohort.task_chat_id,
-            TaskAnnouncement(task.id, task.title, task.how, reward, cohort.currency, cohort.locale),
+        unlocks = self.deps.scripts.unlock_times(cohort)
+        first = unlocks[task_id]
+        message = TasksUnlocked(
+            tuple(
+                UnlockedTask(
+                    t.id,
+                    t.title,
+                    first_line(t.how),
+                    to_minor(t.reward.amount, cohort.currency) if t.reward else None,
+                    unlocks[t.id] if unlocks[t.id] > first else None,
+                )
+                for t in day
+            ),
+            cohort.currency,
+            cohort.locale,
+            cohort.timezone,
         )
-        return {"message_id": message_id}
+        message_id = await self.deps.messenger.send(cohort.task_chat_id, message)
+        return {"message_id": message_id, "tasks": [t.id for t in day]}
+
+
+def announced_on_day(script: Script, day: int) -> list[Task]:
+    """The tasks announced in the task group on task day ``day``, in the order they
+    unlock (ladder order for the same time); the first one's run sends the message."""
+    tasks = [t for t in script.tasks.ladder if t.announce and t.unlock.day == day]
+    return sorted(tasks, key=lambda t: t.unlock.time)  # stable: ladder order kept
+
+
+def first_line(how: str, limit: int = 200) -> str:
+    """The first non-empty line of a task's how-to, for the day's message."""
+    line = next((x.strip() for x in how.splitlines() if x.strip()), "")
+    return cut(line, limit)

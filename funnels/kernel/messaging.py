@@ -67,13 +67,27 @@ class EnvelopeSummary:
 
 
 @dataclass(frozen=True, slots=True)
-class TaskAnnouncement:
+class UnlockedTask:
+    """One task in the day's message: its title and the first line of its how-to."""
+
     task_id: str
     title: str
     how: str
     reward_minor: int | None
+    later_at: datetime | None = None
+    """When the task unlocks later that day than the message goes out; None: now."""
+
+
+@dataclass(frozen=True, slots=True)
+class TasksUnlocked:
+    """The task group's one message a day: every task that unlocks that local day,
+    together (never one message per task, never one per member)."""
+
+    tasks: tuple[UnlockedTask, ...]
     currency: str
     locale: str
+    timezone: str = "UTC"
+    """The cohort's zone, for showing when a later task unlocks."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,15 +132,49 @@ class AdmissionNotice:
     locale: str
 
 
+@dataclass(frozen=True, slots=True)
+class Photo:
+    """A photo already on Telegram, sent on by its file id (a member's screenshot)."""
+
+    ref: str
+    kind: str = "photo"
+
+
+@dataclass(frozen=True, slots=True)
+class ProofForReview:
+    """To the cohort's leader, privately: a member's screenshot for a proof task, with
+    Approve and Reject buttons."""
+
+    proof_id: int
+    member_name: str
+    task_title: str
+    cohort_code: str
+    photo: Photo
+    locale: str
+
+
+@dataclass(frozen=True, slots=True)
+class ProofDecided:
+    """To the member, privately: the leader's decision on their screenshot; ``reason``
+    (rejected only) is a code of ``funnels.ladder.proofs.REJECT_REASONS``."""
+
+    task_title: str
+    approved: bool
+    reason: str | None
+    locale: str
+
+
 Outgoing = (
     ScriptPost
     | EnvelopeOffer
     | EnvelopeSummary
-    | TaskAnnouncement
+    | TasksUnlocked
     | RewardNotice
     | AdmissionsOpen
     | CohortPaused
     | AdmissionNotice
+    | ProofForReview
+    | ProofDecided
 )
 
 

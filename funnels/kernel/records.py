@@ -235,3 +235,25 @@ _SPEAKING = frozenset({PlanKind.POST, PlanKind.TALK_PART, PlanKind.RED_ENVELOPE,
 class PlanStage(StrEnum):
     WARMUP = "warmup"
     TASKS = "tasks"
+
+
+ProofState = Literal["pending", "approved", "rejected"]
+
+
+@dataclass(frozen=True, slots=True)
+class ProofRecord:
+    """A member's screenshot for a proof task, and the leader's decision on it."""
+
+    id: int
+    cohort_id: int
+    user_id: int
+    task_id: str
+    file_id: str
+    """Telegram's file id of the photo: the bot sends it on by this id."""
+    state: ProofState
+    reason: str | None
+    """Why it was rejected (a code of ``funnels.ladder.proofs.REJECT_REASONS``)."""
+    decided_by: int | None
+    """The user who decided (the cohort's leader or an admin)."""
+    created_at: datetime
+    decided_at: datetime | None

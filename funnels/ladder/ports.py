@@ -13,6 +13,8 @@ from funnels.kernel.records import (
     IncomingEvent,
     LedgerCredit,
     MemberRef,
+    ProofRecord,
+    ProofState,
     TaskProgressRecord,
 )
 from funnels.kernel.stages import Role, Stage
@@ -139,5 +141,54 @@ class LadderTx(Protocol):
     def tasks(self) -> Tasks: ...
     @property
     def users(self) -> Users: ...
+
+    async def commit(self) -> None: ...
+
+
+# ---------------------------------------------------------------- proofs (screenshots)
+
+
+class Proofs(Protocol):
+    async def add(
+        self, cohort_id: int, user_id: int, task_id: str, file_id: str, at: datetime
+    ) -> int | None:
+        """Store a pending proof; None (nothing stored) when the member already has one
+        pending for the task."""
+        ...
+
+    async def get(self, proof_id: int) -> ProofRecord | None: ...
+
+    async def decide(
+        self,
+        proof_id: int,
+        state: ProofState,
+        reason: str | None,
+        decided_by: int | None,
+        at: datetime,
+    ) -> bool:
+        """Decide a pending proof; False (nothing changed) when it was decided already."""
+        ...
+
+
+class ProofUsers(Protocol):
+    async def by_telegram(self, telegram_id: int) -> MemberRef | None: ...
+    async def name(self, user_id: int) -> str | None: ...
+    async def ref(self, user_id: int) -> MemberRef | None: ...
+    async def ref_code(self, user_id: int) -> str: ...
+
+
+class ProofsTx(Protocol):
+    """One unit of work as the proof use cases see it."""
+
+    @property
+    def cohorts(self) -> Cohorts: ...
+    @property
+    def members(self) -> Members: ...
+    @property
+    def proofs(self) -> Proofs: ...
+    @property
+    def tasks(self) -> Tasks: ...
+    @property
+    def users(self) -> ProofUsers: ...
 
     async def commit(self) -> None: ...

@@ -28,7 +28,15 @@ Loc = tuple[str | int, ...]
 Severity = Literal["error", "warning"]
 
 KNOWN_EVENTS: frozenset[str] = frozenset(
-    {"fan.locked", "link.clicked", "post.published", "group.created", "talk.given", "order.paid"}
+    {
+        "fan.locked",
+        "link.clicked",
+        "post.published",
+        "group.created",
+        "talk.given",
+        "order.paid",
+        "proof.approved",
+    }
 )
 """Event types the platform is known to send; others are allowed but warned about."""
 
@@ -59,6 +67,7 @@ def check(script: Script) -> list[Check]:
     out += _quiet_hours(script)
     out += _crowded_days(script)
     out += _goal_events(script)
+    out += _proofs(script)
     return out
 
 
@@ -501,4 +510,44 @@ def _goal_events(script: Script) -> list[Check]:
                         "warning",
                     )
                 )
+    return out
+
+
+PROOF_EVENT = "proof.approved"
+"""What the bot records when a leader approves a member's screenshot for a proof task."""
+
+
+def _proofs(script: Script) -> list[Check]:
+    """A proof task's goal counts its own approved screenshots, and an approved-proof
+    goal names a proof task: otherwise the screenshots could never count, or would count
+    for a task nobody can send one for."""
+    out: list[Check] = []
+    proof_tasks = [t.id for t in script.tasks.ladder if t.proof]
+    for i, task in enumerate(script.tasks.ladder):
+        counts_own = False
+        for loc, leaf in _goal_leaves(task.goal, _task_loc(i, "goal")):
+            if leaf.event != PROOF_EVENT:
+                continue
+            named = (leaf.where or {}).get("task")
+            if named == task.id and task.proof:
+                counts_own = True
+            elif named not in proof_tasks:
+                listed = ", ".join(proof_tasks) or "none"
+                out.append(
+                    Check(
+                        (*loc, "where"),
+                        f"{PROOF_EVENT} counts the approved screenshots of one proof task: "
+                        f"name it with where: {{task: ID}} (proof tasks here: {listed})",
+                        "error",
+                    )
+                )
+        if task.proof and not counts_own:
+            out.append(
+                Check(
+                    _task_loc(i, "goal"),
+                    f"a proof task's goal must count its approved screenshots: "
+                    f"{{event: {PROOF_EVENT}, where: {{task: {task.id}}}, count: 1}}",
+                    "error",
+                )
+            )
     return out

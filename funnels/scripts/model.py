@@ -378,6 +378,10 @@ class Task(_Strict):
     promote: Literal["shopkeeper", "supervisor"] | None = None
     announce: bool = True
     """Post the task in the task group when it unlocks."""
+    proof: bool = False
+    """Done off the platform (a post on another network sends no event): the member sends
+    a screenshot to the bot, the cohort's leader approves it, and the approval is the
+    ``proof.approved`` event (``data.task`` = this task's id) that the goal counts."""
 
 
 class Tasks(_Strict):

@@ -324,6 +324,8 @@ class BotMethods:
             return ids[0], ids[1], source
         if not isinstance(value, str):
             raise bad_request(f"there is no {field} in the request")
+        if value in self.w._user_files:  # a photo a user sent
+            return value, self.w._user_files[value], value
         for file_id, unique_id in self._file_ids.values():
             if value == file_id:  # a file_id this server handed out
                 return file_id, unique_id, value

@@ -18,6 +18,7 @@ import copy
 import functools
 import itertools
 import json
+import secrets
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -106,6 +107,7 @@ class World:
         self._callback_answers: dict[str, CallbackAnswer] = {}
         self._callback_ids = itertools.count(1)
         self._reactions: list[Reaction] = []
+        self._user_files: dict[str, str] = {}  # file_id -> file_unique_id of users' photos
         self._commands: dict[tuple[str, str], list[JsonDict]] = {}
         self._calls: list[Call] = []
         self._too_many_requests = 0
@@ -501,6 +503,39 @@ class World:
         if not self._member(chat, user_id).present:
             raise ValueError(f"user {user_id} is not in chat {chat_id}")
         return self._user_message(chat, user, text)
+
+    @locked
+    def send_photo(self, chat_id: int, user_id: int, *, caption: str | None = None) -> JsonDict:
+        """The user sends a photo in a group or (chat_id == user_id) to the bot; returns
+        the message update. Its file ids are known to the server afterwards, so the bot
+        can send the photo on by file id (``sendPhoto``), as Telegram allows."""
+        user = self._user(user_id)
+        if chat_id == user_id:
+            user.started = True
+            chat = self._chat(chat_id)
+        else:
+            chat = self._group(chat_id)
+            if not self._member(chat, user_id).present:
+                raise ValueError(f"user {user_id} is not in chat {chat_id}")
+        file_id = "AgACAgIAAxkBAA" + secrets.token_urlsafe(24)
+        unique_id = "AQAD" + secrets.token_urlsafe(9)
+        self._user_files[file_id] = unique_id
+        self._user_files[file_id + "-s"] = unique_id + "s"
+        content: JsonDict = {
+            "photo": [
+                {
+                    "file_id": file_id + "-s",
+                    "file_unique_id": unique_id + "s",
+                    "width": 320,
+                    "height": 180,
+                },
+                {"file_id": file_id, "file_unique_id": unique_id, "width": 1280, "height": 720},
+            ]
+        }
+        if caption:
+            content["caption"] = caption
+        message = self._store_message(chat, user_dict(user), content, from_bot=False)
+        return self._enqueue("message", message)
 
     @locked
     def tap(

@@ -36,8 +36,8 @@ REQUIRED_KEYS = {
     "envelope.summary_nobody",
     "admissions.open",
     "admissions.button",
-    "task.announce",
-    "task.announce_no_reward",
+    "tasks_day.header",
+    "tasks_day.line",
     "reward.notice",
     "reward.promoted",
     "role.shopkeeper",
@@ -147,6 +147,38 @@ REQUIRED_KEYS = {
     "step.skipped",
     "step.talk_goes_on",
     *(f"step.state.{state}" for state in get_args(StepStatus)),
+    # the ladder in Telegram: the day's tasks, how-tos, proofs
+    "tasks_day.reward",
+    "tasks_day.later",
+    "tasks_day.footer",
+    "tasks.how_button",
+    "tasks.how",
+    "tasks.how_link",
+    "tasks.how_proof",
+    "tasks.button_stale",
+    "tasks.task_done",
+    "goal.proof_approved",
+    "proof.which",
+    "proof.sent",
+    "proof.no_task",
+    "proof.pending",
+    "proof.resend",
+    "proof.review",
+    "proof.approve",
+    "proof.reject",
+    "proof.back",
+    "proof.reason.unreadable",
+    "proof.reason.wrong_post",
+    "proof.reason.not_public",
+    "proof.reason.other",
+    "proof.approved",
+    "proof.rejected",
+    "proof.done_approved",
+    "proof.done_rejected",
+    "proof.unknown",
+    "proof.not_yours",
+    "proof.decided_approved",
+    "proof.decided_rejected",
 }
 
 # Placeholders the code fills in, for the keys that have any.
@@ -157,8 +189,8 @@ PLACEHOLDERS = {
     "envelope.already": {"amount"},
     "envelope.summary": {"claimed", "shares", "claimed_total", "total", "name", "luckiest"},
     "admissions.open": {"count", "total"},
-    "task.announce": {"title", "how", "reward"},
-    "task.announce_no_reward": {"title", "how"},
+    "tasks_day.line": {"title", "how"},
+    "proof.rejected": {"title", "reason"},
     "reward.notice": {"title", "amount"},
     "reward.promoted": {"role"},
     "talk.by": {"speaker"},
@@ -223,6 +255,16 @@ PLACEHOLDERS = {
     "step.retried": {"step"},
     "step.skipped": {"step"},
     "step.talk_goes_on": {"steps"},
+    "tasks_day.reward": {"reward"},
+    "tasks_day.later": {"when"},
+    "tasks.how_button": {"title"},
+    "tasks.how": {"how", "title"},
+    "tasks.how_link": {"link"},
+    "proof.sent": {"title"},
+    "proof.pending": {"title"},
+    "proof.review": {"code", "name", "title"},
+    "proof.approved": {"title"},
+    "proof.done_rejected": {"reason"},
 }
 
 PLURAL_KEYS = {"admissions.open", "status.attention"}
@@ -309,7 +351,14 @@ def test_texts_are_plain_and_translated() -> None:
             same = {k for k, v in raw(locale).items() if v == english[k]}
             # Only texts made of placeholders and symbols, or words shared by both
             # languages, may stay identical.
-            allowed = {"tasks.line_done", "tasks.line_open", "talk.by", "role.supervisor"}
+            allowed = {
+                "tasks.line_done",
+                "tasks.line_open",
+                "talk.by",
+                "role.supervisor",
+                "tasks_day.line",
+                "tasks.how",
+            }
             assert same <= allowed, (locale, same)
 
 
@@ -539,8 +588,8 @@ def test_count_must_be_a_number(catalog: Catalog) -> None:
 
 
 def test_params_fill_in_and_extras_are_ignored(catalog: Catalog) -> None:
-    text = catalog.text("en", "task.announce", title="Invite", how="Share", reward="$2.00", x=1)
-    assert text == "📌 New task: Invite\nShare\nReward: $2.00"
+    text = catalog.text("en", "tasks_day.line", title="Invite", how="Share", reward="$2.00")
+    assert text == "• Invite: Share"
     assert catalog.text("en", "launch.bad_option", option="{x}") == "I didn't understand “{x}”."
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiogram import Dispatcher, Router
 
-from bot.telegram.routers import envelopes, group, leader, membership, private
+from bot.telegram.routers import envelopes, group, leader, membership, private, proofs
 
 
 def routers() -> list[Router]:
@@ -14,6 +14,7 @@ def routers() -> list[Router]:
         group.make_router(),
         leader.make_router(),
         private.make_router(),
+        proofs.make_router(),
         membership.make_router(),
     ]
 

@@ -7,9 +7,13 @@ group message. These are awaited in the event loop instead.
 
 from __future__ import annotations
 
+from typing import Any
+
 from aiogram.enums import ChatType
 from aiogram.filters import Filter
+from aiogram.filters.callback_data import CallbackData
 from aiogram.types import CallbackQuery, Message
+from pydantic import ValidationError
 
 from bot.telegram.render import Grab
 
@@ -61,3 +65,27 @@ class EnvelopeTap(Filter):
         if not (envelope.isascii() and envelope.isdigit() and len(envelope) <= 18):
             return None
         return int(envelope)
+
+
+class HasPhoto(Filter):
+    async def __call__(self, message: Message) -> bool:
+        return bool(message.photo)
+
+
+class Button(Filter):
+    """A tap on one kind of our buttons (its data starts with the kind's prefix); hands
+    the handler ``button``: the parsed data, or None when it does not parse (a forged or
+    outdated button), so the handler can answer it rather than leave it spinning."""
+
+    def __init__(self, kind: type[CallbackData]) -> None:
+        self.kind = kind
+        self.prefix = f"{kind.__prefix__}{kind.__separator__}"
+
+    async def __call__(self, query: CallbackQuery) -> bool | dict[str, Any]:
+        data = query.data
+        if data is None or not data.startswith(self.prefix):
+            return False
+        try:
+            return {"button": self.kind.unpack(data)}
+        except (ValueError, TypeError, ValidationError):
+            return {"button": None}

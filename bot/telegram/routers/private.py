@@ -1,4 +1,5 @@
-"""The private chat with a member: /start, /help, /lang, /balance, /mylink, /tasks."""
+"""The private chat with a member: /start, /help, /lang, /balance, /mylink, /tasks (with
+a how-to button per open task)."""
 
 from __future__ import annotations
 
@@ -13,12 +14,14 @@ from aiogram.types import (
 )
 
 from bot.telegram.i18n import SUPPORTED
-from bot.telegram.render import PickLocale
-from bot.telegram.routers.filters import InPrivate
+from bot.telegram.render import PickLocale, TaskHow
+from bot.telegram.routers.filters import Button, InPrivate
 from bot.telegram.routers.middleware import WhoAsks
 from bot.telegram.services import Services
 from funnels.kernel.actor import Actor
-from funnels.ladder.progress import Balance, MyTasks
+from funnels.kernel.refusals import Refused
+from funnels.kernel.text import cut
+from funnels.ladder.progress import Balance, MyTasks, TaskHowTo
 from funnels.people.leaders import MayLead
 from funnels.people.links import MemberLink
 from funnels.people.users import ChooseLocale, StartedBot
@@ -95,6 +98,7 @@ async def tasks(message: Message, services: Services, actor: Actor, locale: str)
         await services.say(message.chat.id, services.text(locale, "tasks.none"))
         return
     lines = [services.text(locale, "tasks.header", code=ladder.cohort_code)]
+    buttons = []
     for line in ladder.lines:
         if line.state == "done":
             lines.append(services.text(locale, "tasks.line_done", title=line.title))
@@ -106,7 +110,36 @@ async def tasks(message: Message, services: Services, actor: Actor, locale: str)
             lines.append(
                 services.text(locale, "tasks.line_open", title=line.title, progress=progress)
             )
-    await services.say(message.chat.id, "\n".join(lines))
+            if not ladder.ended:
+                data = TaskHow(cohort=ladder.cohort_id, task=line.index).pack()
+                label = services.text(locale, "tasks.how_button", title=cut(line.title, 48))
+                buttons.append([InlineKeyboardButton(text=label, callback_data=data)])
+    keyboard = InlineKeyboardMarkup(inline_keyboard=buttons) if buttons else None
+    await services.say(message.chat.id, "\n".join(lines), keyboard=keyboard)
+
+
+async def how_to(
+    query: CallbackQuery, button: TaskHow | None, services: Services, actor: Actor, locale: str
+) -> None:
+    """A how-to button pressed: the task's how-to as a new message, for an open task
+    only; a forged or outdated button gets a short answer and nothing else."""
+    try:
+        if button is None:
+            raise Refused("button_stale")
+        guide = await TaskHowTo(services.deps, task_link=services.task_link)(
+            actor, button.cohort, button.task
+        )
+    except Refused as refused:
+        key = "tasks.task_done" if refused.code == "task_done" else "tasks.button_stale"
+        await query.answer(services.text(locale, key))
+        return
+    await query.answer()
+    parts = [services.text(locale, "tasks.how", title=guide.title, how=guide.how)]
+    if guide.link:
+        parts.append(services.text(locale, "tasks.how_link", link=guide.link))
+    if guide.proof:
+        parts.append(services.text(locale, "tasks.how_proof"))
+    await services.say(actor.telegram_id, "\n\n".join(parts))
 
 
 def make_router() -> Router:
@@ -122,4 +155,5 @@ def make_router() -> Router:
     router.message.register(balance, Command("balance"))
     router.message.register(mylink, Command("mylink"))
     router.message.register(tasks, Command("tasks"))
+    router.callback_query.register(how_to, Button(TaskHow))
     return router

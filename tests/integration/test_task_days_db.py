@@ -1,0 +1,58 @@
+"""The task group's message of the day over SQLite and PostgreSQL: sent by the run of the
+day's first task, once; in doubt, it is not sent again by the day's other runs, nor by
+the tick, only by a retry."""
+
+from __future__ import annotations
+
+from funnels.kernel.messaging import DeliveryError, TasksUnlocked
+from funnels.ops.steps import RetryStep
+from tests.support.funnel_kit import TASK_CHAT, Kit, task_at
+
+
+def days_sent(kit: Kit) -> list[list[str]]:
+    return [
+        [t.task_id for t in s.message.tasks]
+        for s in kit.messenger.in_chat(TASK_CHAT)
+        if isinstance(s.message, TasksUnlocked)
+    ]
+
+
+async def test_a_days_message_in_doubt_is_sent_again_only_by_a_retry(kit: Kit) -> None:
+    cohort = await kit.start()
+    async with kit.store.transaction() as tx:
+        await tx.cohorts.bind_task_chat(cohort.id, TASK_CHAT)
+        await tx.commit()
+    await kit.run_until(task_at(1, "08:59"))
+    kit.messenger.fail_next.append(DeliveryError("timed out", definite=False))
+
+    await kit.tick(task_at(1, "09:00"))
+
+    first, other = (
+        await kit.step(cohort.id, "task.invite_fans"),
+        await kit.step(cohort.id, "task.visitors"),
+    )
+    assert first.status == "unknown"
+    assert (other.status, (other.outcome or {}).get("note")) == (
+        "done",
+        "announced with task.invite_fans",
+    )
+    await kit.tick(task_at(1, "09:30"))
+    assert days_sent(kit) == []
+
+    await RetryStep(kit.deps)(cohort.code, "task.invite_fans", by="ops")
+    await kit.tick(task_at(1, "09:40"))
+    assert days_sent(kit) == [["invite_fans", "visitors"]]
+    run = await kit.step(cohort.id, "task.invite_fans")
+    assert run.status == "done" and run.outcome is not None
+    assert run.outcome["tasks"] == ["invite_fans", "visitors"]
+
+    await kit.run_until(task_at(3, "23:00"))
+    assert days_sent(kit) == [["invite_fans", "visitors"], ["first_sale"]]
+
+
+async def test_without_a_task_group_nothing_is_posted(kit: Kit) -> None:
+    cohort = await kit.start()
+    await kit.run_until(task_at(1, "10:00"))
+    run = await kit.step(cohort.id, "task.invite_fans")
+    assert (run.status, (run.outcome or {}).get("note")) == ("done", "no task group bound")
+    assert kit.messenger.in_chat(TASK_CHAT) == []
