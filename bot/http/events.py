@@ -191,6 +191,12 @@ class EventIntake:
         try:
             while not self._stopping and (result := await self._apply(limit=APPLY_BATCH)).applied:
                 applied += result.applied
+                if result.unmatched:
+                    log.info(
+                        "%d events name a member not known yet: kept until they arrive "
+                        "(funnelbot event status)",
+                        result.unmatched,
+                    )
         except Exception:
             log.exception("applying stored events failed; the tick tries again")
         return applied
