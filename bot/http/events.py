@@ -58,7 +58,8 @@ MAX_EVENT_BYTES = 4096
 FUTURE_SKEW = timedelta(minutes=5)
 """How far in the future ``occurred_at`` may be: the Standard Webhooks tolerance."""
 EVENT_TYPE = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$")
-PATH = "/api/v1/events"
+API = "/api/v1"
+PATH = f"{API}/events"
 APPLY_BATCH = 500
 """Events applied in one transaction: on SQLite a store waits while it runs."""
 APPLY_GATHER = 0.25
@@ -250,11 +251,11 @@ def request_schema() -> tuple[dict[str, Any], dict[str, Any]]:
 
 
 def routes(intake: EventIntake | None) -> APIRouter:
-    router = APIRouter()
+    router = APIRouter(prefix=API)
     schema, _ = request_schema()
 
     @router.post(
-        PATH,
+        "/events",
         status_code=202,
         response_model=Accepted,
         tags=["events"],
