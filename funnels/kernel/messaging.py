@@ -118,6 +118,30 @@ class AdmissionNotice:
     locale: str
 
 
+@dataclass(frozen=True, slots=True)
+class RewardOwed:
+    """To a member, privately: a task is done but its reward is past the cohort's budget,
+    so it is recorded and will be paid when the budget is raised."""
+
+    task_id: str
+    title: str
+    amount_minor: int
+    currency: str
+    locale: str
+
+
+@dataclass(frozen=True, slots=True)
+class BudgetUsedUp:
+    """To a cohort's leader, privately: the reward budget ran out; ``owed`` rewards (worth
+    ``owed_minor``) wait until ops raise it."""
+
+    code: str
+    owed: int
+    owed_minor: int
+    currency: str
+    locale: str
+
+
 Outgoing = (
     ScriptPost
     | EnvelopeOffer
@@ -127,6 +151,8 @@ Outgoing = (
     | AdmissionsOpen
     | CohortPaused
     | AdmissionNotice
+    | RewardOwed
+    | BudgetUsedUp
 )
 
 

@@ -147,6 +147,8 @@ REQUIRED_KEYS = {
     "step.skipped",
     "step.talk_goes_on",
     *(f"step.state.{state}" for state in get_args(StepStatus)),
+    "reward.owed",
+    "budget.used_up",
 }
 
 # Placeholders the code fills in, for the keys that have any.
@@ -223,6 +225,8 @@ PLACEHOLDERS = {
     "step.retried": {"step"},
     "step.skipped": {"step"},
     "step.talk_goes_on": {"steps"},
+    "reward.owed": {"title", "amount"},
+    "budget.used_up": {"code", "owed", "amount"},
 }
 
 PLURAL_KEYS = {"admissions.open", "status.attention"}
