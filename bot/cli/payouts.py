@@ -23,8 +23,8 @@ payout_app = typer.Typer(
 
 _REFUSALS = {
     "no_cohort": "there is no cohort {code} (the code is in /status and in the answer to /launch)",
-    "bad_amount": "--add {amount!r}: {reason}",
-    "not_positive": "--add {amount!r}: the amount to add must be more than zero",
+    "bad_amount": "--add: {reason}",
+    "not_positive": "--add {amount}: the amount to add must be more than zero",
     "no_payout": "there is no payout {id} (`funnelbot payout list` shows them)",
     "not_parked": "payout {id} is {status}: only a parked payout can be retried "
     "(pending ones are retried on their own, owed ones wait for budget)",
