@@ -47,8 +47,7 @@ async def owing(kit: Kit, owed: int = 2) -> tuple[CohortRecord, list[MemberRef]]
     kit.clock.set(task_at(1, "12:00"))
     for m in refs:
         fans = [
-            kit.event("fan.locked", task_at(1, "10:00") + timedelta(minutes=i), m)
-            for i in range(3)
+            kit.event("fan.locked", task_at(1, "10:00") + timedelta(minutes=i), m) for i in range(3)
         ]
         await kit.ingest()("platform", fans)
     return cohort, refs
