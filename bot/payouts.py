@@ -63,9 +63,10 @@ class WebhookSender:
 
 
 class PayoutWorker:
-    """Reward notices, then payout deliveries until nothing more is due: one round per
-    tick, and one more as soon as it is woken. Rounds never overlap in one process;
-    processes share the work through the payouts' leases."""
+    """Reward notices, then payout deliveries until nothing more is due, in a task of
+    its own: woken by each scheduler tick and as soon as a reward commits. Rounds never
+    overlap in one process (a wake during a round asks for one more); processes share
+    the work through the payouts' leases."""
 
     def __init__(
         self, deps: Deps, sender: WebhookSender | None, owner: str, *, batch: int = 20

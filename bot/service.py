@@ -87,7 +87,8 @@ class _Ticker:
             if report.paused_cohorts:
                 log.warning("paused cohorts (the bot lost its group): %s", report.paused_cohorts)
             if self.payouts is not None:
-                await self.payouts.tick()
+                # In the background: a slow payout receiver never holds up the steps.
+                self.payouts.wake()
 
     async def _telegram_chores(self, telegram: _Telegram) -> None:
         services, inbox = telegram.services, telegram.inbox
@@ -238,7 +239,7 @@ async def _serve(
         await _finish(ticker, telegram)
         scheduler.shutdown(wait=False)
         store.on_rewards = None
-        await payouts.close()
+        await payouts.close(grace=1.0)
 
 
 async def _finish(ticker: _Ticker, telegram: _Telegram | None) -> None:
