@@ -32,7 +32,7 @@ from tests.support.funnel_kit import (
     task_at,
 )
 from tests.support.loopback import until
-from tests.support.payout_receiver import Receiver, payout_receiver
+from tests.support.payout_receiver import Receiver, new_secret, payout_receiver
 
 payouts_t = Payout.__table__
 DAY1 = task_at(1, "10:00")
@@ -430,3 +430,20 @@ async def test_concurrent_deliverers_never_send_one_row_twice(
     assert len(receiver.attempts) == 24
     assert {p["status"] for p in await payouts(kit)} == {"delivered"}
     assert {event["type"] for _, event in receiver.received} == {"reward.granted"}
+
+
+async def test_a_receiver_that_refuses_the_signature_gets_it_again_later(
+    kit: Kit, receiver: Receiver
+) -> None:
+    _, [m], _ = await task_cohort(kit, 1)
+    await kit.ingest()("platform", fans(kit, m))
+    wrong = WebhookSender(receiver.url, new_secret(), SystemClock())
+    try:
+        report = await DeliverPayouts(kit.deps, wrong, owner="t", draw=lambda: 0.0)()
+    finally:
+        await wrong.close()
+
+    assert (report.claimed, report.retried, receiver.bad_signatures) == (1, 1, 1)
+    assert receiver.received == []
+    [row] = await payouts(kit)
+    assert (row["status"], row["last_error"]) == ("pending", "HTTP 401: bad signature")
