@@ -28,6 +28,7 @@ if TYPE_CHECKING:  # the Telegram side is imported where it is built (see below)
     from aiogram import Bot
 
     from bot.http.events import EventIntake
+    from bot.payouts import PayoutWorker
     from bot.settings import Settings
     from bot.telegram.app import FunnelDispatcher
     from bot.telegram.i18n import Catalog
@@ -177,3 +178,18 @@ def build_telegram(settings: Settings, store: SqlStore, clock: Clock) -> Telegra
     services = build_services(settings, store, clock, bot)
     dp = build_dispatcher(services)
     return TelegramSide(bot, services, dp, build_inbox(store, services, dp))
+
+
+def build_payouts(settings: Settings, store: SqlStore, deps: Deps, owner: str) -> PayoutWorker:
+    """The payout worker over ``deps`` (reward notices always; deliveries when
+    ``FUNNELBOT_PAYOUT_WEBHOOK_URL`` is set), woken by the store after each commit that
+    recorded a reward."""
+    from bot.payouts import PayoutWorker, WebhookSender
+
+    sender = None
+    if settings.payout_webhook_url and settings.payout_secret is not None:
+        secret = settings.payout_secret.get_secret_value()
+        sender = WebhookSender(settings.payout_webhook_url, secret, SystemClock())
+    worker = PayoutWorker(deps, sender, owner)
+    store.on_rewards = worker.wake
+    return worker

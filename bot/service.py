@@ -18,13 +18,13 @@ from dataclasses import dataclass, field
 import uvicorn
 from aiogram.exceptions import ClientDecodeError, TelegramAPIError
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.clock import SystemClock
-from bot.composition import build_deps, build_intake, build_telegram, open_store
+from bot.composition import build_deps, build_intake, build_payouts, build_telegram, open_store
 from bot.heap import settle_heap
 from bot.http.app import create_app
 from bot.http.webhook import TelegramWebhook
+from bot.payouts import PayoutWorker
 from bot.settings import Settings
 from bot.telegram.app import allowed_updates, register_commands
 from bot.telegram.inbox import UpdateInbox
@@ -73,6 +73,7 @@ class _Ticker:
 
     deps: Deps
     telegram: _Telegram | None
+    payouts: PayoutWorker | None = None
     running: asyncio.Lock = field(default_factory=asyncio.Lock)
     pruned_at: float = 0.0
 
@@ -95,6 +96,9 @@ class _Ticker:
                     caught.woke,
                     caught.expired,
                 )
+            if self.payouts is not None:
+                # In the background: a slow payout receiver never holds up the steps.
+                self.payouts.wake()
 
     async def _telegram_chores(self, telegram: _Telegram) -> None:
         services, inbox = telegram.services, telegram.inbox
@@ -179,7 +183,7 @@ async def serve(settings: Settings) -> None:
             else:
                 telegram = await _start_telegram(settings, store, clock)
                 deps = telegram.services.deps
-            await _serve(settings, store.engine, clock, deps, telegram)
+            await _serve(settings, store, clock, deps, telegram)
         finally:
             if telegram is not None:
                 await telegram.services.close()
@@ -188,15 +192,22 @@ async def serve(settings: Settings) -> None:
 
 async def _serve(
     settings: Settings,
-    engine: AsyncEngine,
+    store: SqlStore,
     clock: SystemClock,
     deps: Deps,
     telegram: _Telegram | None,
 ) -> None:
-    ticker = _Ticker(deps, telegram)
     intake = build_intake(settings, deps)
     if intake is None:
         log.info("inbound events are off: FUNNELBOT_EVENTS_SECRET is not set")
+    owner = f"{socket.gethostname()[:40]}:{os.getpid()}"
+    payouts = build_payouts(settings, store, deps, owner)
+    if settings.payout_webhook_url is None:
+        log.warning(
+            "payouts are not configured (FUNNELBOT_PAYOUT_WEBHOOK_URL is not set): rewards "
+            "are credited and their reward.granted events wait, pending, until it is"
+        )
+    ticker = _Ticker(deps, telegram, payouts)
     scheduler = AsyncIOScheduler(timezone="UTC")
     # One job for all steps of all cohorts: the database says what is due. Never one
     # job per step or per member; any number of processes may tick side by side. The
@@ -213,7 +224,7 @@ async def _serve(
     )
     server = _Server(
         uvicorn.Config(
-            create_app(engine, telegram.webhook if telegram else None, intake),
+            create_app(store.engine, telegram.webhook if telegram else None, intake),
             host=settings.http_host,
             port=settings.http_port,
             log_level="info",
@@ -231,6 +242,7 @@ async def _serve(
         if poller is not None:
             poller.stop()
         ticker.steps.stop()
+        payouts.stop()
 
     scheduler.start()
     if intake is not None:
@@ -246,6 +258,8 @@ async def _serve(
         scheduler.pause()  # no new tick; the running one finishes (shutdown would cancel it)
         await _finish(ticker, telegram)
         scheduler.shutdown(wait=False)
+        store.on_rewards = None
+        await payouts.close(grace=1.0)
 
 
 async def _finish(ticker: _Ticker, telegram: _Telegram | None) -> None:

@@ -15,6 +15,17 @@ from bot.args import telegram_user_id
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./funnelbot.db"
 
 
+def valid_webhook_secret(secret: str) -> bool:
+    """Whether ``secret`` is ``whsec_`` and a non-empty base64 key (Standard Webhooks)."""
+    key = secret.removeprefix("whsec_")
+    if not secret.startswith("whsec_") or not key:
+        return False
+    try:
+        return bool(base64.b64decode(key + "=" * (-len(key) % 4), validate=True))
+    except ValueError:
+        return False
+
+
 def _admin_id(text: str) -> int:
     telegram_id = telegram_user_id(text)
     if telegram_id is None:
@@ -56,6 +67,8 @@ class Settings(BaseSettings):
     """Standard Webhooks secret (``whsec_`` + base64) that signs inbound events."""
     scripts_dir: Path | None = None
     tick_seconds: float = Field(default=5.0, gt=0, le=300)
+    payout_webhook_url: str | None = None
+    payout_secret: SecretStr | None = None
 
     @field_validator("admin_ids", mode="before")
     @classmethod
@@ -92,6 +105,31 @@ class Settings(BaseSettings):
             raise ValueError(
                 "FUNNELBOT_WEBHOOK_URL is set but FUNNELBOT_WEBHOOK_SECRET is not: Telegram's "
                 "updates could not be told from anyone else's"
+            )
+        return self
+
+    @field_validator("payout_webhook_url")
+    @classmethod
+    def _payout_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError(f"{value[:60]!r} is not an http:// or https:// URL")
+        return value or None
+
+    @field_validator("payout_secret")
+    @classmethod
+    def _payout_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not valid_webhook_secret(value.get_secret_value()):
+            raise ValueError(
+                "not a Standard Webhooks secret: write whsec_ followed by the base64 key"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _payouts_need_secret(self) -> Settings:
+        if self.payout_webhook_url and self.payout_secret is None:
+            raise ValueError(
+                "FUNNELBOT_PAYOUT_WEBHOOK_URL is set but FUNNELBOT_PAYOUT_SECRET is not: "
+                "reward events must be signed"
             )
         return self
 

@@ -189,3 +189,14 @@ class SqlCohorts(Repo):
             .where(_c.c.id == cohort_id)
             .values(spent_minor=_c.c.spent_minor - amount_minor)
         )
+
+    async def raise_budget(self, cohort_id: int, amount_minor: int) -> int:
+        row = (
+            await self.conn.execute(
+                update(_c)
+                .where(_c.c.id == cohort_id)
+                .values(budget_minor=_c.c.budget_minor + amount_minor)
+                .returning(_c.c.budget_minor)
+            )
+        ).one()
+        return int(row.budget_minor)

@@ -377,3 +377,41 @@ class Proof(Base):
     decided_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     created_at: Mapped[datetime]
     decided_at: Mapped[datetime | None]
+
+
+class Payout(Base):
+    """Task rewards on their way out, one per reward (``key``: the ledger entry's
+    idempotency key). An owed reward waits here for budget; a credited one is the outbox
+    row of its ``reward.granted`` event, written in the credit's transaction and claimed
+    for delivery with a lease (``lease_owner`` until ``lease_until``)."""
+
+    __tablename__ = "payouts"
+    __table_args__ = (
+        Index("ix_payouts_status_next_attempt_at", "status", "next_attempt_at"),
+        Index("ix_payouts_cohort_id_status", "cohort_id", "status"),
+        Index("ix_payouts_member_notice", "member_notice"),
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    key: Mapped[str] = mapped_column(String(160), unique=True)
+    cohort_id: Mapped[int] = mapped_column(ForeignKey("cohorts.id"))
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    task_id: Mapped[str] = mapped_column(String(64))
+    amount_minor: Mapped[int] = mapped_column(BigInteger)
+    currency: Mapped[str] = mapped_column(String(3))
+    status: Mapped[str] = mapped_column(String(16))
+    body: Mapped[str | None] = mapped_column(Text)
+    completed_at: Mapped[datetime]
+    owed_at: Mapped[datetime | None]
+    granted_at: Mapped[datetime | None]
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    first_attempt_at: Mapped[datetime | None]
+    next_attempt_at: Mapped[datetime | None]
+    lease_owner: Mapped[str | None] = mapped_column(String(64))
+    lease_until: Mapped[datetime | None]
+    delivered_at: Mapped[datetime | None]
+    parked_at: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(Text)
+    member_notice: Mapped[str | None] = mapped_column(String(8))
+    leader_notice: Mapped[bool] = mapped_column(Boolean, default=False)
+    """Only with a ``member_notice``: the leader is told with the member."""

@@ -16,6 +16,7 @@ from storage.models import (
     InviteLink,
     LedgerEntry,
     MemberActivity,
+    Payout,
     Proof,
     Region,
     StepRun,
@@ -40,3 +41,4 @@ invite_links = cast(Table, InviteLink.__table__)
 regions = cast(Table, Region.__table__)
 telegram_updates = cast(Table, TelegramUpdate.__table__)
 proofs = cast(Table, Proof.__table__)
+payouts = cast(Table, Payout.__table__)

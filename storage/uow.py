@@ -6,7 +6,7 @@ that reads and then writes could lose an update); PostgreSQL relies on row locks
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -22,6 +22,7 @@ from storage.envelopes import SqlEnvelopes
 from storage.ladder import SqlEvents, SqlLedger, SqlTasks
 from storage.members import SqlMembers
 from storage.ops import SqlReports
+from storage.payouts import SqlPayouts
 from storage.people import SqlLinks, SqlRegions, SqlUsers
 from storage.proofs import SqlProofs
 from storage.steps import SqlSteps
@@ -29,8 +30,9 @@ from storage.updates import SqlUpdates
 
 
 class SqlTransaction:
-    def __init__(self, conn: AsyncConnection) -> None:
+    def __init__(self, conn: AsyncConnection, on_rewards: Callable[[], None] | None = None) -> None:
         self.conn = conn
+        self._on_rewards = on_rewards
         self.cohorts = SqlCohorts(conn)
         self.steps = SqlSteps(conn)
         self.users = SqlUsers(conn)
@@ -44,11 +46,15 @@ class SqlTransaction:
         self.updates = SqlUpdates(conn)
         self.reports = SqlReports(conn)
         self.proofs = SqlProofs(conn)
+        self.payouts = SqlPayouts(conn)
         self._committed = False
 
     async def commit(self) -> None:
         await self.conn.commit()
         self._committed = True
+        if self.payouts.touched and self._on_rewards is not None:
+            self.payouts.touched = False
+            self._on_rewards()
 
 
 class SqlStore:
@@ -61,6 +67,9 @@ class SqlStore:
         # can lose an update to another one; in-process, units of work on SQLite take
         # turns. PostgreSQL relies on row locks (FOR UPDATE / SKIP LOCKED) instead.
         self._turns = asyncio.Lock() if engine.dialect.name == "sqlite" else None
+        self.on_rewards: Callable[[], None] | None = None
+        """Called after a commit that recorded a task reward or queued a payout: the
+        service wakes its payout deliverer with it (``bot/payouts.py``)."""
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[SqlTransaction]:
@@ -74,7 +83,7 @@ class SqlStore:
     @asynccontextmanager
     async def _connection(self) -> AsyncIterator[SqlTransaction]:
         async with self.engine.connect() as conn:
-            tx = SqlTransaction(conn)
+            tx = SqlTransaction(conn, self.on_rewards)
             try:
                 yield tx
             finally:

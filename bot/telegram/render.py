@@ -19,6 +19,7 @@ from funnels.kernel.messaging import (
     AdmissionNotice,
     AdmissionsOpen,
     Attachment,
+    BudgetUsedUp,
     CohortPaused,
     EnvelopeOffer,
     EnvelopeSummary,
@@ -26,6 +27,7 @@ from funnels.kernel.messaging import (
     ProofDecided,
     ProofForReview,
     RewardNotice,
+    RewardOwed,
     ScriptPost,
     TasksUnlocked,
 )
@@ -141,6 +143,18 @@ class Renderer:
                     role = c.text(loc, f"role.{message.promoted_to}")
                     text += "\n" + c.text(loc, "reward.promoted", role=role)
                 return Rendered(text)
+            case RewardOwed():
+                loc = message.locale
+                amount = c.money(loc, message.amount_minor, message.currency)
+                return Rendered(c.text(loc, "reward.owed", title=message.title, amount=amount))
+            case BudgetUsedUp():
+                loc = message.locale
+                amount = c.money(loc, message.owed_minor, message.currency)
+                return Rendered(
+                    c.text(
+                        loc, "budget.used_up", code=message.code, owed=message.owed, amount=amount
+                    )
+                )
             case CohortPaused():
                 loc = message.locale
                 reason = self.pause_reason(loc, PauseReason(message.reason, message.missing))

@@ -154,6 +154,18 @@ class ProofForReview:
 
 
 @dataclass(frozen=True, slots=True)
+class RewardOwed:
+    """To a member, privately: a task is done but its reward is past the cohort's budget,
+    so it is recorded and will be paid when the budget is raised."""
+
+    task_id: str
+    title: str
+    amount_minor: int
+    currency: str
+    locale: str
+
+
+@dataclass(frozen=True, slots=True)
 class ProofDecided:
     """To the member, privately: the leader's decision on their screenshot; ``reason``
     (rejected only) is a code of ``funnels.ladder.proofs.REJECT_REASONS``."""
@@ -161,6 +173,18 @@ class ProofDecided:
     task_title: str
     approved: bool
     reason: str | None
+    locale: str
+
+
+@dataclass(frozen=True, slots=True)
+class BudgetUsedUp:
+    """To a cohort's leader, privately: the reward budget ran out; ``owed`` rewards (worth
+    ``owed_minor``) wait until ops raise it."""
+
+    code: str
+    owed: int
+    owed_minor: int
+    currency: str
     locale: str
 
 
@@ -175,6 +199,8 @@ Outgoing = (
     | AdmissionNotice
     | ProofForReview
     | ProofDecided
+    | RewardOwed
+    | BudgetUsedUp
 )
 
 

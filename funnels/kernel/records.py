@@ -257,3 +257,49 @@ class ProofRecord:
     """The user who decided (the cohort's leader or an admin)."""
     created_at: datetime
     decided_at: datetime | None
+
+
+PayoutStatus = Literal["owed", "pending", "delivered", "parked"]
+"""A task reward's way out: ``owed`` (past the cohort budget: recorded, not credited yet),
+``pending`` (credited; its ``reward.granted`` event waits to be delivered), ``delivered``
+(the platform answered 2xx) or ``parked`` (retried for days in vain; ops decide)."""
+
+
+@dataclass(frozen=True, slots=True)
+class PayoutRecord:
+    """One task reward and the delivery of its ``reward.granted`` event. ``key`` is the
+    ledger entry's idempotency key and the event's ``webhook-id``; ``body`` is fixed when
+    the reward is credited, so every attempt sends the same event."""
+
+    id: int
+    key: str
+    cohort_id: int
+    user_id: int
+    task_id: str
+    amount_minor: int
+    currency: str
+    status: PayoutStatus
+    body: str | None
+    completed_at: datetime
+    granted_at: datetime | None
+    attempts: int
+    first_attempt_at: datetime | None
+    next_attempt_at: datetime | None
+    last_error: str | None
+    member_notice: Literal["owed", "paid"] | None = None
+    """What the member is still to be told (sent by the service, then cleared)."""
+    leader_notice: bool = False
+    """Whether the cohort's leader is still to be told that the budget ran out."""
+
+
+@dataclass(frozen=True, slots=True)
+class RewardDue:
+    """A finished task's reward as it is recorded, owed or credited."""
+
+    key: str
+    cohort_id: int
+    user_id: int
+    task_id: str
+    amount_minor: int
+    currency: str
+    completed_at: datetime

@@ -17,11 +17,11 @@ from datetime import datetime, timedelta
 
 from funnels.deps import Deps
 from funnels.kernel.messaging import RewardNotice
-from funnels.kernel.money import to_minor
-from funnels.kernel.records import CohortRecord, IncomingEvent, LedgerCredit, MemberRef
+from funnels.kernel.records import CohortRecord, IncomingEvent, MemberRef
 from funnels.kernel.stages import ROLE_FOR_PROMOTION, STAGE_FOR_PROMOTION, Stage
 from funnels.ladder.goals import contributions, evaluate
 from funnels.ladder.ports import LadderTx
+from funnels.ladder.rewards import grant_reward
 from funnels.scripts.model import Task
 
 
@@ -274,28 +274,18 @@ class ApplyEvents:
         if (cohort.id, member.user_id) not in batch.tasked:  # once per member and batch
             batch.tasked.add((cohort.id, member.user_id))
             await tx.members.advance(cohort.id, member.user_id, Stage.TASKED, reached_at)
-        amount = to_minor(task.reward.amount, cohort.currency) if task.reward else 0
-        status = "none"
-        if amount:
-            key = f"reward:{cohort.id}:{member.user_id}:{task.id}"
-            if await tx.cohorts.reserve(cohort.id, amount):
-                entry = LedgerCredit(
-                    key, member.user_id, cohort.id, "reward", task.id, amount, cohort.currency
-                )
-                if await tx.ledger.credit(entry, now):
-                    status = "paid"
-                else:  # already paid under this key: give the reservation back
-                    await tx.cohorts.release(cohort.id, amount)
-                    status = "duplicate"
-            else:
-                status = "over_budget"
-            row.reward_status = status  # written with the progress at the end
+        # Credited with its payout queued, or owed past the budget (funnels/ladder/rewards.py).
+        granted = await grant_reward(tx, cohort, member, task, reached_at, now)
+        if granted.status != "none":
+            row.reward_status = granted.status  # written with the progress at the end
         if task.promote:
             await tx.members.advance(
                 cohort.id, member.user_id, STAGE_FOR_PROMOTION[task.promote], reached_at
             )
             await tx.users.set_role_at_least(member.user_id, ROLE_FOR_PROMOTION[task.promote])
-        return Completion(cohort.id, member, task.id, amount, status, task.promote)
+        return Completion(
+            cohort.id, member, task.id, granted.amount_minor, granted.status, task.promote
+        )
 
     async def _notify(self, done: Completion, cohort: CohortRecord) -> None:
         task = self.deps.scripts.get(cohort).task(done.task_id)

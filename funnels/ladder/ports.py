@@ -13,15 +13,23 @@ from funnels.kernel.records import (
     IncomingEvent,
     LedgerCredit,
     MemberRef,
+    PayoutRecord,
+    PayoutStatus,
     ProofRecord,
     ProofState,
+    RewardDue,
     TaskProgressRecord,
 )
 from funnels.kernel.stages import Role, Stage
 
 
 class Cohorts(Protocol):
+    async def by_code(self, code: str) -> CohortRecord | None: ...
     async def get(self, cohort_id: int) -> CohortRecord | None: ...
+    async def raise_budget(self, cohort_id: int, amount_minor: int) -> int:
+        """Add to the cohort's budget; returns the new budget."""
+        ...
+
     async def release(self, cohort_id: int, amount_minor: int) -> None: ...
     async def reserve(self, cohort_id: int, amount_minor: int) -> bool:
         """Add to the cohort's spend if it stays within budget; False (and nothing
@@ -84,6 +92,50 @@ class Members(Protocol):
         ...
 
 
+class Payouts(Protocol):
+    """Task rewards on their way out: owed ones waiting for budget, credited ones waiting
+    for their ``reward.granted`` event to be delivered."""
+
+    async def has_owed(self, cohort_id: int) -> bool: ...
+    async def owe(self, reward: RewardDue, at: datetime, *, tell_leader: bool) -> bool:
+        """Record a reward the budget cannot cover (once per key; False if recorded)."""
+        ...
+
+    async def queue(self, reward: RewardDue, body: str, at: datetime) -> bool:
+        """Queue a credited reward's event for delivery (once per key)."""
+        ...
+
+    async def owed(self, cohort_id: int) -> list[PayoutRecord]:
+        """The cohort's owed rewards, oldest first, locked until the transaction ends."""
+        ...
+
+    async def grant_owed(self, payout: PayoutRecord, body: str, at: datetime) -> None:
+        """An owed reward credited now: its event queued, the member to be told."""
+        ...
+
+    async def claim_due(
+        self, now: datetime, owner: str, lease_until: datetime, limit: int
+    ) -> list[PayoutRecord]:
+        """Pending payouts due by ``now`` and in nobody's hands, leased to ``owner``."""
+        ...
+
+    async def delivered(self, payout_id: int, owner: str, at: datetime) -> bool: ...
+    async def retry_later(self, payout_id: int, owner: str, at: datetime, error: str) -> bool: ...
+    async def park(self, payout_id: int, owner: str, at: datetime, error: str) -> bool: ...
+    async def owed_totals(self, cohort_id: int) -> tuple[int, int]:
+        """How many of the cohort's rewards are owed, and their sum in minor units."""
+        ...
+
+    async def take_notices(self, limit: int) -> list[PayoutRecord]:
+        """Payouts whose member (and maybe leader) is still to be told, marked told."""
+        ...
+
+    async def get(self, payout_id: int) -> PayoutRecord | None: ...
+    async def listing(self, statuses: Sequence[PayoutStatus], limit: int) -> list[PayoutRecord]: ...
+    async def count(self, statuses: Sequence[PayoutStatus]) -> int: ...
+    async def retry_parked(self, payout_ids: Sequence[int] | None, at: datetime) -> list[int]: ...
+
+
 class Tasks(Protocol):
     async def add_unique_many(self, rows: Sequence[tuple[int, int, str]]) -> None:
         """Remember (progress id, leaf, value) triples as counted."""
@@ -117,6 +169,8 @@ class Tasks(Protocol):
 
 class Users(Protocol):
     async def by_telegram(self, telegram_id: int) -> MemberRef | None: ...
+    async def ref(self, user_id: int) -> MemberRef | None: ...
+    async def ref_code(self, user_id: int) -> str: ...
     async def resolve_many(
         self, refs: Sequence[str], telegram_ids: Sequence[int]
     ) -> tuple[dict[str, MemberRef], dict[int, MemberRef]]:
@@ -137,6 +191,8 @@ class LadderTx(Protocol):
     def ledger(self) -> Ledger: ...
     @property
     def members(self) -> Members: ...
+    @property
+    def payouts(self) -> Payouts: ...
     @property
     def tasks(self) -> Tasks: ...
     @property

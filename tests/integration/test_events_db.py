@@ -238,9 +238,9 @@ async def test_a_sale_before_the_sale_task_unlocks_still_marks_sold(kit: Kit) ->
     assert user.role == Role.MEMBER  # not promoted: the task did not complete
 
 
-async def test_rewards_past_the_budget_are_withheld(kit: Kit) -> None:
+async def test_rewards_past_the_budget_are_owed(kit: Kit) -> None:
     # Budget 1.70, nothing spent on envelopes (no tick ran): three 0.50 rewards fit, the
-    # fourth does not; then a 0.20 reward fits exactly and the next one does not.
+    # fourth does not and is owed; later rewards queue behind it.
     cohort, refs = await task_cohort(kit, 5)
     ingest = kit.ingest()
     statuses = []
@@ -263,9 +263,11 @@ async def test_rewards_past_the_budget_are_withheld(kit: Kit) -> None:
     [sale_a] = (await ingest("platform", [kit.event("order.paid", DAY2, refs[0])])).completions
     [sale_b] = (await ingest("platform", [kit.event("order.paid", DAY2, refs[1])])).completions
 
-    assert (sale_a.reward_status, sale_b.reward_status) == ("paid", "over_budget")
-    assert (await kit.cohort(cohort.id)).spent_minor == 170
-    assert len(await ledger(kit)) == 4
+    # Owed rewards keep their order: while refs[3]'s reward waits, a later one that would
+    # fit (0.20 of the 0.20 left) queues behind it instead of jumping ahead.
+    assert (sale_a.reward_status, sale_b.reward_status) == ("over_budget", "over_budget")
+    assert (await kit.cohort(cohort.id)).spent_minor == 150
+    assert len(await ledger(kit)) == 3
     # Promotion does not depend on money: the member is told, with nothing paid.
     assert kit.messenger.notices[-1] == (
         refs[1],

@@ -179,6 +179,8 @@ REQUIRED_KEYS = {
     "proof.not_yours",
     "proof.decided_approved",
     "proof.decided_rejected",
+    "reward.owed",
+    "budget.used_up",
 }
 
 # Placeholders the code fills in, for the keys that have any.
@@ -265,6 +267,8 @@ PLACEHOLDERS = {
     "proof.review": {"code", "name", "title"},
     "proof.approved": {"title"},
     "proof.done_rejected": {"reason"},
+    "reward.owed": {"title", "amount"},
+    "budget.used_up": {"code", "owed", "amount"},
 }
 
 PLURAL_KEYS = {"admissions.open", "status.attention"}

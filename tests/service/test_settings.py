@@ -32,3 +32,20 @@ def test_admin_ids_that_are_not_telegram_user_ids(
     monkeypatch.setenv("FUNNELBOT_ADMIN_IDS", given)
     with pytest.raises(ValidationError, match="admin_ids"):
         settings()
+
+
+def test_payouts_need_a_signing_secret_in_the_standard_webhooks_form(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("FUNNELBOT_PAYOUT_WEBHOOK_URL", "https://platform.example/payouts")
+    with pytest.raises(ValidationError, match="FUNNELBOT_PAYOUT_SECRET is not"):
+        settings()
+    for bad in ("secret", "whsec_", "whsec_not base64!"):
+        monkeypatch.setenv("FUNNELBOT_PAYOUT_SECRET", bad)
+        with pytest.raises(ValidationError, match="payout_secret"):
+            settings()
+    monkeypatch.setenv("FUNNELBOT_PAYOUT_SECRET", "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")
+    assert settings().payout_webhook_url == "https://platform.example/payouts"
+    monkeypatch.setenv("FUNNELBOT_PAYOUT_WEBHOOK_URL", "platform.example/payouts")
+    with pytest.raises(ValidationError, match="not an http"):
+        settings()

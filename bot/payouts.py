@@ -1,0 +1,151 @@
+"""Rewards leaving the service: ``reward.granted`` events posted to
+``FUNNELBOT_PAYOUT_WEBHOOK_URL``, signed with the Standard Webhooks scheme
+(``standardwebhooks``, secret ``FUNNELBOT_PAYOUT_SECRET``), and the worker that sends
+them and the reward notices. The worker runs from the scheduler tick and is woken as
+soon as a transaction that recorded a reward commits (:attr:`storage.uow.SqlStore.on_rewards`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import httpx
+from standardwebhooks import Webhook
+
+from funnels.deps import Deps
+from funnels.kernel.clock import Clock
+from funnels.kernel.money import format_minor
+from funnels.ladder.payouts import DeliverPayouts, SendResult
+from funnels.ladder.rewards import SendRewardNotices
+
+log = logging.getLogger("funnelbot.payouts")
+
+TIMEOUT = httpx.Timeout(10.0, connect=5.0)
+"""A receiver that does not answer within this is retried later like any failure."""
+
+
+class WebhookSender:
+    """:class:`funnels.ladder.payouts.PayoutSender` over HTTP: one signed POST per event.
+
+    The signature's timestamp is the time of the attempt (receivers refuse stale ones),
+    read from the clock given: the system clock in the service."""
+
+    def __init__(
+        self, url: str, secret: str, clock: Clock, *, timeout: httpx.Timeout = TIMEOUT
+    ) -> None:
+        self.url = url
+        self.webhook = Webhook(secret)
+        self.clock = clock
+        self.client = httpx.AsyncClient(timeout=timeout, headers={"user-agent": "funnelbot"})
+
+    async def send(self, webhook_id: str, body: str) -> SendResult:
+        at = self.clock.now()
+        headers = {
+            "content-type": "application/json",
+            "webhook-id": webhook_id,
+            "webhook-timestamp": str(int(at.timestamp())),
+            "webhook-signature": self.webhook.sign(webhook_id, at, body),
+        }
+        try:
+            response = await self.client.post(self.url, content=body.encode(), headers=headers)
+        except httpx.TimeoutException:
+            return SendResult(False, "timed out")
+        except httpx.HTTPError as exc:
+            return SendResult(False, f"{type(exc).__name__}: {exc}"[:300])
+        status = response.status_code
+        if 200 <= status < 300:
+            return SendResult(True, f"HTTP {status}")
+        return SendResult(False, f"HTTP {status}: {response.text[:200]}".rstrip(": "))
+
+    async def close(self) -> None:
+        await self.client.aclose()
+
+
+class PayoutWorker:
+    """Reward notices, then payout deliveries until nothing more is due, in a task of
+    its own: woken by each scheduler tick and as soon as a reward commits. Rounds never
+    overlap in one process (a wake during a round asks for one more); processes share
+    the work through the payouts' leases."""
+
+    def __init__(
+        self, deps: Deps, sender: WebhookSender | None, owner: str, *, batch: int = 20
+    ) -> None:
+        self.notices = SendRewardNotices(deps)
+        self.sender = sender
+        self.deliver = (
+            DeliverPayouts(deps, sender, owner=owner, batch=batch) if sender is not None else None
+        )
+        self.batch = batch
+        self._round = asyncio.Lock()
+        self._woken: asyncio.Task[None] | None = None
+        self._again = False
+        self._stopped = False
+
+    async def run(self) -> None:
+        async with self._round:
+            told = await self.notices()
+            for cohort, owed, owed_minor in told.budget_used_up:
+                log.warning(
+                    "cohort %s: the reward budget is used up; %d rewards owed (%s %s); "
+                    "raise it with: funnelbot cohort budget %s --add AMOUNT",
+                    cohort.code,
+                    owed,
+                    format_minor(owed_minor, cohort.currency),
+                    cohort.currency,
+                    cohort.code,
+                )
+            while self.deliver is not None and not self._stopped:
+                report = await self.deliver()
+                for payout in report.parked:
+                    log.warning(
+                        "payout %d (%s) parked after %d attempts over 3 days; "
+                        "see funnelbot payout list --parked",
+                        payout.id,
+                        payout.key,
+                        payout.attempts,
+                    )
+                if report.claimed < self.batch:
+                    break
+
+    async def tick(self) -> None:
+        """The scheduler's round: a fault here is logged and leaves the steps' tick alone."""
+        try:
+            await self.run()
+        except Exception:
+            log.exception("payout round failed; the next tick tries again")
+
+    def wake(self) -> None:
+        """A reward was just committed: run a round now (or once more after the current)."""
+        if self._stopped:
+            return
+        if self._woken is not None and not self._woken.done():
+            self._again = True
+            return
+        try:
+            self._woken = asyncio.get_running_loop().create_task(self._rounds())
+        except RuntimeError:  # no loop running (a synchronous caller): the tick will do
+            self._woken = None
+
+    async def _rounds(self) -> None:
+        while True:
+            self._again = False
+            await self.tick()
+            if not self._again or self._stopped:
+                return
+
+    def stop(self) -> None:
+        """No new rounds; the batch in hand finishes."""
+        self._stopped = True
+
+    async def close(self, grace: float = 2.0) -> None:
+        """Stop, give a woken round ``grace`` seconds to finish (an unfinished send is
+        sent again, with the same id, once its lease runs out), close the HTTP client."""
+        self.stop()
+        if self._woken is not None and not self._woken.done():
+            try:
+                await asyncio.wait_for(asyncio.shield(self._woken), grace)
+            except TimeoutError:
+                self._woken.cancel()
+        if self.sender is not None:
+            await self.sender.close()
