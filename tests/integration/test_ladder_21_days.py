@@ -1,6 +1,8 @@
 """A whole 21-day ladder of the shipped script on a virtual clock, over SQLite and
 PostgreSQL: the same events fed in order, and fed shuffled, repeated and in batches of
-any size with a crash after storing some of them, end in the same place. What each
+any size with a crash after storing some of them, end in the same place; so do they with
+a budget that runs out and is raised, a member who blocked the bot and a payout receiver
+that fails for a while (a real local HTTP server). What each
 member should end with is worked out from the script alone (the goals folded over the
 events, each counted once, inside the task's unlock and the cohort's end)."""
 
@@ -12,18 +14,26 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
+from bot.clock import SystemClock
+from bot.payouts import WebhookSender
 from funnels.kernel.money import to_minor
 from funnels.kernel.records import CohortRecord, IncomingEvent, MemberRef
 from funnels.kernel.stages import Stage
 from funnels.ladder.events import CatchUpEvents, IngestEvents, StoreEvents
 from funnels.ladder.goals import contributions, evaluate
+from funnels.ladder.payouts import DeliverPayouts
+from funnels.ladder.rewards import RaiseBudget
 from funnels.scripts.library import script_path
 from funnels.scripts.loader import load_script
 from funnels.scripts.model import Script
 from funnels.warmup.admissions import AdmitMember
-from tests.support.funnel_kit import TASK_CHAT, Kit, ledger_t, progress_t
+from storage.models import Payout
+from tests.support.funnel_kit import TASK_CHAT, Kit, cohorts_t, ledger_t, progress_t
+from tests.support.payout_receiver import payout_receiver
+
+payouts_t = Payout.__table__
 
 LIBRARY = load_script(script_path("seven-plus-twentyone", "en"))
 MEMBERS = 12
@@ -188,4 +198,75 @@ async def test_any_order_repeats_and_a_crash_end_where_the_script_says(kit: Kit,
     assert paid == want.paid
     assert await stages(kit, cohort, everyone) == want.sold
     # Every reward was paid once, inside the budget.
+    assert (await kit.cohort(cohort.id)).spent_minor == sum(want.paid.values())
+
+
+async def test_the_budget_runs_out_a_member_blocks_the_bot_and_the_receiver_recovers(
+    kit: Kit,
+) -> None:
+    """The same month, with money: the budget runs out halfway (rewards are owed, in
+    order), one member has blocked the bot, the platform's payout receiver answers 503
+    for a while; ops raise the budget. In the end every reward the script says was earned
+    is credited once and delivered once under its ledger key, whoever could be told."""
+    rng = random.Random(7)
+    cohort = await kit.start(loaded=LIBRARY)
+    async with kit.store.transaction() as tx:
+        await tx.cohorts.bind_task_chat(cohort.id, TASK_CHAT)
+        await tx.commit()
+    members = await kit.admitted(cohort, MEMBERS)
+    refs = {}
+    async with kit.store.transaction() as tx:
+        for m in members:
+            refs[m.user_id] = await tx.users.ref_code(m.user_id)
+    blocked = members[0]
+    assert blocked.telegram_id is not None
+    kit.messenger.unreachable.add(blocked.telegram_id)
+    unlocks = kit.deps.scripts.unlock_times(cohort)
+    events = month_of_events(rng, members, unlocks, cohort.ends_at, refs)
+    want = oracle(kit.deps.scripts.get(cohort), cohort, unlocks, members, events)
+    owed_total = sum(want.paid.values())
+    # A budget with room for about half of what will be earned.
+    async with kit.store.transaction() as tx:
+        await tx.conn.execute(
+            update(cohorts_t)
+            .where(cohorts_t.c.id == cohort.id)
+            .values(budget_minor=cohorts_t.c.spent_minor + owed_total // 2)
+        )
+        await tx.commit()
+
+    async with payout_receiver() as receiver:
+        receiver.answers = [503] * 15
+        sender = WebhookSender(receiver.url, receiver.secret, SystemClock())
+        deliver = DeliverPayouts(kit.deps, sender, owner="test:1", draw=lambda: 0.0)
+        kit.clock.set(cohort.ends_at + timedelta(days=1))
+        stream = [e for _, e in events] + [e for _, e in rng.sample(events, len(events) // 4)]
+        rng.shuffle(stream)
+        ingest = IngestEvents(kit.deps)
+        while stream:
+            size = rng.randrange(1, 80)
+            batch, stream = stream[:size], stream[size:]
+            await ingest("platform", batch)
+            kit.clock.set(kit.clock.now() + timedelta(minutes=7))
+            await deliver()
+        owed = await kit.count(payouts_t, payouts_t.c.status == "owed")
+        assert owed > 0, "half a budget should leave rewards owed"
+
+        raised = await RaiseBudget(kit.deps)(cohort.code, "5000.00")
+        assert len(raised.paid) == owed
+        for _ in range(200):  # hours of virtual time: every backoff runs out
+            kit.clock.set(kit.clock.now() + timedelta(minutes=30))
+            await deliver()
+            if await kit.count(payouts_t, payouts_t.c.status != "delivered") == 0:
+                break
+        await sender.close()
+
+    done, paid = await outcome(kit, cohort)
+    assert done == want.done
+    assert paid == want.paid
+    keys = sorted(r.idempotency_key for r in await kit.rows(select(ledger_t.c.idempotency_key)))
+    assert sorted(receiver.ids()) == keys  # each reward delivered, once, under its key
+    assert receiver.bad_signatures == 0
+    assert blocked.user_id in paid or all(u != blocked.user_id for u, _ in want.done)
+    told = {ref.user_id for ref, _ in kit.messenger.notices}
+    assert blocked.user_id not in told
     assert (await kit.cohort(cohort.id)).spent_minor == sum(want.paid.values())
