@@ -27,6 +27,7 @@ from storage.uow import SqlStore
 if TYPE_CHECKING:  # the Telegram side is imported where it is built (see below)
     from aiogram import Bot
 
+    from bot.http.links import LinkRedirects
     from bot.settings import Settings
     from bot.telegram.app import FunnelDispatcher
     from bot.telegram.i18n import Catalog
@@ -166,3 +167,29 @@ def build_telegram(settings: Settings, store: SqlStore, clock: Clock) -> Telegra
     services = build_services(settings, store, clock, bot)
     dp = build_dispatcher(services)
     return TelegramSide(bot, services, dp, build_inbox(store, services, dp))
+
+
+def build_link_redirects(
+    settings: Settings, deps: Deps, catalog: Catalog | None = None
+) -> LinkRedirects:
+    """``GET /r/{code}``'s parts: link lookups (remembered), clicks written in batches
+    through the ladder's event ingestion, the installation's cookie key."""
+    from bot.http.links import LinkRedirects, not_found_pages
+    from bot.telegram.i18n import Catalog
+    from funnels.ladder.events import IngestResult
+    from funnels.ladder.links import Click, FindLink, RecordClicks, VisitorKey
+
+    record_clicks = RecordClicks(deps)
+
+    async def record(clicks: list[Click]) -> list[IngestResult]:
+        result = await record_clicks(clicks)
+        return [result] * len(clicks)
+
+    return LinkRedirects(
+        find=FindLink(deps),
+        record=record,
+        visitor_key=VisitorKey(deps),
+        clock=deps.clock,
+        not_found=not_found_pages(catalog or Catalog.load()),
+        secure_cookie=settings.links_base.startswith("https://"),
+    )

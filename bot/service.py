@@ -21,7 +21,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.clock import SystemClock
-from bot.composition import build_deps, build_telegram, open_store
+from bot.composition import build_deps, build_link_redirects, build_telegram, open_store
 from bot.heap import settle_heap
 from bot.http.app import create_app
 from bot.http.webhook import TelegramWebhook
@@ -158,6 +158,12 @@ def _signals(server: uvicorn.Server, on_stop: Callable[[], None]) -> Iterator[No
 async def serve(settings: Settings) -> None:
     clock = SystemClock()
     telegram: _Telegram | None = None
+    if settings.public_url is None:
+        log.warning(
+            "FUNNELBOT_PUBLIC_URL is not set: tracked links start with %s, which only "
+            "this machine can open; set it to the address people reach this service at",
+            settings.links_base,
+        )
     async with open_store(settings.database_url) as store:
         try:
             if settings.bot_token is None:
@@ -200,7 +206,13 @@ async def _serve(
     )
     server = _Server(
         uvicorn.Config(
-            create_app(engine, telegram.webhook if telegram else None),
+            create_app(
+                engine,
+                telegram.webhook if telegram else None,
+                links=build_link_redirects(
+                    settings, deps, telegram.services.catalog if telegram else None
+                ),
+            ),
             host=settings.http_host,
             port=settings.http_port,
             log_level="info",

@@ -10,6 +10,7 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from bot.args import telegram_user_id
+from funnels.scripts.model import web_address_problem
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./funnelbot.db"
 
@@ -34,6 +35,9 @@ class Settings(BaseSettings):
     webhook_secret: SecretStr | None = None
     http_host: str = "127.0.0.1"
     http_port: int = Field(default=8080, ge=1, le=65535)
+    public_url: str | None = None
+    """Base of tracked links (``{public_url}/r/{code}``): the address people reach this
+    service at. Unset: ``http://HTTP_HOST:HTTP_PORT``, only right for a local trial."""
     # NoDecode: the validator reads "1,2,3" itself (pydantic-settings would insist on JSON).
     admin_ids: Annotated[list[int], NoDecode] = Field(default_factory=list)
     scripts_dir: Path | None = None
@@ -61,6 +65,19 @@ class Settings(BaseSettings):
             _admin_id(str(telegram_id))
         return value
 
+    @field_validator("public_url")
+    @classmethod
+    def _public_url(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        value = value.strip().rstrip("/")
+        problem = web_address_problem(value)
+        if problem is None and ("?" in value or "#" in value):
+            problem = "a base address takes no ?query or #fragment"
+        if problem:
+            raise ValueError(f"FUNNELBOT_PUBLIC_URL: {problem}")
+        return value
+
     @model_validator(mode="after")
     def _webhook_needs_secret(self) -> Settings:
         if self.webhook_url and self.webhook_secret is None:
@@ -69,6 +86,15 @@ class Settings(BaseSettings):
                 "updates could not be told from anyone else's"
             )
         return self
+
+    @property
+    def links_base(self) -> str:
+        """Where tracked links start: ``PUBLIC_URL``, else this process's own address."""
+        return self.public_url or f"http://{self.http_host}:{self.http_port}"
+
+    def tracked_link(self, code: str) -> str:
+        """The address of the tracked link ``code`` (``GET /r/{code}``)."""
+        return f"{self.links_base}/r/{code}"
 
     @property
     def embedded(self) -> bool:

@@ -12,7 +12,9 @@ from storage.models import (
     CohortMember,
     Envelope,
     EnvelopeShare,
+    FanLock,
     InboundEvent,
+    InstallationSecret,
     InviteLink,
     LedgerEntry,
     MemberActivity,
@@ -21,6 +23,7 @@ from storage.models import (
     TaskProgress,
     TaskUniqueKey,
     TelegramUpdate,
+    TrackedLink,
     User,
 )
 
@@ -38,3 +41,6 @@ member_activity = cast(Table, MemberActivity.__table__)
 invite_links = cast(Table, InviteLink.__table__)
 regions = cast(Table, Region.__table__)
 telegram_updates = cast(Table, TelegramUpdate.__table__)
+tracked_links = cast(Table, TrackedLink.__table__)
+fan_locks = cast(Table, FanLock.__table__)
+installation_secrets = cast(Table, InstallationSecret.__table__)

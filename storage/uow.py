@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from funnels.cohorts.ports import CohortsTx
 from funnels.kernel.uow import UnitOfWork
-from funnels.ladder.ports import LadderTx
+from funnels.ladder.ports import LadderTx, LinksTx
 from funnels.ops.ports import OpsTx, ReportsTx
 from funnels.people.ports import PeopleTx
 from funnels.warmup.ports import WarmupTx
@@ -24,6 +24,7 @@ from storage.members import SqlMembers
 from storage.ops import SqlReports
 from storage.people import SqlLinks, SqlRegions, SqlUsers
 from storage.steps import SqlSteps
+from storage.tracked_links import SqlTrackedLinks
 from storage.updates import SqlUpdates
 
 
@@ -42,6 +43,7 @@ class SqlTransaction:
         self.regions = SqlRegions(conn)
         self.updates = SqlUpdates(conn)
         self.reports = SqlReports(conn)
+        self.tracked_links = SqlTrackedLinks(conn)
         self._committed = False
 
     async def commit(self) -> None:
@@ -91,5 +93,6 @@ def _plays_every_role(store: SqlStore) -> None:
         UnitOfWork[PeopleTx],
         UnitOfWork[OpsTx],
         UnitOfWork[ReportsTx],
-    ] = (store, store, store, store, store, store)
+        UnitOfWork[LinksTx],
+    ] = (store, store, store, store, store, store, store)
     del roles

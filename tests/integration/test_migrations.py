@@ -41,6 +41,9 @@ TABLES = {
     "ledger_entries",
     "invite_links",
     "telegram_updates",
+    "tracked_links",
+    "fan_locks",
+    "installation_secrets",
 }
 
 
