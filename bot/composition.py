@@ -172,22 +172,16 @@ def build_telegram(settings: Settings, store: SqlStore, clock: Clock) -> Telegra
 def build_link_redirects(
     settings: Settings, deps: Deps, catalog: Catalog | None = None
 ) -> LinkRedirects:
-    """``GET /r/{code}``'s parts: link lookups (remembered), clicks written in batches
-    through the ladder's event ingestion, the installation's cookie key."""
-    from bot.http.links import LinkRedirects, not_found_pages
+    """``GET /r/{code}``'s parts: link lookups (remembered), clicks written behind the
+    redirect in batches through the ladder's event ingestion, the installation's cookie
+    key."""
+    from bot.http.links import ClickBuffer, LinkRedirects, not_found_pages
     from bot.telegram.i18n import Catalog
-    from funnels.ladder.events import IngestResult
-    from funnels.ladder.links import Click, FindLink, RecordClicks, VisitorKey
-
-    record_clicks = RecordClicks(deps)
-
-    async def record(clicks: list[Click]) -> list[IngestResult]:
-        result = await record_clicks(clicks)
-        return [result] * len(clicks)
+    from funnels.ladder.links import FindLink, RecordClicks, VisitorKey
 
     return LinkRedirects(
         find=FindLink(deps),
-        record=record,
+        clicks=ClickBuffer(RecordClicks(deps)),
         visitor_key=VisitorKey(deps),
         clock=deps.clock,
         not_found=not_found_pages(catalog or Catalog.load()),

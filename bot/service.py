@@ -204,15 +204,10 @@ async def _serve(
         misfire_grace_time=None,
         next_run_time=clock.now(),
     )
+    links = build_link_redirects(settings, deps, telegram.services.catalog if telegram else None)
     server = _Server(
         uvicorn.Config(
-            create_app(
-                engine,
-                telegram.webhook if telegram else None,
-                links=build_link_redirects(
-                    settings, deps, telegram.services.catalog if telegram else None
-                ),
-            ),
+            create_app(engine, telegram.webhook if telegram else None, links=links),
             host=settings.http_host,
             port=settings.http_port,
             log_level="info",
@@ -236,6 +231,7 @@ async def _serve(
     finally:
         stop_taking_work()
         scheduler.pause()  # no new tick; the running one finishes (shutdown would cancel it)
+        await links.clicks.drain()  # the clicks already redirected are written
         await _finish(ticker, telegram)
         scheduler.shutdown(wait=False)
 

@@ -19,5 +19,5 @@ def create_app(
     app = FastAPI(title="funnelbot", version="0.1.0")
     app.include_router(health.routes(engine))
     app.include_router(webhook.routes(telegram))
-    app.include_router(tracked_links.routes(links))
+    tracked_links.install(app, links)
     return app

@@ -56,53 +56,50 @@ class VisitorSeal:
         return visitor if hmac.compare_digest(mac, self._mac(visitor)) else None
 
 
-_PREVIEW = re.compile(
-    "|".join(
-        [
-            "telegrambot",
-            "whatsapp",
-            "facebookexternalhit",
-            "facebot",
-            "facebookcatalog",
-            "meta-externalagent",
-            "slackbot",
-            "slack-imgproxy",
-            "twitterbot",
-            "discordbot",
-            "linkedinbot",
-            "skypeuripreview",
-            "microsoftpreview",
-            "googlebot",
-            "google-inspectiontool",
-            "adsbot-google",
-            "bingbot",
-            "bingpreview",
-            "applebot",
-            "pinterest",
-            "redditbot",
-            "embedly",
-            "iframely",
-            "vkshare",
-            "yandex",
-            "baiduspider",
-            "duckduckbot",
-            "petalbot",
-            "bytespider",
-            "viber",
-            "kakaotalk-scrap",
-            "line-poker",
-            "snapchat",
-            "mastodon",
-            "quora link preview",
-            "outbrain",
-            "zoominfobot",
-            r"\bcrawler\b",
-            r"\bspider\b",
-            r"\bpreview\b",
-        ]
-    ),
-    re.IGNORECASE,
+_PREVIEW_MARKS = (
+    "telegrambot",
+    "whatsapp",
+    "facebookexternalhit",
+    "facebot",
+    "facebookcatalog",
+    "meta-externalagent",
+    "slackbot",
+    "slack-imgproxy",
+    "twitterbot",
+    "discordbot",
+    "linkedinbot",
+    "skypeuripreview",
+    "microsoftpreview",
+    "googlebot",
+    "google-inspectiontool",
+    "adsbot-google",
+    "bingbot",
+    "bingpreview",
+    "applebot",
+    "pinterest",
+    "redditbot",
+    "embedly",
+    "iframely",
+    "vkshare",
+    "yandex",
+    "baiduspider",
+    "duckduckbot",
+    "petalbot",
+    "bytespider",
+    "viber",
+    "kakaotalk-scrap",
+    "line-poker",
+    "snapchat",
+    "mastodon",
+    "quora link preview",
+    "outbrain",
+    "zoominfobot",
+    "crawler",
+    "spider",
+    "preview",
 )
+"""Lower-case marks of preview fetchers and crawlers in a User-Agent. Plain substrings:
+forty ``in`` tests cost less than one regular expression with forty alternatives."""
 
 
 def is_link_preview(user_agent: str | None) -> bool:
@@ -112,4 +109,5 @@ def is_link_preview(user_agent: str | None) -> bool:
     no User-Agent at all is no browser either."""
     if not user_agent or not user_agent.strip():
         return True
-    return _PREVIEW.search(user_agent) is not None
+    agent = user_agent.lower()
+    return any(mark in agent for mark in _PREVIEW_MARKS)

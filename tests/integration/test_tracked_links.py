@@ -6,6 +6,7 @@ HEAD requests and preview fetchers."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -16,6 +17,7 @@ from typer.testing import CliRunner
 from bot.cli.scripts import app as scripts_cli
 from bot.composition import build_link_redirects
 from bot.http.app import create_app
+from bot.http.links import LinkRedirects
 from bot.settings import Settings
 from funnels.kernel.records import CohortRecord, MemberRef
 from funnels.ladder.links import FindLink, LinkFor, MyLinks, VisitorKey
@@ -59,35 +61,40 @@ async def world(kit: Kit) -> tuple[CohortRecord, list[MemberRef]]:
     return cohort, refs
 
 
+@dataclass
+class Web:
+    """The app over the kit's store, and the clicks it has yet to write."""
+
+    client: httpx.AsyncClient
+    links: LinkRedirects
+
+    async def visit(
+        self, code: str, cookie: str | None = None, *, agent: str = BROWSER, method: str = "GET"
+    ) -> httpx.Response:
+        """One request as a browser with (or without) its visitor cookie; returns once
+        what it recorded is written."""
+        headers = {"User-Agent": agent}
+        if cookie is not None:
+            headers["Cookie"] = f"{VISITOR_COOKIE}={cookie}"
+        self.client.cookies.clear()
+        response = await self.client.request(method, f"/r/{code}", headers=headers)
+        await self.links.clicks.drain()
+        return response
+
+
 @pytest.fixture
-async def web(kit: Kit) -> AsyncIterator[httpx.AsyncClient]:
+async def web(kit: Kit) -> AsyncIterator[Web]:
     settings = Settings(public_url=PUBLIC, _env_file=None)  # type: ignore[call-arg]
-    app = create_app(kit.store.engine, links=build_link_redirects(settings, kit.deps))
-    transport = httpx.ASGITransport(app=app)
+    links = build_link_redirects(settings, kit.deps)
+    transport = httpx.ASGITransport(app=create_app(kit.store.engine, links=links))
     async with httpx.AsyncClient(transport=transport, base_url=PUBLIC) as client:
-        yield client
+        yield Web(client, links)
 
 
 async def codes(kit: Kit, ref: MemberRef) -> dict[str, str]:
     links = await MyLinks(kit.deps)(kit.actor(ref))
     assert links is not None
     return {t.task_id: t.code for t in links}
-
-
-async def visit(
-    web: httpx.AsyncClient,
-    code: str,
-    cookie: str | None = None,
-    *,
-    agent: str = BROWSER,
-    method: str = "GET",
-) -> httpx.Response:
-    """One request as a browser with (or without) its visitor cookie."""
-    headers = {"User-Agent": agent}
-    if cookie is not None:
-        headers["Cookie"] = f"{VISITOR_COOKIE}={cookie}"
-    web.cookies.clear()
-    return await web.request(method, f"/r/{code}", headers=headers)
 
 
 def cookie_of(response: httpx.Response) -> str:
@@ -128,13 +135,13 @@ async def test_mylink_makes_one_link_per_open_task_with_a_target_once(
 
 
 async def test_a_click_redirects_records_and_locks_the_first_touch(
-    kit: Kit, world: tuple[CohortRecord, list[MemberRef]], web: httpx.AsyncClient
+    kit: Kit, world: tuple[CohortRecord, list[MemberRef]], web: Web
 ) -> None:
     cohort, (ann, bob) = world
     ann_code = (await codes(kit, ann))["invite_fans"]
     bob_code = (await codes(kit, bob))["visitors"]
 
-    first = await visit(web, ann_code)
+    first = await web.visit(ann_code)
     assert first.status_code == 302
     assert first.headers["location"] == JOIN
     assert first.headers["cache-control"] == "no-store"
@@ -145,7 +152,7 @@ async def test_a_click_redirects_records_and_locks_the_first_touch(
     assert await fans(kit, cohort.id) == {visitor: ann.user_id}
 
     # The same visitor opens Bob's link: counted as Bob's click, still Ann's fan.
-    second = await visit(web, bob_code, cookie)
+    second = await web.visit(bob_code, cookie)
     assert second.status_code == 302 and second.headers["location"] == DEAL
     assert VISITOR_COOKIE not in second.cookies  # the cookie is kept, not replaced
     assert await fans(kit, cohort.id) == {visitor: ann.user_id}
@@ -156,8 +163,8 @@ async def test_a_click_redirects_records_and_locks_the_first_touch(
     ]
     # Repeated clicks by the visitor count once, on either link.
     for _ in range(3):
-        assert (await visit(web, ann_code, cookie)).status_code == 302
-        assert (await visit(web, bob_code, cookie)).status_code == 302
+        assert (await web.visit(ann_code, cookie)).status_code == 302
+        assert (await web.visit(bob_code, cookie)).status_code == 302
     assert len(await events(kit, "link.clicked")) == 2
     assert len(await events(kit, "fan.locked")) == 1
     [visitors_row] = await kit.rows(
@@ -169,12 +176,12 @@ async def test_a_click_redirects_records_and_locks_the_first_touch(
 
 
 async def test_ten_fans_from_links_alone_complete_the_invite_task(
-    kit: Kit, world: tuple[CohortRecord, list[MemberRef]], web: httpx.AsyncClient
+    kit: Kit, world: tuple[CohortRecord, list[MemberRef]], web: Web
 ) -> None:
     cohort, (ann, _) = world
     code = (await codes(kit, ann))["invite_fans"]
     for n in range(10):
-        response = await visit(web, code)  # ten different browsers
+        response = await web.visit(code)  # ten different browsers
         assert response.status_code == 302, n
     assert len(await fans(kit, cohort.id)) == 10
     [row] = await kit.rows(
@@ -189,29 +196,29 @@ async def test_ten_fans_from_links_alone_complete_the_invite_task(
 
 
 async def test_an_unknown_code_is_a_plain_404_page(
-    kit: Kit, world: tuple[CohortRecord, list[MemberRef]], web: httpx.AsyncClient
+    kit: Kit, world: tuple[CohortRecord, list[MemberRef]], web: Web
 ) -> None:
     for code in ["ABCDEFGHJK", "short", "x" * 300, "abcdefghjk"]:
-        response = await web.get(f"/r/{code}", headers={"Accept-Language": "es-MX,es;q=0.9"})
+        response = await web.client.get(f"/r/{code}", headers={"Accept-Language": "es-MX,es;q=0.9"})
         assert response.status_code == 404
         assert response.headers["content-type"].startswith("text/html")
         assert "Enlace no encontrado" in response.text and len(response.text) < 1000
         assert VISITOR_COOKIE not in response.cookies
-    response = await web.get("/r/ABCDEFGHJK")
+    response = await web.client.get("/r/ABCDEFGHJK")
     assert response.status_code == 404 and "Link not found" in response.text
     assert await kit.count(events_t) == 0
 
 
 async def test_a_tampered_cookie_is_treated_as_no_cookie(
-    kit: Kit, world: tuple[CohortRecord, list[MemberRef]], web: httpx.AsyncClient
+    kit: Kit, world: tuple[CohortRecord, list[MemberRef]], web: Web
 ) -> None:
     cohort, (ann, bob) = world
     ann_code = (await codes(kit, ann))["invite_fans"]
     bob_code = (await codes(kit, bob))["invite_fans"]
-    cookie = cookie_of(await visit(web, ann_code))
+    cookie = cookie_of(await web.visit(ann_code))
     visitor, mac = cookie.split(".")
     forged = f"{visitor}.{mac[::-1]}"
-    response = await visit(web, bob_code, forged)
+    response = await web.visit(bob_code, forged)
     assert response.status_code == 302
     fresh = cookie_of(response)  # a new visitor id, not the forged one
     assert fresh.split(".")[0] != visitor
@@ -219,7 +226,7 @@ async def test_a_tampered_cookie_is_treated_as_no_cookie(
 
 
 async def test_head_requests_and_preview_fetchers_are_redirected_not_counted(
-    kit: Kit, world: tuple[CohortRecord, list[MemberRef]], web: httpx.AsyncClient
+    kit: Kit, world: tuple[CohortRecord, list[MemberRef]], web: Web
 ) -> None:
     cohort, (ann, _) = world
     code = (await codes(kit, ann))["invite_fans"]
@@ -231,10 +238,10 @@ async def test_head_requests_and_preview_fetchers_are_redirected_not_counted(
         "Mozilla/5.0 (compatible; Discordbot/2.0; +https://discordapp.com)",
     ]
     for agent in agents:
-        response = await visit(web, code, agent=agent)
+        response = await web.visit(code, agent=agent)
         assert response.status_code == 302 and response.headers["location"] == JOIN
         assert VISITOR_COOKIE not in response.cookies
-    response = await visit(web, code, method="HEAD")
+    response = await web.visit(code, method="HEAD")
     assert response.status_code == 302 and response.headers["location"] == JOIN
     assert await kit.count(events_t) == 0
     assert await fans(kit, cohort.id) == {}
