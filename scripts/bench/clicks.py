@@ -6,9 +6,11 @@ redirect, over real HTTP, measured in the same run by the same client.
 served by uvicorn as ``funnelbot run`` serves its app (same uvicorn settings, access log
 on); (b) ``funnelbot run`` itself (scheduler, HTTP API, no bot token) in a process of its
 own, over a cohort in its task stage: ``--members`` members, each with a tracked link for
-the invite task and one for the deal. Every click is looked up, recorded as
-``link.clicked`` (and ``fan.locked`` for a visitor's first touch) through the ladder's
-event ingestion, and only then redirected.
+the invite task and one for the deal. Every click is looked up, redirected, and recorded
+behind the redirect as ``link.clicked`` (and ``fan.locked`` for a visitor's first touch)
+through the ladder's event ingestion; after each of (b)'s turns the client waits until
+the database holds every click it made, and that wait counts in (b)'s time, so (b) is
+what the service sustains, redirects and writes together.
 
 The client is one asyncio process with ``--connections`` keep-alive HTTP/1.1
 connections, each sending its next request as soon as the previous answer is read.
