@@ -28,6 +28,7 @@ if TYPE_CHECKING:  # the Telegram side is imported where it is built (see below)
     from aiogram import Bot
 
     from bot.http.events import EventIntake
+    from bot.http.links import LinkRedirects
     from bot.payouts import PayoutWorker
     from bot.settings import Settings
     from bot.telegram.app import FunnelDispatcher
@@ -193,3 +194,23 @@ def build_payouts(settings: Settings, store: SqlStore, deps: Deps, owner: str) -
     worker = PayoutWorker(deps, sender, owner)
     store.on_rewards = worker.wake
     return worker
+
+
+def build_link_redirects(
+    settings: Settings, deps: Deps, catalog: Catalog | None = None
+) -> LinkRedirects:
+    """``GET /r/{code}``'s parts: link lookups (remembered), clicks written behind the
+    redirect in batches through the ladder's event ingestion, the installation's cookie
+    key."""
+    from bot.http.links import ClickBuffer, LinkRedirects, not_found_pages
+    from bot.telegram.i18n import Catalog
+    from funnels.ladder.links import FindLink, RecordClicks, VisitorKey
+
+    return LinkRedirects(
+        find=FindLink(deps),
+        clicks=ClickBuffer(RecordClicks(deps)),
+        visitor_key=VisitorKey(deps),
+        clock=deps.clock,
+        not_found=not_found_pages(catalog or Catalog.load()),
+        secure_cookie=settings.links_base.startswith("https://"),
+    )

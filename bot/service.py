@@ -20,7 +20,14 @@ from aiogram.exceptions import ClientDecodeError, TelegramAPIError
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from bot.clock import SystemClock
-from bot.composition import build_deps, build_intake, build_payouts, build_telegram, open_store
+from bot.composition import (
+    build_deps,
+    build_intake,
+    build_link_redirects,
+    build_payouts,
+    build_telegram,
+    open_store,
+)
 from bot.heap import settle_heap
 from bot.http.app import create_app
 from bot.http.webhook import TelegramWebhook
@@ -172,6 +179,12 @@ def _signals(server: uvicorn.Server, on_stop: Callable[[], None]) -> Iterator[No
 async def serve(settings: Settings) -> None:
     clock = SystemClock()
     telegram: _Telegram | None = None
+    if settings.public_url is None:
+        log.warning(
+            "FUNNELBOT_PUBLIC_URL is not set: tracked links start with %s, which only "
+            "this machine can open; set it to the address people reach this service at",
+            settings.links_base,
+        )
     async with open_store(settings.database_url) as store:
         try:
             if settings.bot_token is None:
@@ -222,9 +235,10 @@ async def _serve(
         misfire_grace_time=None,
         next_run_time=clock.now(),
     )
+    links = build_link_redirects(settings, deps, telegram.services.catalog if telegram else None)
     server = _Server(
         uvicorn.Config(
-            create_app(store.engine, telegram.webhook if telegram else None, intake),
+            create_app(store.engine, telegram.webhook if telegram else None, intake, links=links),
             host=settings.http_host,
             port=settings.http_port,
             log_level="info",
@@ -256,6 +270,7 @@ async def _serve(
         if intake is not None:  # what is stored and not applied waits for the next start
             await intake.stop()
         scheduler.pause()  # no new tick; the running one finishes (shutdown would cancel it)
+        await links.clicks.drain()  # the clicks already redirected are written
         await _finish(ticker, telegram)
         scheduler.shutdown(wait=False)
         store.on_rewards = None

@@ -11,19 +11,9 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from bot.args import telegram_user_id
+from funnels.scripts.model import web_address_problem
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./funnelbot.db"
-
-
-def valid_webhook_secret(secret: str) -> bool:
-    """Whether ``secret`` is ``whsec_`` and a non-empty base64 key (Standard Webhooks)."""
-    key = secret.removeprefix("whsec_")
-    if not secret.startswith("whsec_") or not key:
-        return False
-    try:
-        return bool(base64.b64decode(key + "=" * (-len(key) % 4), validate=True))
-    except ValueError:
-        return False
 
 
 def _admin_id(text: str) -> int:
@@ -61,6 +51,9 @@ class Settings(BaseSettings):
     webhook_secret: SecretStr | None = None
     http_host: str = "127.0.0.1"
     http_port: int = Field(default=8080, ge=1, le=65535)
+    public_url: str | None = None
+    """Base of tracked links (``{public_url}/r/{code}``): the address people reach this
+    service at. Unset: ``http://HTTP_HOST:HTTP_PORT``, only right for a local trial."""
     # NoDecode: the validator reads "1,2,3" itself (pydantic-settings would insist on JSON).
     admin_ids: Annotated[list[int], NoDecode] = Field(default_factory=list)
     events_secret: SecretStr | None = None
@@ -99,6 +92,19 @@ class Settings(BaseSettings):
             signing_key(value.get_secret_value())
         return value
 
+    @field_validator("public_url")
+    @classmethod
+    def _public_url(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        value = value.strip().rstrip("/")
+        problem = web_address_problem(value)
+        if problem is None and ("?" in value or "#" in value):
+            problem = "a base address takes no ?query or #fragment"
+        if problem:
+            raise ValueError(f"FUNNELBOT_PUBLIC_URL: {problem}")
+        return value
+
     @model_validator(mode="after")
     def _webhook_needs_secret(self) -> Settings:
         if self.webhook_url and self.webhook_secret is None:
@@ -118,10 +124,8 @@ class Settings(BaseSettings):
     @field_validator("payout_secret")
     @classmethod
     def _payout_secret(cls, value: SecretStr | None) -> SecretStr | None:
-        if value is not None and not valid_webhook_secret(value.get_secret_value()):
-            raise ValueError(
-                "not a Standard Webhooks secret: write whsec_ followed by the base64 key"
-            )
+        if value is not None:
+            signing_key(value.get_secret_value())
         return value
 
     @model_validator(mode="after")
@@ -132,6 +136,15 @@ class Settings(BaseSettings):
                 "reward events must be signed"
             )
         return self
+
+    @property
+    def links_base(self) -> str:
+        """Where tracked links start: ``PUBLIC_URL``, else this process's own address."""
+        return self.public_url or f"http://{self.http_host}:{self.http_port}"
+
+    def tracked_link(self, code: str) -> str:
+        """The address of the tracked link ``code`` (``GET /r/{code}``)."""
+        return f"{self.links_base}/r/{code}"
 
     @property
     def embedded(self) -> bool:

@@ -415,3 +415,43 @@ class Payout(Base):
     member_notice: Mapped[str | None] = mapped_column(String(8))
     leader_notice: Mapped[bool] = mapped_column(Boolean, default=False)
     """Only with a ``member_notice``: the leader is told with the member."""
+
+
+class TrackedLink(Base):
+    """A member's tracked link for one task of their cohort (``GET /r/{code}``), made
+    the first time it is needed; the code is short and unguessable."""
+
+    __tablename__ = "tracked_links"
+    __table_args__ = (UniqueConstraint("cohort_id", "user_id", "task_id"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    code: Mapped[str] = mapped_column(String(16), unique=True)
+    cohort_id: Mapped[int] = mapped_column(ForeignKey("cohorts.id"))
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    task_id: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime]
+
+
+class FanLock(Base):
+    """Whose fan a visitor is in a cohort: the member whose link the visitor opened
+    first. Written once (insert-if-absent) and never moved."""
+
+    __tablename__ = "fan_locks"
+
+    cohort_id: Mapped[int] = mapped_column(ForeignKey("cohorts.id"), primary_key=True)
+    visitor: Mapped[str] = mapped_column(String(32), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    code: Mapped[str] = mapped_column(String(16))
+    """The link that locked the visitor."""
+    locked_at: Mapped[datetime]
+
+
+class InstallationSecret(Base):
+    """Secrets generated once per installation and shared by all its processes (the key
+    that signs visitor cookies): the first process to need one stores it."""
+
+    __tablename__ = "installation_secrets"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    value: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime]

@@ -12,7 +12,9 @@ from storage.models import (
     CohortMember,
     Envelope,
     EnvelopeShare,
+    FanLock,
     InboundEvent,
+    InstallationSecret,
     InviteLink,
     LedgerEntry,
     MemberActivity,
@@ -23,6 +25,7 @@ from storage.models import (
     TaskProgress,
     TaskUniqueKey,
     TelegramUpdate,
+    TrackedLink,
     User,
 )
 
@@ -42,3 +45,6 @@ regions = cast(Table, Region.__table__)
 telegram_updates = cast(Table, TelegramUpdate.__table__)
 proofs = cast(Table, Proof.__table__)
 payouts = cast(Table, Payout.__table__)
+tracked_links = cast(Table, TrackedLink.__table__)
+fan_locks = cast(Table, FanLock.__table__)
+installation_secrets = cast(Table, InstallationSecret.__table__)

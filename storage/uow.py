@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from funnels.cohorts.ports import CohortsTx
 from funnels.kernel.uow import UnitOfWork
-from funnels.ladder.ports import LadderTx, ProofsTx
+from funnels.ladder.ports import LadderTx, LinksTx, ProofsTx
 from funnels.ops.ports import OpsTx, ReportsTx
 from funnels.people.ports import PeopleTx
 from funnels.warmup.ports import WarmupTx
@@ -26,6 +26,7 @@ from storage.payouts import SqlPayouts
 from storage.people import SqlLinks, SqlRegions, SqlUsers
 from storage.proofs import SqlProofs
 from storage.steps import SqlSteps
+from storage.tracked_links import SqlTrackedLinks
 from storage.updates import SqlUpdates
 
 
@@ -47,6 +48,7 @@ class SqlTransaction:
         self.reports = SqlReports(conn)
         self.proofs = SqlProofs(conn)
         self.payouts = SqlPayouts(conn)
+        self.tracked_links = SqlTrackedLinks(conn)
         self._committed = False
 
     async def commit(self) -> None:
@@ -103,5 +105,6 @@ def _plays_every_role(store: SqlStore) -> None:
         UnitOfWork[OpsTx],
         UnitOfWork[ReportsTx],
         UnitOfWork[ProofsTx],
-    ] = (store, store, store, store, store, store, store)
+        UnitOfWork[LinksTx],
+    ] = (store, store, store, store, store, store, store, store)
     del roles

@@ -7,8 +7,9 @@ from typing import Any
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from bot.http import events, health, webhook
+from bot.http import events, health, links as tracked_links, webhook
 from bot.http.events import EventIntake
+from bot.http.links import LinkRedirects
 from bot.http.webhook import TelegramWebhook
 
 
@@ -16,6 +17,8 @@ def create_app(
     engine: AsyncEngine,
     telegram: TelegramWebhook | None = None,
     intake: EventIntake | None = None,
+    *,
+    links: LinkRedirects | None = None,
 ) -> FastAPI:
     app = FastAPI(title="funnelbot", version="0.1.0")
     app.include_router(health.routes(engine))
@@ -32,4 +35,5 @@ def create_app(
         return document
 
     app.openapi = openapi  # type: ignore[method-assign]
+    tracked_links.install(app, links)
     return app

@@ -303,3 +303,25 @@ class RewardDue:
     amount_minor: int
     currency: str
     completed_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class TrackedLinkRecord:
+    """A member's tracked link for one task of their cohort (``GET /r/{code}``)."""
+
+    code: str
+    cohort_id: int
+    user_id: int
+    member_ref: str
+    """The member's personal ref code: how the link's events name the member."""
+    task_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class FanLockRequest:
+    """Lock ``visitor`` as the fan of ``user_id`` in the cohort, unless someone has them."""
+
+    cohort_id: int
+    visitor: str
+    user_id: int
+    code: str

@@ -10,6 +10,7 @@ from typing import Protocol
 
 from funnels.kernel.records import (
     CohortRecord,
+    FanLockRequest,
     IncomingEvent,
     LedgerCredit,
     MemberRef,
@@ -19,6 +20,7 @@ from funnels.kernel.records import (
     ProofState,
     RewardDue,
     TaskProgressRecord,
+    TrackedLinkRecord,
 )
 from funnels.kernel.stages import Role, Stage
 
@@ -246,5 +248,45 @@ class ProofsTx(Protocol):
     def tasks(self) -> Tasks: ...
     @property
     def users(self) -> ProofUsers: ...
+
+    async def commit(self) -> None: ...
+
+
+# ---------------------------------------------------------------- tracked links
+
+
+class TrackedLinks(Protocol):
+    async def by_code(self, code: str) -> TrackedLinkRecord | None: ...
+    async def ensure(
+        self, cohort_id: int, user_id: int, task_ids: Sequence[str], at: datetime
+    ) -> dict[str, str]:
+        """The member's link codes by task id for ``task_ids``, made where missing."""
+        ...
+
+    async def lock_fans(
+        self, locks: Sequence[FanLockRequest], at: datetime
+    ) -> dict[tuple[int, str], int]:
+        """Lock each (cohort, visitor) not locked yet (first come wins); the owner
+        (user id) of every (cohort, visitor) asked about, as it stands afterwards."""
+        ...
+
+    async def secret(self, name: str, candidate: str, at: datetime) -> str:
+        """The installation's secret ``name``; ``candidate`` is stored if none is."""
+        ...
+
+
+class LinksTx(Protocol):
+    """One unit of work as the tracked-link use cases see it."""
+
+    @property
+    def cohorts(self) -> Cohorts: ...
+    @property
+    def members(self) -> Members: ...
+    @property
+    def tasks(self) -> Tasks: ...
+    @property
+    def tracked_links(self) -> TrackedLinks: ...
+    @property
+    def users(self) -> Users: ...
 
     async def commit(self) -> None: ...

@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 from datetime import time, timedelta
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
 from pydantic import (
     BaseModel,
@@ -367,6 +368,45 @@ class Reward(_Strict):
     amount: Amount
 
 
+MAX_URL_LENGTH = 2048
+"""Longest target address: what every browser and chat app takes in full."""
+
+
+class Link(_Strict):
+    """Where a member's tracked link for the task leads (``GET /r/{code}`` redirects
+    there): the shop's page of the deal, the sign-up page."""
+
+    target: str
+
+    @field_validator("target")
+    @classmethod
+    def _target(cls, value: str) -> str:
+        problem = web_address_problem(value)
+        if problem:
+            raise ValueError(problem)
+        return value
+
+
+def web_address_problem(value: str) -> str | None:
+    """Why ``value`` is not a full http(s) address a browser can be sent to (None: it is)."""
+    example = "write a full address like https://shop.example.com/deal"
+    if len(value) > MAX_URL_LENGTH:
+        return f"the address is {len(value)} characters long; at most {MAX_URL_LENGTH} are allowed"
+    if any(c.isspace() or ord(c) < 32 or ord(c) == 127 for c in value):
+        return f"{brief(value, 80)} has spaces or control characters in it; {example}"
+    parts = urlsplit(value)
+    if parts.scheme.lower() not in ("http", "https"):
+        return f"{brief(value, 80)} is not an http or https address; {example}"
+    try:
+        host = parts.hostname
+        parts.port  # noqa: B018 (a bad port raises here)
+    except ValueError:
+        host = None
+    if not host:
+        return f"{brief(value, 80)} names no host; {example}"
+    return None
+
+
 class Task(_Strict):
     id: StepId
     title: str = Field(min_length=1, max_length=128)
@@ -376,6 +416,8 @@ class Task(_Strict):
     goal: Goal
     reward: Reward | None = None
     promote: Literal["shopkeeper", "supervisor"] | None = None
+    link: Link | None = None
+    """The task's target page: each member gets a tracked link to it (``/mylink``)."""
     announce: bool = True
     """Post the task in the task group when it unlocks."""
     proof: bool = False

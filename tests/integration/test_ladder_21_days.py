@@ -109,10 +109,11 @@ def month_of_events(
             return edge + timedelta(minutes=rng.randrange(-24 * 60, 24 * 60))
         return first + timedelta(minutes=rng.randrange(-2 * 24 * 60, 23 * 24 * 60))
 
-    def add(member: MemberRef, task: str, type_: str, **data: object) -> None:
+    def add(member: MemberRef, near: str, type_: str, **data: object) -> None:
+        """An event of ``type_``, often near the unlock of task ``near``."""
         nonlocal n
         n += 1
-        event = IncomingEvent(f"m{n}", type_, at(task), refs[member.user_id], None, data)
+        event = IncomingEvent(f"m{n}", type_, at(near), refs[member.user_id], None, data)
         out.append((member, event))
 
     for member in members:
@@ -123,7 +124,8 @@ def month_of_events(
         for _ in range(rng.randrange(0, 3)):
             add(member, "build_group", rng.choice(["group.created", "talk.given"]))
         for _ in range(rng.randrange(150, 320)):
-            add(member, "share_deal", "link.clicked", visitor=f"v{rng.randrange(VISITORS)}")
+            visitor = f"v{rng.randrange(VISITORS)}"
+            add(member, "share_deal", "link.clicked", visitor=visitor, task="share_deal")
         for _ in range(rng.randrange(0, 4)):
             add(member, "first_order", "order.paid", amount=rng.choice([1990, 2500, 4000]))
     return out

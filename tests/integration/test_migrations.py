@@ -43,6 +43,9 @@ TABLES = {
     "telegram_updates",
     "proofs",
     "payouts",
+    "tracked_links",
+    "fan_locks",
+    "installation_secrets",
 }
 
 

@@ -131,6 +131,12 @@ REQUIRED_KEYS = {
     "goal.order_paid.sum",
     "mylink.body",
     "mylink.none",
+    "links.header",
+    "links.line",
+    "links.none_open",
+    "links.later",
+    "links.not_found_title",
+    "links.not_found",
     "error.generic",
     "error.private_only",
     "error.group_only",
@@ -247,6 +253,7 @@ PLACEHOLDERS = {
     "tasks.line_locked": {"title", "when"},
     "tasks.progress": {"label", "done", "target"},
     "mylink.body": {"link"},
+    "links.line": {"title", "link"},
     "status.held": {"steps"},
     "status.decide": {"step"},
     "step.usage": {"command"},
@@ -362,6 +369,7 @@ def test_texts_are_plain_and_translated() -> None:
                 "role.supervisor",
                 "tasks_day.line",
                 "tasks.how",
+                "links.line",
             }
             assert same <= allowed, (locale, same)
 

@@ -21,6 +21,7 @@ from bot.telegram.services import Services
 from funnels.kernel.actor import Actor
 from funnels.kernel.refusals import Refused
 from funnels.kernel.text import cut
+from funnels.ladder.links import MyLinks
 from funnels.ladder.progress import Balance, MyTasks, TaskHowTo
 from funnels.people.leaders import MayLead
 from funnels.people.links import MemberLink
@@ -87,9 +88,27 @@ async def balance(message: Message, services: Services, actor: Actor, locale: st
 
 
 async def mylink(message: Message, services: Services, actor: Actor, locale: str) -> None:
+    """In the task stage: the member's tracked link for each open task with a target.
+    Before it: their invite link into the warm-up group, and when task links come."""
+    links = await MyLinks(services.deps)(actor)
+    if links is not None:
+        lines = [
+            services.text(
+                locale, "links.line", title=t.title, link=services.settings.tracked_link(t.code)
+            )
+            for t in links
+        ]
+        text = "\n\n".join([services.text(locale, "links.header"), *lines])
+        await services.say(
+            message.chat.id, text if lines else services.text(locale, "links.none_open")
+        )
+        return
     link = await MemberLink(services.deps)(actor)
-    key = "mylink.body" if link else "mylink.none"
-    await services.say(message.chat.id, services.text(locale, key, link=link or ""))
+    if link is None:
+        await services.say(message.chat.id, services.text(locale, "mylink.none"))
+        return
+    text = services.text(locale, "mylink.body", link=link)
+    await services.say(message.chat.id, text + "\n\n" + services.text(locale, "links.later"))
 
 
 async def tasks(message: Message, services: Services, actor: Actor, locale: str) -> None:

@@ -1,0 +1,179 @@
+"""``GET /r/{code}``: a member's tracked link. A person's click is recorded (the visitor
+known by a signed first-party cookie, set here on their first visit) and locks a
+first-time visitor as the member's fan; then a 302 to the task's target.
+
+Fast by design (``scripts/bench/clicks.py``): the code's link is remembered after its
+first lookup (it never changes), the cookie key is read from the database once, and the
+redirect does not wait for the click to be written. Clicks go to a write-behind buffer
+that a single writer drains batch after batch (what piles up during one write is the
+next batch), so a burst of clicks costs a handful of transactions. What a stop owes is
+written before the process exits (:meth:`ClickBuffer.drain`); a crash can lose the
+clicks of the batch in hand, never count one twice (event ids are deterministic). A
+visitor's clicks keep their order, so the first touch stays first. Preview fetchers
+and HEAD requests are redirected and not recorded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import html
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+
+from fastapi import FastAPI, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from starlette.routing import Route
+
+from bot.telegram.i18n import Catalog, negotiate
+from funnels.kernel.clock import Clock
+from funnels.ladder.links import Click, FindLink
+from funnels.ladder.visitors import VISITOR_COOKIE, VisitorSeal, is_link_preview, new_visitor_id
+
+log = logging.getLogger("funnelbot.http")
+
+COOKIE_MAX_AGE = 400 * 24 * 3600
+"""400 days: the longest a browser keeps a cookie."""
+NO_STORE = {"Cache-Control": "no-store"}
+RETRIES = (0.1, 0.5, 2.0)
+"""Pauses before writing a failed batch again (a deadlock, a failover); then it is
+logged and dropped: a lost count is better than a stuck buffer."""
+
+
+class ClickBuffer:
+    """Clicks written behind the redirect, in order, one batch at a time."""
+
+    def __init__(self, write: Callable[[list[Click]], Awaitable[object]], limit: int = 20_000):
+        self._write = write
+        self._limit = limit
+        self._pending: list[Click] = []
+        self._writer: asyncio.Task[None] | None = None
+
+    async def add(self, click: Click) -> None:
+        """Queue a click; waits only when the database has fallen ``limit`` clicks
+        behind (back pressure instead of unbounded memory)."""
+        self._pending.append(click)
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.create_task(self._run())
+        if len(self._pending) > self._limit:
+            await self.drain()
+
+    async def drain(self) -> None:
+        """Wait until every click queued so far is written (or given up on)."""
+        while self._writer is not None and not self._writer.done():
+            await asyncio.shield(self._writer)
+
+    async def _run(self) -> None:
+        await asyncio.sleep(0)  # the clicks of this loop turn join the first batch
+        while self._pending:
+            batch, self._pending = self._pending, []
+            for pause in (*RETRIES, None):
+                try:
+                    await self._write(batch)
+                    break
+                except Exception:
+                    if pause is None:
+                        log.exception("dropped %d clicks that could not be written", len(batch))
+                        break
+                    log.warning("writing %d clicks failed; again in %.1f s", len(batch), pause)
+                    await asyncio.sleep(pause)
+
+
+@dataclass
+class LinkRedirects:
+    """What the route needs; built by the composition root."""
+
+    find: FindLink
+    clicks: ClickBuffer
+    visitor_key: Callable[[], Awaitable[bytes]]
+    clock: Clock
+    not_found: Mapping[str, str]
+    """The 404 page by locale."""
+    secure_cookie: bool = False
+    _seal: VisitorSeal | None = field(default=None, init=False)
+    _seal_lock: asyncio.Lock = field(default_factory=asyncio.Lock, init=False)
+    _redirects: dict[str, list[tuple[bytes, bytes]]] = field(default_factory=dict, init=False)
+
+    async def seal(self) -> VisitorSeal:
+        if self._seal is None:
+            async with self._seal_lock:
+                if self._seal is None:
+                    self._seal = VisitorSeal(await self.visitor_key())
+        return self._seal
+
+    def redirect_headers(self, url: str) -> list[tuple[bytes, bytes]]:
+        """A redirect's headers to ``url``, built once per target."""
+        headers = self._redirects.get(url)
+        if headers is None:
+            location = RedirectResponse(url).headers["location"]  # quoted as Starlette does
+            headers = self._redirects[url] = [
+                (b"location", location.encode("latin-1")),
+                (b"cache-control", b"no-store"),
+                (b"content-length", b"0"),
+            ]
+        return headers
+
+    def cookie_header(self, value: str) -> str:
+        """The visitor cookie's ``Set-Cookie`` (built by hand: it is on the hot path)."""
+        secure = "; Secure" if self.secure_cookie else ""
+        return (
+            f"{VISITOR_COOKIE}={value}; Max-Age={COOKIE_MAX_AGE}; Path=/r"
+            f"{secure}; HttpOnly; SameSite=Lax"
+        )
+
+
+def not_found_pages(catalog: Catalog) -> dict[str, str]:
+    """A plain, small page per locale for a code that leads nowhere."""
+    pages = {}
+    for locale in catalog.locales:
+        title = html.escape(catalog.text(locale, "links.not_found_title"))
+        body = html.escape(catalog.text(locale, "links.not_found"))
+        pages[locale] = (
+            f'<!doctype html><html lang="{locale}"><meta charset="utf-8">'
+            '<meta name="viewport" content="width=device-width, initial-scale=1">'
+            f"<title>{title}</title><h1>{title}</h1><p>{body}</p></html>"
+        )
+    return pages
+
+
+def _locale(accept_language: str | None) -> str:
+    first = (accept_language or "").split(",", 1)[0].split(";", 1)[0].strip()
+    return negotiate(first or None)
+
+
+def install(app: FastAPI, links: LinkRedirects | None) -> None:
+    """Put ``GET|HEAD /r/{code}`` first in the app's routes, as a plain Starlette route.
+
+    It needs nothing FastAPI's dependency solving and validation add (one path segment,
+    read as text), and matched first it skips the docs routes ahead of it: answering a
+    click then costs about what a bare FastAPI redirect does, though it does more
+    (``scripts/bench/clicks.py``). Not in the OpenAPI schema: it is for browsers."""
+    if links is None:
+        return
+
+    async def tracked_link(request: Request) -> Response:
+        """A member's tracked link: 302 to the task's target (a plain 404 page for an
+        unknown code). A person's click is recorded; preview fetchers and HEAD are not."""
+        code = request.path_params["code"]
+        target = await links.find(code)
+        if target is None:
+            page = links.not_found.get(_locale(request.headers.get("accept-language")), "")
+            return HTMLResponse(page, 404, headers=NO_STORE)
+        response = Response(status_code=302)
+        response.raw_headers = [*links.redirect_headers(target.url)]
+        if request.method == "HEAD" or is_link_preview(request.headers.get("user-agent")):
+            return response
+        try:
+            seal = await links.seal()
+            visitor = seal.open(request.cookies.get(VISITOR_COOKIE))
+            if visitor is None:
+                visitor = new_visitor_id()
+                response.raw_headers.append(
+                    (b"set-cookie", links.cookie_header(seal.seal(visitor)).encode("latin-1"))
+                )
+            await links.clicks.add(Click(target, visitor, links.clock.now()))
+        except Exception:  # the visitor still gets where the link leads
+            log.exception("could not record a click on /r/%s", code)
+        return response
+
+    app.router.routes.insert(0, Route("/r/{code}", tracked_link, methods=["GET", "HEAD"]))

@@ -1,0 +1,479 @@
+#!/usr/bin/env python3
+"""Benchmark: tracked-link redirects a second with fan locking, against a bare FastAPI
+redirect, over real HTTP, measured in the same run by the same client.
+
+(a) a bare FastAPI app whose ``GET /r/{code}`` answers a 302 and does nothing else,
+served by uvicorn as ``funnelbot run`` serves its app (same uvicorn settings, access log
+on); (b) ``funnelbot run`` itself (scheduler, HTTP API, no bot token) in a process of its
+own, over a cohort in its task stage: ``--members`` members, each with a tracked link for
+the invite task and one for the deal. Every click is looked up, redirected, and recorded
+behind the redirect as ``link.clicked`` (and ``fan.locked`` for a visitor's first touch)
+through the ladder's event ingestion; after each of (b)'s turns the client waits until
+the database holds every click it made, and that wait counts in (b)'s time, so (b) is
+what the service sustains, redirects and writes together.
+
+The client is one asyncio process with ``--connections`` keep-alive HTTP/1.1
+connections, each sending its next request as soon as the previous answer is read.
+Clicks are ~70% new browsers (no cookie: a new visitor, a new fan), ~25% returning
+browsers (their cookie; often another member's link: counted as that member's click, the
+fan stays whose it was) and ~5% link-preview fetchers (redirected, not counted). The
+two servers take turns chunk by chunk, rotating who goes first, so other load on the
+machine weighs on both alike. After the run the database is checked against what the
+client saw: every counted (link, visitor) once, one fan lock per visitor, held by the
+member whose link the visitor opened first, nothing from preview fetchers.
+Target: (b)/(a) >= 0.6. SQLite by default; ``--postgres`` runs it on PostgreSQL in a
+scratch database created and dropped on that server.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import random
+import secrets
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from sqlalchemy import func, select, text
+from sqlalchemy.engine import make_url
+
+from bot.clock import SystemClock
+from bot.composition import build_deps
+from funnels.cohorts.tick import RunDueSteps
+from funnels.kernel.actor import Actor
+from funnels.kernel.clock import ManualClock
+from funnels.kernel.stages import Stage
+from funnels.ladder.links import MyLinks
+from funnels.ladder.visitors import VISITOR_COOKIE
+from funnels.scripts.library import LIBRARY
+from funnels.scripts.loader import load_script_text
+from funnels.warmup.admissions import AdmitMember
+from funnels.warmup.joins import MemberJoined
+from storage.db import create_engine
+from storage.migrate import upgrade_async
+from storage.tables import fan_locks, inbound_events, tracked_links
+from storage.uow import SqlStore
+
+ROOT = Path(__file__).resolve().parents[2]
+TARGET = 0.6
+DEFAULT_POSTGRES_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
+WARMUP_CHAT = -100_501
+TASK_CHAT = -100_502
+FIRST_MEMBER = 700_000
+BROWSER = (
+    "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/119.0.0.0 Mobile Safari/537.36"
+)
+PREVIEW = "TelegramBot (like TwitterBot)"
+BARE_SERVER = """
+import sys
+import uvicorn
+from fastapi import FastAPI
+from fastapi.responses import RedirectResponse
+
+app = FastAPI()
+
+
+@app.get("/r/{code}")
+async def redirect(code: str) -> RedirectResponse:
+    return RedirectResponse(
+        "https://shop.example.com/deal", 302, headers={"Cache-Control": "no-store"}
+    )
+
+
+@app.get("/healthz")
+async def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+config = uvicorn.Config(
+    app, host="127.0.0.1", port=int(sys.argv[1]), log_level="info", lifespan="off"
+)
+uvicorn.Server(config).run()
+"""
+
+
+# ------------------------------------------------------------------ the database
+
+
+@contextlib.asynccontextmanager
+async def database(url: str | None) -> AsyncIterator[str]:
+    """A fresh database migrated to head: a temp SQLite file, or a scratch PostgreSQL one."""
+    if url is None:
+        with tempfile.TemporaryDirectory() as tmp:
+            scratch = f"sqlite+aiosqlite:///{tmp}/bench.db"
+            await upgrade_async(scratch)
+            yield scratch
+        return
+    base = make_url(url)
+    name = f"{base.database or 'test'}_bench_clicks_{os.getpid()}_{secrets.token_hex(3)}"
+    admin = create_engine(url, isolation_level="AUTOCOMMIT")
+    try:
+        async with admin.connect() as conn:
+            await conn.execute(text(f'CREATE DATABASE "{name}"'))
+        scratch = base.set(database=name).render_as_string(hide_password=False)
+        await upgrade_async(scratch)
+        yield scratch
+    finally:
+        async with admin.connect() as conn:
+            await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        await admin.dispose()
+
+
+async def seed(url: str, members: int) -> dict[str, int]:
+    """A cohort of the English library script on its task day 10 (the invite task and
+    the deal open), ``members`` admitted members and their links: code -> user id."""
+    store = SqlStore(create_engine(url))
+    try:
+        loaded = load_script_text(
+            (LIBRARY / "seven-plus-twentyone.en.yaml").read_text(encoding="utf-8"), "en"
+        )
+        tz = ZoneInfo(loaded.script.timezone)
+        now = SystemClock().now()
+        start = now.astimezone(tz).date() - timedelta(days=loaded.script.warmup.days + 9)
+        clock = ManualClock(datetime.combine(start, datetime.min.time(), tzinfo=tz))
+        deps = build_deps(store, clock=clock)
+        from funnels.cohorts.launch import StartCohort
+
+        cohort = await StartCohort(deps)(
+            loaded, start=start, code="BENCH", capacity=members + 10, warmup_chat_id=WARMUP_CHAT
+        )
+        async with store.transaction() as tx:
+            await tx.cohorts.bind_task_chat(cohort.id, TASK_CHAT)
+            rows = [(FIRST_MEMBER + i, f"Member {i}", "en") for i in range(members)]
+            refs = await tx.users.add_users(rows, clock.now())
+            await tx.commit()
+        for ref in refs:
+            assert ref.telegram_id is not None
+            actor = Actor(ref.telegram_id, f"Member {ref.telegram_id}", "en")
+            await MemberJoined(deps)(WARMUP_CHAT, actor)
+            async with store.transaction() as tx:
+                for stage in (Stage.ENGAGED, Stage.REPLIED):
+                    await tx.members.advance(cohort.id, ref.user_id, stage, clock.now())
+                await tx.commit()
+            assert await AdmitMember(deps)(cohort.id, ref.user_id) == "admitted"
+        clock.set(SystemClock().now())
+        owners: dict[str, int] = {}
+        for ref in refs:
+            assert ref.telegram_id is not None
+            links = await MyLinks(deps)(Actor(ref.telegram_id, "", "en"))
+            assert links and {t.task_id for t in links} >= {"invite_fans", "share_deal"}, links
+            owners.update({t.code: ref.user_id for t in links})
+        # What fell due in the cohort's past runs now, not during the timed part.
+        while (await RunDueSteps(deps)()).claimed:
+            pass
+        return owners
+    finally:
+        await store.engine.dispose()
+
+
+# ------------------------------------------------------------------ servers
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextlib.contextmanager
+def server(argv: list[str], env: dict[str, str], port: int) -> Iterator[None]:
+    process = subprocess.Popen(
+        argv,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        cwd=tempfile.gettempdir(),
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"{argv[:3]} exited with {process.returncode}")
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
+                break
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{argv[:3]} did not listen on {port}")
+            time.sleep(0.1)
+        yield
+    finally:
+        process.terminate()
+        try:
+            process.wait(20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+# ------------------------------------------------------------------ the client
+
+
+@dataclass
+class Side:
+    """One server as the client sees it: its cookies, what it counted, its timings."""
+
+    port: int
+    cookies: list[str] = field(default_factory=list)
+    """Cookie values of the browsers that got one, by browser."""
+    latencies: list[float] = field(default_factory=list)
+    wall: float = 0.0
+    requests: int = 0
+    statuses: dict[int, int] = field(default_factory=dict)
+    counted: set[tuple[str, str]] = field(default_factory=set)
+    first_code: dict[str, str] = field(default_factory=dict)
+    previews: int = 0
+    catch_up: float = 0.0
+    """Seconds waited after the redirects for the clicks to be written (in ``wall``)."""
+
+
+async def one_request(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, request: bytes
+) -> tuple[int, str | None]:
+    """Send a request on a keep-alive connection; (status, Set-Cookie value or None)."""
+    writer.write(request)
+    head = await reader.readuntil(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    status = int(lines[0].split(" ", 2)[1])
+    length, cookie = 0, None
+    for line in lines[1:]:
+        name, _, value = line.partition(":")
+        name = name.strip().lower()
+        if name == "content-length":
+            length = int(value)
+        elif name == "set-cookie" and value.strip().startswith(VISITOR_COOKIE + "="):
+            cookie = value.strip().split(";", 1)[0].split("=", 1)[1]
+    if length:
+        await reader.readexactly(length)
+    return status, cookie
+
+
+async def drive(side: Side, plan: list[tuple[str, str]], connections: int) -> None:
+    """Run ``plan`` (code, kind) against ``side`` over ``connections`` connections."""
+    queue = iter(plan)
+    rng = random.Random(len(side.latencies))
+
+    async def worker() -> None:
+        reader, writer = await asyncio.open_connection("127.0.0.1", side.port)
+        try:
+            for code, kind in queue:
+                cookie = None
+                if kind == "return" and side.cookies:
+                    cookie = rng.choice(side.cookies)
+                agent = PREVIEW if kind == "preview" else BROWSER
+                headers = f"Host: 127.0.0.1:{side.port}\r\nUser-Agent: {agent}\r\n"
+                if cookie is not None:
+                    headers += f"Cookie: {VISITOR_COOKIE}={cookie}\r\n"
+                request = f"GET /r/{code} HTTP/1.1\r\n{headers}\r\n".encode("latin-1")
+                started = time.perf_counter()
+                status, fresh = await one_request(reader, writer, request)
+                side.latencies.append(time.perf_counter() - started)
+                side.statuses[status] = side.statuses.get(status, 0) + 1
+                if kind == "preview":
+                    side.previews += 1
+                    continue
+                if fresh is not None:
+                    side.cookies.append(fresh)
+                    cookie = fresh
+                if cookie is not None:
+                    visitor = cookie.split(".", 1)[0]
+                    side.counted.add((code, visitor))
+                    side.first_code.setdefault(visitor, code)
+        finally:
+            writer.close()
+            with contextlib.suppress(OSError):
+                await writer.wait_closed()
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(connections)))
+    side.wall += time.perf_counter() - started
+    side.requests += len(plan)
+
+
+def make_plan(codes: list[str], n: int, rng: random.Random) -> list[tuple[str, str]]:
+    plan = []
+    for _ in range(n):
+        roll = rng.random()
+        kind = "preview" if roll < 0.05 else "return" if roll < 0.30 else "new"
+        plan.append((rng.choice(codes), kind))
+    return plan
+
+
+# ------------------------------------------------------------------ checks
+
+
+async def caught_up(url: str, *sides: Side) -> None:
+    """Wait until the database holds every event the clicks seen so far make: one
+    ``link.clicked`` per (link, visitor), one ``fan.locked`` per visitor."""
+    clicked = len(set().union(*(s.counted for s in sides)))
+    visitors = len(set().union(*(s.first_code for s in sides)))
+    engine = create_engine(url)
+    query = select(func.count()).where(inbound_events.c.source == "links")
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            async with engine.connect() as conn:
+                if (await conn.execute(query)).scalar_one() >= clicked + visitors:
+                    return
+            if time.monotonic() > deadline:
+                raise RuntimeError("the clicks were not written within 2 minutes")
+            await asyncio.sleep(0.005)
+    finally:
+        await engine.dispose()
+
+
+async def stored(url: str) -> tuple[dict[str, int], dict[str, int], dict[str, int]]:
+    """Events by type, fan locks (visitor -> user id), links (code -> user id)."""
+    engine = create_engine(url)
+    try:
+        async with engine.connect() as conn:
+            by_type = dict(
+                (
+                    await conn.execute(
+                        select(inbound_events.c.type, func.count())
+                        .where(inbound_events.c.source == "links")
+                        .group_by(inbound_events.c.type)
+                    )
+                ).all()
+            )
+            locks = dict(
+                (await conn.execute(select(fan_locks.c.visitor, fan_locks.c.user_id))).all()
+            )
+            links = dict(
+                (await conn.execute(select(tracked_links.c.code, tracked_links.c.user_id))).all()
+            )
+    finally:
+        await engine.dispose()
+    return by_type, locks, links
+
+
+def percentile(values: list[float], q: float) -> float:
+    return statistics.quantiles(values, n=100)[int(q) - 1] if len(values) > 1 else values[0]
+
+
+# ------------------------------------------------------------------ the run
+
+
+async def run(args: argparse.Namespace, url: str) -> None:
+    owners = await seed(url, args.members)
+    codes = sorted(owners)
+    rng = random.Random(args.seed)
+    bare = Side(free_port())
+    funnel = Side(free_port())
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FUNNELBOT_")} | {
+        "PYTHONPATH": str(ROOT)
+    }
+    funnel_env = env | {
+        "FUNNELBOT_DATABASE_URL": url,
+        "FUNNELBOT_HTTP_PORT": str(funnel.port),
+        "FUNNELBOT_PUBLIC_URL": f"http://127.0.0.1:{funnel.port}",
+        "FUNNELBOT_TICK_SECONDS": "300",
+    }
+    run_cli = [sys.executable, "-c", "from bot.cli import main; main()", "run"]
+    with (
+        server([sys.executable, "-c", BARE_SERVER, str(bare.port)], env, bare.port),
+        server(run_cli, funnel_env, funnel.port),
+    ):
+        # Untimed: connections, caches and the cookie key warmed on both.
+        await drive(Side(bare.port), make_plan(codes, args.warmup, rng), args.connections)
+        warm = Side(funnel.port)
+        await drive(warm, make_plan(codes, args.warmup, rng), args.connections)
+        await caught_up(url, warm, warm)
+        chunks = [make_plan(codes, args.chunk, rng) for _ in range(args.clicks // args.chunk)]
+        for k, chunk in enumerate(chunks):
+            for side in (bare, funnel) if k % 2 == 0 else (funnel, bare):
+                await drive(side, chunk, args.connections)
+                if side is funnel:  # the clicks are written behind the redirects: wait
+                    started = time.perf_counter()
+                    await caught_up(url, warm, funnel)
+                    funnel.catch_up += time.perf_counter() - started
+                    funnel.wall += time.perf_counter() - started
+    by_type, locks, links = await stored(url)
+
+    # What the database must say: the warm-up's clicks and the timed ones.
+    counted = warm.counted | funnel.counted
+    first = warm.first_code | {
+        v: c for v, c in funnel.first_code.items() if v not in warm.first_code
+    }
+    wrong_owner = sum(1 for v, code in first.items() if locks.get(v) != owners[code])
+    n = funnel.requests
+    ratio = (n / funnel.wall) / (bare.requests / bare.wall)
+    where = make_url(url).render_as_string() if args.postgres else "sqlite (temporary file)"
+    print(f"members x links        {args.members} x 2  ({len(links)} tracked links)")
+    print(f"database               {where} (scratch copy)")
+    print(
+        f"client                 {args.connections} keep-alive connections, {n:,} clicks each side"
+    )
+    print(
+        f"clicks                 ~70% new browsers, ~25% returning, ~5% preview fetchers"
+        f" ({funnel.previews} previews)"
+    )
+    for label, side in (("(a) bare FastAPI", bare), ("(b) funnelbot /r/", funnel)):
+        p50 = percentile(side.latencies, 50) * 1000
+        p99 = percentile(side.latencies, 99) * 1000
+        written = f", {side.catch_up:.2f} s of it waiting for the writes" if side is funnel else ""
+        rate = side.requests / side.wall
+        print(
+            f"{label:<22} {rate:,.0f} redirects/s  ({side.wall:.2f} s{written};"
+            f" p50 {p50:.1f} ms, p99 {p99:.1f} ms; statuses {side.statuses})"
+        )
+    answering = funnel.requests / (funnel.wall - funnel.catch_up)
+    print(
+        f"(b) answering only     {answering:,.0f} redirects/s  (the waits for the writes left"
+        f" out: {answering / (bare.requests / bare.wall):.3f} of (a))"
+    )
+    verdict = "PASS" if ratio >= TARGET else "FAIL"
+    print(f"ratio (b)/(a)          {ratio:.3f}   (target >= {TARGET})  {verdict}")
+    clicked = by_type.get("link.clicked", 0)
+    locked = by_type.get("fan.locked", 0)
+    print(
+        f"link.clicked stored    {clicked:,}  (expected {len(counted):,}: distinct link x visitor)"
+    )
+    print(f"fan locks              {len(locks):,}  (expected {len(first):,}: distinct visitors)")
+    print(f"fan.locked stored      {locked:,}  (expected {len(locks):,}: one per lock)")
+    print(f"locks not first touch  {wrong_owner}  (expected 0)")
+    print(
+        "reproduce:             .venv/bin/python scripts/bench/clicks.py " + " ".join(sys.argv[1:])
+    )
+    if clicked != len(counted) or len(locks) != len(first) or locked != len(locks) or wrong_owner:
+        sys.exit("the database does not match what the client saw")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--members", type=int, default=200)
+    parser.add_argument("--clicks", type=int, default=20_000, help="timed clicks per side")
+    parser.add_argument("--chunk", type=int, default=1_000, help="clicks per turn")
+    parser.add_argument("--warmup", type=int, default=1_000, help="untimed clicks per side")
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--postgres", action="store_true", help="run on PostgreSQL")
+    parser.add_argument(
+        "--database-url",
+        default=None,
+        help=f"the PostgreSQL server for --postgres (default {DEFAULT_POSTGRES_URL})",
+    )
+    args = parser.parse_args()
+
+    async def go() -> None:
+        server_url = (args.database_url or DEFAULT_POSTGRES_URL) if args.postgres else None
+        async with database(server_url) as url:
+            await run(args, url)
+
+    asyncio.run(go())
+
+
+if __name__ == "__main__":
+    main()

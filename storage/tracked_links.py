@@ -1,0 +1,124 @@
+"""Tracked links in SQL: members' link codes, fan locks (first touch wins), and the
+installation's secrets."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import bindparam, select
+
+from funnels.kernel.codes import LINK_CODE_LENGTH, new_code
+from funnels.kernel.records import FanLockRequest, TrackedLinkRecord
+from storage.db import insert_ignore
+from storage.sql import Repo, one_of, prepared
+from storage.tables import (
+    fan_locks as _fl,
+    installation_secrets as _s,
+    tracked_links as _tl,
+    users as _u,
+)
+
+
+class SqlTrackedLinks(Repo):
+    async def by_code(self, code: str) -> TrackedLinkRecord | None:
+        statement = prepared(
+            "tracked_link_by_code",
+            self.dialect,
+            lambda: (
+                select(_tl.c.cohort_id, _tl.c.user_id, _tl.c.task_id, _u.c.ref_code)
+                .join(_u, _u.c.id == _tl.c.user_id)
+                .where(_tl.c.code == bindparam("code"))
+            ),
+        )
+        row = (await self.conn.execute(statement, {"code": code})).first()
+        if row is None:
+            return None
+        return TrackedLinkRecord(code, row.cohort_id, row.user_id, row.ref_code, row.task_id)
+
+    async def ensure(
+        self, cohort_id: int, user_id: int, task_ids: Sequence[str], at: datetime
+    ) -> dict[str, str]:
+        wanted = sorted(set(task_ids))
+        found = await self._codes(cohort_id, user_id, wanted)
+        for _ in range(5):  # a new code that collides is not inserted: try again
+            missing = [t for t in wanted if t not in found]
+            if not missing:
+                break
+            rows = [
+                {
+                    "code": new_code(LINK_CODE_LENGTH),
+                    "cohort_id": cohort_id,
+                    "user_id": user_id,
+                    "task_id": task_id,
+                    "created_at": at,
+                }
+                for task_id in missing
+            ]
+            await self.conn.execute(insert_ignore(self.dialect, _tl), rows)
+            found = await self._codes(cohort_id, user_id, wanted)
+        return found
+
+    async def _codes(self, cohort_id: int, user_id: int, task_ids: list[str]) -> dict[str, str]:
+        rows = await self.conn.execute(
+            select(_tl.c.task_id, _tl.c.code).where(
+                _tl.c.cohort_id == cohort_id,
+                _tl.c.user_id == user_id,
+                one_of(self.dialect, _tl.c.task_id, "task_ids", task_ids),
+            )
+        )
+        return {r.task_id: r.code for r in rows}
+
+    async def lock_fans(
+        self, locks: Sequence[FanLockRequest], at: datetime
+    ) -> dict[tuple[int, str], int]:
+        first: dict[tuple[int, str], FanLockRequest] = {}
+        # Sorted: two batches take the key locks in one order (no deadlock on PostgreSQL).
+        for lock in sorted(locks, key=lambda k: (k.cohort_id, k.visitor)):
+            first.setdefault((lock.cohort_id, lock.visitor), lock)
+        if not first:
+            return {}
+        statement = prepared(
+            "fan_locks_insert",
+            self.dialect,
+            lambda: insert_ignore(self.dialect, _fl, "cohort_id", "visitor").returning(
+                _fl.c.cohort_id, _fl.c.visitor, _fl.c.user_id
+            ),
+        )
+        rows = [
+            {
+                "cohort_id": k.cohort_id,
+                "visitor": k.visitor,
+                "user_id": k.user_id,
+                "code": k.code,
+                "locked_at": at,
+            }
+            for k in first.values()
+        ]
+        owners = {
+            (r.cohort_id, r.visitor): r.user_id
+            for r in (await self.conn.execute(statement, rows)).all()
+        }
+        # Visitors locked before (a repeat visit, or another member's fan): who has them.
+        taken: dict[int, list[str]] = {}
+        for cohort_id, visitor in first:
+            if (cohort_id, visitor) not in owners:
+                taken.setdefault(cohort_id, []).append(visitor)
+        for cohort_id, visitors in taken.items():
+            found = await self.conn.execute(
+                select(_fl.c.visitor, _fl.c.user_id).where(
+                    _fl.c.cohort_id == cohort_id,
+                    one_of(self.dialect, _fl.c.visitor, "visitors", visitors),
+                )
+            )
+            owners.update({(cohort_id, r.visitor): r.user_id for r in found})
+        return owners
+
+    async def secret(self, name: str, candidate: str, at: datetime) -> str:
+        await self.conn.execute(
+            insert_ignore(self.dialect, _s, "name"),
+            [{"name": name, "value": candidate, "created_at": at}],
+        )
+        value = (await self.conn.execute(select(_s.c.value).where(_s.c.name == name))).scalar()
+        assert value is not None  # inserted just now or before
+        return str(value)
