@@ -16,6 +16,7 @@ from storage.models import (
     InviteLink,
     LedgerEntry,
     MemberActivity,
+    MemberGroup,
     Region,
     StepRun,
     TaskProgress,
@@ -38,3 +39,4 @@ member_activity = cast(Table, MemberActivity.__table__)
 invite_links = cast(Table, InviteLink.__table__)
 regions = cast(Table, Region.__table__)
 telegram_updates = cast(Table, TelegramUpdate.__table__)
+member_groups = cast(Table, MemberGroup.__table__)

@@ -17,7 +17,7 @@ from funnels.kernel.records import (
     StepRunRecord,
     StepStatus,
 )
-from funnels.kernel.stages import Stage
+from funnels.kernel.stages import Role, Stage
 from funnels.scripts.planner import PlannedStep
 
 
@@ -32,6 +32,11 @@ class Cohorts(Protocol):
         ...
 
     async def get(self, cohort_id: int) -> CohortRecord | None: ...
+    async def graduated_from(self, user_id: int) -> CohortRecord | None:
+        """The cohort a member graduated from: the latest in which they became a
+        supervisor, else the latest they joined (None: no cohort at all)."""
+        ...
+
     async def move_chat(self, old_chat_id: int, new_chat_id: int) -> list[int]:
         """A group became a supergroup: rebind cohorts from the old chat id to the new
         one; returns the cohorts moved."""
@@ -107,6 +112,7 @@ class Users(Protocol):
     ) -> MemberRef: ...
     async def ref(self, user_id: int) -> MemberRef | None: ...
     async def region(self, user_id: int) -> int | None: ...
+    async def role(self, user_id: int) -> Role | None: ...
 
 
 class CohortsTx(Protocol):

@@ -54,6 +54,8 @@ class CohortRecord:
     parent_cohort_id: int | None
     admissions_noted_at: datetime | None = None
     status_reason: str | None = None
+    generation: int = 1
+    """1 for a leader's own line; a supervisor's line is its parent cohort's + 1."""
 
     def warms_up_in(self, chat_id: int) -> bool:
         """Whether ``chat_id`` is this cohort's warm-up group (not its task group)."""
@@ -78,6 +80,7 @@ class NewCohort:
     region_id: int | None
     leader_id: int | None
     parent_cohort_id: int | None
+    generation: int = 1
 
 
 @dataclass(frozen=True, slots=True)

@@ -41,6 +41,7 @@ TABLES = {
     "ledger_entries",
     "invite_links",
     "telegram_updates",
+    "member_groups",
 }
 
 

@@ -27,8 +27,15 @@ CALLBACK_KEYS = (
     "envelope.busy",
 )
 
+# Self-cycling lines and members' own groups: key -> the placeholders the code fills in.
+LINES_AND_GROUPS: dict[str, set[str]] = {
+    "status.line_own": {"generation"},
+    "status.line_from": {"generation", "parent"},
+}
+
 # Every key the bot's code relies on, as agreed for the catalogue.
 REQUIRED_KEYS = {
+    *LINES_AND_GROUPS,
     *CALLBACK_KEYS,
     "envelope.offer",
     "envelope.button",
@@ -223,6 +230,7 @@ PLACEHOLDERS = {
     "step.retried": {"step"},
     "step.skipped": {"step"},
     "step.talk_goes_on": {"steps"},
+    **{key: names for key, names in LINES_AND_GROUPS.items() if names},
 }
 
 PLURAL_KEYS = {"admissions.open", "status.attention"}

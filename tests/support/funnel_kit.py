@@ -277,6 +277,10 @@ class Kit:
         assert ref.telegram_id is not None
         return Actor(ref.telegram_id, f"Member {ref.telegram_id}", ref.language)
 
+    def actor_of(self, telegram_id: int) -> Actor:
+        """A Telegram user by id, named as :meth:`users` names them."""
+        return Actor(telegram_id, f"Member {telegram_id}", "en")
+
     async def members(self, n: int, *, chat: int = WARMUP_CHAT) -> list[MemberRef]:
         """``n`` new users who joined the warm-up group, one ``chat_member`` update each."""
         refs = await self.users(n)
