@@ -19,6 +19,7 @@ from funnels.people.ports import PeopleTx
 from funnels.warmup.ports import WarmupTx
 from storage.cohorts import SqlCohorts
 from storage.envelopes import SqlEnvelopes
+from storage.groups import SqlMemberGroups
 from storage.ladder import SqlEvents, SqlLedger, SqlTasks
 from storage.members import SqlMembers
 from storage.ops import SqlReports
@@ -42,6 +43,7 @@ class SqlTransaction:
         self.regions = SqlRegions(conn)
         self.updates = SqlUpdates(conn)
         self.reports = SqlReports(conn)
+        self.member_groups = SqlMemberGroups(conn)
         self._committed = False
 
     async def commit(self) -> None:

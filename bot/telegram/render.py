@@ -22,6 +22,7 @@ from funnels.kernel.messaging import (
     CohortPaused,
     EnvelopeOffer,
     EnvelopeSummary,
+    GroupTaskNotice,
     Outgoing,
     RewardNotice,
     ScriptPost,
@@ -142,6 +143,15 @@ class Renderer:
                 if message.outcome == "closed":
                     return Rendered(c.text(loc, "admission.closed"))
                 return Rendered(c.text(loc, "admission.refused"))
+            case GroupTaskNotice():
+                return Rendered(
+                    c.text(
+                        message.locale,
+                        f"group_task.{message.note}",
+                        count=message.count,
+                        needed=message.needed,
+                    )
+                )
         raise TypeError(f"no rendering for {type(message).__name__}")
 
     def rights(self, locale: str, rights: tuple[str, ...] | list[str]) -> str:

@@ -13,11 +13,12 @@ from datetime import timedelta
 
 from funnels.cohorts.executors import Postponed, StepExecutor
 from funnels.cohorts.lifecycle import pause_within, tell_leader_lost
+from funnels.cohorts.member_groups import TendMemberGroups
 from funnels.cohorts.pauses import PauseReason
 from funnels.cohorts.ports import CohortsTx
 from funnels.deps import Deps
 from funnels.kernel.messaging import ChatUnavailable, DeliveryError
-from funnels.kernel.records import CohortRecord, PlanKind, StepRunRecord
+from funnels.kernel.records import CohortRecord, StepRunRecord
 from funnels.warmup.admissions import AnnounceResponders
 from funnels.warmup.envelopes import CloseFullEnvelopes
 
@@ -91,6 +92,7 @@ class RunDueSteps:
             return report
         report.closed_envelopes = await CloseFullEnvelopes(self.deps)()
         await AnnounceResponders(self.deps)()
+        await TendMemberGroups(self.deps)()
         async with self.deps.uow(CohortsTx).transaction() as tx:
             report.finished_cohorts = await tx.cohorts.finish_due(self.deps.clock.now())
             await tx.commit()
@@ -121,7 +123,7 @@ class RunDueSteps:
     async def _hold_later_parts(tx: CohortsTx, run: StepRunRecord) -> None:
         """A talk part in doubt or failed: its later parts wait for a decision rather
         than go on without it (the claim would not take them anyway; ``held`` says why)."""
-        if run.kind is PlanKind.TALK_PART:
+        if run.kind.is_talk_part:
             await tx.steps.hold_later_parts(
                 run.cohort_id, run.source, run.part or 0, _held_reason(run.key)
             )

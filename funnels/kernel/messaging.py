@@ -118,6 +118,26 @@ class AdmissionNotice:
     locale: str
 
 
+GroupTaskNote = Literal[
+    "welcome", "ready", "not_in_task", "not_open", "done", "has_group", "taken", "goodbye", "ended"
+]
+"""What the bot says in a member's own group (the group task): ``welcome`` (counting its
+members), ``ready`` (enough members: the owner may ask for the talk); why it leaves at
+once (``not_in_task``, ``not_open``, ``done``, ``has_group``, ``taken``); ``goodbye``
+(talk given, task done) and ``ended`` (the cohort is over)."""
+
+
+@dataclass(frozen=True, slots=True)
+class GroupTaskNotice:
+    """Posted in a member's own group; ``count`` the people in it, ``needed`` how many
+    the task asks for."""
+
+    note: GroupTaskNote
+    locale: str
+    count: int = 0
+    needed: int = 0
+
+
 Outgoing = (
     ScriptPost
     | EnvelopeOffer
@@ -127,6 +147,7 @@ Outgoing = (
     | AdmissionsOpen
     | CohortPaused
     | AdmissionNotice
+    | GroupTaskNotice
 )
 
 
@@ -216,4 +237,13 @@ class Messenger(Protocol):
 
     async def answer_join_request(self, chat_id: int, telegram_id: int, *, approve: bool) -> bool:
         """Approve or decline a pending join request; False if there was none any more."""
+        ...
+
+    async def member_count(self, chat_id: int) -> int:
+        """How many are in the group, the bot included. Raises ``ChatUnavailable`` when
+        the bot is not there any more, ``DeliveryError`` otherwise."""
+        ...
+
+    async def leave(self, chat_id: int) -> None:
+        """The bot leaves the group (nothing happens if it is not there)."""
         ...

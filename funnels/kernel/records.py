@@ -162,6 +162,30 @@ class IncomingEvent:
     data: Mapping[str, object] = field(default_factory=dict)
 
 
+MemberGroupState = Literal["counting", "ready", "talking", "given"]
+"""A member's own group for the group task: ``counting`` its members until there are
+enough, ``ready`` (``group.created`` recorded), ``talking`` (the owner asked for the
+talk; its parts are step runs), ``given`` (``talk.given`` recorded)."""
+
+
+@dataclass(frozen=True, slots=True)
+class MemberGroupRecord:
+    id: int
+    chat_id: int
+    owner_id: int
+    cohort_id: int
+    task_id: str
+    state: MemberGroupState
+    member_count: int | None
+    checked_at: datetime | None
+    left_at: datetime | None
+
+    @property
+    def talk_source(self) -> str:
+        """The ``source`` of the talk's step runs (and the key of its first part)."""
+        return f"grouptalk.{self.id}"
+
+
 class Arrival(NamedTuple):
     """Someone entering the warm-up group, and who invited them."""
 
@@ -224,6 +248,8 @@ class PlanKind(StrEnum):
     PITCH = "pitch"
     PITCH_CLOSE = "pitch_close"
     TASK_UNLOCK = "task_unlock"
+    GROUP_TALK_PART = "group_talk_part"
+    """A part of the group task's talk, given in a member's own group on their ``/talk``."""
 
     @property
     def speaks(self) -> bool:
@@ -231,7 +257,13 @@ class PlanKind(StrEnum):
         part, an envelope, the pitch): what the late policy and the timeline concern."""
         return self in _SPEAKING
 
+    @property
+    def is_talk_part(self) -> bool:
+        """A part of a talk: parts of one talk go out in order, each after the last."""
+        return self in TALK_PART_KINDS
 
+
+TALK_PART_KINDS = frozenset({PlanKind.TALK_PART, PlanKind.GROUP_TALK_PART})
 _SPEAKING = frozenset({PlanKind.POST, PlanKind.TALK_PART, PlanKind.RED_ENVELOPE, PlanKind.PITCH})
 
 

@@ -378,6 +378,9 @@ class Task(_Strict):
     promote: Literal["shopkeeper", "supervisor"] | None = None
     announce: bool = True
     """Post the task in the task group when it unlocks."""
+    talk: Talk | None = None
+    """The talk material of a group task: the bot gives it part by part in the member's
+    own group when they send ``/talk`` there (``talk.given`` after the last part)."""
 
 
 class Tasks(_Strict):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiogram import Dispatcher, Router
 
-from bot.telegram.routers import envelopes, group, leader, membership, private
+from bot.telegram.routers import envelopes, group, leader, member_groups, membership, private
 
 
 def routers() -> list[Router]:
@@ -15,6 +15,7 @@ def routers() -> list[Router]:
         leader.make_router(),
         private.make_router(),
         membership.make_router(),
+        member_groups.make_router(),
     ]
 
 
