@@ -71,6 +71,14 @@ class SqlCohorts(Repo):
         row = (await self.conn.execute(statement, {"id": cohort_id})).first()
         return _cohort(row) if row else None
 
+    async def running(self, now: datetime) -> list[CohortRecord]:
+        rows = (
+            await self.conn.execute(
+                select(_c).where(_c.c.status == "running", _c.c.ends_at > now).order_by(_c.c.id)
+            )
+        ).all()
+        return [_cohort(r) for r in rows]
+
     async def graduated_from(self, user_id: int) -> CohortRecord | None:
         row = (
             await self.conn.execute(

@@ -330,6 +330,21 @@ class MemberGroup(Base):
     left_at: Mapped[datetime | None]
 
 
+class MemberReminder(Base):
+    """The one private reminder a member gets on a local day of their task stage, claimed
+    before it is sent (so it is never sent twice), with the progress segment it was
+    chosen by. ``delivered``: False when the member could not be reached."""
+
+    __tablename__ = "member_reminders"
+
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), primary_key=True)
+    day: Mapped[date] = mapped_column(primary_key=True)
+    cohort_id: Mapped[int] = mapped_column(ForeignKey("cohorts.id"))
+    segment: Mapped[str] = mapped_column(String(16))
+    claimed_at: Mapped[datetime]
+    delivered: Mapped[bool | None] = mapped_column(Boolean)
+
+
 class TelegramUpdate(Base):
     """The update inbox: each Telegram update the bot receives (red-envelope taps aside),
     stored as it came before Telegram is told it arrived, then handled from here.

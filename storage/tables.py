@@ -17,6 +17,7 @@ from storage.models import (
     LedgerEntry,
     MemberActivity,
     MemberGroup,
+    MemberReminder,
     Region,
     StepRun,
     TaskProgress,
@@ -40,3 +41,4 @@ invite_links = cast(Table, InviteLink.__table__)
 regions = cast(Table, Region.__table__)
 telegram_updates = cast(Table, TelegramUpdate.__table__)
 member_groups = cast(Table, MemberGroup.__table__)
+member_reminders = cast(Table, MemberReminder.__table__)

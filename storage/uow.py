@@ -24,6 +24,7 @@ from storage.ladder import SqlEvents, SqlLedger, SqlTasks
 from storage.members import SqlMembers
 from storage.ops import SqlReports
 from storage.people import SqlLinks, SqlRegions, SqlUsers
+from storage.reminders import SqlReminders
 from storage.steps import SqlSteps
 from storage.updates import SqlUpdates
 
@@ -44,6 +45,7 @@ class SqlTransaction:
         self.updates = SqlUpdates(conn)
         self.reports = SqlReports(conn)
         self.member_groups = SqlMemberGroups(conn)
+        self.reminders = SqlReminders(conn)
         self._committed = False
 
     async def commit(self) -> None:

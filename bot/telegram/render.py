@@ -24,6 +24,7 @@ from funnels.kernel.messaging import (
     EnvelopeSummary,
     GroupTaskNotice,
     Outgoing,
+    Reminder,
     RewardNotice,
     ScriptPost,
     TaskAnnouncement,
@@ -143,6 +144,22 @@ class Renderer:
                 if message.outcome == "closed":
                     return Rendered(c.text(loc, "admission.closed"))
                 return Rendered(c.text(loc, "admission.refused"))
+            case Reminder():
+                loc = message.locale
+                when = (
+                    c.when(loc, message.next_unlock, message.timezone)
+                    if message.next_unlock
+                    else ""
+                )
+                return Rendered(
+                    c.text(
+                        loc,
+                        f"reminder.{message.segment}",
+                        title=message.task_title or "",
+                        count=message.open_tasks,
+                        when=when,
+                    )
+                )
             case GroupTaskNotice():
                 return Rendered(
                     c.text(

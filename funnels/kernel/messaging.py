@@ -138,6 +138,24 @@ class GroupTaskNotice:
     needed: int = 0
 
 
+ReminderSegment = Literal["ahead", "on_track", "behind", "inactive"]
+"""Where a member stands in the ladder: every open task done (``ahead``), one open
+(``on_track``), more (``behind``), or nothing done for two days (``inactive``)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Reminder:
+    """The day's one private reminder. ``task_title``: the oldest open task (None when
+    ``ahead``); ``next_unlock``: when the next task opens (``ahead``)."""
+
+    segment: ReminderSegment
+    task_title: str | None
+    open_tasks: int
+    next_unlock: datetime | None
+    timezone: str
+    locale: str
+
+
 Outgoing = (
     ScriptPost
     | EnvelopeOffer
@@ -148,6 +166,7 @@ Outgoing = (
     | CohortPaused
     | AdmissionNotice
     | GroupTaskNotice
+    | Reminder
 )
 
 

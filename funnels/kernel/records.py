@@ -186,6 +186,17 @@ class MemberGroupRecord:
         return f"grouptalk.{self.id}"
 
 
+@dataclass(frozen=True, slots=True)
+class ReminderCandidate:
+    """A member in a task stage who has had no reminder on the day asked about: who they
+    are, when they last did something (admitted, an event, progress), and the tasks they
+    completed."""
+
+    member: MemberRef
+    last_active: datetime
+    completed: frozenset[str]
+
+
 class Arrival(NamedTuple):
     """Someone entering the warm-up group, and who invited them."""
 

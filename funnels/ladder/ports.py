@@ -5,7 +5,7 @@ carries them."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import datetime
+from datetime import date, datetime
 from typing import Protocol
 
 from funnels.kernel.records import (
@@ -13,6 +13,7 @@ from funnels.kernel.records import (
     IncomingEvent,
     LedgerCredit,
     MemberRef,
+    ReminderCandidate,
     TaskProgressRecord,
 )
 from funnels.kernel.stages import Role, Stage
@@ -20,6 +21,10 @@ from funnels.kernel.stages import Role, Stage
 
 class Cohorts(Protocol):
     async def get(self, cohort_id: int) -> CohortRecord | None: ...
+    async def running(self, now: datetime) -> list[CohortRecord]:
+        """Running cohorts that have not ended by ``now``."""
+        ...
+
     async def release(self, cohort_id: int, amount_minor: int) -> None: ...
     async def reserve(self, cohort_id: int, amount_minor: int) -> bool:
         """Add to the cohort's spend if it stays within budget; False (and nothing
@@ -61,6 +66,21 @@ class Members(Protocol):
     async def current_cohorts(self, user_ids: Sequence[int]) -> dict[int, int]:
         """``current_cohort`` for many members (absent: none)."""
         ...
+
+
+class Reminders(Protocol):
+    async def candidates(self, cohort_id: int, day: date, limit: int) -> list[ReminderCandidate]:
+        """Up to ``limit`` members of the cohort's task stage who are still there, can be
+        reached, and have had no reminder on ``day``."""
+        ...
+
+    async def claim(
+        self, user_id: int, day: date, cohort_id: int, segment: str, at: datetime
+    ) -> bool:
+        """The member's one reminder of ``day``; False if it was claimed already."""
+        ...
+
+    async def delivered(self, user_ids: Sequence[int], day: date, delivered: bool) -> None: ...
 
 
 class Tasks(Protocol):
@@ -116,6 +136,8 @@ class LadderTx(Protocol):
     def ledger(self) -> Ledger: ...
     @property
     def members(self) -> Members: ...
+    @property
+    def reminders(self) -> Reminders: ...
     @property
     def tasks(self) -> Tasks: ...
     @property

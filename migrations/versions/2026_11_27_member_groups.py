@@ -1,4 +1,4 @@
-"""members' own groups for the group task, and the lineage of cohorts
+"""members' own groups for the group task, the lineage of cohorts, daily reminders
 
 Revision ID: 0008
 Revises: 0003
@@ -48,9 +48,26 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_member_groups")),
     )
     op.create_index("ix_member_groups_chat_id", "member_groups", ["chat_id"])
+    op.create_table(
+        "member_reminders",
+        sa.Column("user_id", _ID, nullable=False),
+        sa.Column("day", sa.Date(), nullable=False),
+        sa.Column("cohort_id", _ID, nullable=False),
+        sa.Column("segment", sa.String(length=16), nullable=False),
+        sa.Column("claimed_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("delivered", sa.Boolean(), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["cohort_id"], ["cohorts.id"], name=op.f("fk_member_reminders_cohort_id_cohorts")
+        ),
+        sa.ForeignKeyConstraint(
+            ["user_id"], ["users.id"], name=op.f("fk_member_reminders_user_id_users")
+        ),
+        sa.PrimaryKeyConstraint("user_id", "day", name=op.f("pk_member_reminders")),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("member_reminders")
     op.drop_index("ix_member_groups_chat_id", table_name="member_groups")
     op.drop_table("member_groups")
     with op.batch_alter_table("cohorts") as batch:

@@ -42,6 +42,7 @@ TABLES = {
     "invite_links",
     "telegram_updates",
     "member_groups",
+    "member_reminders",
 }
 
 

@@ -46,6 +46,10 @@ LINES_AND_GROUPS: dict[str, set[str]] = {
     "group_talk.given": set(),
     "group_talk.no_talk": set(),
     "group_talk.started": set(),
+    "reminder.ahead": {"when"},
+    "reminder.on_track": {"title"},
+    "reminder.behind": {"count", "title"},
+    "reminder.inactive": {"title"},
 }
 
 # Every key the bot's code relies on, as agreed for the catalogue.
@@ -253,6 +257,7 @@ PLURAL_KEYS = {
     "status.attention",
     "group_task.welcome",
     "group_talk.too_small",
+    "reminder.behind",
 }
 
 
