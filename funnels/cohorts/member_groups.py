@@ -314,7 +314,7 @@ class GroupTalkPart:
         self.groups = _Groups(deps)
 
     async def __call__(self, run: StepRunRecord, cohort: CohortRecord, script: Script) -> Outcome:
-        group_id = int(run.source.removeprefix("grouptalk."))
+        group_id = MemberGroupRecord.id_of_talk(run.source)
         async with self.deps.uow(CohortsTx).transaction() as tx:
             group = await tx.member_groups.get(group_id)
         if group is None or group.left_at is not None:

@@ -183,7 +183,16 @@ class MemberGroupRecord:
     @property
     def talk_source(self) -> str:
         """The ``source`` of the talk's step runs (and the key of its first part)."""
-        return f"grouptalk.{self.id}"
+        return f"{GROUP_TALK}{self.id}"
+
+    @staticmethod
+    def id_of_talk(source: str) -> int:
+        """The group whose talk's step runs have ``source`` (see :attr:`talk_source`)."""
+        return int(source.removeprefix(GROUP_TALK))
+
+
+GROUP_TALK = "grouptalk."
+"""How the step runs of a talk in a member's group are named: ``grouptalk.<group id>``."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,8 +16,15 @@ from funnels.cohorts.member_groups import (
     StartGroupTalk,
 )
 from funnels.kernel.actor import Actor
-from funnels.kernel.messaging import ChatUnavailable, GroupTaskNotice, RewardNotice, ScriptPost
+from funnels.kernel.messaging import (
+    ChatUnavailable,
+    DeliveryError,
+    GroupTaskNotice,
+    RewardNotice,
+    ScriptPost,
+)
 from funnels.kernel.records import CohortRecord, MemberRef
+from funnels.ops.steps import RetryStep
 from funnels.scripts.loader import load_script_text
 from storage.models import MemberGroup
 from tests.support.funnel_kit import TASK_CHAT, Kit, events_t, ledger_t, script_text, task_at
@@ -234,3 +241,24 @@ async def test_the_bot_removed_from_the_group_is_recorded(kit: Kit) -> None:
     assert (
         await BotAddedToGroup(kit.deps)(OWN, Actor(owner.telegram_id or 0, "Owner")) == "counting"
     )
+
+
+async def test_a_talk_part_in_doubt_holds_the_rest_until_ops_retry_it(kit: Kit) -> None:
+    cohort, [owner] = await task_stage(kit)
+    kit.messenger.member_counts[OWN] = 51
+    await BotAddedToGroup(kit.deps)(OWN, kit.actor(owner))
+    await StartGroupTalk(kit.deps)(OWN, kit.actor(owner))
+    kit.messenger.fail_next.append(DeliveryError("timed out", definite=False))
+    await kit.tick(task_at(1, "12:00"))
+    source = f"grouptalk.{(await group_row(kit))['id']}"
+    assert (await kit.step(cohort.id, source)).status == "unknown"
+    await kit.tick(task_at(1, "12:05"))
+    assert (await kit.step(cohort.id, f"{source}.p1")).status == "held"
+    assert await event_ids(kit, "talk.given") == []
+
+    decided = await RetryStep(kit.deps)(cohort.code, source, by="ops")
+    assert decided.resumed == [f"{source}.p1"]
+    await kit.run_until(task_at(1, "12:30"))
+    assert (await kit.step(cohort.id, f"{source}.p1")).status == "done"
+    assert await event_ids(kit, "talk.given") == [f"talk.given:{cohort.id}:{owner.user_id}:{OWN}"]
+    assert kit.messenger.left == [OWN]
