@@ -100,6 +100,11 @@ class SqlMemberGroups(Repo):
         )
         return result.rowcount == 1
 
+    async def move_chat(self, old_chat_id: int, new_chat_id: int) -> None:
+        await self.conn.execute(
+            update(_g).where(_g.c.chat_id == old_chat_id).values(chat_id=new_chat_id)
+        )
+
     async def needing_care(self, now: datetime, count_before: datetime) -> list[MemberGroupRecord]:
         rows = (
             await self.conn.execute(

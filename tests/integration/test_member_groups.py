@@ -10,6 +10,7 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
+from funnels.cohorts.lifecycle import FollowMigration
 from funnels.cohorts.member_groups import (
     BotAddedToGroup,
     BotLeftGroup,
@@ -262,3 +263,12 @@ async def test_a_talk_part_in_doubt_holds_the_rest_until_ops_retry_it(kit: Kit) 
     assert (await kit.step(cohort.id, f"{source}.p1")).status == "done"
     assert await event_ids(kit, "talk.given") == [f"talk.given:{cohort.id}:{owner.user_id}:{OWN}"]
     assert kit.messenger.left == [OWN]
+
+
+async def test_a_member_group_that_becomes_a_supergroup_stays_theirs(kit: Kit) -> None:
+    _, [owner] = await task_stage(kit)
+    kit.messenger.member_counts[OWN] = 60
+    await BotAddedToGroup(kit.deps)(OWN, kit.actor(owner))
+    assert await FollowMigration(kit.deps)(OWN, -100_799_000) == []  # no cohort moved
+    assert (await group_row(kit, -100_799_000))["state"] == "ready"
+    assert (await StartGroupTalk(kit.deps)(-100_799_000, kit.actor(owner))).outcome == "started"
