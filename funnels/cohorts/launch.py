@@ -71,6 +71,8 @@ class LaunchCohort:
             bound = await tx.cohorts.by_chat(chat_id)
             region_id = await tx.users.region(leader_id)
             parent = await _parent_line(tx, leader_id, is_admin)
+        if region_id is None and parent is not None:
+            region_id = parent.region_id  # a graduate's line stays in their line's region
         if bound is not None:
             raise Refused("already_bound", code=bound.code)
         missing = await self.deps.messenger.missing_rights(chat_id, WARMUP_RIGHTS)
@@ -85,9 +87,7 @@ class LaunchCohort:
                 code=new_code(),
                 capacity=capacity,
                 warmup_chat_id=chat_id,
-                region_id=region_id
-                if region_id is not None or parent is None
-                else parent.region_id,
+                region_id=region_id,
                 leader_id=leader_id,
                 parent_cohort_id=parent.id if parent else None,
                 generation=parent.generation + 1 if parent else 1,

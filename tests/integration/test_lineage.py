@@ -30,9 +30,13 @@ def with_supervisor_rule() -> LoadedScript:
 
 
 async def graduate(kit: Kit) -> tuple[int, int]:
-    """A cohort whose member sells twice on task day 2: (cohort id, the member's Telegram id)."""
+    """A cohort (in region SEA) whose member sells twice on task day 2: (cohort id, the
+    member's Telegram id)."""
     kit.loaded = with_supervisor_rule()
-    cohort = await kit.start()
+    async with kit.store.transaction() as tx:
+        region = await tx.regions.add("SEA", "Southeast Asia", "Asia/Singapore", 1, kit.clock.now())
+        await tx.commit()
+    cohort = await kit.start(region_id=region.id)
     async with kit.store.transaction() as tx:
         await tx.cohorts.bind_task_chat(cohort.id, TASK_CHAT)
         await tx.commit()
@@ -69,6 +73,7 @@ async def test_a_supervisor_launches_a_line_of_the_next_generation(kit: Kit) -> 
     child = await kit.cohort(child_id)
     parent = await kit.cohort(parent_id)
     assert (child.parent_cohort_id, child.generation) == (parent_id, 2)
+    assert child.region_id == parent.region_id is not None  # the line stays in its region
     assert parent.generation == 1 and parent.parent_cohort_id is None
     async with kit.store.transaction() as tx:
         leader = await tx.users.by_telegram(supervisor)

@@ -223,6 +223,7 @@ class Kit:
         code: str | None = None,
         loaded: LoadedScript | None = None,
         leader: MemberRef | None = None,
+        region_id: int | None = None,
     ) -> CohortRecord:
         record = await StartCohort(self.deps)(
             loaded or self.loaded,
@@ -231,6 +232,7 @@ class Kit:
             capacity=capacity,
             warmup_chat_id=chat,
             leader_id=leader.user_id if leader else None,
+            region_id=region_id,
         )
         self.cohorts.append(record)
         return record
