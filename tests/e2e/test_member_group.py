@@ -15,7 +15,7 @@ from bot.telegram.i18n import Catalog
 from funnels.kernel.stages import Stage
 from storage.models import InboundEvent, MemberGroup, StepRun
 from storage.uow import SqlStore
-from tests.support.harness import WARMUP, Harness, launch, running_bot, setup_world
+from tests.support.harness import LEADER, WARMUP, Harness, launch, running_bot, setup_world
 
 SG = ZoneInfo("Asia/Singapore")
 NOW = datetime(2026, 3, 1, 10, 0, tzinfo=SG)
@@ -127,3 +127,11 @@ async def test_a_strangers_group_is_declined_and_left(store: SqlStore) -> None:
         assert h.api.bot_member(STRANGERS_GROUP).status == "left"
         async with store.engine.connect() as conn:
             assert (await conn.execute(select(MemberGroup.__table__))).all() == []
+
+        # A leader adding the bot to a fresh group is setting up a cohort: no word, it stays.
+        h.api.add_group(-1_202, "Autumn line", supergroup=True, owner=LEADER, bot_status="left")
+        await h.feed(h.api.add_bot(-1_202, by=LEADER, status="administrator"))
+        assert h.texts(-1_202) == [] and h.api.bot_member(-1_202).status == "administrator"
+        await h.say(-1_202, LEADER, "/launch")
+        async with store.transaction() as tx:
+            assert await tx.cohorts.by_chat(-1_202) is not None
