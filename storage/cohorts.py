@@ -12,6 +12,7 @@ from funnels.kernel.records import CohortRecord, CohortStatus, NewCohort
 from funnels.kernel.refusals import AlreadyExists
 from storage.sql import Repo, prepared
 from storage.tables import (
+    cohort_members as _m,
     cohorts as _c,
     envelopes as _e,
     step_runs as _s,
@@ -44,6 +45,7 @@ def _cohort(row: Any) -> CohortRecord:
         parent_cohort_id=row.parent_cohort_id,
         admissions_noted_at=row.admissions_noted_at,
         status_reason=row.status_reason,
+        generation=row.generation,
     )
 
 
@@ -67,6 +69,31 @@ class SqlCohorts(Repo):
             "cohort", self.dialect, lambda: select(_c).where(_c.c.id == bindparam("id"))
         )
         row = (await self.conn.execute(statement, {"id": cohort_id})).first()
+        return _cohort(row) if row else None
+
+    async def running(self, now: datetime) -> list[CohortRecord]:
+        rows = (
+            await self.conn.execute(
+                select(_c).where(_c.c.status == "running", _c.c.ends_at > now).order_by(_c.c.id)
+            )
+        ).all()
+        return [_cohort(r) for r in rows]
+
+    async def graduated_from(self, user_id: int) -> CohortRecord | None:
+        row = (
+            await self.conn.execute(
+                select(_c)
+                .join(_m, _m.c.cohort_id == _c.c.id)
+                .where(_m.c.user_id == user_id)
+                .order_by(
+                    _m.c.supervisor_at.is_(None),  # cohorts where they became supervisor first
+                    _m.c.supervisor_at.desc(),
+                    _m.c.joined_at.desc(),
+                    _c.c.id.desc(),
+                )
+                .limit(1)
+            )
+        ).first()
         return _cohort(row) if row else None
 
     async def by_code(self, code: str) -> CohortRecord | None:

@@ -106,6 +106,9 @@ class Cohort(Base):
     region_id: Mapped[int | None] = mapped_column(ForeignKey("regions.id"))
     leader_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     parent_cohort_id: Mapped[int | None] = mapped_column(ForeignKey("cohorts.id"))
+    """The cohort a supervisor's own line grew out of (the one they graduated from)."""
+    generation: Mapped[int] = mapped_column(SmallInteger, default=1)
+    """1 for a leader's own line; a line launched by a graduate of generation n is n + 1."""
     script_id: Mapped[str] = mapped_column(String(64))
     script_version: Mapped[int] = mapped_column(Integer)
     script_hash: Mapped[str] = mapped_column(String(64))
@@ -314,6 +317,45 @@ class InviteLink(Base):
     owner_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     kind: Mapped[str] = mapped_column(String(16))
     created_at: Mapped[datetime]
+
+
+class MemberGroup(Base):
+    """A member's own group, where they added the bot for the group task ("build a group
+    of 50 and give a talk"): the bot counts its members and gives the talk there.
+
+    ``state``: ``counting`` until it has enough members, then ``ready`` (``group.created``
+    recorded), ``talking`` once the owner asked for the talk, ``given`` after its last
+    part (``talk.given`` recorded). ``left_at``: when the bot left or was removed.
+    """
+
+    __tablename__ = "member_groups"
+    __table_args__ = (Index("ix_member_groups_chat_id", "chat_id"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    chat_id: Mapped[int] = mapped_column(BigInteger)
+    owner_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    cohort_id: Mapped[int] = mapped_column(ForeignKey("cohorts.id"))
+    task_id: Mapped[str] = mapped_column(String(64))
+    member_count: Mapped[int | None] = mapped_column(Integer)
+    checked_at: Mapped[datetime | None]
+    state: Mapped[str] = mapped_column(String(16), default="counting")
+    added_at: Mapped[datetime]
+    left_at: Mapped[datetime | None]
+
+
+class MemberReminder(Base):
+    """The one private reminder a member gets on a local day of their task stage, claimed
+    before it is sent (so it is never sent twice), with the progress segment it was
+    chosen by. ``delivered``: False when the member could not be reached."""
+
+    __tablename__ = "member_reminders"
+
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), primary_key=True)
+    day: Mapped[date] = mapped_column(primary_key=True)
+    cohort_id: Mapped[int] = mapped_column(ForeignKey("cohorts.id"))
+    segment: Mapped[str] = mapped_column(String(16))
+    claimed_at: Mapped[datetime]
+    delivered: Mapped[bool | None] = mapped_column(Boolean)
 
 
 class TelegramUpdate(Base):

@@ -8,7 +8,13 @@ from typing import Any, cast
 
 from sqlalchemy import func, or_, select, update
 
-from funnels.kernel.records import PlanKind, PlanStage, StepRunRecord, StepStatus
+from funnels.kernel.records import (
+    TALK_PART_KINDS,
+    PlanKind,
+    PlanStage,
+    StepRunRecord,
+    StepStatus,
+)
 from funnels.scripts.planner import PlannedStep
 from storage.db import insert_ignore
 from storage.sql import Repo
@@ -16,6 +22,8 @@ from storage.tables import (
     cohorts as _c,
     step_runs as _s,
 )
+
+_TALK_KINDS = sorted(k.value for k in TALK_PART_KINDS)
 
 
 def _step(row: Any) -> StepRunRecord:
@@ -51,7 +59,7 @@ def _claimable() -> tuple[Any, ...]:
         .where(
             earlier.c.cohort_id == _s.c.cohort_id,
             earlier.c.source == _s.c.source,
-            earlier.c.kind == "talk_part",
+            earlier.c.kind == _s.c.kind,
             earlier.c.part < _s.c.part,
             earlier.c.status.not_in(("done", "skipped")),
         )
@@ -60,7 +68,7 @@ def _claimable() -> tuple[Any, ...]:
     return (
         _s.c.status == "pending",
         _c.c.status == "running",
-        or_(_s.c.kind != "talk_part", ~unfinished_earlier),
+        or_(_s.c.kind.not_in(_TALK_KINDS), ~unfinished_earlier),
     )
 
 
@@ -140,7 +148,7 @@ class SqlSteps(Repo):
             .where(
                 _s.c.cohort_id == cohort_id,
                 _s.c.source == source,
-                _s.c.kind == "talk_part",
+                _s.c.kind.in_(_TALK_KINDS),
                 _s.c.part > part,
                 _s.c.status == "pending",
             )
@@ -152,7 +160,11 @@ class SqlSteps(Repo):
         rows = (
             await self.conn.execute(
                 select(_s)
-                .where(_s.c.cohort_id == cohort_id, _s.c.source == source, _s.c.kind == "talk_part")
+                .where(
+                    _s.c.cohort_id == cohort_id,
+                    _s.c.source == source,
+                    _s.c.kind.in_(_TALK_KINDS),
+                )
                 .order_by(_s.c.part)
             )
         ).all()

@@ -18,6 +18,8 @@ from storage.models import (
     InviteLink,
     LedgerEntry,
     MemberActivity,
+    MemberGroup,
+    MemberReminder,
     Payout,
     Proof,
     Region,
@@ -48,3 +50,5 @@ payouts = cast(Table, Payout.__table__)
 tracked_links = cast(Table, TrackedLink.__table__)
 fan_locks = cast(Table, FanLock.__table__)
 installation_secrets = cast(Table, InstallationSecret.__table__)
+member_groups = cast(Table, MemberGroup.__table__)
+member_reminders = cast(Table, MemberReminder.__table__)

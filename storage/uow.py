@@ -19,12 +19,14 @@ from funnels.people.ports import PeopleTx
 from funnels.warmup.ports import WarmupTx
 from storage.cohorts import SqlCohorts
 from storage.envelopes import SqlEnvelopes
+from storage.groups import SqlMemberGroups
 from storage.ladder import SqlEvents, SqlLedger, SqlTasks
 from storage.members import SqlMembers
 from storage.ops import SqlReports
 from storage.payouts import SqlPayouts
 from storage.people import SqlLinks, SqlRegions, SqlUsers
 from storage.proofs import SqlProofs
+from storage.reminders import SqlReminders
 from storage.steps import SqlSteps
 from storage.tracked_links import SqlTrackedLinks
 from storage.updates import SqlUpdates
@@ -49,6 +51,8 @@ class SqlTransaction:
         self.proofs = SqlProofs(conn)
         self.payouts = SqlPayouts(conn)
         self.tracked_links = SqlTrackedLinks(conn)
+        self.member_groups = SqlMemberGroups(conn)
+        self.reminders = SqlReminders(conn)
         self._committed = False
 
     async def commit(self) -> None:

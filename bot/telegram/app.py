@@ -33,6 +33,7 @@ GROUP_ADMIN_COMMANDS = (
     "grant_leader",
     "retry",
     "skip",
+    "talk",
 )
 
 # Telegram keys command menus by two-letter language code; "" is the default menu.

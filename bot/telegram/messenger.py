@@ -183,6 +183,17 @@ class TelegramMessenger:
             log.info("join request of %s in %s: %s", telegram_id, chat_id, exc)
             return "USER_ALREADY_PARTICIPANT" in exc.reason
 
+    async def member_count(self, chat_id: int) -> int:
+        return await self._call(
+            chat_id, lambda: self.bot.get_chat_member_count(chat_id), throttled=False
+        )
+
+    async def leave(self, chat_id: int) -> None:
+        try:
+            await self._call(chat_id, lambda: self.bot.leave_chat(chat_id), throttled=False)
+        except DeliveryError as exc:  # already gone: nothing to leave
+            log.info("leaving %s: %s", chat_id, exc)
+
     # ------------------------------------------------------------ plumbing
 
     async def _post(self, chat_id: int, rendered: Rendered) -> Message:

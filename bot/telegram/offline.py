@@ -6,7 +6,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from funnels.kernel.messaging import DeliveryError, Outgoing, Right
+from funnels.kernel.messaging import ChatUnavailable, DeliveryError, Outgoing, Right
 from funnels.kernel.records import MemberRef
 
 _log = logging.getLogger("funnelbot.messenger")
@@ -39,6 +39,10 @@ class RecordingMessenger:
     rights_missing: dict[int, list[Right]] = field(default_factory=dict)
     links: list[tuple[int, str, bool, int | None]] = field(default_factory=list)
     join_answers: list[tuple[int, int, bool]] = field(default_factory=list)
+    member_counts: dict[int, int] = field(default_factory=dict)
+    """People in each group, the bot included, as ``member_count`` answers; a group not
+    listed is one the bot is not in (``ChatUnavailable``)."""
+    left: list[int] = field(default_factory=list)
     _next_id: int = 1
 
     async def send(self, chat_id: int, message: Outgoing, *, pin: bool = False) -> int:
@@ -86,6 +90,14 @@ class RecordingMessenger:
     async def answer_join_request(self, chat_id: int, telegram_id: int, *, approve: bool) -> bool:
         self.join_answers.append((chat_id, telegram_id, approve))
         return True
+
+    async def member_count(self, chat_id: int) -> int:
+        if chat_id not in self.member_counts or chat_id in self.left:
+            raise ChatUnavailable("Forbidden: bot is not a member of the chat", "removed")
+        return self.member_counts[chat_id]
+
+    async def leave(self, chat_id: int) -> None:
+        self.left.append(chat_id)
 
     def sent_of(self, kind: type) -> list[Sent]:
         """Sends whose message is of ``kind`` (e.g. ``EnvelopeOffer``)."""

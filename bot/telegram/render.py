@@ -23,9 +23,11 @@ from funnels.kernel.messaging import (
     CohortPaused,
     EnvelopeOffer,
     EnvelopeSummary,
+    GroupTaskNotice,
     Outgoing,
     ProofDecided,
     ProofForReview,
+    Reminder,
     RewardNotice,
     RewardOwed,
     ScriptPost,
@@ -185,6 +187,31 @@ class Renderer:
                 reason = c.text(loc, f"proof.reason.{message.reason or 'other'}")
                 return Rendered(
                     c.text(loc, "proof.rejected", title=message.task_title, reason=reason)
+                )
+            case Reminder():
+                loc = message.locale
+                when = (
+                    c.when(loc, message.next_unlock, message.timezone)
+                    if message.next_unlock
+                    else ""
+                )
+                return Rendered(
+                    c.text(
+                        loc,
+                        f"reminder.{message.segment}",
+                        title=message.task_title or "",
+                        count=message.open_tasks,
+                        when=when,
+                    )
+                )
+            case GroupTaskNotice():
+                return Rendered(
+                    c.text(
+                        message.locale,
+                        f"group_task.{message.note}",
+                        count=message.count,
+                        needed=message.needed,
+                    )
                 )
         raise TypeError(f"no rendering for {type(message).__name__}")
 

@@ -12,7 +12,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import assert_never
 
+from funnels.cohorts.member_groups import GroupTalkPart
 from funnels.cohorts.ports import CohortsTx
+from funnels.cohorts.talks import Outcome, post_talk_part
 from funnels.deps import Deps
 from funnels.kernel.messaging import DeliveryError, ScriptPost, TasksUnlocked, UnlockedTask
 from funnels.kernel.money import to_minor
@@ -20,8 +22,6 @@ from funnels.kernel.records import CohortRecord, PlanKind, StepRunRecord
 from funnels.kernel.text import cut
 from funnels.scripts.model import Script, Task
 from funnels.warmup.envelopes import CloseEnvelope, OpenEnvelope
-
-Outcome = dict[str, object]
 
 
 class Postponed(Exception):
@@ -45,6 +45,8 @@ class StepExecutor:
     async def __call__(self, run: StepRunRecord, cohort: CohortRecord, script: Script) -> Outcome:
         if run.kind is PlanKind.TASK_UNLOCK:
             return await self._unlock_task(cohort, script, run.source)
+        if run.kind is PlanKind.GROUP_TALK_PART:  # in a member's group, not the warm-up's
+            return await GroupTalkPart(self.deps)(run, cohort, script)
         chat = cohort.warmup_chat_id
         if chat is None:
             return {"note": "no warm-up group bound"}
@@ -61,7 +63,7 @@ class StepExecutor:
                 return await self._pitch(cohort, script, run.source, chat)
             case PlanKind.PITCH_CLOSE:
                 return await self._close_pitch(cohort)
-            case PlanKind.TASK_UNLOCK:  # handled above: it needs no warm-up group
+            case PlanKind.TASK_UNLOCK | PlanKind.GROUP_TALK_PART:  # handled above
                 raise AssertionError("unreachable")
             case _:
                 assert_never(run.kind)
@@ -79,33 +81,7 @@ class StepExecutor:
         talk = script.step(run.source).talk
         if talk is None:
             raise _mismatch(run.source, "talk")
-        part = run.part or 0
-        m = self.deps.messenger
-        if part == 0 and talk.slow_mode:
-            await m.set_slow_mode(chat, int(talk.slow_mode.total_seconds()))
-        text = talk.parts[part].text
-        if part == 0:
-            text = f"{talk.title}\n— {talk.speaker}\n\n{text}"
-        message_id = await m.send(
-            chat,
-            ScriptPost(text, talk.parts[part].media, cohort.locale),
-            pin=talk.pin and part == 0,
-        )
-        if part == len(talk.parts) - 1:
-            if talk.slow_mode:
-                await m.set_slow_mode(chat, 0)
-            if talk.pin:
-                first_id = message_id if part == 0 else await self._first_part_id(run, cohort)
-                if first_id:
-                    await m.unpin(chat, first_id)
-        return {"message_id": message_id}
-
-    async def _first_part_id(self, run: StepRunRecord, cohort: CohortRecord) -> int:
-        """The message id of a talk's opening part, kept in its run's outcome."""
-        async with self.deps.uow(CohortsTx).transaction() as tx:
-            first = await tx.steps.get(cohort.id, run.source)
-        raw = (first.outcome or {}).get("message_id") if first else None
-        return raw if isinstance(raw, int) else 0
+        return await post_talk_part(self.deps, run, talk, chat, cohort.locale)
 
     async def _close_envelope(self, cohort: CohortRecord, step_key: str) -> Outcome:
         async with self.deps.uow(CohortsTx).transaction() as tx:

@@ -16,6 +16,7 @@ from funnels.kernel.messaging import TASK_GROUP_RIGHTS, WARMUP_RIGHTS
 from funnels.kernel.money import to_minor
 from funnels.kernel.records import CohortRecord, NewCohort
 from funnels.kernel.refusals import AlreadyExists, Refused
+from funnels.kernel.stages import Role
 from funnels.kernel.zones import find_zone
 from funnels.people.leaders import leader_id_of
 from funnels.people.links import new_invite_link
@@ -69,6 +70,9 @@ class LaunchCohort:
         async with self.deps.uow(CohortsTx).transaction() as tx:
             bound = await tx.cohorts.by_chat(chat_id)
             region_id = await tx.users.region(leader_id)
+            parent = await _parent_line(tx, leader_id, is_admin)
+        if region_id is None and parent is not None:
+            region_id = parent.region_id  # a graduate's line stays in their line's region
         if bound is not None:
             raise Refused("already_bound", code=bound.code)
         missing = await self.deps.messenger.missing_rights(chat_id, WARMUP_RIGHTS)
@@ -85,6 +89,8 @@ class LaunchCohort:
                 warmup_chat_id=chat_id,
                 region_id=region_id,
                 leader_id=leader_id,
+                parent_cohort_id=parent.id if parent else None,
+                generation=parent.generation + 1 if parent else 1,
             )
         except Refused as refused:
             if refused.code != "already_bound" or refused.params.get("code"):
@@ -95,6 +101,17 @@ class LaunchCohort:
         link = await new_invite_link(self.deps, cohort, chat_id, "leader", leader_id)
         steps = plan(loaded.script, start, ZoneInfo(cohort.timezone))
         return Launched(cohort, steps, link)
+
+
+async def _parent_line(tx: CohortsTx, user_id: int, is_admin: bool) -> CohortRecord | None:
+    """The cohort a supervisor's new line grows out of: the one they graduated from.
+    A leader's (or an admin's) line starts a lineage of its own (None)."""
+    if is_admin:
+        return None
+    role = await tx.users.role(user_id)
+    if role is None or role >= Role.LEADER:
+        return None
+    return await tx.cohorts.graduated_from(user_id)
 
 
 def _first_day(asked: date | None, today: date) -> date:
@@ -171,6 +188,7 @@ class StartCohort:
         region_id: int | None = None,
         leader_id: int | None = None,
         parent_cohort_id: int | None = None,
+        generation: int = 1,
     ) -> CohortRecord:
         script = loaded.script
         zone_name = timezone or script.timezone
@@ -209,6 +227,7 @@ class StartCohort:
             region_id=region_id,
             leader_id=leader_id,
             parent_cohort_id=parent_cohort_id,
+            generation=generation,
         )
         async with self.deps.uow(CohortsTx).transaction() as tx:
             bound = await tx.cohorts.by_chat(warmup_chat_id) if warmup_chat_id else None

@@ -93,7 +93,8 @@ class ResumeCohort:
 
 
 class FollowMigration:
-    """A basic group became a supergroup (new chat id): the cohort keeps running there."""
+    """A basic group became a supergroup (new chat id): the cohort keeps running there
+    (and a member's own group for the group task stays theirs)."""
 
     def __init__(self, deps: Deps) -> None:
         self.deps = deps
@@ -102,6 +103,7 @@ class FollowMigration:
         async with self.deps.uow(CohortsTx).transaction() as tx:
             moved = await tx.cohorts.move_chat(old_chat_id, new_chat_id)
             await tx.links.move_chat(old_chat_id, new_chat_id)
+            await tx.member_groups.move_chat(old_chat_id, new_chat_id)
             await tx.commit()
         return moved
 

@@ -12,12 +12,15 @@ from funnels.kernel.records import (
     CohortRecord,
     CohortStatus,
     EnvelopeRecord,
+    MemberGroupRecord,
+    MemberGroupState,
     MemberRef,
     NewCohort,
     StepRunRecord,
     StepStatus,
+    TaskProgressRecord,
 )
-from funnels.kernel.stages import Stage
+from funnels.kernel.stages import Role, Stage
 from funnels.scripts.planner import PlannedStep
 
 
@@ -32,6 +35,11 @@ class Cohorts(Protocol):
         ...
 
     async def get(self, cohort_id: int) -> CohortRecord | None: ...
+    async def graduated_from(self, user_id: int) -> CohortRecord | None:
+        """The cohort a member graduated from: the latest in which they became a
+        supervisor, else the latest they joined (None: no cohort at all)."""
+        ...
+
     async def move_chat(self, old_chat_id: int, new_chat_id: int) -> list[int]:
         """A group became a supergroup: rebind cohorts from the old chat id to the new
         one; returns the cohorts moved."""
@@ -51,7 +59,44 @@ class Links(Protocol):
     async def move_chat(self, old_chat_id: int, new_chat_id: int) -> None: ...
 
 
+class MemberGroups(Protocol):
+    """Members' own groups for the group task (see :mod:`funnels.cohorts.member_groups`)."""
+
+    async def active_in(self, chat_id: int) -> MemberGroupRecord | None:
+        """The group registered in ``chat_id`` that the bot has not left."""
+        ...
+
+    async def active_of(
+        self, cohort_id: int, owner_id: int, task_id: str
+    ) -> MemberGroupRecord | None: ...
+    async def add(
+        self, chat_id: int, owner_id: int, cohort_id: int, task_id: str, at: datetime
+    ) -> MemberGroupRecord: ...
+    async def counted(self, group_id: int, count: int, at: datetime) -> None: ...
+    async def get(self, group_id: int) -> MemberGroupRecord | None: ...
+    async def mark_left(self, group_id: int, at: datetime) -> bool: ...
+    async def move_chat(self, old_chat_id: int, new_chat_id: int) -> None:
+        """A member's group became a supergroup: follow it to its new chat id."""
+        ...
+
+    async def move(
+        self, group_id: int, expected: MemberGroupState, state: MemberGroupState
+    ) -> bool:
+        """``expected`` -> ``state`` for a group the bot is still in; False if it was not
+        in ``expected`` (someone else moved it first)."""
+        ...
+
+    async def needing_care(self, now: datetime, count_before: datetime) -> list[MemberGroupRecord]:
+        """Groups the bot is in whose cohort is over, whose talk is under way, or which
+        are still counting and were last counted before ``count_before``."""
+        ...
+
+
 class Members(Protocol):
+    async def current_cohort(self, user_id: int) -> int | None:
+        """The cohort in whose task stage the member is (latest admitted)."""
+        ...
+
     async def stage_counts(self, cohort_id: int) -> dict[Stage, int]:
         """How many members reached each stage (a member counts for every stage up to
         the furthest reached; members who left count too)."""
@@ -100,13 +145,25 @@ class Steps(Protocol):
         """Back to pending (nothing was sent); used when a cohort pauses mid-tick."""
         ...
 
+    async def talk_parts(self, cohort_id: int, source: str) -> list[StepRunRecord]:
+        """The runs of one talk's parts, in order."""
+        ...
+
+
+class Tasks(Protocol):
+    async def for_member(self, cohort_id: int, user_id: int) -> dict[str, TaskProgressRecord]:
+        """A member's progress rows by task id (read only)."""
+        ...
+
 
 class Users(Protocol):
+    async def by_telegram(self, telegram_id: int) -> MemberRef | None: ...
     async def ensure_user(
         self, telegram_id: int, name: str, language: str | None, at: datetime
     ) -> MemberRef: ...
     async def ref(self, user_id: int) -> MemberRef | None: ...
     async def region(self, user_id: int) -> int | None: ...
+    async def role(self, user_id: int) -> Role | None: ...
 
 
 class CohortsTx(Protocol):
@@ -119,9 +176,13 @@ class CohortsTx(Protocol):
     @property
     def links(self) -> Links: ...
     @property
+    def member_groups(self) -> MemberGroups: ...
+    @property
     def members(self) -> Members: ...
     @property
     def steps(self) -> Steps: ...
+    @property
+    def tasks(self) -> Tasks: ...
     @property
     def users(self) -> Users: ...
 

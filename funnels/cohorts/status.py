@@ -21,6 +21,8 @@ class StatusView:
     counts: dict[Stage, int]
     next_step: StepRunRecord | None
     attention: list[StepRunRecord]
+    parent: CohortRecord | None = None
+    """The cohort this line grew out of (a supervisor's line); None for a leader's own."""
 
 
 class CohortStatus:
@@ -38,6 +40,9 @@ class CohortStatus:
             counts = await tx.members.stage_counts(cohort.id)
             next_step = await tx.steps.next_pending(cohort.id)
             attention = await tx.steps.attention(cohort.id)
+            parent = (
+                await tx.cohorts.get(cohort.parent_cohort_id) if cohort.parent_cohort_id else None
+            )
         return StatusView(
             cohort,
             max(0, min(day, script.total_days)),
@@ -45,6 +50,7 @@ class CohortStatus:
             counts,
             next_step,
             attention,
+            parent,
         )
 
 

@@ -13,11 +13,13 @@ from datetime import timedelta
 
 from funnels.cohorts.executors import Postponed, StepExecutor
 from funnels.cohorts.lifecycle import pause_within, tell_leader_lost
+from funnels.cohorts.member_groups import TendMemberGroups
 from funnels.cohorts.pauses import PauseReason
 from funnels.cohorts.ports import CohortsTx
 from funnels.deps import Deps
 from funnels.kernel.messaging import ChatUnavailable, DeliveryError
-from funnels.kernel.records import CohortRecord, PlanKind, StepRunRecord
+from funnels.kernel.records import CohortRecord, StepRunRecord
+from funnels.ladder.reminders import RemindMembers
 from funnels.warmup.admissions import AnnounceResponders
 from funnels.warmup.envelopes import CloseFullEnvelopes
 
@@ -32,6 +34,8 @@ class TickReport:
     paused_cohorts: list[int] = field(default_factory=list)
     finished_cohorts: list[int] = field(default_factory=list)
     closed_envelopes: list[int] = field(default_factory=list)
+    reminders: int = 0
+    """Private reminders sent (see :mod:`funnels.ladder.reminders`)."""
     stopped: bool = False
     """Told to stop: it claimed nothing more after the step it was running."""
 
@@ -42,7 +46,8 @@ def _held_reason(key: str) -> str:
 
 class RunDueSteps:
     """One scheduler tick: expire stale leases, then claim, run and finish due runs one at
-    a time (up to ``batch``), then close envelopes left full and open.
+    a time (up to ``batch``), then close envelopes left full and open, tend members' own
+    groups and send the day's reminders.
 
     One claim per step, not a batch under one lease: a process killed mid-tick leaves only
     the run it was sending in doubt, and the steps it had not reached stay pending for the
@@ -65,6 +70,7 @@ class RunDueSteps:
         self.batch = batch
         self.stopping = stopping if stopping is not None else asyncio.Event()
         self.execute = StepExecutor(deps)
+        self.remind = RemindMembers(deps)
 
     def stop(self) -> None:
         """Claim nothing more; a step being sent still finishes and records its outcome."""
@@ -91,6 +97,8 @@ class RunDueSteps:
             return report
         report.closed_envelopes = await CloseFullEnvelopes(self.deps)()
         await AnnounceResponders(self.deps)()
+        await TendMemberGroups(self.deps)()
+        report.reminders = await self.remind()
         async with self.deps.uow(CohortsTx).transaction() as tx:
             report.finished_cohorts = await tx.cohorts.finish_due(self.deps.clock.now())
             await tx.commit()
@@ -121,7 +129,7 @@ class RunDueSteps:
     async def _hold_later_parts(tx: CohortsTx, run: StepRunRecord) -> None:
         """A talk part in doubt or failed: its later parts wait for a decision rather
         than go on without it (the claim would not take them anyway; ``held`` says why)."""
-        if run.kind is PlanKind.TALK_PART:
+        if run.kind.is_talk_part:
             await tx.steps.hold_later_parts(
                 run.cohort_id, run.source, run.part or 0, _held_reason(run.key)
             )

@@ -188,6 +188,44 @@ class BudgetUsedUp:
     locale: str
 
 
+GroupTaskNote = Literal[
+    "welcome", "ready", "not_in_task", "not_open", "done", "has_group", "taken", "goodbye", "ended"
+]
+"""What the bot says in a member's own group (the group task): ``welcome`` (counting its
+members), ``ready`` (enough members: the owner may ask for the talk); why it leaves at
+once (``not_in_task``, ``not_open``, ``done``, ``has_group``, ``taken``); ``goodbye``
+(talk given, task done) and ``ended`` (the cohort is over)."""
+
+
+@dataclass(frozen=True, slots=True)
+class GroupTaskNotice:
+    """Posted in a member's own group; ``count`` the people in it, ``needed`` how many
+    the task asks for."""
+
+    note: GroupTaskNote
+    locale: str
+    count: int = 0
+    needed: int = 0
+
+
+ReminderSegment = Literal["ahead", "on_track", "behind", "inactive"]
+"""Where a member stands in the ladder: every open task done (``ahead``), one open
+(``on_track``), more (``behind``), or nothing done for two days (``inactive``)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Reminder:
+    """The day's one private reminder. ``task_title``: the oldest open task (None when
+    ``ahead``); ``next_unlock``: when the next task opens (``ahead``)."""
+
+    segment: ReminderSegment
+    task_title: str | None
+    open_tasks: int
+    next_unlock: datetime | None
+    timezone: str
+    locale: str
+
+
 Outgoing = (
     ScriptPost
     | EnvelopeOffer
@@ -201,6 +239,8 @@ Outgoing = (
     | ProofDecided
     | RewardOwed
     | BudgetUsedUp
+    | GroupTaskNotice
+    | Reminder
 )
 
 
@@ -290,4 +330,13 @@ class Messenger(Protocol):
 
     async def answer_join_request(self, chat_id: int, telegram_id: int, *, approve: bool) -> bool:
         """Approve or decline a pending join request; False if there was none any more."""
+        ...
+
+    async def member_count(self, chat_id: int) -> int:
+        """How many are in the group, the bot included. Raises ``ChatUnavailable`` when
+        the bot is not there any more, ``DeliveryError`` otherwise."""
+        ...
+
+    async def leave(self, chat_id: int) -> None:
+        """The bot leaves the group (nothing happens if it is not there)."""
         ...

@@ -54,6 +54,8 @@ class CohortRecord:
     parent_cohort_id: int | None
     admissions_noted_at: datetime | None = None
     status_reason: str | None = None
+    generation: int = 1
+    """1 for a leader's own line; a supervisor's line is its parent cohort's + 1."""
 
     def warms_up_in(self, chat_id: int) -> bool:
         """Whether ``chat_id`` is this cohort's warm-up group (not its task group)."""
@@ -78,6 +80,7 @@ class NewCohort:
     region_id: int | None
     leader_id: int | None
     parent_cohort_id: int | None
+    generation: int = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,6 +162,50 @@ class IncomingEvent:
     data: Mapping[str, object] = field(default_factory=dict)
 
 
+MemberGroupState = Literal["counting", "ready", "talking", "given"]
+"""A member's own group for the group task: ``counting`` its members until there are
+enough, ``ready`` (``group.created`` recorded), ``talking`` (the owner asked for the
+talk; its parts are step runs), ``given`` (``talk.given`` recorded)."""
+
+
+@dataclass(frozen=True, slots=True)
+class MemberGroupRecord:
+    id: int
+    chat_id: int
+    owner_id: int
+    cohort_id: int
+    task_id: str
+    state: MemberGroupState
+    member_count: int | None
+    checked_at: datetime | None
+    left_at: datetime | None
+
+    @property
+    def talk_source(self) -> str:
+        """The ``source`` of the talk's step runs (and the key of its first part)."""
+        return f"{GROUP_TALK}{self.id}"
+
+    @staticmethod
+    def id_of_talk(source: str) -> int:
+        """The group whose talk's step runs have ``source`` (see :attr:`talk_source`)."""
+        return int(source.removeprefix(GROUP_TALK))
+
+
+GROUP_TALK = "grouptalk."
+"""How the step runs of a talk in a member's group are named: ``grouptalk.<group id>``."""
+
+
+@dataclass(frozen=True, slots=True)
+class ReminderCandidate:
+    """A member in a task stage who has had no reminder on the day asked about: who they
+    are, when they last did something (admitted, an event, progress), and the tasks they
+    completed."""
+
+    member: MemberRef
+    last_active: datetime
+    completed: frozenset[str]
+
+
 class Arrival(NamedTuple):
     """Someone entering the warm-up group, and who invited them."""
 
@@ -221,6 +268,8 @@ class PlanKind(StrEnum):
     PITCH = "pitch"
     PITCH_CLOSE = "pitch_close"
     TASK_UNLOCK = "task_unlock"
+    GROUP_TALK_PART = "group_talk_part"
+    """A part of the group task's talk, given in a member's own group on their ``/talk``."""
 
     @property
     def speaks(self) -> bool:
@@ -228,7 +277,13 @@ class PlanKind(StrEnum):
         part, an envelope, the pitch): what the late policy and the timeline concern."""
         return self in _SPEAKING
 
+    @property
+    def is_talk_part(self) -> bool:
+        """A part of a talk: parts of one talk go out in order, each after the last."""
+        return self in TALK_PART_KINDS
 
+
+TALK_PART_KINDS = frozenset({PlanKind.TALK_PART, PlanKind.GROUP_TALK_PART})
 _SPEAKING = frozenset({PlanKind.POST, PlanKind.TALK_PART, PlanKind.RED_ENVELOPE, PlanKind.PITCH})
 
 

@@ -5,7 +5,7 @@ carries them."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import datetime
+from datetime import date, datetime
 from typing import Protocol
 
 from funnels.kernel.records import (
@@ -18,6 +18,7 @@ from funnels.kernel.records import (
     PayoutStatus,
     ProofRecord,
     ProofState,
+    ReminderCandidate,
     RewardDue,
     TaskProgressRecord,
     TrackedLinkRecord,
@@ -30,6 +31,9 @@ class Cohorts(Protocol):
     async def get(self, cohort_id: int) -> CohortRecord | None: ...
     async def raise_budget(self, cohort_id: int, amount_minor: int) -> int:
         """Add to the cohort's budget; returns the new budget."""
+
+    async def running(self, now: datetime) -> list[CohortRecord]:
+        """Running cohorts that have not ended by ``now``."""
         ...
 
     async def release(self, cohort_id: int, amount_minor: int) -> None: ...
@@ -138,6 +142,21 @@ class Payouts(Protocol):
     async def retry_parked(self, payout_ids: Sequence[int] | None, at: datetime) -> list[int]: ...
 
 
+class Reminders(Protocol):
+    async def candidates(self, cohort_id: int, day: date, limit: int) -> list[ReminderCandidate]:
+        """Up to ``limit`` members of the cohort's task stage who are still there, can be
+        reached, and have had no reminder on ``day``."""
+        ...
+
+    async def claim(
+        self, user_id: int, day: date, cohort_id: int, segment: str, at: datetime
+    ) -> bool:
+        """The member's one reminder of ``day``; False if it was claimed already."""
+        ...
+
+    async def delivered(self, user_ids: Sequence[int], day: date, delivered: bool) -> None: ...
+
+
 class Tasks(Protocol):
     async def add_unique_many(self, rows: Sequence[tuple[int, int, str]]) -> None:
         """Remember (progress id, leaf, value) triples as counted."""
@@ -195,6 +214,8 @@ class LadderTx(Protocol):
     def members(self) -> Members: ...
     @property
     def payouts(self) -> Payouts: ...
+    @property
+    def reminders(self) -> Reminders: ...
     @property
     def tasks(self) -> Tasks: ...
     @property

@@ -89,7 +89,7 @@ async def _resume_held(
     decision came, measured from ``anchor`` (the retried part's old due time) or else from
     the first held part's: the talk keeps its pace instead of pouring out in one tick,
     and no part becomes late enough for a ``late: skip`` talk to drop it."""
-    if run.kind != "talk_part":
+    if not run.kind.is_talk_part:  # a warm-up talk's part, or a member group's
         return []
     held = [
         p

@@ -1,4 +1,5 @@
-"""Leaders: who may launch cohorts, granted by an admin in a region."""
+"""Leaders: who may launch cohorts (leaders, granted by an admin in a region, and
+supervisors, promoted by the ladder)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,12 @@ from funnels.people.ports import PeopleTx
 from funnels.people.users import user_id_of
 
 
+def leads_lines(role: Role | None) -> bool:
+    """Who may launch and run lines: leaders, and supervisors (graduates who launch lines
+    of their own, the self-cycling part of the funnel)."""
+    return role is not None and role >= Role.SUPERVISOR
+
+
 async def leader_id_of(deps: Deps, actor: Actor, is_admin: bool, refusal: str) -> int:
     """The user id of a leader (or an admin) acting; ``Refused(refusal)`` for anyone else.
     The one check of who may lead, shared by the commands that need it."""
@@ -18,7 +25,7 @@ async def leader_id_of(deps: Deps, actor: Actor, is_admin: bool, refusal: str) -
         user_id = await user_id_of(tx, actor, deps.clock.now())
         await tx.commit()
         role = await tx.users.role(user_id)
-        if is_admin or (role is not None and role >= Role.LEADER):
+        if is_admin or leads_lines(role):
             return user_id
     raise Refused(refusal)
 
@@ -50,8 +57,8 @@ class GrantLeader:
 
 
 class MayLead:
-    """Whether someone may launch cohorts (a leader, or a bootstrap admin), without
-    making a user of them."""
+    """Whether someone may launch cohorts (a leader, a supervisor, or a bootstrap admin),
+    without making a user of them."""
 
     def __init__(self, deps: Deps) -> None:
         self.deps = deps
@@ -62,4 +69,4 @@ class MayLead:
         async with self.deps.uow(PeopleTx).transaction() as tx:
             user = await tx.users.by_telegram(actor.telegram_id)
             role = await tx.users.role(user.user_id) if user else None
-        return role is not None and role >= Role.LEADER
+        return leads_lines(role)

@@ -424,6 +424,9 @@ class Task(_Strict):
     """Done off the platform (a post on another network sends no event): the member sends
     a screenshot to the bot, the cohort's leader approves it, and the approval is the
     ``proof.approved`` event (``data.task`` = this task's id) that the goal counts."""
+    talk: Talk | None = None
+    """The talk material of a group task: the bot gives it part by part in the member's
+    own group when they send ``/talk`` there (``talk.given`` after the last part)."""
 
 
 class Tasks(_Strict):

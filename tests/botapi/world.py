@@ -355,6 +355,16 @@ class World:
         return self.set_bot_rights(chat_id, "kicked")
 
     @locked
+    def add_bot(self, chat_id: int, by: int, status: str = "member", **rights: bool) -> JsonDict:
+        """A member of the group adds the bot to it (``status`` member by default);
+        enqueues and returns ``my_chat_member`` from that member."""
+        chat = self._group(chat_id)
+        old = chat.bot
+        chat.bot = self._bot_member(status, rights)
+        adder = self._user_dict(by)
+        return self._chat_member_update("my_chat_member", chat, adder, old, chat.bot)
+
+    @locked
     def migrate(self, chat_id: int) -> int:
         """Upgrade a basic group to a supergroup; returns the new chat id (-100...)."""
         old = self._group(chat_id)

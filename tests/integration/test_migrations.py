@@ -46,6 +46,8 @@ TABLES = {
     "tracked_links",
     "fan_locks",
     "installation_secrets",
+    "member_groups",
+    "member_reminders",
 }
 
 

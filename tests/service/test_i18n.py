@@ -27,8 +27,34 @@ CALLBACK_KEYS = (
     "envelope.busy",
 )
 
+# Self-cycling lines and members' own groups: key -> the placeholders the code fills in.
+LINES_AND_GROUPS: dict[str, set[str]] = {
+    "status.line_own": {"generation"},
+    "status.line_from": {"generation", "parent"},
+    "group_task.welcome": {"count", "needed"},
+    "group_task.ready": {"count"},
+    "group_task.not_in_task": set(),
+    "group_task.not_open": set(),
+    "group_task.done": set(),
+    "group_task.has_group": set(),
+    "group_task.goodbye": set(),
+    "group_task.ended": set(),
+    "group_talk.not_a_group": set(),
+    "group_talk.owner_only": set(),
+    "group_talk.too_small": {"count", "needed"},
+    "group_talk.under_way": set(),
+    "group_talk.given": set(),
+    "group_talk.no_talk": set(),
+    "group_talk.started": set(),
+    "reminder.ahead": {"when"},
+    "reminder.on_track": {"title"},
+    "reminder.behind": {"count", "title"},
+    "reminder.inactive": {"title"},
+}
+
 # Every key the bot's code relies on, as agreed for the catalogue.
 REQUIRED_KEYS = {
+    *LINES_AND_GROUPS,
     *CALLBACK_KEYS,
     "envelope.offer",
     "envelope.button",
@@ -276,9 +302,16 @@ PLACEHOLDERS = {
     "proof.done_rejected": {"reason"},
     "reward.owed": {"title", "amount"},
     "budget.used_up": {"code", "owed", "amount"},
+    **{key: names for key, names in LINES_AND_GROUPS.items() if names},
 }
 
-PLURAL_KEYS = {"admissions.open", "status.attention"}
+PLURAL_KEYS = {
+    "admissions.open",
+    "status.attention",
+    "group_task.welcome",
+    "group_talk.too_small",
+    "reminder.behind",
+}
 
 
 def packaged_sources() -> dict[str, str]:

@@ -223,6 +223,7 @@ class Kit:
         code: str | None = None,
         loaded: LoadedScript | None = None,
         leader: MemberRef | None = None,
+        region_id: int | None = None,
     ) -> CohortRecord:
         record = await StartCohort(self.deps)(
             loaded or self.loaded,
@@ -231,6 +232,7 @@ class Kit:
             capacity=capacity,
             warmup_chat_id=chat,
             leader_id=leader.user_id if leader else None,
+            region_id=region_id,
         )
         self.cohorts.append(record)
         return record
@@ -276,6 +278,10 @@ class Kit:
         """The Telegram user behind ``ref`` (made by :meth:`users`), as updates show them."""
         assert ref.telegram_id is not None
         return Actor(ref.telegram_id, f"Member {ref.telegram_id}", ref.language)
+
+    def actor_of(self, telegram_id: int) -> Actor:
+        """A Telegram user by id, named as :meth:`users` names them."""
+        return Actor(telegram_id, f"Member {telegram_id}", "en")
 
     async def members(self, n: int, *, chat: int = WARMUP_CHAT) -> list[MemberRef]:
         """``n`` new users who joined the warm-up group, one ``chat_member`` update each."""

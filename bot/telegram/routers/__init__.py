@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from aiogram import Dispatcher, Router
 
-from bot.telegram.routers import envelopes, group, leader, membership, private, proofs
+from bot.telegram.routers import (
+    envelopes,
+    group,
+    leader,
+    member_groups,
+    membership,
+    private,
+    proofs,
+)
 
 
 def routers() -> list[Router]:
@@ -16,6 +24,7 @@ def routers() -> list[Router]:
         private.make_router(),
         proofs.make_router(),
         membership.make_router(),
+        member_groups.make_router(),
     ]
 
 

@@ -51,6 +51,14 @@ async def status(
             next=next_text,
         )
     ]
+    if view.parent is not None:
+        lines.append(
+            services.text(
+                locale, "status.line_from", generation=cohort.generation, parent=view.parent.code
+            )
+        )
+    else:
+        lines.append(services.text(locale, "status.line_own", generation=cohort.generation))
     if cohort.status == "paused" and cohort.status_reason:
         reason = services.renderer.pause_reason(locale, PauseReason.parse(cohort.status_reason))
         lines.append(services.text(locale, "status.reason", reason=reason))

@@ -1,6 +1,7 @@
 """Who comes and goes: members joining or leaving the groups (``chat_member``), people
 asking to join the task group (``chat_join_request``), and the bot's own membership
-(``my_chat_member``): removed or demoted, it pauses the cohort and tells the leader."""
+(``my_chat_member``): removed or demoted, it pauses the cohort and tells the leader; in a
+group that is no cohort's, see :mod:`bot.telegram.routers.member_groups`."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from aiogram.types import ChatJoinRequest, ChatMemberUpdated
 
 from bot.telegram.i18n import negotiate
 from bot.telegram.rights import lacking
+from bot.telegram.routers.member_groups import bot_moved
 from bot.telegram.services import Services
 from funnels.cohorts.lifecycle import GroupLost
 from funnels.kernel.messaging import TASK_GROUP_RIGHTS, WARMUP_RIGHTS
@@ -52,6 +54,7 @@ async def bot_membership(event: ChatMemberUpdated, services: Services) -> None:
     cohort = await services.chats.cohort(chat_id)
     services.chats.forget(chat_id)
     if cohort is None:
+        await bot_moved(event, services)  # perhaps a member's own group (the group task)
         return
     if new.status in ("left", "kicked"):
         await GroupLost(services.deps)(chat_id, "removed")
