@@ -1,7 +1,7 @@
 """payouts: owed task rewards and the outbox of reward.granted events
 
 Revision ID: 0006
-Revises: 0007
+Revises: 0005
 Create Date: 2026-11-27
 """
 
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0006"
-down_revision: str | None = "0007"
+down_revision: str | None = "0005"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

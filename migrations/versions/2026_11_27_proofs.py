@@ -1,6 +1,6 @@
 """proofs: members' screenshots for proof tasks and the leaders' decisions
 
-Revision ID: 0007
+Revision ID: 0005
 Revises: 0004
 Create Date: 2026-11-27
 """
@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0007"
+revision: str = "0005"
 down_revision: str | None = "0004"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None

@@ -1,6 +1,6 @@
 """tracked links, fan locks and installation secrets
 
-Revision ID: 0005
+Revision ID: 0007
 Revises: 0006
 Create Date: 2026-11-27
 """
@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0005"
+revision: str = "0007"
 down_revision: str | None = "0006"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
