@@ -27,7 +27,7 @@ from storage.uow import SqlStore
 if TYPE_CHECKING:  # the Telegram side is imported where it is built (see below)
     from aiogram import Bot
 
-    from bot.http.events import EventIntake
+    from bot.http.events import EventApplier, EventIntake
     from bot.http.links import LinkRedirects
     from bot.payouts import PayoutWorker
     from bot.settings import Settings
@@ -68,14 +68,21 @@ def build_deps(
     )
 
 
-def build_intake(settings: Settings, deps: Deps) -> EventIntake | None:
+def build_applier(deps: Deps) -> EventApplier:
+    """What applies stored events (the platform's, clicks) in the background."""
+    from bot.http.events import EventApplier
+
+    return EventApplier(deps)
+
+
+def build_intake(settings: Settings, deps: Deps, applier: EventApplier) -> EventIntake | None:
     """The inbound events intake, when a signing secret is set (else the route says
     events are off)."""
     if settings.events_secret is None:
         return None
     from bot.http.events import EventIntake
 
-    return EventIntake(deps, settings.events_secret.get_secret_value())
+    return EventIntake(deps, settings.events_secret.get_secret_value(), applier)
 
 
 def build_services(
@@ -197,18 +204,18 @@ def build_payouts(settings: Settings, store: SqlStore, deps: Deps, owner: str) -
 
 
 def build_link_redirects(
-    settings: Settings, deps: Deps, catalog: Catalog | None = None
+    settings: Settings, deps: Deps, applier: EventApplier, catalog: Catalog | None = None
 ) -> LinkRedirects:
-    """``GET /r/{code}``'s parts: link lookups (remembered), clicks written behind the
-    redirect in batches through the ladder's event ingestion, the installation's cookie
+    """``GET /r/{code}``'s parts: link lookups (remembered), clicks stored before the
+    redirect in group commits and counted by the applier, the installation's cookie
     key."""
-    from bot.http.links import ClickBuffer, LinkRedirects, not_found_pages
+    from bot.http.links import ClickWriter, LinkRedirects, not_found_pages
     from bot.telegram.i18n import Catalog
     from funnels.ladder.links import FindLink, RecordClicks, VisitorKey
 
     return LinkRedirects(
         find=FindLink(deps),
-        clicks=ClickBuffer(RecordClicks(deps)),
+        clicks=ClickWriter(RecordClicks(deps), applier),
         visitor_key=VisitorKey(deps),
         clock=deps.clock,
         not_found=not_found_pages(catalog or Catalog.load()),

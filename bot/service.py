@@ -21,6 +21,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from bot.clock import SystemClock
 from bot.composition import (
+    build_applier,
     build_deps,
     build_intake,
     build_link_redirects,
@@ -210,7 +211,8 @@ async def _serve(
     deps: Deps,
     telegram: _Telegram | None,
 ) -> None:
-    intake = build_intake(settings, deps)
+    applier = build_applier(deps)
+    intake = build_intake(settings, deps, applier)
     if intake is None:
         log.info("inbound events are off: FUNNELBOT_EVENTS_SECRET is not set")
     owner = f"{socket.gethostname()[:40]}:{os.getpid()}"
@@ -235,7 +237,8 @@ async def _serve(
         misfire_grace_time=None,
         next_run_time=clock.now(),
     )
-    links = build_link_redirects(settings, deps, telegram.services.catalog if telegram else None)
+    catalog = telegram.services.catalog if telegram else None
+    links = build_link_redirects(settings, deps, applier, catalog)
     server = _Server(
         uvicorn.Config(
             create_app(store.engine, telegram.webhook if telegram else None, intake, links=links),
@@ -259,18 +262,15 @@ async def _serve(
         payouts.stop()
 
     scheduler.start()
-    if intake is not None:
-        intake.start()
+    applier.start()
     settle_heap()
     try:
         with _signals(server, stop_taking_work):
             await server.serve()
     finally:
         stop_taking_work()
-        if intake is not None:  # what is stored and not applied waits for the next start
-            await intake.stop()
+        await applier.stop()  # what is stored and not applied waits for the next start
         scheduler.pause()  # no new tick; the running one finishes (shutdown would cancel it)
-        await links.clicks.drain()  # the clicks already redirected are written
         await _finish(ticker, telegram)
         scheduler.shutdown(wait=False)
         store.on_rewards = None

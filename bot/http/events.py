@@ -10,8 +10,9 @@ database could not store them (send again: nothing was acknowledged). Errors are
 problem details.
 
 The intake stores concurrent requests together (group commit: one transaction for what
-arrives during the previous one) and applies what is stored in the background, woken by
-each store; the tick catches up with anything a stop or a crash left pending.
+arrives during the previous one); :class:`EventApplier` applies what is stored in the
+background, woken by each store; the tick catches up with anything a stop or a crash
+left pending.
 """
 
 from __future__ import annotations
@@ -149,32 +150,23 @@ class Accepted(BaseModel):
     """Events whose id was stored before: acknowledged, not counted again."""
 
 
-class EventIntake:
-    """Stores events in group commits and applies what is stored in the background."""
+class EventApplier:
+    """Applies stored events in the background, woken by each store (platform events,
+    clicks); the tick catches up with whatever it leaves (a stop, a failure)."""
 
-    def __init__(self, deps: Deps, secret: str) -> None:
-        self.webhook = Webhook(secret)
-        self._store = StoreEvents(deps)
+    def __init__(self, deps: Deps) -> None:
         self._apply = ApplyEvents(deps)
-        self._commit: GroupCommit[Sequence[IncomingEvent], Stored] = GroupCommit(self._write)
         self._wake = asyncio.Event()
-        self._applier: asyncio.Task[None] | None = None
+        self._task: asyncio.Task[None] | None = None
         self._stopping = False
-        self.clock = deps.clock
 
-    async def _write(self, requests: list[Sequence[IncomingEvent]]) -> list[Stored]:
-        return await self._store(SOURCE, requests)
-
-    async def submit(self, events: Sequence[IncomingEvent]) -> Stored:
-        stored = await self._commit.submit(events)
-        if stored.rows:
-            self._wake.set()
-        return stored
+    def wake(self) -> None:
+        self._wake.set()
 
     def start(self) -> None:
         """Apply in the background from now on (what is pending first)."""
         self._wake.set()
-        self._applier = asyncio.create_task(self._run(), name="event-applier")
+        self._task = asyncio.create_task(self._run(), name="event-applier")
 
     async def _run(self) -> None:
         while not self._stopping:
@@ -186,7 +178,7 @@ class EventIntake:
             await self.apply_pending()
 
     async def apply_pending(self) -> int:
-        """Apply until nothing is pending (or the intake stops between two batches); a
+        """Apply until nothing is pending (or the applier stops between two batches); a
         failure is logged and left to the tick."""
         applied = 0
         try:
@@ -203,18 +195,39 @@ class EventIntake:
         return applied
 
     async def stop(self, grace: float = 5.0) -> None:
-        """Stop applying once the batch in hand is done (what is stored and not applied
-        stays pending for the next start or tick); cancelled past ``grace`` seconds."""
+        """Stop once the batch in hand is applied (what is stored and not applied stays
+        pending for the next start or tick); cancelled past ``grace`` seconds."""
         self._stopping = True
         self._wake.set()
-        if self._applier is None:
+        if self._task is None:
             return
         try:
-            await asyncio.wait_for(asyncio.shield(self._applier), grace)
+            await asyncio.wait_for(asyncio.shield(self._task), grace)
         except TimeoutError:
-            self._applier.cancel()
+            self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await self._applier
+                await self._task
+
+
+class EventIntake:
+    """The platform's events: signatures checked with the secret, stored in group
+    commits (what arrives during one write shares the next), then the applier woken."""
+
+    def __init__(self, deps: Deps, secret: str, applier: EventApplier) -> None:
+        self.webhook = Webhook(secret)
+        self.applier = applier
+        self.clock = deps.clock
+        self._store = StoreEvents(deps)
+        self._commit: GroupCommit[Sequence[IncomingEvent], Stored] = GroupCommit(self._write)
+
+    async def _write(self, requests: list[Sequence[IncomingEvent]]) -> list[Stored]:
+        return await self._store(SOURCE, requests)
+
+    async def submit(self, events: Sequence[IncomingEvent]) -> Stored:
+        stored = await self._commit.submit(events)
+        if stored.rows:
+            self.applier.wake()
+        return stored
 
 
 def _errors(exc: ValidationError) -> list[dict[str, str]]:

@@ -3,14 +3,14 @@ known by a signed first-party cookie, set here on their first visit) and locks a
 first-time visitor as the member's fan; then a 302 to the task's target.
 
 Fast by design (``scripts/bench/clicks.py``): the code's link is remembered after its
-first lookup (it never changes), the cookie key is read from the database once, and the
-redirect does not wait for the click to be written. Clicks go to a write-behind buffer
-that a single writer drains batch after batch (what piles up during one write is the
-next batch), so a burst of clicks costs a handful of transactions. What a stop owes is
-written before the process exits (:meth:`ClickBuffer.drain`); a crash can lose the
-clicks of the batch in hand, never count one twice (event ids are deterministic). A
-visitor's clicks keep their order, so the first touch stays first. Preview fetchers
-and HEAD requests are redirected and not recorded.
+first lookup (it never changes) and the cookie key is read from the database once. A
+click is stored (its fan lock and its events, one transaction) before the redirect is
+answered, in group commits, so a burst of clicks costs a handful of transactions and a
+crash loses no click whose redirect went out; the events are counted on the ladder in
+the background (:class:`~bot.http.events.EventApplier`). Event ids are deterministic,
+so a click is never counted twice. If the database cannot be reached the visitor is
+still redirected (the click is logged as lost). Preview fetchers and HEAD requests are
+redirected and not recorded.
 """
 
 from __future__ import annotations
@@ -25,6 +25,8 @@ from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
+from bot.http.events import EventApplier
+from bot.telegram.batching import GroupCommit
 from bot.telegram.i18n import Catalog, negotiate
 from funnels.kernel.clock import Clock
 from funnels.ladder.links import Click, FindLink
@@ -35,48 +37,30 @@ log = logging.getLogger("funnelbot.http")
 COOKIE_MAX_AGE = 400 * 24 * 3600
 """400 days: the longest a browser keeps a cookie."""
 NO_STORE = {"Cache-Control": "no-store"}
-RETRIES = (0.1, 0.5, 2.0)
-"""Pauses before writing a failed batch again (a deadlock, a failover); then it is
-logged and dropped: a lost count is better than a stuck buffer."""
 
 
-class ClickBuffer:
-    """Clicks written behind the redirect, in order, one batch at a time."""
+class ClickWriter:
+    """Clicks stored before the redirect is answered, in group commits (the clicks that
+    arrive during one write share the next, in order, so a first touch stays first);
+    the applier is woken to count them."""
 
-    def __init__(self, write: Callable[[list[Click]], Awaitable[object]], limit: int = 20_000):
-        self._write = write
-        self._limit = limit
-        self._pending: list[Click] = []
-        self._writer: asyncio.Task[None] | None = None
+    def __init__(self, record: Callable[[list[Click]], Awaitable[object]], applier: EventApplier):
+        self._record = record
+        self._applier = applier
+        self._commit: GroupCommit[Click, None] = GroupCommit(self._write)
+
+    async def _write(self, clicks: list[Click]) -> list[None]:
+        await self._record(clicks)
+        return [None] * len(clicks)
 
     async def add(self, click: Click) -> None:
-        """Queue a click; waits only when the database has fallen ``limit`` clicks
-        behind (back pressure instead of unbounded memory)."""
-        self._pending.append(click)
-        if self._writer is None or self._writer.done():
-            self._writer = asyncio.create_task(self._run())
-        if len(self._pending) > self._limit:
-            await self.drain()
+        """Store one click (with the others of its group commit)."""
+        await self._commit.submit(click)
+        self._applier.wake()
 
     async def drain(self) -> None:
-        """Wait until every click queued so far is written (or given up on)."""
-        while self._writer is not None and not self._writer.done():
-            await asyncio.shield(self._writer)
-
-    async def _run(self) -> None:
-        await asyncio.sleep(0)  # the clicks of this loop turn join the first batch
-        while self._pending:
-            batch, self._pending = self._pending, []
-            for pause in (*RETRIES, None):
-                try:
-                    await self._write(batch)
-                    break
-                except Exception:
-                    if pause is None:
-                        log.exception("dropped %d clicks that could not be written", len(batch))
-                        break
-                    log.warning("writing %d clicks failed; again in %.1f s", len(batch), pause)
-                    await asyncio.sleep(pause)
+        """Apply what is stored now, without waiting for the applier."""
+        await self._applier.apply_pending()
 
 
 @dataclass
@@ -84,7 +68,7 @@ class LinkRedirects:
     """What the route needs; built by the composition root."""
 
     find: FindLink
-    clicks: ClickBuffer
+    clicks: ClickWriter
     visitor_key: Callable[[], Awaitable[bytes]]
     clock: Clock
     not_found: Mapping[str, str]

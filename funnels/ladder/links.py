@@ -4,9 +4,10 @@ Each member gets, the first time it is needed, a short unguessable code per task
 script declares a target (``link: {target: …}``); ``GET /r/{code}`` redirects there. A
 click by a visitor is a ``link.clicked`` event for the link's member; a visitor's first
 click on any member's link in a cohort locks the visitor as that member's fan
-(``fan.locked``), and later clicks never move the lock. Both go through
-:class:`~funnels.ladder.events.IngestEvents` with deterministic ids (``click:<code>:
-<visitor>``, ``fan:<cohort>:<visitor>``), so a repeated click is a duplicate, counted once.
+(``fan.locked``), and later clicks never move the lock. Both are stored as events, in
+the transaction that writes the lock, with deterministic ids (``click:<code>:<visitor>``,
+``fan:<cohort>:<visitor>``), so a repeated click is a duplicate, counted once; they are
+applied to the ladder like any other event (:class:`~funnels.ladder.events.ApplyEvents`).
 """
 
 from __future__ import annotations
@@ -21,7 +22,6 @@ from funnels.deps import Deps
 from funnels.kernel.actor import Actor
 from funnels.kernel.codes import LINK_CODE_LENGTH, is_code
 from funnels.kernel.records import CohortRecord, FanLockRequest, IncomingEvent, TrackedLinkRecord
-from funnels.ladder.events import IngestEvents, IngestResult
 from funnels.ladder.ports import LinksTx
 from funnels.scripts.model import Task
 
@@ -152,20 +152,21 @@ class FindLink:
 
 
 class RecordClicks:
-    """Counted clicks, in a batch: lock first-time visitors as fans (first touch wins),
-    then ingest ``link.clicked`` and ``fan.locked`` as events of the links' members.
+    """Counted clicks, in a batch, in one transaction: lock first-time visitors as fans
+    (first touch wins) and store ``link.clicked`` and ``fan.locked`` as pending events of
+    the links' members, which are applied to the ladder from there. Returns how many
+    events were new.
 
     ``fan.locked`` goes to the member who holds the lock whenever one of that member's
     links is clicked by the visitor, under one id per cohort and visitor: the first time
-    it is new, afterwards a duplicate; and a lock written just before a crash still gets
-    its event on the visitor's next click."""
+    it is new, afterwards a duplicate."""
 
     def __init__(self, deps: Deps) -> None:
         self.deps = deps
 
-    async def __call__(self, clicks: Sequence[Click]) -> IngestResult:
+    async def __call__(self, clicks: Sequence[Click]) -> int:
         if not clicks:
-            return IngestResult()
+            return 0
         now = self.deps.clock.now()
         async with self.deps.uow(LinksTx).transaction() as tx:
             owners = await tx.tracked_links.lock_fans(
@@ -180,30 +181,31 @@ class RecordClicks:
                 ],
                 now,
             )
-            await tx.commit()
-        events: list[IncomingEvent] = []
-        for click in clicks:
-            link = click.target.link
-            events.append(
-                IncomingEvent(
-                    f"click:{link.code}:{click.visitor}",
-                    "link.clicked",
-                    click.at,
-                    member_ref=link.member_ref,
-                    data={"visitor": click.visitor, "task": link.task_id, "code": link.code},
-                )
-            )
-            if owners.get((link.cohort_id, click.visitor)) == link.user_id:
+            events: list[IncomingEvent] = []
+            for click in clicks:
+                link = click.target.link
                 events.append(
                     IncomingEvent(
-                        f"fan:{link.cohort_id}:{click.visitor}",
-                        "fan.locked",
+                        f"click:{link.code}:{click.visitor}",
+                        "link.clicked",
                         click.at,
                         member_ref=link.member_ref,
-                        data={"visitor": click.visitor},
+                        data={"visitor": click.visitor, "task": link.task_id, "code": link.code},
                     )
                 )
-        return await IngestEvents(self.deps)(SOURCE, events)
+                if owners.get((link.cohort_id, click.visitor)) == link.user_id:
+                    events.append(
+                        IncomingEvent(
+                            f"fan:{link.cohort_id}:{click.visitor}",
+                            "fan.locked",
+                            click.at,
+                            member_ref=link.member_ref,
+                            data={"visitor": click.visitor},
+                        )
+                    )
+            stored = await tx.events.store(SOURCE, events, now)
+            await tx.commit()
+        return len(stored)
 
 
 class VisitorKey:

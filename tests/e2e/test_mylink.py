@@ -14,6 +14,7 @@ import pytest
 
 from bot.composition import build_link_redirects
 from bot.http.app import create_app
+from bot.http.events import EventApplier
 from bot.telegram.i18n import Catalog
 from funnels.kernel.stages import Stage
 from storage.uow import SqlStore
@@ -85,7 +86,10 @@ async def test_mylink_lists_a_members_task_links_in_their_language(
 
         # The link leads to the task's target.
         app = create_app(
-            store.engine, links=build_link_redirects(h.services.settings, h.services.deps)
+            store.engine,
+            links=build_link_redirects(
+                h.services.settings, h.services.deps, EventApplier(h.services.deps)
+            ),
         )
         async with httpx.AsyncClient(
             transport=httpx.ASGITransport(app=app), base_url=PUBLIC

@@ -17,7 +17,7 @@ import pytest
 from standardwebhooks.webhooks import Webhook
 
 from bot.http.app import create_app
-from bot.http.events import MAX_BODY_BYTES, PATH, EventIntake
+from bot.http.events import MAX_BODY_BYTES, PATH, EventApplier, EventIntake
 from funnels.kernel.records import MemberRef
 from funnels.ladder.events import CatchUpEvents
 from tests.integration.test_events_db import DAY1, ledger, task_cohort
@@ -70,7 +70,7 @@ class Sender:
 
 @pytest.fixture
 async def sender(kit: Kit) -> AsyncIterator[Sender]:
-    intake = EventIntake(kit.deps, SECRET)
+    intake = EventIntake(kit.deps, SECRET, EventApplier(kit.deps))
     app = create_app(kit.store.engine, None, intake)
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
@@ -88,7 +88,7 @@ async def test_an_event_is_accepted_then_applied(kit: Kit, sender: Sender) -> No
 
     assert got.status_code == 202
     assert got.json() == {"accepted": 3, "duplicates": 0}
-    assert await sender.intake.apply_pending() == 3
+    assert await sender.intake.applier.apply_pending() == 3
     assert len(await ledger(kit)) == 1  # the 3-fan task is done and paid
 
 
@@ -109,7 +109,7 @@ async def test_an_event_for_an_unknown_member_is_kept(kit: Kit, sender: Sender) 
     got = await sender.post(event(None, "who", member={"ref": "NOBODY1"}))
 
     assert got.status_code == 202 and got.json()["accepted"] == 1
-    await sender.intake.apply_pending()
+    await sender.intake.applier.apply_pending()
     assert await kit.count(events_t, events_t.c.state == "waiting") == 1
 
 
@@ -256,7 +256,7 @@ async def test_the_applier_runs_in_the_background_and_stops_cleanly(
     """Started, it applies what is posted; stopped mid-flow, what it had not applied is
     pending (never half applied), and the next catch-up applies it."""
     _, members = await task_cohort(kit, 3)
-    sender.intake.start()
+    sender.intake.applier.start()
     first = await sender.post([event(members[0], f"a{i}") for i in range(3)])
     assert first.status_code == 202
 
@@ -271,7 +271,7 @@ async def test_the_applier_runs_in_the_background_and_stops_cleanly(
 
     for i in range(20):
         await sender.post([event(members[i % 3], f"b{i}-{j}") for j in range(25)])
-    await sender.intake.stop()
+    await sender.intake.applier.stop()
 
     pending = await kit.count(events_t, events_t.c.state == "pending")
     assert pending + await applied() == 503

@@ -17,6 +17,7 @@ from typer.testing import CliRunner
 from bot.cli.scripts import app as scripts_cli
 from bot.composition import build_link_redirects
 from bot.http.app import create_app
+from bot.http.events import EventApplier
 from bot.http.links import LinkRedirects
 from bot.settings import Settings
 from funnels.kernel.records import CohortRecord, MemberRef
@@ -85,7 +86,7 @@ class Web:
 @pytest.fixture
 async def web(kit: Kit) -> AsyncIterator[Web]:
     settings = Settings(public_url=PUBLIC, _env_file=None)  # type: ignore[call-arg]
-    links = build_link_redirects(settings, kit.deps)
+    links = build_link_redirects(settings, kit.deps, EventApplier(kit.deps))
     transport = httpx.ASGITransport(app=create_app(kit.store.engine, links=links))
     async with httpx.AsyncClient(transport=transport, base_url=PUBLIC) as client:
         yield Web(client, links)
@@ -276,3 +277,45 @@ def test_validate_reports_a_bad_target_as_path_line_field_message(tmp_path: Path
         f"{path}:{line}: tasks.ladder[invite_fans].link.target: "
         "'ftp://shop.example.com/x' is not an http or https address"
     )
+
+
+async def test_a_click_is_stored_before_its_redirect_and_counted_after(
+    kit: Kit, world: tuple[CohortRecord, list[MemberRef]], web: Web
+) -> None:
+    """Once the visitor has the redirect, the click and the fan lock are in the database
+    (a crash now loses neither); the ladder counts them afterwards."""
+    cohort, (ann, _) = world
+    code = (await codes(kit, ann))["invite_fans"]
+    web.client.cookies.clear()
+
+    response = await web.client.get(f"/r/{code}", headers={"User-Agent": BROWSER})
+
+    assert response.status_code == 302
+    stored = await kit.rows(select(events_t.c.type, events_t.c.state).order_by(events_t.c.id))
+    assert [(r.type, r.state) for r in stored] == [
+        ("link.clicked", "pending"),
+        ("fan.locked", "pending"),
+    ]
+    assert len(await fans(kit, cohort.id)) == 1
+    await web.links.clicks.drain()
+    assert {r.state for r in await kit.rows(select(events_t.c.state))} == {"handled"}
+
+
+async def test_a_click_that_cannot_be_stored_still_redirects(
+    kit: Kit,
+    world: tuple[CohortRecord, list[MemberRef]],
+    web: Web,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    _, (ann, _) = world
+    code = (await codes(kit, ann))["invite_fans"]
+    await web.visit(code)  # the link is looked up (and remembered) while all is well
+
+    async def down(clicks: object) -> None:
+        raise ConnectionError("database went away")
+
+    monkeypatch.setattr(web.links.clicks, "_record", down)
+    response = await web.visit(code)
+
+    assert response.status_code == 302 and response.headers["location"] == JOIN
+    assert await kit.count(events_t, events_t.c.type == "link.clicked") == 1  # the first

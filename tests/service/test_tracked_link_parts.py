@@ -10,8 +10,7 @@ from datetime import UTC, datetime
 import pytest
 from pydantic import ValidationError
 
-from bot.http import links as http_links
-from bot.http.links import ClickBuffer
+from bot.http.links import ClickWriter
 from bot.settings import Settings
 from funnels.kernel.records import TrackedLinkRecord
 from funnels.ladder.links import Click, LinkTarget
@@ -61,59 +60,39 @@ def clicks(n: int) -> list[Click]:
     return [Click(TARGET, f"visitor{i}", AT) for i in range(n)]
 
 
-async def test_clicks_are_written_in_order_in_batches() -> None:
+class Applier:
+    """Stands in for the event applier: counts how often it is woken."""
+
+    def __init__(self) -> None:
+        self.woken = 0
+
+    def wake(self) -> None:
+        self.woken += 1
+
+
+async def test_clicks_are_stored_in_order_in_group_commits_before_add_returns() -> None:
     written: list[list[str]] = []
 
     async def write(batch: list[Click]) -> None:
         written.append([c.visitor for c in batch])
         await asyncio.sleep(0)
 
-    buffer = ClickBuffer(write)
-    await asyncio.gather(*(buffer.add(c) for c in clicks(50)))
-    await buffer.drain()
+    applier = Applier()
+    writer = ClickWriter(write, applier)  # type: ignore[arg-type]
+    await asyncio.gather(*(writer.add(c) for c in clicks(50)))
+
+    # Every add returned after its click was written: nothing is left to write.
     assert [v for batch in written for v in batch] == [f"visitor{i}" for i in range(50)]
     assert len(written) < 50  # clicks of one loop turn share a write
+    assert applier.woken == 50
 
 
-async def test_a_failed_write_is_tried_again_then_dropped(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(http_links, "RETRIES", (0.0, 0.0))
-    calls: list[int] = []
-    failures = [RuntimeError("deadlock")]
-
-    async def flaky(batch: list[Click]) -> None:
-        calls.append(len(batch))
-        if failures:
-            raise failures.pop()
-
-    buffer = ClickBuffer(flaky)
-    await buffer.add(clicks(1)[0])
-    await buffer.drain()
-    assert calls == [1, 1]  # failed once, then written
-
+async def test_a_failed_write_reaches_the_caller_and_wakes_nothing() -> None:
     async def broken(batch: list[Click]) -> None:
-        calls.append(-len(batch))
-        raise RuntimeError("down")
+        raise RuntimeError("database down")
 
-    buffer = ClickBuffer(broken)
-    await buffer.add(clicks(1)[0])
-    await buffer.drain()
-    assert calls[2:] == [-1, -1, -1]  # the first try and two retries, then dropped
-
-
-async def test_a_buffer_far_behind_makes_new_clicks_wait() -> None:
-    release = asyncio.Event()
-    written: list[int] = []
-
-    async def slow(batch: list[Click]) -> None:
-        await release.wait()
-        written.append(len(batch))
-
-    buffer = ClickBuffer(slow, limit=3)
-    for click in clicks(3):
-        await buffer.add(click)  # under the limit: no wait
-    over = asyncio.create_task(buffer.add(clicks(1)[0]))
-    await asyncio.sleep(0.01)
-    assert not over.done()
-    release.set()
-    await over
-    assert sum(written) == 4
+    applier = Applier()
+    writer = ClickWriter(broken, applier)  # type: ignore[arg-type]
+    with pytest.raises(RuntimeError, match="database down"):
+        await writer.add(clicks(1)[0])
+    assert applier.woken == 0
