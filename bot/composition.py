@@ -20,6 +20,7 @@ from bot.telegram.offline import LoggingMessenger
 from funnels.deps import Deps, ScriptCache
 from funnels.kernel.clock import Clock
 from funnels.kernel.messaging import Messenger
+from funnels.kernel.records import CohortRecord, MemberRef
 from storage.db import create_engine
 from storage.migrate import upgrade_async
 from storage.uow import SqlStore
@@ -112,6 +113,7 @@ def build_services(
     from bot.telegram.slowmode import SlowMode
     from bot.telegram.throttle import Throttle, Throttling
     from funnels.cohorts.status import CohortOfChat
+    from funnels.ladder.links import TaskLinkCode
     from funnels.people.users import MarkUnreachable, MeetUser
     from funnels.warmup.envelopes import ClaimShares
 
@@ -140,6 +142,13 @@ def build_services(
         direct=DirectBotAPI(bot),
         activity=ActivityBuffer(),
     )
+    code_for = TaskLinkCode(deps)
+
+    async def task_link(cohort: CohortRecord, member: MemberRef, task_id: str) -> str | None:
+        code = await code_for(cohort, member, task_id)
+        return settings.tracked_link(code) if code else None
+
+    services.task_link = task_link  # the link a task's how-to shows
     messenger.on_migrated = services.migrated
     messenger.on_unreachable = MarkUnreachable(deps)
     return services

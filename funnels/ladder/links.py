@@ -21,7 +21,13 @@ from datetime import datetime
 from funnels.deps import Deps
 from funnels.kernel.actor import Actor
 from funnels.kernel.codes import LINK_CODE_LENGTH, is_code
-from funnels.kernel.records import CohortRecord, FanLockRequest, IncomingEvent, TrackedLinkRecord
+from funnels.kernel.records import (
+    CohortRecord,
+    FanLockRequest,
+    IncomingEvent,
+    MemberRef,
+    TrackedLinkRecord,
+)
 from funnels.ladder.ports import LinksTx
 from funnels.scripts.model import Task
 
@@ -106,17 +112,28 @@ class LinkFor:
         self.deps = deps
 
     async def __call__(self, member: Actor, task_id: str) -> str | None:
-        now = self.deps.clock.now()
         async with self.deps.uow(LinksTx).transaction() as tx:
             user = await tx.users.by_telegram(member.telegram_id)
             cohort_id = await tx.members.current_cohort(user.user_id) if user else None
             cohort = await tx.cohorts.get(cohort_id) if cohort_id else None
-            if user is None or cohort is None:
-                return None
-            tasks = {t.id: t for t in _open_tasks_with_links(self.deps, cohort, set(), now)}
-            if task_id not in tasks:
-                return None
-            codes = await tx.tracked_links.ensure(cohort.id, user.user_id, [task_id], now)
+        if user is None or cohort is None:
+            return None
+        return await TaskLinkCode(self.deps)(cohort, user, task_id)
+
+
+class TaskLinkCode:
+    """The code of ``member``'s link for ``task_id`` in ``cohort`` (made on first need);
+    None when the task has no target or is not open."""
+
+    def __init__(self, deps: Deps) -> None:
+        self.deps = deps
+
+    async def __call__(self, cohort: CohortRecord, member: MemberRef, task_id: str) -> str | None:
+        now = self.deps.clock.now()
+        if task_id not in {t.id for t in _open_tasks_with_links(self.deps, cohort, set(), now)}:
+            return None
+        async with self.deps.uow(LinksTx).transaction() as tx:
+            codes = await tx.tracked_links.ensure(cohort.id, member.user_id, [task_id], now)
             await tx.commit()
         return codes[task_id]
 

@@ -11,8 +11,10 @@ from zoneinfo import ZoneInfo
 
 from bot.telegram.i18n import Catalog
 from funnels.cohorts.launch import StartCohort
+from funnels.kernel.actor import Actor
 from funnels.kernel.records import CohortRecord
 from funnels.kernel.stages import Stage
+from funnels.ladder.links import LinkFor
 from funnels.scripts.loader import load_script_text
 from storage.uow import SqlStore
 from tests.support.harness import ADMIN, LEADER, TASKS, WARMUP, Harness, running_bot
@@ -57,6 +59,7 @@ SCRIPT = textwrap.dedent("""\
           unlock: {day: 1, time: "09:00"}
           goal: {event: fan.locked, count: 1}
           reward: {amount: "0.50"}
+          link: {target: "https://shop.example.com/join"}
         - id: share_story
           title: Share your story
           how: Post your story in your own words, then send me a screenshot.
@@ -190,6 +193,13 @@ async def test_tasks_has_a_button_per_open_task_and_a_press_shows_the_how_to(
         assert how.startswith("Share your story\n\nPost your story in your own words")
         assert how.endswith(CATALOG.text("en", "tasks.how_proof"))
         assert len(h.api.messages(MEMBER)) == sent_before + 1
+        # A task with a target shows the member's own tracked link for it.
+        assert await press(h, MEMBER, listing, MEMBER, buttons(listing)[0][1]) == ""
+        code = await LinkFor(h.services.deps)(Actor(MEMBER, "Member", "en"), "invite_fans")
+        assert code is not None
+        link = h.services.settings.tracked_link(code)
+        assert h.last_text(MEMBER).endswith(CATALOG.text("en", "tasks.how_link", link=link))
+        sent_before += 1
 
         # Forged or outdated buttons: a short answer, nothing sent.
         stale = CATALOG.text("en", "tasks.button_stale")
