@@ -19,6 +19,7 @@ from storage.tables import (
     cohorts as _c,
     envelopes as _e,
     ledger_entries as _l,
+    payouts as _p,
     step_runs as _s,
     task_progress as _tp,
 )
@@ -74,13 +75,13 @@ class SqlReports(Repo):
         ).one()
         return RewardTotals(int(paid), int(paid_minor))
 
-    async def rewards_over_budget(self, cohort_ids: Sequence[int]) -> int:
-        query = (
-            select(func.count())
-            .select_from(_tp)
-            .where(_tp.c.cohort_id.in_(cohort_ids), _tp.c.reward_status == "over_budget")
+    async def payouts(self, cohort_ids: Sequence[int]) -> dict[str, tuple[int, int]]:
+        rows = await self.conn.execute(
+            select(_p.c.status, func.count(), func.coalesce(func.sum(_p.c.amount_minor), 0))
+            .where(_p.c.cohort_id.in_(cohort_ids))
+            .group_by(_p.c.status)
         )
-        return int((await self.conn.execute(query)).scalar_one())
+        return {r[0]: (int(r[1]), int(r[2])) for r in rows}
 
     async def tasks_completed(self, cohort_ids: Sequence[int]) -> dict[str, int]:
         rows = await self.conn.execute(

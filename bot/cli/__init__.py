@@ -167,8 +167,18 @@ def _print_report(data: dict[str, Any]) -> None:
     )
     money.add_row("total spend", format_minor(int(data["spend_minor"]), cur))
     money.add_row("budget", format_minor(int(data["budget_minor"]), cur))
-    money.add_row("rewards withheld over budget", str(rewards["over_budget"]))
+    money.add_row(
+        f"task rewards owed past the budget ({rewards['owed']})",
+        format_minor(rewards["owed_minor"], cur),
+    )
     out.print(money)
+    payouts = data["payouts"]
+    reminders = data["reminders"]
+    out.print(
+        f"payouts: {payouts['delivered']} delivered, {payouts['pending']} pending, "
+        f"{payouts['parked']} parked ({payouts['attempts']} attempts); reminders: "
+        f"{reminders['sent']} sent, {reminders['per_member_day']} per member per day"
+    )
     out.print(
         f"steps: {steps['status']}; lateness p95 {steps['late_p95_seconds']} s, "
         f"max {steps['late_max_seconds']} s"
@@ -176,6 +186,7 @@ def _print_report(data: dict[str, Any]) -> None:
     out.print(
         f"run: {run['wall_seconds']} s wall, {run['steps_run']} steps, "
         f"{run['events']} events (+{run['duplicate_events']} duplicates), "
+        f"{run['clicks']} link clicks, "
         f"{run['member_actions']} member actions, {run['messages_sent']} messages"
     )
 

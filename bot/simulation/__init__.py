@@ -6,7 +6,11 @@ bot), chat (counted by Telegram id through the bot's activity buffer and
 ``RecordChatter``), grab envelopes (the bot's ``TapBatcher``: taps that arrive together
 share one transaction), answer the pitch (``RecordReply``), ask to join the task group
 (``DecideJoinRequest``) and work down the ladder with falling probability; their platform
-events go through the same ``IngestEvents`` the HTTP API uses. What is left out is
+events are stored and applied by the same use cases the HTTP API uses, and the visitors
+their tracked links bring click through the same link tracking as ``GET /r/{code}``
+(``RecordClicks``, then the event applier's ``ApplyEvents``). Rewards are announced and
+delivered as the service does it (``SendRewardNotices``, ``DeliverPayouts`` to a payout
+receiver that fails now and then); reminders go out from the tick. What is left out is
 Telegram's side: parsing updates, answering taps, slow mode's deletions, reactions.
 
 The store and ``Deps`` come from the composition root; the messenger records what the
@@ -84,6 +88,11 @@ class SimulationResult:
     sent: int
     edits: int
     notices: int
+    clicks: int = 0
+    reminders: int = 0
+    member_days: int = 0
+    """Days members spent in a task stage (admitted members × the ladder's days)."""
+    payout_attempts: int = 0
     cohort_ids: list[int] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
@@ -107,8 +116,21 @@ class SimulationResult:
             "rewards": {
                 "paid": r.rewards_paid,
                 "paid_minor": r.rewards_paid_minor,
-                "over_budget": r.rewards_over_budget,
+                "owed": r.payout("owed")[0],
+                "owed_minor": r.payout("owed")[1],
                 "tasks_completed": r.tasks_completed,
+            },
+            "payouts": {
+                "delivered": r.payout("delivered")[0],
+                "pending": r.payout("pending")[0],
+                "parked": r.payout("parked")[0],
+                "attempts": self.payout_attempts,
+            },
+            "reminders": {
+                "sent": self.reminders,
+                "per_member_day": round(self.reminders / self.member_days, 4)
+                if self.member_days
+                else 0.0,
             },
             "spend_minor": r.envelope_claimed_minor + r.rewards_paid_minor,
             "steps": {
@@ -122,6 +144,7 @@ class SimulationResult:
                 "member_actions": self.member_actions,
                 "events": self.events,
                 "duplicate_events": self.duplicates,
+                "clicks": self.clicks,
                 "messages_sent": self.sent,
                 "messages_edited": self.edits,
                 "private_notices": self.notices,
@@ -157,6 +180,7 @@ class Simulation:
         self.agenda = Agenda()
         self.events = 0
         self.duplicates = 0
+        self.reminders = 0
         self._posted_at = datetime.min.replace(tzinfo=UTC)
 
     async def run(self) -> SimulationResult:
@@ -199,7 +223,7 @@ class Simulation:
             if next_due is not None and (action_at is None or next_due <= action_at):
                 await self._post_events()
                 clock.set(max(clock.now(), next_due))
-                steps_run += (await people.bot.tick()).claimed
+                steps_run += await self._tick()
                 next_due = await self._next_due()
                 continue
             assert action_at is not None
@@ -210,14 +234,15 @@ class Simulation:
                 people.launched = False
                 next_due = await self._next_due()
             # The platform posts events in batches, as the HTTP API allows.
-            pending = len(people.ladder.pending)
+            pending = len(people.ladder.pending) + len(people.ladder.clicks)
             if pending >= 500 or clock.now() - self._posted_at >= EVENTS_EVERY:
                 await self._post_events()
             if self.progress:
                 self.progress(min(1.0, 1 - (end - clock.now()).total_seconds() / span))
         await self._post_events()
         clock.set(max(clock.now(), end))
-        steps_run += (await people.bot.tick()).claimed
+        steps_run += await self._tick()
+        await self._deliver_the_rest()
         cohort_ids = [c.id for c in cohorts]
         return SimulationResult(
             report=await ReadFunnel(self.deps)(cohort_ids),
@@ -229,18 +254,58 @@ class Simulation:
             sent=len(messenger.sent),
             edits=len(messenger.edits),
             notices=len(messenger.notices),
+            clicks=people.ladder.clicked,
+            reminders=self.reminders,
+            member_days=await self._member_days(cohort_ids),
+            payout_attempts=people.receiver.attempts,
             cohort_ids=cohort_ids,
         )
+
+    async def _tick(self) -> int:
+        """What the service's tick does: due steps (reminders with them), then reward
+        notices and payout deliveries; the steps run."""
+        report = await self.people.bot.tick()
+        self.reminders += report.reminders
+        await self._pay()
+        return report.claimed
+
+    async def _pay(self) -> None:
+        bot = self.people.bot
+        await bot.reward_notices()
+        while (await bot.deliver()).claimed == bot.deliver.batch:
+            pass
+
+    async def _deliver_the_rest(self) -> None:
+        """After the last cohort: the payout worker goes on until every delivery that
+        can be made is made (a retry waits up to hours; a row is parked after 3 days)."""
+        for _ in range(4 * 24 * 2):
+            async with self.store.transaction() as tx:
+                if not await tx.payouts.count(["pending"]):
+                    return
+            self.clock.set(self.clock.now() + timedelta(minutes=30))
+            await self._pay()
+
+    async def _member_days(self, cohort_ids: list[int]) -> int:
+        report = await ReadFunnel(self.deps)(cohort_ids)
+        return report.stages.get("admitted", 0) * self.loaded.script.tasks.days
 
     async def _next_due(self) -> datetime | None:
         async with self.store.transaction() as tx:
             return await tx.steps.next_due_at()
 
     async def _post_events(self) -> None:
-        """What the platform has to tell, in one batch (``IngestEvents``, as the HTTP API)."""
+        """What the platform has to tell, in one batch (stored, then applied, as the HTTP
+        API does), and the clicks since the last post (recorded as ``GET /r/{code}``
+        records them, then applied as the service's event applier applies them)."""
         self._posted_at = self.clock.now()
+        bot = self.people.bot
         batch = self.people.ladder.take()
         if batch:
-            result = await self.people.bot.ingest("platform", batch)
+            result = await bot.ingest("platform", batch)
             self.events += result.accepted
             self.duplicates += result.duplicates
+        clicks = self.people.ladder.take_clicks()
+        if clicks:
+            await bot.record_clicks(clicks)
+            while (await bot.apply()).applied:
+                pass

@@ -1,5 +1,7 @@
 """Admitted members working down the ladder: the platform events their tasks produce
-(fans locked, links clicked, orders paid …), posted in batches as a platform would."""
+(orders paid, posts published …), posted in batches as a platform would, and the
+visitors their tracked links bring (fans locked, links clicked), clicking through the
+same link tracking as ``GET /r/{code}``."""
 
 from __future__ import annotations
 
@@ -8,29 +10,42 @@ import random
 from datetime import timedelta
 
 from bot.simulation.world import Action, Agenda, Cohort, Member
-from funnels.kernel.clock import Clock
-from funnels.kernel.records import IncomingEvent
+from funnels.deps import Deps
+from funnels.kernel.records import IncomingEvent, MemberRef
 from funnels.ladder.goals import target
-from funnels.scripts.model import Goal, Script
+from funnels.ladder.links import Click, FindLink, TaskLinkCode
+from funnels.scripts.model import Goal, Script, Task
+
+CLICKED = frozenset({"fan.locked", "link.clicked"})
+"""What a task's tracked link brings (a visitor's click; a first one locks a fan)."""
 
 
 class LadderWork:
     def __init__(
-        self, script: Script, rng: random.Random, agenda: Agenda, clock: Clock, run_id: int
+        self, script: Script, rng: random.Random, agenda: Agenda, deps: Deps, run_id: int
     ) -> None:
         self.script = script
         self.rng = rng
         self.agenda = agenda
-        self.clock = clock
+        self.clock = deps.clock
+        self._link_code = TaskLinkCode(deps)
+        self._find = FindLink(deps)
         self._run_id = run_id
         self._event_ids = itertools.count(1)
         self.pending: list[IncomingEvent] = []
         """Events that happened and are not posted yet."""
+        self.clicks: list[Click] = []
+        """Clicks on tracked links not recorded yet."""
         self.actions = 0
+        self.clicked = 0
 
     def take(self) -> list[IncomingEvent]:
         """The events to post, in the order they happened (re-sends included)."""
         taken, self.pending = self.pending, []
+        return taken
+
+    def take_clicks(self) -> list[Click]:
+        taken, self.clicks = self.clicks, []
         return taken
 
     def schedule(self, cohort: Cohort, member: Member) -> None:
@@ -50,7 +65,11 @@ class LadderWork:
                 self._events_for(task.goal, script.budget.currency, complete)
             ):
                 when = unlock + timedelta(minutes=5 + offset * self.rng.uniform(1, 40))
-                self.agenda.at(when, self._emit(member, event_type, data))
+                if event_type in CLICKED and task.link is not None:
+                    visitor = f"{member.actor.telegram_id}-{data.get('visitor', offset)}"
+                    self.agenda.at(when, self._click(cohort, member, task, visitor))
+                else:
+                    self.agenda.at(when, self._emit(member, event_type, data))
 
     def _events_for(
         self, goal: Goal, currency: str, complete: bool
@@ -79,6 +98,22 @@ class LadderWork:
             {"amount": self.rng.randint(1000, 20000)} if goal.event == "order.paid" else {}
         )
         return [(goal.event, {**base, **extra}) for _ in range(need)]
+
+    def _click(self, cohort: Cohort, member: Member, task: Task, visitor: str) -> Action:
+        """A visitor opens the member's tracked link for ``task`` (a new visitor on it
+        is a fan locked for the member: the first link they open in the cohort)."""
+
+        async def act() -> None:
+            self.actions += 1
+            assert cohort.record is not None
+            ref = MemberRef(member.user_id, member.actor.telegram_id, member.actor.language)
+            code = await self._link_code(cohort.record, ref, task.id)
+            target = await self._find(code) if code else None
+            if target is not None:  # the task is open and has a target
+                self.clicked += 1
+                self.clicks.append(Click(target, visitor, self.clock.now()))
+
+        return act
 
     def _emit(self, member: Member, event_type: str, data: dict[str, object]) -> Action:
         async def act() -> None:

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from bot.simulation.ladder import LadderWork
-from bot.simulation.world import Action, Agenda, Cohort, Member, SimBot, SimMessenger
+from bot.simulation.world import Action, Agenda, Cohort, Member, SimBot, SimMessenger, SimReceiver
 from funnels.deps import Deps
 from funnels.kernel.actor import Actor
 from funnels.kernel.records import ShareClaim
@@ -54,8 +54,9 @@ class People:
         self.rng = random.Random(options.seed)
         self.deps, self.clock, self.store = deps, deps.clock, store
         self.messenger, self.agenda = messenger, agenda
-        self.bot = SimBot(deps)
-        self.ladder = LadderWork(self.script, self.rng, agenda, self.clock, run_id)
+        self.receiver = SimReceiver(random.Random(options.seed + 1))
+        self.bot = SimBot(deps, self.receiver)
+        self.ladder = LadderWork(self.script, self.rng, agenda, deps, run_id)
         self._run_id = run_id
         self._tg_ids = itertools.count(10**12 + run_id * 10**9)
         self._query_ids = itertools.count(1)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import random
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
@@ -18,7 +19,10 @@ from funnels.deps import Deps
 from funnels.kernel.actor import Actor
 from funnels.kernel.messaging import EnvelopeSummary, Outgoing
 from funnels.kernel.records import CohortRecord
-from funnels.ladder.events import IngestEvents
+from funnels.ladder.events import ApplyEvents, IngestEvents
+from funnels.ladder.links import RecordClicks
+from funnels.ladder.payouts import DeliverPayouts, SendResult
+from funnels.ladder.rewards import SendRewardNotices
 from funnels.people.links import MemberLink
 from funnels.scripts.planner import PlannedStep
 from funnels.warmup.admissions import DecideJoinRequest
@@ -63,11 +67,28 @@ class SimMessenger(RecordingMessenger):
         await super().edit(chat_id, message_id, message)
 
 
+class SimReceiver:
+    """The platform's payout endpoint: answers 2xx, but now and then (``failing``) a 503,
+    so deliveries are retried as they are against a real one."""
+
+    def __init__(self, rng: random.Random, failing: float = 0.05) -> None:
+        self.rng = rng
+        self.failing = failing
+        self.attempts = 0
+
+    async def send(self, webhook_id: str, body: str) -> SendResult:
+        self.attempts += 1
+        if self.rng.random() < self.failing:
+            return SendResult(False, "HTTP 503")
+        return SendResult(True, "HTTP 200")
+
+
 class SimBot:
     """The bot's use cases, and the parts of its Telegram side that shape how they are
-    called (the activity buffer, the tap batcher), as its handlers use them."""
+    called (the activity buffer, the tap batcher), as its handlers use them; what the
+    service runs beside them (the event applier, reward notices, payout delivery)."""
 
-    def __init__(self, deps: Deps) -> None:
+    def __init__(self, deps: Deps, receiver: SimReceiver) -> None:
         self.launch, self.bind_task_group = LaunchCohort(deps), BindTaskGroup(deps)
         self.joined, self.left = MemberJoined(deps), RecordLeave(deps)
         self.my_link = MemberLink(deps)
@@ -75,7 +96,10 @@ class SimBot:
         self.reply, self.join_request = RecordReply(deps), DecideJoinRequest(deps)
         self.taps, self.close_envelope = TapBatcher(ClaimShares(deps)), CloseEnvelope(deps)
         self.ingest = IngestEvents(deps)
+        self.record_clicks, self.apply = RecordClicks(deps), ApplyEvents(deps)
         self.tick = RunDueSteps(deps, batch=200)
+        self.reward_notices = SendRewardNotices(deps)
+        self.deliver = DeliverPayouts(deps, receiver, owner="simulation")
 
     async def flush_activity(self) -> None:
         """Write the buffered message counts, a chat at a time (``Services.flush_activity``)."""

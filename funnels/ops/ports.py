@@ -89,8 +89,9 @@ class Reports(Protocol):
         """Reward ledger entries (task rewards; envelope grabs are not rewards)."""
         ...
 
-    async def rewards_over_budget(self, cohort_ids: Sequence[int]) -> int:
-        """Completed tasks whose reward the budget could not cover (owed)."""
+    async def payouts(self, cohort_ids: Sequence[int]) -> dict[str, tuple[int, int]]:
+        """Task rewards by way out (``owed``, ``pending``, ``delivered``, ``parked``):
+        how many, and their sum in minor units."""
         ...
 
     async def tasks_completed(self, cohort_ids: Sequence[int]) -> dict[str, int]:

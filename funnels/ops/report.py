@@ -25,11 +25,17 @@ class FunnelReport:
     envelopes: int
     rewards_paid_minor: int
     rewards_paid: int
-    rewards_over_budget: int
+    payouts: dict[str, tuple[int, int]]
+    """Task rewards by way out: ``owed`` (past the budget), ``pending``, ``delivered``,
+    ``parked``; (how many, sum in minor units)."""
     tasks_completed: dict[str, int]
     step_status: dict[str, int]
     lateness_seconds: list[int] = field(default_factory=list)
     """How late each started step run started, in seconds (never negative), ascending."""
+
+    def payout(self, status: str) -> tuple[int, int]:
+        """(how many, sum in minor units) of the rewards in ``status``."""
+        return self.payouts.get(status, (0, 0))
 
     def conversions(self) -> list[tuple[str, int, float | None]]:
         """(stage, count, share of the previous stage) in funnel order."""
@@ -67,7 +73,7 @@ class ReadFunnel:
             budget = await figures.budget(ids)
             envelopes = await figures.envelopes(ids)
             rewards = await figures.rewards(ids)
-            over_budget = await figures.rewards_over_budget(ids)
+            payouts = await figures.payouts(ids)
             completed = await figures.tasks_completed(ids)
             status = await figures.step_status(ids)
             starts = await figures.step_starts(ids)
@@ -83,7 +89,7 @@ class ReadFunnel:
             envelope_claims=envelopes.claims,
             rewards_paid=rewards.paid,
             rewards_paid_minor=rewards.paid_minor,
-            rewards_over_budget=over_budget,
+            payouts=payouts,
             tasks_completed=completed,
             step_status=status,
             lateness_seconds=sorted(

@@ -18,6 +18,8 @@ from funnels.scripts.loader import load_script
 from storage.tables import (
     cohort_members as members_t,
     cohorts as cohorts_t,
+    fan_locks as fan_locks_t,
+    inbound_events as events_t,
     invite_links as links_t,
     member_activity as activity_t,
 )
@@ -170,3 +172,42 @@ async def test_simulated_people_take_the_bots_own_paths(db_url: str, store: SqlS
     assert len(answers) == result.report.stages["admitted"] > 0
     # Chatter was counted by Telegram id, per member and day.
     assert counted and result.report.stages["engaged"] > result.report.stages["replied"]
+
+
+async def test_simulated_ladder_goes_through_links_payouts_and_reminders(
+    db_url: str, store: SqlStore
+) -> None:
+    """Visitors click members' tracked links through the link tracking (fans locked in
+    ``fan_locks``, events from the ``links`` source), every reward credited is delivered
+    to the payout receiver (which fails now and then: more attempts than payouts), and
+    the tick's reminders are counted, never more than one a member a day."""
+    loaded = load_script(script_path(DEFAULT_SCRIPT))
+    options = SimulationOptions(cohorts=1, members=80, reply_rate=0.6, seed=3, database_url=db_url)
+    simulation = Simulation(loaded, options)
+
+    result = await simulation.run()
+    data = result.as_dict()
+
+    async with store.transaction() as tx:
+        fans = (await tx.conn.execute(select(func.count()).select_from(fan_locks_t))).scalar()
+        from_links = (
+            await tx.conn.execute(
+                select(events_t.c.type, func.count())
+                .where(events_t.c.source == "links")
+                .group_by(events_t.c.type)
+            )
+        ).all()
+        pending = (
+            await tx.conn.execute(select(func.count()).where(events_t.c.state == "pending"))
+        ).scalar()
+    assert result.clicks > 0 and fans
+    assert {t for t, _ in from_links} == {"link.clicked", "fan.locked"}
+    assert dict(from_links)["fan.locked"] == fans
+    assert pending == 0  # every stored event was applied
+    assert data["rewards"]["paid"] > 0
+    assert data["payouts"]["delivered"] == data["rewards"]["paid"]
+    assert data["payouts"]["pending"] == data["payouts"]["parked"] == 0
+    assert data["payouts"]["attempts"] >= data["payouts"]["delivered"]
+    assert data["rewards"]["owed"] == 0  # the shipped budget covers the ladder
+    assert data["reminders"]["sent"] > 0
+    assert 0 < data["reminders"]["per_member_day"] <= 1
