@@ -346,6 +346,30 @@ class SqlLedger(Repo):
         )
         return int(result.rowcount)
 
+    async def untold_rewards(
+        self, cohort_id: int, since: datetime, until: datetime, limit: int
+    ) -> tuple[list[tuple[str, str]], int]:
+        where = (
+            _l.c.cohort_id == cohort_id,
+            _l.c.kind == "reward",
+            _l.c.created_at >= since,
+            _l.c.created_at < until,
+            _u.c.unreachable_at.is_not(None),
+        )
+        joined = _l.join(_u, _u.c.id == _l.c.user_id)
+        rows = await self.conn.execute(
+            select(_u.c.display_name, _l.c.ref)
+            .select_from(joined)
+            .where(*where)
+            .order_by(_l.c.id)
+            .limit(limit)
+        )
+        listed = [(r.display_name, r.ref) for r in rows]
+        total = (
+            await self.conn.execute(select(func.count()).select_from(joined).where(*where))
+        ).scalar_one()
+        return listed, int(total)
+
     async def balance(self, user_id: int) -> dict[str, int]:
         rows = (
             await self.conn.execute(

@@ -247,6 +247,15 @@ class Renderer:
                 when = c.when(loc, task.later_at, message.timezone)
                 lines.append("   " + c.text(loc, "tasks_day.later", when=when))
         lines.append(c.text(loc, "tasks_day.footer"))
+        if message.rewarded:
+            lines += ["", c.text(loc, "tasks_day.rewarded")]
+            lines += [
+                c.text(loc, "tasks_day.rewarded_line", name=name, title=title)
+                for name, title in message.rewarded
+            ]
+            if message.rewarded_more:
+                lines.append(c.text(loc, "tasks_day.rewarded_more", count=message.rewarded_more))
+            lines.append(c.text(loc, "tasks_day.rewarded_footer"))
         return "\n".join(lines)
 
     def rights(self, locale: str, rights: tuple[str, ...] | list[str]) -> str:

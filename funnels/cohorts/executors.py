@@ -9,7 +9,7 @@ send failed or its outcome is unknown), ``ChatUnavailable`` (the bot lost the gr
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import assert_never
 
 from funnels.cohorts.member_groups import GroupTalkPart
@@ -22,6 +22,10 @@ from funnels.kernel.records import CohortRecord, PlanKind, StepRunRecord
 from funnels.kernel.text import cut
 from funnels.scripts.model import Script, Task
 from funnels.warmup.envelopes import CloseEnvelope, OpenEnvelope
+
+UNTOLD_LISTED = 20
+"""Members named in the day's message for rewards they could not be told of privately;
+past that, how many more."""
 
 
 class Postponed(Exception):
@@ -131,6 +135,7 @@ class StepExecutor:
             return {"note": "no task group bound"}
         unlocks = self.deps.scripts.unlock_times(cohort)
         first = unlocks[task_id]
+        rewarded, more = await self._untold_rewards(cohort, script, task.unlock.day, unlocks)
         message = TasksUnlocked(
             tuple(
                 UnlockedTask(
@@ -145,9 +150,30 @@ class StepExecutor:
             cohort.currency,
             cohort.locale,
             cohort.timezone,
+            rewarded,
+            more,
         )
         message_id = await self.deps.messenger.send(cohort.task_chat_id, message)
         return {"message_id": message_id, "tasks": [t.id for t in day]}
+
+    async def _untold_rewards(
+        self, cohort: CohortRecord, script: Script, day: int, unlocks: dict[str, datetime]
+    ) -> tuple[tuple[tuple[str, str], ...], int]:
+        """Rewards credited since the last day's message to members the bot cannot write
+        to privately (by name and task title; a few, and how many more)."""
+        earlier = [
+            unlocks[t.id]
+            for t in script.tasks.ladder
+            if t.announce and t.unlock.day < day and announced_on_day(script, t.unlock.day)[0] is t
+        ]
+        since = max(earlier, default=datetime.min.replace(tzinfo=UTC))
+        async with self.deps.uow(CohortsTx).transaction() as tx:
+            listed, total = await tx.ledger.untold_rewards(
+                cohort.id, since, self.deps.clock.now(), UNTOLD_LISTED
+            )
+        titles = {t.id: t.title for t in script.tasks.ladder}
+        named = tuple((name or "—", titles.get(task_id, task_id)) for name, task_id in listed)
+        return named, total - len(named)
 
 
 def announced_on_day(script: Script, day: int) -> list[Task]:

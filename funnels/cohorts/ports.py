@@ -150,6 +150,15 @@ class Steps(Protocol):
         ...
 
 
+class Ledger(Protocol):
+    async def untold_rewards(
+        self, cohort_id: int, since: datetime, until: datetime, limit: int
+    ) -> tuple[list[tuple[str, str]], int]:
+        """Task rewards credited in ``[since, until)`` to members the bot cannot write
+        to privately: (name, task id) of the first ``limit``, and how many in all."""
+        ...
+
+
 class Tasks(Protocol):
     async def for_member(self, cohort_id: int, user_id: int) -> dict[str, TaskProgressRecord]:
         """A member's progress rows by task id (read only)."""
@@ -173,6 +182,8 @@ class CohortsTx(Protocol):
     def cohorts(self) -> Cohorts: ...
     @property
     def envelopes(self) -> Envelopes: ...
+    @property
+    def ledger(self) -> Ledger: ...
     @property
     def links(self) -> Links: ...
     @property

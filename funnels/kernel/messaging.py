@@ -88,6 +88,11 @@ class TasksUnlocked:
     locale: str
     timezone: str = "UTC"
     """The cohort's zone, for showing when a later task unlocks."""
+    rewarded: tuple[tuple[str, str], ...] = ()
+    """(member's name, task title) of rewards credited since the last such message to
+    members the bot cannot write to privately: they hear of them here."""
+    rewarded_more: int = 0
+    """How many more there were than ``rewarded`` lists."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from funnels.kernel.messaging import DeliveryError, TasksUnlocked
 from funnels.ops.steps import RetryStep
+from funnels.people.users import MarkUnreachable
 from tests.support.funnel_kit import TASK_CHAT, Kit, task_at
 
 
@@ -56,3 +57,31 @@ async def test_without_a_task_group_nothing_is_posted(kit: Kit) -> None:
     run = await kit.step(cohort.id, "task.invite_fans")
     assert (run.status, (run.outcome or {}).get("note")) == ("done", "no task group bound")
     assert kit.messenger.in_chat(TASK_CHAT) == []
+
+
+async def test_a_reward_the_member_could_not_be_told_of_is_in_the_next_days_message(
+    kit: Kit,
+) -> None:
+    """A member who blocked the bot hears of their reward in the task group's next
+    message; one who was told privately is not named there."""
+    cohort = await kit.start()
+    async with kit.store.transaction() as tx:
+        await tx.cohorts.bind_task_chat(cohort.id, TASK_CHAT)
+        await tx.commit()
+    blocked, told = await kit.admitted(cohort, 2)
+    assert blocked.telegram_id is not None
+    kit.messenger.unreachable.add(blocked.telegram_id)
+    await MarkUnreachable(kit.deps)(blocked.telegram_id)  # as the messenger does on a bounce
+    await kit.run_until(task_at(1, "10:00"))
+    for member in (blocked, told):
+        fans = [kit.event("fan.locked", task_at(1, "10:00"), member) for _ in range(3)]
+        [done] = (await kit.ingest()("platform", fans)).completions
+        assert done.reward_status == "paid"
+
+    await kit.run_until(task_at(2, "09:30"))
+
+    day1, day2 = [s.message for s in kit.messenger.in_chat(TASK_CHAT)]
+    assert isinstance(day1, TasksUnlocked) and isinstance(day2, TasksUnlocked)
+    assert day1.rewarded == ()
+    assert day2.rewarded == ((f"Member {blocked.telegram_id}", "Invite three fans"),)
+    assert day2.rewarded_more == 0

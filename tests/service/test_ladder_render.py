@@ -55,6 +55,26 @@ def test_the_days_message_lists_each_task_with_reward_and_later_time(render: Ren
     )
 
 
+def test_the_days_message_names_rewards_members_could_not_be_told_of(
+    render: Renderer,
+) -> None:
+    task = UnlockedTask("first_sale", "First sale", "Sell one.", 20)
+    message = TasksUnlocked(
+        (task,), "USD", "en", "UTC", (("Ana", "Invite a fan"), ("Bo", "Invite a fan")), 3
+    )
+    lines = render(message).text.splitlines()
+    assert lines[-6:] == [
+        "",
+        "🎁 Rewards credited to members I couldn't message privately:",
+        "• Ana: Invite a fan",
+        "• Bo: Invite a fan",
+        "…and 3 more",
+        "Press Start in a private chat with me to get your messages and see /balance.",
+    ]
+    nobody = render(TasksUnlocked((task,), "USD", "en")).text
+    assert "🎁" not in nobody
+
+
 def test_the_leaders_review_is_the_photo_with_approve_and_reject(render: Renderer) -> None:
     review = ProofForReview(7, "Ann", "Share your story", "LAD1", Photo("file-1"), "es")
     rendered = render(review)
