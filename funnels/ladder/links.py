@@ -29,6 +29,7 @@ from funnels.kernel.records import (
     TrackedLinkRecord,
 )
 from funnels.ladder.ports import LinksTx
+from funnels.ladder.progress import task_group_of
 from funnels.scripts.model import Task
 
 SOURCE = "links"
@@ -86,11 +87,10 @@ class MyLinks:
     async def __call__(self, member: Actor) -> list[TaskLink] | None:
         now = self.deps.clock.now()
         async with self.deps.uow(LinksTx).transaction() as tx:
-            user = await tx.users.by_telegram(member.telegram_id)
-            cohort_id = await tx.members.current_cohort(user.user_id) if user else None
-            cohort = await tx.cohorts.get(cohort_id) if cohort_id else None
-            if user is None or cohort is None:
+            found = await task_group_of(tx, member)
+            if found is None:
                 return None
+            user, cohort = found
             progress = await tx.tasks.for_member(cohort.id, user.user_id)
             done = {t for t, row in progress.items() if row.completed_at is not None}
             tasks = _open_tasks_with_links(self.deps, cohort, done, now)
@@ -113,12 +113,8 @@ class LinkFor:
 
     async def __call__(self, member: Actor, task_id: str) -> str | None:
         async with self.deps.uow(LinksTx).transaction() as tx:
-            user = await tx.users.by_telegram(member.telegram_id)
-            cohort_id = await tx.members.current_cohort(user.user_id) if user else None
-            cohort = await tx.cohorts.get(cohort_id) if cohort_id else None
-        if user is None or cohort is None:
-            return None
-        return await TaskLinkCode(self.deps)(cohort, user, task_id)
+            found = await task_group_of(tx, member)
+        return await TaskLinkCode(self.deps)(found[1], found[0], task_id) if found else None
 
 
 class TaskLinkCode:

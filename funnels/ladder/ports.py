@@ -201,6 +201,29 @@ class Users(Protocol):
     async def set_role_at_least(self, user_id: int, role: Role) -> None: ...
 
 
+class _KnowsUsers(Protocol):
+    async def by_telegram(self, telegram_id: int) -> MemberRef | None: ...
+
+
+class _KnowsTaskStage(Protocol):
+    async def current_cohort(self, user_id: int) -> int | None: ...
+
+
+class _KnowsCohorts(Protocol):
+    async def get(self, cohort_id: int) -> CohortRecord | None: ...
+
+
+class FindsTaskGroup(Protocol):
+    """What finding a member's task group takes (every ladder unit of work has it)."""
+
+    @property
+    def cohorts(self) -> _KnowsCohorts: ...
+    @property
+    def members(self) -> _KnowsTaskStage: ...
+    @property
+    def users(self) -> _KnowsUsers: ...
+
+
 class LadderTx(Protocol):
     """One unit of work as the ladder use cases see it."""
 

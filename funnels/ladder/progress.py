@@ -13,7 +13,7 @@ from funnels.kernel.actor import Actor
 from funnels.kernel.records import CohortRecord, MemberRef, TaskProgressRecord
 from funnels.kernel.refusals import Refused
 from funnels.ladder.goals import LeafProgress, describe_progress
-from funnels.ladder.ports import LadderTx
+from funnels.ladder.ports import FindsTaskGroup, LadderTx
 from funnels.scripts.model import Task
 
 
@@ -78,6 +78,15 @@ def open_tasks(
     ]
 
 
+async def task_group_of(tx: FindsTaskGroup, member: Actor) -> tuple[MemberRef, CohortRecord] | None:
+    """The member as the bot knows them and the cohort in whose task stage they are;
+    None when they are unknown or in no task group."""
+    user = await tx.users.by_telegram(member.telegram_id)
+    cohort_id = await tx.members.current_cohort(user.user_id) if user else None
+    cohort = await tx.cohorts.get(cohort_id) if cohort_id else None
+    return (user, cohort) if user is not None and cohort is not None else None
+
+
 class MyTasks:
     """``/tasks``: the member's ladder in their current task group."""
 
@@ -86,11 +95,10 @@ class MyTasks:
 
     async def __call__(self, member: Actor) -> TaskLadder | None:
         async with self.deps.uow(LadderTx).transaction() as tx:
-            user = await tx.users.by_telegram(member.telegram_id)
-            cohort_id = await tx.members.current_cohort(user.user_id) if user else None
-            cohort = await tx.cohorts.get(cohort_id) if cohort_id else None
-            if user is None or cohort is None:
+            found = await task_group_of(tx, member)
+            if found is None:
                 return None
+            user, cohort = found
             progress = await tx.tasks.for_member(cohort.id, user.user_id)
         script = self.deps.scripts.get(cohort)
         unlocks = self.deps.scripts.unlock_times(cohort)
@@ -144,13 +152,11 @@ class TaskHowTo:
 
     async def __call__(self, member: Actor, cohort_id: int, index: int) -> TaskGuide:
         async with self.deps.uow(LadderTx).transaction() as tx:
-            user = await tx.users.by_telegram(member.telegram_id)
-            current = await tx.members.current_cohort(user.user_id) if user else None
-            if user is None or current is None or current != cohort_id:
+            found = await task_group_of(tx, member)
+            if found is None or found[1].id != cohort_id:
                 raise Refused("button_stale")
-            cohort = await tx.cohorts.get(current)
-            progress = await tx.tasks.for_member(current, user.user_id)
-        assert cohort is not None  # a member's cohort exists
+            user, cohort = found
+            progress = await tx.tasks.for_member(cohort.id, user.user_id)
         ladder = self.deps.scripts.get(cohort).tasks.ladder
         if not 0 <= index < len(ladder):
             raise Refused("button_stale")

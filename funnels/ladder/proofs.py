@@ -20,7 +20,7 @@ from funnels.kernel.records import CohortRecord, IncomingEvent, ProofRecord, Pro
 from funnels.kernel.refusals import Refused
 from funnels.ladder.events import IngestEvents
 from funnels.ladder.ports import ProofsTx
-from funnels.ladder.progress import open_tasks
+from funnels.ladder.progress import open_tasks, task_group_of
 from funnels.scripts.checks import PROOF_EVENT
 from funnels.scripts.model import Task
 
@@ -71,11 +71,10 @@ class SubmitProof:
     ) -> ProofSent | ProofChoice:
         now = self.deps.clock.now()
         async with self.deps.uow(ProofsTx).transaction() as tx:
-            user = await tx.users.by_telegram(member.telegram_id)
-            cohort_id = await tx.members.current_cohort(user.user_id) if user else None
-            cohort = await tx.cohorts.get(cohort_id) if cohort_id else None
-            if user is None or cohort is None:
+            found = await task_group_of(tx, member)
+            if found is None:
                 raise Refused("proof_no_task" if pick is None else "button_stale")
+            user, cohort = found
             progress = await tx.tasks.for_member(cohort.id, user.user_id)
             candidates = [(i, t) for i, t in open_tasks(self.deps, cohort, progress) if t.proof]
             task = self._choose(cohort, candidates, pick)

@@ -32,14 +32,13 @@ import asyncio
 import contextlib
 import os
 import random
-import secrets
 import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -47,7 +46,7 @@ from zoneinfo import ZoneInfo
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select
 from sqlalchemy.engine import make_url
 
 from bot.clock import SystemClock
@@ -62,8 +61,8 @@ from funnels.scripts.library import LIBRARY
 from funnels.scripts.loader import load_script_text
 from funnels.warmup.admissions import AdmitMember
 from funnels.warmup.joins import MemberJoined
+from scripts.bench.scratch import scratch_database
 from storage.db import create_engine
-from storage.migrate import upgrade_async
 from storage.tables import fan_locks, inbound_events, tracked_links
 from storage.uow import SqlStore
 
@@ -109,28 +108,9 @@ uvicorn.Server(config).run()
 # ------------------------------------------------------------------ the database
 
 
-@contextlib.asynccontextmanager
-async def database(url: str | None) -> AsyncIterator[str]:
+def database(url: str | None) -> contextlib.AbstractAsyncContextManager[str]:
     """A fresh database migrated to head: a temp SQLite file, or a scratch PostgreSQL one."""
-    if url is None:
-        with tempfile.TemporaryDirectory() as tmp:
-            scratch = f"sqlite+aiosqlite:///{tmp}/bench.db"
-            await upgrade_async(scratch)
-            yield scratch
-        return
-    base = make_url(url)
-    name = f"{base.database or 'test'}_bench_clicks_{os.getpid()}_{secrets.token_hex(3)}"
-    admin = create_engine(url, isolation_level="AUTOCOMMIT")
-    try:
-        async with admin.connect() as conn:
-            await conn.execute(text(f'CREATE DATABASE "{name}"'))
-        scratch = base.set(database=name).render_as_string(hide_password=False)
-        await upgrade_async(scratch)
-        yield scratch
-    finally:
-        async with admin.connect() as conn:
-            await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        await admin.dispose()
+    return scratch_database(url, "clicks")
 
 
 async def seed(url: str, members: int) -> dict[str, int]:

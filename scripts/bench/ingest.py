@@ -37,7 +37,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -46,8 +46,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 import aiohttp
-from sqlalchemy import func, select, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import func, select
 
 from bot.clock import SystemClock
 from funnels.cohorts.launch import StartCohort
@@ -56,8 +55,8 @@ from funnels.kernel.records import Arrival
 from funnels.kernel.stages import Stage
 from funnels.scripts.library import DEFAULT_SCRIPT, script_path
 from funnels.scripts.loader import load_script
+from scripts.bench.scratch import scratch_database
 from storage.db import create_engine
-from storage.migrate import upgrade_async
 from storage.tables import inbound_events, task_progress
 from storage.uow import SqlStore
 
@@ -130,27 +129,9 @@ def process(args: list[str], env: dict[str, str], port: int, log: Path) -> Itera
 # --------------------------------------------------------------------------- database
 
 
-@contextlib.asynccontextmanager
-async def database(postgres: str | None) -> AsyncIterator[str]:
-    if postgres is None:
-        with tempfile.TemporaryDirectory() as tmp:
-            url = f"sqlite+aiosqlite:///{tmp}/bench.db"
-            await upgrade_async(url)
-            yield url
-        return
-    base = make_url(postgres)
-    name = f"{base.database or 'test'}_bench_ingest_{os.getpid()}_{secrets.token_hex(3)}"
-    admin = create_engine(postgres, isolation_level="AUTOCOMMIT")
-    try:
-        async with admin.connect() as conn:
-            await conn.execute(text(f'CREATE DATABASE "{name}"'))
-        url = base.set(database=name).render_as_string(hide_password=False)
-        await upgrade_async(url)
-        yield url
-    finally:
-        async with admin.connect() as conn:
-            await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        await admin.dispose()
+def database(url: str | None) -> contextlib.AbstractAsyncContextManager[str]:
+    """A fresh database migrated to head: a temp SQLite file, or a scratch PostgreSQL one."""
+    return scratch_database(url, "ingest")
 
 
 async def seed(url: str) -> None:

@@ -30,13 +30,10 @@ import argparse
 import asyncio
 import contextlib
 import copy
-import os
 import random
-import secrets
 import sys
-import tempfile
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -47,7 +44,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from aiogram import Bot, Dispatcher
 from aiogram.types import Message
 from pydantic import SecretStr
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select
 from sqlalchemy.engine import make_url
 
 from bot.composition import build_inbox, build_services
@@ -58,8 +55,8 @@ from bot.telegram.inbox import UpdateInbox
 from funnels.cohorts.tick import RunDueSteps
 from funnels.kernel.clock import ManualClock
 from funnels.people.regions import AddRegion
+from scripts.bench.scratch import scratch_database
 from storage.db import create_engine
-from storage.migrate import upgrade_async
 from storage.models import MemberActivity
 from storage.uow import SqlStore
 from tests.botapi import LocalBotAPI
@@ -75,28 +72,9 @@ CHATTER = ["good evening!", "thanks for the talk", "is 1 enough?", "where is the
 TARGET = 0.5
 
 
-@contextlib.asynccontextmanager
-async def database(url: str | None) -> AsyncIterator[str]:
+def database(url: str | None) -> contextlib.AbstractAsyncContextManager[str]:
     """A fresh database migrated to head: a temp SQLite file, or a scratch PostgreSQL one."""
-    if url is None:
-        with tempfile.TemporaryDirectory() as tmp:
-            scratch = f"sqlite+aiosqlite:///{tmp}/bench.db"
-            await upgrade_async(scratch)
-            yield scratch
-        return
-    base = make_url(url)
-    name = f"{base.database or 'test'}_bench_updates_{os.getpid()}_{secrets.token_hex(3)}"
-    admin = create_engine(url, isolation_level="AUTOCOMMIT")
-    try:
-        async with admin.connect() as conn:
-            await conn.execute(text(f'CREATE DATABASE "{name}"'))
-        scratch = base.set(database=name).render_as_string(hide_password=False)
-        await upgrade_async(scratch)
-        yield scratch
-    finally:
-        async with admin.connect() as conn:
-            await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        await admin.dispose()
+    return scratch_database(url, "updates")
 
 
 async def timed(
