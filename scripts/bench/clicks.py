@@ -6,11 +6,12 @@ redirect, over real HTTP, measured in the same run by the same client.
 served by uvicorn as ``funnelbot run`` serves its app (same uvicorn settings, access log
 on); (b) ``funnelbot run`` itself (scheduler, HTTP API, no bot token) in a process of its
 own, over a cohort in its task stage: ``--members`` members, each with a tracked link for
-the invite task and one for the deal. Every click is looked up, redirected, and recorded
-behind the redirect as ``link.clicked`` (and ``fan.locked`` for a visitor's first touch)
-through the ladder's event ingestion; after each of (b)'s turns the client waits until
-the database holds every click it made, and that wait counts in (b)'s time, so (b) is
-what the service sustains, redirects and writes together.
+the invite task and one for the deal. Every click is looked up, stored (its fan lock,
+``link.clicked`` and, for a visitor's first touch, ``fan.locked``; group commits) before
+its redirect is answered, and applied to the ladder in the background; after each of
+(b)'s turns the client waits until the database holds every click it made and has
+applied it, and that wait counts in (b)'s time, so (b) is what the service sustains,
+redirects, writes and counting together.
 
 The client is one asyncio process with ``--connections`` keep-alive HTTP/1.1
 connections, each sending its next request as soon as the previous answer is read.
@@ -295,17 +296,22 @@ def make_plan(codes: list[str], n: int, rng: random.Random) -> list[tuple[str, s
 
 
 async def caught_up(url: str, *sides: Side) -> None:
-    """Wait until the database holds every event the clicks seen so far make: one
-    ``link.clicked`` per (link, visitor), one ``fan.locked`` per visitor."""
+    """Wait until the database holds every event the clicks seen so far make (one
+    ``link.clicked`` per (link, visitor), one ``fan.locked`` per visitor) and has
+    applied them all to the ladder."""
     clicked = len(set().union(*(s.counted for s in sides)))
     visitors = len(set().union(*(s.first_code for s in sides)))
     engine = create_engine(url)
     query = select(func.count()).where(inbound_events.c.source == "links")
+    waiting = select(func.count()).where(
+        inbound_events.c.source == "links", inbound_events.c.state == "pending"
+    )
     try:
         deadline = time.monotonic() + 120
         while True:
             async with engine.connect() as conn:
-                if (await conn.execute(query)).scalar_one() >= clicked + visitors:
+                stored = (await conn.execute(query)).scalar_one()
+                if stored >= clicked + visitors and (await conn.execute(waiting)).scalar_one() == 0:
                     return
             if time.monotonic() > deadline:
                 raise RuntimeError("the clicks were not written within 2 minutes")
