@@ -14,6 +14,7 @@ import socket
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 import uvicorn
 from aiogram.exceptions import ClientDecodeError, TelegramAPIError
@@ -31,6 +32,7 @@ from bot.composition import (
 )
 from bot.heap import settle_heap
 from bot.http.app import create_app
+from bot.http.events import APPLY_BATCH
 from bot.http.webhook import TelegramWebhook
 from bot.payouts import PayoutWorker
 from bot.settings import Settings
@@ -52,6 +54,8 @@ with the HTTP server's own (:data:`HTTP_GRACE`) a stop ends within Docker's defa
 HTTP_GRACE = 2
 """Seconds requests in flight get when the HTTP server stops (a webhook call only stores
 its update)."""
+STALE_EVENTS = timedelta(seconds=30)
+"""How long an event may wait for the event applier before the tick applies it."""
 PRUNE_EVERY = 600.0
 """Seconds between two prunings of old handled updates."""
 
@@ -87,7 +91,8 @@ class _Ticker:
 
     def __post_init__(self) -> None:
         self.steps = RunDueSteps(self.deps, owner=f"{socket.gethostname()}:{os.getpid()}")
-        self.events = CatchUpEvents(self.deps)
+        # Fresh events are the event applier's; the tick takes what it left behind.
+        self.events = CatchUpEvents(self.deps, batch=APPLY_BATCH, stale_after=STALE_EVENTS)
 
     async def run(self) -> None:
         async with self.running:

@@ -182,10 +182,13 @@ class SqlEvents(Repo):
         result = await self.conn.execute(statement, rows)
         return {got.event_id: got.id for got in result.all()}
 
-    async def claim(self, ids: Sequence[int] | None, limit: int) -> list[tuple[int, IncomingEvent]]:
-        """Unapplied events, oldest first: pending ones, or with ``ids`` those of them
-        still pending or waiting. Locked until the transaction ends on PostgreSQL, where
-        rows another process holds are skipped (it applies them)."""
+    async def claim(
+        self, ids: Sequence[int] | None, limit: int, received_before: datetime | None = None
+    ) -> list[tuple[int, IncomingEvent]]:
+        """Unapplied events, oldest first: pending ones (received before
+        ``received_before``, if given), or with ``ids`` those of them still pending or
+        waiting. Locked until the transaction ends on PostgreSQL, where rows another
+        process holds are skipped (it applies them)."""
         query = select(
             _ev.c.id,
             _ev.c.event_id,
@@ -197,6 +200,8 @@ class SqlEvents(Repo):
         )
         if ids is None:
             query = query.where(_ev.c.state == "pending")
+            if received_before is not None:
+                query = query.where(_ev.c.received_at < received_before)
         else:
             if not ids:
                 return []

@@ -36,4 +36,5 @@ def create_app(
 
     app.openapi = openapi  # type: ignore[method-assign]
     tracked_links.install(app, links)
+    events.install(app, intake)
     return app

@@ -26,8 +26,8 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.responses import Response
 from pydantic import (
     AwareDatetime,
     BaseModel,
@@ -39,6 +39,7 @@ from pydantic import (
     field_validator,
 )
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
+from starlette.routing import Route
 
 from bot.http.bodies import TooLarge, read_body
 from bot.http.problems import problem
@@ -61,10 +62,12 @@ FUTURE_SKEW = timedelta(minutes=5)
 EVENT_TYPE = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$")
 API = "/api/v1"
 PATH = f"{API}/events"
-APPLY_BATCH = 500
+APPLY_BATCH = 25
 """Events applied in one transaction: on SQLite a store waits while it runs."""
-APPLY_GATHER = 0.25
-"""Seconds the applier waits after a store wakes it, for more to apply together."""
+APPLY_QUIET = 0.05
+"""Seconds without a new store after which the applier starts."""
+APPLY_LAG = 1.0
+"""Seconds after a store by which the applier starts, pause in the stores or not."""
 
 
 class ByRef(BaseModel):
@@ -152,15 +155,27 @@ class Accepted(BaseModel):
 
 class EventApplier:
     """Applies stored events in the background, woken by each store (platform events,
-    clicks); the tick catches up with whatever it leaves (a stop, a failure)."""
+    clicks); the tick catches up with whatever it leaves (a stop, a failure).
+
+    Acknowledging comes first: the applier waits for a pause in the stores
+    (:data:`APPLY_QUIET`), or at most :data:`APPLY_LAG`, then applies what is pending in
+    small transactions, so a store never waits long behind one (on SQLite they take
+    turns)."""
 
     def __init__(self, deps: Deps) -> None:
         self._apply = ApplyEvents(deps)
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
+        self._last_store = 0.0
+        self._first_store: float | None = None
 
     def wake(self) -> None:
+        """Something was stored: apply it soon."""
+        now = asyncio.get_running_loop().time()
+        self._last_store = now
+        if self._first_store is None:
+            self._first_store = now
         self._wake.set()
 
     def start(self) -> None:
@@ -169,12 +184,18 @@ class EventApplier:
         self._task = asyncio.create_task(self._run(), name="event-applier")
 
     async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
         while not self._stopping:
             await self._wake.wait()
-            # What arrives in the next moment is applied with it: fewer, fuller
-            # transactions, and the stores that acknowledge requests get their turns.
-            await asyncio.sleep(APPLY_GATHER)
+            while not self._stopping:
+                now = loop.time()
+                quiet = APPLY_QUIET - (now - self._last_store)
+                lag = APPLY_LAG - (now - (self._first_store or now))
+                if quiet <= 0 or lag <= 0:
+                    break
+                await asyncio.sleep(min(quiet, lag))
             self._wake.clear()
+            self._first_store = None
             await self.apply_pending()
 
     async def apply_pending(self) -> int:
@@ -264,6 +285,8 @@ def request_schema() -> tuple[dict[str, Any], dict[str, Any]]:
 
 
 def routes(intake: EventIntake | None) -> APIRouter:
+    """The route as OpenAPI documents it. Requests are answered by the plain route that
+    :func:`install` puts first (same handler, without FastAPI's per-request layers)."""
     router = APIRouter(prefix=API)
     schema, _ = request_schema()
 
@@ -288,61 +311,79 @@ def routes(intake: EventIntake | None) -> APIRouter:
             503: {"description": "not configured, or not stored: send again"},
         },
     )
-    async def post_events(request: Request) -> JSONResponse:
+    async def documented(request: Request) -> Response:
         """One event or a list of up to 1,000, each about one member (by ref code or
         Telegram id). Stored before the answer; a repeated id is counted once."""
-        if intake is None:
-            return problem(
-                503, "Inbound events are off", "set FUNNELBOT_EVENTS_SECRET to receive events"
-            )
-        try:
-            body = await read_body(request, MAX_BODY_BYTES)
-        except TooLarge:
-            return problem(413, "Body too large", f"the limit is {MAX_BODY_BYTES} bytes")
-        try:
-            intake.webhook.verify(body, dict(request.headers), json_parse=False)
-        except WebhookVerificationError as exc:
-            return problem(401, "Bad signature", f"{exc}; nothing was stored")
-        except ValueError:  # not UTF-8, or a signature header that is not one
-            return problem(401, "Bad signature", "unreadable signature headers or body")
-        try:
-            raw = json.loads(body)
-        except RecursionError:
-            return problem(400, "Not JSON", "the body is JSON nested too deeply")
-        except ValueError:
-            return problem(400, "Not JSON", "the body is not JSON")
-        try:
-            parsed = _parse(raw)
-        except TypeError:
-            return problem(422, "Not an event", "send an event object or a list of them")
-        except ValidationError as exc:
-            errors = _errors(exc)
-            first = errors[0] if errors else {"field": "(body)", "message": "invalid"}
-            return problem(
-                422, "Not an event", f"{first['field']}: {first['message']}", errors=errors
-            )
-        latest = intake.clock.now() + FUTURE_SKEW
-        late = [i for i, e in enumerate(parsed) if e.occurred_at > latest]
-        if late:
-            field = f"{late[0]}.occurred_at" if isinstance(raw, list) else "occurred_at"
-            return problem(
-                422,
-                "Not an event",
-                f"{field}: more than {FUTURE_SKEW.seconds // 60} minutes in the future",
-                errors=[{"field": field, "message": "in the future"}],
-            )
-        try:
-            stored = await intake.submit([e.incoming() for e in parsed])
-        except Exception as exc:  # not stored: nothing acknowledged, the sender retries
-            log.error("could not store %d events: %s", len(parsed), exc)
-            return problem(
-                503,
-                "Not stored",
-                "the events could not be stored; send them again",
-                headers={"Retry-After": "5"},
-            )
-        return JSONResponse(
-            {"accepted": stored.accepted, "duplicates": stored.duplicates}, status_code=202
-        )
+        return await post_events(request, intake)
 
     return router
+
+
+def install(app: FastAPI, intake: EventIntake | None) -> None:
+    """``POST /api/v1/events`` as a plain Starlette route, first in the app's routes: it
+    reads its body raw (the signature covers the bytes) and needs nothing FastAPI's
+    dependency solving and response models add per request. The FastAPI route of the
+    same path (:func:`routes`) stays for the OpenAPI document."""
+
+    async def events(request: Request) -> Response:
+        return await post_events(request, intake)
+
+    app.router.routes.insert(0, Route(PATH, events, methods=["POST"]))
+
+
+async def post_events(request: Request, intake: EventIntake | None) -> Response:
+    """One event or a list of up to 1,000, each about one member (by ref code or
+    Telegram id). Stored before the answer; a repeated id is counted once."""
+    if intake is None:
+        return problem(
+            503, "Inbound events are off", "set FUNNELBOT_EVENTS_SECRET to receive events"
+        )
+    try:
+        body = await read_body(request, MAX_BODY_BYTES)
+    except TooLarge:
+        return problem(413, "Body too large", f"the limit is {MAX_BODY_BYTES} bytes")
+    try:
+        intake.webhook.verify(body, dict(request.headers), json_parse=False)
+    except WebhookVerificationError as exc:
+        return problem(401, "Bad signature", f"{exc}; nothing was stored")
+    except ValueError:  # not UTF-8, or a signature header that is not one
+        return problem(401, "Bad signature", "unreadable signature headers or body")
+    try:
+        raw = json.loads(body)
+    except RecursionError:
+        return problem(400, "Not JSON", "the body is JSON nested too deeply")
+    except ValueError:
+        return problem(400, "Not JSON", "the body is not JSON")
+    try:
+        parsed = _parse(raw)
+    except TypeError:
+        return problem(422, "Not an event", "send an event object or a list of them")
+    except ValidationError as exc:
+        errors = _errors(exc)
+        first = errors[0] if errors else {"field": "(body)", "message": "invalid"}
+        return problem(422, "Not an event", f"{first['field']}: {first['message']}", errors=errors)
+    latest = intake.clock.now() + FUTURE_SKEW
+    late = [i for i, e in enumerate(parsed) if e.occurred_at > latest]
+    if late:
+        field = f"{late[0]}.occurred_at" if isinstance(raw, list) else "occurred_at"
+        return problem(
+            422,
+            "Not an event",
+            f"{field}: more than {FUTURE_SKEW.seconds // 60} minutes in the future",
+            errors=[{"field": field, "message": "in the future"}],
+        )
+    try:
+        stored = await intake.submit([e.incoming() for e in parsed])
+    except Exception as exc:  # not stored: nothing acknowledged, the sender retries
+        log.error("could not store %d events: %s", len(parsed), exc)
+        return problem(
+            503,
+            "Not stored",
+            "the events could not be stored; send them again",
+            headers={"Retry-After": "5"},
+        )
+    return Response(
+        b'{"accepted":%d,"duplicates":%d}' % (stored.accepted, stored.duplicates),
+        202,
+        media_type="application/json",
+    )

@@ -122,12 +122,18 @@ class ApplyEvents:
         self.deps = deps
         self.notify = notify
 
-    async def __call__(self, ids: Sequence[int] | None = None, limit: int = 500) -> IngestResult:
-        """Up to ``limit`` pending events, or with ``ids`` those of them not yet applied."""
+    async def __call__(
+        self,
+        ids: Sequence[int] | None = None,
+        limit: int = 500,
+        received_before: datetime | None = None,
+    ) -> IngestResult:
+        """Up to ``limit`` pending events (received before ``received_before``, if
+        given), or with ``ids`` those of them not yet applied."""
         result = IngestResult()
         now = self.deps.clock.now()
         async with self.deps.uow(LadderTx).transaction() as tx:
-            fresh = await tx.events.claim(ids, limit)
+            fresh = await tx.events.claim(ids, limit, received_before)
             if not fresh:
                 return result
             result.applied = len(fresh)
@@ -333,17 +339,31 @@ class CatchUp:
 class CatchUpEvents:
     """The tick's share: apply what is pending (stored by a process that died before
     applying, or by another one), apply waiting events whose member has arrived, and
-    give up on those that waited longer than any cohort lives."""
+    give up on those that waited longer than any cohort lives.
 
-    def __init__(self, deps: Deps, *, notify: bool = True, rounds: int = 20) -> None:
+    With ``stale_after``, only events pending that long are applied here: fresher ones
+    are the event applier's, which runs beside the tick in the service."""
+
+    def __init__(
+        self,
+        deps: Deps,
+        *,
+        notify: bool = True,
+        rounds: int = 20,
+        batch: int = 500,
+        stale_after: timedelta = timedelta(0),
+    ) -> None:
         self.deps = deps
         self.apply = ApplyEvents(deps, notify=notify)
         self.rounds = rounds
+        self.batch = batch
+        self.stale_after = stale_after
 
     async def __call__(self) -> CatchUp:
         out = CatchUp()
+        stale = self.deps.clock.now() - self.stale_after if self.stale_after else None
         for _ in range(self.rounds):
-            result = await self.apply()
+            result = await self.apply(limit=self.batch, received_before=stale)
             out.applied += result.applied
             if result.applied == 0:
                 break

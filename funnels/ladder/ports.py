@@ -48,10 +48,13 @@ WAITING = frozenset({"unknown_member", "no_task_stage"})
 
 
 class Events(Protocol):
-    async def claim(self, ids: Sequence[int] | None, limit: int) -> list[tuple[int, IncomingEvent]]:
+    async def claim(
+        self, ids: Sequence[int] | None, limit: int, received_before: datetime | None = None
+    ) -> list[tuple[int, IncomingEvent]]:
         """Up to ``limit`` unapplied events (row id, event), oldest first: the pending
-        ones, or with ``ids`` those of them still pending or waiting; held until the
-        transaction ends (another process skips them)."""
+        ones (received before ``received_before``, if given), or with ``ids`` those of
+        them still pending or waiting; held until the transaction ends (another process
+        skips them)."""
         ...
 
     async def expire_waiting(self, received_before: datetime, at: datetime) -> int: ...

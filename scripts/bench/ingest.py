@@ -27,6 +27,7 @@ import argparse
 import asyncio
 import base64
 import contextlib
+import gc
 import json
 import os
 import random
@@ -321,23 +322,44 @@ async def flood(url: str, requests: list[Request], concurrency: int, sent: Sent)
 
 
 async def steady(url: str, requests: list[Request], rate: float, sent: Sent) -> list[float]:
-    """One request every 1/rate s whatever the answers; latency from when each was due."""
+    """One request every 1/rate s whatever the answers (each sent as it falls due, on
+    kept-alive connections); latency from when each was due, so a client or server that
+    falls behind counts it. The client's collector is held off meanwhile, so its pauses
+    do not count against the server."""
     latencies: list[float] = []
     connector = aiohttp.TCPConnector(limit=512)
     async with aiohttp.ClientSession(connector=connector) as session:
-        start = time.perf_counter()
 
-        async def one(i: int, request: Request) -> None:
-            due = start + i / rate
-            await asyncio.sleep(max(0.0, due - time.perf_counter()))
+        async def one(due: float, request: Request) -> None:
             await post(session, url, request, sent)
             latencies.append(time.perf_counter() - due)
 
-        await asyncio.gather(*(one(i, r) for i, r in enumerate(requests)))
+        in_flight: set[asyncio.Task[None]] = set()
+        gc.disable()
+        try:
+            start = time.perf_counter()
+            for i, request in enumerate(requests):
+                due = start + i / rate
+                wait = due - time.perf_counter()
+                if wait > 0:
+                    await asyncio.sleep(wait)
+                task = asyncio.create_task(one(due, request))
+                in_flight.add(task)
+                task.add_done_callback(in_flight.discard)
+            await asyncio.gather(*in_flight)
+        finally:
+            gc.enable()
     return latencies
 
 
 # --------------------------------------------------------------------------- runs
+
+
+def spread(latencies: list[float]) -> str:
+    """p50, p99 and max of sorted latencies, in ms."""
+    p50 = latencies[len(latencies) // 2] * 1000
+    p99 = latencies[int(len(latencies) * 0.99) - 1] * 1000
+    return f"p50 {p50:.1f} ms, p99 {p99:.1f} ms, max {latencies[-1] * 1000:.0f} ms"
 
 
 async def bench(url: str, args: argparse.Namespace, label: str) -> list[str]:
@@ -404,17 +426,18 @@ async def bench(url: str, args: argparse.Namespace, label: str) -> list[str]:
             f"({args.batches} batches in {took:.1f} s)   {verdict}"
         )
 
+        count = int(args.steady_rate * args.steady_seconds)
+        bare_latencies = sorted(
+            await steady(bare_url, traffic.requests(count, 1, Sent()), args.steady_rate, Sent())
+        )
         sent = Sent()
-        requests = traffic.requests(int(args.steady_rate * args.steady_seconds), 1, sent)
+        requests = traffic.requests(count, 1, sent)
         latencies = sorted(await steady(fb_url, requests, args.steady_rate, sent))
         verdict = await check(url, sent, stored)
         stored += sent.accepted
-        p50 = latencies[len(latencies) // 2] * 1000
-        p99 = latencies[int(len(latencies) * 0.99) - 1] * 1000
         lines.append(
-            f"  steady {args.steady_rate:,.0f}/s for {args.steady_seconds:.0f} s: "
-            f"acknowledged p50 {p50:.1f} ms, p99 {p99:.1f} ms, max {latencies[-1] * 1000:.0f} ms"
-            f"   {verdict}"
+            f"  steady {args.steady_rate:,.0f}/s for {args.steady_seconds:.0f} s, acknowledged:"
+            f" funnelbot {spread(latencies)}; bare {spread(bare_latencies)}   {verdict}"
         )
     return lines
 

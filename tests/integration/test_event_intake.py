@@ -166,3 +166,17 @@ async def test_a_user_renamed_to_the_waiting_telegram_id_is_found(kit: Kit) -> N
         await tx.commit()
     assert (await CatchUpEvents(kit.deps)()).woke == 1
     assert (await outcomes(kit))["x"] == ("counted", m.user_id, cohort.id)
+
+
+async def test_the_ticks_catch_up_leaves_fresh_events_to_the_applier(kit: Kit) -> None:
+    """Beside the service's event applier, the tick applies only events pending for a
+    while (left by a stop, a crash or a failure), never the ones just stored."""
+    _, [m] = await task_cohort(kit, 1)
+    tick = CatchUpEvents(kit.deps, stale_after=timedelta(seconds=30))
+    await StoreEvents(kit.deps)("platform", [fans(kit, m, 2)])
+
+    assert (await tick()).applied == 0
+    assert set((await states(kit)).values()) == {"pending"}
+
+    kit.clock.set(kit.clock.now() + timedelta(seconds=31))
+    assert (await tick()).applied == 2
