@@ -69,11 +69,11 @@ def build_deps(
     )
 
 
-def build_applier(deps: Deps) -> EventApplier:
+def build_applier(deps: Deps, dialect: str) -> EventApplier:
     """What applies stored events (the platform's, clicks) in the background."""
-    from bot.http.events import EventApplier
+    from bot.http.events import EventApplier, apply_batch
 
-    return EventApplier(deps)
+    return EventApplier(deps, apply_batch(dialect))
 
 
 def build_intake(settings: Settings, deps: Deps, applier: EventApplier) -> EventIntake | None:

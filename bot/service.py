@@ -32,7 +32,7 @@ from bot.composition import (
 )
 from bot.heap import settle_heap
 from bot.http.app import create_app
-from bot.http.events import APPLY_BATCH
+from bot.http.events import apply_batch
 from bot.http.webhook import TelegramWebhook
 from bot.payouts import PayoutWorker
 from bot.settings import Settings
@@ -86,13 +86,18 @@ class _Ticker:
     deps: Deps
     telegram: _Telegram | None
     payouts: PayoutWorker | None = None
+    apply_batch: int = 25
     running: asyncio.Lock = field(default_factory=asyncio.Lock)
     pruned_at: float = 0.0
 
     def __post_init__(self) -> None:
         self.steps = RunDueSteps(self.deps, owner=f"{socket.gethostname()}:{os.getpid()}")
         # Fresh events are the event applier's; the tick takes what it left behind.
-        self.events = CatchUpEvents(self.deps, batch=APPLY_BATCH, stale_after=STALE_EVENTS)
+        self.events = CatchUpEvents(
+            self.deps,
+            batch=self.apply_batch,
+            stale_after=STALE_EVENTS,
+        )
 
     async def run(self) -> None:
         async with self.running:
@@ -216,7 +221,7 @@ async def _serve(
     deps: Deps,
     telegram: _Telegram | None,
 ) -> None:
-    applier = build_applier(deps)
+    applier = build_applier(deps, store.engine.dialect.name)
     intake = build_intake(settings, deps, applier)
     if intake is None:
         log.info("inbound events are off: FUNNELBOT_EVENTS_SECRET is not set")
@@ -227,7 +232,7 @@ async def _serve(
             "payouts are not configured (FUNNELBOT_PAYOUT_WEBHOOK_URL is not set): rewards "
             "are credited and their reward.granted events wait, pending, until it is"
         )
-    ticker = _Ticker(deps, telegram, payouts)
+    ticker = _Ticker(deps, telegram, payouts, apply_batch(store.engine.dialect.name))
     scheduler = AsyncIOScheduler(timezone="UTC")
     # One job for all steps of all cohorts: the database says what is due. Never one
     # job per step or per member; any number of processes may tick side by side. The
