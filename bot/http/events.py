@@ -210,8 +210,15 @@ class EventApplier:
         """Apply until nothing is pending (or the applier stops between two batches); a
         failure is logged and left to the tick."""
         applied = 0
+        loop = asyncio.get_running_loop()
         try:
-            while not self._stopping and (result := await self._apply(limit=self._batch)).applied:
+            while not self._stopping:
+                # Short transactions while stores keep coming; eight times fuller once
+                # they pause (nobody waits behind them then).
+                busy = loop.time() - self._last_store < APPLY_QUIET
+                result = await self._apply(limit=self._batch if busy else 8 * self._batch)
+                if not result.applied:
+                    break
                 applied += result.applied
                 if result.unmatched:
                     log.info(
