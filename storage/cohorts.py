@@ -203,11 +203,19 @@ class SqlCohorts(Repo):
         return sorted(moved)
 
     async def reserve(self, cohort_id: int, amount_minor: int) -> bool:
-        result = await self.conn.execute(
-            update(_c)
-            .where(_c.c.id == cohort_id, _c.c.spent_minor + amount_minor <= _c.c.budget_minor)
-            .values(spent_minor=_c.c.spent_minor + amount_minor)
+        statement = prepared(
+            "cohort_reserve",
+            self.dialect,
+            lambda: (
+                update(_c)
+                .where(
+                    _c.c.id == bindparam("cohort"),
+                    _c.c.spent_minor + bindparam("amount") <= _c.c.budget_minor,
+                )
+                .values(spent_minor=_c.c.spent_minor + bindparam("amount"))
+            ),
         )
+        result = await self.conn.execute(statement, {"cohort": cohort_id, "amount": amount_minor})
         return result.rowcount == 1
 
     async def release(self, cohort_id: int, amount_minor: int) -> None:

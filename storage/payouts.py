@@ -7,11 +7,11 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, literal, or_, select, update
+from sqlalchemy import bindparam, func, literal, or_, select, update
 
 from funnels.kernel.records import PayoutRecord, PayoutStatus, RewardDue
 from storage.db import insert_ignore
-from storage.sql import Repo
+from storage.sql import Repo, prepared
 from storage.tables import payouts as _p, task_progress as _tp
 
 
@@ -56,8 +56,16 @@ class SqlPayouts(Repo):
     its commit)."""
 
     async def has_owed(self, cohort_id: int) -> bool:
-        query = select(_p.c.id).where(_p.c.cohort_id == cohort_id, _p.c.status == "owed")
-        return (await self.conn.execute(query.limit(1))).first() is not None
+        query = prepared(
+            "payouts_has_owed",
+            self.dialect,
+            lambda: (
+                select(_p.c.id)
+                .where(_p.c.cohort_id == bindparam("cohort"), _p.c.status == "owed")
+                .limit(1)
+            ),
+        )
+        return (await self.conn.execute(query, {"cohort": cohort_id})).first() is not None
 
     async def owe(self, reward: RewardDue, at: datetime, *, tell_leader: bool) -> bool:
         result = await self.conn.execute(
@@ -75,7 +83,7 @@ class SqlPayouts(Repo):
 
     async def queue(self, reward: RewardDue, body: str, at: datetime) -> bool:
         result = await self.conn.execute(
-            insert_ignore(self.dialect, _p, "key"),
+            prepared("payouts_queue", self.dialect, lambda: insert_ignore(self.dialect, _p, "key")),
             {
                 **_values(reward),
                 "status": "pending",

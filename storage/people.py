@@ -189,9 +189,12 @@ class SqlUsers(Repo):
         return by_ref, by_tg
 
     async def ref_code(self, user_id: int) -> str:
-        return str(
-            (await self.conn.execute(select(_u.c.ref_code).where(_u.c.id == user_id))).scalar_one()
+        statement = prepared(
+            "ref_code",
+            self.dialect,
+            lambda: select(_u.c.ref_code).where(_u.c.id == bindparam("user_id")),
         )
+        return str((await self.conn.execute(statement, {"user_id": user_id})).scalar_one())
 
     async def by_telegram(self, telegram_id: int) -> MemberRef | None:
         statement = prepared(
@@ -216,11 +219,14 @@ class SqlUsers(Repo):
         )
 
     async def ref(self, user_id: int) -> MemberRef | None:
-        row = (
-            await self.conn.execute(
-                select(_u.c.id, _u.c.telegram_id, _LANGUAGE).where(_u.c.id == user_id)
-            )
-        ).first()
+        statement = prepared(
+            "user_ref",
+            self.dialect,
+            lambda: select(_u.c.id, _u.c.telegram_id, _LANGUAGE).where(
+                _u.c.id == bindparam("user_id")
+            ),
+        )
+        row = (await self.conn.execute(statement, {"user_id": user_id})).first()
         return MemberRef(row.id, row.telegram_id, row.language) if row else None
 
     async def role(self, user_id: int) -> Role | None:

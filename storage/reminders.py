@@ -97,15 +97,26 @@ class SqlReminders(Repo):
             done.setdefault(r.user_id, set()).add(r.task_id)
         return done
 
-    async def claim(
-        self, user_id: int, day: date, cohort_id: int, segment: str, at: datetime
-    ) -> bool:
-        result = await self.conn.execute(
-            insert_ignore(self.dialect, _r, "user_id", "day").values(
-                user_id=user_id, day=day, cohort_id=cohort_id, segment=segment, claimed_at=at
-            )
+    async def claim_many(
+        self, claims: Sequence[tuple[int, str]], day: date, cohort_id: int, at: datetime
+    ) -> set[int]:
+        if not claims:
+            return set()
+        statement = insert_ignore(self.dialect, _r, "user_id", "day").returning(_r.c.user_id)
+        rows = await self.conn.execute(
+            statement,
+            [
+                {
+                    "user_id": user_id,
+                    "day": day,
+                    "cohort_id": cohort_id,
+                    "segment": segment,
+                    "claimed_at": at,
+                }
+                for user_id, segment in claims
+            ],
         )
-        return result.rowcount == 1
+        return {int(r.user_id) for r in rows}
 
     async def delivered(self, user_ids: Sequence[int], day: date, delivered: bool) -> None:
         if user_ids:

@@ -36,6 +36,8 @@ class LadderWork:
         """Events that happened and are not posted yet."""
         self.clicks: list[Click] = []
         """Clicks on tracked links not recorded yet."""
+        self._codes: dict[tuple[int, str], str | None] = {}
+        """The link each member shares for a task (asked for once: it never changes)."""
         self.actions = 0
         self.clicked = 0
 
@@ -106,8 +108,11 @@ class LadderWork:
         async def act() -> None:
             self.actions += 1
             assert cohort.record is not None
-            ref = MemberRef(member.user_id, member.actor.telegram_id, member.actor.language)
-            code = await self._link_code(cohort.record, ref, task.id)
+            key = (member.user_id, task.id)
+            if key not in self._codes:
+                ref = MemberRef(member.user_id, member.actor.telegram_id, member.actor.language)
+                self._codes[key] = await self._link_code(cohort.record, ref, task.id)
+            code = self._codes[key]
             target = await self._find(code) if code else None
             if target is not None:  # the task is open and has a target
                 self.clicked += 1

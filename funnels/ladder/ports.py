@@ -151,10 +151,11 @@ class Reminders(Protocol):
         reached, and have had no reminder on ``day``."""
         ...
 
-    async def claim(
-        self, user_id: int, day: date, cohort_id: int, segment: str, at: datetime
-    ) -> bool:
-        """The member's one reminder of ``day``; False if it was claimed already."""
+    async def claim_many(
+        self, claims: Sequence[tuple[int, str]], day: date, cohort_id: int, at: datetime
+    ) -> set[int]:
+        """Each member's one reminder of ``day`` ((user id, segment) pairs); the user ids
+        claimed now (the others had theirs already)."""
         ...
 
     async def delivered(self, user_ids: Sequence[int], day: date, delivered: bool) -> None: ...

@@ -69,16 +69,15 @@ class RemindMembers:
     async def _remind(self, cohort: CohortRecord, script: Script, day: date, now: datetime) -> int:
         async with self.deps.uow(LadderTx).transaction() as tx:
             found = await tx.reminders.candidates(cohort.id, day, self.batch)
-            claimed: list[tuple[ReminderCandidate, Reminder]] = []
-            for candidate in found:
-                reminder = self._reminder(cohort, script, candidate, now)
-                segment = reminder.segment if reminder else "finished"
-                if (
-                    await tx.reminders.claim(candidate.member.user_id, day, cohort.id, segment, now)
-                    and reminder
-                ):
-                    claimed.append((candidate, reminder))
+            planned = [(c, self._reminder(cohort, script, c, now)) for c in found]
+            won = await tx.reminders.claim_many(
+                [(c.member.user_id, r.segment if r else "finished") for c, r in planned],
+                day,
+                cohort.id,
+                now,
+            )
             await tx.commit()
+        claimed = [(c, r) for c, r in planned if r is not None and c.member.user_id in won]
         if len(found) < self.batch:
             self._done.add((cohort.id, day))  # everyone has theirs (new members: tomorrow)
         reached: list[int] = []
