@@ -73,7 +73,7 @@ class Web:
         self, code: str, cookie: str | None = None, *, agent: str = BROWSER, method: str = "GET"
     ) -> httpx.Response:
         """One request as a browser with (or without) its visitor cookie; returns once
-        what it recorded is written."""
+        what it recorded is applied to the ladder (it is stored before the answer)."""
         headers = {"User-Agent": agent}
         if cookie is not None:
             headers["Cookie"] = f"{VISITOR_COOKIE}={cookie}"

@@ -1,6 +1,6 @@
 """The service's parts of tracked links: ``FUNNELBOT_PUBLIC_URL`` and the addresses made
-from it, and the write-behind buffer of clicks (order kept, failures retried, a batch
-that keeps failing dropped rather than blocking the rest)."""
+from it, and the click writer (clicks stored in order, in group commits, before the
+redirect; a failed write reaches the route, which redirects anyway)."""
 
 from __future__ import annotations
 
