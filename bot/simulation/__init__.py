@@ -45,6 +45,8 @@ from funnels.ops.report import FunnelReport, ReadFunnel
 from funnels.scripts.loader import LoadedScript
 from storage.uow import SqlStore
 
+PAY_EVERY = timedelta(minutes=30)
+"""How often payouts are looked at when no reward was recorded (retries wait longer)."""
 EVENTS_EVERY = timedelta(hours=1)
 """The platform posts what happened at least this often, and at once past 500 events."""
 
@@ -181,6 +183,8 @@ class Simulation:
         self.events = 0
         self.duplicates = 0
         self.reminders = 0
+        self._rewards_new = False
+        self._paid_at = datetime.min.replace(tzinfo=UTC)
         self._posted_at = datetime.min.replace(tzinfo=UTC)
 
     async def run(self) -> SimulationResult:
@@ -209,6 +213,7 @@ class Simulation:
         messenger = SimMessenger()
         self.deps = build_deps(store, messenger, clock)
         self.store = store
+        store.on_rewards = self._rewards_recorded
         run_id = secrets.randbelow(10**6)
         self.people = people = People(
             self.loaded, self.options, self.deps, store, messenger, self.agenda, run_id
@@ -269,7 +274,17 @@ class Simulation:
         await self._pay()
         return report.claimed
 
-    async def _pay(self) -> None:
+    def _rewards_recorded(self) -> None:
+        self._rewards_new = True
+
+    async def _pay(self, *, force: bool = False) -> None:
+        """Reward notices and payout deliveries, as the service's payout worker sends
+        them: at once after rewards are recorded, else every half hour (for retries),
+        so quiet ticks cost nothing."""
+        now = self.clock.now()
+        if not (force or self._rewards_new or now - self._paid_at >= PAY_EVERY):
+            return
+        self._rewards_new, self._paid_at = False, now
         bot = self.people.bot
         await bot.reward_notices()
         while (await bot.deliver()).claimed == bot.deliver.batch:
@@ -283,7 +298,7 @@ class Simulation:
                 if not await tx.payouts.count(["pending"]):
                     return
             self.clock.set(self.clock.now() + timedelta(minutes=30))
-            await self._pay()
+            await self._pay(force=True)
 
     async def _member_days(self, cohort_ids: list[int]) -> int:
         report = await ReadFunnel(self.deps)(cohort_ids)
