@@ -17,3 +17,10 @@ def kit(store: SqlStore) -> Kit:
     clock = ManualClock(warmup_at(1, "08:00"))
     messenger = RecordingMessenger()
     return Kit(store, clock, messenger, Deps(store, messenger, clock), load())
+
+
+@pytest.fixture
+def cli(kit: Kit, db_url: str, monkeypatch: pytest.MonkeyPatch) -> Kit:
+    """The kit, with ``funnelbot`` commands pointed at its database."""
+    monkeypatch.setenv("FUNNELBOT_DATABASE_URL", db_url)
+    return kit

@@ -14,10 +14,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from click.testing import Result
-from typer.testing import CliRunner
 
-from bot.cli import app
+from tests.support.cli import error_line, run_cli as funnelbot
 from tests.support.process import free_port, wait_for
 
 SECRET = "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
@@ -70,17 +68,6 @@ def service(_running: tuple[int, dict[str, str]], monkeypatch: pytest.MonkeyPatc
         monkeypatch.setenv(key, value)
     monkeypatch.delenv("FUNNELBOT_BOT_TOKEN", raising=False)
     return port
-
-
-def funnelbot(*args: str) -> Result:
-    return CliRunner().invoke(app, list(args))
-
-
-def error_line(result: Result) -> str:
-    assert result.exit_code == 1, result.output
-    [line] = result.stderr.splitlines()
-    assert line.startswith("error: ")
-    return line
 
 
 def test_an_event_is_signed_stored_applied_and_counted(service: int) -> None:

@@ -3,38 +3,17 @@ PostgreSQL: what ops see, what changes, and one clear ``error:`` line for bad in
 
 from __future__ import annotations
 
-import asyncio
 from datetime import timedelta
 
 import pytest
-from click.testing import Result
 from sqlalchemy import select, update
-from typer.testing import CliRunner
 
-from bot.cli import app
 from funnels.kernel.records import CohortRecord, MemberRef
 from storage.models import Payout
+from tests.support.cli import error_line, funnelbot
 from tests.support.funnel_kit import TASK_CHAT, Kit, cohorts_t, ledger_t, task_at
 
 payouts_t = Payout.__table__
-
-
-@pytest.fixture
-def cli(kit: Kit, db_url: str, monkeypatch: pytest.MonkeyPatch) -> Kit:
-    monkeypatch.setenv("FUNNELBOT_DATABASE_URL", db_url)
-    return kit
-
-
-async def funnelbot(*args: str) -> Result:
-    return await asyncio.to_thread(CliRunner().invoke, app, list(args))
-
-
-def error_line(result: Result, code: int = 1) -> str:
-    assert result.exit_code == code, result.output
-    assert result.stdout == ""
-    [line] = result.stderr.splitlines()
-    assert line.startswith("error: ")
-    return line
 
 
 async def owing(kit: Kit, owed: int = 2) -> tuple[CohortRecord, list[MemberRef]]:

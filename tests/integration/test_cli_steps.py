@@ -3,34 +3,10 @@ changes, and one clear ``error:`` line (exit 1) for every bad input."""
 
 from __future__ import annotations
 
-import asyncio
-
 import pytest
-from click.testing import Result
-from typer.testing import CliRunner
 
-from bot.cli import app
+from tests.support.cli import error_line, funnelbot
 from tests.support.funnel_kit import Kit
-
-
-@pytest.fixture
-def cli(kit: Kit, db_url: str, monkeypatch: pytest.MonkeyPatch) -> Kit:
-    """The kit, with ``funnelbot`` pointed at its database."""
-    monkeypatch.setenv("FUNNELBOT_DATABASE_URL", db_url)
-    return kit
-
-
-async def funnelbot(*args: str) -> Result:
-    # The CLI runs its own event loop: off this test's loop, in a thread.
-    return await asyncio.to_thread(CliRunner().invoke, app, list(args))
-
-
-def error_line(result: Result) -> str:
-    assert result.exit_code == 1, result.output
-    assert result.stdout == ""
-    [line] = result.stderr.splitlines()
-    assert line.startswith("error: ")
-    return line
 
 
 async def test_list_shows_the_steps_that_need_a_decision(cli: Kit) -> None:
