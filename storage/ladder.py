@@ -6,7 +6,21 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, bindparam, func, or_, select, update
+from pydantic_core import to_json
+from sqlalchemy import (
+    ARRAY,
+    BigInteger,
+    DateTime,
+    String,
+    Text,
+    and_,
+    bindparam,
+    func,
+    or_,
+    select,
+    text,
+    update,
+)
 
 from funnels.kernel.records import IncomingEvent, LedgerCredit, TaskProgressRecord
 from funnels.ladder.ports import WAITING
@@ -21,6 +35,28 @@ from storage.tables import (
     task_unique_keys as _tu,
     users as _u,
 )
+
+_STORE_UNNEST = text(
+    """
+    INSERT INTO inbound_events (source, event_id, type, occurred_at, received_at, data,
+                                state, member_ref, telegram_user_id)
+    SELECT :source, e.event_id, e.type, e.occurred_at, :at, e.data::json,
+           'pending', e.member_ref, e.telegram_user_id
+    FROM unnest(:event_ids, :types, :occurred, :datas, :refs, :tgs)
+         AS e(event_id, type, occurred_at, data, member_ref, telegram_user_id)
+    ON CONFLICT (source, event_id) DO NOTHING
+    RETURNING id, event_id
+    """
+).bindparams(
+    bindparam("at", type_=DateTime(timezone=True)),
+    bindparam("event_ids", type_=ARRAY(String)),
+    bindparam("types", type_=ARRAY(String)),
+    bindparam("occurred", type_=ARRAY(DateTime(timezone=True))),
+    bindparam("datas", type_=ARRAY(Text)),
+    bindparam("refs", type_=ARRAY(String)),
+    bindparam("tgs", type_=ARRAY(BigInteger)),
+)
+"""Events stored on PostgreSQL (see :meth:`SqlEvents._store_unnest`)."""
 
 
 def _progress(raw: Mapping[str, Any] | None) -> dict[int, int]:
@@ -84,17 +120,26 @@ class SqlTasks(Repo):
         if not keys:
             return {}
         wanted = sorted(set(keys))
-        await self.conn.execute(
-            prepared(
-                "progress_create",
-                self.dialect,
-                lambda: insert_ignore(self.dialect, _tp, "cohort_id", "user_id", "task_id"),
-            ),
-            [
-                {"cohort_id": c, "user_id": u, "task_id": t, "progress": {}, "updated_at": at}
-                for c, u, t in wanted
-            ],
-        )
+        found = await self._progress_rows(wanted)
+        missing = [k for k in wanted if k not in found]
+        if missing:  # a member's first event for a task (most batches have none)
+            await self.conn.execute(
+                prepared(
+                    "progress_create",
+                    self.dialect,
+                    lambda: insert_ignore(self.dialect, _tp, "cohort_id", "user_id", "task_id"),
+                ),
+                [
+                    {"cohort_id": c, "user_id": u, "task_id": t, "progress": {}, "updated_at": at}
+                    for c, u, t in missing
+                ],
+            )
+            found = await self._progress_rows(wanted)
+        return found
+
+    async def _progress_rows(
+        self, wanted: Sequence[tuple[int, int, str]]
+    ) -> dict[tuple[int, int, str], TaskProgressRecord]:
         query = (
             select(_tp)
             .where(
@@ -106,11 +151,14 @@ class SqlTasks(Repo):
         )
         if self.dialect == "postgresql":
             query = query.with_for_update()
+        want = set(wanted)
         found: dict[tuple[int, int, str], TaskProgressRecord] = {}
         for r in (await self.conn.execute(query)).all():
-            found[(r.cohort_id, r.user_id, r.task_id)] = TaskProgressRecord(
-                r.id, r.cohort_id, r.user_id, r.task_id, _progress(r.progress), r.completed_at
-            )
+            key = (r.cohort_id, r.user_id, r.task_id)
+            if key in want:
+                found[key] = TaskProgressRecord(
+                    r.id, r.cohort_id, r.user_id, r.task_id, _progress(r.progress), r.completed_at
+                )
         return found
 
     async def for_member(self, cohort_id: int, user_id: int) -> dict[str, TaskProgressRecord]:
@@ -156,6 +204,8 @@ class SqlEvents(Repo):
         # and cannot deadlock each other on PostgreSQL.
         for e in sorted(events, key=lambda e: e.event_id):
             unique.setdefault(e.event_id, e)
+        if self.dialect == "postgresql":
+            return await self._store_unnest(source, list(unique.values()), at)
         rows = [
             {
                 "source": source,
@@ -171,7 +221,7 @@ class SqlEvents(Repo):
             for e in unique.values()
         ]
         # INSERT … ON CONFLICT DO NOTHING RETURNING: the rows it returns are exactly the
-        # new ones, on SQLite and PostgreSQL alike (SQLAlchemy batches the rows).
+        # new ones (SQLAlchemy batches the rows).
         statement = prepared(
             "events_store",
             self.dialect,
@@ -180,6 +230,27 @@ class SqlEvents(Repo):
             ),
         )
         result = await self.conn.execute(statement, rows)
+        return {got.event_id: got.id for got in result.all()}
+
+    async def _store_unnest(
+        self, source: str, events: list[IncomingEvent], at: datetime
+    ) -> dict[str, int]:
+        """PostgreSQL: every event in one statement, each column one array parameter
+        (asyncpg encodes arrays natively: no per-row parameter processing), in the
+        order given, which is the event ids' order."""
+        result = await self.conn.execute(
+            _STORE_UNNEST,
+            {
+                "source": source,
+                "at": at,
+                "event_ids": [e.event_id for e in events],
+                "types": [e.type for e in events],
+                "occurred": [e.occurred_at for e in events],
+                "datas": [to_json(e.data).decode() for e in events],
+                "refs": [e.member_ref for e in events],
+                "tgs": [e.telegram_user_id for e in events],
+            },
+        )
         return {got.event_id: got.id for got in result.all()}
 
     async def claim(

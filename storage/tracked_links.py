@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import ARRAY, BigInteger, DateTime, String, bindparam, select, text
 
 from funnels.kernel.codes import LINK_CODE_LENGTH, new_code
 from funnels.kernel.records import FanLockRequest, TrackedLinkRecord
@@ -18,6 +18,32 @@ from storage.tables import (
     tracked_links as _tl,
     users as _u,
 )
+
+_LOCK_FANS_UNNEST = text(
+    """
+    WITH wanted AS (
+        SELECT * FROM unnest(:cohorts, :visitors, :users, :codes)
+                      AS w(cohort_id, visitor, user_id, code)
+    ), locked AS (
+        INSERT INTO fan_locks (cohort_id, visitor, user_id, code, locked_at)
+        SELECT cohort_id, visitor, user_id, code, :at FROM wanted
+        ON CONFLICT (cohort_id, visitor) DO NOTHING
+        RETURNING cohort_id, visitor, user_id
+    )
+    SELECT cohort_id, visitor, user_id FROM locked
+    UNION ALL
+    SELECT f.cohort_id, f.visitor, f.user_id
+    FROM fan_locks AS f JOIN wanted AS w USING (cohort_id, visitor)
+    """
+).bindparams(
+    bindparam("at", type_=DateTime(timezone=True)),
+    bindparam("cohorts", type_=ARRAY(BigInteger)),
+    bindparam("visitors", type_=ARRAY(String)),
+    bindparam("users", type_=ARRAY(BigInteger)),
+    bindparam("codes", type_=ARRAY(String)),
+)
+"""Fan locks on PostgreSQL: new locks, then the visitors locked before (the statement's
+snapshot does not see the rows it inserts, so nothing comes twice)."""
 
 
 class SqlTrackedLinks(Repo):
@@ -78,6 +104,8 @@ class SqlTrackedLinks(Repo):
             first.setdefault((lock.cohort_id, lock.visitor), lock)
         if not first:
             return {}
+        if self.dialect == "postgresql":
+            return await self._lock_fans_unnest(list(first.values()), at)
         statement = prepared(
             "fan_locks_insert",
             self.dialect,
@@ -113,6 +141,23 @@ class SqlTrackedLinks(Repo):
             )
             owners.update({(cohort_id, r.visitor): r.user_id for r in found})
         return owners
+
+    async def _lock_fans_unnest(
+        self, locks: list[FanLockRequest], at: datetime
+    ) -> dict[tuple[int, str], int]:
+        """PostgreSQL: lock and learn every visitor's owner in one statement, each column
+        one array parameter (in the order given: the key order)."""
+        rows = await self.conn.execute(
+            _LOCK_FANS_UNNEST,
+            {
+                "at": at,
+                "cohorts": [k.cohort_id for k in locks],
+                "visitors": [k.visitor for k in locks],
+                "users": [k.user_id for k in locks],
+                "codes": [k.code for k in locks],
+            },
+        )
+        return {(r.cohort_id, r.visitor): r.user_id for r in rows}
 
     async def secret(self, name: str, candidate: str, at: datetime) -> str:
         await self.conn.execute(

@@ -87,8 +87,21 @@ class SqlStore:
             yield tx
 
     @asynccontextmanager
-    async def _connection(self) -> AsyncIterator[SqlTransaction]:
+    async def one_statement(self) -> AsyncIterator[SqlTransaction]:
+        """PostgreSQL: autocommit (no BEGIN and COMMIT round trips). SQLite: a
+        transaction (its statements run inline, so it costs no round trips)."""
+        if self._turns is not None:
+            async with self.transaction() as tx:
+                yield tx
+            return
+        async with self._connection(autocommit=True) as tx:
+            yield tx
+
+    @asynccontextmanager
+    async def _connection(self, *, autocommit: bool = False) -> AsyncIterator[SqlTransaction]:
         async with self.engine.connect() as conn:
+            if autocommit:
+                await conn.execution_options(isolation_level="AUTOCOMMIT")
             tx = SqlTransaction(conn, self.on_rewards)
             try:
                 yield tx

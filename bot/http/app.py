@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.http import events, health, links as tracked_links, webhook
 from bot.http.events import EventIntake
+from bot.http.front import FrontDoor
 from bot.http.links import LinkRedirects
 from bot.http.webhook import TelegramWebhook
 
@@ -19,7 +20,9 @@ def create_app(
     intake: EventIntake | None = None,
     *,
     links: LinkRedirects | None = None,
-) -> FastAPI:
+) -> FrontDoor:
+    """The service's ASGI app: FastAPI behind a front door that answers the high-volume
+    routes (events, tracked links) directly."""
     app = FastAPI(title="funnelbot", version="0.1.0")
     app.include_router(health.routes(engine))
     app.include_router(webhook.routes(telegram))
@@ -35,6 +38,7 @@ def create_app(
         return document
 
     app.openapi = openapi  # type: ignore[method-assign]
-    tracked_links.install(app, links)
-    events.install(app, intake)
-    return app
+    fast = [events.fast_route(intake)]
+    if links is not None:
+        fast.append(tracked_links.fast_route(links))
+    return FrontDoor(app, fast)

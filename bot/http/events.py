@@ -22,11 +22,11 @@ import contextlib
 import json
 import logging
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from pydantic import (
     AwareDatetime,
@@ -38,10 +38,11 @@ from pydantic import (
     ValidationError,
     field_validator,
 )
+from pydantic_core import to_json
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
-from starlette.routing import Route
 
 from bot.http.bodies import TooLarge, read_body
+from bot.http.front import FastRoute
 from bot.http.problems import problem
 from bot.telegram.batching import GroupCommit
 from funnels.deps import Deps
@@ -65,16 +66,20 @@ PATH = f"{API}/events"
 
 
 def apply_batch(dialect: str) -> int:
-    """Events applied in one transaction. On SQLite a store waits while one runs (they
-    take turns), so they are kept short; on PostgreSQL they run side by side, and
-    fuller ones cost less per event."""
-    return 25 if dialect == "sqlite" else 200
+    """Events applied in one transaction while stores keep coming. On SQLite a store
+    waits while one runs (they take turns, and the loop with them), so they stay near
+    10 ms; on PostgreSQL they run side by side, and fuller ones cost less per event."""
+    return 100 if dialect == "sqlite" else 200
 
 
+QUIET_BATCHES = 4
+"""How much fuller a transaction is once the stores pause: nobody waits behind it."""
 APPLY_QUIET = 0.05
-"""Seconds without a new store after which the applier starts."""
-APPLY_LAG = 1.0
-"""Seconds after a store by which the applier starts, pause in the stores or not."""
+"""Seconds with no store in progress or finished after which the applier starts."""
+APPLY_LAG = 5.0
+"""Seconds after a store by which the applier starts, pause in the stores or not: a
+burst is acknowledged at full speed and applied right after it; under a steady flow the
+applier takes its turn every few seconds."""
 
 
 class ByRef(BaseModel):
@@ -131,8 +136,15 @@ class EventIn(BaseModel):
     @field_validator("data")
     @classmethod
     def _small(cls, value: dict[str, Any]) -> dict[str, Any]:
-        if len(json.dumps(value, separators=(",", ":"))) > MAX_EVENT_BYTES:
+        dumped = to_json(value)
+        if len(dumped) > MAX_EVENT_BYTES:
             raise ValueError(f"data is larger than {MAX_EVENT_BYTES} bytes as JSON")
+        # NaN and Infinity are not JSON (PostgreSQL would refuse to store them): written
+        # as bare words here, where the same words inside strings stay quoted.
+        if (b"NaN" in dumped or b"Infinity" in dumped) and dumped != to_json(
+            value, inf_nan_mode="strings"
+        ):
+            raise ValueError("data holds NaN or Infinity, which are not JSON numbers")
         return value
 
     def incoming(self) -> IncomingEvent:
@@ -164,19 +176,31 @@ class EventApplier:
     """Applies stored events in the background, woken by each store (platform events,
     clicks); the tick catches up with whatever it leaves (a stop, a failure).
 
-    Acknowledging comes first: the applier waits for a pause in the stores
-    (:data:`APPLY_QUIET`), or at most :data:`APPLY_LAG`, then applies what is pending in
-    small transactions, so a store never waits long behind one (on SQLite they take
-    turns)."""
+    Acknowledging comes first: it is what a sender waits for (and retries if it waits
+    too long). The applier waits for a pause in the stores (:data:`APPLY_QUIET`), or at
+    most :data:`APPLY_LAG`, then applies what is pending in short transactions and lets
+    the requests that arrived meanwhile in between two of them."""
 
-    def __init__(self, deps: Deps, batch: int = 25) -> None:
+    def __init__(self, deps: Deps, batch: int = 100) -> None:
         self._apply = ApplyEvents(deps)
         self._batch = batch
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
+        self._storing = 0
         self._last_store = 0.0
         self._first_store: float | None = None
+
+    @contextlib.contextmanager
+    def storing(self) -> Iterator[None]:
+        """Around a store: the stores are not pausing while one is in progress (a large
+        one may take longer than :data:`APPLY_QUIET`)."""
+        self._storing += 1
+        try:
+            yield
+        finally:
+            self._storing -= 1
+            self._last_store = asyncio.get_running_loop().time()
 
     def wake(self) -> None:
         """Something was stored: apply it soon."""
@@ -185,6 +209,9 @@ class EventApplier:
         if self._first_store is None:
             self._first_store = now
         self._wake.set()
+
+    def _busy(self, now: float) -> bool:
+        return self._storing > 0 or now - self._last_store < APPLY_QUIET
 
     def start(self) -> None:
         """Apply in the background from now on (what is pending first)."""
@@ -197,11 +224,11 @@ class EventApplier:
             await self._wake.wait()
             while not self._stopping:
                 now = loop.time()
-                quiet = APPLY_QUIET - (now - self._last_store)
                 lag = APPLY_LAG - (now - (self._first_store or now))
-                if quiet <= 0 or lag <= 0:
+                if not self._busy(now) or lag <= 0:
                     break
-                await asyncio.sleep(min(quiet, lag))
+                quiet = APPLY_QUIET - (now - self._last_store)
+                await asyncio.sleep(min(max(quiet, 0.01), lag))
             self._wake.clear()
             self._first_store = None
             await self.apply_pending()
@@ -213,13 +240,20 @@ class EventApplier:
         loop = asyncio.get_running_loop()
         try:
             while not self._stopping:
-                # Short transactions while stores keep coming; eight times fuller once
-                # they pause (nobody waits behind them then).
-                busy = loop.time() - self._last_store < APPLY_QUIET
-                result = await self._apply(limit=self._batch if busy else 8 * self._batch)
+                # While stores keep coming: short transactions, each followed by as
+                # long for the requests (they wait at most one transaction, and get
+                # half the time at worst). Fuller and back to back once they pause.
+                busy = self._busy(loop.time())
+                began = loop.time()
+                result = await self._apply(
+                    limit=self._batch if busy else QUIET_BATCHES * self._batch
+                )
                 if not result.applied:
                     break
                 applied += result.applied
+                # (On SQLite a transaction never suspends the loop: its statements run
+                # inline. This is where the requests that arrived meanwhile go.)
+                await asyncio.sleep(loop.time() - began if busy else 0)
                 if result.unmatched:
                     log.info(
                         "%d events name a member not known yet: kept until they arrive "
@@ -260,7 +294,8 @@ class EventIntake:
         return await self._store(SOURCE, requests)
 
     async def submit(self, events: Sequence[IncomingEvent]) -> Stored:
-        stored = await self._commit.submit(events)
+        with self.applier.storing():
+            stored = await self._commit.submit(events)
         if stored.rows:
             self.applier.wake()
         return stored
@@ -283,11 +318,35 @@ def _named(loc: tuple[int | str, ...]) -> list[str]:
     return [str(p) for p in loc if not (isinstance(p, str) and p[:1].isupper())]
 
 
-def _parse(body: Any) -> list[EventIn]:
-    if isinstance(body, list):
-        return _MANY.validate_python(body)
-    if isinstance(body, dict):
-        return [_ONE.validate_python(body)]
+_BLANK = re.compile(rb"[ \t\r\n]*")
+
+
+class NotJson(ValueError):
+    pass
+
+
+def _parse(body: bytes) -> tuple[list[EventIn], bool]:
+    """The events in a body, and whether it was a list of them. Validated from the JSON
+    text itself (pydantic's parser, no intermediate objects). Raises :class:`NotJson`,
+    ``TypeError`` for JSON that is neither an object nor a list, or ``ValidationError``."""
+    at = _BLANK.match(body).end()  # type: ignore[union-attr]  # (it matches "")
+    start = body[at : at + 1]
+    try:
+        if start == b"[":
+            return _MANY.validate_json(body), True
+        if start == b"{":
+            return [_ONE.validate_json(body)], False
+    except ValidationError as exc:
+        bad = next((e for e in exc.errors() if e["type"] == "json_invalid"), None)
+        if bad is not None:
+            raise NotJson(bad["ctx"].get("error", "") if bad.get("ctx") else "") from exc
+        raise
+    try:
+        json.loads(body)
+    except RecursionError as exc:
+        raise NotJson("recursion limit exceeded") from exc
+    except ValueError as exc:
+        raise NotJson(str(exc)) from exc
     raise TypeError
 
 
@@ -300,8 +359,8 @@ def request_schema() -> tuple[dict[str, Any], dict[str, Any]]:
 
 
 def routes(intake: EventIntake | None) -> APIRouter:
-    """The route as OpenAPI documents it. Requests are answered by the plain route that
-    :func:`install` puts first (same handler, without FastAPI's per-request layers)."""
+    """The route as OpenAPI documents it. Requests are answered by the front door's
+    route (:func:`fast_route`: the same handler, without FastAPI's per-request layers)."""
     router = APIRouter(prefix=API)
     schema, _ = request_schema()
 
@@ -334,16 +393,15 @@ def routes(intake: EventIntake | None) -> APIRouter:
     return router
 
 
-def install(app: FastAPI, intake: EventIntake | None) -> None:
-    """``POST /api/v1/events`` as a plain Starlette route, first in the app's routes: it
-    reads its body raw (the signature covers the bytes) and needs nothing FastAPI's
-    dependency solving and response models add per request. The FastAPI route of the
-    same path (:func:`routes`) stays for the OpenAPI document."""
+def fast_route(intake: EventIntake | None) -> FastRoute:
+    """``POST /api/v1/events`` for the front door (:mod:`bot.http.front`): it reads its
+    body raw (the signature covers the bytes) and needs nothing FastAPI adds per
+    request. The FastAPI route of the same path (:func:`routes`) documents it."""
 
     async def events(request: Request) -> Response:
         return await post_events(request, intake)
 
-    app.router.routes.insert(0, Route(PATH, events, methods=["POST"]))
+    return FastRoute(PATH, frozenset({"POST"}), events)
 
 
 async def post_events(request: Request, intake: EventIntake | None) -> Response:
@@ -364,13 +422,11 @@ async def post_events(request: Request, intake: EventIntake | None) -> Response:
     except ValueError:  # not UTF-8, or a signature header that is not one
         return problem(401, "Bad signature", "unreadable signature headers or body")
     try:
-        raw = json.loads(body)
-    except RecursionError:
-        return problem(400, "Not JSON", "the body is JSON nested too deeply")
-    except ValueError:
+        parsed, is_list = _parse(body)
+    except NotJson as exc:
+        if "recursion" in str(exc):
+            return problem(400, "Not JSON", "the body is JSON nested too deeply")
         return problem(400, "Not JSON", "the body is not JSON")
-    try:
-        parsed = _parse(raw)
     except TypeError:
         return problem(422, "Not an event", "send an event object or a list of them")
     except ValidationError as exc:
@@ -380,7 +436,7 @@ async def post_events(request: Request, intake: EventIntake | None) -> Response:
     latest = intake.clock.now() + FUTURE_SKEW
     late = [i for i, e in enumerate(parsed) if e.occurred_at > latest]
     if late:
-        field = f"{late[0]}.occurred_at" if isinstance(raw, list) else "occurred_at"
+        field = f"{late[0]}.occurred_at" if is_list else "occurred_at"
         return problem(
             422,
             "Not an event",

@@ -21,11 +21,11 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 
-from fastapi import FastAPI, Request
+from fastapi import Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from starlette.routing import Route
 
 from bot.http.events import EventApplier
+from bot.http.front import FastRoute
 from bot.telegram.batching import GroupCommit
 from bot.telegram.i18n import Catalog, negotiate
 from funnels.kernel.clock import Clock
@@ -55,7 +55,8 @@ class ClickWriter:
 
     async def add(self, click: Click) -> None:
         """Store one click (with the others of its group commit)."""
-        await self._commit.submit(click)
+        with self._applier.storing():
+            await self._commit.submit(click)
         self._applier.wake()
 
     async def drain(self) -> None:
@@ -125,15 +126,12 @@ def _locale(accept_language: str | None) -> str:
     return negotiate(first or None)
 
 
-def install(app: FastAPI, links: LinkRedirects | None) -> None:
-    """Put ``GET|HEAD /r/{code}`` first in the app's routes, as a plain Starlette route.
-
-    It needs nothing FastAPI's dependency solving and validation add (one path segment,
-    read as text), and matched first it skips the docs routes ahead of it: answering a
-    click then costs about what a bare FastAPI redirect does, though it does more
-    (``scripts/bench/clicks.py``). Not in the OpenAPI schema: it is for browsers."""
-    if links is None:
-        return
+def fast_route(links: LinkRedirects) -> FastRoute:
+    """``GET|HEAD /r/{code}`` for the front door (:mod:`bot.http.front`): it needs
+    nothing FastAPI's dependency solving and validation add (one path segment, read as
+    text), so answering a click costs about what a bare FastAPI redirect does, though it
+    does more (``scripts/bench/clicks.py``). Not in the OpenAPI schema: it is for
+    browsers."""
 
     async def tracked_link(request: Request) -> Response:
         """A member's tracked link: 302 to the task's target (a plain 404 page for an
@@ -160,4 +158,4 @@ def install(app: FastAPI, links: LinkRedirects | None) -> None:
             log.exception("could not record a click on /r/%s", code)
         return response
 
-    app.router.routes.insert(0, Route("/r/{code}", tracked_link, methods=["GET", "HEAD"]))
+    return FastRoute("/r/", frozenset({"GET", "HEAD"}), tracked_link, param="code")

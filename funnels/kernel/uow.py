@@ -18,3 +18,10 @@ class UnitOfWork(Protocol[TxT_co]):
     def transaction(self) -> AbstractAsyncContextManager[TxT_co]:
         """A transaction that commits only on ``commit()`` and rolls back otherwise."""
         ...
+
+    def one_statement(self) -> AbstractAsyncContextManager[TxT_co]:
+        """For a write that is a single statement (atomic by itself): where the database
+        allows, it commits as it runs, sparing the round trips of a transaction around
+        it. Call ``commit()`` as in :meth:`transaction`. Two statements in it may
+        commit apart: use :meth:`transaction` for those."""
+        ...

@@ -95,7 +95,8 @@ class StoreEvents:
         self, source: str, requests: Sequence[Sequence[IncomingEvent]]
     ) -> list[Stored]:
         now = self.deps.clock.now()
-        async with self.deps.uow(LadderTx).transaction() as tx:
+        # One INSERT … ON CONFLICT DO NOTHING: atomic by itself.
+        async with self.deps.uow(LadderTx).one_statement() as tx:
             new_rows = await tx.events.store(source, [e for r in requests for e in r], now)
             await tx.commit()
         out = []

@@ -14,6 +14,7 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import select
 from standardwebhooks.webhooks import Webhook
 
 from bot.http.app import create_app
@@ -90,6 +91,19 @@ async def test_an_event_is_accepted_then_applied(kit: Kit, sender: Sender) -> No
     assert got.json() == {"accepted": 3, "duplicates": 0}
     assert await sender.intake.applier.apply_pending() == 3
     assert len(await ledger(kit)) == 1  # the 3-fan task is done and paid
+
+
+async def test_data_is_stored_as_sent(kit: Kit, sender: Sender) -> None:
+    """Words that look like non-numbers inside strings are data; non-ASCII stays as is."""
+    _, [m] = await task_cohort(kit, 1)
+    data = {"note": "NaN Infinity", "name": "小店 – tienda", "n": [1, 2.5, None, True]}
+
+    got = await sender.post(event(m, "data-1", data=data))
+
+    assert got.status_code == 202
+    async with kit.store.engine.connect() as conn:
+        kept = (await conn.execute(select(events_t.c.data))).scalar_one()
+    assert kept == data
 
 
 async def test_a_repeat_is_acknowledged_and_counted_once(kit: Kit, sender: Sender) -> None:
@@ -196,6 +210,16 @@ async def test_a_body_over_the_limit_is_refused_before_it_is_read(kit: Kit, send
         (json.dumps(event(None, member={"telegram_user_id": 2**63})).encode(), 422, "member"),
         (BOTH, 422, "member."),
         (json.dumps(event(None, data={"x": "y" * 5000})).encode(), 422, "data"),
+        (
+            json.dumps(event(None, data={"x": [1, float("nan")]})).encode(),
+            422,
+            "data: data holds NaN",
+        ),
+        (json.dumps(event(None, data={"x": float("-inf")})).encode(), 422, "not JSON numbers"),
+        (b"  \n" + json.dumps(event(None, type="x")).encode(), 422, "type"),
+        (b'{"id": "a", "type": "order.paid"} trailing', 400, "not JSON"),
+        (b"", 400, "not JSON"),
+        (b"null", 422, "event object or a list"),
         (json.dumps(event(None, colour="red")).encode(), 422, "colour"),
         (json.dumps([event(None, "a"), event(None, "b", type="x")]).encode(), 422, "1.type"),
     ],

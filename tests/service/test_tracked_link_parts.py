@@ -5,6 +5,8 @@ redirect; a failed write reaches the route, which redirects anyway)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import pytest
@@ -61,13 +63,25 @@ def clicks(n: int) -> list[Click]:
 
 
 class Applier:
-    """Stands in for the event applier: counts how often it is woken."""
+    """Stands in for the event applier: counts how often it is woken, and how many
+    stores it was told were in progress at once."""
 
     def __init__(self) -> None:
         self.woken = 0
+        self.storing_now = 0
+        self.most_storing = 0
 
     def wake(self) -> None:
         self.woken += 1
+
+    @contextlib.contextmanager
+    def storing(self) -> Iterator[None]:
+        self.storing_now += 1
+        self.most_storing = max(self.most_storing, self.storing_now)
+        try:
+            yield
+        finally:
+            self.storing_now -= 1
 
 
 async def test_clicks_are_stored_in_order_in_group_commits_before_add_returns() -> None:
@@ -85,6 +99,9 @@ async def test_clicks_are_stored_in_order_in_group_commits_before_add_returns() 
     assert [v for batch in written for v in batch] == [f"visitor{i}" for i in range(50)]
     assert len(written) < 50  # clicks of one loop turn share a write
     assert applier.woken == 50
+    # The applier knew the stores were in progress (it holds back meanwhile), and that
+    # they are over.
+    assert (applier.most_storing, applier.storing_now) == (50, 0)
 
 
 async def test_a_failed_write_reaches_the_caller_and_wakes_nothing() -> None:
@@ -96,3 +113,4 @@ async def test_a_failed_write_reaches_the_caller_and_wakes_nothing() -> None:
     with pytest.raises(RuntimeError, match="database down"):
         await writer.add(clicks(1)[0])
     assert applier.woken == 0
+    assert applier.storing_now == 0

@@ -437,6 +437,9 @@ class Rendezvous:
             setattr(repository, self.method, call_then_wait)
             yield tx
 
+    def one_statement(self) -> contextlib.AbstractAsyncContextManager[SqlTransaction]:
+        return self.store.one_statement()
+
 
 class PauseBeforeFirstWrite:
     """A store whose envelope claims stop after reading, right before their first write,
@@ -452,6 +455,9 @@ class PauseBeforeFirstWrite:
         async with self.store.transaction() as tx:
             tx.envelopes.conn = _PausingConnection(tx.conn, self)  # type: ignore[assignment]
             yield tx
+
+    def one_statement(self) -> contextlib.AbstractAsyncContextManager[SqlTransaction]:
+        return self.store.one_statement()
 
 
 class _PausingConnection:

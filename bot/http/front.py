@@ -1,0 +1,84 @@
+"""The HTTP app's front door: the high-volume routes answered directly, the rest by
+FastAPI.
+
+Platform events (``POST /api/v1/events``) and tracked-link clicks (``GET|HEAD /r/{code}``)
+arrive by the thousand a second. Their handlers read the raw request and build their
+own response, so FastAPI's layers (exception middlewares, the exit stack, routing past
+the docs routes, dependency solving) would only add work to each request. Here they are
+matched on method and path first; an error in a handler is still answered as problem
+details (500) and logged, as FastAPI's middleware would. Everything else, and the
+OpenAPI document that describes these routes too, is FastAPI's.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from fastapi import FastAPI
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
+
+from bot.http.problems import problem
+
+log = logging.getLogger("funnelbot.http")
+
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+@dataclass(frozen=True, slots=True)
+class FastRoute:
+    """``path`` exactly, or with ``param`` set, ``path`` followed by one non-empty
+    segment (``/r/`` + ``code``), given to the handler as that path parameter."""
+
+    path: str
+    methods: frozenset[str]
+    handler: Handler
+    param: str | None = None
+
+    def match(self, path: str) -> dict[str, str] | None:
+        if self.param is None:
+            return {} if path == self.path else None
+        if not path.startswith(self.path):
+            return None
+        rest = path[len(self.path) :]
+        if not rest or "/" in rest:
+            return None
+        return {self.param: rest}
+
+
+class FrontDoor:
+    """An ASGI app: :class:`FastRoute` s first, then the FastAPI app."""
+
+    def __init__(self, app: FastAPI, routes: list[FastRoute]) -> None:
+        self.fastapi = app
+        self.routes = routes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            path = scope["path"]
+            for route in self.routes:
+                params = route.match(path)
+                if params is None:
+                    continue
+                if scope["method"] not in route.methods:
+                    allow = ", ".join(sorted(route.methods))
+                    await problem(
+                        405, "Method not allowed", f"{path} takes {allow}", headers={"Allow": allow}
+                    )(scope, receive, send)
+                    return
+                scope["path_params"] = params
+                response = await self._answer(route, Request(scope, receive))
+                await response(scope, receive, send)
+                return
+        await self.fastapi(scope, receive, send)
+
+    @staticmethod
+    async def _answer(route: FastRoute, request: Request) -> Response:
+        try:
+            return await route.handler(request)
+        except Exception:
+            log.exception("%s %s failed", request.method, request.url.path)
+            return problem(500, "Internal error", "the request failed; it is logged")
