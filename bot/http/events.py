@@ -177,9 +177,9 @@ class EventApplier:
     clicks); the tick catches up with whatever it leaves (a stop, a failure).
 
     Acknowledging comes first: it is what a sender waits for (and retries if it waits
-    too long). The applier waits for a pause in the stores (:data:`APPLY_QUIET`), or at
-    most :data:`APPLY_LAG`, then applies what is pending in short transactions and lets
-    the requests that arrived meanwhile in between two of them."""
+    too long). The applier works in the pauses between stores (:data:`APPLY_QUIET`)
+    and steps aside when they resume; only once a store waited :data:`APPLY_LAG` does
+    it go on while they keep coming, taking turns with them."""
 
     def __init__(self, deps: Deps, batch: int = 100) -> None:
         self._apply = ApplyEvents(deps)
@@ -215,6 +215,7 @@ class EventApplier:
 
     def start(self) -> None:
         """Apply in the background from now on (what is pending first)."""
+        self._first_store = asyncio.get_running_loop().time()
         self._wake.set()
         self._task = asyncio.create_task(self._run(), name="event-applier")
 
@@ -230,39 +231,63 @@ class EventApplier:
                 quiet = APPLY_QUIET - (now - self._last_store)
                 await asyncio.sleep(min(max(quiet, 0.01), lag))
             self._wake.clear()
-            self._first_store = None
-            await self.apply_pending()
+            oldest, self._first_store = self._first_store, None
+            if not await self._apply_while_quiet(oldest):
+                # The stores came back before anything was overdue: wait again, the lag
+                # still counted from the oldest store not applied.
+                if oldest is not None:
+                    self._first_store = min(oldest, self._first_store or oldest)
+                self._wake.set()
 
-    async def apply_pending(self) -> int:
-        """Apply until nothing is pending (or the applier stops between two batches); a
-        failure is logged and left to the tick."""
-        applied = 0
+    async def _apply_while_quiet(self, oldest: float | None) -> bool:
+        """Apply what is pending; True once nothing is, False when the stores came back
+        and nothing is overdue (they go first then). Overdue (stored :data:`APPLY_LAG`
+        ago), it goes on while they keep coming: in short transactions, each followed
+        by as long for the requests (they wait at most one transaction, and get half
+        the time at worst)."""
         loop = asyncio.get_running_loop()
         try:
             while not self._stopping:
-                # While stores keep coming: short transactions, each followed by as
-                # long for the requests (they wait at most one transaction, and get
-                # half the time at worst). Fuller and back to back once they pause.
-                busy = self._busy(loop.time())
-                began = loop.time()
+                now = loop.time()
+                busy = self._busy(now)
+                if busy and (oldest is None or now - oldest < APPLY_LAG):
+                    return False
                 result = await self._apply(
                     limit=self._batch if busy else QUIET_BATCHES * self._batch
                 )
                 if not result.applied:
-                    break
-                applied += result.applied
+                    return True
+                self._unmatched(result.unmatched)
                 # (On SQLite a transaction never suspends the loop: its statements run
                 # inline. This is where the requests that arrived meanwhile go.)
-                await asyncio.sleep(loop.time() - began if busy else 0)
-                if result.unmatched:
-                    log.info(
-                        "%d events name a member not known yet: kept until they arrive "
-                        "(funnelbot event status)",
-                        result.unmatched,
-                    )
+                await asyncio.sleep(loop.time() - now if busy else 0)
+        except Exception:
+            log.exception("applying stored events failed; the tick tries again")
+        return True
+
+    async def apply_pending(self) -> int:
+        """Apply until nothing is pending (or the applier stops between two batches), at
+        once; a failure is logged and left to the tick."""
+        applied = 0
+        try:
+            while not self._stopping:
+                result = await self._apply(limit=QUIET_BATCHES * self._batch)
+                if not result.applied:
+                    break
+                applied += result.applied
+                self._unmatched(result.unmatched)
         except Exception:
             log.exception("applying stored events failed; the tick tries again")
         return applied
+
+    @staticmethod
+    def _unmatched(count: int) -> None:
+        if count:
+            log.info(
+                "%d events name a member not known yet: kept until they arrive "
+                "(funnelbot event status)",
+                count,
+            )
 
     async def stop(self, grace: float = 5.0) -> None:
         """Stop once the batch in hand is applied (what is stored and not applied stays

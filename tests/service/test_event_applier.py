@@ -1,0 +1,161 @@
+"""The event applier's turns, with a stand-in for applying: acknowledging goes first.
+
+It applies in the pauses between stores, steps aside when they resume, and only once a
+store has waited the lag does it go on while they keep coming, taking turns with them.
+(No database: what it would apply is a counter.)
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Sequence
+from datetime import datetime
+
+import pytest
+
+from bot.http import events
+from bot.http.events import EventApplier
+from funnels.ladder.events import IngestResult
+
+LAG = 0.6
+QUIET = 0.05
+BATCH = 10
+WORK = 0.02
+"""Seconds one stand-in transaction takes."""
+
+
+class Backlog:
+    """Stands in for ApplyEvents: ``pending`` events, applied ``limit`` at a time; each
+    call takes :data:`WORK` seconds and is logged as (start, end, limit, applied)."""
+
+    def __init__(self, pending: int) -> None:
+        self.pending = pending
+        self.calls: list[tuple[float, float, int, int]] = []
+
+    async def __call__(
+        self,
+        ids: Sequence[int] | None = None,
+        limit: int = 500,
+        received_before: datetime | None = None,
+    ) -> IngestResult:
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        await asyncio.sleep(WORK)
+        applied = min(self.pending, limit)
+        self.pending -= applied
+        self.calls.append((start, loop.time(), limit, applied))
+        return IngestResult(applied=applied)
+
+    @property
+    def applied(self) -> int:
+        return sum(c[3] for c in self.calls)
+
+
+@pytest.fixture
+async def applier(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[EventApplier]:
+    monkeypatch.setattr(events, "APPLY_LAG", LAG)
+    monkeypatch.setattr(events, "APPLY_QUIET", QUIET)
+    applier = EventApplier(None, batch=BATCH)  # type: ignore[arg-type]
+    yield applier
+    await applier.stop(grace=1.0)
+
+
+def backlog(applier: EventApplier, pending: int) -> Backlog:
+    stand_in = Backlog(pending)
+    applier._apply = stand_in  # type: ignore[assignment]
+    return stand_in
+
+
+async def test_a_pause_in_the_stores_gets_everything_applied(applier: EventApplier) -> None:
+    work = backlog(applier, 95)
+    applier.wake()
+    applier.start()
+
+    await asyncio.sleep(QUIET + 20 * WORK)
+
+    assert work.pending == 0
+    # No one waiting: fuller transactions, back to back.
+    assert {limit for _, _, limit, _ in work.calls} == {events.QUIET_BATCHES * BATCH}
+
+
+async def test_nothing_is_applied_while_a_store_is_in_progress_until_the_lag(
+    applier: EventApplier,
+) -> None:
+    work = backlog(applier, 10_000)
+    loop = asyncio.get_running_loop()
+    with applier.storing():  # a store that is taking its time: no pause in the stores
+        applier.wake()
+        began = loop.time()
+        applier.start()
+        await asyncio.sleep(LAG / 2)
+        assert work.calls == []
+
+        await asyncio.sleep(LAG / 2 + 20 * WORK)
+
+        # Overdue: it goes on, in short transactions, each followed by as long for the
+        # requests.
+        assert work.calls
+        assert work.calls[0][0] >= began + LAG
+        assert {limit for _, _, limit, _ in work.calls} == {BATCH}
+        gaps = [
+            (nxt[0] - end, end - start)
+            for (start, end, _, _), nxt in zip(work.calls, work.calls[1:], strict=False)
+        ]
+        assert gaps
+        assert all(gap >= took * 0.9 for gap, took in gaps)
+
+
+async def test_stores_coming_back_send_the_applier_aside(applier: EventApplier) -> None:
+    work = backlog(applier, 10_000)
+    applier.wake()
+    applier.start()
+    await asyncio.sleep(QUIET + 5 * WORK)
+    assert work.calls  # the pause is used
+
+    with applier.storing():
+        await asyncio.sleep(WORK * 2)  # the transaction in hand finishes
+        before = len(work.calls)
+        await asyncio.sleep(LAG / 3)
+        # Stepped aside: the stores go first while nothing is overdue.
+        assert len(work.calls) == before
+
+    await asyncio.sleep(QUIET + 5 * WORK)
+    assert len(work.calls) > before  # back at it in the next pause
+
+
+async def test_the_lag_counts_from_the_oldest_store_not_applied(applier: EventApplier) -> None:
+    """A store, a burst long enough to send the applier aside, another burst: the
+    applier goes on during the second one once the first store is overdue, though each
+    burst alone is shorter than the lag."""
+    work = backlog(applier, 10_000)
+    loop = asyncio.get_running_loop()
+    applier.start()
+    await asyncio.sleep(QUIET * 3)  # the start-up round: nothing was pending
+    work.calls.clear()
+    first = loop.time()
+    with applier.storing():
+        applier.wake()
+        await asyncio.sleep(LAG * 0.6)
+    await asyncio.sleep(QUIET + 3 * WORK)  # a pause: some applied
+    during_pause = len(work.calls)
+    assert during_pause
+    with applier.storing():
+        applier.wake()
+        await asyncio.sleep(LAG * 0.6)
+        late = [c for c in work.calls[during_pause:] if c[0] >= first + LAG]
+
+    assert late, "nothing applied during the second burst, though the first store was overdue"
+
+
+async def test_the_applier_stops_between_two_transactions(applier: EventApplier) -> None:
+    work = backlog(applier, 10_000)
+    applier.wake()
+    applier.start()
+    await asyncio.sleep(QUIET + 3 * WORK)
+
+    await applier.stop(grace=1.0)
+    stopped = len(work.calls)
+    await asyncio.sleep(5 * WORK)
+
+    assert len(work.calls) == stopped
+    assert work.pending > 0  # left pending, for the next start or the tick
