@@ -141,7 +141,14 @@ class SqlTasks(Repo):
         self, wanted: Sequence[tuple[int, int, str]]
     ) -> dict[tuple[int, int, str], TaskProgressRecord]:
         query = (
-            select(_tp)
+            select(
+                _tp.c.id,
+                _tp.c.cohort_id,
+                _tp.c.user_id,
+                _tp.c.task_id,
+                _tp.c.progress,
+                _tp.c.completed_at,
+            )
             .where(
                 _tp.c.user_id.in_(sorted({u for _, u, _ in wanted})),
                 _tp.c.cohort_id.in_(sorted({c for c, _, _ in wanted})),
