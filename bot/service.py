@@ -43,6 +43,7 @@ from bot.telegram.services import Services
 from funnels.cohorts.tick import RunDueSteps
 from funnels.deps import Deps
 from funnels.ladder.events import CatchUpEvents
+from storage.db import wal_checkpointer
 from storage.uow import SqlStore
 
 log = logging.getLogger("funnelbot")
@@ -271,8 +272,11 @@ async def _serve(
         ticker.steps.stop()
         payouts.stop()
 
+    checkpointer = wal_checkpointer(store.engine)
     scheduler.start()
     applier.start()
+    if checkpointer is not None:
+        checkpointer.start()
     settle_heap()
     try:
         with _signals(server, stop_taking_work):
@@ -285,6 +289,8 @@ async def _serve(
         scheduler.shutdown(wait=False)
         store.on_rewards = None
         await payouts.close(grace=1.0)
+        if checkpointer is not None:
+            await checkpointer.stop()
 
 
 async def _finish(ticker: _Ticker, telegram: _Telegram | None) -> None:

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
+import sqlite3
 import time
 from typing import Any
 
@@ -13,6 +17,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.sql.dml import Insert
 
 from storage.inline_sqlite import connector
+
+log = logging.getLogger("funnelbot.storage")
 
 
 def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
@@ -33,6 +39,7 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
             if parsed.database not in (None, "", ":memory:"):
                 cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.execute(f"PRAGMA wal_autocheckpoint={WAL_AUTOCHECKPOINT_PAGES}")
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.execute("PRAGMA busy_timeout=5000")
             cursor.close()
@@ -78,3 +85,61 @@ def insert_ignore(dialect_name: str, table: Table, *conflict: str) -> Insert:
             index_elements=list(conflict) or None
         )
     return sqlite.insert(table).on_conflict_do_nothing(index_elements=list(conflict) or None)
+
+
+WAL_AUTOCHECKPOINT_PAGES = 10_000
+"""Pages (4 KiB) the SQLite write-ahead log may grow to before a commit copies it into
+the database file itself (SQLite's default is 1,000). That copy, with its fsync, runs
+inside the committing call, which here is the event loop's thread, and stalls every
+request for as long as the disk takes; :class:`WalCheckpointer` does it in a thread
+long before this size is reached, and the limit stays for processes without one."""
+
+
+class WalCheckpointer:
+    """SQLite: copies the write-ahead log into the database file every ``every`` seconds
+    (``PRAGMA wal_checkpoint(PASSIVE)``: as far as it can without waiting for anyone),
+    on a connection of its own in a worker thread, so the disk's flushes never stall
+    the event loop. ``funnelbot run`` keeps one for the embedded database."""
+
+    def __init__(self, path: str, every: float = 1.0) -> None:
+        self.path = path
+        self.every = every
+        self._stopping = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="wal-checkpoint")
+
+    async def _run(self) -> None:
+        conn = await asyncio.to_thread(sqlite3.connect, self.path, check_same_thread=False)
+        try:
+            while not self._stopping.is_set():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stopping.wait(), self.every)
+                try:
+                    await asyncio.to_thread(self.checkpoint, conn)
+                except sqlite3.Error as exc:  # tried again next time; commits go on
+                    log.warning("could not checkpoint the SQLite log: %s", exc)
+        finally:
+            await asyncio.to_thread(conn.close)
+
+    @staticmethod
+    def checkpoint(conn: sqlite3.Connection) -> tuple[int, int, int]:
+        """(busy, frames in the log, frames copied), as SQLite reports them."""
+        busy, frames, copied = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        return int(busy), int(frames), int(copied)
+
+    async def stop(self) -> None:
+        """After the checkpoint in hand (one more runs on the way out)."""
+        self._stopping.set()
+        if self._task is not None:
+            await self._task
+
+
+def wal_checkpointer(engine: AsyncEngine) -> WalCheckpointer | None:
+    """A checkpointer for the engine's SQLite database file (None for PostgreSQL or an
+    in-memory database)."""
+    url = engine.url
+    if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
+        return None
+    return WalCheckpointer(url.database)

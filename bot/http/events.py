@@ -69,7 +69,7 @@ def apply_batch(dialect: str) -> int:
     """Events applied in one transaction while stores keep coming. On SQLite a store
     waits while one runs (they take turns, and the loop with them), so they stay near
     10 ms; on PostgreSQL they run side by side, and fuller ones cost less per event."""
-    return 100 if dialect == "sqlite" else 200
+    return 50 if dialect == "sqlite" else 200
 
 
 QUIET_BATCHES = 4
