@@ -25,7 +25,7 @@ from sqlalchemy import (
 from funnels.kernel.records import IncomingEvent, LedgerCredit, TaskProgressRecord
 from funnels.ladder.ports import WAITING
 from storage.db import insert_ignore
-from storage.sql import Repo, one_of, prepared
+from storage.sql import Repo, driver_value, insert_many_returning, one_of, prepared
 from storage.tables import (
     cohort_members as _m,
     cohorts as _c,
@@ -213,31 +213,32 @@ class SqlEvents(Repo):
             unique.setdefault(e.event_id, e)
         if self.dialect == "postgresql":
             return await self._store_unnest(source, list(unique.values()), at)
-        rows = [
-            {
-                "source": source,
-                "event_id": e.event_id,
-                "type": e.type,
-                "occurred_at": e.occurred_at,
-                "received_at": at,
-                "data": dict(e.data),
-                "state": "pending",
-                "member_ref": e.member_ref,
-                "telegram_user_id": e.telegram_user_id,
-            }
-            for e in unique.values()
-        ]
         # INSERT … ON CONFLICT DO NOTHING RETURNING: the rows it returns are exactly the
-        # new ones (SQLAlchemy batches the rows).
-        statement = prepared(
-            "events_store",
-            self.dialect,
-            lambda: insert_ignore(self.dialect, _ev, "source", "event_id").returning(
-                _ev.c.id, _ev.c.event_id
-            ),
+        # new ones.
+        dialect = self.conn.dialect
+        when, data = driver_value(_ev.c.occurred_at, dialect), driver_value(_ev.c.data, dialect)
+        received = when(at)
+        got = await insert_many_returning(
+            self.conn,
+            "INSERT INTO inbound_events (source, event_id, type, occurred_at, received_at,"
+            " data, state, member_ref, telegram_user_id)",
+            [
+                (
+                    source,
+                    e.event_id,
+                    e.type,
+                    when(e.occurred_at),
+                    received,
+                    data(dict(e.data)),
+                    "pending",
+                    e.member_ref,
+                    e.telegram_user_id,
+                )
+                for e in unique.values()
+            ],
+            "ON CONFLICT (source, event_id) DO NOTHING RETURNING id, event_id",
         )
-        result = await self.conn.execute(statement, rows)
-        return {got.event_id: got.id for got in result.all()}
+        return {row.event_id: row.id for row in got}
 
     async def _store_unnest(
         self, source: str, events: list[IncomingEvent], at: datetime

@@ -11,7 +11,7 @@ from sqlalchemy import ARRAY, BigInteger, DateTime, String, bindparam, select, t
 from funnels.kernel.codes import LINK_CODE_LENGTH, new_code
 from funnels.kernel.records import FanLockRequest, TrackedLinkRecord
 from storage.db import insert_ignore
-from storage.sql import Repo, one_of, prepared
+from storage.sql import Repo, driver_value, insert_many_returning, one_of, prepared
 from storage.tables import (
     fan_locks as _fl,
     installation_secrets as _s,
@@ -106,27 +106,15 @@ class SqlTrackedLinks(Repo):
             return {}
         if self.dialect == "postgresql":
             return await self._lock_fans_unnest(list(first.values()), at)
-        statement = prepared(
-            "fan_locks_insert",
-            self.dialect,
-            lambda: insert_ignore(self.dialect, _fl, "cohort_id", "visitor").returning(
-                _fl.c.cohort_id, _fl.c.visitor, _fl.c.user_id
-            ),
+        dialect = self.conn.dialect
+        when = driver_value(_fl.c.locked_at, dialect)(at)
+        inserted = await insert_many_returning(
+            self.conn,
+            "INSERT INTO fan_locks (cohort_id, visitor, user_id, code, locked_at)",
+            [(k.cohort_id, k.visitor, k.user_id, k.code, when) for k in first.values()],
+            "ON CONFLICT (cohort_id, visitor) DO NOTHING RETURNING cohort_id, visitor, user_id",
         )
-        rows = [
-            {
-                "cohort_id": k.cohort_id,
-                "visitor": k.visitor,
-                "user_id": k.user_id,
-                "code": k.code,
-                "locked_at": at,
-            }
-            for k in first.values()
-        ]
-        owners = {
-            (r.cohort_id, r.visitor): r.user_id
-            for r in (await self.conn.execute(statement, rows)).all()
-        }
+        owners = {(r.cohort_id, r.visitor): r.user_id for r in inserted}
         # Visitors locked before (a repeat visit, or another member's fan): who has them.
         taken: dict[int, list[str]] = {}
         for cohort_id, visitor in first:

@@ -4,15 +4,15 @@ rewards, budget, promotion."""
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import func, select, update
 
 from funnels.deps import Deps
 from funnels.kernel.messaging import RewardNotice
 from funnels.kernel.records import CohortRecord, IncomingEvent, MemberRef
 from funnels.kernel.stages import Role, Stage
-from funnels.ladder.events import IngestEvents
+from funnels.ladder.events import IngestEvents, StoreEvents
 from tests.support.funnel_kit import (
     TASK_CHAT,
     Kit,
@@ -404,3 +404,39 @@ async def test_big_batches_racing_in_opposite_orders_both_go_through(kit: Kit) -
         ]
         assert sum(x.accepted for x in results if not isinstance(x, BaseException)) == 2500
     assert await kit.count(events_t) == rounds * 2500
+
+
+async def test_stored_events_read_back_as_sent_and_compare_like_any_time(kit: Kit) -> None:
+    """Events go to the database by a statement of their own (many rows at once); their
+    times must be written exactly as every other time is, since SQLite compares them
+    as text."""
+    at = datetime(2026, 3, 2, 10, 0, 0, 123456, tzinfo=UTC)
+    sent = [
+        kit.event("order.paid", at, event_id="raw-1", note="小店 – tienda", n=[1, 2.5, None]),
+        kit.event("order.paid", at.replace(microsecond=0), event_id="raw-2"),
+    ]
+    (stored,) = await StoreEvents(kit.deps)("platform", [sent])
+    assert stored.accepted == 2
+    async with kit.store.engine.begin() as conn:
+        # The same moment written by SQLAlchemy itself, into another column.
+        await conn.execute(update(events_t).values(handled_at=events_t.c.occurred_at))
+        await conn.execute(
+            update(events_t).where(events_t.c.event_id == "raw-1").values(handled_at=at)
+        )
+        rows = (
+            await conn.execute(
+                select(events_t.c.event_id, events_t.c.occurred_at, events_t.c.data).where(
+                    events_t.c.occurred_at == at
+                )
+            )
+        ).all()
+        same_text = (
+            await conn.execute(
+                select(func.count()).where(events_t.c.handled_at == events_t.c.occurred_at)
+            )
+        ).scalar_one()
+
+    assert [(r.event_id, r.occurred_at, r.data) for r in rows] == [
+        ("raw-1", at, {"note": "小店 – tienda", "n": [1, 2.5, None]})
+    ]
+    assert same_text == 2
