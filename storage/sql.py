@@ -4,11 +4,14 @@ lists that PostgreSQL plans once, and the base of every repository."""
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import ARRAY, any_, bindparam, func
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection
+
+from storage.models import UTCDateTime
 
 _PREPARED: dict[tuple[str, str], Any] = {}
 
@@ -52,9 +55,23 @@ def driver_value(column: Any, dialect: Dialect) -> Callable[[Any], Any]:
     key = (column.table.name, column.name, dialect.name)
     convert = _DRIVER_VALUES.get(key)
     if convert is None:
-        processor = column.type.dialect_impl(dialect).bind_processor(dialect)
-        convert = _DRIVER_VALUES[key] = processor or (lambda value: value)
+        if dialect.name == "sqlite" and isinstance(column.type, UTCDateTime):
+            # The same text SQLAlchemy writes (naive UTC, always with microseconds),
+            # by the datetime's own C formatter.
+            convert = _sqlite_time
+        else:
+            processor = column.type.dialect_impl(dialect).bind_processor(dialect)
+            convert = processor or (lambda value: value)
+        _DRIVER_VALUES[key] = convert
     return convert
+
+
+def _sqlite_time(value: datetime | None) -> str | None:
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        raise ValueError("naive datetime given to the database; pass an aware UTC time")
+    return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
 
 
 _DRIVER_VALUES: dict[tuple[str, str, str], Callable[[Any], Any]] = {}

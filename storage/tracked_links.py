@@ -11,7 +11,14 @@ from sqlalchemy import ARRAY, BigInteger, DateTime, String, bindparam, select, t
 from funnels.kernel.codes import LINK_CODE_LENGTH, new_code
 from funnels.kernel.records import FanLockRequest, TrackedLinkRecord
 from storage.db import insert_ignore
-from storage.sql import Repo, driver_value, insert_many_returning, one_of, prepared
+from storage.sql import (
+    ROWS_PER_INSERT,
+    Repo,
+    driver_value,
+    insert_many_returning,
+    one_of,
+    prepared,
+)
 from storage.tables import (
     fan_locks as _fl,
     installation_secrets as _s,
@@ -121,13 +128,14 @@ class SqlTrackedLinks(Repo):
             if (cohort_id, visitor) not in owners:
                 taken.setdefault(cohort_id, []).append(visitor)
         for cohort_id, visitors in taken.items():
-            found = await self.conn.execute(
-                select(_fl.c.visitor, _fl.c.user_id).where(
-                    _fl.c.cohort_id == cohort_id,
-                    one_of(self.dialect, _fl.c.visitor, "visitors", visitors),
+            for start in range(0, len(visitors), ROWS_PER_INSERT):
+                chunk = visitors[start : start + ROWS_PER_INSERT]
+                found = await self.conn.exec_driver_sql(
+                    "SELECT visitor, user_id FROM fan_locks WHERE cohort_id = ?"
+                    f" AND visitor IN ({', '.join('?' * len(chunk))})",
+                    (cohort_id, *chunk),
                 )
-            )
-            owners.update({(cohort_id, r.visitor): r.user_id for r in found})
+                owners.update({(cohort_id, r.visitor): r.user_id for r in found})
         return owners
 
     async def _lock_fans_unnest(
