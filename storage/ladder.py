@@ -8,17 +8,11 @@ from typing import Any
 
 from pydantic_core import to_json
 from sqlalchemy import (
-    ARRAY,
-    BigInteger,
-    DateTime,
-    String,
-    Text,
     and_,
     bindparam,
     func,
     or_,
     select,
-    text,
     update,
 )
 
@@ -36,26 +30,17 @@ from storage.tables import (
     users as _u,
 )
 
-_STORE_UNNEST = text(
-    """
-    INSERT INTO inbound_events (source, event_id, type, occurred_at, received_at, data,
-                                state, member_ref, telegram_user_id)
-    SELECT :source, e.event_id, e.type, e.occurred_at, :at, e.data::json,
-           'pending', e.member_ref, e.telegram_user_id
-    FROM unnest(:event_ids, :types, :occurred, :datas, :refs, :tgs)
-         AS e(event_id, type, occurred_at, data, member_ref, telegram_user_id)
-    ON CONFLICT (source, event_id) DO NOTHING
-    RETURNING id, event_id
-    """
-).bindparams(
-    bindparam("at", type_=DateTime(timezone=True)),
-    bindparam("event_ids", type_=ARRAY(String)),
-    bindparam("types", type_=ARRAY(String)),
-    bindparam("occurred", type_=ARRAY(DateTime(timezone=True))),
-    bindparam("datas", type_=ARRAY(Text)),
-    bindparam("refs", type_=ARRAY(String)),
-    bindparam("tgs", type_=ARRAY(BigInteger)),
-)
+_STORE_UNNEST = """
+INSERT INTO inbound_events (source, event_id, type, occurred_at, received_at, data,
+                            state, member_ref, telegram_user_id)
+SELECT $1, e.event_id, e.type, e.occurred_at, $2, e.data::json,
+       'pending', e.member_ref, e.telegram_user_id
+FROM unnest($3::varchar[], $4::varchar[], $5::timestamptz[], $6::text[], $7::varchar[],
+            $8::bigint[])
+     AS e(event_id, type, occurred_at, data, member_ref, telegram_user_id)
+ON CONFLICT (source, event_id) DO NOTHING
+RETURNING id, event_id
+"""
 """Events stored on PostgreSQL (see :meth:`SqlEvents._store_unnest`)."""
 
 
@@ -243,21 +228,22 @@ class SqlEvents(Repo):
     async def _store_unnest(
         self, source: str, events: list[IncomingEvent], at: datetime
     ) -> dict[str, int]:
-        """PostgreSQL: every event in one statement, each column one array parameter
-        (asyncpg encodes arrays natively: no per-row parameter processing), in the
-        order given, which is the event ids' order."""
-        result = await self.conn.execute(
+        """PostgreSQL: every event in one statement, each column one array parameter,
+        run as the driver's own SQL (asyncpg encodes the arrays natively: nothing to
+        compile, no per-row parameter processing), in the order given, which is the
+        event ids' order."""
+        result = await self.conn.exec_driver_sql(
             _STORE_UNNEST,
-            {
-                "source": source,
-                "at": at,
-                "event_ids": [e.event_id for e in events],
-                "types": [e.type for e in events],
-                "occurred": [e.occurred_at for e in events],
-                "datas": [to_json(e.data).decode() for e in events],
-                "refs": [e.member_ref for e in events],
-                "tgs": [e.telegram_user_id for e in events],
-            },
+            (
+                source,
+                at,
+                [e.event_id for e in events],
+                [e.type for e in events],
+                [e.occurred_at for e in events],
+                [to_json(e.data).decode() for e in events],
+                [e.member_ref for e in events],
+                [e.telegram_user_id for e in events],
+            ),
         )
         return {got.event_id: got.id for got in result.all()}
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import ARRAY, BigInteger, DateTime, String, bindparam, select, text
+from sqlalchemy import bindparam, select
 
 from funnels.kernel.codes import LINK_CODE_LENGTH, new_code
 from funnels.kernel.records import FanLockRequest, TrackedLinkRecord
@@ -26,29 +26,21 @@ from storage.tables import (
     users as _u,
 )
 
-_LOCK_FANS_UNNEST = text(
-    """
-    WITH wanted AS (
-        SELECT * FROM unnest(:cohorts, :visitors, :users, :codes)
-                      AS w(cohort_id, visitor, user_id, code)
-    ), locked AS (
-        INSERT INTO fan_locks (cohort_id, visitor, user_id, code, locked_at)
-        SELECT cohort_id, visitor, user_id, code, :at FROM wanted
-        ON CONFLICT (cohort_id, visitor) DO NOTHING
-        RETURNING cohort_id, visitor, user_id
-    )
-    SELECT cohort_id, visitor, user_id FROM locked
-    UNION ALL
-    SELECT f.cohort_id, f.visitor, f.user_id
-    FROM fan_locks AS f JOIN wanted AS w USING (cohort_id, visitor)
-    """
-).bindparams(
-    bindparam("at", type_=DateTime(timezone=True)),
-    bindparam("cohorts", type_=ARRAY(BigInteger)),
-    bindparam("visitors", type_=ARRAY(String)),
-    bindparam("users", type_=ARRAY(BigInteger)),
-    bindparam("codes", type_=ARRAY(String)),
+_LOCK_FANS_UNNEST = """
+WITH wanted AS (
+    SELECT * FROM unnest($2::bigint[], $3::varchar[], $4::bigint[], $5::varchar[])
+                  AS w(cohort_id, visitor, user_id, code)
+), locked AS (
+    INSERT INTO fan_locks (cohort_id, visitor, user_id, code, locked_at)
+    SELECT cohort_id, visitor, user_id, code, $1 FROM wanted
+    ON CONFLICT (cohort_id, visitor) DO NOTHING
+    RETURNING cohort_id, visitor, user_id
 )
+SELECT cohort_id, visitor, user_id FROM locked
+UNION ALL
+SELECT f.cohort_id, f.visitor, f.user_id
+FROM fan_locks AS f JOIN wanted AS w USING (cohort_id, visitor)
+"""
 """Fan locks on PostgreSQL: new locks, then the visitors locked before (the statement's
 snapshot does not see the rows it inserts, so nothing comes twice)."""
 
@@ -142,16 +134,17 @@ class SqlTrackedLinks(Repo):
         self, locks: list[FanLockRequest], at: datetime
     ) -> dict[tuple[int, str], int]:
         """PostgreSQL: lock and learn every visitor's owner in one statement, each column
-        one array parameter (in the order given: the key order)."""
-        rows = await self.conn.execute(
+        one array parameter, run as the driver's own SQL (in the order given: the key
+        order)."""
+        rows = await self.conn.exec_driver_sql(
             _LOCK_FANS_UNNEST,
-            {
-                "at": at,
-                "cohorts": [k.cohort_id for k in locks],
-                "visitors": [k.visitor for k in locks],
-                "users": [k.user_id for k in locks],
-                "codes": [k.code for k in locks],
-            },
+            (
+                at,
+                [k.cohort_id for k in locks],
+                [k.visitor for k in locks],
+                [k.user_id for k in locks],
+                [k.code for k in locks],
+            ),
         )
         return {(r.cohort_id, r.visitor): r.user_id for r in rows}
 
