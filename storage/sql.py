@@ -4,10 +4,11 @@ lists that PostgreSQL plans once, and the base of every repository."""
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import ARRAY, any_, bindparam, func
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -66,24 +67,26 @@ def driver_value(column: Any, dialect: Dialect) -> Callable[[Any], Any]:
     return convert
 
 
+_TIME = UTCDateTime()
+_SQLITE = sqlite.dialect()
+
+
 def _sqlite_time(value: datetime | None) -> str | None:
-    if value is None:
-        return None
-    if value.tzinfo is None:
-        raise ValueError("naive datetime given to the database; pass an aware UTC time")
-    return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+    naive_utc = _TIME.process_bind_param(value, _SQLITE)
+    return None if naive_utc is None else naive_utc.isoformat(" ", "microseconds")
 
 
 _DRIVER_VALUES: dict[tuple[str, str, str], Callable[[Any], Any]] = {}
-ROWS_PER_INSERT = 500
-"""Rows per multi-row INSERT (SQLite allows 32,766 parameters a statement)."""
+ROWS_PER_STATEMENT = 500
+"""Rows of a multi-row INSERT, or values of an IN list, per driver statement (SQLite
+allows 32,766 parameters a statement)."""
 
 
 async def insert_many_returning(
     conn: AsyncConnection, head: str, rows: Sequence[tuple[Any, ...]], tail: str
 ) -> list[Any]:
     """SQLite: ``{head} VALUES (?, …), (?, …) … {tail}`` for rows of driver values,
-    ``ROWS_PER_INSERT`` at a time, returning what ``tail``'s RETURNING gives. Run as the
+    ``ROWS_PER_STATEMENT`` at a time, returning what ``tail``'s RETURNING gives. Run as the
     driver's own SQL: no statement to compile, no per-row parameter processing, which
     for a batch of clicks or events cost more than SQLite's work. (PostgreSQL has its
     array-parameter statements instead.)"""
@@ -92,8 +95,8 @@ async def insert_many_returning(
     width = len(rows[0])
     one = "(" + ", ".join("?" * width) + ")"
     out: list[Any] = []
-    for start in range(0, len(rows), ROWS_PER_INSERT):
-        chunk = rows[start : start + ROWS_PER_INSERT]
+    for start in range(0, len(rows), ROWS_PER_STATEMENT):
+        chunk = rows[start : start + ROWS_PER_STATEMENT]
         sql = f"{head} VALUES {', '.join([one] * len(chunk))} {tail}"
         params = tuple(value for row in chunk for value in row)
         out.extend((await conn.exec_driver_sql(sql, params)).all())

@@ -12,7 +12,7 @@ from funnels.kernel.codes import LINK_CODE_LENGTH, new_code
 from funnels.kernel.records import FanLockRequest, TrackedLinkRecord
 from storage.db import insert_ignore
 from storage.sql import (
-    ROWS_PER_INSERT,
+    ROWS_PER_STATEMENT,
     Repo,
     driver_value,
     insert_many_returning,
@@ -120,8 +120,8 @@ class SqlTrackedLinks(Repo):
             if (cohort_id, visitor) not in owners:
                 taken.setdefault(cohort_id, []).append(visitor)
         for cohort_id, visitors in taken.items():
-            for start in range(0, len(visitors), ROWS_PER_INSERT):
-                chunk = visitors[start : start + ROWS_PER_INSERT]
+            for start in range(0, len(visitors), ROWS_PER_STATEMENT):
+                chunk = visitors[start : start + ROWS_PER_STATEMENT]
                 found = await self.conn.exec_driver_sql(
                     "SELECT visitor, user_id FROM fan_locks WHERE cohort_id = ?"
                     f" AND visitor IN ({', '.join('?' * len(chunk))})",
