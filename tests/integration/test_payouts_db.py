@@ -402,34 +402,38 @@ async def test_without_a_payout_url_rows_stay_pending_and_members_are_still_told
 
 
 @pytest.mark.postgres
-async def test_concurrent_deliverers_never_send_one_row_twice(
-    kit: Kit, receiver: Receiver, sender: WebhookSender
-) -> None:
+async def test_concurrent_deliverers_never_send_one_row_twice(kit: Kit, receiver: Receiver) -> None:
     if kit.dialect != "postgresql":
         pytest.skip("SQLite's units of work take turns in one process")
-    kit.loaded = load(budget="30.00", reward_seats=30)
-    _, refs, _ = await task_cohort(kit, 24)
-    for m in refs:
-        await kit.ingest()("platform", fans(kit, m))
-    assert [p["status"] for p in await payouts(kit)] == ["pending"] * 24
-    receiver.then = "sleep0.05"
-    # Both claim at the same moment (each waits after its claim for the other).
-    store = Rendezvous(kit.store, "payouts", "claim_due", 2)
-    deps = Deps(store, kit.messenger, kit.clock)  # type: ignore[arg-type]
-    first = DeliverPayouts(deps, sender, owner="p:1", batch=8)
-    second = DeliverPayouts(deps, sender, owner="p:2", batch=8)
+    # Nothing here hangs: a timeout that a loaded machine cannot trip (the shared
+    # sender's half second did, once, under the full suite).
+    sender = WebhookSender(receiver.url, receiver.secret, SystemClock(), timeout=httpx.Timeout(10))
+    try:
+        kit.loaded = load(budget="30.00", reward_seats=30)
+        _, refs, _ = await task_cohort(kit, 24)
+        for m in refs:
+            await kit.ingest()("platform", fans(kit, m))
+        assert [p["status"] for p in await payouts(kit)] == ["pending"] * 24
+        receiver.then = "sleep0.05"
+        # Both claim at the same moment (each waits after its claim for the other).
+        store = Rendezvous(kit.store, "payouts", "claim_due", 2)
+        deps = Deps(store, kit.messenger, kit.clock)  # type: ignore[arg-type]
+        first = DeliverPayouts(deps, sender, owner="p:1", batch=8)
+        second = DeliverPayouts(deps, sender, owner="p:2", batch=8)
 
-    reports = await asyncio.gather(first(), second())
+        reports = await asyncio.gather(first(), second())
 
-    assert [r.claimed for r in reports] == [8, 8]
-    more = [DeliverPayouts(kit.deps, sender, owner=f"q:{i}", batch=3) for i in range(4)]
-    while sum(r.claimed for r in await asyncio.gather(*(d() for d in more))):
-        pass
-    ids = receiver.ids()
-    assert len(ids) == 24 and len(set(ids)) == 24
-    assert len(receiver.attempts) == 24
-    assert {p["status"] for p in await payouts(kit)} == {"delivered"}
-    assert {event["type"] for _, event in receiver.received} == {"reward.granted"}
+        assert [r.claimed for r in reports] == [8, 8]
+        more = [DeliverPayouts(kit.deps, sender, owner=f"q:{i}", batch=3) for i in range(4)]
+        while sum(r.claimed for r in await asyncio.gather(*(d() for d in more))):
+            pass
+        ids = receiver.ids()
+        assert len(ids) == 24 and len(set(ids)) == 24
+        assert len(receiver.attempts) == 24
+        assert {p["status"] for p in await payouts(kit)} == {"delivered"}
+        assert {event["type"] for _, event in receiver.received} == {"reward.granted"}
+    finally:
+        await sender.close()
 
 
 async def test_a_receiver_that_refuses_the_signature_gets_it_again_later(
