@@ -23,18 +23,36 @@ from storage.tables import (
     users as _u,
 )
 
-_STORE_UNNEST = """
+INSERT_EVENTS = """
 INSERT INTO inbound_events (source, event_id, type, occurred_at, received_at, data,
                             state, member_ref, telegram_user_id)
-SELECT $1, e.event_id, e.type, e.occurred_at, $2, e.data::json,
-       'pending', e.member_ref, e.telegram_user_id
-FROM unnest($3::varchar[], $4::varchar[], $5::timestamptz[], $6::text[], $7::varchar[],
-            $8::bigint[])
-     AS e(event_id, type, occurred_at, data, member_ref, telegram_user_id)
+"""
+EVENT_ARRAYS = """$3::varchar[], $4::varchar[], $5::timestamptz[], $6::text[], $7::varchar[],
+$8::bigint[]"""
+"""The array parameters of :func:`event_arrays`, at positions 3 to 8: unnested, the
+columns ``event_id, type, occurred_at, data, member_ref, telegram_user_id``."""
+SELECT_EVENT_ROW = """SELECT $1, e.event_id, e.type, e.occurred_at, $2, e.data::json,
+       'pending', e.member_ref, e.telegram_user_id"""
+"""An event row of ``e`` (:data:`EVENT_ARRAYS`) with source $1, received at $2."""
+
+_STORE_UNNEST = f"""{INSERT_EVENTS}{SELECT_EVENT_ROW}
+FROM unnest({EVENT_ARRAYS}) AS e(event_id, type, occurred_at, data, member_ref, telegram_user_id)
 ON CONFLICT (source, event_id) DO NOTHING
 RETURNING id, event_id
 """
 """Events stored on PostgreSQL (see :meth:`SqlEvents._store_unnest`)."""
+
+
+def event_arrays(events: Sequence[IncomingEvent]) -> tuple[list[Any], ...]:
+    """PostgreSQL: the events as one array per column, for :data:`EVENT_ARRAYS`."""
+    return (
+        [e.event_id for e in events],
+        [e.type for e in events],
+        [e.occurred_at for e in events],
+        [to_json(e.data).decode() for e in events],
+        [e.member_ref for e in events],
+        [e.telegram_user_id for e in events],
+    )
 
 
 def _progress(raw: Mapping[str, Any] | None) -> dict[int, int]:
@@ -225,19 +243,7 @@ class SqlEvents(Repo):
         run as the driver's own SQL (asyncpg encodes the arrays natively: nothing to
         compile, no per-row parameter processing), in the order given, which is the
         event ids' order."""
-        result = await self.conn.exec_driver_sql(
-            _STORE_UNNEST,
-            (
-                source,
-                at,
-                [e.event_id for e in events],
-                [e.type for e in events],
-                [e.occurred_at for e in events],
-                [to_json(e.data).decode() for e in events],
-                [e.member_ref for e in events],
-                [e.telegram_user_id for e in events],
-            ),
-        )
+        result = await self.conn.exec_driver_sql(_STORE_UNNEST, (source, at, *event_arrays(events)))
         return {got.event_id: got.id for got in result.all()}
 
     async def claim(

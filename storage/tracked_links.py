@@ -9,8 +9,9 @@ from datetime import datetime
 from sqlalchemy import bindparam, select
 
 from funnels.kernel.codes import LINK_CODE_LENGTH, new_code
-from funnels.kernel.records import FanLockRequest, TrackedLinkRecord
+from funnels.kernel.records import EventIfHolder, FanLockRequest, TrackedLinkRecord
 from storage.db import insert_ignore
+from storage.ladder import EVENT_ARRAYS, INSERT_EVENTS, SELECT_EVENT_ROW, SqlEvents, event_arrays
 from storage.sql import (
     ROWS_PER_STATEMENT,
     Repo,
@@ -26,23 +27,38 @@ from storage.tables import (
     users as _u,
 )
 
-_LOCK_FANS_UNNEST = """
+_LOCK_FANS_AND_STORE = f"""
 WITH wanted AS (
-    SELECT * FROM unnest($2::bigint[], $3::varchar[], $4::bigint[], $5::varchar[])
+    SELECT * FROM unnest($9::bigint[], $10::varchar[], $11::bigint[], $12::varchar[])
                   AS w(cohort_id, visitor, user_id, code)
 ), locked AS (
     INSERT INTO fan_locks (cohort_id, visitor, user_id, code, locked_at)
-    SELECT cohort_id, visitor, user_id, code, $1 FROM wanted
+    SELECT cohort_id, visitor, user_id, code, $2 FROM wanted
     ON CONFLICT (cohort_id, visitor) DO NOTHING
     RETURNING cohort_id, visitor, user_id
+), holders AS (
+    SELECT cohort_id, visitor, user_id FROM locked
+    UNION ALL
+    SELECT f.cohort_id, f.visitor, f.user_id
+    FROM fan_locks AS f JOIN wanted AS w USING (cohort_id, visitor)
 )
-SELECT cohort_id, visitor, user_id FROM locked
-UNION ALL
-SELECT f.cohort_id, f.visitor, f.user_id
-FROM fan_locks AS f JOIN wanted AS w USING (cohort_id, visitor)
+{INSERT_EVENTS}{SELECT_EVENT_ROW}
+FROM unnest({EVENT_ARRAYS}, $13::bigint[], $14::varchar[], $15::bigint[]) WITH ORDINALITY
+     AS e(event_id, type, occurred_at, data, member_ref, telegram_user_id,
+          if_cohort, if_visitor, if_user, n)
+WHERE e.if_user IS NULL OR EXISTS (
+    SELECT FROM holders AS h
+    WHERE h.cohort_id = e.if_cohort AND h.visitor = e.if_visitor AND h.user_id = e.if_user
+)
+ORDER BY e.n
+ON CONFLICT (source, event_id) DO NOTHING
+RETURNING id
 """
-"""Fan locks on PostgreSQL: new locks, then the visitors locked before (the statement's
-snapshot does not see the rows it inserts, so nothing comes twice)."""
+"""Fan locks and events on PostgreSQL, one statement: the new locks, then every
+visitor's holder (the statement's snapshot does not see the locks it inserts, so
+nothing comes twice), then the events whose holder condition holds. Parameters: source
+and time ($1, $2), the events' arrays ($3 to $8), the locks' ($9 to $12), the events'
+holder conditions ($13 to $15)."""
 
 
 class SqlTrackedLinks(Repo):
@@ -94,31 +110,83 @@ class SqlTrackedLinks(Repo):
         )
         return {r.task_id: r.code for r in rows}
 
-    async def lock_fans(
-        self, locks: Sequence[FanLockRequest], at: datetime
-    ) -> dict[tuple[int, str], int]:
+    async def lock_fans_and_store(
+        self,
+        locks: Sequence[FanLockRequest],
+        source: str,
+        events: Sequence[EventIfHolder],
+        at: datetime,
+    ) -> int:
         first: dict[tuple[int, str], FanLockRequest] = {}
         # Sorted: two batches take the key locks in one order (no deadlock on PostgreSQL).
         for lock in sorted(locks, key=lambda k: (k.cohort_id, k.visitor)):
             first.setdefault((lock.cohort_id, lock.visitor), lock)
-        if not first:
-            return {}
+        # Sorted by id as Events.store does; one id may come with several holders (one
+        # of them may hold the lock), so only exact repeats go.
+        wanted: dict[tuple[str, FanLockRequest | None], EventIfHolder] = {}
+        for e in sorted(events, key=lambda e: e.event.event_id):
+            wanted.setdefault((e.event.event_id, e.holder), e)
         if self.dialect == "postgresql":
-            return await self._lock_fans_unnest(list(first.values()), at)
+            return await self._lock_fans_and_store_unnest(
+                list(first.values()), source, list(wanted.values()), at
+            )
+        holders = await self._lock_fans(list(first.values()), at)
+        kept = [
+            e.event
+            for e in wanted.values()
+            if e.holder is None
+            or holders.get((e.holder.cohort_id, e.holder.visitor)) == e.holder.user_id
+        ]
+        return len(await SqlEvents(self.conn).store(source, kept, at))
+
+    async def _lock_fans_and_store_unnest(
+        self,
+        locks: list[FanLockRequest],
+        source: str,
+        events: list[EventIfHolder],
+        at: datetime,
+    ) -> int:
+        """PostgreSQL: :data:`_LOCK_FANS_AND_STORE`, each column one array parameter,
+        run as the driver's own SQL (in the order given: the key order)."""
+        holders = [e.holder for e in events]
+        result = await self.conn.exec_driver_sql(
+            _LOCK_FANS_AND_STORE,
+            (
+                source,
+                at,
+                *event_arrays([e.event for e in events]),
+                [k.cohort_id for k in locks],
+                [k.visitor for k in locks],
+                [k.user_id for k in locks],
+                [k.code for k in locks],
+                [h.cohort_id if h else None for h in holders],
+                [h.visitor if h else None for h in holders],
+                [h.user_id if h else None for h in holders],
+            ),
+        )
+        return len(result.all())
+
+    async def _lock_fans(
+        self, locks: list[FanLockRequest], at: datetime
+    ) -> dict[tuple[int, str], int]:
+        """SQLite: lock each (cohort, visitor) not locked yet (one request each, in key
+        order); the holder of every (cohort, visitor) asked about, afterwards."""
+        if not locks:
+            return {}
         dialect = self.conn.dialect
         when = driver_value(_fl.c.locked_at, dialect)(at)
         inserted = await insert_many_returning(
             self.conn,
             "INSERT INTO fan_locks (cohort_id, visitor, user_id, code, locked_at)",
-            [(k.cohort_id, k.visitor, k.user_id, k.code, when) for k in first.values()],
+            [(k.cohort_id, k.visitor, k.user_id, k.code, when) for k in locks],
             "ON CONFLICT (cohort_id, visitor) DO NOTHING RETURNING cohort_id, visitor, user_id",
         )
-        owners = {(r.cohort_id, r.visitor): r.user_id for r in inserted}
+        holders = {(r.cohort_id, r.visitor): r.user_id for r in inserted}
         # Visitors locked before (a repeat visit, or another member's fan): who has them.
         taken: dict[int, list[str]] = {}
-        for cohort_id, visitor in first:
-            if (cohort_id, visitor) not in owners:
-                taken.setdefault(cohort_id, []).append(visitor)
+        for k in locks:
+            if (k.cohort_id, k.visitor) not in holders:
+                taken.setdefault(k.cohort_id, []).append(k.visitor)
         for cohort_id, visitors in taken.items():
             for start in range(0, len(visitors), ROWS_PER_STATEMENT):
                 chunk = visitors[start : start + ROWS_PER_STATEMENT]
@@ -127,26 +195,8 @@ class SqlTrackedLinks(Repo):
                     f" AND visitor IN ({', '.join('?' * len(chunk))})",
                     (cohort_id, *chunk),
                 )
-                owners.update({(cohort_id, r.visitor): r.user_id for r in found})
-        return owners
-
-    async def _lock_fans_unnest(
-        self, locks: list[FanLockRequest], at: datetime
-    ) -> dict[tuple[int, str], int]:
-        """PostgreSQL: lock and learn every visitor's owner in one statement, each column
-        one array parameter, run as the driver's own SQL (in the order given: the key
-        order)."""
-        rows = await self.conn.exec_driver_sql(
-            _LOCK_FANS_UNNEST,
-            (
-                at,
-                [k.cohort_id for k in locks],
-                [k.visitor for k in locks],
-                [k.user_id for k in locks],
-                [k.code for k in locks],
-            ),
-        )
-        return {(r.cohort_id, r.visitor): r.user_id for r in rows}
+                holders.update({(cohort_id, r.visitor): r.user_id for r in found})
+        return holders
 
     async def secret(self, name: str, candidate: str, at: datetime) -> str:
         await self.conn.execute(

@@ -380,3 +380,12 @@ class FanLockRequest:
     visitor: str
     user_id: int
     code: str
+
+
+@dataclass(frozen=True, slots=True)
+class EventIfHolder:
+    """An event to store, if ``holder`` is given only when that request's member holds
+    its visitor's fan lock once the locks are taken (first touch wins)."""
+
+    event: IncomingEvent
+    holder: FanLockRequest | None = None

@@ -5,7 +5,7 @@ script declares a target (``link: {target: …}``); ``GET /r/{code}`` redirects 
 click by a visitor is a ``link.clicked`` event for the link's member; a visitor's first
 click on any member's link in a cohort locks the visitor as that member's fan
 (``fan.locked``), and later clicks never move the lock. Both are stored as events, in
-the transaction that writes the lock, with deterministic ids (``click:<code>:<visitor>``,
+the same atomic write as the lock, with deterministic ids (``click:<code>:<visitor>``,
 ``fan:<cohort>:<visitor>``), so a repeated click is a duplicate, counted once; they are
 applied to the ladder like any other event (:class:`~funnels.ladder.events.ApplyEvents`).
 """
@@ -23,6 +23,7 @@ from funnels.kernel.actor import Actor
 from funnels.kernel.codes import LINK_CODE_LENGTH, is_code
 from funnels.kernel.records import (
     CohortRecord,
+    EventIfHolder,
     FanLockRequest,
     IncomingEvent,
     MemberRef,
@@ -165,8 +166,8 @@ class FindLink:
 
 
 class RecordClicks:
-    """Counted clicks, in a batch, in one transaction: lock first-time visitors as fans
-    (first touch wins) and store ``link.clicked`` and ``fan.locked`` as pending events of
+    """Counted clicks, in a batch, atomically: lock first-time visitors as fans (first
+    touch wins) and store ``link.clicked`` and ``fan.locked`` as pending events of
     the links' members, which are applied to the ladder from there. Returns how many
     events were new.
 
@@ -180,24 +181,14 @@ class RecordClicks:
     async def __call__(self, clicks: Sequence[Click]) -> int:
         if not clicks:
             return 0
-        now = self.deps.clock.now()
-        async with self.deps.uow(LinksTx).transaction() as tx:
-            owners = await tx.tracked_links.lock_fans(
-                [
-                    FanLockRequest(
-                        c.target.link.cohort_id,
-                        c.visitor,
-                        c.target.link.user_id,
-                        c.target.link.code,
-                    )
-                    for c in clicks
-                ],
-                now,
-            )
-            events: list[IncomingEvent] = []
-            for click in clicks:
-                link = click.target.link
-                events.append(
+        locks: list[FanLockRequest] = []
+        events: list[EventIfHolder] = []
+        for click in clicks:
+            link = click.target.link
+            lock = FanLockRequest(link.cohort_id, click.visitor, link.user_id, link.code)
+            locks.append(lock)
+            events.append(
+                EventIfHolder(
                     IncomingEvent(
                         f"click:{link.code}:{click.visitor}",
                         "link.clicked",
@@ -206,19 +197,26 @@ class RecordClicks:
                         data={"visitor": click.visitor, "task": link.task_id, "code": link.code},
                     )
                 )
-                if owners.get((link.cohort_id, click.visitor)) == link.user_id:
-                    events.append(
-                        IncomingEvent(
-                            f"fan:{link.cohort_id}:{click.visitor}",
-                            "fan.locked",
-                            click.at,
-                            member_ref=link.member_ref,
-                            data={"visitor": click.visitor},
-                        )
-                    )
-            stored = await tx.events.store(SOURCE, events, now)
+            )
+            events.append(
+                EventIfHolder(
+                    IncomingEvent(
+                        f"fan:{link.cohort_id}:{click.visitor}",
+                        "fan.locked",
+                        click.at,
+                        member_ref=link.member_ref,
+                        data={"visitor": click.visitor},
+                    ),
+                    holder=lock,
+                )
+            )
+        # The locks and the events in one statement (atomic by itself).
+        async with self.deps.uow(LinksTx).one_statement() as tx:
+            stored = await tx.tracked_links.lock_fans_and_store(
+                locks, SOURCE, events, self.deps.clock.now()
+            )
             await tx.commit()
-        return len(stored)
+        return stored
 
 
 class VisitorKey:

@@ -10,6 +10,7 @@ from typing import Protocol
 
 from funnels.kernel.records import (
     CohortRecord,
+    EventIfHolder,
     FanLockRequest,
     IncomingEvent,
     LedgerCredit,
@@ -311,11 +312,18 @@ class TrackedLinks(Protocol):
         """The member's link codes by task id for ``task_ids``, made where missing."""
         ...
 
-    async def lock_fans(
-        self, locks: Sequence[FanLockRequest], at: datetime
-    ) -> dict[tuple[int, str], int]:
-        """Lock each (cohort, visitor) not locked yet (first come wins); the owner
-        (user id) of every (cohort, visitor) asked about, as it stands afterwards."""
+    async def lock_fans_and_store(
+        self,
+        locks: Sequence[FanLockRequest],
+        source: str,
+        events: Sequence[EventIfHolder],
+        at: datetime,
+    ) -> int:
+        """Lock each (cohort, visitor) of ``locks`` not locked yet (first come wins),
+        then store as :meth:`Events.store` does each event whose holder, if it names
+        one, holds its visitor's lock afterwards; how many events were new. One
+        statement where the database allows (it fits
+        :meth:`~funnels.kernel.uow.UnitOfWork.one_statement`)."""
         ...
 
     async def secret(self, name: str, candidate: str, at: datetime) -> str:

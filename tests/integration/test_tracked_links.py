@@ -21,7 +21,7 @@ from bot.http.events import EventApplier
 from bot.http.links import LinkRedirects
 from bot.settings import Settings
 from funnels.kernel.records import CohortRecord, MemberRef
-from funnels.ladder.links import FindLink, LinkFor, MyLinks, VisitorKey
+from funnels.ladder.links import Click, FindLink, LinkFor, MyLinks, RecordClicks, VisitorKey
 from funnels.ladder.visitors import VISITOR_COOKIE
 from funnels.scripts.loader import LoadedScript, load_script_text
 from storage.tables import fan_locks, tracked_links
@@ -276,6 +276,67 @@ def test_validate_reports_a_bad_target_as_path_line_field_message(tmp_path: Path
     assert result.stderr.startswith(
         f"{path}:{line}: tasks.ladder[invite_fans].link.target: "
         "'ftp://shop.example.com/x' is not an http or https address"
+    )
+
+
+async def test_one_batch_of_clicks_locks_the_first_touch_and_stores_each_event_once(
+    kit: Kit, world: tuple[CohortRecord, list[MemberRef]]
+) -> None:
+    """A group commit holding several visitors' clicks: within the batch the first click
+    of a visitor locks them; a visitor locked before stays whose they were; a fan event
+    goes to the holder only; repeats in the batch and across batches are stored once."""
+    cohort, (ann, bob) = world
+    find = FindLink(kit.deps)
+    ann_link = await find((await codes(kit, ann))["invite_fans"])
+    bob_link = await find((await codes(kit, bob))["visitors"])
+    assert ann_link is not None and bob_link is not None
+    record = RecordClicks(kit.deps)
+    at = kit.clock.now()
+
+    assert await record([Click(bob_link, "old", at)]) == 2  # "old" is Bob's fan already
+    batch = [
+        Click(ann_link, "new", at),  # first touch: Ann's
+        Click(bob_link, "new", at),  # then Bob's link: his click, Ann's fan
+        Click(ann_link, "new", at),  # a repeat within the batch
+        Click(ann_link, "old", at),  # Bob's fan opens Ann's link
+    ]
+    # click:ann:new, fan:new (Ann), click:bob:new, click:ann:old: four new events.
+    assert await record(batch) == 4
+    assert await record(batch) == 0  # all of it again: nothing new
+
+    assert await fans(kit, cohort.id) == {"old": bob.user_id, "new": ann.user_id}
+
+    # A lock taken elsewhere (another process's batch, say) with no fan event seen here
+    # yet: of one batch's candidates for the fan event, the holder's is the one stored.
+    async with kit.store.transaction() as tx:
+        await tx.conn.execute(
+            fan_locks.insert().values(
+                cohort_id=cohort.id,
+                visitor="elsewhere",
+                user_id=bob.user_id,
+                code=bob_link.link.code,
+                locked_at=at,
+            )
+        )
+        await tx.commit()
+    assert await record([Click(ann_link, "elsewhere", at), Click(bob_link, "elsewhere", at)]) == 3
+    fan_refs = await kit.rows(
+        select(events_t.c.event_id, events_t.c.member_ref).where(events_t.c.type == "fan.locked")
+    )
+    assert {r.event_id: r.member_ref for r in fan_refs} == {
+        f"fan:{cohort.id}:new": ann_link.link.member_ref,
+        f"fan:{cohort.id}:old": bob_link.link.member_ref,
+        f"fan:{cohort.id}:elsewhere": bob_link.link.member_ref,
+    }
+    assert sorted(e for e, _ in await events(kit, "link.clicked")) == sorted(
+        [
+            f"click:{bob_link.link.code}:old",
+            f"click:{ann_link.link.code}:new",
+            f"click:{bob_link.link.code}:new",
+            f"click:{ann_link.link.code}:old",
+            f"click:{ann_link.link.code}:elsewhere",
+            f"click:{bob_link.link.code}:elsewhere",
+        ]
     )
 
 
