@@ -28,19 +28,13 @@ from storage.tables import (
 )
 
 _LOCK_FANS_AND_STORE = f"""
-WITH wanted AS (
-    SELECT * FROM unnest($9::bigint[], $10::varchar[], $11::bigint[], $12::varchar[])
-                  AS w(cohort_id, visitor, user_id, code)
-), locked AS (
+WITH holders AS (
     INSERT INTO fan_locks (cohort_id, visitor, user_id, code, locked_at)
-    SELECT cohort_id, visitor, user_id, code, $2 FROM wanted
-    ON CONFLICT (cohort_id, visitor) DO NOTHING
+    SELECT cohort_id, visitor, user_id, code, $2
+    FROM unnest($9::bigint[], $10::varchar[], $11::bigint[], $12::varchar[])
+         AS w(cohort_id, visitor, user_id, code)
+    ON CONFLICT (cohort_id, visitor) DO UPDATE SET user_id = fan_locks.user_id
     RETURNING cohort_id, visitor, user_id
-), holders AS (
-    SELECT cohort_id, visitor, user_id FROM locked
-    UNION ALL
-    SELECT f.cohort_id, f.visitor, f.user_id
-    FROM fan_locks AS f JOIN wanted AS w USING (cohort_id, visitor)
 )
 {INSERT_EVENTS}{SELECT_EVENT_ROW}
 FROM unnest({EVENT_ARRAYS}, $13::bigint[], $14::varchar[], $15::bigint[]) WITH ORDINALITY
@@ -54,11 +48,13 @@ ORDER BY e.n
 ON CONFLICT (source, event_id) DO NOTHING
 RETURNING id
 """
-"""Fan locks and events on PostgreSQL, one statement: the new locks, then every
-visitor's holder (the statement's snapshot does not see the locks it inserts, so
-nothing comes twice), then the events whose holder condition holds. Parameters: source
-and time ($1, $2), the events' arrays ($3 to $8), the locks' ($9 to $12), the events'
-holder conditions ($13 to $15)."""
+"""Fan locks and events on PostgreSQL, one statement. The locks first: a visitor locked
+before keeps their holder (the update writes back the value it has), and the update is
+what makes ``RETURNING`` give the holder of every visitor asked about, new or not,
+through the key's index, with no read of the table a cached plan could make a scan of
+while it is small (and keep as it grows). Then the events whose holder condition holds.
+Parameters: source and time ($1, $2), the events' arrays ($3 to $8), the locks' ($9 to
+$12, one per visitor), the events' holder conditions ($13 to $15)."""
 
 
 class SqlTrackedLinks(Repo):
