@@ -22,7 +22,7 @@ import contextlib
 import json
 import logging
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
@@ -172,6 +172,22 @@ class Accepted(BaseModel):
     """Events whose id was stored before: acknowledged, not counted again."""
 
 
+class _Storing:
+    """:meth:`EventApplier.storing` (a plain class: it is on every request's path, where
+    a generator-based context manager costs several times more)."""
+
+    __slots__ = ("_applier",)
+
+    def __init__(self, applier: EventApplier) -> None:
+        self._applier = applier
+
+    def __enter__(self) -> None:
+        self._applier._store_began()
+
+    def __exit__(self, *exc: object) -> None:
+        self._applier._store_ended()
+
+
 class EventApplier:
     """Applies stored events in the background, woken by each store (platform events,
     clicks); the tick catches up with whatever it leaves (a stop, a failure).
@@ -190,17 +206,19 @@ class EventApplier:
         self._storing = 0
         self._last_store = 0.0
         self._first_store: float | None = None
+        self._storing_cm = _Storing(self)
 
-    @contextlib.contextmanager
-    def storing(self) -> Iterator[None]:
+    def storing(self) -> _Storing:
         """Around a store: the stores are not pausing while one is in progress (a large
         one may take longer than :data:`APPLY_QUIET`)."""
+        return self._storing_cm
+
+    def _store_began(self) -> None:
         self._storing += 1
-        try:
-            yield
-        finally:
-            self._storing -= 1
-            self._last_store = asyncio.get_running_loop().time()
+
+    def _store_ended(self) -> None:
+        self._storing -= 1
+        self._last_store = asyncio.get_running_loop().time()
 
     def wake(self) -> None:
         """Something was stored: apply it soon."""

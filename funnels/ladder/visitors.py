@@ -10,7 +10,6 @@ forged id can never be counted for anyone.
 from __future__ import annotations
 
 import base64
-import hashlib
 import hmac
 import re
 import secrets
@@ -39,7 +38,7 @@ class VisitorSeal:
         self._key = key
 
     def _mac(self, visitor: str) -> str:
-        digest = hmac.new(self._key, visitor.encode("ascii"), hashlib.sha256).digest()
+        digest = hmac.digest(self._key, visitor.encode("ascii"), "sha256")  # C one-shot
         return _b64(digest[:_MAC_BYTES])
 
     def seal(self, visitor: str) -> str:
