@@ -5,6 +5,7 @@ HEAD requests and preview fetchers."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -338,6 +339,39 @@ async def test_one_batch_of_clicks_locks_the_first_touch_and_stores_each_event_o
             f"click:{bob_link.link.code}:elsewhere",
         ]
     )
+
+
+async def test_concurrent_batches_of_the_same_visitors_lock_each_once_for_its_holder(
+    kit: Kit, world: tuple[CohortRecord, list[MemberRef]]
+) -> None:
+    """Two group commits at once (on PostgreSQL, two connections) with the same visitors
+    on different members' links, in opposite orders: no deadlock, one lock per visitor,
+    and the one ``fan.locked`` of each visitor is the holder's, whichever batch won."""
+    cohort, (ann, bob) = world
+    find = FindLink(kit.deps)
+    ann_link = await find((await codes(kit, ann))["invite_fans"])
+    bob_link = await find((await codes(kit, bob))["visitors"])
+    assert ann_link is not None and bob_link is not None
+    record = RecordClicks(kit.deps)
+    at = kit.clock.now()
+    visitors = [f"v{n:04}" for n in range(2000)]
+
+    for _ in range(3):
+        await asyncio.gather(
+            record([Click(ann_link, v, at) for v in visitors]),
+            record([Click(bob_link, v, at) for v in reversed(visitors)]),
+        )
+
+    holders = await fans(kit, cohort.id)
+    assert sorted(holders) == visitors
+    fan_refs = await kit.rows(
+        select(events_t.c.event_id, events_t.c.member_ref).where(events_t.c.type == "fan.locked")
+    )
+    ref_of = {ann.user_id: ann_link.link.member_ref, bob.user_id: bob_link.link.member_ref}
+    assert sorted((r.event_id, r.member_ref) for r in fan_refs) == sorted(
+        (f"fan:{cohort.id}:{v}", ref_of[holders[v]]) for v in visitors
+    )
+    assert len(await events(kit, "link.clicked")) == 2 * len(visitors)
 
 
 async def test_a_click_is_stored_before_its_redirect_and_counted_after(
