@@ -6,13 +6,13 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from pydantic_core import to_json
 from sqlalchemy import and_, bindparam, func, or_, select, update
 
 from funnels.kernel.records import IncomingEvent, LedgerCredit, TaskProgressRecord
 from funnels.ladder.ports import WAITING
 from storage.db import insert_ignore
-from storage.sql import Repo, driver_value, insert_many_returning, one_of, prepared
+from storage.inbound import store_events
+from storage.sql import Repo, one_of, prepared
 from storage.tables import (
     cohort_members as _m,
     cohorts as _c,
@@ -22,37 +22,6 @@ from storage.tables import (
     task_unique_keys as _tu,
     users as _u,
 )
-
-INSERT_EVENTS = """
-INSERT INTO inbound_events (source, event_id, type, occurred_at, received_at, data,
-                            state, member_ref, telegram_user_id)
-"""
-EVENT_ARRAYS = """$3::varchar[], $4::varchar[], $5::timestamptz[], $6::text[], $7::varchar[],
-$8::bigint[]"""
-"""The array parameters of :func:`event_arrays`, at positions 3 to 8: unnested, the
-columns ``event_id, type, occurred_at, data, member_ref, telegram_user_id``."""
-SELECT_EVENT_ROW = """SELECT $1, e.event_id, e.type, e.occurred_at, $2, e.data::json,
-       'pending', e.member_ref, e.telegram_user_id"""
-"""An event row of ``e`` (:data:`EVENT_ARRAYS`) with source $1, received at $2."""
-
-_STORE_UNNEST = f"""{INSERT_EVENTS}{SELECT_EVENT_ROW}
-FROM unnest({EVENT_ARRAYS}) AS e(event_id, type, occurred_at, data, member_ref, telegram_user_id)
-ON CONFLICT (source, event_id) DO NOTHING
-RETURNING id, event_id
-"""
-"""Events stored on PostgreSQL (see :meth:`SqlEvents._store_unnest`)."""
-
-
-def event_arrays(events: Sequence[IncomingEvent]) -> tuple[list[Any], ...]:
-    """PostgreSQL: the events as one array per column, for :data:`EVENT_ARRAYS`."""
-    return (
-        [e.event_id for e in events],
-        [e.type for e in events],
-        [e.occurred_at for e in events],
-        [to_json(e.data).decode() for e in events],
-        [e.member_ref for e in events],
-        [e.telegram_user_id for e in events],
-    )
 
 
 def _progress(raw: Mapping[str, Any] | None) -> dict[int, int]:
@@ -200,51 +169,7 @@ class SqlEvents(Repo):
     async def store(
         self, source: str, events: Sequence[IncomingEvent], at: datetime
     ) -> dict[str, int]:
-        if not events:
-            return {}
-        unique: dict[str, IncomingEvent] = {}
-        # Sorted by id: two batches sharing ids take the unique-index locks in one order
-        # and cannot deadlock each other on PostgreSQL.
-        for e in sorted(events, key=lambda e: e.event_id):
-            unique.setdefault(e.event_id, e)
-        if self.dialect == "postgresql":
-            return await self._store_unnest(source, list(unique.values()), at)
-        # INSERT … ON CONFLICT DO NOTHING RETURNING: the rows it returns are exactly the
-        # new ones.
-        dialect = self.conn.dialect
-        when, data = driver_value(_ev.c.occurred_at, dialect), driver_value(_ev.c.data, dialect)
-        received = when(at)
-        got = await insert_many_returning(
-            self.conn,
-            "INSERT INTO inbound_events (source, event_id, type, occurred_at, received_at,"
-            " data, state, member_ref, telegram_user_id)",
-            [
-                (
-                    source,
-                    e.event_id,
-                    e.type,
-                    when(e.occurred_at),
-                    received,
-                    data(dict(e.data)),
-                    "pending",
-                    e.member_ref,
-                    e.telegram_user_id,
-                )
-                for e in unique.values()
-            ],
-            "ON CONFLICT (source, event_id) DO NOTHING RETURNING id, event_id",
-        )
-        return {row.event_id: row.id for row in got}
-
-    async def _store_unnest(
-        self, source: str, events: list[IncomingEvent], at: datetime
-    ) -> dict[str, int]:
-        """PostgreSQL: every event in one statement, each column one array parameter,
-        run as the driver's own SQL (asyncpg encodes the arrays natively: nothing to
-        compile, no per-row parameter processing), in the order given, which is the
-        event ids' order."""
-        result = await self.conn.exec_driver_sql(_STORE_UNNEST, (source, at, *event_arrays(events)))
-        return {got.event_id: got.id for got in result.all()}
+        return await store_events(self.conn, source, events, at)
 
     async def claim(
         self, ids: Sequence[int] | None, limit: int, received_before: datetime | None = None

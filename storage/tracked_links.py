@@ -11,7 +11,13 @@ from sqlalchemy import bindparam, select
 from funnels.kernel.codes import LINK_CODE_LENGTH, new_code
 from funnels.kernel.records import EventIfHolder, FanLockRequest, TrackedLinkRecord
 from storage.db import insert_ignore
-from storage.ladder import EVENT_ARRAYS, INSERT_EVENTS, SELECT_EVENT_ROW, SqlEvents, event_arrays
+from storage.inbound import (
+    EVENT_ARRAYS,
+    INSERT_EVENTS,
+    SELECT_EVENT_ROW,
+    event_arrays,
+    store_events,
+)
 from storage.sql import (
     ROWS_PER_STATEMENT,
     Repo,
@@ -133,7 +139,7 @@ class SqlTrackedLinks(Repo):
             if e.holder is None
             or holders.get((e.holder.cohort_id, e.holder.visitor)) == e.holder.user_id
         ]
-        return len(await SqlEvents(self.conn).store(source, kept, at))
+        return len(await store_events(self.conn, source, kept, at))
 
     async def _lock_fans_and_store_unnest(
         self,
