@@ -6,8 +6,8 @@ Fast by design (``scripts/bench/clicks.py``): the code's link is remembered afte
 first lookup (it never changes) and the cookie key is read from the database once. A
 click is stored (its fan lock and its events together: one statement on PostgreSQL)
 before the redirect is answered, in group commits, so a burst of clicks costs a handful
-of writes and a crash loses no click whose redirect went out; the events are counted on the ladder in
-the background (:class:`~bot.http.events.EventApplier`). Event ids are deterministic,
+of writes and a crash loses no click whose redirect went out; the events are counted on
+the ladder in the background (:class:`~bot.http.events.EventApplier`). Event ids are deterministic,
 so a click is never counted twice. If the database cannot be reached the visitor is
 still redirected (the click is logged as lost). Preview fetchers and HEAD requests are
 redirected and not recorded.
