@@ -22,7 +22,15 @@ from bot.http.events import EventApplier
 from bot.http.links import LinkRedirects
 from bot.settings import Settings
 from funnels.kernel.records import CohortRecord, MemberRef
-from funnels.ladder.links import Click, FindLink, LinkFor, MyLinks, RecordClicks, VisitorKey
+from funnels.ladder.links import (
+    Click,
+    FindLink,
+    LinkFor,
+    LinkTarget,
+    MyLinks,
+    RecordClicks,
+    VisitorKey,
+)
 from funnels.ladder.visitors import VISITOR_COOKIE
 from funnels.scripts.loader import LoadedScript, load_script_text
 from storage.tables import fan_locks, tracked_links
@@ -97,6 +105,14 @@ async def codes(kit: Kit, ref: MemberRef) -> dict[str, str]:
     links = await MyLinks(kit.deps)(kit.actor(ref))
     assert links is not None
     return {t.task_id: t.code for t in links}
+
+
+async def targets(kit: Kit, *wanted: tuple[MemberRef, str]) -> list[LinkTarget]:
+    """Each member's link for the task named beside them, as a click finds it."""
+    find = FindLink(kit.deps)
+    found = [await find((await codes(kit, ref))[task]) for ref, task in wanted]
+    assert all(found), found
+    return [t for t in found if t is not None]
 
 
 def cookie_of(response: httpx.Response) -> str:
@@ -287,10 +303,7 @@ async def test_one_batch_of_clicks_locks_the_first_touch_and_stores_each_event_o
     of a visitor locks them; a visitor locked before stays whose they were; a fan event
     goes to the holder only; repeats in the batch and across batches are stored once."""
     cohort, (ann, bob) = world
-    find = FindLink(kit.deps)
-    ann_link = await find((await codes(kit, ann))["invite_fans"])
-    bob_link = await find((await codes(kit, bob))["visitors"])
-    assert ann_link is not None and bob_link is not None
+    ann_link, bob_link = await targets(kit, (ann, "invite_fans"), (bob, "visitors"))
     record = RecordClicks(kit.deps)
     at = kit.clock.now()
 
@@ -348,10 +361,7 @@ async def test_concurrent_batches_of_the_same_visitors_lock_each_once_for_its_ho
     on different members' links, in opposite orders: no deadlock, one lock per visitor,
     and the one ``fan.locked`` of each visitor is the holder's, whichever batch won."""
     cohort, (ann, bob) = world
-    find = FindLink(kit.deps)
-    ann_link = await find((await codes(kit, ann))["invite_fans"])
-    bob_link = await find((await codes(kit, bob))["visitors"])
-    assert ann_link is not None and bob_link is not None
+    ann_link, bob_link = await targets(kit, (ann, "invite_fans"), (bob, "visitors"))
     record = RecordClicks(kit.deps)
     at = kit.clock.now()
     visitors = [f"v{n:04}" for n in range(2000)]
