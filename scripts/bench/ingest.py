@@ -11,7 +11,12 @@ earlier id (a platform's retry) and 1% carry a bad signature. Requests are signe
 the clock starts. Figures:
 
 - single events: requests answered a second (202s and 401s), ``funnelbot`` against bare,
-  in rounds of 10,000 (a burst: acknowledged first, applied right after it);
+  in rounds of 10,000 (a burst: acknowledged first, applied right after it), over 32, 64
+  and 128 keep-alive connections (``--connections``). The client is closed-loop (each
+  connection sends its next request once the last is answered), so with few connections
+  it measures time to the answer as much as capacity: ``funnelbot`` holds each request
+  for its commit and needs more requests in flight than the bare app before its process
+  is saturated. The ratio is given at each size and at each server's peak;
 - a longer flood of single events (40,000), during which the applier takes its turns;
 - batches of 100 events: events acknowledged a second;
 - a steady 1,000 requests a second for 10 s: acknowledgement latency p50/p99, measured
@@ -315,15 +320,25 @@ async def post(session: aiohttp.ClientSession, url: str, request: Request, sent:
             await answer.read()
 
 
-async def flood(url: str, requests: list[Request], concurrency: int, sent: Sent) -> float:
-    """All requests as fast as ``concurrency`` connections go; seconds taken."""
+async def flood(
+    url: str,
+    requests: list[Request],
+    concurrency: int,
+    sent: Sent,
+    latencies: list[float] | None = None,
+) -> float:
+    """All requests as fast as ``concurrency`` connections go; seconds taken (and each
+    request's time to its answer into ``latencies``, if given)."""
     queue = list(reversed(requests))
     connector = aiohttp.TCPConnector(limit=concurrency)
     async with aiohttp.ClientSession(connector=connector) as session:
 
         async def worker() -> None:
             while queue:
+                began = time.perf_counter()
                 await post(session, url, queue.pop(), sent)
+                if latencies is not None:
+                    latencies.append(time.perf_counter() - began)
 
         start = time.perf_counter()
         await asyncio.gather(*(worker() for _ in range(concurrency)))
@@ -388,7 +403,6 @@ async def bench(url: str, args: argparse.Namespace, label: str) -> list[str]:
     fb_url = f"http://127.0.0.1:{fb_port}{PATH}"
     bare_url = f"http://127.0.0.1:{bare_port}{PATH}"
     lines = [f"\n{label}: {MEMBERS} members in one cohort's task stage"]
-    stored = 0
     with (
         process(fb_cmd, env, fb_port, work / "run.log"),
         process(bare_cmd, env, bare_port, work / "bare.log"),
@@ -397,31 +411,51 @@ async def bench(url: str, args: argparse.Namespace, label: str) -> list[str]:
         warm = Sent()
         await flood(fb_url, traffic.requests(300, 1, warm), args.concurrency, warm)
         await flood(bare_url, traffic.requests(300, 1, Sent()), args.concurrency, Sent())
+        stored = 0
         await check(url, warm, 0)
         stored += warm.accepted
 
-        rates: dict[str, list[float]] = {"funnelbot": [], "bare": []}
-        for _ in range(args.rounds):
-            for who, target in (("bare", bare_url), ("funnelbot", fb_url)):
-                sent = Sent()
-                requests = traffic.requests(args.events, 1, sent)
-                took = await flood(target, requests, args.concurrency, sent)
-                rates[who].append(len(requests) / took)
-                if who == "funnelbot":
-                    verdict = await check(url, sent, stored)
-                    stored += sent.accepted
-                    codes = dict(sorted(sent.statuses.items()))
-                    if set(codes) - {202, 401}:
-                        raise SystemExit(f"unexpected answers: {codes}")
-        fb, bare = statistics.median(rates["funnelbot"]), statistics.median(rates["bare"])
+        # Closed-loop clients at several sizes: a server that holds each request for a
+        # commit needs more connections in flight than one that answers at once before
+        # it is saturated, so each server is compared at its own peak (and at each size).
+        levels = args.connections
+        rates = {(who, n): [] for who in ("funnelbot", "bare") for n in levels}
+        waits: dict[tuple[str, int], list[float]] = {key: [] for key in rates}
+        for r in range(args.rounds):
+            for n in levels:
+                turns = (("bare", bare_url), ("funnelbot", fb_url))
+                for who, target in turns if r % 2 == 0 else turns[::-1]:
+                    sent = Sent()
+                    requests = traffic.requests(args.events, 1, sent)
+                    took = await flood(target, requests, n, sent, waits[who, n])
+                    rates[who, n].append(len(requests) / took)
+                    if who == "funnelbot":
+                        verdict = await check(url, sent, stored)
+                        stored += sent.accepted
+                        codes = dict(sorted(sent.statuses.items()))
+                        if set(codes) - {202, 401}:
+                            raise SystemExit(f"unexpected answers: {codes}")
+        median = {key: statistics.median(values) for key, values in rates.items()}
+        lines.append(
+            f"  single events ({args.events:,} a round, {args.rounds} rounds at each number of"
+            " connections; 10% repeats, 1% bad signatures): requests/s, median of the rounds"
+            " (p50 time to the answer)"
+        )
+        for n in levels:
+            fb_wait, bare_wait = (sorted(waits[who, n]) for who in ("funnelbot", "bare"))
+            lines.append(
+                f"    {n:>4} connections: funnelbot {median['funnelbot', n]:>6,.0f}"
+                f" ({fb_wait[len(fb_wait) // 2] * 1000:4.1f} ms)"
+                f"   bare {median['bare', n]:>6,.0f} ({bare_wait[len(bare_wait) // 2] * 1000:4.1f}"
+                f" ms)   funnelbot / bare = {median['funnelbot', n] / median['bare', n]:.2f}"
+            )
+        fb_n = max(levels, key=lambda n: median["funnelbot", n])
+        bare_n = max(levels, key=lambda n: median["bare", n])
+        fb, bare = median["funnelbot", fb_n], median["bare", bare_n]
         lines += [
-            f"  single events ({args.events:,} a round, {args.rounds} rounds, "
-            f"{args.concurrency} connections; 10% repeats, 1% bad signatures)",
-            f"    funnelbot   median {fb:,.0f} requests/s "
-            f"(runs: {', '.join(f'{r:,.0f}' for r in rates['funnelbot'])})",
-            f"    bare        median {bare:,.0f} requests/s "
-            f"(runs: {', '.join(f'{r:,.0f}' for r in rates['bare'])})",
-            f"    funnelbot / bare = {fb / bare:.2f}   {verdict}",
+            f"    at their peaks: funnelbot {fb:,.0f} requests/s ({fb_n} connections),"
+            f" bare {bare:,.0f} ({bare_n} connections): funnelbot / bare = {fb / bare:.2f}",
+            f"    {verdict}",
         ]
 
         sent = Sent()
@@ -467,8 +501,18 @@ def main() -> None:
         return
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=10_000, help="single events a round")
-    parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="rounds at each number of connections"
+    )
+    parser.add_argument(
+        "--connections",
+        type=lambda text: [int(n) for n in text.split(",")],
+        default=[32, 64, 128],
+        help="keep-alive connections of the single-event rounds, comma-separated",
+    )
+    parser.add_argument(
+        "--concurrency", type=int, default=32, help="connections of the longer flood"
+    )
     parser.add_argument(
         "--sustained", type=int, default=40_000, help="single events in one longer flood"
     )
@@ -496,7 +540,8 @@ def main() -> None:
     print("\n".join(lines))
     print(
         "\nreproduce: .venv/bin/python scripts/bench/ingest.py"
-        f" --events {args.events} --rounds {args.rounds} --concurrency {args.concurrency}"
+        f" --events {args.events} --rounds {args.rounds}"
+        f" --connections {','.join(map(str, args.connections))} --concurrency {args.concurrency}"
         f" --batches {args.batches} --sustained {args.sustained}"
         + (" --postgres" if args.postgres else "")
         + (" --no-sqlite" if args.no_sqlite else "")
