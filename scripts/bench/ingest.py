@@ -516,7 +516,7 @@ def main() -> None:
     parser.add_argument(
         "--sustained", type=int, default=40_000, help="single events in one longer flood"
     )
-    parser.add_argument("--batches", type=int, default=300, help="batches of 100")
+    parser.add_argument("--batches", type=int, default=1000, help="batches of 100")
     parser.add_argument("--steady-rate", type=float, default=1000.0)
     parser.add_argument("--steady-seconds", type=float, default=10.0)
     parser.add_argument("--seed", type=int, default=1)
