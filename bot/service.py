@@ -252,7 +252,13 @@ async def _serve(
     links = build_link_redirects(settings, deps, applier, catalog)
     server = _Server(
         uvicorn.Config(
-            create_app(store.engine, telegram.webhook if telegram else None, intake, links=links),
+            create_app(
+                store.engine,
+                telegram.webhook if telegram else None,
+                intake,
+                links=links,
+                deps=deps,
+            ),
             host=settings.http_host,
             port=settings.http_port,
             log_level="info",

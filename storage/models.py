@@ -497,3 +497,30 @@ class InstallationSecret(Base):
     name: Mapped[str] = mapped_column(String(32), primary_key=True)
     value: Mapped[str] = mapped_column(String(128))
     created_at: Mapped[datetime]
+
+
+class ApiKey(Base):
+    """A key for the HTTP API's stats and ops routes (``Authorization: Bearer``). Only
+    its SHA-256 is kept: a key is 32 random bytes, so a fast hash is as good as a slow
+    one, and the key itself is shown once, when it is made. ``prefix`` (its first
+    characters) tells keys apart in lists and logs. A revoked key stays, for the record;
+    a name is unique among the keys that are not revoked."""
+
+    __tablename__ = "api_keys"
+    __table_args__ = (
+        Index(
+            "ix_api_keys_active_name",
+            "name",
+            unique=True,
+            sqlite_where=text("revoked_at IS NULL"),
+            postgresql_where=text("revoked_at IS NULL"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64))
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    prefix: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime]
+    last_used_at: Mapped[datetime | None]
+    revoked_at: Mapped[datetime | None]

@@ -1,5 +1,5 @@
-"""Figures for reports in SQL (the ops slice's ``Reports``): members by stage, envelope
-and reward spend, step runs by status and start.
+"""The ops slice in SQL: figures for reports (``Reports``: members by stage, envelope
+and reward spend, step runs by status and start) and the HTTP API's keys.
 
 Queries group by the small columns they need; none loads members or events one by one.
 """
@@ -8,20 +8,33 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 
+from funnels.kernel.records import ApiKeyRecord
+from funnels.kernel.refusals import AlreadyExists
 from funnels.kernel.stages import Stage
-from funnels.ops.ports import Budget, EnvelopeTotals, RewardTotals
+from funnels.ops.ports import (
+    Budget,
+    CohortFilter,
+    CohortSummary,
+    EnvelopeTotals,
+    RewardTotals,
+)
 from storage.sql import Repo
 from storage.tables import (
+    api_keys as _k,
     cohort_members as _m,
     cohorts as _c,
     envelopes as _e,
     ledger_entries as _l,
     payouts as _p,
+    regions as _r,
     step_runs as _s,
     task_progress as _tp,
+    users as _u,
 )
 
 
@@ -106,3 +119,113 @@ class SqlReports(Repo):
             )
         )
         return [(due, started) for due, started in rows.all()]
+
+    async def cohort_page(
+        self, choice: CohortFilter, before_id: int | None, limit: int
+    ) -> list[CohortSummary]:
+        query = _SUMMARY
+        if before_id is not None:
+            query = query.where(_c.c.id < before_id)
+        if choice.code is not None:
+            query = query.where(_c.c.code == choice.code)
+        if choice.region is not None:
+            query = query.where(_r.c.code == choice.region)
+        if choice.leader_telegram_id is not None:
+            query = query.where(_u.c.telegram_id == choice.leader_telegram_id)
+        if choice.status is not None:
+            query = query.where(_c.c.status == choice.status)
+        if choice.start_from is not None:
+            query = query.where(_c.c.start_date >= choice.start_from)
+        if choice.start_to is not None:
+            query = query.where(_c.c.start_date <= choice.start_to)
+        rows = await self.conn.execute(query.order_by(_c.c.id.desc()).limit(limit))
+        return [_summary(r) for r in rows.all()]
+
+    async def cohort_summary(self, cohort_id: int) -> CohortSummary | None:
+        row = (await self.conn.execute(_SUMMARY.where(_c.c.id == cohort_id))).first()
+        return _summary(row) if row else None
+
+
+_SUMMARY = (
+    select(
+        _c.c.id,
+        _c.c.code,
+        _c.c.status,
+        _c.c.status_reason,
+        _r.c.code.label("region"),
+        _u.c.telegram_id.label("leader_telegram_id"),
+        _u.c.display_name.label("leader_name"),
+        _c.c.script_id,
+        _c.c.script_version,
+        _c.c.locale,
+        _c.c.timezone,
+        _c.c.capacity,
+        _c.c.start_date,
+        _c.c.ends_at,
+        _c.c.currency,
+        _c.c.budget_minor,
+        _c.c.spent_minor,
+        _c.c.parent_cohort_id,
+        _c.c.generation,
+        _c.c.created_at,
+        _c.c.finished_at,
+    )
+    .select_from(_c)
+    .outerjoin(_r, _r.c.id == _c.c.region_id)
+    .outerjoin(_u, _u.c.id == _c.c.leader_id)
+)
+
+
+def _summary(row: Any) -> CohortSummary:
+    return CohortSummary(**row._mapping)
+
+
+def _key(row: Any) -> ApiKeyRecord:
+    return ApiKeyRecord(
+        row.id, row.name, row.prefix, row.created_at, row.last_used_at, row.revoked_at
+    )
+
+
+_KEY_COLUMNS = (_k.c.id, _k.c.name, _k.c.prefix, _k.c.created_at, _k.c.last_used_at)
+
+
+class SqlApiKeys(Repo):
+    async def add(self, name: str, key_hash: str, prefix: str, at: datetime) -> ApiKeyRecord:
+        try:
+            async with self.conn.begin_nested():
+                row = (
+                    await self.conn.execute(
+                        _k.insert()
+                        .values(name=name, key_hash=key_hash, prefix=prefix, created_at=at)
+                        .returning(*_KEY_COLUMNS, _k.c.revoked_at)
+                    )
+                ).one()
+        except IntegrityError:
+            raise AlreadyExists(f"an API key named {name} exists") from None
+        return _key(row)
+
+    async def all(self) -> list[ApiKeyRecord]:
+        rows = await self.conn.execute(select(*_KEY_COLUMNS, _k.c.revoked_at).order_by(_k.c.id))
+        return [_key(r) for r in rows.all()]
+
+    async def by_hash(self, key_hash: str) -> ApiKeyRecord | None:
+        row = (
+            await self.conn.execute(
+                select(*_KEY_COLUMNS, _k.c.revoked_at).where(_k.c.key_hash == key_hash)
+            )
+        ).first()
+        return _key(row) if row else None
+
+    async def revoke(self, name: str, at: datetime) -> ApiKeyRecord | None:
+        row = (
+            await self.conn.execute(
+                _k.update()
+                .where(_k.c.name == name, _k.c.revoked_at.is_(None))
+                .values(revoked_at=at)
+                .returning(*_KEY_COLUMNS, _k.c.revoked_at)
+            )
+        ).first()
+        return _key(row) if row else None
+
+    async def touch(self, key_id: int, at: datetime) -> None:
+        await self.conn.execute(_k.update().where(_k.c.id == key_id).values(last_used_at=at))

@@ -225,6 +225,12 @@ class SqlSteps(Repo):
             .values(status="pending", lease_owner=None, lease_until=None)
         )
 
+    async def timeline(self, cohort_id: int) -> list[StepRunRecord]:
+        rows = await self.conn.execute(
+            select(_s).where(_s.c.cohort_id == cohort_id).order_by(_s.c.due_at, _s.c.id)
+        )
+        return [_step(r) for r in rows.all()]
+
     async def get(self, cohort_id: int, key: str) -> StepRunRecord | None:
         row = (
             await self.conn.execute(select(_s).where(_s.c.cohort_id == cohort_id, _s.c.key == key))

@@ -8,6 +8,7 @@ from typing import cast
 from sqlalchemy import Table
 
 from storage.models import (
+    ApiKey,
     Cohort,
     CohortMember,
     Envelope,
@@ -52,3 +53,4 @@ fan_locks = cast(Table, FanLock.__table__)
 installation_secrets = cast(Table, InstallationSecret.__table__)
 member_groups = cast(Table, MemberGroup.__table__)
 member_reminders = cast(Table, MemberReminder.__table__)
+api_keys = cast(Table, ApiKey.__table__)

@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from funnels.cohorts.ports import CohortsTx
 from funnels.kernel.uow import UnitOfWork
 from funnels.ladder.ports import LadderTx, LinksTx, ProofsTx
-from funnels.ops.ports import OpsTx, ReportsTx
+from funnels.ops.ports import KeysTx, OpsTx, ReportsTx
 from funnels.people.ports import PeopleTx
 from funnels.warmup.ports import WarmupTx
 from storage.cohorts import SqlCohorts
@@ -22,7 +22,7 @@ from storage.envelopes import SqlEnvelopes
 from storage.groups import SqlMemberGroups
 from storage.ladder import SqlEvents, SqlLedger, SqlTasks
 from storage.members import SqlMembers
-from storage.ops import SqlReports
+from storage.ops import SqlApiKeys, SqlReports
 from storage.payouts import SqlPayouts
 from storage.people import SqlLinks, SqlRegions, SqlUsers
 from storage.proofs import SqlProofs
@@ -53,6 +53,7 @@ class SqlTransaction:
         self.tracked_links = SqlTrackedLinks(conn)
         self.member_groups = SqlMemberGroups(conn)
         self.reminders = SqlReminders(conn)
+        self.api_keys = SqlApiKeys(conn)
         self._committed = False
 
     async def commit(self) -> None:
@@ -123,5 +124,6 @@ def _plays_every_role(store: SqlStore) -> None:
         UnitOfWork[ReportsTx],
         UnitOfWork[ProofsTx],
         UnitOfWork[LinksTx],
-    ] = (store, store, store, store, store, store, store, store)
+        UnitOfWork[KeysTx],
+    ] = (store, store, store, store, store, store, store, store, store)
     del roles

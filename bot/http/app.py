@@ -7,11 +7,12 @@ from typing import Any
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from bot.http import events, health, links as tracked_links, webhook
+from bot.http import events, health, links as tracked_links, problems, stats, webhook
 from bot.http.events import EventIntake
 from bot.http.front import FrontDoor
 from bot.http.links import LinkRedirects
 from bot.http.webhook import TelegramWebhook
+from funnels.deps import Deps
 
 
 def create_app(
@@ -20,13 +21,18 @@ def create_app(
     intake: EventIntake | None = None,
     *,
     links: LinkRedirects | None = None,
+    deps: Deps | None = None,
 ) -> FrontDoor:
     """The service's ASGI app: FastAPI behind a front door that answers the high-volume
-    routes (events, tracked links) directly."""
+    routes (events, tracked links) directly. The stats routes need ``deps`` (their
+    reads and the API keys)."""
     app = FastAPI(title="funnelbot", version="0.1.0")
+    problems.install(app)
     app.include_router(health.routes(engine))
     app.include_router(webhook.routes(telegram))
     app.include_router(events.routes(intake))
+    if deps is not None:
+        app.include_router(stats.routes(deps))
     _, schemas = events.request_schema()
     make_openapi = app.openapi
 

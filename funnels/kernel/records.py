@@ -389,3 +389,15 @@ class EventIfHolder:
 
     event: IncomingEvent
     holder: FanLockRequest | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKeyRecord:
+    """A key of the HTTP API, as lists show it (the key itself is never stored)."""
+
+    id: int
+    name: str
+    prefix: str
+    created_at: datetime
+    last_used_at: datetime | None
+    revoked_at: datetime | None

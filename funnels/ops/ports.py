@@ -5,10 +5,12 @@ them."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import date, datetime
 from typing import NamedTuple, Protocol
 
 from funnels.kernel.records import (
+    ApiKeyRecord,
     CohortRecord,
     StepRunRecord,
 )
@@ -73,6 +75,47 @@ class RewardTotals(NamedTuple):
     paid_minor: int
 
 
+@dataclass(frozen=True, slots=True)
+class CohortFilter:
+    """Which cohorts a list shows; ``None`` leaves a field out of the choice."""
+
+    code: str | None = None
+    region: str | None = None
+    """Region code."""
+    leader_telegram_id: int | None = None
+    status: str | None = None
+    start_from: date | None = None
+    start_to: date | None = None
+    """Inclusive, on the cohort's start date."""
+
+
+@dataclass(frozen=True, slots=True)
+class CohortSummary:
+    """A cohort as the API lists it: who runs it where, its script, dates and budget."""
+
+    id: int
+    code: str
+    status: str
+    status_reason: str | None
+    region: str | None
+    leader_telegram_id: int | None
+    leader_name: str | None
+    script_id: str
+    script_version: int
+    locale: str
+    timezone: str
+    capacity: int
+    start_date: date
+    ends_at: datetime
+    currency: str
+    budget_minor: int
+    spent_minor: int
+    parent_cohort_id: int | None
+    generation: int
+    created_at: datetime
+    finished_at: datetime | None
+
+
 class Reports(Protocol):
     """Figures over a set of cohorts, one grouped query each: none loads members or
     events one by one."""
@@ -106,9 +149,54 @@ class Reports(Protocol):
         """(due at, started at) of every step run that has started."""
         ...
 
+    async def cohort_page(
+        self, choice: CohortFilter, before_id: int | None, limit: int
+    ) -> list[CohortSummary]:
+        """Up to ``limit`` cohorts of ``choice``, newest first (by id), those with ids
+        below ``before_id`` when it is given."""
+        ...
+
+    async def cohort_summary(self, cohort_id: int) -> CohortSummary | None: ...
+
+
+class StepTimeline(Protocol):
+    async def timeline(self, cohort_id: int) -> list[StepRunRecord]:
+        """Every step run of the cohort, by due time."""
+        ...
+
 
 class ReportsTx(Protocol):
     """A unit of work as the report readers see it: reads only, never a commit."""
 
     @property
     def reports(self) -> Reports: ...
+    @property
+    def steps(self) -> StepTimeline: ...
+
+
+class ApiKeys(Protocol):
+    async def add(self, name: str, key_hash: str, prefix: str, at: datetime) -> ApiKeyRecord:
+        """Raises ``AlreadyExists`` when a key that is not revoked has ``name``."""
+        ...
+
+    async def all(self) -> list[ApiKeyRecord]:
+        """Every key, revoked ones too, oldest first."""
+        ...
+
+    async def by_hash(self, key_hash: str) -> ApiKeyRecord | None: ...
+    async def revoke(self, name: str, at: datetime) -> ApiKeyRecord | None:
+        """Revoke the key named ``name`` that is not revoked yet; None if there is none."""
+        ...
+
+    async def touch(self, key_id: int, at: datetime) -> None:
+        """Note that the key was used at ``at``."""
+        ...
+
+
+class KeysTx(Protocol):
+    """One unit of work as the API-key use cases see it."""
+
+    @property
+    def api_keys(self) -> ApiKeys: ...
+
+    async def commit(self) -> None: ...

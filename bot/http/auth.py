@@ -1,0 +1,50 @@
+"""API keys on the HTTP API: ``Authorization: Bearer <key>`` (``funnelbot apikey
+create``), checked on every request to the stats and ops routes; a missing, unknown or
+revoked key is a 401 problem that says which."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Annotated
+
+from fastapi import Security
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from bot.http.problems import ApiProblem
+from funnels.deps import Deps
+from funnels.kernel.records import ApiKeyRecord
+from funnels.ops.keys import Authenticate
+
+_BEARER = HTTPBearer(
+    auto_error=False,
+    scheme_name="api key",
+    description="A key from `funnelbot apikey create NAME`, as `Authorization: Bearer KEY`.",
+)
+
+
+def _refused(detail: str, *, presented: bool) -> ApiProblem:
+    challenge = 'Bearer realm="funnelbot"'
+    if presented:
+        challenge += ', error="invalid_token"'
+    return ApiProblem(401, "Unauthorized", detail, headers={"WWW-Authenticate": challenge})
+
+
+def api_key(deps: Deps) -> Callable[..., Awaitable[ApiKeyRecord]]:
+    """A FastAPI dependency: the request's API key, or a 401 problem."""
+    authenticate = Authenticate(deps)
+
+    async def check(
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Security(_BEARER)],
+    ) -> ApiKeyRecord:
+        if credentials is None:
+            raise _refused(
+                "send an API key as `Authorization: Bearer KEY` "
+                "(make one with `funnelbot apikey create NAME`)",
+                presented=False,
+            )
+        key = await authenticate(credentials.credentials.strip())
+        if key is None:
+            raise _refused("the API key is unknown or revoked", presented=True)
+        return key
+
+    return check

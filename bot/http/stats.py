@@ -1,0 +1,324 @@
+"""The stats routes (``Authorization: Bearer`` API keys): cohorts, chosen by code,
+region, leader, status and start date, newest first, a page at a time (an opaque cursor
+says where the next page starts), and a cohort's step timeline; as JSON or, with
+``?format=csv``, as CSV."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import csv
+import io
+import json
+from collections.abc import Mapping
+from datetime import date, datetime
+from enum import StrEnum
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, ConfigDict, Field
+
+from bot.http.auth import api_key
+from bot.http.problems import ApiProblem, documented
+from funnels.deps import Deps
+from funnels.ops.cohorts import MAX_PAGE, CohortDetails, CohortSteps, ListCohorts, StepLine
+from funnels.ops.ports import CohortFilter, CohortSummary
+
+API = "/api/v1"
+CSV = "text/csv; charset=utf-8"
+MAX_ID = 2**63 - 1
+
+
+class Format(StrEnum):
+    json = "json"
+    csv = "csv"
+
+
+class Status(StrEnum):
+    running = "running"
+    paused = "paused"
+    finished = "finished"
+    cancelled = "cancelled"
+
+
+class StepStatus(StrEnum):
+    pending = "pending"
+    running = "running"
+    done = "done"
+    skipped = "skipped"
+    failed = "failed"
+    unknown = "unknown"
+    held = "held"
+
+
+_EXAMPLE: dict[str, Any] = {
+    "id": 42,
+    "code": "SEA-2647",
+    "status": "running",
+    "status_reason": None,
+    "region": "SEA",
+    "leader_telegram_id": 5551234,
+    "leader_name": "Lina",
+    "script_id": "seven-plus-21",
+    "script_version": 3,
+    "locale": "en",
+    "timezone": "Asia/Singapore",
+    "capacity": 500,
+    "start_date": "2026-11-16",
+    "ends_at": "2026-12-14T16:00:00Z",
+    "currency": "USD",
+    "budget_minor": 150000,
+    "spent_minor": 61250,
+    "parent_cohort_id": None,
+    "generation": 1,
+    "created_at": "2026-11-12T09:30:00Z",
+    "finished_at": None,
+}
+
+
+class Cohort(BaseModel):
+    """A cohort: who runs it where, its script, its dates and its reward budget (money in
+    minor units of ``currency``)."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [_EXAMPLE]})
+
+    id: int
+    code: str
+    status: Status
+    status_reason: str | None
+    region: str | None = Field(description="Region code; null for a cohort without one.")
+    leader_telegram_id: int | None
+    leader_name: str | None
+    script_id: str
+    script_version: int
+    locale: str
+    timezone: str
+    capacity: int
+    start_date: date
+    ends_at: datetime
+    currency: str
+    budget_minor: int
+    spent_minor: int
+    parent_cohort_id: int | None = Field(
+        description="The cohort whose graduate launched this line (null for a leader's own)."
+    )
+    generation: int
+    created_at: datetime
+    finished_at: datetime | None
+
+
+class CohortPage(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"items": [_EXAMPLE], "next_cursor": "NDI"}]}
+    )
+
+    items: list[Cohort]
+    next_cursor: str | None = Field(
+        description="Pass as `cursor` for the next page; null on the last page."
+    )
+
+
+_STEP_EXAMPLE: dict[str, Any] = {
+    "key": "d3_talk#2",
+    "kind": "talk_part",
+    "stage": "warmup",
+    "day": 3,
+    "part": 2,
+    "due_at": "2026-11-18T12:02:00Z",
+    "status": "done",
+    "attempts": 1,
+    "started_at": "2026-11-18T12:02:04Z",
+    "late_seconds": 4,
+    "outcome": {"message_ids": [811]},
+    "error": None,
+}
+
+
+class Step(BaseModel):
+    """One step run: when it was due, whether and how late it ran, and what came of it
+    (``unknown``: sent or not cannot be told after a crash, so ops decide; ``held``: a
+    later part of a talk waiting for that decision)."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [_STEP_EXAMPLE]})
+
+    key: str
+    kind: str
+    stage: str
+    day: int
+    part: int | None
+    due_at: datetime
+    status: StepStatus
+    attempts: int
+    started_at: datetime | None
+    late_seconds: int | None = Field(
+        description="How long after its due time the run started; null until it has."
+    )
+    outcome: dict[str, Any] | None
+    error: str | None
+
+
+class Steps(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"items": [_STEP_EXAMPLE]}]})
+
+    items: list[Step]
+
+
+_COLUMNS = list(Cohort.model_fields)
+_STEP_COLUMNS = list(Step.model_fields)
+
+
+def _cursor(before_id: int) -> str:
+    return base64.urlsafe_b64encode(str(before_id).encode()).decode().rstrip("=")
+
+
+def _before(cursor: str) -> int:
+    try:
+        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode("ascii")
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        text = ""
+    if not (text.isascii() and text.isdigit() and len(text) <= 19 and 1 <= int(text) <= MAX_ID):
+        raise ApiProblem(
+            400,
+            "Bad cursor",
+            "cursor: not one this API gave (use next_cursor from the page before)",
+            errors=[{"field": "query.cursor", "message": "not a cursor of this API"}],
+        )
+    return int(text)
+
+
+def _csv(
+    rows: list[CohortSummary] | list[StepLine],
+    columns: list[str],
+    headers: dict[str, str] | None = None,
+) -> Response:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(columns)
+    for row in rows:
+        values = (getattr(row, c) for c in columns)
+        writer.writerow(_cell(v) for v in values)
+    return Response(out.getvalue(), media_type=CSV, headers=headers)
+
+
+def _cell(value: object) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, datetime):
+        return value.isoformat().replace("+00:00", "Z")
+    if isinstance(value, Mapping):
+        return json.dumps(value, separators=(",", ":"), sort_keys=True, default=str)
+    return str(value)
+
+
+_FORMAT = Query(description="`json` (default) or `csv`.")
+_CSV_CONTENT = {CSV: {"schema": {"type": "string"}}}
+
+
+def routes(deps: Deps) -> APIRouter:
+    router = APIRouter(
+        prefix=API,
+        tags=["stats"],
+        dependencies=[Depends(api_key(deps))],
+        responses=documented(401, 422),
+    )
+    list_cohorts, details, steps = ListCohorts(deps), CohortDetails(deps), CohortSteps(deps)
+
+    @router.get(
+        "/cohorts",
+        response_model=CohortPage,
+        summary="Cohorts, newest first, a page at a time",
+        responses={200: {"content": _CSV_CONTENT}, **documented(400)},
+    )
+    async def cohorts(
+        request: Request,
+        code: Annotated[str | None, Query(max_length=16, description="Cohort code.")] = None,
+        region: Annotated[str | None, Query(max_length=32, description="Region code.")] = None,
+        leader: Annotated[
+            int | None, Query(ge=1, le=MAX_ID, description="The leader's Telegram user id.")
+        ] = None,
+        status: Status | None = None,
+        start_from: Annotated[
+            date | None, Query(alias="from", description="Started on or after (YYYY-MM-DD).")
+        ] = None,
+        start_to: Annotated[
+            date | None, Query(alias="to", description="Started on or before (YYYY-MM-DD).")
+        ] = None,
+        cursor: Annotated[str | None, Query(max_length=64)] = None,
+        limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 50,
+        format: Annotated[Format, _FORMAT] = Format.json,
+    ) -> Response:
+        """Cohorts that match every filter given. `next_cursor` (JSON) or the `Link`
+        header (`rel="next"`, both formats) leads to the next page."""
+        if start_from and start_to and start_from > start_to:
+            raise ApiProblem(
+                422,
+                "Invalid request",
+                "query.from: after query.to",
+                errors=[{"field": "query.from", "message": "after query.to"}],
+            )
+        choice = CohortFilter(
+            code=code.strip().upper() if code else None,
+            region=region.strip().upper() if region else None,
+            leader_telegram_id=leader,
+            status=status.value if status else None,
+            start_from=start_from,
+            start_to=start_to,
+        )
+        page = await list_cohorts(choice, _before(cursor) if cursor else None, limit)
+        next_cursor = _cursor(page.next_before_id) if page.next_before_id else None
+        headers = {}
+        if next_cursor:
+            link = request.url.include_query_params(cursor=next_cursor)
+            headers["Link"] = f'<{link}>; rel="next"'
+        if format is Format.csv:
+            return _csv(page.items, _COLUMNS, headers)
+        body = CohortPage(
+            items=[Cohort.model_validate(c, from_attributes=True) for c in page.items],
+            next_cursor=next_cursor,
+        )
+        return JSONResponse(body.model_dump(mode="json"), headers=headers)
+
+    @router.get(
+        "/cohorts/{cohort_id}",
+        response_model=Cohort,
+        summary="One cohort",
+        responses={200: {"content": _CSV_CONTENT}, **documented(404)},
+    )
+    async def cohort(
+        cohort_id: Annotated[int, Path(ge=1, le=MAX_ID)],
+        format: Annotated[Format, _FORMAT] = Format.json,
+    ) -> Response:
+        found = await details(cohort_id)
+        if found is None:
+            raise ApiProblem(404, "Not Found", f"there is no cohort {cohort_id}")
+        if format is Format.csv:
+            return _csv([found], _COLUMNS)
+        return JSONResponse(
+            Cohort.model_validate(found, from_attributes=True).model_dump(mode="json")
+        )
+
+    @router.get(
+        "/cohorts/{cohort_id}/steps",
+        response_model=Steps,
+        summary="A cohort's step timeline",
+        responses={200: {"content": _CSV_CONTENT}, **documented(404)},
+    )
+    async def cohort_steps(
+        cohort_id: Annotated[int, Path(ge=1, le=MAX_ID)],
+        status: Annotated[
+            StepStatus | None, Query(description="Only the runs in this state.")
+        ] = None,
+        format: Annotated[Format, _FORMAT] = Format.json,
+    ) -> Response:
+        """Every step run of the cohort by due time: posts, talk parts, envelopes, the
+        pitch and task unlocks, with how late each started and what came of it."""
+        lines = await steps(cohort_id, status.value if status else None)
+        if lines is None:
+            raise ApiProblem(404, "Not Found", f"there is no cohort {cohort_id}")
+        if format is Format.csv:
+            return _csv(lines, _STEP_COLUMNS)
+        body = Steps(items=[Step.model_validate(line, from_attributes=True) for line in lines])
+        return JSONResponse(body.model_dump(mode="json"))
+
+    return router

@@ -1,0 +1,98 @@
+"""Cohorts as ops list them: chosen by code, region, leader, status and start date,
+newest first, a page at a time; and one cohort's step timeline."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+
+from funnels.deps import Deps
+from funnels.kernel.records import StepRunRecord
+from funnels.ops.ports import CohortFilter, CohortSummary, ReportsTx
+
+MAX_PAGE = 500
+
+
+@dataclass(frozen=True, slots=True)
+class CohortPage:
+    items: list[CohortSummary]
+    next_before_id: int | None
+    """Where the next page starts (ids below this one); None on the last page."""
+
+
+class ListCohorts:
+    def __init__(self, deps: Deps) -> None:
+        self.deps = deps
+
+    async def __call__(
+        self, choice: CohortFilter, before_id: int | None = None, limit: int = 50
+    ) -> CohortPage:
+        limit = max(1, min(limit, MAX_PAGE))
+        async with self.deps.uow(ReportsTx).transaction() as tx:
+            rows = await tx.reports.cohort_page(choice, before_id, limit + 1)
+        more = len(rows) > limit
+        items = rows[:limit]
+        return CohortPage(items, items[-1].id if more else None)
+
+
+class CohortDetails:
+    def __init__(self, deps: Deps) -> None:
+        self.deps = deps
+
+    async def __call__(self, cohort_id: int) -> CohortSummary | None:
+        async with self.deps.uow(ReportsTx).transaction() as tx:
+            return await tx.reports.cohort_summary(cohort_id)
+
+
+@dataclass(frozen=True, slots=True)
+class StepLine:
+    """One step run as the timeline shows it."""
+
+    key: str
+    kind: str
+    stage: str
+    day: int
+    part: int | None
+    due_at: datetime
+    status: str
+    attempts: int
+    started_at: datetime | None
+    late_seconds: int | None
+    """How long after its due time the run started (never negative); None until then."""
+    outcome: Mapping[str, object] | None
+    error: str | None
+
+    @classmethod
+    def of(cls, run: StepRunRecord) -> StepLine:
+        late = None
+        if run.started_at is not None:
+            late = max(0, int((run.started_at - run.due_at).total_seconds()))
+        return cls(
+            run.key,
+            run.kind.value,
+            run.stage.value,
+            run.day,
+            run.part,
+            run.due_at,
+            run.status,
+            run.attempts,
+            run.started_at,
+            late,
+            run.outcome,
+            run.error,
+        )
+
+
+class CohortSteps:
+    def __init__(self, deps: Deps) -> None:
+        self.deps = deps
+
+    async def __call__(self, cohort_id: int, status: str | None = None) -> list[StepLine] | None:
+        """The cohort's step runs by due time (only those in ``status`` if given); None
+        when there is no such cohort."""
+        async with self.deps.uow(ReportsTx).transaction() as tx:
+            if await tx.reports.cohort_summary(cohort_id) is None:
+                return None
+            runs = await tx.steps.timeline(cohort_id)
+        return [StepLine.of(r) for r in runs if status is None or r.status == status]

@@ -1,0 +1,348 @@
+"""The stats API's door and its first routes, on SQLite and PostgreSQL: API keys (made,
+listed, revoked, only their hash kept), Bearer checks, RFC 9457 problems for every
+error, and the cohorts (filters, cursor pages, CSV)."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import select
+from typer.testing import CliRunner
+
+from bot.cli import app as cli_app
+from bot.http.app import create_app
+from funnels.kernel.refusals import Refused
+from funnels.ops.keys import Authenticate, CreateApiKey, ListApiKeys, RevokeApiKey
+from funnels.people.regions import AddRegion
+from storage.tables import api_keys
+from tests.support.funnel_kit import Kit
+
+PROBLEM = "application/problem+json"
+
+
+# ------------------------------------------------------------------ keys
+
+
+async def test_a_key_is_shown_once_and_only_its_hash_is_kept(kit: Kit) -> None:
+    record, key = await CreateApiKey(kit.deps)("dashboard")
+    assert key.startswith("fbk_") and len(key) >= 40
+    assert record.prefix == key[:12] and record.revoked_at is None
+    stored = (await kit.rows(select(api_keys)))[0]
+    assert key not in {str(v) for v in stored._mapping.values()}
+    assert (await Authenticate(kit.deps)(key)) == record
+    assert [k.last_used_at for k in await ListApiKeys(kit.deps)()] == [kit.clock.now()]
+
+
+async def test_names_are_checked_and_unique_among_active_keys(kit: Kit) -> None:
+    await CreateApiKey(kit.deps)("ci")
+    with pytest.raises(Refused) as taken:
+        await CreateApiKey(kit.deps)(" ci ")
+    assert taken.value.code == "key_exists"
+    for bad in ("", "   ", "x" * 65, "tab\there"):
+        with pytest.raises(Refused) as refused:
+            await CreateApiKey(kit.deps)(bad)
+        assert refused.value.code == "bad_key_name"
+    assert [k.name for k in await ListApiKeys(kit.deps)()] == ["ci"]
+
+
+async def test_a_revoked_key_is_refused_at_once_and_its_name_is_free_again(kit: Kit) -> None:
+    old, old_key = await CreateApiKey(kit.deps)("ci")
+    revoked = await RevokeApiKey(kit.deps)("ci")
+    assert revoked.id == old.id and revoked.revoked_at == kit.clock.now()
+    assert await Authenticate(kit.deps)(old_key) is None
+    with pytest.raises(Refused) as again:
+        await RevokeApiKey(kit.deps)("ci")
+    assert again.value.code == "unknown_key"
+    new, new_key = await CreateApiKey(kit.deps)("ci")
+    assert (await Authenticate(kit.deps)(new_key)) is not None
+    listed = await ListApiKeys(kit.deps)()
+    assert [(k.id, k.revoked_at is not None) for k in listed] == [(old.id, True), (new.id, False)]
+
+
+async def test_use_is_noted_to_the_minute_not_on_every_request(kit: Kit) -> None:
+    _, key = await CreateApiKey(kit.deps)("ci")
+    first = kit.clock.now()
+    authenticate = Authenticate(kit.deps)
+    assert (await authenticate(key)) is not None
+    kit.clock.advance(timedelta(seconds=30))
+    assert (await authenticate(key)) is not None
+    assert [k.last_used_at for k in await ListApiKeys(kit.deps)()] == [first]
+    kit.clock.advance(timedelta(seconds=31))
+    assert (await authenticate(key)) is not None
+    assert [k.last_used_at for k in await ListApiKeys(kit.deps)()] == [kit.clock.now()]
+
+
+async def test_keys_that_are_not_keys_are_refused(kit: Kit) -> None:
+    _, key = await CreateApiKey(kit.deps)("ci")
+    authenticate = Authenticate(kit.deps)
+    for other in ("", key[:-1], key + "x", key.upper(), "fbk_" + "é" * 40, "x" * 5000):
+        assert await authenticate(other) is None
+
+
+def test_the_command_line_makes_lists_and_revokes_keys(cli: Kit) -> None:
+    runner = CliRunner()
+    made = runner.invoke(cli_app, ["apikey", "create", "ops"])
+    assert made.exit_code == 0, made.output
+    key = made.stdout.strip()
+    assert key.startswith("fbk_") and "not shown again" in made.stderr
+    listed = runner.invoke(cli_app, ["apikey", "list"])
+    assert listed.exit_code == 0 and "ops" in listed.stdout and key not in listed.stdout
+    assert key[:12] in listed.stdout and "active" in listed.stdout
+    twice = runner.invoke(cli_app, ["apikey", "create", "ops"])
+    assert twice.exit_code == 1 and "exists already" in twice.stderr
+    gone = runner.invoke(cli_app, ["apikey", "revoke", "ops"])
+    assert gone.exit_code == 0 and "revoked" in gone.stdout
+    unknown = runner.invoke(cli_app, ["apikey", "revoke", "ops"])
+    assert unknown.exit_code == 1 and "no key named 'ops'" in unknown.stderr
+    assert "revoked" in runner.invoke(cli_app, ["apikey", "list"]).stdout
+
+
+# ------------------------------------------------------------------ HTTP
+
+
+@pytest.fixture
+async def api(kit: Kit) -> AsyncIterator[httpx.AsyncClient]:
+    _, key = await CreateApiKey(kit.deps)("tests")
+    transport = httpx.ASGITransport(app=create_app(kit.store.engine, deps=kit.deps))
+    async with httpx.AsyncClient(
+        transport=transport,
+        base_url="http://funnelbot",
+        headers={"Authorization": f"Bearer {key}"},
+    ) as client:
+        yield client
+
+
+def _problem(answer: httpx.Response, status: int) -> dict[str, Any]:
+    assert answer.status_code == status, answer.text
+    assert answer.headers["content-type"] == PROBLEM
+    body: dict[str, Any] = answer.json()
+    assert body["status"] == status and body["title"] and body["detail"]
+    return body
+
+
+async def test_no_key_a_wrong_key_and_a_revoked_key_are_401s(
+    kit: Kit, api: httpx.AsyncClient
+) -> None:
+    bare = await api.get("/api/v1/cohorts", headers={"Authorization": ""})
+    assert "apikey create" in _problem(bare, 401)["detail"]
+    assert bare.headers["www-authenticate"] == 'Bearer realm="funnelbot"'
+    for value in ("Bearer fbk_nope", "Basic dXNlcjpwYXNz", "fbk_x", "Bearer "):
+        wrong = await api.get("/api/v1/cohorts", headers={"Authorization": value})
+        _problem(wrong, 401)
+    _, key = await CreateApiKey(kit.deps)("short-lived")
+    fine = await api.get("/api/v1/cohorts", headers={"Authorization": f"Bearer {key}"})
+    assert fine.status_code == 200
+    await RevokeApiKey(kit.deps)("short-lived")
+    revoked = await api.get("/api/v1/cohorts/1", headers={"Authorization": f"Bearer {key}"})
+    assert "revoked" in _problem(revoked, 401)["detail"]
+    assert 'error="invalid_token"' in revoked.headers["www-authenticate"]
+
+
+async def _world(kit: Kit) -> dict[str, Any]:
+    """Five cohorts: three in SEA (one led by a leader, one paused), two in LATAM."""
+    sea = await AddRegion(kit.deps)("SEA", "South-East Asia", "Asia/Singapore")
+    latam = await AddRegion(kit.deps)("LATAM", "Latin America", "America/Bogota")
+    (leader,) = await kit.users(1)
+    cohorts = [
+        await kit.start(chat=None, region_id=sea.id, leader=leader),
+        await kit.start(chat=None, region_id=sea.id),
+        await kit.start(chat=None, region_id=latam.id),
+        await kit.start(chat=None, region_id=sea.id),
+        await kit.start(chat=None, region_id=latam.id),
+    ]
+    async with kit.store.transaction() as tx:
+        await tx.cohorts.set_status(cohorts[3].id, "paused", "ops asked", kit.clock.now())
+        await tx.commit()
+    return {"cohorts": cohorts, "leader": leader}
+
+
+async def test_cohorts_newest_first_with_every_filter(kit: Kit, api: httpx.AsyncClient) -> None:
+    world = await _world(kit)
+    ids = [c.id for c in world["cohorts"]]
+    got = (await api.get("/api/v1/cohorts")).json()
+    assert [c["id"] for c in got["items"]] == ids[::-1] and got["next_cursor"] is None
+    first = next(c for c in got["items"] if c["id"] == ids[0])
+    assert first["region"] == "SEA" and first["code"] == world["cohorts"][0].code
+    assert first["leader_telegram_id"] == world["leader"].telegram_id
+    assert first["budget_minor"] == world["cohorts"][0].budget_minor
+
+    async def chosen(**params: Any) -> list[int]:
+        answer = await api.get("/api/v1/cohorts", params=params)
+        assert answer.status_code == 200, answer.text
+        return [c["id"] for c in answer.json()["items"]]
+
+    assert await chosen(region="sea") == [ids[3], ids[1], ids[0]]
+    assert await chosen(region="LATAM", status="running") == [ids[4], ids[2]]
+    assert await chosen(status="paused") == [ids[3]]
+    assert await chosen(leader=world["leader"].telegram_id) == [ids[0]]
+    assert await chosen(code=world["cohorts"][2].code.lower()) == [ids[2]]
+    start = world["cohorts"][0].start_date.isoformat()
+    assert await chosen(**{"from": start, "to": start}) == ids[::-1]
+    assert await chosen(**{"to": "2000-01-01"}) == []
+    assert await chosen(region="NOWHERE") == []
+
+
+async def test_pages_follow_the_cursor_and_each_cohort_comes_once(
+    kit: Kit, api: httpx.AsyncClient
+) -> None:
+    ids = [c.id for c in (await _world(kit))["cohorts"]]
+    seen: list[int] = []
+    params: dict[str, Any] = {"limit": 2, "region": "SEA"}
+    pages = 0
+    while True:
+        answer = await api.get("/api/v1/cohorts", params=params)
+        body = answer.json()
+        seen += [c["id"] for c in body["items"]]
+        pages += 1
+        if body["next_cursor"] is None:
+            assert "link" not in answer.headers
+            break
+        assert (
+            body["next_cursor"] in answer.headers["link"] and 'rel="next"' in answer.headers["link"]
+        )
+        params["cursor"] = body["next_cursor"]
+    assert seen == [ids[3], ids[1], ids[0]] and pages == 2
+
+
+async def test_csv_says_what_json_says(kit: Kit, api: httpx.AsyncClient) -> None:
+    await _world(kit)
+    as_json = (await api.get("/api/v1/cohorts")).json()["items"]
+    answer = await api.get("/api/v1/cohorts", params={"format": "csv"})
+    assert answer.headers["content-type"].startswith("text/csv")
+    rows = list(csv.DictReader(io.StringIO(answer.text)))
+    assert [r["id"] for r in rows] == [str(c["id"]) for c in as_json]
+    assert rows[0]["code"] == as_json[0]["code"] and rows[0]["region"] == as_json[0]["region"]
+    assert rows[0]["status_reason"] == (as_json[0]["status_reason"] or "")
+    one = await api.get(f"/api/v1/cohorts/{as_json[0]['id']}", params={"format": "csv"})
+    assert list(csv.DictReader(io.StringIO(one.text))) == rows[:1]
+
+
+async def test_one_cohort_and_a_missing_one(kit: Kit, api: httpx.AsyncClient) -> None:
+    cohort = (await _world(kit))["cohorts"][3]
+    answer = await api.get(f"/api/v1/cohorts/{cohort.id}")
+    body = answer.json()
+    assert body["id"] == cohort.id and body["status"] == "paused"
+    assert body["status_reason"] == "ops asked" and body["generation"] == 1
+    assert (
+        f"no cohort {cohort.id + 100}"
+        in _problem(await api.get(f"/api/v1/cohorts/{cohort.id + 100}"), 404)["detail"]
+    )
+
+
+@pytest.mark.parametrize(
+    ("path", "field"),
+    [
+        ("/api/v1/cohorts?limit=0", "query.limit"),
+        ("/api/v1/cohorts?limit=501", "query.limit"),
+        ("/api/v1/cohorts?status=done", "query.status"),
+        ("/api/v1/cohorts?from=yesterday", "query.from"),
+        ("/api/v1/cohorts?from=2026-12-01&to=2026-11-01", "query.from"),
+        ("/api/v1/cohorts?leader=-4", "query.leader"),
+        ("/api/v1/cohorts?format=xml", "query.format"),
+        ("/api/v1/cohorts/abc", "path.cohort_id"),
+        ("/api/v1/cohorts/0", "path.cohort_id"),
+        ("/api/v1/cohorts/99999999999999999999", "path.cohort_id"),
+    ],
+)
+async def test_bad_parameters_are_422s_naming_the_field(
+    api: httpx.AsyncClient, path: str, field: str
+) -> None:
+    body = _problem(await api.get(path), 422)
+    assert body["detail"].startswith(field) and body["errors"][0]["field"] == field
+
+
+@pytest.mark.parametrize("cursor", ["zzz", "LTE", "MA", "YWJj", "=" * 8, "9" * 40])
+async def test_a_cursor_this_api_did_not_give_is_a_400(api: httpx.AsyncClient, cursor: str) -> None:
+    body = _problem(await api.get("/api/v1/cohorts", params={"cursor": cursor}), 400)
+    assert body["errors"][0]["field"] == "query.cursor"
+
+
+async def test_unknown_routes_and_methods_are_problems_too(api: httpx.AsyncClient) -> None:
+    assert "/api/v1/nothing" in _problem(await api.get("/api/v1/nothing"), 404)["detail"]
+    wrong = await api.delete("/api/v1/cohorts")
+    assert "DELETE" in _problem(wrong, 405)["detail"]
+
+
+async def test_openapi_documents_the_routes_their_key_and_their_problems(
+    api: httpx.AsyncClient,
+) -> None:
+    document = (await api.get("/openapi.json")).json()
+    listing = document["paths"]["/api/v1/cohorts"]["get"]
+    assert {"200", "400", "401", "422"} <= set(listing["responses"])
+    assert PROBLEM in listing["responses"]["401"]["content"]
+    assert "text/csv; charset=utf-8" in listing["responses"]["200"]["content"]
+    assert listing["security"] and "api key" in document["components"]["securitySchemes"]
+    assert document["components"]["schemas"]["Cohort"]["examples"]
+    assert {p["name"] for p in listing["parameters"]} >= {"region", "from", "to", "cursor"}
+
+
+async def test_a_database_that_cannot_be_reached_is_a_503_not_a_crash(
+    kit: Kit, tmp_path: Any
+) -> None:
+    from funnels.deps import Deps
+    from storage.db import create_engine
+    from storage.uow import SqlStore
+
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path}/missing/folder/funnel.db")
+    try:
+        deps = Deps(SqlStore(engine), kit.messenger, kit.clock)
+        transport = httpx.ASGITransport(app=create_app(engine, deps=deps))
+        async with httpx.AsyncClient(transport=transport, base_url="http://funnelbot") as client:
+            answer = await client.get(
+                "/api/v1/cohorts", headers={"Authorization": "Bearer fbk_" + "a" * 43}
+            )
+        assert "try again" in _problem(answer, 503)["detail"]
+        assert answer.headers["retry-after"] == "5"
+    finally:
+        await engine.dispose()
+
+
+# ------------------------------------------------------------------ steps
+
+
+async def test_the_step_timeline_says_what_ran_how_late_and_what_is_in_doubt(
+    kit: Kit, api: httpx.AsyncClient
+) -> None:
+    cohort = await kit.talk_in_doubt()
+    statuses = await kit.statuses(cohort.id)
+    answer = await api.get(f"/api/v1/cohorts/{cohort.id}/steps")
+    assert answer.status_code == 200, answer.text
+    items = answer.json()["items"]
+    assert {i["key"]: i["status"] for i in items} == statuses
+    due = [i["due_at"] for i in items]
+    assert due == sorted(due)
+    doubt = next(i for i in items if i["key"] == "d1_talk")
+    assert doubt["status"] == "unknown" and doubt["error"] and doubt["late_seconds"] is not None
+    # The tick at 10:00 started what fell due before it, as late as that.
+    started = [i for i in items if i["started_at"] is not None]
+    assert started and all(i["late_seconds"] >= 0 for i in started)
+    assert all(i["late_seconds"] is None for i in items if i["started_at"] is None)
+
+    async def keys(status: str) -> list[str]:
+        got = await api.get(f"/api/v1/cohorts/{cohort.id}/steps", params={"status": status})
+        return [i["key"] for i in got.json()["items"]]
+
+    assert await keys("unknown") == ["d1_talk"]
+    assert await keys("held") == [k for k, v in statuses.items() if v == "held"]
+    as_csv = await api.get(f"/api/v1/cohorts/{cohort.id}/steps", params={"format": "csv"})
+    rows = list(csv.DictReader(io.StringIO(as_csv.text)))
+    assert [r["key"] for r in rows] == [i["key"] for i in items]
+    assert next(r for r in rows if r["key"] == "d1_talk")["status"] == "unknown"
+
+
+async def test_steps_of_a_missing_cohort_or_a_bad_status(kit: Kit, api: httpx.AsyncClient) -> None:
+    cohort = await kit.start()
+    assert (
+        f"no cohort {cohort.id + 1}"
+        in _problem(await api.get(f"/api/v1/cohorts/{cohort.id + 1}/steps"), 404)["detail"]
+    )
+    body = _problem(await api.get(f"/api/v1/cohorts/{cohort.id}/steps?status=lost"), 422)
+    assert body["errors"][0]["field"] == "query.status"
+    pending = await api.get(f"/api/v1/cohorts/{cohort.id}/steps", params={"status": "pending"})
+    assert len(pending.json()["items"]) == len(await kit.statuses(cohort.id))
