@@ -298,8 +298,11 @@ def routes(deps: Deps) -> APIRouter:
             Cohort.model_validate(found, from_attributes=True).model_dump(mode="json")
         )
 
-    @router.get(
-        "/cohorts/{cohort_id}/steps",
+    # What one cohort has beyond its summary.
+    one = APIRouter(prefix="/cohorts/{cohort_id}")
+
+    @one.get(
+        "/steps",
         response_model=Steps,
         summary="A cohort's step timeline",
         responses={200: {"content": _CSV_CONTENT}, **documented(404)},
@@ -321,4 +324,5 @@ def routes(deps: Deps) -> APIRouter:
         body = Steps(items=[Step.model_validate(line, from_attributes=True) for line in lines])
         return JSONResponse(body.model_dump(mode="json"))
 
+    router.include_router(one)
     return router
