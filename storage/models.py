@@ -524,3 +524,20 @@ class ApiKey(Base):
     created_at: Mapped[datetime]
     last_used_at: Mapped[datetime | None]
     revoked_at: Mapped[datetime | None]
+
+
+class OpsAction(Base):
+    """What ops did to a cohort over the HTTP API (pause, resume …), written in the
+    action's own transaction: the cohort's timeline shows who did what and when."""
+
+    __tablename__ = "ops_actions"
+    __table_args__ = (Index("ix_ops_actions_cohort_id_id", "cohort_id", "id"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    cohort_id: Mapped[int] = mapped_column(ForeignKey("cohorts.id"))
+    api_key_id: Mapped[int | None] = mapped_column(ForeignKey("api_keys.id"))
+    by: Mapped[str] = mapped_column(String(80))
+    """Who, as the timeline names them (``api key dashboard-sea``)."""
+    action: Mapped[str] = mapped_column(String(16))
+    detail: Mapped[str | None] = mapped_column(String(256))
+    at: Mapped[datetime]

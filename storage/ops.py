@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
-from funnels.kernel.records import ApiKeyRecord
+from funnels.kernel.records import ApiKeyRecord, OpsActionRecord
 from funnels.kernel.refusals import AlreadyExists
 from funnels.kernel.stages import Stage
 from funnels.ops.ports import (
@@ -30,6 +30,7 @@ from storage.tables import (
     cohorts as _c,
     envelopes as _e,
     ledger_entries as _l,
+    ops_actions as _oa,
     payouts as _p,
     regions as _r,
     step_runs as _s,
@@ -229,3 +230,34 @@ class SqlApiKeys(Repo):
 
     async def touch(self, key_id: int, at: datetime) -> None:
         await self.conn.execute(_k.update().where(_k.c.id == key_id).values(last_used_at=at))
+
+
+class SqlOpsActions(Repo):
+    async def record(
+        self,
+        cohort_id: int,
+        api_key_id: int | None,
+        by: str,
+        action: str,
+        detail: str | None,
+        at: datetime,
+    ) -> None:
+        await self.conn.execute(
+            _oa.insert().values(
+                cohort_id=cohort_id,
+                api_key_id=api_key_id,
+                by=by,
+                action=action,
+                detail=detail,
+                at=at,
+            )
+        )
+
+    async def for_cohort(self, cohort_id: int) -> list[OpsActionRecord]:
+        rows = await self.conn.execute(
+            select(_oa).where(_oa.c.cohort_id == cohort_id).order_by(_oa.c.id)
+        )
+        return [
+            OpsActionRecord(r.id, r.cohort_id, r.api_key_id, r.by, r.action, r.detail, r.at)
+            for r in rows.all()
+        ]

@@ -21,6 +21,7 @@ from storage.models import (
     MemberActivity,
     MemberGroup,
     MemberReminder,
+    OpsAction,
     Payout,
     Proof,
     Region,
@@ -54,3 +55,4 @@ installation_secrets = cast(Table, InstallationSecret.__table__)
 member_groups = cast(Table, MemberGroup.__table__)
 member_reminders = cast(Table, MemberReminder.__table__)
 api_keys = cast(Table, ApiKey.__table__)
+ops_actions = cast(Table, OpsAction.__table__)

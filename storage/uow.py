@@ -22,7 +22,7 @@ from storage.envelopes import SqlEnvelopes
 from storage.groups import SqlMemberGroups
 from storage.ladder import SqlEvents, SqlLedger, SqlTasks
 from storage.members import SqlMembers
-from storage.ops import SqlApiKeys, SqlReports
+from storage.ops import SqlApiKeys, SqlOpsActions, SqlReports
 from storage.payouts import SqlPayouts
 from storage.people import SqlLinks, SqlRegions, SqlUsers
 from storage.proofs import SqlProofs
@@ -54,6 +54,7 @@ class SqlTransaction:
         self.member_groups = SqlMemberGroups(conn)
         self.reminders = SqlReminders(conn)
         self.api_keys = SqlApiKeys(conn)
+        self.ops_actions = SqlOpsActions(conn)
         self._committed = False
 
     async def commit(self) -> None:

@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from bot.http import events, health, links as tracked_links, problems, stats, webhook
+from bot.http import events, health, links as tracked_links, ops, problems, stats, webhook
 from bot.http.events import EventIntake
 from bot.http.front import FrontDoor
 from bot.http.links import LinkRedirects
@@ -24,8 +24,8 @@ def create_app(
     deps: Deps | None = None,
 ) -> FrontDoor:
     """The service's ASGI app: FastAPI behind a front door that answers the high-volume
-    routes (events, tracked links) directly. The stats routes need ``deps`` (their
-    reads and the API keys)."""
+    routes (events, tracked links) directly. The stats and ops routes need ``deps``
+    (their use cases and the API keys)."""
     app = FastAPI(title="funnelbot", version="0.1.0")
     problems.install(app)
     app.include_router(health.routes(engine))
@@ -33,6 +33,7 @@ def create_app(
     app.include_router(events.routes(intake))
     if deps is not None:
         app.include_router(stats.routes(deps))
+        app.include_router(ops.routes(deps))
     _, schemas = events.request_schema()
     make_openapi = app.openapi
 

@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from bot.http.auth import api_key
 from bot.http.problems import ApiProblem, documented
 from funnels.deps import Deps
+from funnels.ops.actions import CohortActions
 from funnels.ops.cohorts import MAX_PAGE, CohortDetails, CohortSteps, ListCohorts, StepLine
 from funnels.ops.ports import CohortFilter, CohortSummary
 
@@ -158,6 +159,34 @@ class Step(BaseModel):
     error: str | None
 
 
+class Action(BaseModel):
+    """Something ops did to the cohort, who did it (an API key) and when."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "action": "pause",
+                    "by": "api key dashboard-sea",
+                    "api_key_id": 3,
+                    "detail": None,
+                    "at": "2026-11-18T12:40:00Z",
+                }
+            ]
+        }
+    )
+
+    action: str
+    by: str
+    api_key_id: int | None
+    detail: str | None
+    at: datetime
+
+
+class Actions(BaseModel):
+    items: list[Action]
+
+
 class Steps(BaseModel):
     model_config = ConfigDict(json_schema_extra={"examples": [{"items": [_STEP_EXAMPLE]}]})
 
@@ -223,6 +252,7 @@ def routes(deps: Deps) -> APIRouter:
         responses=documented(401, 422),
     )
     list_cohorts, details, steps = ListCohorts(deps), CohortDetails(deps), CohortSteps(deps)
+    actions = CohortActions(deps)
 
     @router.get(
         "/cohorts",
@@ -322,6 +352,20 @@ def routes(deps: Deps) -> APIRouter:
         if format is Format.csv:
             return _csv(lines, _STEP_COLUMNS)
         body = Steps(items=[Step.model_validate(line, from_attributes=True) for line in lines])
+        return JSONResponse(body.model_dump(mode="json"))
+
+    @one.get(
+        "/actions",
+        response_model=Actions,
+        summary="What ops did to a cohort",
+        responses=documented(404),
+    )
+    async def cohort_actions(cohort_id: Annotated[int, Path(ge=1, le=MAX_ID)]) -> Response:
+        """Pauses and resumes over this API, oldest first, with the key that asked."""
+        done = await actions(cohort_id)
+        if done is None:
+            raise ApiProblem(404, "Not Found", f"there is no cohort {cohort_id}")
+        body = Actions(items=[Action.model_validate(a, from_attributes=True) for a in done])
         return JSONResponse(body.model_dump(mode="json"))
 
     router.include_router(one)

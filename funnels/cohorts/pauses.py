@@ -1,8 +1,9 @@
 """Why a cohort is paused, as kept in ``cohorts.status_reason``.
 
 The column holds a stable code, never words, so ``/status`` can say it in the reader's
-language: ``paused_by_leader``, ``removed``, ``cannot_post``, or ``demoted`` followed by
-the rights the bot lost (``demoted: can_pin_messages, can_delete_messages``).
+language: ``paused_by_leader``, ``paused_by_ops`` (over the HTTP API), ``removed``,
+``cannot_post``, or ``demoted`` followed by the rights the bot lost (``demoted:
+can_pin_messages, can_delete_messages``).
 
 Rows written before the codes, or by hand (an operator's note), hold free text; such a
 reason parses to :attr:`PauseReason.note` and is shown as it is.
@@ -15,7 +16,7 @@ from typing import Literal, get_args
 
 from funnels.kernel.messaging import Right
 
-PauseCode = Literal["paused_by_leader", "removed", "demoted", "cannot_post"]
+PauseCode = Literal["paused_by_leader", "paused_by_ops", "removed", "demoted", "cannot_post"]
 
 _CODES: dict[str, PauseCode] = {code: code for code in get_args(PauseCode)}
 # What releases before the codes stored for a leader's /pause.

@@ -401,3 +401,17 @@ class ApiKeyRecord:
     created_at: datetime
     last_used_at: datetime | None
     revoked_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class OpsActionRecord:
+    """Something ops did to a cohort, with who did it (an API key, by id and name) and
+    when: it shows in the cohort's timeline."""
+
+    id: int
+    cohort_id: int
+    api_key_id: int | None
+    by: str
+    action: str
+    detail: str | None
+    at: datetime

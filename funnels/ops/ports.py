@@ -12,6 +12,8 @@ from typing import NamedTuple, Protocol
 from funnels.kernel.records import (
     ApiKeyRecord,
     CohortRecord,
+    CohortStatus,
+    OpsActionRecord,
     StepRunRecord,
 )
 from funnels.kernel.stages import Stage
@@ -19,6 +21,10 @@ from funnels.kernel.stages import Stage
 
 class Cohorts(Protocol):
     async def by_code(self, code: str) -> CohortRecord | None: ...
+    async def get(self, cohort_id: int) -> CohortRecord | None: ...
+    async def set_status(
+        self, cohort_id: int, status: CohortStatus, reason: str | None, at: datetime
+    ) -> None: ...
 
 
 class Steps(Protocol):
@@ -46,6 +52,21 @@ class Steps(Protocol):
         ...
 
 
+class OpsActions(Protocol):
+    async def record(
+        self,
+        cohort_id: int,
+        api_key_id: int | None,
+        by: str,
+        action: str,
+        detail: str | None,
+        at: datetime,
+    ) -> None: ...
+    async def for_cohort(self, cohort_id: int) -> list[OpsActionRecord]:
+        """Oldest first."""
+        ...
+
+
 class OpsTx(Protocol):
     """One unit of work as the ops use cases see it."""
 
@@ -53,6 +74,8 @@ class OpsTx(Protocol):
     def cohorts(self) -> Cohorts: ...
     @property
     def steps(self) -> Steps: ...
+    @property
+    def ops_actions(self) -> OpsActions: ...
 
     async def commit(self) -> None: ...
 

@@ -1,4 +1,4 @@
-"""api keys for the HTTP API's stats and ops routes
+"""api keys for the HTTP API's stats and ops routes, and the ops actions they take
 
 Revision ID: 0009
 Revises: 0008
@@ -34,6 +34,24 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_api_keys")),
         sa.UniqueConstraint("key_hash", name=op.f("uq_api_keys_key_hash")),
     )
+    op.create_table(
+        "ops_actions",
+        sa.Column("id", ID, nullable=False),
+        sa.Column("cohort_id", ID, nullable=False),
+        sa.Column("api_key_id", ID, nullable=True),
+        sa.Column("by", sa.String(length=80), nullable=False),
+        sa.Column("action", sa.String(length=16), nullable=False),
+        sa.Column("detail", sa.String(length=256), nullable=True),
+        sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["cohort_id"], ["cohorts.id"], name=op.f("fk_ops_actions_cohort_id_cohorts")
+        ),
+        sa.ForeignKeyConstraint(
+            ["api_key_id"], ["api_keys.id"], name=op.f("fk_ops_actions_api_key_id_api_keys")
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_ops_actions")),
+    )
+    op.create_index("ix_ops_actions_cohort_id_id", "ops_actions", ["cohort_id", "id"])
     op.create_index(
         "ix_api_keys_active_name",
         "api_keys",
@@ -45,5 +63,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.drop_index("ix_ops_actions_cohort_id_id", table_name="ops_actions")
+    op.drop_table("ops_actions")
     op.drop_index("ix_api_keys_active_name", table_name="api_keys")
     op.drop_table("api_keys")

@@ -28,6 +28,7 @@ from storage.models import Base
 DEFAULT_POSTGRES_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
 TABLES = {
     "api_keys",
+    "ops_actions",
     "regions",
     "users",
     "cohorts",

@@ -123,6 +123,7 @@ REQUIRED_KEYS = {
     "reason.demoted",
     "reason.cannot_post",
     "reason.paused_by_leader",
+    "reason.paused_by_ops",
     "reason.lost_rights",
     "grant.usage",
     "grant.not_admin",

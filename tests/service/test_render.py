@@ -92,6 +92,7 @@ def test_leaves_that_would_read_alike_keep_their_filters(render: Renderer) -> No
             "el líder envió /pause",
             "团长发送了 /pause",
         ),
+        ("paused_by_ops", "ops paused it", "operaciones lo pausó", "运营暂停了本期"),
         (
             "paused by the leader",
             "the leader sent /pause",

@@ -1,0 +1,99 @@
+"""What ops do to a cohort over the HTTP API: pause it and resume it. Each action is
+written, with the API key that asked and when, in the action's own transaction, so the
+cohort's timeline never misses one nor shows one that did not happen."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from funnels.cohorts.pauses import PauseReason
+from funnels.deps import Deps
+from funnels.kernel.messaging import WARMUP_RIGHTS
+from funnels.kernel.records import ApiKeyRecord, CohortRecord, OpsActionRecord
+from funnels.kernel.refusals import Refused
+from funnels.ops.ports import OpsTx
+
+
+@dataclass(frozen=True, slots=True)
+class Author:
+    """Who acts: an API key, by id and name."""
+
+    key_id: int
+    name: str
+
+    @classmethod
+    def of(cls, key: ApiKeyRecord) -> Author:
+        return cls(key.id, key.name)
+
+    @property
+    def by(self) -> str:
+        return f"api key {self.name}"
+
+
+async def _cohort(tx: OpsTx, cohort_id: int) -> CohortRecord:
+    cohort = await tx.cohorts.get(cohort_id)
+    if cohort is None:
+        raise Refused("no_cohort", id=cohort_id)
+    return cohort
+
+
+class PauseByOps:
+    """Pause a running cohort: no step runs until it is resumed (missed steps then follow
+    their late policy), as a leader's /pause does."""
+
+    def __init__(self, deps: Deps) -> None:
+        self.deps = deps
+
+    async def __call__(self, cohort_id: int, author: Author) -> CohortRecord:
+        now = self.deps.clock.now()
+        async with self.deps.uow(OpsTx).transaction() as tx:
+            cohort = await _cohort(tx, cohort_id)
+            if cohort.status != "running":
+                raise Refused("not_running", code=cohort.code, status=cohort.status)
+            reason = PauseReason("paused_by_ops").stored()
+            await tx.cohorts.set_status(cohort.id, "paused", reason, now)
+            await tx.ops_actions.record(cohort.id, author.key_id, author.by, "pause", None, now)
+            await tx.commit()
+        return replace(cohort, status="paused", status_reason=reason)
+
+
+class ResumeByOps:
+    """Run a paused cohort again, once the bot has what it needs in its warm-up group."""
+
+    def __init__(self, deps: Deps) -> None:
+        self.deps = deps
+
+    async def __call__(self, cohort_id: int, author: Author) -> CohortRecord:
+        async with self.deps.uow(OpsTx).transaction() as tx:
+            cohort = await _cohort(tx, cohort_id)
+        if cohort.status != "paused":
+            raise Refused("not_paused", code=cohort.code, status=cohort.status)
+        if cohort.warmup_chat_id is not None:
+            missing = await self.deps.messenger.missing_rights(cohort.warmup_chat_id, WARMUP_RIGHTS)
+            if missing:
+                raise Refused("still_missing", code=cohort.code, missing=tuple(missing))
+        now = self.deps.clock.now()
+        async with self.deps.uow(OpsTx).transaction() as tx:
+            cohort = await _cohort(tx, cohort_id)
+            if cohort.status != "paused":  # resumed meanwhile, by someone else
+                raise Refused("not_paused", code=cohort.code, status=cohort.status)
+            detail = cohort.status_reason and f"was: {cohort.status_reason}"[:256]
+            await tx.cohorts.set_status(cohort.id, "running", None, now)
+            await tx.ops_actions.record(
+                cohort.id, author.key_id, author.by, "resume", detail or None, now
+            )
+            await tx.commit()
+        return replace(cohort, status="running", status_reason=None)
+
+
+class CohortActions:
+    """What ops did to a cohort, oldest first; None when there is no such cohort."""
+
+    def __init__(self, deps: Deps) -> None:
+        self.deps = deps
+
+    async def __call__(self, cohort_id: int) -> list[OpsActionRecord] | None:
+        async with self.deps.uow(OpsTx).transaction() as tx:
+            if await tx.cohorts.get(cohort_id) is None:
+                return None
+            return await tx.ops_actions.for_cohort(cohort_id)
