@@ -117,7 +117,6 @@ def install(app: FastAPI) -> None:
             422, "Invalid request", f"{first['field']}: {first['message']}", errors=errors
         )
 
-    @app.exception_handler(DBAPIError)
     @app.exception_handler(ConnectionError)
     @app.exception_handler(TimeoutError)
     async def _unavailable(request: Request, exc: Exception) -> Response:
@@ -128,6 +127,14 @@ def install(app: FastAPI) -> None:
             "the database could not be reached; try again shortly",
             headers={"Retry-After": "5"},
         )
+
+    @app.exception_handler(DBAPIError)
+    async def _database(request: Request, exc: DBAPIError) -> Response:
+        # Lost or never made, the connection: try again. Anything else (a schema this
+        # code does not know, say) is a failure like any other.
+        if exc.connection_invalidated or exc.statement is None:
+            return await _unavailable(request, exc)
+        return await _failed(request, exc)
 
     @app.exception_handler(Exception)
     async def _failed(request: Request, exc: Exception) -> Response:

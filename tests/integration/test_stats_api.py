@@ -346,3 +346,26 @@ async def test_steps_of_a_missing_cohort_or_a_bad_status(kit: Kit, api: httpx.As
     assert body["errors"][0]["field"] == "query.status"
     pending = await api.get(f"/api/v1/cohorts/{cohort.id}/steps", params={"status": "pending"})
     assert len(pending.json()["items"]) == len(await kit.statuses(cohort.id))
+
+
+async def test_a_database_without_the_schema_is_a_logged_500_not_a_503(
+    kit: Kit, tmp_path: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    from funnels.deps import Deps
+    from storage.db import create_engine
+    from storage.uow import SqlStore
+
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path}/never-migrated.db")
+    try:
+        deps = Deps(SqlStore(engine), kit.messenger, kit.clock)
+        transport = httpx.ASGITransport(
+            app=create_app(engine, deps=deps), raise_app_exceptions=False
+        )
+        async with httpx.AsyncClient(transport=transport, base_url="http://funnelbot") as client:
+            answer = await client.get(
+                "/api/v1/cohorts", headers={"Authorization": "Bearer fbk_" + "a" * 43}
+            )
+        assert "it is logged" in _problem(answer, 500)["detail"]
+        assert "no such table" in caplog.text
+    finally:
+        await engine.dispose()
