@@ -1,22 +1,27 @@
-"""The ops routes (``Authorization: Bearer`` API keys): pause and resume a cohort. Each
-action is recorded with the key that asked, and shows in
-``GET /api/v1/cohorts/{id}/actions``; a refusal is a problem and changes nothing."""
+"""The ops routes (``Authorization: Bearer`` API keys): pause and resume a cohort, retry
+one of its steps, raise its reward budget. Each action is recorded with the key that
+asked, and shows in ``GET /api/v1/cohorts/{id}/actions``; a refusal is a problem and
+changes nothing."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path
+from fastapi import APIRouter, Body, Depends, Path
 from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, ConfigDict, Field
 
 from bot.http.auth import api_key
 from bot.http.problems import ApiProblem, documented
 from bot.http.stats import API, MAX_ID, Cohort
 from funnels.deps import Deps
+from funnels.kernel.actor import KeyHolder
 from funnels.kernel.records import ApiKeyRecord
 from funnels.kernel.refusals import Refused
-from funnels.ops.actions import Author, PauseByOps, ResumeByOps
+from funnels.ladder.rewards import RaiseBudget
+from funnels.ops.actions import PauseByOps, ResumeByOps
 from funnels.ops.cohorts import CohortDetails
+from funnels.ops.steps import RetryStep
 
 _REFUSALS = {
     "no_cohort": (404, "Not Found", "there is no cohort {id}"),
@@ -27,7 +32,68 @@ _REFUSALS = {
         "Conflict",
         "cohort {code} stays paused: the bot still lacks {missing} in its warm-up group",
     ),
+    "no_step": (404, "Not Found", "cohort {code} has no step {step}"),
+    "step_waiting": (
+        409,
+        "Conflict",
+        "step {step} waits for {on} to be decided: retry or skip that one first",
+    ),
+    "cannot_retry": (
+        409,
+        "Conflict",
+        "step {step} is {status}: only a step whose outcome is unknown, that failed or "
+        "was skipped can be retried",
+    ),
+    "bad_amount": (422, "Invalid request", "body.add: {reason}"),
+    "not_positive": (422, "Invalid request", "body.add: the amount must be more than zero"),
 }
+
+
+class Retried(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"step": "d3_talk.p1", "resumed": ["d3_talk.p2"]}]}
+    )
+
+    step: str
+    """Pending again: the next tick sends it."""
+    resumed: list[str] = Field(description="Talk parts that were held behind it and go on.")
+
+
+class BudgetIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"add": "50.00"}]})
+
+    add: str = Field(
+        min_length=1,
+        max_length=32,
+        description="Amount to add, a decimal in the cohort's currency.",
+    )
+
+
+class BudgetOut(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "currency": "USD",
+                    "added_minor": 5000,
+                    "budget_minor": 155000,
+                    "paid": 12,
+                    "paid_minor": 2400,
+                    "still_owed": 0,
+                    "still_owed_minor": 0,
+                }
+            ]
+        }
+    )
+
+    currency: str
+    added_minor: int
+    budget_minor: int
+    paid: int
+    """Owed rewards paid now, in the order they were earned."""
+    paid_minor: int
+    still_owed: int
+    still_owed_minor: int
 
 
 def _problem(refused: Refused) -> ApiProblem:
@@ -37,6 +103,10 @@ def _problem(refused: Refused) -> ApiProblem:
     if isinstance(missing, tuple):
         params["missing"] = ", ".join(str(m) for m in missing)
     return ApiProblem(status, title, detail.format(**params))
+
+
+def _holder(key: ApiKeyRecord) -> KeyHolder:
+    return KeyHolder(key.id, key.name)
 
 
 def routes(deps: Deps) -> APIRouter:
@@ -49,6 +119,13 @@ def routes(deps: Deps) -> APIRouter:
     # (annotations are strings here, resolved in the module's namespace).
     keyed = Depends(api_key(deps))
     pause, resume, details = PauseByOps(deps), ResumeByOps(deps), CohortDetails(deps)
+    retry, raise_budget = RetryStep(deps), RaiseBudget(deps)
+
+    async def code_of(cohort_id: int) -> str:
+        found = await details(cohort_id)
+        if found is None:
+            raise ApiProblem(404, "Not Found", f"there is no cohort {cohort_id}")
+        return found.code
 
     async def answer(cohort_id: int) -> Response:
         found = await details(cohort_id)
@@ -65,7 +142,7 @@ def routes(deps: Deps) -> APIRouter:
         """No step runs until it is resumed; steps missed meanwhile then follow their
         late policy. 409 when the cohort is not running."""
         try:
-            await pause(cohort_id, Author.of(key))
+            await pause(cohort_id, _holder(key))
         except Refused as refused:
             raise _problem(refused) from None
         return await answer(cohort_id)
@@ -78,9 +155,57 @@ def routes(deps: Deps) -> APIRouter:
         """409 when the cohort is not paused, or while the bot still lacks the rights it
         needs in the warm-up group (it says which)."""
         try:
-            await resume(cohort_id, Author.of(key))
+            await resume(cohort_id, _holder(key))
         except Refused as refused:
             raise _problem(refused) from None
         return await answer(cohort_id)
+
+    @router.post(
+        "/steps/{step_key}/retry",
+        response_model=Retried,
+        summary="Send a step again at the next tick",
+    )
+    async def retry_step(
+        cohort_id: Annotated[int, Path(ge=1, le=MAX_ID)],
+        step_key: Annotated[str, Path(min_length=1, max_length=96)],
+        key: ApiKeyRecord = keyed,
+    ) -> Response:
+        """A step whose outcome is unknown, that failed or that was skipped; talk parts
+        held behind it go on after it. 409 for a step already done, pending, or waiting
+        behind another."""
+        holder = _holder(key)
+        try:
+            decided = await retry(await code_of(cohort_id), step_key, by=holder.by, holder=holder)
+        except Refused as refused:
+            raise _problem(refused) from None
+        body = Retried(step=decided.key, resumed=decided.resumed)
+        return JSONResponse(body.model_dump(mode="json"))
+
+    @router.post(
+        "/budget",
+        response_model=BudgetOut,
+        summary="Raise a cohort's reward budget",
+    )
+    async def budget(
+        cohort_id: Annotated[int, Path(ge=1, le=MAX_ID)],
+        amount: Annotated[BudgetIn, Body()],
+        key: ApiKeyRecord = keyed,
+    ) -> Response:
+        """Rewards owed past the budget are then paid in the order they were earned,
+        while it lasts."""
+        try:
+            raised = await raise_budget(await code_of(cohort_id), amount.add, holder=_holder(key))
+        except Refused as refused:
+            raise _problem(refused) from None
+        body = BudgetOut(
+            currency=raised.cohort.currency,
+            added_minor=raised.added_minor,
+            budget_minor=raised.budget_minor,
+            paid=len(raised.paid),
+            paid_minor=sum(p.amount_minor for p in raised.paid),
+            still_owed=raised.still_owed,
+            still_owed_minor=raised.still_owed_minor,
+        )
+        return JSONResponse(body.model_dump(mode="json"))
 
     return router

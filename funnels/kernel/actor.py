@@ -12,3 +12,16 @@ class Actor:
     telegram_id: int
     name: str
     language: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class KeyHolder:
+    """Whoever acts through an API key of the HTTP API (ops and their tools), named as
+    the cohort's timeline shows them."""
+
+    key_id: int
+    name: str
+
+    @property
+    def by(self) -> str:
+        return f"api key {self.name}"

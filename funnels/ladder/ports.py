@@ -8,6 +8,7 @@ from collections.abc import Mapping, Sequence
 from datetime import date, datetime
 from typing import Protocol
 
+from funnels.kernel.actions import ActionLog
 from funnels.kernel.records import (
     CohortRecord,
     EventIfHolder,
@@ -248,6 +249,8 @@ class LadderTx(Protocol):
     def tasks(self) -> Tasks: ...
     @property
     def users(self) -> Users: ...
+    @property
+    def ops_actions(self) -> ActionLog: ...
 
     async def commit(self) -> None: ...
 

@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from funnels.deps import Deps
+from funnels.kernel.actions import log_action
+from funnels.kernel.actor import KeyHolder
 from funnels.kernel.messaging import BudgetUsedUp, Outgoing, RewardNotice, RewardOwed
 from funnels.kernel.money import format_minor, to_minor
 from funnels.kernel.records import (
@@ -149,7 +151,10 @@ class RaiseBudget:
     def __init__(self, deps: Deps) -> None:
         self.deps = deps
 
-    async def __call__(self, code: str, amount: str) -> BudgetRaised:
+    async def __call__(
+        self, code: str, amount: str, *, holder: KeyHolder | None = None
+    ) -> BudgetRaised:
+        """``holder``: the API key's holder who asked, recorded in the cohort's timeline."""
         now = self.deps.clock.now()
         code = code.strip().upper()
         async with self.deps.uow(LadderTx).transaction() as tx:
@@ -179,6 +184,8 @@ class RaiseBudget:
                 await tx.payouts.grant_owed(owed, await _event_body(tx, cohort, due, now), now)
                 paid.append(owed)
             left = waiting[len(paid) :]
+            raised = f"+{format_minor(added, cohort.currency)} {cohort.currency}"
+            await log_action(tx.ops_actions, cohort.id, holder, "budget", raised, now)
             await tx.commit()
         return BudgetRaised(
             cohort, added, budget, paid, len(left), sum(p.amount_minor for p in left)

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import NamedTuple, Protocol
 
+from funnels.kernel.actions import ActionLog
 from funnels.kernel.records import (
     ApiKeyRecord,
     CohortRecord,
@@ -52,16 +53,7 @@ class Steps(Protocol):
         ...
 
 
-class OpsActions(Protocol):
-    async def record(
-        self,
-        cohort_id: int,
-        api_key_id: int | None,
-        by: str,
-        action: str,
-        detail: str | None,
-        at: datetime,
-    ) -> None: ...
+class OpsActions(ActionLog, Protocol):
     async def for_cohort(self, cohort_id: int) -> list[OpsActionRecord]:
         """Oldest first."""
         ...

@@ -19,7 +19,8 @@ from typing import Literal
 
 from funnels.cohorts.lifecycle import leaders_cohort
 from funnels.deps import Deps
-from funnels.kernel.actor import Actor
+from funnels.kernel.actions import log_action
+from funnels.kernel.actor import Actor, KeyHolder
 from funnels.kernel.messaging import DeliveryError
 from funnels.kernel.records import CohortRecord, StepRunRecord
 from funnels.kernel.refusals import Refused
@@ -112,7 +113,10 @@ class RetryStep:
     def __init__(self, deps: Deps) -> None:
         self.deps = deps
 
-    async def __call__(self, code: str, key: str, *, by: str) -> Decided:
+    async def __call__(
+        self, code: str, key: str, *, by: str, holder: KeyHolder | None = None
+    ) -> Decided:
+        """``holder``: the API key's holder who asked, recorded in the cohort's timeline."""
         now = self.deps.clock.now()
         async with self.deps.uow(OpsTx).transaction() as tx:
             cohort = await _cohort(tx, code)
@@ -120,6 +124,7 @@ class RetryStep:
             if run.status not in RETRYABLE or not await tx.steps.retry(cohort.id, run.key, now, by):
                 raise await _refuse_changed(tx, run, "cannot_retry")
             resumed = await _resume_held(tx, run, now, anchor=run.due_at)
+            await log_action(tx.ops_actions, cohort.id, holder, "retry", run.key, now)
             await tx.commit()
         return Decided(cohort, run.key, resumed)
 

@@ -114,3 +114,47 @@ async def test_unknown_cohorts_bad_ids_and_no_key(kit: Kit, api: httpx.AsyncClie
     assert (await kit.cohort(cohort.id)).status == "running"
     assert _problem(await api.get(f"/api/v1/cohorts/{cohort.id}/pause"), 405)
     assert await _actions(api, cohort.id) == []
+
+
+async def test_a_step_in_doubt_is_retried_and_its_held_parts_go_on(
+    kit: Kit, api: httpx.AsyncClient
+) -> None:
+    cohort = await kit.talk_in_doubt()
+    held = _problem(await api.post(f"/api/v1/cohorts/{cohort.id}/steps/d1_talk.p1/retry"), 409)
+    assert "waits for d1_talk" in held["detail"]
+    retried = await api.post(f"/api/v1/cohorts/{cohort.id}/steps/d1_talk/retry")
+    assert retried.status_code == 200, retried.text
+    assert retried.json() == {"step": "d1_talk", "resumed": ["d1_talk.p1"]}
+    assert (await kit.step(cohort.id, "d1_talk")).status == "pending"
+    assert (await kit.step(cohort.id, "d1_talk.p1")).status == "pending"
+    again = _problem(await api.post(f"/api/v1/cohorts/{cohort.id}/steps/d1_talk/retry"), 409)
+    assert "is pending" in again["detail"]
+    missing = _problem(await api.post(f"/api/v1/cohorts/{cohort.id}/steps/d9_nope/retry"), 404)
+    assert "no step d9_nope" in missing["detail"]
+    assert await _actions(api, cohort.id) == [("retry", "api key ops-sea", "d1_talk")]
+
+
+async def test_a_budget_is_raised_and_bad_amounts_are_422s(
+    kit: Kit, api: httpx.AsyncClient
+) -> None:
+    cohort = await kit.start()
+    url = f"/api/v1/cohorts/{cohort.id}/budget"
+    for body in ({"add": "abc"}, {"add": "0"}, {"add": "-5"}, {"add": "0.001"}, {"add": ""}):
+        refused = _problem(await api.post(url, json=body), 422)
+        assert refused["detail"].startswith("body.add"), refused
+    assert _problem(await api.post(url, json={}), 422)["errors"][0]["field"] == "body.add"
+    assert _problem(await api.post(url, json={"add": "1", "x": 1}), 422)
+    assert _problem(await api.post(url, content=b"{not json"), 422)
+    assert (await kit.cohort(cohort.id)).budget_minor == cohort.budget_minor
+    raised = await api.post(url, json={"add": "50.00"})
+    assert raised.status_code == 200, raised.text
+    body = raised.json()
+    assert body["added_minor"] == 5000 and body["currency"] == cohort.currency
+    assert body["budget_minor"] == cohort.budget_minor + 5000
+    assert (await kit.cohort(cohort.id)).budget_minor == cohort.budget_minor + 5000
+    assert await _actions(api, cohort.id) == [
+        ("budget", "api key ops-sea", f"+50.00 {cohort.currency}")
+    ]
+    assert _problem(
+        await api.post(f"/api/v1/cohorts/{cohort.id + 3}/budget", json={"add": "1"}), 404
+    )

@@ -1,0 +1,35 @@
+"""What ops did to a cohort through the HTTP API, written by the use case that did it in
+its own unit of work: the cohort's timeline never misses an action nor shows one that
+did not happen."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Protocol
+
+from funnels.kernel.actor import KeyHolder
+
+
+class ActionLog(Protocol):
+    async def record(
+        self,
+        cohort_id: int,
+        api_key_id: int | None,
+        by: str,
+        action: str,
+        detail: str | None,
+        at: datetime,
+    ) -> None: ...
+
+
+async def log_action(
+    log: ActionLog,
+    cohort_id: int,
+    holder: KeyHolder | None,
+    action: str,
+    detail: str | None,
+    at: datetime,
+) -> None:
+    """Record ``action`` when a key holder took it (nothing for the command line)."""
+    if holder is not None:
+        await log.record(cohort_id, holder.key_id, holder.by, action, detail, at)
