@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from bot.http.auth import api_key
 from bot.http.problems import ApiProblem, documented
-from bot.http.stats import API, MAX_ID, Cohort
+from bot.http.stats import API, MAX_ID, Cohort, no_cohort
 from funnels.deps import Deps
 from funnels.kernel.actor import KeyHolder
 from funnels.kernel.records import ApiKeyRecord
@@ -21,6 +21,7 @@ from funnels.kernel.refusals import Refused
 from funnels.ladder.rewards import RaiseBudget
 from funnels.ops.actions import PauseByOps, ResumeByOps
 from funnels.ops.cohorts import CohortDetails
+from funnels.ops.ports import CohortSummary
 from funnels.ops.steps import RetryStep
 
 _REFUSALS = {
@@ -121,17 +122,18 @@ def routes(deps: Deps) -> APIRouter:
     pause, resume, details = PauseByOps(deps), ResumeByOps(deps), CohortDetails(deps)
     retry, raise_budget = RetryStep(deps), RaiseBudget(deps)
 
-    async def code_of(cohort_id: int) -> str:
+    async def summary(cohort_id: int) -> CohortSummary:
         found = await details(cohort_id)
         if found is None:
-            raise ApiProblem(404, "Not Found", f"there is no cohort {cohort_id}")
-        return found.code
+            raise no_cohort(cohort_id)
+        return found
+
+    async def code_of(cohort_id: int) -> str:
+        return (await summary(cohort_id)).code
 
     async def answer(cohort_id: int) -> Response:
-        found = await details(cohort_id)
-        if found is None:  # (it was there a moment ago: cohorts are never deleted)
-            raise ApiProblem(404, "Not Found", f"there is no cohort {cohort_id}")
-        body = Cohort.model_validate(found, from_attributes=True)
+        """The cohort as it is now, after the action."""
+        body = Cohort.model_validate(await summary(cohort_id), from_attributes=True)
         return JSONResponse(body.model_dump(mode="json"))
 
     @router.post("/pause", response_model=Cohort, summary="Pause a running cohort")

@@ -197,6 +197,10 @@ _COLUMNS = list(Cohort.model_fields)
 _STEP_COLUMNS = list(Step.model_fields)
 
 
+def no_cohort(cohort_id: int) -> ApiProblem:
+    return ApiProblem(404, "Not Found", f"there is no cohort {cohort_id}")
+
+
 def _cursor(before_id: int) -> str:
     return base64.urlsafe_b64encode(str(before_id).encode()).decode().rstrip("=")
 
@@ -321,7 +325,7 @@ def routes(deps: Deps) -> APIRouter:
     ) -> Response:
         found = await details(cohort_id)
         if found is None:
-            raise ApiProblem(404, "Not Found", f"there is no cohort {cohort_id}")
+            raise no_cohort(cohort_id)
         if format is Format.csv:
             return _csv([found], _COLUMNS)
         return JSONResponse(
@@ -348,7 +352,7 @@ def routes(deps: Deps) -> APIRouter:
         pitch and task unlocks, with how late each started and what came of it."""
         lines = await steps(cohort_id, status.value if status else None)
         if lines is None:
-            raise ApiProblem(404, "Not Found", f"there is no cohort {cohort_id}")
+            raise no_cohort(cohort_id)
         if format is Format.csv:
             return _csv(lines, _STEP_COLUMNS)
         body = Steps(items=[Step.model_validate(line, from_attributes=True) for line in lines])
@@ -364,7 +368,7 @@ def routes(deps: Deps) -> APIRouter:
         """Pauses and resumes over this API, oldest first, with the key that asked."""
         done = await actions(cohort_id)
         if done is None:
-            raise ApiProblem(404, "Not Found", f"there is no cohort {cohort_id}")
+            raise no_cohort(cohort_id)
         body = Actions(items=[Action.model_validate(a, from_attributes=True) for a in done])
         return JSONResponse(body.model_dump(mode="json"))
 
