@@ -4,6 +4,7 @@ a use case run on the configured database, its refusal worded in one line."""
 from __future__ import annotations
 
 import asyncio
+import getpass
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TypeVar
 
@@ -18,6 +19,15 @@ from funnels.deps import Deps
 from funnels.kernel.refusals import Refused
 
 T = TypeVar("T")
+
+
+def operator() -> str:
+    """Who acts at the command line, for the records of what they did."""
+    try:
+        user = getpass.getuser()
+    except Exception:  # no login name in some containers
+        user = "ops"
+    return f"{user} via the command line"
 
 
 def load_settings() -> Settings:

@@ -9,8 +9,9 @@ from typing import Annotated
 
 import typer
 
-from bot.cli.common import load_settings, run_use_case
+from bot.cli.common import load_settings, operator, run_use_case
 from bot.cli.output import error, fail
+from funnels.kernel.actor import OpsAuthor
 from funnels.kernel.money import format_minor
 from funnels.kernel.text import cut
 from funnels.ladder.payouts import PayoutLine, PayoutsNeedingAttention, RetryParked
@@ -44,7 +45,10 @@ def cohort_budget(
     ],
 ) -> None:
     """Raise a cohort's reward budget; owed rewards are paid in order while it lasts."""
-    raised = run_use_case(load_settings(), lambda deps: RaiseBudget(deps)(code, add), _REFUSALS)
+    author = OpsAuthor(operator())
+    raised = run_use_case(
+        load_settings(), lambda deps: RaiseBudget(deps)(code, add, author=author), _REFUSALS
+    )
     cur = raised.cohort.currency
     paid_minor = sum(p.amount_minor for p in raised.paid)
     typer.echo(

@@ -4,13 +4,13 @@ with the same use cases as ``/retry`` and ``/skip`` in the group."""
 
 from __future__ import annotations
 
-import getpass
 from typing import Annotated
 from zoneinfo import ZoneInfo
 
 import typer
 
-from bot.cli.common import load_settings, run_use_case
+from bot.cli.common import load_settings, operator, run_use_case
+from funnels.kernel.actor import OpsAuthor
 from funnels.kernel.records import StepRunRecord
 from funnels.ops.steps import Decided, RetryStep, SkipStep, StepsNeedingAttention
 
@@ -36,15 +36,6 @@ Cohort = Annotated[
 Step = Annotated[
     str, typer.Argument(metavar="STEP", help="Step key, as /status shows it (e.g. d2_talk.p1).")
 ]
-
-
-def _operator() -> str:
-    """Who decided, for the step's record."""
-    try:
-        user = getpass.getuser()
-    except Exception:  # no login name in some containers
-        user = "ops"
-    return f"{user} via the command line"
 
 
 def _goes_on(decided: Decided) -> str:
@@ -75,9 +66,11 @@ def _line(run: StepRunRecord, zone: ZoneInfo) -> str:
 @step_app.command("retry")
 def step_retry(cohort: Cohort, step: Step) -> None:
     """Send a step again at the next tick (unknown, failed or skipped)."""
-    by = _operator()
+    by = operator()
     decided = run_use_case(
-        load_settings(), lambda deps: RetryStep(deps)(cohort, step, by=by), _REFUSALS
+        load_settings(),
+        lambda deps: RetryStep(deps)(cohort, step, by=by, author=OpsAuthor(by)),
+        _REFUSALS,
     )
     typer.echo(
         f"step {decided.key} of cohort {decided.cohort.code} goes out again at the next "
@@ -88,8 +81,10 @@ def step_retry(cohort: Cohort, step: Step) -> None:
 @step_app.command("skip")
 def step_skip(cohort: Cohort, step: Step) -> None:
     """Move past a step whose outcome is unknown or that failed; it is not sent again."""
-    by = _operator()
+    by = operator()
     decided = run_use_case(
-        load_settings(), lambda deps: SkipStep(deps)(cohort, step, by=by), _REFUSALS
+        load_settings(),
+        lambda deps: SkipStep(deps)(cohort, step, by=by, author=OpsAuthor(by)),
+        _REFUSALS,
     )
     typer.echo(f"step {decided.key} of cohort {decided.cohort.code} skipped{_goes_on(decided)}")

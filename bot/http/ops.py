@@ -15,7 +15,7 @@ from bot.http.auth import api_key
 from bot.http.problems import ApiProblem, documented
 from bot.http.stats import API, MAX_ID, Cohort, no_cohort
 from funnels.deps import Deps
-from funnels.kernel.actor import KeyHolder
+from funnels.kernel.actor import OpsAuthor
 from funnels.kernel.records import ApiKeyRecord
 from funnels.kernel.refusals import Refused
 from funnels.ladder.rewards import RaiseBudget
@@ -106,8 +106,8 @@ def _problem(refused: Refused) -> ApiProblem:
     return ApiProblem(status, title, detail.format(**params))
 
 
-def _holder(key: ApiKeyRecord) -> KeyHolder:
-    return KeyHolder(key.id, key.name)
+def _author(key: ApiKeyRecord) -> OpsAuthor:
+    return OpsAuthor(f"api key {key.name}", key.id)
 
 
 def routes(deps: Deps) -> APIRouter:
@@ -144,7 +144,7 @@ def routes(deps: Deps) -> APIRouter:
         """No step runs until it is resumed; steps missed meanwhile then follow their
         late policy. 409 when the cohort is not running."""
         try:
-            await pause(cohort_id, _holder(key))
+            await pause(cohort_id, _author(key))
         except Refused as refused:
             raise _problem(refused) from None
         return await answer(cohort_id)
@@ -157,7 +157,7 @@ def routes(deps: Deps) -> APIRouter:
         """409 when the cohort is not paused, or while the bot still lacks the rights it
         needs in the warm-up group (it says which)."""
         try:
-            await resume(cohort_id, _holder(key))
+            await resume(cohort_id, _author(key))
         except Refused as refused:
             raise _problem(refused) from None
         return await answer(cohort_id)
@@ -175,9 +175,9 @@ def routes(deps: Deps) -> APIRouter:
         """A step whose outcome is unknown, that failed or that was skipped; talk parts
         held behind it go on after it. 409 for a step already done, pending, or waiting
         behind another."""
-        holder = _holder(key)
+        author = _author(key)
         try:
-            decided = await retry(await code_of(cohort_id), step_key, by=holder.by, holder=holder)
+            decided = await retry(await code_of(cohort_id), step_key, by=author.by, author=author)
         except Refused as refused:
             raise _problem(refused) from None
         body = Retried(step=decided.key, resumed=decided.resumed)
@@ -196,7 +196,7 @@ def routes(deps: Deps) -> APIRouter:
         """Rewards owed past the budget are then paid in the order they were earned,
         while it lasts."""
         try:
-            raised = await raise_budget(await code_of(cohort_id), amount.add, holder=_holder(key))
+            raised = await raise_budget(await code_of(cohort_id), amount.add, author=_author(key))
         except Refused as refused:
             raise _problem(refused) from None
         body = BudgetOut(

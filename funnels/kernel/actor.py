@@ -15,13 +15,10 @@ class Actor:
 
 
 @dataclass(frozen=True, slots=True)
-class KeyHolder:
-    """Whoever acts through an API key of the HTTP API (ops and their tools), named as
-    the cohort's timeline shows them."""
+class OpsAuthor:
+    """Who in ops took an action on a cohort, named as its timeline shows them: an API
+    key's holder (``api key dashboard-sea``, with the key's id) or someone at the
+    command line (``ana via the command line``)."""
 
-    key_id: int
-    name: str
-
-    @property
-    def by(self) -> str:
-        return f"api key {self.name}"
+    by: str
+    key_id: int | None = None

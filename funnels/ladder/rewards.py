@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 
 from funnels.deps import Deps
 from funnels.kernel.actions import log_action
-from funnels.kernel.actor import KeyHolder
+from funnels.kernel.actor import OpsAuthor
 from funnels.kernel.messaging import BudgetUsedUp, Outgoing, RewardNotice, RewardOwed
 from funnels.kernel.money import format_minor, to_minor
 from funnels.kernel.records import (
@@ -152,9 +152,10 @@ class RaiseBudget:
         self.deps = deps
 
     async def __call__(
-        self, code: str, amount: str, *, holder: KeyHolder | None = None
+        self, code: str, amount: str, *, author: OpsAuthor | None = None
     ) -> BudgetRaised:
-        """``holder``: the API key's holder who asked, recorded in the cohort's timeline."""
+        """``author``: who in ops asked (the command line, an API key), recorded in the
+        cohort's timeline."""
         now = self.deps.clock.now()
         code = code.strip().upper()
         async with self.deps.uow(LadderTx).transaction() as tx:
@@ -185,7 +186,7 @@ class RaiseBudget:
                 paid.append(owed)
             left = waiting[len(paid) :]
             raised = f"+{format_minor(added, cohort.currency)} {cohort.currency}"
-            await log_action(tx.ops_actions, cohort.id, holder, "budget", raised, now)
+            await log_action(tx.ops_actions, cohort.id, author, "budget", raised, now)
             await tx.commit()
         return BudgetRaised(
             cohort, added, budget, paid, len(left), sum(p.amount_minor for p in left)

@@ -1,6 +1,6 @@
-"""What ops do to a cohort over the HTTP API: pause it and resume it (retrying a step
-and raising the budget are the command line's use cases, given the key holder). Each
-action is written, with the API key that asked and when, in the action's own
+"""What ops do to a cohort over the HTTP API: pause it and resume it (retrying or
+skipping a step and raising the budget are use cases the command line shares, given
+their author). Each action is written, with who asked and when, in the action's own
 transaction (:mod:`funnels.kernel.actions`)."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from dataclasses import replace
 from funnels.cohorts.pauses import PauseReason
 from funnels.deps import Deps
 from funnels.kernel.actions import log_action
-from funnels.kernel.actor import KeyHolder
+from funnels.kernel.actor import OpsAuthor
 from funnels.kernel.messaging import WARMUP_RIGHTS
 from funnels.kernel.records import CohortRecord, OpsActionRecord
 from funnels.kernel.refusals import Refused
@@ -31,7 +31,7 @@ class PauseByOps:
     def __init__(self, deps: Deps) -> None:
         self.deps = deps
 
-    async def __call__(self, cohort_id: int, holder: KeyHolder) -> CohortRecord:
+    async def __call__(self, cohort_id: int, author: OpsAuthor) -> CohortRecord:
         now = self.deps.clock.now()
         async with self.deps.uow(OpsTx).transaction() as tx:
             cohort = await _cohort(tx, cohort_id)
@@ -39,7 +39,7 @@ class PauseByOps:
                 raise Refused("not_running", code=cohort.code, status=cohort.status)
             reason = PauseReason("paused_by_ops").stored()
             await tx.cohorts.set_status(cohort.id, "paused", reason, now)
-            await log_action(tx.ops_actions, cohort.id, holder, "pause", None, now)
+            await log_action(tx.ops_actions, cohort.id, author, "pause", None, now)
             await tx.commit()
         return replace(cohort, status="paused", status_reason=reason)
 
@@ -50,7 +50,7 @@ class ResumeByOps:
     def __init__(self, deps: Deps) -> None:
         self.deps = deps
 
-    async def __call__(self, cohort_id: int, holder: KeyHolder) -> CohortRecord:
+    async def __call__(self, cohort_id: int, author: OpsAuthor) -> CohortRecord:
         async with self.deps.uow(OpsTx).transaction() as tx:
             cohort = await _cohort(tx, cohort_id)
         if cohort.status != "paused":
@@ -66,7 +66,7 @@ class ResumeByOps:
                 raise Refused("not_paused", code=cohort.code, status=cohort.status)
             detail = cohort.status_reason and f"was: {cohort.status_reason}"[:256]
             await tx.cohorts.set_status(cohort.id, "running", None, now)
-            await log_action(tx.ops_actions, cohort.id, holder, "resume", detail or None, now)
+            await log_action(tx.ops_actions, cohort.id, author, "resume", detail or None, now)
             await tx.commit()
         return replace(cohort, status="running", status_reason=None)
 

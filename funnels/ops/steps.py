@@ -20,7 +20,7 @@ from typing import Literal
 from funnels.cohorts.lifecycle import leaders_cohort
 from funnels.deps import Deps
 from funnels.kernel.actions import log_action
-from funnels.kernel.actor import Actor, KeyHolder
+from funnels.kernel.actor import Actor, OpsAuthor
 from funnels.kernel.messaging import DeliveryError
 from funnels.kernel.records import CohortRecord, StepRunRecord
 from funnels.kernel.refusals import Refused
@@ -114,9 +114,10 @@ class RetryStep:
         self.deps = deps
 
     async def __call__(
-        self, code: str, key: str, *, by: str, holder: KeyHolder | None = None
+        self, code: str, key: str, *, by: str, author: OpsAuthor | None = None
     ) -> Decided:
-        """``holder``: the API key's holder who asked, recorded in the cohort's timeline."""
+        """``by`` goes into the step's record; ``author`` (someone in ops: the command
+        line, an API key) also into the cohort's timeline."""
         now = self.deps.clock.now()
         async with self.deps.uow(OpsTx).transaction() as tx:
             cohort = await _cohort(tx, code)
@@ -124,7 +125,7 @@ class RetryStep:
             if run.status not in RETRYABLE or not await tx.steps.retry(cohort.id, run.key, now, by):
                 raise await _refuse_changed(tx, run, "cannot_retry")
             resumed = await _resume_held(tx, run, now, anchor=run.due_at)
-            await log_action(tx.ops_actions, cohort.id, holder, "retry", run.key, now)
+            await log_action(tx.ops_actions, cohort.id, author, "retry", run.key, now)
             await tx.commit()
         return Decided(cohort, run.key, resumed)
 
@@ -136,7 +137,10 @@ class SkipStep:
     def __init__(self, deps: Deps) -> None:
         self.deps = deps
 
-    async def __call__(self, code: str, key: str, *, by: str) -> Decided:
+    async def __call__(
+        self, code: str, key: str, *, by: str, author: OpsAuthor | None = None
+    ) -> Decided:
+        """``by`` and ``author`` as for :class:`RetryStep`."""
         now = self.deps.clock.now()
         async with self.deps.uow(OpsTx).transaction() as tx:
             cohort = await _cohort(tx, code)
@@ -147,6 +151,7 @@ class SkipStep:
             if not skipped:
                 raise await _refuse_changed(tx, run, "cannot_skip")
             resumed = await _resume_held(tx, run, now, anchor=None)
+            await log_action(tx.ops_actions, cohort.id, author, "skip", run.key, now)
             await tx.commit()
         if not resumed:
             await self._end_talk(cohort, run)

@@ -158,3 +158,34 @@ async def test_a_budget_is_raised_and_bad_amounts_are_422s(
     assert _problem(
         await api.post(f"/api/v1/cohorts/{cohort.id + 3}/budget", json={"add": "1"}), 404
     )
+
+
+async def test_the_command_line_s_actions_are_in_the_timeline_too(
+    cli: Kit, api: httpx.AsyncClient
+) -> None:
+    import asyncio
+    import getpass
+
+    from typer.testing import CliRunner
+
+    from bot.cli import app as cli_app
+
+    cohort = await cli.talk_in_doubt()
+    runner = CliRunner()
+
+    def run(*args: str) -> None:
+        done = runner.invoke(cli_app, list(args))
+        assert done.exit_code == 0, done.output
+
+    # (The commands run their own event loop: off this one.)
+    await asyncio.to_thread(run, "step", "skip", cohort.code, "d1_talk")
+    await asyncio.to_thread(run, "step", "retry", cohort.code, "d1_talk")
+    await asyncio.to_thread(run, "cohort", "budget", cohort.code, "--add", "1.00")
+    who = f"{getpass.getuser()} via the command line"
+    assert await _actions(api, cohort.id) == [
+        ("skip", who, "d1_talk"),
+        ("retry", who, "d1_talk"),
+        ("budget", who, f"+1.00 {cohort.currency}"),
+    ]
+    listed = (await api.get(f"/api/v1/cohorts/{cohort.id}/actions")).json()["items"]
+    assert [a["api_key_id"] for a in listed] == [None, None, None]
