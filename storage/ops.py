@@ -20,6 +20,7 @@ from funnels.ops.ports import (
     Budget,
     CohortFilter,
     CohortSummary,
+    EnvelopeLine,
     EnvelopeTotals,
     RewardTotals,
 )
@@ -28,6 +29,7 @@ from storage.tables import (
     api_keys as _k,
     cohort_members as _m,
     cohorts as _c,
+    envelope_shares as _es,
     envelopes as _e,
     ledger_entries as _l,
     ops_actions as _oa,
@@ -141,6 +143,33 @@ class SqlReports(Repo):
             query = query.where(_c.c.start_date <= choice.start_to)
         rows = await self.conn.execute(query.order_by(_c.c.id.desc()).limit(limit))
         return [_summary(r) for r in rows.all()]
+
+    async def envelope_lines(self, cohort_id: int) -> list[EnvelopeLine]:
+        last = (
+            select(_es.c.envelope_id, func.max(_es.c.claimed_at).label("last_claim_at"))
+            .join(_e, _e.c.id == _es.c.envelope_id)
+            .where(_e.c.cohort_id == cohort_id, _es.c.claimed_at.is_not(None))
+            .group_by(_es.c.envelope_id)
+            .subquery()
+        )
+        rows = await self.conn.execute(
+            select(
+                _e.c.step_key,
+                _e.c.opened_at,
+                _e.c.expires_at,
+                _e.c.closed_at,
+                _e.c.currency,
+                _e.c.total_minor,
+                _e.c.shares,
+                _e.c.claimed,
+                _e.c.claimed_minor,
+                last.c.last_claim_at,
+            )
+            .outerjoin(last, last.c.envelope_id == _e.c.id)
+            .where(_e.c.cohort_id == cohort_id)
+            .order_by(_e.c.opened_at, _e.c.id)
+        )
+        return [EnvelopeLine(**r._mapping) for r in rows.all()]
 
     async def cohort_summary(self, cohort_id: int) -> CohortSummary | None:
         row = (await self.conn.execute(_SUMMARY.where(_c.c.id == cohort_id))).first()

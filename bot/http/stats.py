@@ -10,7 +10,7 @@ import binascii
 import csv
 import io
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import date, datetime
 from enum import StrEnum
 from typing import Annotated, Any
@@ -23,8 +23,15 @@ from bot.http.auth import api_key
 from bot.http.problems import ApiProblem, documented
 from funnels.deps import Deps
 from funnels.ops.actions import CohortActions
-from funnels.ops.cohorts import MAX_PAGE, CohortDetails, CohortSteps, ListCohorts, StepLine
-from funnels.ops.ports import CohortFilter, CohortSummary
+from funnels.ops.cohorts import (
+    MAX_PAGE,
+    CohortDetails,
+    CohortEnvelopes,
+    CohortSteps,
+    EnvelopeFigures,
+    ListCohorts,
+)
+from funnels.ops.ports import CohortFilter
 
 API = "/api/v1"
 CSV = "text/csv; charset=utf-8"
@@ -183,6 +190,69 @@ class Action(BaseModel):
     at: datetime
 
 
+class Envelope(BaseModel):
+    """A red envelope: what it held (minor units of ``currency``), the share of it the
+    group grabbed, and how long they took to empty it."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "step_key": "d1_envelope_noon",
+                    "opened_at": "2026-11-16T04:00:00Z",
+                    "expires_at": "2026-11-16T04:10:00Z",
+                    "closed_at": "2026-11-16T04:10:00Z",
+                    "currency": "CNY",
+                    "total_minor": 20000,
+                    "shares": 100,
+                    "claimed": 100,
+                    "claimed_minor": 20000,
+                    "grab_rate": 1.0,
+                    "last_claim_at": "2026-11-16T04:00:41Z",
+                    "emptied_in_seconds": 41,
+                }
+            ]
+        }
+    )
+
+    step_key: str
+    opened_at: datetime
+    expires_at: datetime
+    closed_at: datetime | None
+    currency: str
+    total_minor: int
+    shares: int
+    claimed: int
+    claimed_minor: int
+    grab_rate: float = Field(description="Shares claimed over shares offered, 0 to 1.")
+    last_claim_at: datetime | None
+    emptied_in_seconds: int | None = Field(
+        description="From opening to the last share, once every share was claimed."
+    )
+
+    @classmethod
+    def of(cls, figures: EnvelopeFigures) -> Envelope:
+        line = figures.line
+        return cls(
+            step_key=line.step_key,
+            opened_at=line.opened_at,
+            expires_at=line.expires_at,
+            closed_at=line.closed_at,
+            currency=line.currency,
+            total_minor=line.total_minor,
+            shares=line.shares,
+            claimed=line.claimed,
+            claimed_minor=line.claimed_minor,
+            grab_rate=round(figures.grab_rate, 4),
+            last_claim_at=line.last_claim_at,
+            emptied_in_seconds=figures.emptied_in_seconds,
+        )
+
+
+class Envelopes(BaseModel):
+    items: list[Envelope]
+
+
 class Actions(BaseModel):
     items: list[Action]
 
@@ -195,6 +265,7 @@ class Steps(BaseModel):
 
 _COLUMNS = list(Cohort.model_fields)
 _STEP_COLUMNS = list(Step.model_fields)
+_ENVELOPE_COLUMNS = list(Envelope.model_fields)
 
 
 def no_cohort(cohort_id: int) -> ApiProblem:
@@ -221,7 +292,7 @@ def _before(cursor: str) -> int:
 
 
 def _csv(
-    rows: list[CohortSummary] | list[StepLine],
+    rows: Sequence[object],
     columns: list[str],
     headers: dict[str, str] | None = None,
 ) -> Response:
@@ -256,7 +327,7 @@ def routes(deps: Deps) -> APIRouter:
         responses=documented(401, 422),
     )
     list_cohorts, details, steps = ListCohorts(deps), CohortDetails(deps), CohortSteps(deps)
-    actions = CohortActions(deps)
+    actions, envelopes = CohortActions(deps), CohortEnvelopes(deps)
 
     @router.get(
         "/cohorts",
@@ -371,6 +442,26 @@ def routes(deps: Deps) -> APIRouter:
             raise no_cohort(cohort_id)
         body = Actions(items=[Action.model_validate(a, from_attributes=True) for a in done])
         return JSONResponse(body.model_dump(mode="json"))
+
+    @one.get(
+        "/envelopes",
+        response_model=Envelopes,
+        summary="A cohort's red envelopes",
+        responses={200: {"content": _CSV_CONTENT}, **documented(404)},
+    )
+    async def cohort_envelopes(
+        cohort_id: Annotated[int, Path(ge=1, le=MAX_ID)],
+        format: Annotated[Format, _FORMAT] = Format.json,
+    ) -> Response:
+        """Every red envelope that opened, by opening time: what it held, what was
+        grabbed, the grab rate and the time to empty it."""
+        found = await envelopes(cohort_id)
+        if found is None:
+            raise no_cohort(cohort_id)
+        items = [Envelope.of(f) for f in found]
+        if format is Format.csv:
+            return _csv(items, _ENVELOPE_COLUMNS)
+        return JSONResponse(Envelopes(items=items).model_dump(mode="json"))
 
     router.include_router(one)
     return router

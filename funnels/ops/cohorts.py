@@ -1,5 +1,5 @@
 """Cohorts as ops list them: chosen by code, region, leader, status and start date,
-newest first, a page at a time; and one cohort's step timeline."""
+newest first, a page at a time; one cohort's step timeline and red envelopes."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from datetime import datetime
 
 from funnels.deps import Deps
 from funnels.kernel.records import StepRunRecord
-from funnels.ops.ports import CohortFilter, CohortSummary, ReportsTx
+from funnels.ops.ports import CohortFilter, CohortSummary, EnvelopeLine, ReportsTx
 
 MAX_PAGE = 500
 
@@ -96,3 +96,35 @@ class CohortSteps:
                 return None
             runs = await tx.steps.timeline(cohort_id)
         return [StepLine.of(r) for r in runs if status is None or r.status == status]
+
+
+@dataclass(frozen=True, slots=True)
+class EnvelopeFigures:
+    """A red envelope with what ops read from it: the share of it grabbed, and how long
+    the group took to empty it."""
+
+    line: EnvelopeLine
+    grab_rate: float
+    """Shares claimed over shares offered (0 to 1)."""
+    emptied_in_seconds: int | None
+    """From opening to the last share claimed, once every share was; else None."""
+
+
+class CohortEnvelopes:
+    def __init__(self, deps: Deps) -> None:
+        self.deps = deps
+
+    async def __call__(self, cohort_id: int) -> list[EnvelopeFigures] | None:
+        """The cohort's red envelopes by opening time; None when there is no such cohort."""
+        async with self.deps.uow(ReportsTx).transaction() as tx:
+            if await tx.reports.cohort_summary(cohort_id) is None:
+                return None
+            lines = await tx.reports.envelope_lines(cohort_id)
+        out = []
+        for line in lines:
+            emptied = None
+            if line.shares and line.claimed >= line.shares and line.last_claim_at is not None:
+                emptied = max(0, int((line.last_claim_at - line.opened_at).total_seconds()))
+            rate = line.claimed / line.shares if line.shares else 0.0
+            out.append(EnvelopeFigures(line, rate, emptied))
+        return out

@@ -131,6 +131,22 @@ class CohortSummary:
     finished_at: datetime | None
 
 
+@dataclass(frozen=True, slots=True)
+class EnvelopeLine:
+    """A red envelope of a cohort: what it held and how fast the group emptied it."""
+
+    step_key: str
+    opened_at: datetime
+    expires_at: datetime
+    closed_at: datetime | None
+    currency: str
+    total_minor: int
+    shares: int
+    claimed: int
+    claimed_minor: int
+    last_claim_at: datetime | None
+
+
 class Reports(Protocol):
     """Figures over a set of cohorts, one grouped query each: none loads members or
     events one by one."""
@@ -172,6 +188,9 @@ class Reports(Protocol):
         ...
 
     async def cohort_summary(self, cohort_id: int) -> CohortSummary | None: ...
+    async def envelope_lines(self, cohort_id: int) -> list[EnvelopeLine]:
+        """The cohort's red envelopes that opened, by opening time."""
+        ...
 
 
 class StepTimeline(Protocol):

@@ -369,3 +369,38 @@ async def test_a_database_without_the_schema_is_a_logged_500_not_a_503(
         assert "no such table" in caplog.text
     finally:
         await engine.dispose()
+
+
+# ------------------------------------------------------------------ envelopes
+
+
+async def test_envelopes_say_what_was_grabbed_and_how_fast(
+    kit: Kit, api: httpx.AsyncClient
+) -> None:
+    from tests.support.funnel_kit import warmup_at
+
+    cohort = await kit.start()
+    refs = await kit.members(4)
+    await kit.run_until(warmup_at(1, "11:00"))
+    url = f"/api/v1/cohorts/{cohort.id}/envelopes"
+    assert (await api.get(url)).json() == {"items": []}  # nothing opened yet
+    opened = warmup_at(1, "12:00")
+    await kit.tick(opened)
+    envelope_id = await kit.envelope_id(cohort.id)
+    kit.clock.set(opened + timedelta(seconds=5))
+    await kit.tap(envelope_id, refs[0].user_id, close=False)
+    kit.clock.set(opened + timedelta(seconds=9))
+    await kit.tap(envelope_id, refs[1].user_id, close=False)
+    (half,) = (await api.get(url)).json()["items"]
+    assert (half["step_key"], half["shares"], half["claimed"]) == ("d1_envelope", 3, 2)
+    assert half["grab_rate"] == round(2 / 3, 4) and half["emptied_in_seconds"] is None
+    assert half["total_minor"] == 100 and half["currency"] == "USD"
+    kit.clock.set(opened + timedelta(seconds=30))
+    await kit.tap(envelope_id, refs[2].user_id, close=False)
+    (full,) = (await api.get(url)).json()["items"]
+    assert full["claimed"] == 3 and full["grab_rate"] == 1.0
+    assert full["claimed_minor"] == 100 and full["emptied_in_seconds"] == 30
+    rows = list(csv.DictReader(io.StringIO((await api.get(url, params={"format": "csv"})).text)))
+    assert [(r["step_key"], r["emptied_in_seconds"]) for r in rows] == [("d1_envelope", "30")]
+    missing = await api.get(f"/api/v1/cohorts/{cohort.id + 5}/envelopes")
+    assert f"no cohort {cohort.id + 5}" in _problem(missing, 404)["detail"]
