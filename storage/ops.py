@@ -144,6 +144,22 @@ class SqlReports(Repo):
         rows = await self.conn.execute(query.order_by(_c.c.id.desc()).limit(limit))
         return [_summary(r) for r in rows.all()]
 
+    async def task_counts(self, cohort_id: int) -> dict[str, tuple[int, int]]:
+        rows = await self.conn.execute(
+            select(_tp.c.task_id, func.count(), func.count(_tp.c.completed_at))
+            .where(_tp.c.cohort_id == cohort_id)
+            .group_by(_tp.c.task_id)
+        )
+        return {str(task): (int(started), int(done)) for task, started, done in rows.all()}
+
+    async def task_payouts(self, cohort_id: int) -> dict[tuple[str, str], tuple[int, int]]:
+        rows = await self.conn.execute(
+            select(_p.c.task_id, _p.c.status, func.count(), func.sum(_p.c.amount_minor))
+            .where(_p.c.cohort_id == cohort_id)
+            .group_by(_p.c.task_id, _p.c.status)
+        )
+        return {(str(t), str(st)): (int(n), int(total or 0)) for t, st, n, total in rows.all()}
+
     async def envelope_lines(self, cohort_id: int) -> list[EnvelopeLine]:
         last = (
             select(_es.c.envelope_id, func.max(_es.c.claimed_at).label("last_claim_at"))

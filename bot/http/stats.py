@@ -28,8 +28,10 @@ from funnels.ops.cohorts import (
     CohortDetails,
     CohortEnvelopes,
     CohortSteps,
+    CohortTasks,
     EnvelopeFigures,
     ListCohorts,
+    TaskFigures,
 )
 from funnels.ops.ports import CohortFilter
 
@@ -253,6 +255,79 @@ class Envelopes(BaseModel):
     items: list[Envelope]
 
 
+class TaskOut(BaseModel):
+    """A task of the cohort's ladder: when it unlocks, how many members took it up and
+    finished it (the rate over members who reached the task group), and its rewards by
+    way out: ``delivered`` to the platform, ``pending`` delivery, ``owed`` past the
+    budget, ``parked`` after 3 days of failed deliveries (counts, and sums in minor
+    units)."""
+
+    model_config = ConfigDict(
+        title="Task",
+        json_schema_extra={
+            "examples": [
+                {
+                    "task_id": "invite_fans",
+                    "title": "Invite three fans",
+                    "unlocks_at": "2026-11-23T01:00:00Z",
+                    "reward_minor": 50,
+                    "started": 212,
+                    "completed": 131,
+                    "admitted": 240,
+                    "completion_rate": 0.5458,
+                    "delivered": 120,
+                    "delivered_minor": 6000,
+                    "pending": 3,
+                    "pending_minor": 150,
+                    "owed": 8,
+                    "owed_minor": 400,
+                    "parked": 0,
+                    "parked_minor": 0,
+                }
+            ]
+        },
+    )
+
+    task_id: str
+    title: str
+    unlocks_at: datetime
+    reward_minor: int | None
+    started: int
+    completed: int
+    admitted: int
+    completion_rate: float | None
+    delivered: int
+    delivered_minor: int
+    pending: int
+    pending_minor: int
+    owed: int
+    owed_minor: int
+    parked: int
+    parked_minor: int
+
+    @classmethod
+    def of(cls, task: TaskFigures) -> TaskOut:
+        rate = task.completion_rate
+        ways: dict[str, int] = {}
+        for way, (n, minor) in task.payouts.items():
+            ways[way], ways[f"{way}_minor"] = n, minor
+        return cls(
+            task_id=task.task_id,
+            title=task.title,
+            unlocks_at=task.unlocks_at,
+            reward_minor=task.reward_minor,
+            started=task.started,
+            completed=task.completed,
+            admitted=task.admitted,
+            completion_rate=round(rate, 4) if rate is not None else None,
+            **ways,
+        )
+
+
+class Tasks(BaseModel):
+    items: list[TaskOut]
+
+
 class Actions(BaseModel):
     items: list[Action]
 
@@ -266,6 +341,7 @@ class Steps(BaseModel):
 _COLUMNS = list(Cohort.model_fields)
 _STEP_COLUMNS = list(Step.model_fields)
 _ENVELOPE_COLUMNS = list(Envelope.model_fields)
+_TASK_COLUMNS = list(TaskOut.model_fields)
 
 
 def no_cohort(cohort_id: int) -> ApiProblem:
@@ -327,7 +403,7 @@ def routes(deps: Deps) -> APIRouter:
         responses=documented(401, 422),
     )
     list_cohorts, details, steps = ListCohorts(deps), CohortDetails(deps), CohortSteps(deps)
-    actions, envelopes = CohortActions(deps), CohortEnvelopes(deps)
+    actions, envelopes, tasks = CohortActions(deps), CohortEnvelopes(deps), CohortTasks(deps)
 
     @router.get(
         "/cohorts",
@@ -462,6 +538,26 @@ def routes(deps: Deps) -> APIRouter:
         if format is Format.csv:
             return _csv(items, _ENVELOPE_COLUMNS)
         return JSONResponse(Envelopes(items=items).model_dump(mode="json"))
+
+    @one.get(
+        "/tasks",
+        response_model=Tasks,
+        summary="A cohort's tasks",
+        responses={200: {"content": _CSV_CONTENT}, **documented(404)},
+    )
+    async def cohort_tasks(
+        cohort_id: Annotated[int, Path(ge=1, le=MAX_ID)],
+        format: Annotated[Format, _FORMAT] = Format.json,
+    ) -> Response:
+        """The ladder's tasks in the script's order: unlock time, members who started and
+        completed each, the completion rate, and rewards by way out."""
+        found = await tasks(cohort_id)
+        if found is None:
+            raise no_cohort(cohort_id)
+        items = [TaskOut.of(t) for t in found]
+        if format is Format.csv:
+            return _csv(items, _TASK_COLUMNS)
+        return JSONResponse(Tasks(items=items).model_dump(mode="json"))
 
     router.include_router(one)
     return router

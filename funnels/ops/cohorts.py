@@ -1,5 +1,5 @@
 """Cohorts as ops list them: chosen by code, region, leader, status and start date,
-newest first, a page at a time; one cohort's step timeline and red envelopes."""
+newest first, a page at a time; one cohort's step timeline, red envelopes and tasks."""
 
 from __future__ import annotations
 
@@ -8,7 +8,9 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from funnels.deps import Deps
+from funnels.kernel.money import to_minor
 from funnels.kernel.records import StepRunRecord
+from funnels.kernel.stages import Stage
 from funnels.ops.ports import CohortFilter, CohortSummary, EnvelopeLine, ReportsTx
 
 MAX_PAGE = 500
@@ -127,4 +129,64 @@ class CohortEnvelopes:
                 emptied = max(0, int((line.last_claim_at - line.opened_at).total_seconds()))
             rate = line.claimed / line.shares if line.shares else 0.0
             out.append(EnvelopeFigures(line, rate, emptied))
+        return out
+
+
+PAYOUT_STATES = ("delivered", "pending", "owed", "parked")
+
+
+@dataclass(frozen=True, slots=True)
+class TaskFigures:
+    """A task of the cohort's ladder: when it unlocks, who took it up and finished it,
+    and what its rewards came to, by way out."""
+
+    task_id: str
+    title: str
+    unlocks_at: datetime
+    reward_minor: int | None
+    started: int
+    """Members with any progress on it."""
+    completed: int
+    admitted: int
+    """Members who reached the task group (``admitted`` or further): the base of the rate."""
+    payouts: dict[str, tuple[int, int]]
+    """(how many, sum in minor units) by way out, every state present."""
+
+    @property
+    def completion_rate(self) -> float | None:
+        return self.completed / self.admitted if self.admitted else None
+
+
+class CohortTasks:
+    def __init__(self, deps: Deps) -> None:
+        self.deps = deps
+
+    async def __call__(self, cohort_id: int) -> list[TaskFigures] | None:
+        """The ladder's tasks in script order; None when there is no such cohort."""
+        async with self.deps.uow(ReportsTx).transaction() as tx:
+            cohort = await tx.cohorts.get(cohort_id)
+            if cohort is None:
+                return None
+            counts = await tx.reports.task_counts(cohort_id)
+            payouts = await tx.reports.task_payouts(cohort_id)
+            stages = await tx.reports.stage_counts([cohort_id])
+        admitted = sum(n for stage, n in stages.items() if stage >= Stage.ADMITTED)
+        script = self.deps.scripts.get(cohort)
+        unlocks = self.deps.scripts.unlock_times(cohort)
+        out = []
+        for task in script.tasks.ladder:
+            started, completed = counts.get(task.id, (0, 0))
+            reward = task.reward.amount if task.reward else None
+            out.append(
+                TaskFigures(
+                    task.id,
+                    task.title,
+                    unlocks[task.id],
+                    to_minor(reward, cohort.currency) if reward is not None else None,
+                    started,
+                    completed,
+                    admitted,
+                    {s: payouts.get((task.id, s), (0, 0)) for s in PAYOUT_STATES},
+                )
+            )
         return out

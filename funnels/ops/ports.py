@@ -188,6 +188,15 @@ class Reports(Protocol):
         ...
 
     async def cohort_summary(self, cohort_id: int) -> CohortSummary | None: ...
+    async def task_counts(self, cohort_id: int) -> dict[str, tuple[int, int]]:
+        """By task id: (members with progress on it, members who completed it)."""
+        ...
+
+    async def task_payouts(self, cohort_id: int) -> dict[tuple[str, str], tuple[int, int]]:
+        """Task rewards by (task id, way out: ``owed``, ``pending``, ``delivered``,
+        ``parked``): how many, and their sum in minor units."""
+        ...
+
     async def envelope_lines(self, cohort_id: int) -> list[EnvelopeLine]:
         """The cohort's red envelopes that opened, by opening time."""
         ...
@@ -202,6 +211,8 @@ class StepTimeline(Protocol):
 class ReportsTx(Protocol):
     """A unit of work as the report readers see it: reads only, never a commit."""
 
+    @property
+    def cohorts(self) -> Cohorts: ...
     @property
     def reports(self) -> Reports: ...
     @property

@@ -404,3 +404,51 @@ async def test_envelopes_say_what_was_grabbed_and_how_fast(
     assert [(r["step_key"], r["emptied_in_seconds"]) for r in rows] == [("d1_envelope", "30")]
     missing = await api.get(f"/api/v1/cohorts/{cohort.id + 5}/envelopes")
     assert f"no cohort {cohort.id + 5}" in _problem(missing, 404)["detail"]
+
+
+# ------------------------------------------------------------------ tasks
+
+
+async def test_tasks_say_who_finished_what_and_where_the_rewards_went(
+    kit: Kit, api: httpx.AsyncClient
+) -> None:
+    from tests.support.funnel_kit import TASK_CHAT, task_at
+
+    cohort = await kit.start()
+    async with kit.store.transaction() as tx:
+        await tx.cohorts.bind_task_chat(cohort.id, TASK_CHAT)
+        await tx.commit()
+    refs = await kit.admitted(cohort, 5)
+    kit.clock.set(task_at(1, "12:00"))
+    # Four members lock three fans each (0.50 each: the 1.70 budget pays three, owes
+    # the fourth); the fifth locks one.
+    for n, member in enumerate(refs):
+        fans = 3 if n < 4 else 1
+        at = task_at(1, "10:00")
+        events = [kit.event("fan.locked", at + timedelta(minutes=i), member) for i in range(fans)]
+        await kit.ingest()("platform", events)
+    answer = await api.get(f"/api/v1/cohorts/{cohort.id}/tasks")
+    assert answer.status_code == 200, answer.text
+    items = {t["task_id"]: t for t in answer.json()["items"]}
+    assert list(items) == ["invite_fans", "visitors", "first_sale"]  # the script's order
+    fans = items["invite_fans"]
+    assert (fans["started"], fans["completed"], fans["admitted"]) == (5, 4, 5)
+    assert fans["completion_rate"] == 0.8 and fans["reward_minor"] == 50
+    assert (fans["pending"], fans["pending_minor"], fans["owed"], fans["owed_minor"]) == (
+        3,
+        150,
+        1,
+        50,
+    )
+    assert (fans["delivered"], fans["parked"]) == (0, 0)
+    assert (items["visitors"]["completed"], items["visitors"]["reward_minor"]) == (0, None)
+    assert items["first_sale"]["unlocks_at"] > fans["unlocks_at"]
+    as_csv = await api.get(f"/api/v1/cohorts/{cohort.id}/tasks", params={"format": "csv"})
+    rows = list(csv.DictReader(io.StringIO(as_csv.text)))
+    assert [(r["task_id"], r["completed"], r["owed"]) for r in rows] == [
+        ("invite_fans", "4", "1"),
+        ("visitors", "0", "0"),
+        ("first_sale", "0", "0"),
+    ]
+    missing = await api.get(f"/api/v1/cohorts/{cohort.id + 9}/tasks")
+    assert f"no cohort {cohort.id + 9}" in _problem(missing, 404)["detail"]
