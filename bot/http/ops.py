@@ -162,8 +162,11 @@ def routes(deps: Deps) -> APIRouter:
             raise _problem(refused) from None
         return await answer(cohort_id)
 
-    @router.post(
-        "/steps/{step_key}/retry",
+    # What ops do to one step of the cohort.
+    step = APIRouter(prefix="/steps/{step_key}")
+
+    @step.post(
+        "/retry",
         response_model=Retried,
         summary="Send a step again at the next tick",
     )
@@ -182,6 +185,8 @@ def routes(deps: Deps) -> APIRouter:
             raise _problem(refused) from None
         body = Retried(step=decided.key, resumed=decided.resumed)
         return JSONResponse(body.model_dump(mode="json"))
+
+    router.include_router(step)
 
     @router.post(
         "/budget",
