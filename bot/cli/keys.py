@@ -10,7 +10,7 @@ import typer
 
 from bot.cli.common import load_settings, run_use_case
 from funnels.kernel.records import ApiKeyRecord
-from funnels.ops.keys import CreateApiKey, ListApiKeys, RevokeApiKey
+from funnels.ops.keys import CreateApiKey, CreateFirstApiKey, ListApiKeys, RevokeApiKey
 
 apikey_app = typer.Typer(
     help="API keys for the HTTP API's stats and ops routes (Authorization: Bearer KEY)."
@@ -31,9 +31,24 @@ def _when(at: datetime | None) -> str:
 @apikey_app.command("create")
 def apikey_create(
     name: Annotated[str, typer.Argument(help="What the key is for, e.g. dashboard-sea.")],
+    if_none: Annotated[
+        bool,
+        typer.Option(
+            "--if-none",
+            help="Only when no key is active yet; otherwise print nothing (scripts/serve).",
+        ),
+    ] = False,
 ) -> None:
     """Make a key and print it once: only its hash is kept, so copy it now."""
-    record, key = run_use_case(load_settings(), lambda deps: CreateApiKey(deps)(name), _REFUSALS)
+    if if_none:
+        made = run_use_case(load_settings(), lambda deps: CreateFirstApiKey(deps)(name), _REFUSALS)
+        if made is None:
+            return
+        record, key = made
+    else:
+        record, key = run_use_case(
+            load_settings(), lambda deps: CreateApiKey(deps)(name), _REFUSALS
+        )
     typer.echo(key)
     typer.echo(
         f"key {record.name!r} created ({record.prefix}…); it is not shown again: "

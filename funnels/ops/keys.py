@@ -57,6 +57,25 @@ class CreateApiKey:
         return record, key
 
 
+class CreateFirstApiKey:
+    """A key named ``name`` when no key is active yet (a fresh installation's first
+    start hands its operator one); None when one is."""
+
+    def __init__(self, deps: Deps) -> None:
+        self.deps = deps
+
+    async def __call__(self, name: str) -> tuple[ApiKeyRecord, str] | None:
+        async with self.deps.uow(KeysTx).transaction() as tx:
+            if any(k.revoked_at is None for k in await tx.api_keys.all()):
+                return None
+        try:
+            return await CreateApiKey(self.deps)(name)
+        except Refused as refused:
+            if refused.code == "key_exists":  # made meanwhile by another start
+                return None
+            raise
+
+
 class ListApiKeys:
     def __init__(self, deps: Deps) -> None:
         self.deps = deps

@@ -452,3 +452,68 @@ async def test_tasks_say_who_finished_what_and_where_the_rewards_went(
     ]
     missing = await api.get(f"/api/v1/cohorts/{cohort.id + 9}/tasks")
     assert f"no cohort {cohort.id + 9}" in _problem(missing, 404)["detail"]
+
+
+def test_if_none_makes_a_key_only_while_none_is_active(cli: Kit) -> None:
+    runner = CliRunner()
+    first = runner.invoke(cli_app, ["apikey", "create", "local", "--if-none"])
+    assert first.exit_code == 0 and first.stdout.strip().startswith("fbk_")
+    again = runner.invoke(cli_app, ["apikey", "create", "local", "--if-none"])
+    assert (again.exit_code, again.stdout) == (0, "")
+    assert runner.invoke(cli_app, ["apikey", "revoke", "local"]).exit_code == 0
+    fresh = runner.invoke(cli_app, ["apikey", "create", "local", "--if-none"])
+    assert fresh.stdout.strip().startswith("fbk_") and fresh.stdout != first.stdout
+
+
+def test_serve_hands_the_first_start_a_key_that_opens_the_api(tmp_path: Any) -> None:
+    """scripts/serve as a newcomer runs it: the key it prints once lets them in."""
+    import os
+    import subprocess
+    import time
+    from pathlib import Path
+
+    from tests.support.process import free_port
+
+    root = Path(__file__).resolve().parents[2]
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FUNNELBOT_")} | {
+        "FUNNELBOT_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/serve.db",
+        "FUNNELBOT_HTTP_PORT": str(port),
+    }
+
+    def start() -> tuple[subprocess.Popen[str], str]:
+        log = tmp_path / "serve.log"
+        proc = subprocess.Popen(
+            [str(root / "scripts" / "serve")],
+            env=env,
+            stdout=log.open("w"),
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                    return proc, log.read_text()
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        proc.terminate()
+        raise AssertionError(f"scripts/serve never answered: {log.read_text()}")
+
+    proc, printed = start()
+    try:
+        key = next(w for w in printed.split() if w.startswith("fbk_"))
+        assert "shown this once" in printed
+        listed = httpx.get(
+            f"http://127.0.0.1:{port}/api/v1/cohorts", headers={"Authorization": f"Bearer {key}"}
+        )
+        assert listed.status_code == 200 and listed.json() == {"items": [], "next_cursor": None}
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+    proc, printed = start()  # a second start: the key exists, nothing is printed
+    try:
+        assert "fbk_" not in printed
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
