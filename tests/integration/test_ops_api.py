@@ -3,38 +3,13 @@ each recorded with the key that asked; refusals are problems and change nothing.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
 
 import httpx
-import pytest
 
-from bot.http.app import create_app
-from funnels.ops.keys import CreateApiKey
+from tests.support.api import problem
 from tests.support.funnel_kit import WARMUP_CHAT, Kit, warmup_at
-
-PROBLEM = "application/problem+json"
-
-
-@pytest.fixture
-async def api(kit: Kit) -> AsyncIterator[httpx.AsyncClient]:
-    _, key = await CreateApiKey(kit.deps)("ops-sea")
-    transport = httpx.ASGITransport(app=create_app(kit.store.engine, deps=kit.deps))
-    async with httpx.AsyncClient(
-        transport=transport,
-        base_url="http://funnelbot",
-        headers={"Authorization": f"Bearer {key}"},
-    ) as client:
-        yield client
-
-
-def _problem(answer: httpx.Response, status: int) -> dict[str, Any]:
-    assert answer.status_code == status, answer.text
-    assert answer.headers["content-type"] == PROBLEM
-    body: dict[str, Any] = answer.json()
-    assert body["status"] == status and body["detail"]
-    return body
 
 
 async def _actions(api: httpx.AsyncClient, cohort_id: int) -> list[tuple[str, str, Any]]:
@@ -72,16 +47,16 @@ async def test_a_paused_cohort_runs_nothing_until_it_is_resumed(
 
 async def test_refusals_are_409s_and_record_nothing(kit: Kit, api: httpx.AsyncClient) -> None:
     cohort = await kit.start()
-    not_paused = _problem(await api.post(f"/api/v1/cohorts/{cohort.id}/resume"), 409)
+    not_paused = problem(await api.post(f"/api/v1/cohorts/{cohort.id}/resume"), 409)
     assert "running, not paused" in not_paused["detail"]
     assert (await api.post(f"/api/v1/cohorts/{cohort.id}/pause")).status_code == 200
-    twice = _problem(await api.post(f"/api/v1/cohorts/{cohort.id}/pause"), 409)
+    twice = problem(await api.post(f"/api/v1/cohorts/{cohort.id}/pause"), 409)
     assert "is paused" in twice["detail"]
     assert [a for a, _, _ in await _actions(api, cohort.id)] == ["pause"]
     async with kit.store.transaction() as tx:
         await tx.cohorts.set_status(cohort.id, "finished", None, kit.clock.now())
         await tx.commit()
-    finished = _problem(await api.post(f"/api/v1/cohorts/{cohort.id}/pause"), 409)
+    finished = problem(await api.post(f"/api/v1/cohorts/{cohort.id}/pause"), 409)
     assert "finished" in finished["detail"]
     assert [a for a, _, _ in await _actions(api, cohort.id)] == ["pause"]
 
@@ -92,7 +67,7 @@ async def test_a_resume_waits_for_the_rights_the_bot_lacks(
     cohort = await kit.start()
     assert (await api.post(f"/api/v1/cohorts/{cohort.id}/pause")).status_code == 200
     kit.messenger.rights_missing[WARMUP_CHAT] = ["can_pin_messages"]
-    refused = _problem(await api.post(f"/api/v1/cohorts/{cohort.id}/resume"), 409)
+    refused = problem(await api.post(f"/api/v1/cohorts/{cohort.id}/resume"), 409)
     assert "can_pin_messages" in refused["detail"]
     assert (await kit.cohort(cohort.id)).status == "paused"
     kit.messenger.rights_missing.clear()
@@ -104,15 +79,15 @@ async def test_unknown_cohorts_bad_ids_and_no_key(kit: Kit, api: httpx.AsyncClie
     cohort = await kit.start()
     for path in ("pause", "resume", "actions"):
         method = api.get if path == "actions" else api.post
-        missing = _problem(await method(f"/api/v1/cohorts/{cohort.id + 7}/{path}"), 404)
+        missing = problem(await method(f"/api/v1/cohorts/{cohort.id + 7}/{path}"), 404)
         assert f"no cohort {cohort.id + 7}" in missing["detail"]
-        assert _problem(await method(f"/api/v1/cohorts/x/{path}"), 422)["errors"]
+        assert problem(await method(f"/api/v1/cohorts/x/{path}"), 422)["errors"]
     anonymous = await api.post(
         f"/api/v1/cohorts/{cohort.id}/pause", headers={"Authorization": "Bearer fbk_wrong"}
     )
-    _problem(anonymous, 401)
+    problem(anonymous, 401)
     assert (await kit.cohort(cohort.id)).status == "running"
-    assert _problem(await api.get(f"/api/v1/cohorts/{cohort.id}/pause"), 405)
+    assert problem(await api.get(f"/api/v1/cohorts/{cohort.id}/pause"), 405)
     assert await _actions(api, cohort.id) == []
 
 
@@ -120,16 +95,16 @@ async def test_a_step_in_doubt_is_retried_and_its_held_parts_go_on(
     kit: Kit, api: httpx.AsyncClient
 ) -> None:
     cohort = await kit.talk_in_doubt()
-    held = _problem(await api.post(f"/api/v1/cohorts/{cohort.id}/steps/d1_talk.p1/retry"), 409)
+    held = problem(await api.post(f"/api/v1/cohorts/{cohort.id}/steps/d1_talk.p1/retry"), 409)
     assert "waits for d1_talk" in held["detail"]
     retried = await api.post(f"/api/v1/cohorts/{cohort.id}/steps/d1_talk/retry")
     assert retried.status_code == 200, retried.text
     assert retried.json() == {"step": "d1_talk", "resumed": ["d1_talk.p1"]}
     assert (await kit.step(cohort.id, "d1_talk")).status == "pending"
     assert (await kit.step(cohort.id, "d1_talk.p1")).status == "pending"
-    again = _problem(await api.post(f"/api/v1/cohorts/{cohort.id}/steps/d1_talk/retry"), 409)
+    again = problem(await api.post(f"/api/v1/cohorts/{cohort.id}/steps/d1_talk/retry"), 409)
     assert "is pending" in again["detail"]
-    missing = _problem(await api.post(f"/api/v1/cohorts/{cohort.id}/steps/d9_nope/retry"), 404)
+    missing = problem(await api.post(f"/api/v1/cohorts/{cohort.id}/steps/d9_nope/retry"), 404)
     assert "no step d9_nope" in missing["detail"]
     assert await _actions(api, cohort.id) == [("retry", "api key ops-sea", "d1_talk")]
 
@@ -140,11 +115,11 @@ async def test_a_budget_is_raised_and_bad_amounts_are_422s(
     cohort = await kit.start()
     url = f"/api/v1/cohorts/{cohort.id}/budget"
     for body in ({"add": "abc"}, {"add": "0"}, {"add": "-5"}, {"add": "0.001"}, {"add": ""}):
-        refused = _problem(await api.post(url, json=body), 422)
+        refused = problem(await api.post(url, json=body), 422)
         assert refused["detail"].startswith("body.add"), refused
-    assert _problem(await api.post(url, json={}), 422)["errors"][0]["field"] == "body.add"
-    assert _problem(await api.post(url, json={"add": "1", "x": 1}), 422)
-    assert _problem(await api.post(url, content=b"{not json"), 422)
+    assert problem(await api.post(url, json={}), 422)["errors"][0]["field"] == "body.add"
+    assert problem(await api.post(url, json={"add": "1", "x": 1}), 422)
+    assert problem(await api.post(url, content=b"{not json"), 422)
     assert (await kit.cohort(cohort.id)).budget_minor == cohort.budget_minor
     raised = await api.post(url, json={"add": "50.00"})
     assert raised.status_code == 200, raised.text
@@ -155,7 +130,7 @@ async def test_a_budget_is_raised_and_bad_amounts_are_422s(
     assert await _actions(api, cohort.id) == [
         ("budget", "api key ops-sea", f"+50.00 {cohort.currency}")
     ]
-    assert _problem(
+    assert problem(
         await api.post(f"/api/v1/cohorts/{cohort.id + 3}/budget", json={"add": "1"}), 404
     )
 

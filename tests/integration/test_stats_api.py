@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
 
@@ -16,15 +15,15 @@ from sqlalchemy import select
 from typer.testing import CliRunner
 
 from bot.cli import app as cli_app
-from bot.http.app import create_app
+from funnels.deps import Deps
 from funnels.kernel.refusals import Refused
 from funnels.ops.keys import Authenticate, CreateApiKey, ListApiKeys, RevokeApiKey
 from funnels.people.regions import AddRegion
+from storage.db import create_engine
 from storage.tables import api_keys
+from storage.uow import SqlStore
+from tests.support.api import PROBLEM, api_client, problem
 from tests.support.funnel_kit import Kit
-
-PROBLEM = "application/problem+json"
-
 
 # ------------------------------------------------------------------ keys
 
@@ -106,41 +105,21 @@ def test_the_command_line_makes_lists_and_revokes_keys(cli: Kit) -> None:
 # ------------------------------------------------------------------ HTTP
 
 
-@pytest.fixture
-async def api(kit: Kit) -> AsyncIterator[httpx.AsyncClient]:
-    _, key = await CreateApiKey(kit.deps)("tests")
-    transport = httpx.ASGITransport(app=create_app(kit.store.engine, deps=kit.deps))
-    async with httpx.AsyncClient(
-        transport=transport,
-        base_url="http://funnelbot",
-        headers={"Authorization": f"Bearer {key}"},
-    ) as client:
-        yield client
-
-
-def _problem(answer: httpx.Response, status: int) -> dict[str, Any]:
-    assert answer.status_code == status, answer.text
-    assert answer.headers["content-type"] == PROBLEM
-    body: dict[str, Any] = answer.json()
-    assert body["status"] == status and body["title"] and body["detail"]
-    return body
-
-
 async def test_no_key_a_wrong_key_and_a_revoked_key_are_401s(
     kit: Kit, api: httpx.AsyncClient
 ) -> None:
     bare = await api.get("/api/v1/cohorts", headers={"Authorization": ""})
-    assert "apikey create" in _problem(bare, 401)["detail"]
+    assert "apikey create" in problem(bare, 401)["detail"]
     assert bare.headers["www-authenticate"] == 'Bearer realm="funnelbot"'
     for value in ("Bearer fbk_nope", "Basic dXNlcjpwYXNz", "fbk_x", "Bearer "):
         wrong = await api.get("/api/v1/cohorts", headers={"Authorization": value})
-        _problem(wrong, 401)
+        problem(wrong, 401)
     _, key = await CreateApiKey(kit.deps)("short-lived")
     fine = await api.get("/api/v1/cohorts", headers={"Authorization": f"Bearer {key}"})
     assert fine.status_code == 200
     await RevokeApiKey(kit.deps)("short-lived")
     revoked = await api.get("/api/v1/cohorts/1", headers={"Authorization": f"Bearer {key}"})
-    assert "revoked" in _problem(revoked, 401)["detail"]
+    assert "revoked" in problem(revoked, 401)["detail"]
     assert 'error="invalid_token"' in revoked.headers["www-authenticate"]
 
 
@@ -231,7 +210,7 @@ async def test_one_cohort_and_a_missing_one(kit: Kit, api: httpx.AsyncClient) ->
     assert body["status_reason"] == "ops asked" and body["generation"] == 1
     assert (
         f"no cohort {cohort.id + 100}"
-        in _problem(await api.get(f"/api/v1/cohorts/{cohort.id + 100}"), 404)["detail"]
+        in problem(await api.get(f"/api/v1/cohorts/{cohort.id + 100}"), 404)["detail"]
     )
 
 
@@ -253,20 +232,20 @@ async def test_one_cohort_and_a_missing_one(kit: Kit, api: httpx.AsyncClient) ->
 async def test_bad_parameters_are_422s_naming_the_field(
     api: httpx.AsyncClient, path: str, field: str
 ) -> None:
-    body = _problem(await api.get(path), 422)
+    body = problem(await api.get(path), 422)
     assert body["detail"].startswith(field) and body["errors"][0]["field"] == field
 
 
 @pytest.mark.parametrize("cursor", ["zzz", "LTE", "MA", "YWJj", "=" * 8, "9" * 40])
 async def test_a_cursor_this_api_did_not_give_is_a_400(api: httpx.AsyncClient, cursor: str) -> None:
-    body = _problem(await api.get("/api/v1/cohorts", params={"cursor": cursor}), 400)
+    body = problem(await api.get("/api/v1/cohorts", params={"cursor": cursor}), 400)
     assert body["errors"][0]["field"] == "query.cursor"
 
 
 async def test_unknown_routes_and_methods_are_problems_too(api: httpx.AsyncClient) -> None:
-    assert "/api/v1/nothing" in _problem(await api.get("/api/v1/nothing"), 404)["detail"]
+    assert "/api/v1/nothing" in problem(await api.get("/api/v1/nothing"), 404)["detail"]
     wrong = await api.delete("/api/v1/cohorts")
-    assert "DELETE" in _problem(wrong, 405)["detail"]
+    assert "DELETE" in problem(wrong, 405)["detail"]
 
 
 async def test_openapi_documents_the_routes_their_key_and_their_problems(
@@ -282,25 +261,24 @@ async def test_openapi_documents_the_routes_their_key_and_their_problems(
     assert {p["name"] for p in listing["parameters"]} >= {"region", "from", "to", "cursor"}
 
 
+async def _cohorts_over(kit: Kit, url: str) -> httpx.Response:
+    """``GET /api/v1/cohorts`` from an app over the database at ``url`` (a made-up key:
+    the database answers first)."""
+    engine = create_engine(url)
+    try:
+        deps = Deps(SqlStore(engine), kit.messenger, kit.clock)
+        async with api_client(engine, deps, "fbk_" + "a" * 43) as client:
+            return await client.get("/api/v1/cohorts")
+    finally:
+        await engine.dispose()
+
+
 async def test_a_database_that_cannot_be_reached_is_a_503_not_a_crash(
     kit: Kit, tmp_path: Any
 ) -> None:
-    from funnels.deps import Deps
-    from storage.db import create_engine
-    from storage.uow import SqlStore
-
-    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path}/missing/folder/funnel.db")
-    try:
-        deps = Deps(SqlStore(engine), kit.messenger, kit.clock)
-        transport = httpx.ASGITransport(app=create_app(engine, deps=deps))
-        async with httpx.AsyncClient(transport=transport, base_url="http://funnelbot") as client:
-            answer = await client.get(
-                "/api/v1/cohorts", headers={"Authorization": "Bearer fbk_" + "a" * 43}
-            )
-        assert "try again" in _problem(answer, 503)["detail"]
-        assert answer.headers["retry-after"] == "5"
-    finally:
-        await engine.dispose()
+    answer = await _cohorts_over(kit, f"sqlite+aiosqlite:///{tmp_path}/missing/folder/funnel.db")
+    assert "try again" in problem(answer, 503)["detail"]
+    assert answer.headers["retry-after"] == "5"
 
 
 # ------------------------------------------------------------------ steps
@@ -340,9 +318,9 @@ async def test_steps_of_a_missing_cohort_or_a_bad_status(kit: Kit, api: httpx.As
     cohort = await kit.start()
     assert (
         f"no cohort {cohort.id + 1}"
-        in _problem(await api.get(f"/api/v1/cohorts/{cohort.id + 1}/steps"), 404)["detail"]
+        in problem(await api.get(f"/api/v1/cohorts/{cohort.id + 1}/steps"), 404)["detail"]
     )
-    body = _problem(await api.get(f"/api/v1/cohorts/{cohort.id}/steps?status=lost"), 422)
+    body = problem(await api.get(f"/api/v1/cohorts/{cohort.id}/steps?status=lost"), 422)
     assert body["errors"][0]["field"] == "query.status"
     pending = await api.get(f"/api/v1/cohorts/{cohort.id}/steps", params={"status": "pending"})
     assert len(pending.json()["items"]) == len(await kit.statuses(cohort.id))
@@ -351,24 +329,9 @@ async def test_steps_of_a_missing_cohort_or_a_bad_status(kit: Kit, api: httpx.As
 async def test_a_database_without_the_schema_is_a_logged_500_not_a_503(
     kit: Kit, tmp_path: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
-    from funnels.deps import Deps
-    from storage.db import create_engine
-    from storage.uow import SqlStore
-
-    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path}/never-migrated.db")
-    try:
-        deps = Deps(SqlStore(engine), kit.messenger, kit.clock)
-        transport = httpx.ASGITransport(
-            app=create_app(engine, deps=deps), raise_app_exceptions=False
-        )
-        async with httpx.AsyncClient(transport=transport, base_url="http://funnelbot") as client:
-            answer = await client.get(
-                "/api/v1/cohorts", headers={"Authorization": "Bearer fbk_" + "a" * 43}
-            )
-        assert "it is logged" in _problem(answer, 500)["detail"]
-        assert "no such table" in caplog.text
-    finally:
-        await engine.dispose()
+    answer = await _cohorts_over(kit, f"sqlite+aiosqlite:///{tmp_path}/never-migrated.db")
+    assert "it is logged" in problem(answer, 500)["detail"]
+    assert "no such table" in caplog.text
 
 
 # ------------------------------------------------------------------ envelopes
@@ -403,7 +366,7 @@ async def test_envelopes_say_what_was_grabbed_and_how_fast(
     rows = list(csv.DictReader(io.StringIO((await api.get(url, params={"format": "csv"})).text)))
     assert [(r["step_key"], r["emptied_in_seconds"]) for r in rows] == [("d1_envelope", "30")]
     missing = await api.get(f"/api/v1/cohorts/{cohort.id + 5}/envelopes")
-    assert f"no cohort {cohort.id + 5}" in _problem(missing, 404)["detail"]
+    assert f"no cohort {cohort.id + 5}" in problem(missing, 404)["detail"]
 
 
 # ------------------------------------------------------------------ tasks
@@ -451,7 +414,7 @@ async def test_tasks_say_who_finished_what_and_where_the_rewards_went(
         ("first_sale", "0", "0"),
     ]
     missing = await api.get(f"/api/v1/cohorts/{cohort.id + 9}/tasks")
-    assert f"no cohort {cohort.id + 9}" in _problem(missing, 404)["detail"]
+    assert f"no cohort {cohort.id + 9}" in problem(missing, 404)["detail"]
 
 
 def test_if_none_makes_a_key_only_while_none_is_active(cli: Kit) -> None:
