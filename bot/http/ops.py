@@ -5,7 +5,8 @@ changes nothing."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Awaitable
+from typing import Annotated, TypeVar
 
 from fastapi import APIRouter, Body, Depends, Path
 from fastapi.responses import JSONResponse, Response
@@ -23,6 +24,8 @@ from funnels.ops.actions import PauseByOps, ResumeByOps
 from funnels.ops.cohorts import CohortDetails
 from funnels.ops.ports import CohortSummary
 from funnels.ops.steps import RetryStep
+
+T = TypeVar("T")
 
 _REFUSALS = {
     "no_cohort": (404, "Not Found", "there is no cohort {id}"),
@@ -106,6 +109,14 @@ def _problem(refused: Refused) -> ApiProblem:
     return ApiProblem(status, title, detail.format(**params))
 
 
+async def _refusing(action: Awaitable[T]) -> T:
+    """What ``action`` gives; its refusal as a problem (nothing was changed)."""
+    try:
+        return await action
+    except Refused as refused:
+        raise _problem(refused) from None
+
+
 def _author(key: ApiKeyRecord) -> OpsAuthor:
     return OpsAuthor(f"api key {key.name}", key.id)
 
@@ -143,10 +154,7 @@ def routes(deps: Deps) -> APIRouter:
     ) -> Response:
         """No step runs until it is resumed; steps missed meanwhile then follow their
         late policy. 409 when the cohort is not running."""
-        try:
-            await pause(cohort_id, _author(key))
-        except Refused as refused:
-            raise _problem(refused) from None
+        await _refusing(pause(cohort_id, _author(key)))
         return await answer(cohort_id)
 
     @router.post("/resume", response_model=Cohort, summary="Resume a paused cohort")
@@ -156,10 +164,7 @@ def routes(deps: Deps) -> APIRouter:
     ) -> Response:
         """409 when the cohort is not paused, or while the bot still lacks the rights it
         needs in the warm-up group (it says which)."""
-        try:
-            await resume(cohort_id, _author(key))
-        except Refused as refused:
-            raise _problem(refused) from None
+        await _refusing(resume(cohort_id, _author(key)))
         return await answer(cohort_id)
 
     # What ops do to one step of the cohort.
@@ -179,10 +184,8 @@ def routes(deps: Deps) -> APIRouter:
         held behind it go on after it. 409 for a step already done, pending, or waiting
         behind another."""
         author = _author(key)
-        try:
-            decided = await retry(await code_of(cohort_id), step_key, by=author.by, author=author)
-        except Refused as refused:
-            raise _problem(refused) from None
+        code = await code_of(cohort_id)
+        decided = await _refusing(retry(code, step_key, by=author.by, author=author))
         body = Retried(step=decided.key, resumed=decided.resumed)
         return JSONResponse(body.model_dump(mode="json"))
 
@@ -200,10 +203,8 @@ def routes(deps: Deps) -> APIRouter:
     ) -> Response:
         """Rewards owed past the budget are then paid in the order they were earned,
         while it lasts."""
-        try:
-            raised = await raise_budget(await code_of(cohort_id), amount.add, author=_author(key))
-        except Refused as refused:
-            raise _problem(refused) from None
+        code = await code_of(cohort_id)
+        raised = await _refusing(raise_budget(code, amount.add, author=_author(key)))
         body = BudgetOut(
             currency=raised.cohort.currency,
             added_minor=raised.added_minor,
