@@ -258,6 +258,7 @@ async def _serve(
                 intake,
                 links=links,
                 deps=deps,
+                public_url=settings.links_base,
             ),
             host=settings.http_host,
             port=settings.http_port,

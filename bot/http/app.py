@@ -7,7 +7,17 @@ from typing import Any
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from bot.http import events, health, links as tracked_links, ops, problems, stats, webhook
+from bot.http import (
+    dashboard,
+    events,
+    health,
+    kpis,
+    links as tracked_links,
+    ops,
+    problems,
+    stats,
+    webhook,
+)
 from bot.http.events import EventIntake
 from bot.http.front import FrontDoor
 from bot.http.links import LinkRedirects
@@ -22,10 +32,12 @@ def create_app(
     *,
     links: LinkRedirects | None = None,
     deps: Deps | None = None,
+    public_url: str | None = None,
 ) -> FrontDoor:
     """The service's ASGI app: FastAPI behind a front door that answers the high-volume
-    routes (events, tracked links) directly. The stats and ops routes need ``deps``
-    (their use cases and the API keys)."""
+    routes (events, tracked links) directly. The stats and ops routes and the dashboard
+    need ``deps`` (their use cases and the API keys); ``public_url`` (the address people
+    reach the service at) makes the dashboard's cookies ``Secure`` when it is https."""
     app = FastAPI(title="funnelbot", version="0.1.0")
     problems.install(app)
     app.include_router(health.routes(engine))
@@ -33,7 +45,9 @@ def create_app(
     app.include_router(events.routes(intake))
     if deps is not None:
         app.include_router(stats.routes(deps))
+        app.include_router(kpis.routes(deps))
         app.include_router(ops.routes(deps))
+        app.include_router(dashboard.routes(deps, public_url=public_url))
     _, schemas = events.request_schema()
     make_openapi = app.openapi
 
