@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
-from sqlalchemy import ARRAY, bindparam, func, select, update
+from sqlalchemy import ARRAY, Boolean, bindparam, func, literal_column, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from funnels.kernel.records import Arrival, Seat
+from funnels.kernel.rollups import FunnelCounts, funnel_moves
 from funnels.kernel.stages import Stage
 from storage.db import insert_ignore
+from storage.rollups import STAGE_COLUMNS, TIME_COLUMNS, RollupChanges, cohort_zone, stage_times
 from storage.sql import Repo, greatest, one_of, prepared
 from storage.tables import (
     cohort_members as _m,
@@ -23,19 +29,14 @@ from storage.tables import (
 _LANGUAGE = func.coalesce(_u.c.chosen_locale, _u.c.language).label("language")
 
 
-_STAGE_COLUMN = {
-    Stage.JOINED: "joined_at",
-    Stage.ENGAGED: "engaged_at",
-    Stage.REPLIED: "replied_at",
-    Stage.ADMITTED: "admitted_at",
-    Stage.TASKED: "tasked_at",
-    Stage.SOLD: "sold_at",
-    Stage.SHOPKEEPER: "shopkeeper_at",
-    Stage.SUPERVISOR: "supervisor_at",
-}
-
-
 class SqlMembers(Repo):
+    """Members of cohorts. Every change of a member's stages or messages is also noted in
+    the transaction's rollup changes (``storage.rollups``)."""
+
+    def __init__(self, conn: AsyncConnection, rollups: RollupChanges | None = None) -> None:
+        super().__init__(conn)
+        self.rollups = rollups if rollups is not None else RollupChanges()
+
     async def current_cohorts(self, user_ids: Sequence[int]) -> dict[int, int]:
         """``current_cohort`` for many members: user id -> cohort id (absent: none)."""
         if not user_ids:
@@ -60,6 +61,16 @@ class SqlMembers(Repo):
         at: datetime,
     ) -> dict[int, Seat]:
         ids = [a.user_id for a in arrivals]
+        zone: ZoneInfo | None = None
+        if self.dialect == "postgresql":
+            # Seats are counted, then taken: hold the cohort row first, so two batches of
+            # joins cannot both see the same free seats or both seat the same member.
+            name = (
+                await self.conn.execute(
+                    select(_c.c.timezone).where(_c.c.id == cohort_id).with_for_update()
+                )
+            ).scalar_one()
+            zone = ZoneInfo(name)
         # Statements built once (storage.sql.prepared): a join comes per chat_member update.
         seated = prepared(
             "members_seated",
@@ -81,11 +92,7 @@ class SqlMembers(Repo):
             )
         outcome.update({uid: "rejoined" if uid in rejoined else "member" for uid in known})
         fresh = [(uid, inviter) for uid, inviter in dict(arrivals).items() if uid not in known]
-        if self.dialect == "postgresql" and fresh:
-            # Seats are counted, then taken: hold the cohort row so two batches of joins
-            # cannot both see the same free seats.
-            await self.conn.execute(select(_c.c.id).where(_c.c.id == cohort_id).with_for_update())
-        room = max(0, capacity - await self.count(cohort_id))
+        room = max(0, capacity - await self.count(cohort_id)) if fresh else 0
         admitted, refused = fresh[:room], fresh[room:]
         if admitted:
             await self.conn.execute(
@@ -105,6 +112,9 @@ class SqlMembers(Repo):
                     for uid, inviter in admitted
                 ],
             )
+            zone = zone or await cohort_zone(self.conn, cohort_id)
+            day = at.astimezone(zone).date()
+            self.rollups.add_funnel(cohort_id, Counter({(day, Stage.JOINED): len(admitted)}))
         outcome.update({uid: "joined" for uid, _ in admitted})
         outcome.update({uid: "full" for uid, _ in refused})
         return outcome
@@ -142,27 +152,6 @@ class SqlMembers(Repo):
         ).scalar()
         return Stage(value) if value is not None else None
 
-    def _advance_statement(self, stage: Stage) -> Any:
-        column = _STAGE_COLUMN[stage]
-        return prepared(
-            f"advance:{column}",
-            self.dialect,
-            lambda: (
-                update(_m)
-                .where(
-                    _m.c.cohort_id == bindparam("b_cohort"),
-                    one_of(self.dialect, _m.c.user_id, "b_users"),
-                    _m.c[column].is_(None),
-                )
-                .values(
-                    {
-                        column: bindparam("b_at"),
-                        "stage": greatest(self.dialect, _m.c.stage, bindparam("b_stage")),
-                    }
-                )
-            ),
-        )
-
     async def advance(self, cohort_id: int, user_id: int, stage: Stage, at: datetime) -> bool:
         return await self.advance_many(cohort_id, [user_id], stage, at) == 1
 
@@ -171,45 +160,104 @@ class SqlMembers(Repo):
     ) -> int:
         if not user_ids:
             return 0
-        result = await self.conn.execute(
-            self._advance_statement(stage),
-            {"b_cohort": cohort_id, "b_users": list(user_ids), "b_at": at, "b_stage": int(stage)},
-        )
-        return int(result.rowcount)
+        column = STAGE_COLUMNS[stage]
+
+        def reaching() -> _Change:
+            where = [
+                _m.c.cohort_id == bindparam("b_cohort"),
+                one_of(self.dialect, _m.c.user_id, "b_users"),
+                _m.c[column].is_(None),
+            ]
+            values = {
+                column: bindparam("b_at"),
+                "stage": greatest(self.dialect, _m.c.stage, int(stage)),
+            }
+            return where, values
+
+        params = {"b_cohort": cohort_id, "b_users": list(user_ids), "b_at": at}
+        moved = await self._stamp(f"advance:{column}", reaching, params)
+        self._note(cohort_id, moved, lambda before: {stage: at})
+        return len(moved.before)
 
     async def record_reply(
         self, cohort_id: int, user_id: int, at: datetime, opened_since: datetime
     ) -> bool:
-        result = await self.conn.execute(
-            prepared("record_reply", self.dialect, self._record_reply),
-            {"b_cohort": cohort_id, "b_user": user_id, "b_at": at, "b_since": opened_since},
-        )
-        return int(result.rowcount) == 1
 
-    def _record_reply(self) -> Any:
-        window_open = (
-            select(_c.c.id)
-            .where(
-                _c.c.id == bindparam("b_cohort"),
-                _c.c.pitch_opened_at >= bindparam("b_since"),
-                _c.c.pitch_closed_at.is_(None),
+        def replying() -> _Change:
+            # A reply counts while the pitch that opened at or after ``b_since`` is open.
+            window_open = (
+                select(_c.c.id)
+                .where(
+                    _c.c.id == bindparam("b_cohort"),
+                    _c.c.pitch_opened_at >= bindparam("b_since"),
+                    _c.c.pitch_closed_at.is_(None),
+                )
+                .exists()
             )
-            .exists()
-        )
-        return (
-            update(_m)
-            .where(
+            where = [
                 _m.c.cohort_id == bindparam("b_cohort"),
-                _m.c.user_id == bindparam("b_user"),
+                one_of(self.dialect, _m.c.user_id, "b_users"),
                 _m.c.replied_at.is_(None),
                 window_open,
-            )
-            .values(
-                replied_at=bindparam("b_at"),
-                engaged_at=func.coalesce(_m.c.engaged_at, bindparam("b_at")),
-                stage=greatest(self.dialect, _m.c.stage, int(Stage.REPLIED)),
-            )
+            ]
+            values = {
+                "replied_at": bindparam("b_at"),
+                "engaged_at": func.coalesce(_m.c.engaged_at, bindparam("b_at")),
+                "stage": greatest(self.dialect, _m.c.stage, int(Stage.REPLIED)),
+            }
+            return where, values
+
+        params = {"b_cohort": cohort_id, "b_users": [user_id], "b_at": at, "b_since": opened_since}
+        moved = await self._stamp("record_reply", replying, params)
+        self._note(
+            cohort_id,
+            moved,
+            lambda before: {Stage.REPLIED: at, Stage.ENGAGED: before[Stage.ENGAGED] or at},
         )
+        return len(moved.before) == 1
+
+    async def _stamp(
+        self, name: str, change: Callable[[], _Change], params: dict[str, Any]
+    ) -> _Moved:
+        """Set the change's values on the members its conditions choose (the statements
+        are built once, by ``change``); returns each one's stage
+        timestamps from before, and the cohort's time zone.
+
+        PostgreSQL: one ``UPDATE … FROM (SELECT … FOR UPDATE) … RETURNING``, the locked
+        rows' old timestamps coming back with the update. SQLite, whose RETURNING cannot
+        name the FROM rows and whose units of work take turns: a read, then the update.
+        """
+        if self.dialect == "postgresql":
+            statement = prepared(name, self.dialect, lambda: _stamp_pg(*change()))
+            rows = (await self.conn.execute(statement, params)).all()
+            if not rows:
+                return _Moved([], None)
+            return _Moved([stage_times(r) for r in rows], ZoneInfo(rows[0].timezone))
+        read = prepared(
+            f"{name}:before", self.dialect, lambda: select(*TIME_COLUMNS).where(*change()[0])
+        )
+        before = (await self.conn.execute(read, params)).all()
+        if not before:
+            return _Moved([], None)
+        where, values = change()
+        write = prepared(name, self.dialect, lambda: update(_m).where(*where).values(values))
+        await self.conn.execute(write, params)
+        zone = await cohort_zone(self.conn, params["b_cohort"])
+        return _Moved([stage_times(r) for r in before], zone)
+
+    def _note(
+        self,
+        cohort_id: int,
+        moved: _Moved,
+        stamps: Callable[[Mapping[Stage, datetime | None]], Mapping[Stage, datetime]],
+    ) -> None:
+        """Note in the rollups where the moved members now enter the funnel."""
+        if moved.zone is None:
+            return
+        moves: FunnelCounts = Counter()
+        for before in moved.before:
+            moves.update(funnel_moves(before, {**before, **stamps(before)}, moved.zone))
+        self.rollups.add_funnel(cohort_id, moves)
 
     @staticmethod
     def _add_activity_pg() -> Any:
@@ -235,7 +283,7 @@ class SqlMembers(Repo):
         return stmt.on_conflict_do_update(
             index_elements=["cohort_id", "user_id", "day"],
             set_={"messages": _a.c.messages + stmt.excluded.messages},
-        )
+        ).returning(literal_column("xmax = 0", Boolean))
 
     async def among(self, cohort_id: int, user_ids: Sequence[int]) -> set[int]:
         if not user_ids:
@@ -255,8 +303,9 @@ class SqlMembers(Repo):
             return
         if self.dialect == "postgresql":
             # One statement whatever the number of members: the counts go in as two
-            # arrays (a row per member would be a round trip each).
-            await self.conn.execute(
+            # arrays (a row per member would be a round trip each). A row it inserts
+            # (``xmax = 0``) is a member's first message of the day.
+            rows = await self.conn.execute(
                 prepared("add_activity", self.dialect, self._add_activity_pg),
                 {
                     "b_cohort": cohort_id,
@@ -265,21 +314,27 @@ class SqlMembers(Repo):
                     "b_counts": list(counts.values()),
                 },
             )
-            return
-        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+            writers = sum(1 for (fresh,) in rows if fresh)
+        else:
+            from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-        stmt = sqlite_insert(_a)
-        stmt = stmt.on_conflict_do_update(
-            index_elements=["cohort_id", "user_id", "day"],
-            set_={"messages": _a.c.messages + stmt.excluded.messages},
-        )
-        await self.conn.execute(
-            stmt,
-            [
-                {"cohort_id": cohort_id, "user_id": uid, "day": day, "messages": n}
-                for uid, n in counts.items()
-            ],
-        )
+            wrote = select(func.count()).where(
+                _a.c.cohort_id == cohort_id, _a.c.day == day, _a.c.user_id.in_(list(counts))
+            )
+            writers = len(counts) - int((await self.conn.execute(wrote)).scalar_one())
+            stmt = sqlite_insert(_a)
+            stmt = stmt.on_conflict_do_update(
+                index_elements=["cohort_id", "user_id", "day"],
+                set_={"messages": _a.c.messages + stmt.excluded.messages},
+            )
+            await self.conn.execute(
+                stmt,
+                [
+                    {"cohort_id": cohort_id, "user_id": uid, "day": day, "messages": n}
+                    for uid, n in counts.items()
+                ],
+            )
+        self.rollups.add_activity(cohort_id, day, sum(counts.values()), writers)
 
     async def responders_since(self, cohort_id: int, since: datetime | None) -> tuple[int, int]:
         replied = _m.c.replied_at.is_not(None)
@@ -340,3 +395,33 @@ class SqlMembers(Repo):
         ).all()
         at_stage = {int(r[0]): int(r[1]) for r in rows}
         return {stage: sum(n for s, n in at_stage.items() if s >= stage) for stage in Stage}
+
+
+_Change = tuple[list[Any], dict[str, Any]]
+"""A stage change as SQL: the members it applies to (conditions) and what it sets."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Moved:
+    before: list[dict[Stage, Any]]
+    """The stage timestamps of each member who moved, from before the move."""
+    zone: ZoneInfo | None
+    """The cohort's time zone (None when no one moved)."""
+
+
+def _stamp_pg(where: list[Any], values: dict[str, Any]) -> Any:
+    """``UPDATE cohort_members SET … FROM (the chosen rows, locked) RETURNING`` their
+    timestamps from before the update and the cohort's time zone."""
+    chosen = (
+        select(_m.c.id.label("member_id"), *TIME_COLUMNS, _c.c.timezone)
+        .join(_c, _c.c.id == _m.c.cohort_id)
+        .where(*where)
+        .with_for_update(of=_m)
+        .subquery("chosen")
+    )
+    return (
+        update(_m)
+        .where(_m.c.id == chosen.c.member_id)
+        .values(values)
+        .returning(*(chosen.c[c.name] for c in TIME_COLUMNS), chosen.c.timezone)
+    )

@@ -100,6 +100,7 @@ class User(Base):
 
 class Cohort(Base):
     __tablename__ = "cohorts"
+    __table_args__ = (Index("ix_cohorts_start_date", "start_date"),)
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
     code: Mapped[str] = mapped_column(String(16), unique=True)
@@ -164,6 +165,30 @@ class MemberActivity(Base):
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), primary_key=True)
     day: Mapped[date] = mapped_column(primary_key=True)
     messages: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class FunnelDay(Base):
+    """Rollup: members of a cohort who entered each funnel stage on each local day
+    (``funnels.kernel.rollups``), kept current in the transaction that moves them."""
+
+    __tablename__ = "funnel_days"
+
+    cohort_id: Mapped[int] = mapped_column(ForeignKey("cohorts.id"), primary_key=True)
+    day: Mapped[date] = mapped_column(primary_key=True)
+    stage: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
+    members: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class ActivityDay(Base):
+    """Rollup of ``member_activity``: a cohort's messages and members who wrote, per
+    local day, kept current in the transaction that counts the messages."""
+
+    __tablename__ = "activity_days"
+
+    cohort_id: Mapped[int] = mapped_column(ForeignKey("cohorts.id"), primary_key=True)
+    day: Mapped[date] = mapped_column(primary_key=True)
+    messages: Mapped[int] = mapped_column(Integer, default=0)
+    members: Mapped[int] = mapped_column(Integer, default=0)
 
 
 class StepRun(Base):

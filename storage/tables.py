@@ -8,12 +8,14 @@ from typing import cast
 from sqlalchemy import Table
 
 from storage.models import (
+    ActivityDay,
     ApiKey,
     Cohort,
     CohortMember,
     Envelope,
     EnvelopeShare,
     FanLock,
+    FunnelDay,
     InboundEvent,
     InstallationSecret,
     InviteLink,
@@ -44,6 +46,8 @@ task_unique_keys = cast(Table, TaskUniqueKey.__table__)
 inbound_events = cast(Table, InboundEvent.__table__)
 ledger_entries = cast(Table, LedgerEntry.__table__)
 member_activity = cast(Table, MemberActivity.__table__)
+funnel_days = cast(Table, FunnelDay.__table__)
+activity_days = cast(Table, ActivityDay.__table__)
 invite_links = cast(Table, InviteLink.__table__)
 regions = cast(Table, Region.__table__)
 telegram_updates = cast(Table, TelegramUpdate.__table__)

@@ -14,12 +14,13 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from funnels.cohorts.ports import CohortsTx
 from funnels.kernel.uow import UnitOfWork
 from funnels.ladder.ports import LadderTx, LinksTx, ProofsTx
-from funnels.ops.ports import KeysTx, OpsTx, ReportsTx
+from funnels.ops.ports import KeysTx, KpisTx, OpsTx, ReportsTx, RollupsTx
 from funnels.people.ports import PeopleTx
 from funnels.warmup.ports import WarmupTx
 from storage.cohorts import SqlCohorts
 from storage.envelopes import SqlEnvelopes
 from storage.groups import SqlMemberGroups
+from storage.kpis import SqlKpis
 from storage.ladder import SqlEvents, SqlLedger, SqlTasks
 from storage.members import SqlMembers
 from storage.ops import SqlApiKeys, SqlOpsActions, SqlReports
@@ -27,6 +28,7 @@ from storage.payouts import SqlPayouts
 from storage.people import SqlLinks, SqlRegions, SqlUsers
 from storage.proofs import SqlProofs
 from storage.reminders import SqlReminders
+from storage.rollups import RollupChanges, SqlRollups
 from storage.steps import SqlSteps
 from storage.tracked_links import SqlTrackedLinks
 from storage.updates import SqlUpdates
@@ -39,7 +41,10 @@ class SqlTransaction:
         self.cohorts = SqlCohorts(conn)
         self.steps = SqlSteps(conn)
         self.users = SqlUsers(conn)
-        self.members = SqlMembers(conn)
+        self.rollup_changes = RollupChanges()
+        self.members = SqlMembers(conn, self.rollup_changes)
+        self.rollups = SqlRollups(conn)
+        self.kpis = SqlKpis(conn)
         self.envelopes = SqlEnvelopes(conn)
         self.tasks = SqlTasks(conn)
         self.events = SqlEvents(conn)
@@ -58,6 +63,7 @@ class SqlTransaction:
         self._committed = False
 
     async def commit(self) -> None:
+        await self.rollup_changes.write(self.conn)
         await self.conn.commit()
         self._committed = True
         if self.payouts.touched and self._on_rewards is not None:
@@ -100,10 +106,27 @@ class SqlStore:
             yield tx
 
     @asynccontextmanager
-    async def _connection(self, *, autocommit: bool = False) -> AsyncIterator[SqlTransaction]:
+    async def snapshot(self) -> AsyncIterator[SqlTransaction]:
+        """PostgreSQL: a read-only REPEATABLE READ transaction (one snapshot for all its
+        statements). SQLite: a transaction, which reads one snapshot already (and takes
+        its turn)."""
+        if self._turns is not None:
+            async with self.transaction() as tx:
+                yield tx
+            return
+        async with self._connection(isolation="REPEATABLE READ") as tx:
+            await tx.conn.exec_driver_sql("SET TRANSACTION READ ONLY")
+            yield tx
+
+    @asynccontextmanager
+    async def _connection(
+        self, *, autocommit: bool = False, isolation: str | None = None
+    ) -> AsyncIterator[SqlTransaction]:
         async with self.engine.connect() as conn:
             if autocommit:
                 await conn.execution_options(isolation_level="AUTOCOMMIT")
+            elif isolation is not None:
+                await conn.execution_options(isolation_level=isolation)
             tx = SqlTransaction(conn, self.on_rewards)
             try:
                 yield tx
@@ -126,5 +149,7 @@ def _plays_every_role(store: SqlStore) -> None:
         UnitOfWork[ProofsTx],
         UnitOfWork[LinksTx],
         UnitOfWork[KeysTx],
-    ] = (store, store, store, store, store, store, store, store, store)
+        UnitOfWork[KpisTx],
+        UnitOfWork[RollupsTx],
+    ] = (store, store, store, store, store, store, store, store, store, store, store)
     del roles

@@ -344,6 +344,32 @@ _ENVELOPE_COLUMNS = list(Envelope.model_fields)
 _TASK_COLUMNS = list(TaskOut.model_fields)
 
 
+def cohort_filter(
+    code: str | None,
+    region: str | None,
+    leader: int | None,
+    status: Status | None,
+    start_from: date | None,
+    start_to: date | None,
+) -> CohortFilter:
+    """The cohorts the query parameters choose; a 422 for a ``from`` after ``to``."""
+    if start_from and start_to and start_from > start_to:
+        raise ApiProblem(
+            422,
+            "Invalid request",
+            "query.from: after query.to",
+            errors=[{"field": "query.from", "message": "after query.to"}],
+        )
+    return CohortFilter(
+        code=code.strip().upper() if code else None,
+        region=region.strip().upper() if region else None,
+        leader_telegram_id=leader,
+        status=status.value if status else None,
+        start_from=start_from,
+        start_to=start_to,
+    )
+
+
 def no_cohort(cohort_id: int) -> ApiProblem:
     return ApiProblem(404, "Not Found", f"there is no cohort {cohort_id}")
 
@@ -367,7 +393,7 @@ def _before(cursor: str) -> int:
     return int(text)
 
 
-def _csv(
+def csv_response(
     rows: Sequence[object],
     columns: list[str],
     headers: dict[str, str] | None = None,
@@ -391,8 +417,18 @@ def _cell(value: object) -> str:
     return str(value)
 
 
-_FORMAT = Query(description="`json` (default) or `csv`.")
-_CSV_CONTENT = {CSV: {"schema": {"type": "string"}}}
+FORMAT_QUERY = Query(description="`json` (default) or `csv`.")
+RegionQuery = Annotated[str | None, Query(max_length=32, description="Region code.")]
+LeaderQuery = Annotated[
+    int | None, Query(ge=1, le=MAX_ID, description="The leader's Telegram user id.")
+]
+FromQuery = Annotated[
+    date | None, Query(alias="from", description="Started on or after (YYYY-MM-DD).")
+]
+ToQuery = Annotated[
+    date | None, Query(alias="to", description="Started on or before (YYYY-MM-DD).")
+]
+CSV_CONTENT = {CSV: {"schema": {"type": "string"}}}
 
 
 def routes(deps: Deps) -> APIRouter:
@@ -409,43 +445,23 @@ def routes(deps: Deps) -> APIRouter:
         "/cohorts",
         response_model=CohortPage,
         summary="Cohorts, newest first, a page at a time",
-        responses={200: {"content": _CSV_CONTENT}, **documented(400)},
+        responses={200: {"content": CSV_CONTENT}, **documented(400)},
     )
     async def cohorts(
         request: Request,
         code: Annotated[str | None, Query(max_length=16, description="Cohort code.")] = None,
-        region: Annotated[str | None, Query(max_length=32, description="Region code.")] = None,
-        leader: Annotated[
-            int | None, Query(ge=1, le=MAX_ID, description="The leader's Telegram user id.")
-        ] = None,
+        region: RegionQuery = None,
+        leader: LeaderQuery = None,
         status: Status | None = None,
-        start_from: Annotated[
-            date | None, Query(alias="from", description="Started on or after (YYYY-MM-DD).")
-        ] = None,
-        start_to: Annotated[
-            date | None, Query(alias="to", description="Started on or before (YYYY-MM-DD).")
-        ] = None,
+        start_from: FromQuery = None,
+        start_to: ToQuery = None,
         cursor: Annotated[str | None, Query(max_length=64)] = None,
         limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 50,
-        format: Annotated[Format, _FORMAT] = Format.json,
+        format: Annotated[Format, FORMAT_QUERY] = Format.json,
     ) -> Response:
         """Cohorts that match every filter given. `next_cursor` (JSON) or the `Link`
         header (`rel="next"`, both formats) leads to the next page."""
-        if start_from and start_to and start_from > start_to:
-            raise ApiProblem(
-                422,
-                "Invalid request",
-                "query.from: after query.to",
-                errors=[{"field": "query.from", "message": "after query.to"}],
-            )
-        choice = CohortFilter(
-            code=code.strip().upper() if code else None,
-            region=region.strip().upper() if region else None,
-            leader_telegram_id=leader,
-            status=status.value if status else None,
-            start_from=start_from,
-            start_to=start_to,
-        )
+        choice = cohort_filter(code, region, leader, status, start_from, start_to)
         page = await list_cohorts(choice, _before(cursor) if cursor else None, limit)
         next_cursor = _cursor(page.next_before_id) if page.next_before_id else None
         headers = {}
@@ -453,7 +469,7 @@ def routes(deps: Deps) -> APIRouter:
             link = request.url.include_query_params(cursor=next_cursor)
             headers["Link"] = f'<{link}>; rel="next"'
         if format is Format.csv:
-            return _csv(page.items, _COLUMNS, headers)
+            return csv_response(page.items, _COLUMNS, headers)
         body = CohortPage(
             items=[Cohort.model_validate(c, from_attributes=True) for c in page.items],
             next_cursor=next_cursor,
@@ -464,17 +480,17 @@ def routes(deps: Deps) -> APIRouter:
         "/cohorts/{cohort_id}",
         response_model=Cohort,
         summary="One cohort",
-        responses={200: {"content": _CSV_CONTENT}, **documented(404)},
+        responses={200: {"content": CSV_CONTENT}, **documented(404)},
     )
     async def cohort(
         cohort_id: Annotated[int, Path(ge=1, le=MAX_ID)],
-        format: Annotated[Format, _FORMAT] = Format.json,
+        format: Annotated[Format, FORMAT_QUERY] = Format.json,
     ) -> Response:
         found = await details(cohort_id)
         if found is None:
             raise no_cohort(cohort_id)
         if format is Format.csv:
-            return _csv([found], _COLUMNS)
+            return csv_response([found], _COLUMNS)
         return JSONResponse(
             Cohort.model_validate(found, from_attributes=True).model_dump(mode="json")
         )
@@ -486,14 +502,14 @@ def routes(deps: Deps) -> APIRouter:
         "/steps",
         response_model=Steps,
         summary="A cohort's step timeline",
-        responses={200: {"content": _CSV_CONTENT}, **documented(404)},
+        responses={200: {"content": CSV_CONTENT}, **documented(404)},
     )
     async def cohort_steps(
         cohort_id: Annotated[int, Path(ge=1, le=MAX_ID)],
         status: Annotated[
             StepStatus | None, Query(description="Only the runs in this state.")
         ] = None,
-        format: Annotated[Format, _FORMAT] = Format.json,
+        format: Annotated[Format, FORMAT_QUERY] = Format.json,
     ) -> Response:
         """Every step run of the cohort by due time: posts, talk parts, envelopes, the
         pitch and task unlocks, with how late each started and what came of it."""
@@ -501,7 +517,7 @@ def routes(deps: Deps) -> APIRouter:
         if lines is None:
             raise no_cohort(cohort_id)
         if format is Format.csv:
-            return _csv(lines, _STEP_COLUMNS)
+            return csv_response(lines, _STEP_COLUMNS)
         body = Steps(items=[Step.model_validate(line, from_attributes=True) for line in lines])
         return JSONResponse(body.model_dump(mode="json"))
 
@@ -523,11 +539,11 @@ def routes(deps: Deps) -> APIRouter:
         "/envelopes",
         response_model=Envelopes,
         summary="A cohort's red envelopes",
-        responses={200: {"content": _CSV_CONTENT}, **documented(404)},
+        responses={200: {"content": CSV_CONTENT}, **documented(404)},
     )
     async def cohort_envelopes(
         cohort_id: Annotated[int, Path(ge=1, le=MAX_ID)],
-        format: Annotated[Format, _FORMAT] = Format.json,
+        format: Annotated[Format, FORMAT_QUERY] = Format.json,
     ) -> Response:
         """Every red envelope that opened, by opening time: what it held, what was
         grabbed, the grab rate and the time to empty it."""
@@ -536,18 +552,18 @@ def routes(deps: Deps) -> APIRouter:
             raise no_cohort(cohort_id)
         items = [Envelope.of(f) for f in found]
         if format is Format.csv:
-            return _csv(items, _ENVELOPE_COLUMNS)
+            return csv_response(items, _ENVELOPE_COLUMNS)
         return JSONResponse(Envelopes(items=items).model_dump(mode="json"))
 
     @one.get(
         "/tasks",
         response_model=Tasks,
         summary="A cohort's tasks",
-        responses={200: {"content": _CSV_CONTENT}, **documented(404)},
+        responses={200: {"content": CSV_CONTENT}, **documented(404)},
     )
     async def cohort_tasks(
         cohort_id: Annotated[int, Path(ge=1, le=MAX_ID)],
-        format: Annotated[Format, _FORMAT] = Format.json,
+        format: Annotated[Format, FORMAT_QUERY] = Format.json,
     ) -> Response:
         """The ladder's tasks in the script's order: unlock time, members who started and
         completed each, the completion rate, and rewards by way out."""
@@ -556,7 +572,7 @@ def routes(deps: Deps) -> APIRouter:
             raise no_cohort(cohort_id)
         items = [TaskOut.of(t) for t in found]
         if format is Format.csv:
-            return _csv(items, _TASK_COLUMNS)
+            return csv_response(items, _TASK_COLUMNS)
         return JSONResponse(Tasks(items=items).model_dump(mode="json"))
 
     router.include_router(one)

@@ -25,3 +25,8 @@ class UnitOfWork(Protocol[TxT_co]):
         it. Call ``commit()`` as in :meth:`transaction`. Two statements in it may
         commit apart: use :meth:`transaction` for those."""
         ...
+
+    def snapshot(self) -> AbstractAsyncContextManager[TxT_co]:
+        """A transaction that only reads, and reads the database as it was at one
+        moment, whatever commits meanwhile (for a recount to compare with)."""
+        ...

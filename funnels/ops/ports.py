@@ -4,10 +4,11 @@ them."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import NamedTuple, Protocol
+from zoneinfo import ZoneInfo
 
 from funnels.kernel.actions import ActionLog
 from funnels.kernel.records import (
@@ -17,6 +18,7 @@ from funnels.kernel.records import (
     OpsActionRecord,
     StepRunRecord,
 )
+from funnels.kernel.rollups import FunnelCounts, StageTimes
 from funnels.kernel.stages import Stage
 
 
@@ -243,5 +245,95 @@ class KeysTx(Protocol):
 
     @property
     def api_keys(self) -> ApiKeys: ...
+
+    async def commit(self) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class CohortFigures:
+    """A cohort as the KPIs see it: where it runs and who leads it, what it holds and
+    spent, and its members at each funnel stage or beyond (from the rollups)."""
+
+    id: int
+    code: str
+    status: str
+    region: str | None
+    leader_telegram_id: int | None
+    leader_name: str | None
+    parent_cohort_id: int | None
+    generation: int
+    start_date: date
+    capacity: int
+    currency: str
+    budget_minor: int
+    spent_minor: int
+    pitch_opened_at: datetime | None
+    stages: dict[Stage, int]
+
+
+@dataclass(frozen=True, slots=True)
+class RegionLine:
+    code: str
+    name: str
+    weekly_target: int
+
+
+class Kpis(Protocol):
+    """Figures read from the rollups and from small per-cohort rows, never from members
+    or events one by one."""
+
+    async def cohort_figures(
+        self,
+        choice: CohortFilter,
+        *,
+        active_only: bool = False,
+        ids: Sequence[int] | None = None,
+    ) -> list[CohortFigures]:
+        """Every cohort of ``choice`` (``active_only``: running or paused; ``ids``: only
+        those), oldest first."""
+        ...
+
+    async def funnel_days(self, cohort_id: int) -> FunnelCounts: ...
+    async def activity_days(self, cohort_id: int) -> dict[date, tuple[int, int]]:
+        """Local day -> (messages, members who wrote)."""
+        ...
+
+    async def regions(self) -> list[RegionLine]: ...
+    async def unknown_steps(self) -> dict[int, int]:
+        """Cohort id -> its step runs in ``unknown``, for running and paused cohorts."""
+        ...
+
+    async def parked_payouts(self) -> dict[int, tuple[int, int]]:
+        """Cohort id -> its parked payouts: how many and their sum in minor units."""
+        ...
+
+
+class KpisTx(Protocol):
+    @property
+    def kpis(self) -> Kpis: ...
+
+
+class Rollups(Protocol):
+    """The rollups as ``funnelbot stats reconcile`` checks them against a recount."""
+
+    async def cohort_ids(self) -> list[int]: ...
+    async def zone(self, cohort_id: int) -> ZoneInfo: ...
+    def member_times(self, cohort_id: int) -> AsyncIterator[StageTimes]: ...
+    async def funnel(self, cohort_id: int) -> FunnelCounts: ...
+    async def activity(self, cohort_id: int) -> dict[date, tuple[int, int]]: ...
+    async def activity_recount(self, cohort_id: int) -> dict[date, tuple[int, int]]: ...
+    async def correct(
+        self,
+        cohort_id: int,
+        funnel: Mapping[tuple[date, Stage], int],
+        activity: Mapping[date, tuple[int, int]],
+    ) -> None:
+        """Add these differences to the cohort's rollups."""
+        ...
+
+
+class RollupsTx(Protocol):
+    @property
+    def rollups(self) -> Rollups: ...
 
     async def commit(self) -> None: ...

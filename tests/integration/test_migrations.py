@@ -27,6 +27,7 @@ from storage.models import Base
 
 DEFAULT_POSTGRES_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
 TABLES = {
+    "activity_days",
     "api_keys",
     "ops_actions",
     "regions",
@@ -47,6 +48,7 @@ TABLES = {
     "payouts",
     "tracked_links",
     "fan_locks",
+    "funnel_days",
     "installation_secrets",
     "member_groups",
     "member_reminders",

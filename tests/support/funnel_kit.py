@@ -440,6 +440,9 @@ class Rendezvous:
     def one_statement(self) -> contextlib.AbstractAsyncContextManager[SqlTransaction]:
         return self.store.one_statement()
 
+    def snapshot(self) -> contextlib.AbstractAsyncContextManager[SqlTransaction]:
+        return self.store.snapshot()
+
 
 class PauseBeforeFirstWrite:
     """A store whose envelope claims stop after reading, right before their first write,
@@ -458,6 +461,9 @@ class PauseBeforeFirstWrite:
 
     def one_statement(self) -> contextlib.AbstractAsyncContextManager[SqlTransaction]:
         return self.store.one_statement()
+
+    def snapshot(self) -> contextlib.AbstractAsyncContextManager[SqlTransaction]:
+        return self.store.snapshot()
 
 
 class _PausingConnection:

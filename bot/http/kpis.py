@@ -1,0 +1,508 @@
+"""The KPI routes (``Authorization: Bearer`` API keys): a cohort's funnel and days, the
+funnel over any choice of cohorts, regions against their weekly launch target, leaders
+and the lines their graduates grew, and the red flags; as JSON or, with
+``?format=csv``, as CSV. Every figure is read from the rollups (``funnels/ops/kpis.py``).
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Path, Query
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, ConfigDict, Field
+
+from bot.http.auth import api_key
+from bot.http.problems import ApiProblem, documented
+from bot.http.stats import (
+    API,
+    CSV_CONTENT,
+    FORMAT_QUERY,
+    MAX_ID,
+    Format,
+    FromQuery,
+    LeaderQuery,
+    RegionQuery,
+    Status,
+    ToQuery,
+    cohort_filter,
+    csv_response,
+    no_cohort,
+)
+from funnels.deps import Deps
+from funnels.kernel.stages import Stage
+from funnels.ops.kpis import (
+    CohortFunnelReport,
+    DayLine,
+    FunnelFigures,
+    FunnelOver,
+    LeaderKpis,
+    LeaderLine,
+    RedFlags,
+    RegionKpis,
+    RegionWeek,
+    iso_week,
+    week_days,
+)
+
+
+class StageOut(BaseModel):
+    model_config = ConfigDict(title="Stage")
+
+    stage: str = Field(description="joined, engaged, replied, admitted, tasked, sold, …")
+    members: int = Field(description="Members at this stage or beyond.")
+    from_previous: float | None = Field(
+        description="Over the stage before (null for joined, or where that is zero)."
+    )
+    from_joined: float | None
+
+
+_STAGES_EXAMPLE = [
+    {"stage": "joined", "members": 480, "from_previous": None, "from_joined": 1.0},
+    {"stage": "engaged", "members": 402, "from_previous": 0.8375, "from_joined": 0.8375},
+    {"stage": "replied", "members": 151, "from_previous": 0.3756, "from_joined": 0.3146},
+]
+_FUNNEL_EXAMPLE: dict[str, Any] = {
+    "cohorts": 4,
+    "stages": _STAGES_EXAMPLE,
+    "reply_rate": 0.3146,
+    "currency": "CNY",
+    "spent_minor": 180000,
+    "cost_per_sold_minor": 4615,
+}
+
+
+class FunnelOut(BaseModel):
+    """Members at each funnel stage (or beyond), with the conversion from the stage
+    before and from `joined`; the reply rate to the pitch; money spent (envelope shares
+    and task rewards, minor units of `currency`) and its cost per member who sold.
+    Money is null over cohorts of several currencies."""
+
+    model_config = ConfigDict(title="Funnel", json_schema_extra={"examples": [_FUNNEL_EXAMPLE]})
+
+    cohorts: int
+    stages: list[StageOut]
+    reply_rate: float | None
+    currency: str | None
+    spent_minor: int | None
+    cost_per_sold_minor: int | None
+
+    @classmethod
+    def of(cls, figures: FunnelFigures) -> FunnelOut:
+        return cls(
+            cohorts=figures.cohorts,
+            stages=[
+                StageOut(
+                    stage=line.stage.label,
+                    members=line.members,
+                    from_previous=_round(line.from_previous),
+                    from_joined=_round(line.from_joined),
+                )
+                for line in figures.stages
+            ],
+            reply_rate=_round(figures.reply_rate),
+            currency=figures.currency,
+            spent_minor=figures.spent_minor,
+            cost_per_sold_minor=figures.cost_per_sold_minor,
+        )
+
+
+class CohortFunnelOut(FunnelOut):
+    model_config = ConfigDict(
+        title="CohortFunnel",
+        json_schema_extra={"examples": [{"cohort_id": 42, "code": "SEA-2647", **_FUNNEL_EXAMPLE}]},
+    )
+
+    cohort_id: int
+    code: str
+
+
+class DayOut(BaseModel):
+    """One local day of a cohort: members who entered each stage that day (a member who
+    skips a stage enters it with the next), and the group's messages and writers."""
+
+    model_config = ConfigDict(
+        title="Day",
+        json_schema_extra={
+            "examples": [
+                {
+                    "day": "2026-11-22",
+                    "number": 7,
+                    "joined": 2,
+                    "engaged": 11,
+                    "replied": 149,
+                    "admitted": 0,
+                    "tasked": 0,
+                    "sold": 0,
+                    "shopkeeper": 0,
+                    "supervisor": 0,
+                    "messages": 612,
+                    "writers": 233,
+                }
+            ]
+        },
+    )
+
+    day: date
+    number: int = Field(description="The cohort's day: 1 is its start date.")
+    joined: int
+    engaged: int
+    replied: int
+    admitted: int
+    tasked: int
+    sold: int
+    shopkeeper: int
+    supervisor: int
+    messages: int
+    writers: int = Field(description="Members who wrote at least one message that day.")
+
+    @classmethod
+    def of(cls, line: DayLine) -> DayOut:
+        entered = {stage.label: line.entered.get(stage, 0) for stage in Stage}
+        return cls(
+            day=line.day,
+            number=line.number,
+            messages=line.messages,
+            writers=line.writers,
+            **entered,
+        )
+
+
+class Days(BaseModel):
+    items: list[DayOut]
+
+
+class RegionWeekOut(BaseModel):
+    """A region's cohorts launched (started) in one ISO week against its weekly target,
+    how full they are, and how they convert."""
+
+    model_config = ConfigDict(
+        title="RegionWeek",
+        json_schema_extra={
+            "examples": [
+                {
+                    "region": "SEA",
+                    "name": "South-East Asia",
+                    "week": "2026-W47",
+                    "weekly_target": 1,
+                    "launched": 1,
+                    "behind": False,
+                    "capacity": 500,
+                    "joined": 480,
+                    "capacity_fill": 0.96,
+                    "replied": 151,
+                    "reply_rate": 0.3146,
+                    "admitted": 148,
+                    "sold": 39,
+                    "shopkeepers": 12,
+                }
+            ]
+        },
+    )
+
+    region: str
+    name: str
+    week: str
+    weekly_target: int
+    launched: int
+    behind: bool = Field(description="Fewer cohorts launched than the weekly target.")
+    capacity: int
+    joined: int
+    capacity_fill: float | None = Field(description="Joined over capacity.")
+    replied: int
+    reply_rate: float | None
+    admitted: int
+    sold: int
+    shopkeepers: int
+
+    @classmethod
+    def of(cls, line: RegionWeek, week: str) -> RegionWeekOut:
+        return cls(
+            region=line.region,
+            name=line.name,
+            week=week,
+            weekly_target=line.weekly_target,
+            launched=line.launched,
+            behind=line.behind,
+            capacity=line.capacity,
+            joined=line.joined,
+            capacity_fill=_round(line.capacity_fill),
+            replied=line.replied,
+            reply_rate=_round(line.reply_rate),
+            admitted=line.admitted,
+            sold=line.sold,
+            shopkeepers=line.shopkeepers,
+        )
+
+
+class RegionWeeks(BaseModel):
+    week: str
+    items: list[RegionWeekOut]
+
+
+class GenerationOut(BaseModel):
+    model_config = ConfigDict(title="Generation")
+
+    generation: int = Field(description="2: a graduate's line; 3: its graduate's; …")
+    cohorts: int
+    joined: int
+    sold: int
+    shopkeepers: int
+
+
+class LeaderOut(BaseModel):
+    """A leader's own cohorts and how they convert, and the lines grown out of them by
+    graduates, per generation."""
+
+    model_config = ConfigDict(
+        title="Leader",
+        json_schema_extra={
+            "examples": [
+                {
+                    "telegram_id": 5551234,
+                    "name": "Lina",
+                    "cohorts": 4,
+                    "joined": 1900,
+                    "replied": 610,
+                    "admitted": 598,
+                    "sold": 160,
+                    "shopkeepers": 48,
+                    "conversion": 0.0842,
+                    "lines": [
+                        {
+                            "generation": 2,
+                            "cohorts": 3,
+                            "joined": 1210,
+                            "sold": 88,
+                            "shopkeepers": 20,
+                        }
+                    ],
+                }
+            ]
+        },
+    )
+
+    telegram_id: int | None
+    name: str | None
+    cohorts: int
+    joined: int
+    replied: int
+    admitted: int
+    sold: int
+    shopkeepers: int
+    conversion: float | None = Field(description="Sold over joined, own cohorts.")
+    lines: list[GenerationOut]
+
+    @classmethod
+    def of(cls, line: LeaderLine) -> LeaderOut:
+        return cls(
+            telegram_id=line.telegram_id,
+            name=line.name,
+            cohorts=line.cohorts,
+            joined=line.joined,
+            replied=line.replied,
+            admitted=line.admitted,
+            sold=line.sold,
+            shopkeepers=line.shopkeepers,
+            conversion=_round(line.conversion),
+            lines=[GenerationOut.model_validate(g, from_attributes=True) for g in line.lines],
+        )
+
+
+class Leaders(BaseModel):
+    items: list[LeaderOut]
+
+
+class FlagOut(BaseModel):
+    """Something to look at now: ``low_reply`` (under 10% replied once the pitch
+    opened), ``region_behind`` (fewer launches this week than the target),
+    ``unknown_steps`` (sends in doubt after a crash), ``budget_low`` (90% or more
+    spent), ``payouts_parked``."""
+
+    model_config = ConfigDict(
+        title="Flag",
+        json_schema_extra={
+            "examples": [
+                {
+                    "kind": "low_reply",
+                    "cohort_id": 42,
+                    "cohort_code": "SEA-2647",
+                    "region": "SEA",
+                    "figure": 0.062,
+                    "detail": "29 of 468 members replied to the pitch (under 10%)",
+                }
+            ]
+        },
+    )
+
+    kind: str
+    cohort_id: int | None
+    cohort_code: str | None
+    region: str | None
+    figure: float
+    detail: str
+
+
+class Flags(BaseModel):
+    items: list[FlagOut]
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 4)
+
+
+_STAGE_COLUMNS = list(StageOut.model_fields)
+_DAY_COLUMNS = list(DayOut.model_fields)
+_REGION_COLUMNS = list(RegionWeekOut.model_fields)
+_LEADER_COLUMNS = [c for c in LeaderOut.model_fields if c != "lines"]
+_FLAG_COLUMNS = list(FlagOut.model_fields)
+_WEEK = Query(
+    pattern=r"^\d{4}-W\d{2}$",
+    description="ISO week, e.g. 2026-W47 (default: this week).",
+)
+
+
+def routes(deps: Deps) -> APIRouter:
+    router = APIRouter(
+        prefix=API,
+        tags=["kpis"],
+        dependencies=[Depends(api_key(deps))],
+        responses=documented(401, 422),
+    )
+    cohort_funnel, funnel_over = CohortFunnelReport(deps), FunnelOver(deps)
+    regions, leaders, flags = RegionKpis(deps), LeaderKpis(deps), RedFlags(deps)
+
+    @router.get(
+        "/funnel",
+        response_model=FunnelOut,
+        summary="The funnel over a choice of cohorts",
+        responses={200: {"content": CSV_CONTENT}},
+    )
+    async def funnel(
+        region: RegionQuery = None,
+        leader: LeaderQuery = None,
+        status: Status | None = None,
+        start_from: FromQuery = None,
+        start_to: ToQuery = None,
+        format: Annotated[Format, FORMAT_QUERY] = Format.json,
+    ) -> Response:
+        """Members per stage summed over every cohort that matches all filters (all
+        cohorts without one); CSV gives the stage lines."""
+        choice = cohort_filter(None, region, leader, status, start_from, start_to)
+        body = FunnelOut.of(await funnel_over(choice))
+        if format is Format.csv:
+            return csv_response(body.stages, _STAGE_COLUMNS)
+        return JSONResponse(body.model_dump(mode="json"))
+
+    @router.get(
+        "/regions/kpi",
+        response_model=RegionWeeks,
+        summary="Regions in one ISO week against their weekly launch target",
+        responses={200: {"content": CSV_CONTENT}},
+    )
+    async def region_kpis(
+        week: Annotated[str | None, _WEEK] = None,
+        region: RegionQuery = None,
+        format: Annotated[Format, FORMAT_QUERY] = Format.json,
+    ) -> Response:
+        """Every region (or the one asked for) with the cohorts that started in the week:
+        launched against the target, capacity fill, replies, admitted, sold and
+        shopkeepers."""
+        week = week or iso_week(deps.clock.now().date())
+        try:
+            week_days(week)
+        except ValueError as bad:
+            raise ApiProblem(
+                422,
+                "Invalid request",
+                f"query.week: {bad}",
+                errors=[{"field": "query.week", "message": str(bad)}],
+            ) from None
+        code = region.strip().upper() if region else None
+        items = [RegionWeekOut.of(r, week) for r in await regions(week, code)]
+        if format is Format.csv:
+            return csv_response(items, _REGION_COLUMNS)
+        return JSONResponse(RegionWeeks(week=week, items=items).model_dump(mode="json"))
+
+    @router.get(
+        "/leaders",
+        response_model=Leaders,
+        summary="Leaders, the most sold first, and their graduates' lines",
+        responses={200: {"content": CSV_CONTENT}},
+    )
+    async def leader_kpis(
+        region: RegionQuery = None,
+        format: Annotated[Format, FORMAT_QUERY] = Format.json,
+    ) -> Response:
+        """Each leader's own cohorts (in the region, if one is given) and their
+        conversion, with the lines their graduates launched per generation (JSON only;
+        CSV leaves the lines out)."""
+        code = region.strip().upper() if region else None
+        items = [LeaderOut.of(line) for line in await leaders(code)]
+        if format is Format.csv:
+            return csv_response(items, _LEADER_COLUMNS)
+        return JSONResponse(Leaders(items=items).model_dump(mode="json"))
+
+    @router.get(
+        "/flags",
+        response_model=Flags,
+        summary="Red flags: what to look at now",
+        responses={200: {"content": CSV_CONTENT}},
+    )
+    async def red_flags(format: Annotated[Format, FORMAT_QUERY] = Format.json) -> Response:
+        """Cohorts under a 10% reply rate once the pitch opened, regions behind this
+        week's launch target, steps in `unknown`, budgets 90% spent, parked payouts."""
+        items = [FlagOut.model_validate(f, from_attributes=True) for f in await flags()]
+        if format is Format.csv:
+            return csv_response(items, _FLAG_COLUMNS)
+        return JSONResponse(Flags(items=items).model_dump(mode="json"))
+
+    one = APIRouter(prefix="/cohorts/{cohort_id}")
+
+    @one.get(
+        "/funnel",
+        response_model=CohortFunnelOut,
+        summary="A cohort's funnel",
+        responses={200: {"content": CSV_CONTENT}, **documented(404)},
+    )
+    async def one_funnel(
+        cohort_id: Annotated[int, Path(ge=1, le=MAX_ID)],
+        format: Annotated[Format, FORMAT_QUERY] = Format.json,
+    ) -> Response:
+        """Members per stage with conversions, the reply rate, money spent and its cost
+        per member who sold; CSV gives the stage lines."""
+        found = await cohort_funnel(cohort_id)
+        if found is None:
+            raise no_cohort(cohort_id)
+        body = CohortFunnelOut(
+            cohort_id=found.cohort.id,
+            code=found.cohort.code,
+            **FunnelOut.of(found.funnel).model_dump(),
+        )
+        if format is Format.csv:
+            return csv_response(body.stages, _STAGE_COLUMNS)
+        return JSONResponse(body.model_dump(mode="json"))
+
+    @one.get(
+        "/days",
+        response_model=Days,
+        summary="A cohort's days",
+        responses={200: {"content": CSV_CONTENT}, **documented(404)},
+    )
+    async def one_days(
+        cohort_id: Annotated[int, Path(ge=1, le=MAX_ID)],
+        format: Annotated[Format, FORMAT_QUERY] = Format.json,
+    ) -> Response:
+        """Each local day with anything in it: members who entered each stage, and the
+        group's messages and the members who wrote (daily activity)."""
+        found = await cohort_funnel(cohort_id)
+        if found is None:
+            raise no_cohort(cohort_id)
+        items = [DayOut.of(line) for line in found.days]
+        if format is Format.csv:
+            return csv_response(items, _DAY_COLUMNS)
+        return JSONResponse(Days(items=items).model_dump(mode="json"))
+
+    router.include_router(one)
+    return router
