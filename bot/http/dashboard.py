@@ -128,6 +128,7 @@ def routes(deps: Deps, *, public_url: str | None = None) -> APIRouter:
             return Response(status_code=304, headers=headers)
         return Response(asset.body, media_type=asset.media_type, headers=headers)
 
+    # One router per area of pages; a new area is included here, before the catch-all.
     router.include_router(dashboard_cohorts.routes(door))
 
     @router.get(PREFIX + "/{rest:path}")

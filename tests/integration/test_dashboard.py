@@ -258,6 +258,23 @@ async def test_the_cohort_list_filters_and_pages(web: httpx.AsyncClient, seeded:
     assert await codes(before=str(seeded.paused.id)) == ["C2", "C1"]
 
 
+async def test_the_cohort_list_leads_page_by_page_and_back_to_the_newest(
+    web: httpx.AsyncClient, seeded: Seeded, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("bot.http.dashboard_cohorts.PAGE_SIZE", 2)
+    await _login(web, seeded.secret)
+    first = (await web.get(DASHBOARD, params={"region": "", "status": "running"})).text
+    assert re.findall(r'data-cohort="(\w+)"', first) == ["C2", "C1"]
+    assert 'data-testid="next-page"' not in first
+    page = (await web.get(DASHBOARD)).text
+    assert re.findall(r'data-cohort="(\w+)"', page) == ["C3", "C2"]
+    following = re.search(r'rel="next" data-testid="next-page" href="([^"]+)"', page)
+    assert following and "← Newest" not in page
+    older = (await web.get(following.group(1).replace("&amp;", "&"))).text
+    assert re.findall(r'data-cohort="(\w+)"', older) == ["C1"]
+    assert 'data-testid="next-page"' not in older and "← Newest" in older
+
+
 async def test_every_page_carries_the_csp_and_no_inline_script(
     web: httpx.AsyncClient, seeded: Seeded
 ) -> None:
