@@ -31,10 +31,17 @@ class ScriptCache:
         self._by_event: dict[str, dict[str, list[Task]]] = {}
 
     def get(self, cohort: CohortRecord) -> Script:
-        script = self._scripts.get(cohort.script_hash)
+        return self.by_hash(cohort.script_hash, lambda: cohort.script_body, f"cohort {cohort.id}")
+
+    def known(self, script_hash: str) -> bool:
+        return script_hash in self._scripts
+
+    def by_hash(self, script_hash: str, body: Callable[[], str], where: str) -> Script:
+        """The script of this hash, parsed from ``body()`` the first time it is asked for."""
+        script = self._scripts.get(script_hash)
         if script is None:
-            script = load_script_text(cohort.script_body, f"cohort {cohort.id}").script
-            self._scripts[cohort.script_hash] = script
+            script = load_script_text(body(), where).script
+            self._scripts[script_hash] = script
         return script
 
     def matcher(self, cohort: CohortRecord) -> ReplyMatcher:

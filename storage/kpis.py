@@ -51,6 +51,7 @@ class SqlKpis(Repo):
                 _c.c.budget_minor,
                 _c.c.spent_minor,
                 _c.c.pitch_opened_at,
+                _c.c.script_hash,
             )
             .outerjoin(_r, _r.c.id == _c.c.region_id)
             .outerjoin(_u, _u.c.id == _c.c.leader_id)
@@ -113,3 +114,17 @@ class SqlKpis(Repo):
             .group_by(_p.c.cohort_id)
         )
         return {int(c): (int(n), int(total or 0)) for c, n, total in rows}
+
+    async def script_bodies(self, hashes: Sequence[str]) -> dict[str, str]:
+        if not hashes:
+            return {}
+        first = (
+            select(_c.c.script_hash, func.min(_c.c.id).label("id"))
+            .where(_c.c.script_hash.in_(list(hashes)))
+            .group_by(_c.c.script_hash)
+            .subquery()
+        )
+        rows = await self.conn.execute(
+            select(_c.c.script_hash, _c.c.script_body).join(first, first.c.id == _c.c.id)
+        )
+        return {r.script_hash: r.script_body for r in rows}

@@ -1,6 +1,6 @@
 """The KPI routes (``Authorization: Bearer`` API keys): a cohort's funnel and days, the
 funnel over any choice of cohorts, regions against their weekly launch target, leaders
-and the lines their graduates grew, and the red flags; as JSON or, with
+and the lines their graduates grew, the red flags, and A/B variants compared; as JSON or, with
 ``?format=csv``, as CSV. Every figure is read from the rollups (``funnels/ops/kpis.py``).
 """
 
@@ -32,6 +32,7 @@ from bot.http.stats import (
 )
 from funnels.deps import Deps
 from funnels.kernel.stages import Stage
+from funnels.ops.experiments import CompareVariants, Experiment
 from funnels.ops.kpis import (
     CohortFunnelReport,
     DayLine,
@@ -348,6 +349,91 @@ class Flags(BaseModel):
     items: list[FlagOut]
 
 
+class ArmOut(BaseModel):
+    model_config = ConfigDict(title="Arm")
+
+    arm: str = Field(description="`a` is the message's own text; the others its variants.")
+    weight: int
+    cohorts: int = Field(description="Cohorts whose group got this wording.")
+    members: int = Field(description="Members who joined those cohorts.")
+    converted: int = Field(description="Of them, members who replied to the pitch.")
+    rate: float | None
+    low: float | None = Field(description="95% interval (null with fewer than two cohorts).")
+    high: float | None
+
+
+class ExperimentOut(BaseModel):
+    """A warm-up message with variants: each arm's cohorts and members, their reply rate
+    with a 95% interval (cohorts are the unit: a group sees one wording), and a verdict
+    that says plainly when there are too few cohorts to tell."""
+
+    model_config = ConfigDict(
+        title="Experiment",
+        json_schema_extra={
+            "examples": [
+                {
+                    "script_id": "seven-plus-twentyone",
+                    "step_key": "d7_pitch",
+                    "kind": "pitch",
+                    "stage": "replied",
+                    "arms": [
+                        {
+                            "arm": "a",
+                            "weight": 1,
+                            "cohorts": 3,
+                            "members": 1440,
+                            "converted": 490,
+                            "rate": 0.3403,
+                            "low": 0.29,
+                            "high": 0.3906,
+                        },
+                        {
+                            "arm": "story",
+                            "weight": 1,
+                            "cohorts": 2,
+                            "members": 960,
+                            "converted": 370,
+                            "rate": 0.3854,
+                            "low": 0.35,
+                            "high": 0.4208,
+                        },
+                    ],
+                    "verdict": "too_small",
+                    "leader": None,
+                    "detail": "too few cohorts to tell: arm a, story has fewer than 5",
+                }
+            ]
+        },
+    )
+
+    script_id: str
+    step_key: str
+    kind: str
+    stage: str
+    arms: list[ArmOut]
+    verdict: str = Field(description="too_small, no_difference, better or worse.")
+    leader: str | None = Field(description="The arm that beats (or trails) `a`.")
+    detail: str
+
+
+class Experiments(BaseModel):
+    items: list[ExperimentOut]
+
+
+class _ArmRow(BaseModel):
+    script_id: str
+    step_key: str
+    verdict: str
+    arm: str
+    weight: int
+    cohorts: int
+    members: int
+    converted: int
+    rate: float | None
+    low: float | None
+    high: float | None
+
+
 def _round(value: float | None) -> float | None:
     return None if value is None else round(value, 4)
 
@@ -357,10 +443,36 @@ _DAY_COLUMNS = list(DayOut.model_fields)
 _REGION_COLUMNS = list(RegionWeekOut.model_fields)
 _LEADER_COLUMNS = [c for c in LeaderOut.model_fields if c != "lines"]
 _FLAG_COLUMNS = list(FlagOut.model_fields)
+_ARM_COLUMNS = list(_ArmRow.model_fields)
 _WEEK = Query(
     pattern=r"^\d{4}-W\d{2}$",
     description="ISO week, e.g. 2026-W47 (default: this week).",
 )
+
+
+def _experiment(found: Experiment) -> ExperimentOut:
+    return ExperimentOut(
+        script_id=found.script_id,
+        step_key=found.step_key,
+        kind=found.kind,
+        stage=found.stage,
+        arms=[
+            ArmOut(
+                arm=a.arm,
+                weight=a.weight,
+                cohorts=a.cohorts,
+                members=a.members,
+                converted=a.converted,
+                rate=_round(a.rate),
+                low=_round(a.low),
+                high=_round(a.high),
+            )
+            for a in found.arms
+        ],
+        verdict=found.verdict,
+        leader=found.leader,
+        detail=found.detail,
+    )
 
 
 def routes(deps: Deps) -> APIRouter:
@@ -372,6 +484,7 @@ def routes(deps: Deps) -> APIRouter:
     )
     cohort_funnel, funnel_over = CohortFunnelReport(deps), FunnelOver(deps)
     regions, leaders, flags = RegionKpis(deps), LeaderKpis(deps), RedFlags(deps)
+    compare = CompareVariants(deps)
 
     @router.get(
         "/funnel",
@@ -457,6 +570,36 @@ def routes(deps: Deps) -> APIRouter:
         if format is Format.csv:
             return csv_response(items, _FLAG_COLUMNS)
         return JSONResponse(Flags(items=items).model_dump(mode="json"))
+
+    @router.get(
+        "/experiments",
+        response_model=Experiments,
+        summary="A/B variants compared",
+        responses={200: {"content": CSV_CONTENT}},
+    )
+    async def experiments(
+        region: RegionQuery = None,
+        leader: LeaderQuery = None,
+        status: Status | None = None,
+        start_from: FromQuery = None,
+        start_to: ToQuery = None,
+        format: Annotated[Format, FORMAT_QUERY] = Format.json,
+    ) -> Response:
+        """Every warm-up message with variants in the chosen cohorts' scripts: each arm's
+        reply rate with its sample and interval, and whether an arm differs from `a`
+        (CSV: a row per arm)."""
+        choice = cohort_filter(None, region, leader, status, start_from, start_to)
+        items = [_experiment(e) for e in await compare(choice)]
+        if format is Format.csv:
+            rows = [
+                _ArmRow(
+                    script_id=e.script_id, step_key=e.step_key, verdict=e.verdict, **a.model_dump()
+                )
+                for e in items
+                for a in e.arms
+            ]
+            return csv_response(rows, _ARM_COLUMNS)
+        return JSONResponse(Experiments(items=items).model_dump(mode="json"))
 
     one = APIRouter(prefix="/cohorts/{cohort_id}")
 

@@ -21,6 +21,7 @@ from funnels.kernel.money import to_minor
 from funnels.kernel.records import CohortRecord, PlanKind, StepRunRecord
 from funnels.kernel.text import cut
 from funnels.scripts.model import Script, Task
+from funnels.scripts.variants import cohort_arm, with_arm
 from funnels.warmup.envelopes import CloseEnvelope, OpenEnvelope
 
 UNTOLD_LISTED = 20
@@ -76,8 +77,10 @@ class StepExecutor:
         post = script.step(step_id).post
         if post is None:
             raise _mismatch(step_id, "post")
-        message = ScriptPost(post.text, post.media, cohort.locale)
-        return {"message_id": await self.deps.messenger.send(chat, message, pin=post.pin)}
+        arm = cohort_arm(post, cohort.code, step_id)
+        message = ScriptPost(arm.text, arm.media, cohort.locale)
+        message_id = await self.deps.messenger.send(chat, message, pin=post.pin)
+        return with_arm({"message_id": message_id}, post, arm)
 
     async def _talk_part(
         self, run: StepRunRecord, cohort: CohortRecord, script: Script, chat: int
@@ -85,7 +88,7 @@ class StepExecutor:
         talk = script.step(run.source).talk
         if talk is None:
             raise _mismatch(run.source, "talk")
-        return await post_talk_part(self.deps, run, talk, chat, cohort.locale)
+        return await post_talk_part(self.deps, run, talk, chat, cohort.locale, cohort.code)
 
     async def _close_envelope(self, cohort: CohortRecord, step_key: str) -> Outcome:
         async with self.deps.uow(CohortsTx).transaction() as tx:
@@ -101,12 +104,13 @@ class StepExecutor:
         pitch = script.step(step_id).pitch
         if pitch is None:
             raise _mismatch(step_id, "pitch")
-        message = ScriptPost(pitch.text, pitch.media, cohort.locale)
+        arm = cohort_arm(pitch, cohort.code, step_id)
+        message = ScriptPost(arm.text, arm.media, cohort.locale)
         message_id = await self.deps.messenger.send(chat, message, pin=pitch.pin)
         async with self.deps.uow(CohortsTx).transaction() as tx:
             await tx.cohorts.open_pitch(cohort.id, self.deps.clock.now())
             await tx.commit()
-        return {"message_id": message_id}
+        return with_arm({"message_id": message_id}, pitch, arm)
 
     async def _close_pitch(self, cohort: CohortRecord) -> Outcome:
         now = self.deps.clock.now()

@@ -323,7 +323,10 @@ class GroupTalkPart:
         if talk is None:
             raise DeliveryError(f"task {group.task_id!r} has no talk", definite=True)
         try:
-            outcome = await post_talk_part(self.deps, run, talk, group.chat_id, cohort.locale)
+            audience = f"{cohort.code}:{group.owner_id}"
+            outcome = await post_talk_part(
+                self.deps, run, talk, group.chat_id, cohort.locale, audience
+            )
         except ChatUnavailable as exc:
             await self.groups.mark_left(group)
             raise DeliveryError(f"the member's group: {exc.reason}", definite=True) from None

@@ -268,6 +268,7 @@ class CohortFigures:
     budget_minor: int
     spent_minor: int
     pitch_opened_at: datetime | None
+    script_hash: str
     stages: dict[Stage, int]
 
 
@@ -305,6 +306,10 @@ class Kpis(Protocol):
 
     async def parked_payouts(self) -> dict[int, tuple[int, int]]:
         """Cohort id -> its parked payouts: how many and their sum in minor units."""
+        ...
+
+    async def script_bodies(self, hashes: Sequence[str]) -> dict[str, str]:
+        """The script text stored with cohorts, by its hash."""
         ...
 
 

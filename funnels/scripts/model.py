@@ -166,13 +166,55 @@ class Media(_Strict):
         return str(getattr(self, self.kind))
 
 
-class Post(_Strict):
+_VARIANT_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,15}$")
+CONTROL = "a"
+"""The arm a message's own ``text`` is, when it declares variants."""
+
+
+def _variant_id(value: object) -> str:
+    if not isinstance(value, str) or not _VARIANT_ID.match(value) or value == CONTROL:
+        raise ValueError(
+            f"{brief(value, 40)} is not a variant id: 1 to 16 lowercase letters, digits, _ "
+            f'and -, and not "{CONTROL}" (the message\'s own text is arm "{CONTROL}")'
+        )
+    return value
+
+
+class Variant(_Strict):
+    """Another wording of the same message, sent to part of its audience (an A/B arm).
+    Which arm a cohort (or a member) gets is drawn by weight, the same every time for
+    the same cohort (``funnels.scripts.variants``)."""
+
+    id: Annotated[str, BeforeValidator(_variant_id)]
+    weight: int = Field(default=1, ge=1, le=100)
+    text: str = Field(min_length=1, max_length=4096)
+    media: Media | None = None
+    """Default: the message's own media."""
+
+
+class _Varied(_Strict):
+    """A message that may declare variants: its own text is arm ``a`` (``weight``)."""
+
+    weight: int = Field(default=1, ge=1, le=100)
+    """Arm ``a``'s weight when there are variants."""
+    variants: list[Variant] = Field(default_factory=list, max_length=4)
+
+    @model_validator(mode="after")
+    def _distinct_variants(self) -> _Varied:
+        ids = [v.id for v in self.variants]
+        doubled = sorted({i for i in ids if ids.count(i) > 1})
+        if doubled:
+            raise ValueError(f"variant ids must differ: {', '.join(doubled)} twice")
+        return self
+
+
+class Post(_Varied):
     text: str = Field(min_length=1, max_length=4096)
     media: Media | None = None
     pin: bool = False
 
 
-class TalkPart(_Strict):
+class TalkPart(_Varied):
     """One message of a talk; ``after`` is the pause since the previous part."""
 
     after: Duration = timedelta(0)
@@ -205,7 +247,7 @@ class ReplyFilter(_Strict):
     window: Duration = timedelta(hours=24)
 
 
-class Pitch(_Strict):
+class Pitch(_Varied):
     text: str = Field(min_length=1, max_length=4096)
     media: Media | None = None
     reply: ReplyFilter = ReplyFilter()

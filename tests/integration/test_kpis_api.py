@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
+from collections import Counter
 from datetime import timedelta
 from typing import Any
 
@@ -269,3 +270,53 @@ async def test_the_migration_counts_the_members_already_there(
     assert (await api.get(f"/api/v1/cohorts/{cohort_id}/days")).json() == days
     rows = await kit.rows(select(funnel_days.c.members).where(funnel_days.c.cohort_id == cohort_id))
     assert sum(r.members for r in rows) == sum(line["members"] for line in before["stages"])
+
+
+# ------------------------------------------------------------------ A/B variants
+
+
+async def test_a_pitch_with_variants_sends_each_cohort_its_arm_and_compares_them(
+    kit: Kit, api: httpx.AsyncClient
+) -> None:
+    from funnels.kernel.messaging import ScriptPost
+    from funnels.scripts.loader import load_script_text
+    from funnels.scripts.variants import cohort_arm
+    from tests.support.funnel_kit import script_text
+
+    line = '        text: "Reply 1 to join the task group."\n'
+    text = script_text().replace(
+        line,
+        line + '        variants: [{id: story, weight: 1, text: "Reply 1 and start tomorrow."}]\n',
+    )
+    loaded = load_script_text(text, "ab.yaml")
+    pitch = loaded.script.step("d2_pitch").pitch
+    assert pitch is not None and len(pitch.variants) == 1
+    cohorts = [await kit.start(chat=-100_500 - i, code=f"AB{i}", loaded=loaded) for i in range(4)]
+    await kit.run_until(PITCH + timedelta(minutes=1))
+    sent = {
+        m.chat_id: m.message.text
+        for m in kit.messenger.sent
+        if isinstance(m.message, ScriptPost) and m.message.text.startswith("Reply 1")
+    }
+    for c in cohorts:
+        arm = cohort_arm(pitch, c.code, "d2_pitch")
+        assert sent[c.warmup_chat_id] == arm.text
+        outcome = (await kit.step(c.id, "d2_pitch")).outcome or {}
+        assert outcome["variant"] == arm.id
+    answer = await api.get("/api/v1/experiments")
+    assert answer.status_code == 200, answer.text
+    [experiment] = answer.json()["items"]
+    assert (experiment["script_id"], experiment["step_key"], experiment["kind"]) == (
+        "mini-line",
+        "d2_pitch",
+        "pitch",
+    )
+    by_arm = {a["arm"]: a["cohorts"] for a in experiment["arms"]}
+    expected = Counter(cohort_arm(pitch, c.code, "d2_pitch").id for c in cohorts)
+    assert by_arm == {"a": expected["a"], "story": expected["story"]}
+    assert experiment["verdict"] == "too_small" and "too few cohorts" in experiment["detail"]
+    as_csv = await api.get("/api/v1/experiments", params={"format": "csv"})
+    rows = list(csv.DictReader(io.StringIO(as_csv.text)))
+    assert [(r["step_key"], r["arm"]) for r in rows] == [("d2_pitch", "a"), ("d2_pitch", "story")]
+    none = (await api.get("/api/v1/experiments", params={"region": "NOWHERE"})).json()
+    assert none["items"] == []

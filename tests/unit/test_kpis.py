@@ -54,6 +54,7 @@ def cohort(
         budget_minor=budget,
         spent_minor=spent,
         pitch_opened_at=datetime(2026, 11, 22, tzinfo=UTC) if pitched else None,
+        script_hash="h1",
         stages=stages,
     )
 
