@@ -1,5 +1,5 @@
-"""The ``funnelbot`` command line: run, migrate, script, simulate, region, leader, step,
-event, cohort, payout, apikey."""
+"""The ``funnelbot`` command line: run, migrate, script, simulate, demo, region, leader,
+step, event, cohort, payout, apikey, stats."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from bot.cli import admin, events, keys, payouts, scripts, steps
+from bot.cli import admin, demo, events, keys, payouts, scripts, stats, steps
 from bot.cli.checks import database_errors, one_line, require_database, require_folder
 from bot.cli.common import load_settings
 from bot.cli.output import error, fail
@@ -27,6 +27,7 @@ app = typer.Typer(
     add_completion=False,
 )
 app.add_typer(scripts.app, name="script")
+app.command("demo")(demo.demo)
 app.add_typer(admin.region_app, name="region")
 app.add_typer(admin.leader_app, name="leader")
 app.add_typer(steps.step_app, name="step")
@@ -34,6 +35,7 @@ app.add_typer(events.event_app, name="event")
 app.add_typer(payouts.cohort_app, name="cohort")
 app.add_typer(payouts.payout_app, name="payout")
 app.add_typer(keys.apikey_app, name="apikey")
+app.add_typer(stats.stats_app, name="stats")
 out = Console()
 err = Console(stderr=True)
 

@@ -40,6 +40,7 @@ from bot.composition import build_deps, open_store
 from bot.heap import settle_heap
 from bot.simulation.people import People
 from bot.simulation.world import Agenda, SimMessenger
+from funnels.cohorts.launch import cohort_end
 from funnels.kernel.clock import ManualClock
 from funnels.ops.report import FunnelReport, ReadFunnel
 from funnels.scripts.loader import LoadedScript
@@ -64,6 +65,9 @@ class SimulationOptions:
     regions: int = 6
     first_start: date = date(2026, 1, 5)
     database_url: str | None = None
+    region_codes: tuple[str, ...] = ()
+    """Regions (existing ones, by code) the leaders lead in, one each; empty: the
+    leaders launch as admins, in no region (``funnelbot demo`` gives its own)."""
 
     def check(self) -> None:
         problems = []
@@ -75,6 +79,8 @@ class SimulationOptions:
             problems.append("--reply-rate must be between 0 and 1 (0.35 means 35%)")
         if self.regions < 1:
             problems.append("--regions must be at least 1")
+        if self.region_codes and len(self.region_codes) != self.regions:
+            problems.append(f"{self.regions} regions need as many region codes")
         if problems:
             raise SimulationError("; ".join(problems))
 
@@ -220,7 +226,13 @@ class Simulation:
         )
         cohorts = people.cohorts()
 
-        end = max(c.plan[-1].due_at for c in cohorts) + timedelta(days=1)
+        # A day past the last step, and past the last cohort's end (its last task day
+        # may have no step), so the tick marks every cohort finished.
+        script = self.loaded.script
+        end = max(
+            max(c.plan[-1].due_at + timedelta(days=1), cohort_end(script, c.start, c.tz))
+            for c in cohorts
+        )
         span = (end - clock.now()).total_seconds()
         steps_run = 0
         next_due: datetime | None = None

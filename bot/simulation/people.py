@@ -64,12 +64,18 @@ class People:
         self.launched = False
         """A cohort was launched since this was last reset: it has steps to run."""
         self._activity_due = False
+        self._to_grant: dict[int, str] = {}
+        """Leaders (by Telegram id) still to be granted their region, with its code."""
 
     def cohorts(self) -> list[Cohort]:
         """Every cohort as planned, with what its people will do on the agenda; the
         regions launch one a week each."""
         regions = self.options.regions
         leaders = [Actor(next(self._tg_ids), f"leader {n + 1}") for n in range(regions)]
+        self._to_grant = {
+            leader.telegram_id: code
+            for leader, code in zip(leaders, self.options.region_codes, strict=False)
+        }
         cohorts = []
         for i in range(self.options.cohorts):
             start = self.options.first_start + timedelta(days=7 * (i // regions))
@@ -123,7 +129,12 @@ class People:
     def _launch(self, cohort: Cohort) -> Action:
         async def act() -> None:
             # As an admin may (FUNNELBOT_ADMIN_IDS): the simulation writes no regions or
-            # leader grants into the database it runs on.
+            # leader grants into the database it runs on, unless given regions to lead
+            # in; then an admin grants the leader theirs before their first launch, and
+            # the cohort is in it.
+            region = self._to_grant.pop(cohort.leader.telegram_id, None)
+            if region is not None:
+                await self.bot.grant_leader(target=cohort.leader, region_code=region, is_admin=True)
             launched = await self.bot.launch(
                 chat_id=cohort.chat,
                 actor=cohort.leader,

@@ -23,6 +23,7 @@ from funnels.ladder.events import ApplyEvents, IngestEvents
 from funnels.ladder.links import RecordClicks
 from funnels.ladder.payouts import DeliverPayouts, SendResult
 from funnels.ladder.rewards import SendRewardNotices
+from funnels.people.leaders import GrantLeader
 from funnels.people.links import MemberLink
 from funnels.scripts.planner import PlannedStep
 from funnels.warmup.admissions import DecideJoinRequest
@@ -90,6 +91,7 @@ class SimBot:
 
     def __init__(self, deps: Deps, receiver: SimReceiver) -> None:
         self.launch, self.bind_task_group = LaunchCohort(deps), BindTaskGroup(deps)
+        self.grant_leader = GrantLeader(deps)
         self.joined, self.left = MemberJoined(deps), RecordLeave(deps)
         self.my_link = MemberLink(deps)
         self.chatter, self.activity = RecordChatter(deps), ActivityBuffer()
