@@ -195,6 +195,9 @@ def routes(deps: Deps) -> APIRouter:
         "/budget",
         response_model=BudgetOut,
         summary="Raise a cohort's reward budget",
+        # A body that cannot even be read (not UTF-8, say) is refused by FastAPI before
+        # it is parsed: 400, where JSON that is not a BudgetIn is a 422.
+        responses=documented(400),
     )
     async def budget(
         cohort_id: Annotated[int, Path(ge=1, le=MAX_ID)],
@@ -202,7 +205,7 @@ def routes(deps: Deps) -> APIRouter:
         key: ApiKeyRecord = keyed,
     ) -> Response:
         """Rewards owed past the budget are then paid in the order they were earned,
-        while it lasts."""
+        while it lasts. 400 for a body that cannot be read as text."""
         code = await code_of(cohort_id)
         raised = await _refusing(raise_budget(code, amount.add, author=_author(key)))
         body = BudgetOut(
