@@ -5,9 +5,11 @@ in zh-CN, es and en. Rendered here from templates and assets shipped in the pack
 This module is the door: logging in and out, the language switch, the static files and
 a friendly 404. The pages themselves are one routes module per area, each included
 below (``dashboard_cohorts``: the cohort list and one cohort's timeline, tasks and
-envelopes). A new area follows the same pattern: a ``routes(door)`` module, its
-templates extending ``base.html``, its texts in ``web/locales/*.yaml``, and an entry in
-:data:`bot.http.web.door.NAV`.
+envelopes; ``dashboard_funnel``: a cohort's funnel and days; ``dashboard_kpis``: regions,
+leaders, the tree of lines and the red flags; ``dashboard_experiments``: A/B variants;
+``dashboard_scripts``: scripts as their groups see them). A new area follows the same
+pattern: a ``routes(door)`` module, its templates extending ``base.html``, its texts in
+``web/locales/*.yaml``, and an entry in :data:`bot.http.web.door.NAV`.
 """
 
 from __future__ import annotations
@@ -17,7 +19,13 @@ from urllib.parse import parse_qs
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 
-from bot.http import dashboard_cohorts
+from bot.http import (
+    dashboard_cohorts,
+    dashboard_experiments,
+    dashboard_funnel,
+    dashboard_kpis,
+    dashboard_scripts,
+)
 from bot.http.web.door import NO_STORE, Door, safe_next
 from bot.http.web.render import PREFIX
 from bot.telegram.i18n import SUPPORTED
@@ -130,6 +138,10 @@ def routes(deps: Deps, *, public_url: str | None = None) -> APIRouter:
 
     # One router per area of pages; a new area is included here, before the catch-all.
     router.include_router(dashboard_cohorts.routes(door))
+    router.include_router(dashboard_funnel.routes(door))
+    router.include_router(dashboard_kpis.routes(door))
+    router.include_router(dashboard_experiments.routes(door))
+    router.include_router(dashboard_scripts.routes(door))
 
     @router.get(PREFIX + "/{rest:path}")
     async def nothing_here(request: Request, rest: str) -> Response:

@@ -1,11 +1,12 @@
 """The dashboard's cohort pages: the list (by region and status, a page at a time) and
 one cohort's timeline (its steps with the ops actions among them, in time order), its
-tasks and its red envelopes. Each page reads through the stats API's own use cases
-(:mod:`funnels.ops.cohorts`, :mod:`funnels.ops.actions`), so the page and the API never
-disagree on a figure.
+tasks and its red envelopes; its funnel and its script are tabs in modules of their
+own. Each page reads through the stats API's own use cases (:mod:`funnels.ops.cohorts`,
+:mod:`funnels.ops.actions`), so the page and the API never disagree on a figure.
 
-A new tab of the cohort page (the funnel, say) is a route here that renders a template
-extending ``cohort_base.html`` with ``tab=`` its name, plus an entry in :data:`TABS`.
+A new tab of the cohort page is a route (here, or in its own module) that renders a
+template extending ``cohort_base.html`` through :class:`CohortPages`, with ``tab=`` its
+name, plus an entry in :data:`TABS`.
 """
 
 from __future__ import annotations
@@ -50,10 +51,14 @@ class Tab:
 
 
 TABS: list[Tab] = [
-    Tab("tab.timeline", "", "timeline"),
+    Tab("tab.funnel", "", "funnel"),
+    Tab("tab.timeline", "/timeline", "timeline"),
     Tab("tab.tasks", "/tasks", "tasks"),
     Tab("tab.envelopes", "/envelopes", "envelopes"),
+    Tab("tab.script", "/script", "script"),
 ]
+"""The funnel is the cohort's first page (``dashboard_funnel``), its script the last
+(``dashboard_scripts``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,7 +150,8 @@ def envelope_charts(envelopes: Sequence[EnvelopeFigures], titles: tuple[str, str
     ]
 
 
-def _cohort_id(text: str) -> int | None:
+def cohort_number(text: str) -> int | None:
+    """A cohort id from an address, or None for anything that cannot be one."""
     if not text.isascii() or not text.isdigit() or len(text) > 19:
         return None
     value = int(text)
@@ -153,24 +159,34 @@ def _cohort_id(text: str) -> int | None:
 
 
 def _before(text: str | None) -> int | None:
-    return _cohort_id(text) if text else None
+    return cohort_number(text) if text else None
 
 
-def routes(door: Door) -> APIRouter:
-    deps = door.deps
-    router = APIRouter(prefix=PREFIX, include_in_schema=False)
-    list_cohorts, details = ListCohorts(deps), CohortDetails(deps)
-    steps, actions = CohortSteps(deps), CohortActions(deps)
-    tasks, envelopes = CohortTasks(deps), CohortEnvelopes(deps)
+class CohortPages:
+    """What every tab of a cohort's page shares: the viewer and the cohort of the
+    address (or the way to the login, or a 404), and the page with its tabs. A tab in
+    another module (the funnel, the script) uses it too."""
 
-    def no_cohort(viewer: Viewer) -> Response:
-        return door.pages.render("error.html", viewer, status=404, reason="no_cohort")
+    def __init__(self, door: Door) -> None:
+        self.door = door
+        self._details = CohortDetails(door.deps)
 
-    def cohort_page(
-        viewer: Viewer, template: str, cohort: CohortSummary, tab: str, **context: Any
+    async def find(
+        self, request: Request, cohort_id: str
+    ) -> tuple[Viewer, CohortSummary] | Response:
+        seen = await self.door.viewer(request)
+        if isinstance(seen, Response):
+            return seen
+        found = await self._details(n) if (n := cohort_number(cohort_id)) else None
+        if found is None:
+            return self.door.pages.render("error.html", seen, status=404, reason="no_cohort")
+        return seen, found
+
+    def render(
+        self, viewer: Viewer, template: str, cohort: CohortSummary, tab: str, **context: Any
     ) -> Response:
         base = f"{PREFIX}/cohorts/{cohort.id}"
-        return door.pages.render(
+        return self.door.pages.render(
             template,
             viewer,
             page="cohorts",
@@ -179,6 +195,14 @@ def routes(door: Door) -> APIRouter:
             tab=tab,
             **context,
         )
+
+
+def routes(door: Door) -> APIRouter:
+    deps = door.deps
+    router = APIRouter(prefix=PREFIX, include_in_schema=False)
+    list_cohorts, pages = ListCohorts(deps), CohortPages(door)
+    steps, actions = CohortSteps(deps), CohortActions(deps)
+    tasks, envelopes = CohortTasks(deps), CohortEnvelopes(deps)
 
     @router.get("")
     async def cohorts(
@@ -207,20 +231,18 @@ def routes(door: Door) -> APIRouter:
             next_query=more if page.next_before_id else None,
         )
 
-    @router.get("/cohorts/{cohort_id}")
+    @router.get("/cohorts/{cohort_id}/timeline")
     async def cohort_timeline(request: Request, cohort_id: str) -> Response:
-        seen = await door.viewer(request)
-        if isinstance(seen, Response):
-            return seen
-        found = await details(n) if (n := _cohort_id(cohort_id)) else None
-        if found is None:
-            return no_cohort(seen)
-        lines = await steps(found.id) or []
-        done = await actions(found.id) or []
-        return cohort_page(
+        found = await pages.find(request, cohort_id)
+        if isinstance(found, Response):
+            return found
+        seen, cohort = found
+        lines = await steps(cohort.id) or []
+        done = await actions(cohort.id) or []
+        return pages.render(
             seen,
             "cohort_timeline.html",
-            found,
+            cohort,
             "timeline",
             rows=timeline(lines, done),
             outcome_text=outcome_text,
@@ -229,22 +251,20 @@ def routes(door: Door) -> APIRouter:
 
     @router.get("/cohorts/{cohort_id}/tasks")
     async def cohort_tasks(request: Request, cohort_id: str) -> Response:
-        seen = await door.viewer(request)
-        if isinstance(seen, Response):
-            return seen
-        found = await details(n) if (n := _cohort_id(cohort_id)) else None
-        if found is None:
-            return no_cohort(seen)
-        ladder = await tasks(found.id) or []
+        found = await pages.find(request, cohort_id)
+        if isinstance(found, Response):
+            return found
+        seen, cohort = found
+        ladder = await tasks(cohort.id) or []
         totals = {
             way: tuple(sum(t.payouts[way][i] for t in ladder) for i in (0, 1))
             for way in PAYOUT_STATES
         }
         chart = task_chart(ladder, seen.words("tasks.chart_completion"))
-        return cohort_page(
+        return pages.render(
             seen,
             "cohort_tasks.html",
-            found,
+            cohort,
             "tasks",
             tasks=ladder,
             ways=PAYOUT_STATES,
@@ -254,18 +274,16 @@ def routes(door: Door) -> APIRouter:
 
     @router.get("/cohorts/{cohort_id}/envelopes")
     async def cohort_envelopes(request: Request, cohort_id: str) -> Response:
-        seen = await door.viewer(request)
-        if isinstance(seen, Response):
-            return seen
-        found = await details(n) if (n := _cohort_id(cohort_id)) else None
-        if found is None:
-            return no_cohort(seen)
-        opened = await envelopes(found.id) or []
+        found = await pages.find(request, cohort_id)
+        if isinstance(found, Response):
+            return found
+        seen, cohort = found
+        opened = await envelopes(cohort.id) or []
         titles = (seen.words("envelopes.chart_grab_rate"), seen.words("envelopes.chart_empty"))
-        return cohort_page(
+        return pages.render(
             seen,
             "cohort_envelopes.html",
-            found,
+            cohort,
             "envelopes",
             envelopes=opened,
             charts=envelope_charts(opened, titles) if opened else [],

@@ -361,6 +361,14 @@ class Flag:
     """The figure that raised it: a rate, a count, or a share of the budget."""
     detail: str
     """The same in words (English, for logs and tools)."""
+    part: int | None = None
+    whole: int | None = None
+    """What a sentence in another language needs beside ``figure``: members who replied
+    of those who joined (``low_reply``), minor units spent of the budget
+    (``budget_low``), cohorts launched of the weekly target (``region_behind``), the
+    parked payouts' minor units (``payouts_parked``, no whole)."""
+    currency: str | None = None
+    """Of the money in ``part`` and ``whole``, where they are money."""
 
 
 class RedFlags:
@@ -408,6 +416,8 @@ def red_flags(
                     round(reply, 4),
                     f"{replied} of {joined} members replied to the pitch "
                     f"(under {LOW_REPLY_RATE:.0%})",
+                    replied,
+                    joined,
                 )
             )
         used = rate(c.spent_minor, c.budget_minor)
@@ -421,6 +431,9 @@ def red_flags(
                     round(used, 4),
                     f"{used:.0%} of the budget spent "
                     f"({c.spent_minor} of {c.budget_minor} {c.currency} minor units)",
+                    c.spent_minor,
+                    c.budget_minor,
+                    c.currency,
                 )
             )
     for cohort_id, n in sorted(unknown.items()):
@@ -445,6 +458,9 @@ def red_flags(
                 one.region if one else None,
                 n,
                 f"{n} payout(s) parked after failed deliveries ({minor} minor units)",
+                minor,
+                None,
+                one.currency if one else None,
             )
         )
     launched: dict[str | None, int] = defaultdict(int)
@@ -461,6 +477,8 @@ def red_flags(
                     code,
                     launched[code],
                     f"{launched[code]} of {target} cohort(s) launched in {week}",
+                    launched[code],
+                    target,
                 )
             )
     return flags

@@ -29,7 +29,7 @@ from funnels.kernel.clock import ManualClock
 from storage.db import create_engine
 from storage.uow import SqlStore
 from tests.support.availability import unavailable
-from tests.support.dashboard import DASHBOARD, Seeded, seed_dashboard
+from tests.support.dashboard import DASHBOARD, Seeded, SeededKpis, seed_dashboard, seed_kpis
 from tests.support.funnel_kit import Kit, load, warmup_at
 from tests.support.loopback import until
 
@@ -68,6 +68,7 @@ class Site:
     url: str
     kit: Kit
     seeded: Seeded
+    world: SeededKpis | None = None
 
 
 @dataclass
@@ -118,16 +119,18 @@ async def browser() -> AsyncIterator[Browser]:
             await launched.close()
 
 
-@pytest.fixture
-async def site(sqlite_url: str) -> AsyncIterator[Site]:
+@contextlib.asynccontextmanager
+async def served(sqlite_url: str, kpis: bool = False) -> AsyncIterator[Site]:
     """The app as ``funnelbot run`` builds it (stats, ops and the dashboard), served by
-    uvicorn on a free loopback port over the seeded world."""
+    uvicorn on a free loopback port over the seeded world (``kpis``: with what the KPI
+    pages show, :func:`~tests.support.dashboard.seed_kpis`)."""
     engine = create_engine(sqlite_url)
     store = SqlStore(engine)
     clock = ManualClock(warmup_at(1, "08:00"))
     messenger = RecordingMessenger()
     kit = Kit(store, clock, messenger, Deps(store, messenger, clock), load())
-    seeded = await seed_dashboard(kit)
+    world = await seed_kpis(kit) if kpis else None
+    seeded = world.base if world else await seed_dashboard(kit)
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
@@ -137,12 +140,19 @@ async def site(sqlite_url: str) -> AsyncIterator[Site]:
     serving = asyncio.create_task(server.serve(sockets=[sock]))
     try:
         await until(lambda: server.started, within=10)
-        yield Site(f"http://127.0.0.1:{port}", kit, seeded)
+        yield Site(f"http://127.0.0.1:{port}", kit, seeded, world)
     finally:
         server.should_exit = True
         await serving
         sock.close()
         await engine.dispose()
+
+
+@pytest.fixture
+async def site(sqlite_url: str) -> AsyncIterator[Site]:
+    """The dashboard over :func:`~tests.support.dashboard.seed_dashboard`'s world."""
+    async with served(sqlite_url) as serving:
+        yield serving
 
 
 @pytest.fixture

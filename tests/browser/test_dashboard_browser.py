@@ -75,6 +75,9 @@ async def test_the_right_key_opens_the_pages_with_the_seeded_figures(tab: Tab) -
     await page.click("tr[data-cohort=C1] a")
     await page.wait_for_load_state()
     assert await page.inner_text("h1") == "Cohort C1 Running"
+    assert await page.inner_text("nav.tabs [aria-current=page]") == "Funnel"
+    await page.click("nav.tabs >> text=Timeline")
+    await page.wait_for_load_state()
     assert (await _cells(tab, "tr[data-step=d1_envelope]"))["late"] == "0 s"
     assert await page.inner_text("tr[data-action=pause] [data-field=by]") == (
         "by the API key ops-sea"
@@ -151,7 +154,7 @@ async def test_the_language_switch_changes_the_texts(tab: Tab) -> None:
     await tab.goto(f"{DASHBOARD}/cohorts/{seeded.main.id}/tasks")
     assert await page.inner_text("[data-way=owed] .label") == "欠付"
     await tab.shot("cohort-tasks-zh-CN")
-    await tab.goto(f"{DASHBOARD}/cohorts/{seeded.main.id}")
+    await tab.goto(f"{DASHBOARD}/cohorts/{seeded.main.id}/timeline")
     assert await page.inner_text("tr[data-action=pause] [data-field=by]") == (
         "操作者：API 密钥 ops-sea"
     )

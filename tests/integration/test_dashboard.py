@@ -223,7 +223,7 @@ async def test_pages_show_the_figures_of_the_stats_use_cases(
 ) -> None:
     await _login(web, seeded.secret)
     base = f"{DASHBOARD}/cohorts/{seeded.main.id}"
-    timeline = (await web.get(base)).text
+    timeline = (await web.get(f"{base}/timeline")).text
     assert _field(timeline, 'data-step="d1_welcome"', "late") == "0 s"
     actions = re.findall(r'data-action="(\w+)".*?data-field="by">([^<]+)<', timeline, re.S)
     assert actions == [

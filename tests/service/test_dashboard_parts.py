@@ -11,14 +11,19 @@ from pathlib import Path
 import pytest
 
 from bot.http.dashboard_cohorts import STATUSES, TABS, author_text, outcome_text, timeline
+from bot.http.dashboard_experiments import interval_box, verdict_says
+from bot.http.dashboard_kpis import FLAG_KINDS, chosen_week, flag_says, next_weeks
 from bot.http.web.door import NAV, safe_next
 from bot.http.web.render import ROOT
 from bot.http.web.session import SESSION_MAX_AGE, Session, SessionSeal, from_this_site
 from bot.http.web.texts import Wording, choose_locale, load_catalog
 from funnels.kernel.records import OpsActionRecord, PlanKind
+from funnels.kernel.stages import Stage
 from funnels.ops.cohorts import PAYOUT_STATES, StepLine
+from funnels.ops.experiments import ArmFigures, Experiment
+from funnels.ops.kpis import Flag
 
-_KEY_IN_CODE = r'"((?:login|tasks|envelopes)\.[a-z_]+)(?<!\.html)"'
+_KEY_IN_CODE = r'"((?:login|tasks|envelopes|funnel|regions|flag|verdict)\.[a-z_.]+)(?<!\.html)"'
 NOW = datetime(2026, 3, 2, 4, 0, tzinfo=UTC)
 KEY = b"k" * 32
 
@@ -154,17 +159,26 @@ def test_every_text_the_templates_and_pages_ask_for_is_in_every_locale() -> None
         ROOT / "door.py",
         ROOT.parent / "dashboard.py",
         ROOT.parent / "dashboard_cohorts.py",
+        ROOT.parent / "dashboard_funnel.py",
+        ROOT.parent / "dashboard_kpis.py",
+        ROOT.parent / "dashboard_experiments.py",
+        ROOT.parent / "dashboard_scripts.py",
     ):
         asked |= set(re.findall(_KEY_IN_CODE, source.read_text()))
     asked |= {item.label for item in NAV} | {tab.label for tab in TABS}
     asked |= {f"tab.{tab.name}" for tab in TABS}
     asked |= {f"status.{s}" for s in STATUSES} | {f"payout.{w}" for w in PAYOUT_STATES}
     asked |= {f"kind.{k.value}" for k in PlanKind}
+    asked |= {f"stage.{s.label}" for s in Stage} | {"nav.flags_count"}
+    asked |= {f"flag.{k}" for k in FLAG_KINDS} | {f"flag.{k}.says" for k in FLAG_KINDS}
+    asked |= {f"script.stage_day.{s}" for s in ("warmup", "tasks")}
+    for verdict in ("better", "worse", "no_difference", "too_few_cohorts", "no_members"):
+        asked.add(f"verdict.{verdict}")
     for step in ("pending", "running", "done", "skipped", "failed", "unknown", "held"):
         asked.add(f"step.{step}")
     for action in ("pause", "resume", "retry", "skip", "budget"):
         asked.add(f"action.{action}")
-    for reason in ("no_page", "no_cohort", "forbidden"):
+    for reason in ("no_page", "no_cohort", "no_script", "forbidden"):
         asked |= {f"error.{reason}.title", f"error.{reason}.text"}
     asked = {key for key in asked if not key.endswith(".")}  # built from a value: see above
     missing = sorted(key for key in asked if not catalog.has(key))
@@ -182,3 +196,55 @@ def test_figures_are_written_the_way_each_language_writes_them() -> None:
     assert zh.duration(3 * 3600 + 20 * 60) == "3 小时 20 分" and en.duration(None) == "–"
     assert zh("tasks.rewards_count", count=3) == "3 笔奖励"
     assert es("tasks.rewards_count", count=1) == "1 recompensa"
+
+
+def _experiment(
+    verdict: str, leader: str | None, *arms: tuple[str, int, float | None]
+) -> Experiment:
+    figures = [ArmFigures(a, 1, n, 100 * n, 0, r, None, None) for a, n, r in arms]
+    return Experiment("s", "d7_pitch", "pitch", "replied", figures, verdict, leader, "")
+
+
+def test_a_verdict_is_said_from_its_figures_in_the_readers_language() -> None:
+    catalog = load_catalog()
+    en, es, zh = (Wording(catalog, loc) for loc in ("en", "es", "zh-CN"))
+    better = _experiment("better", "story", ("a", 6, 0.3), ("story", 6, 0.42))
+    assert verdict_says(en, better) == "Arm story gets more replies than a: 42% against 30%."
+    assert verdict_says(es, better).startswith("La variante story recibe más respuestas")
+    same = _experiment("no_difference", None, ("a", 6, 0.3), ("story", 6, 0.31))
+    assert verdict_says(zh, same) == "没有哪个版本与 a 的差别超出偶然范围。"
+    few = _experiment("too_small", None, ("a", 2, 0.3), ("story", 6, 0.4))
+    assert verdict_says(en, few) == ("Too few cohorts to tell: arm a has fewer than 5 cohorts.")
+    wide = _experiment("too_small", None, ("a", 6, 0.3), ("story", 6, 0.4))
+    assert "more than 5%" in verdict_says(en, wide)
+    empty = _experiment("too_small", None, ("a", 6, 0.3), ("story", 6, None))
+    assert verdict_says(en, empty) == "Too few cohorts to tell: arm story has no members yet."
+    assert interval_box(0.2, 0.4, 0.3) == {"x": 20.0, "width": 20.0, "at": 30.0}
+    assert interval_box(None, None, 0.5) == {"x": 50.0, "width": 0.0, "at": 50.0}
+
+
+def test_a_flag_is_said_from_its_figures_in_the_readers_language() -> None:
+    catalog = load_catalog()
+    en, zh = Wording(catalog, "en"), Wording(catalog, "zh-CN")
+    low = Flag("low_reply", 1, "C1", "SEA", 0.075, "", 15, 200)
+    assert flag_says(en, low, "2026-W10") == (
+        "15 of 200 members replied to the pitch (7.5%, under 10%)."
+    )
+    spent = Flag("budget_low", 1, "C1", "SEA", 0.92, "", 4600, 5000, "USD")
+    assert flag_says(en, spent, "2026-W10") == "92% of the budget spent: $46.00 of $50.00."
+    behind = Flag("region_behind", None, None, "SEA", 2, "", 2, 3)
+    assert flag_says(zh, behind, "2026-W10") == "本周（2026-W10）已开 2 期，目标 3 期。"
+    parked = Flag("payouts_parked", 9, "C9", None, 3, "", 1500, None, "USD")
+    assert flag_says(en, parked, "2026-W10") == "3 payouts parked after failed deliveries ($15.00)."
+    unknown = Flag("unknown_steps", 4, "C4", None, 1, "")
+    assert flag_says(en, unknown, "2026-W10").startswith("1 step whose send")
+    new = Flag("something_new", None, None, None, 1, "as the use case wrote it")
+    assert flag_says(en, new, "2026-W10") == "as the use case wrote it"
+
+
+def test_the_week_picker_steps_a_week_and_ignores_what_is_not_a_week() -> None:
+    assert next_weeks("2026-W01") == ("2025-W52", "2026-W02")
+    assert next_weeks("2026-W53") == ("2026-W52", "2027-W01")
+    assert chosen_week("2026-W11", "2026-W10") == "2026-W11"
+    for bad in (None, "", "2026-W54", "week", "2026-11"):
+        assert chosen_week(bad, "2026-W10") == "2026-W10"

@@ -1,5 +1,6 @@
-"""The KPI arithmetic (``funnels.ops.kpis``): conversions, cost per sale, ISO weeks,
-leaders and their graduates' lines, and red flags."""
+"""The KPI arithmetic (``funnels.ops.kpis``, ``funnels.ops.lines``): conversions, cost
+per sale, ISO weeks, leaders and their graduates' lines, the tree of lines, and red
+flags."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from funnels.ops.kpis import (
     stage_lines,
     week_days,
 )
+from funnels.ops.lines import line_tree
 from funnels.ops.ports import CohortFigures, RegionLine
 
 
@@ -140,3 +142,48 @@ def test_red_flags_say_what_is_wrong_and_where() -> None:
     assert got[("budget_low", 4, "SEA")].figure == 0.92
     assert got[("payouts_parked", 9, "LATAM")].cohort_code == "C9"
     assert "0 of 2" in got[("region_behind", None, "LATAM")].detail
+
+
+def test_the_tree_of_lines_nests_each_line_under_the_cohort_it_grew_out_of() -> None:
+    cohorts = [
+        cohort(1, leader=1, joined=100, sold=10),
+        cohort(2, leader=2, joined=50, sold=1),
+        cohort(3, leader=7, parent=1, generation=2, joined=80, sold=8),
+        cohort(4, leader=8, parent=3, generation=3, joined=60, sold=6),
+        cohort(5, leader=9, parent=1, generation=2, joined=40, sold=2),
+        cohort(6, leader=5, parent=99, generation=2, joined=30, sold=3),  # parent not chosen
+    ]
+    tree = line_tree(cohorts)
+    assert [root.cohort.id for root in tree.roots] == [1, 2, 6]
+    first = tree.roots[0]
+    assert [c.cohort.id for c in first.children] == [3, 5]
+    assert [c.cohort.id for c in first.children[0].children] == [4]
+    assert [n.cohort.id for n in first.walk()] == [1, 3, 4, 5]
+    assert (first.joined, first.sold, first.shopkeepers) == (100, 10, 0)
+    whole = first.line()
+    assert (whole.generation, whole.cohorts, whole.joined, whole.sold) == (1, 4, 280, 26)
+    assert [(g.generation, g.cohorts, g.joined, g.sold) for g in tree.generations] == [
+        (1, 2, 150, 11),
+        (2, 3, 150, 13),
+        (3, 1, 60, 6),
+    ]
+    assert tree.grown == 3
+    assert line_tree([]).roots == [] and line_tree([]).generations == []
+
+
+def test_a_loop_of_lines_is_still_shown_once() -> None:
+    looped = [cohort(1, parent=2), cohort(2, parent=1, generation=2)]
+    tree = line_tree(looped)
+    assert [n.cohort.id for root in tree.roots for n in root.walk()] == [1, 2]
+
+
+def test_a_flag_carries_the_figures_its_sentence_needs() -> None:
+    active = [cohort(1, joined=200, replied=15), cohort(4, spent=4600, budget=5000)]
+    regions = [RegionLine("SEA", "South-East Asia", 3)]
+    flags = red_flags(active, [], {}, {4: (2, 700)}, regions, active, "2026-W47")
+    got = {f.kind: f for f in flags}
+    assert (got["low_reply"].part, got["low_reply"].whole) == (15, 200)
+    assert (got["budget_low"].part, got["budget_low"].whole) == (4600, 5000)
+    assert got["budget_low"].currency == "USD"
+    assert (got["payouts_parked"].part, got["payouts_parked"].currency) == (700, "USD")
+    assert (got["region_behind"].part, got["region_behind"].whole) == (2, 3)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from urllib.parse import urlencode
 
@@ -33,15 +33,48 @@ from funnels.deps import Deps
 from funnels.kernel.records import ApiKeyRecord
 from funnels.ladder.links import VisitorKey
 from funnels.ops.keys import Authenticate, ListApiKeys
+from funnels.ops.kpis import Flag, RedFlags
 
 LANGUAGE_MAX_AGE = timedelta(days=365)
 NO_STORE = {"Cache-Control": "no-store"}
 
 NAV: list[NavItem] = [
     NavItem("nav.cohorts", PREFIX, "cohorts"),
+    NavItem("nav.regions", f"{PREFIX}/regions", "regions"),
+    NavItem("nav.leaders", f"{PREFIX}/leaders", "leaders"),
+    NavItem("nav.lines", f"{PREFIX}/lines", "lines"),
+    NavItem("nav.experiments", f"{PREFIX}/experiments", "experiments"),
+    NavItem("nav.scripts", f"{PREFIX}/scripts", "scripts"),
+    NavItem("nav.flags", f"{PREFIX}/flags", "flags"),
 ]
 """The top navigation, in order. A new page adds its entry here (with its ``nav.*``
 text in every locale file) and passes the same ``name`` as ``page=`` when it renders."""
+
+
+FLAGS_FRESH = timedelta(seconds=30)
+"""How long the navigation's count of red flags may be old: counting them is a handful
+of queries, too many for every page; the flags page itself always counts afresh."""
+
+
+class FlagCount:
+    """The red flags for the navigation's badge, counted at most every
+    :data:`FLAGS_FRESH` (on the app's clock)."""
+
+    def __init__(self, deps: Deps) -> None:
+        self.deps = deps
+        self._flags = RedFlags(deps)
+        self._counted: tuple[datetime, int] | None = None
+
+    async def fresh(self) -> list[Flag]:
+        flags = await self._flags()
+        self._counted = (self.deps.clock.now(), len(flags))
+        return flags
+
+    async def count(self) -> int:
+        now = self.deps.clock.now()
+        if self._counted is None or not (self._counted[0] <= now < self._counted[0] + FLAGS_FRESH):
+            return len(await self.fresh())
+        return self._counted[1]
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +127,7 @@ class Door:
         self.authenticate = Authenticate(deps)
         self._keys = ListApiKeys(deps)
         self._visitor_key = VisitorKey(deps)
+        self.flags = FlagCount(deps)
         self._seal: SessionSeal | None = None
         self._seal_lock = asyncio.Lock()
 
@@ -172,7 +206,8 @@ class Door:
         """Who is looking, or the way to the login page (the ended session dropped)."""
         key = await self.active_key(request)
         if key is not None:
-            return Viewer(self.wording(request), key.name, NAV, _here(request))
+            badges = {"flags": await self.flags.count()}
+            return Viewer(self.wording(request), key.name, NAV, _here(request), badges)
         notice = "ended" if request.cookies.get(SESSION_COOKIE) else None
         answer = self.to_login(request, notice)
         if notice:

@@ -83,6 +83,8 @@ class Viewer:
     nav: list[NavItem] = field(default_factory=list)
     here: str = PREFIX
     """The address of the page, to come back to after a language change."""
+    badges: dict[str, int] = field(default_factory=dict)
+    """A count beside a navigation link, by the link's ``name`` (the red flags)."""
 
 
 class Pages:

@@ -1,0 +1,133 @@
+"""The KPI pages in headless Chromium over :func:`tests.support.dashboard.seed_kpis`'s
+world: a cohort's funnel (its charts as drawn), regions in a week and the week picker,
+leaders, the tree of lines, the red flags and their count, the A/B variants and a
+script as its group sees it, in English and after the language switch. Each page is
+kept as a screenshot in ``test-artifacts/screenshots/``."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+
+from tests.browser.conftest import Site, Tab, served
+from tests.browser.test_dashboard_browser import _cells, _chart
+from tests.support.dashboard import DASHBOARD
+
+pytestmark = pytest.mark.browser
+
+
+@pytest.fixture
+async def site(sqlite_url: str) -> AsyncIterator[Site]:
+    """This module's pages need the KPI world."""
+    async with served(sqlite_url, kpis=True) as serving:
+        yield serving
+
+
+async def test_the_kpi_pages_show_the_seeded_figures(tab: Tab) -> None:
+    world = tab.site.world
+    assert world is not None
+    page = tab.page
+    await tab.login(world.base.secret)
+    assert await page.inner_text("[data-testid=flags-count]") == "3"
+
+    await page.click("tr[data-cohort=C1] a")
+    await page.wait_for_load_state()
+    assert await page.inner_text("nav.tabs [aria-current=page]") == "Funnel"
+    assert await _cells(tab, "tr[data-stage=sold]") == {
+        "members": "2",
+        "from_previous": "50%",
+        "from_joined": "25%",
+    }
+    assert await page.inner_text("[data-figure=cost_per_sold] .value") == "$0.80"
+    assert await page.inner_text("[data-figure=reply_rate] .value") == "62.5%"
+    funnel = await _chart(tab, "chart-funnel")
+    assert funnel["series"] == [[8, 8, 5, 5, 4, 2, 1, 0]]
+    activity = await _chart(tab, "chart-days-activity")
+    assert activity == {"labels": ["Day 1", "Day 3"], "series": [[0, 6], [0, 2]]}
+    await tab.shot("cohort-funnel")
+
+    await page.click("nav.tabs >> text=Script")
+    await page.wait_for_load_state()
+    assert await _cells(tab, "tr[data-day=warmup-1]") == {
+        "messages": "4",
+        "quiet": "0",
+        "steps": "3",
+    }
+    assert await page.inner_text("[data-run=d1_welcome] [data-field=at]") == "09:00"
+    await tab.shot("cohort-script")
+
+    await page.click("nav.main-nav >> text=Regions")
+    await page.wait_for_load_state()
+    sea = await _cells(tab, "tr[data-region=SEA]")
+    assert sea["launched"] == "4 / 5" and sea["behind"] == "Behind"
+    assert await page.get_attribute("tr[data-region=SEA]", "class") == "behind"
+    assert await _chart(tab, "chart-region-launches") == {
+        "labels": ["LATAM", "SEA"],
+        "series": [[1, 4], [1, 5]],
+    }
+    await tab.shot("regions")
+    await page.click("[data-testid=week-after]")
+    await page.wait_for_load_state()
+    assert "2026-W11" in await page.inner_text("[data-testid=week]")
+    assert (await _cells(tab, "tr[data-region=SEA]"))["launched"] == "0 / 5"
+    await tab.shot("regions-next-week")
+
+    await page.click("nav.main-nav >> text=Leaders")
+    await page.wait_for_load_state()
+    lina = await _cells(tab, f"tr[data-leader='{world.base.lina.telegram_id}']")
+    assert (lina["sold"], lina["conversion"]) == ("2", "25%")
+    assert "Generation 2: 1 cohort(s), 4 joined, 2 sold, 1 shopkeepers" in lina["lines"]
+    await tab.shot("leaders")
+
+    await page.click("nav.main-nav >> text=Lines")
+    await page.wait_for_load_state()
+    nested = await page.inner_text("li[data-cohort=C1] li[data-cohort=C4] li[data-cohort=C5] a")
+    assert nested == "C5"
+    assert await page.inner_text("tr[data-generation='3'] [data-field=sold]") == "1"
+    await tab.shot("lines")
+
+    await page.click("nav.main-nav >> text=A/B tests")
+    await page.wait_for_load_state()
+    verdict = await page.inner_text("[data-experiment=d2_pitch] [data-field=verdict]")
+    assert verdict.startswith("Too few cohorts to tell")
+    await tab.shot("experiments")
+
+    await page.click("nav.main-nav >> text=Red flags")
+    await page.wait_for_load_state()
+    says = await page.inner_text("tr[data-flag=region_behind] [data-field=says]")
+    assert says == "4 of 5 cohorts launched this week (2026-W10)."
+    await tab.shot("flags")
+
+    await page.click("nav.main-nav >> text=Scripts")
+    await page.wait_for_load_state()
+    await page.click("li[data-script=seven-plus-twentyone] a[lang=en]")
+    await page.wait_for_load_state()
+    assert (await _cells(tab, "tr[data-day=warmup-2]"))["messages"] == "8"
+    await tab.shot("library-script")
+
+
+async def test_the_kpi_pages_switch_language(tab: Tab) -> None:
+    world = tab.site.world
+    assert world is not None
+    page = tab.page
+    await tab.login(world.base.secret)
+    await tab.goto(f"{DASHBOARD}/flags")
+    await page.click("button[data-lang=zh-CN]")
+    await page.wait_for_load_state()
+    assert await page.inner_text("h1") == "预警"
+    says = await page.inner_text("tr[data-flag=region_behind] [data-field=says]")
+    assert says == "本周（2026-W10）已开 4 期，目标 5 期。"
+    await tab.shot("flags-zh-CN")
+    await tab.goto(f"{DASHBOARD}/experiments")
+    assert "期数太少" in await page.inner_text("[data-field=verdict]")
+    await tab.shot("experiments-zh-CN")
+    await page.click("button[data-lang=es]")
+    await page.wait_for_load_state()
+    await tab.goto(f"{DASHBOARD}/cohorts/{world.base.main.id}")
+    assert await page.inner_text("nav.tabs [aria-current=page]") == "Embudo"
+    assert await page.inner_text("[data-figure=spent] .value") == "1,60\xa0US$"
+    await tab.shot("cohort-funnel-es")
+    await tab.goto(f"{DASHBOARD}/regions")
+    assert await page.inner_text("tr[data-region=SEA] [data-field=behind]") == "Atrasada"
+    await tab.shot("regions-es")
