@@ -3,10 +3,11 @@ gets a 500, every answer has a status the document lists for its route, and ever
 matches the schema given for that status (and media type).
 
 The app is the one ``funnelbot run`` serves (:func:`bot.http.app.create_app`), over a
-SQLite database seeded by a short simulation (two cohorts with their steps, envelopes,
-tasks and rewards), with a real API key, so that the stats and ops routes answer with
-data and not only with 401. Schemathesis also sends requests without the key, and
-requests that break the schema (which must be refused with a 4xx).
+SQLite database seeded with a cohort about to start and a short simulation (two cohorts
+with their steps, envelopes, tasks and rewards), with a real API key, so that the stats
+and ops routes answer with data (and pause and resume a cohort), not only with 401.
+Schemathesis also sends requests without the key, or with a wrong one, and requests
+that break the schema (which must be refused with a 4xx).
 
 ``POST /api/v1/events`` is fuzzed too. Its signature covers the raw bytes of the body,
 which schemathesis cannot compute, so a request that carries the three signature headers
@@ -31,7 +32,7 @@ import base64
 import re
 import secrets
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +50,7 @@ from bot.composition import build_deps
 from bot.http.app import create_app
 from bot.http.events import PATH as EVENTS, EventApplier, EventIntake
 from bot.simulation import Simulation, SimulationOptions
+from funnels.cohorts.launch import StartCohort
 from funnels.ops.keys import CreateApiKey
 from funnels.scripts.library import DEFAULT_SCRIPT, script_path
 from funnels.scripts.loader import load_script
@@ -182,12 +184,17 @@ class Signing:
 
 
 async def _seed(url: str) -> str:
-    """Two simulated cohorts and an API key; the key."""
-    options = SimulationOptions(cohorts=2, members=12, regions=2, seed=5, database_url=url)
-    await Simulation(load_script(script_path(DEFAULT_SCRIPT)), options).run()
+    """A cohort starting tomorrow (id 1: running, so pausing it is allowed), two simulated
+    cohorts run to their end, and an API key; the key."""
+    loaded = load_script(script_path(DEFAULT_SCRIPT))
     engine = create_engine(url)
     try:
-        _, key = await CreateApiKey(build_deps(SqlStore(engine)))("fuzz")
+        deps = build_deps(SqlStore(engine))
+        tomorrow = deps.clock.now().date() + timedelta(days=1)
+        await StartCohort(deps)(loaded, start=tomorrow, code="FUZZ1", warmup_chat_id=-1)
+        options = SimulationOptions(cohorts=2, members=12, regions=2, seed=5, database_url=url)
+        await Simulation(loaded, options).run()
+        _, key = await CreateApiKey(deps)("fuzz")
     finally:
         await engine.dispose()
     return key
