@@ -160,24 +160,45 @@ class SqlMembers(Repo):
     ) -> int:
         if not user_ids:
             return 0
-        column = STAGE_COLUMNS[stage]
+        params = {"b_cohort": cohort_id, "b_users": list(user_ids), "b_at": at}
+        statement = prepared(f"advance:{stage.label}", self.dialect, lambda: self._advance(stage))
+        rows = (await self.conn.execute(statement, params)).all()
+        if not rows:
+            return 0
+        # Only the stage's own timestamp changed, and it was empty (the statement's
+        # condition): the timestamps from before are those returned, less that one.
+        if self.dialect == "postgresql":
+            zone = ZoneInfo(rows[0].timezone)
+        else:
+            zone = await cohort_zone(self.conn, cohort_id)
+        befores = [{**stage_times(r), stage: None} for r in rows]
+        self._note(cohort_id, _Moved(befores, zone), lambda before: {stage: at})
+        return len(rows)
 
-        def reaching() -> _Change:
-            where = [
+    def _advance(self, stage: Stage) -> Any:
+        """Set the stage's timestamp where it is empty (and raise the stage), returning
+        the members' timestamps as they now are (and, on PostgreSQL, the cohort's time
+        zone, read in the same statement)."""
+        column = STAGE_COLUMNS[stage]
+        statement = (
+            update(_m)
+            .where(
                 _m.c.cohort_id == bindparam("b_cohort"),
                 one_of(self.dialect, _m.c.user_id, "b_users"),
                 _m.c[column].is_(None),
-            ]
-            values = {
-                column: bindparam("b_at"),
-                "stage": greatest(self.dialect, _m.c.stage, int(stage)),
-            }
-            return where, values
-
-        params = {"b_cohort": cohort_id, "b_users": list(user_ids), "b_at": at}
-        moved = await self._stamp(f"advance:{column}", reaching, params)
-        self._note(cohort_id, moved, lambda before: {stage: at})
-        return len(moved.before)
+            )
+            .values(
+                {
+                    column: bindparam("b_at"),
+                    "stage": greatest(self.dialect, _m.c.stage, int(stage)),
+                }
+            )
+        )
+        if self.dialect == "postgresql":
+            return statement.where(_c.c.id == _m.c.cohort_id).returning(
+                *TIME_COLUMNS, _c.c.timezone
+            )
+        return statement.returning(*TIME_COLUMNS)
 
     async def record_reply(
         self, cohort_id: int, user_id: int, at: datetime, opened_since: datetime

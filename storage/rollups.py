@@ -15,10 +15,11 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import AsyncIterator, Mapping
 from datetime import date
+from functools import partial
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import bindparam, func, select
+from sqlalchemy import ARRAY, bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from funnels.kernel.rollups import FunnelCounts, StageTimes
@@ -83,26 +84,43 @@ class RollupChanges:
         self.funnel.clear()
         self.messages.clear()
         self.writers.clear()
-        if funnel:
-            await conn.execute(
-                prepared("rollup_funnel", dialect, lambda: _add(dialect, _fd)), funnel
-            )
-        if activity:
-            await conn.execute(
-                prepared("rollup_activity", dialect, lambda: _add(dialect, _ad)), activity
-            )
+        for table, rows in ((_fd, funnel), (_ad, activity)):
+            if not rows:
+                continue
+            if dialect == "postgresql":
+                # One statement and one round trip, the rows as one array per column.
+                statement = prepared(f"rollup:{table.name}", dialect, partial(_add_pg, table))
+                await conn.execute(statement, {c: [r[c] for r in rows] for c in rows[0]})
+            else:
+                statement = prepared(f"rollup:{table.name}", dialect, partial(_add_sqlite, table))
+                await conn.execute(statement, rows)
 
 
-def _add(dialect: str, table: Any) -> Any:
-    """``INSERT … ON CONFLICT (key) DO UPDATE SET figure = figure + excluded.figure``."""
-    if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert  # type: ignore[assignment]
-    stmt = insert(table)
+def _adding(stmt: Any, table: Any) -> Any:
+    """``… ON CONFLICT (key) DO UPDATE SET figure = figure + excluded.figure``."""
     keys = [c.name for c in table.primary_key.columns]
     figures = {c.name: c + stmt.excluded[c.name] for c in table.columns if c.name not in keys}
     return stmt.on_conflict_do_update(index_elements=keys, set_=figures)
+
+
+def _add_sqlite(table: Any) -> Any:
+    from sqlalchemy.dialects.sqlite import insert
+
+    return _adding(insert(table), table)
+
+
+def _add_pg(table: Any) -> Any:
+    """``INSERT … SELECT * FROM unnest(:cohort_id, :day, …)``, adding on conflict."""
+    from sqlalchemy.dialects.postgresql import insert
+
+    names = [c.name for c in table.columns]
+    rows = (
+        func.unnest(*(bindparam(n, type_=ARRAY(table.c[n].type)) for n in names))
+        .table_valued(*names)
+        .render_derived()
+    )
+    stmt = insert(table).from_select(names, select(*(rows.c[n] for n in names)))
+    return _adding(stmt, table)
 
 
 async def cohort_zone(conn: AsyncConnection, cohort_id: int) -> ZoneInfo:

@@ -10,6 +10,7 @@ import binascii
 import csv
 import io
 import json
+import re
 from collections.abc import Mapping, Sequence
 from datetime import date, datetime
 from enum import StrEnum
@@ -17,7 +18,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import JSONResponse, Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from bot.http.auth import api_key
 from bot.http.problems import ApiProblem, documented
@@ -422,11 +423,26 @@ RegionQuery = Annotated[str | None, Query(max_length=32, description="Region cod
 LeaderQuery = Annotated[
     int | None, Query(ge=1, le=MAX_ID, description="The leader's Telegram user id.")
 ]
+
+
+def _written_date(value: object) -> object:
+    """Only ``YYYY-MM-DD``: pydantic alone would read ``0`` or ``1764028800`` as a Unix
+    time."""
+    if isinstance(value, str) and _DATE.fullmatch(value):
+        return value
+    raise ValueError("write a date as YYYY-MM-DD")
+
+
+_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 FromQuery = Annotated[
-    date | None, Query(alias="from", description="Started on or after (YYYY-MM-DD).")
+    date | None,
+    BeforeValidator(_written_date),
+    Query(alias="from", description="Started on or after (YYYY-MM-DD)."),
 ]
 ToQuery = Annotated[
-    date | None, Query(alias="to", description="Started on or before (YYYY-MM-DD).")
+    date | None,
+    BeforeValidator(_written_date),
+    Query(alias="to", description="Started on or before (YYYY-MM-DD)."),
 ]
 CSV_CONTENT = {CSV: {"schema": {"type": "string"}}}
 

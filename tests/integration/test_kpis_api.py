@@ -320,3 +320,13 @@ async def test_a_pitch_with_variants_sends_each_cohort_its_arm_and_compares_them
     assert [(r["step_key"], r["arm"]) for r in rows] == [("d2_pitch", "a"), ("d2_pitch", "story")]
     none = (await api.get("/api/v1/experiments", params={"region": "NOWHERE"})).json()
     assert none["items"] == []
+
+
+async def test_dates_are_written_as_dates_not_numbers(api: httpx.AsyncClient) -> None:
+    for path in ("/api/v1/cohorts", "/api/v1/funnel", "/api/v1/experiments"):
+        for name, value in (("to", "0"), ("from", "86400"), ("from", "1764028800"), ("to", "3/1")):
+            refused = await api.get(path, params={name: value})
+            body = problem(refused, 422)
+            assert body["errors"][0]["field"] == f"query.{name}", (path, value)
+            assert "YYYY-MM-DD" in body["detail"]
+        assert (await api.get(path, params={"from": "2026-03-01"})).status_code == 200
