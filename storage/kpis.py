@@ -4,17 +4,17 @@ in ``unknown``, parked payouts), each read through an index."""
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Sequence
 from datetime import date
+from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 
 from funnels.kernel.rollups import FunnelCounts
 from funnels.kernel.stages import Stage
 from funnels.ops.ports import CohortFigures, CohortFilter, RegionLine
 from storage.rollups import read_activity, read_funnel
-from storage.sql import Repo
+from storage.sql import Repo, prepared
 from storage.tables import (
     cohorts as _c,
     funnel_days as _fd,
@@ -35,56 +35,30 @@ class SqlKpis(Repo):
         active_only: bool = False,
         ids: Sequence[int] | None = None,
     ) -> list[CohortFigures]:
-        query = (
-            select(
-                _c.c.id,
-                _c.c.code,
-                _c.c.status,
-                _r.c.code.label("region"),
-                _u.c.telegram_id.label("leader_telegram_id"),
-                _u.c.display_name.label("leader_name"),
-                _c.c.parent_cohort_id,
-                _c.c.generation,
-                _c.c.start_date,
-                _c.c.capacity,
-                _c.c.currency,
-                _c.c.budget_minor,
-                _c.c.spent_minor,
-                _c.c.pitch_opened_at,
-                _c.c.script_hash,
+        if ids is not None and len(ids) == 1 and choice == CohortFilter() and not active_only:
+            # One cohort (its funnel, a page of the dashboard): a statement built once.
+            statement = prepared(
+                "cohort_figures", self.dialect, lambda: _figures(_c.c.id == bindparam("id"))
             )
-            .outerjoin(_r, _r.c.id == _c.c.region_id)
-            .outerjoin(_u, _u.c.id == _c.c.leader_id)
-        )
+            return _assemble(await self.conn.execute(statement, {"id": ids[0]}))
+        conditions: list[Any] = []
         if active_only:
-            query = query.where(_c.c.status.in_(_ACTIVE))
+            conditions.append(_c.c.status.in_(_ACTIVE))
         if ids is not None:
-            query = query.where(_c.c.id.in_(list(ids)))
+            conditions.append(_c.c.id.in_(list(ids)))
         if choice.code is not None:
-            query = query.where(_c.c.code == choice.code)
+            conditions.append(_c.c.code == choice.code)
         if choice.region is not None:
-            query = query.where(_r.c.code == choice.region)
+            conditions.append(_r.c.code == choice.region)
         if choice.leader_telegram_id is not None:
-            query = query.where(_u.c.telegram_id == choice.leader_telegram_id)
+            conditions.append(_u.c.telegram_id == choice.leader_telegram_id)
         if choice.status is not None:
-            query = query.where(_c.c.status == choice.status)
+            conditions.append(_c.c.status == choice.status)
         if choice.start_from is not None:
-            query = query.where(_c.c.start_date >= choice.start_from)
+            conditions.append(_c.c.start_date >= choice.start_from)
         if choice.start_to is not None:
-            query = query.where(_c.c.start_date <= choice.start_to)
-        rows = (await self.conn.execute(query.order_by(_c.c.id))).all()
-        if not rows:
-            return []
-        chosen = query.with_only_columns(_c.c.id).subquery()
-        totals = await self.conn.execute(
-            select(_fd.c.cohort_id, _fd.c.stage, func.sum(_fd.c.members))
-            .where(_fd.c.cohort_id.in_(select(chosen.c.id)))
-            .group_by(_fd.c.cohort_id, _fd.c.stage)
-        )
-        stages: dict[int, dict[Stage, int]] = defaultdict(lambda: dict.fromkeys(Stage, 0))
-        for cohort_id, stage, n in totals:
-            stages[cohort_id][Stage(stage)] = int(n)
-        return [CohortFigures(**r._mapping, stages=dict(stages[r.id])) for r in rows]
+            conditions.append(_c.c.start_date <= choice.start_to)
+        return _assemble(await self.conn.execute(_figures(*conditions)))
 
     async def funnel_days(self, cohort_id: int) -> FunnelCounts:
         return await read_funnel(self.conn, cohort_id)
@@ -128,3 +102,47 @@ class SqlKpis(Repo):
             select(_c.c.script_hash, _c.c.script_body).join(first, first.c.id == _c.c.id)
         )
         return {r.script_hash: r.script_body for r in rows}
+
+
+_FIGURE_COLUMNS = (
+    _c.c.id,
+    _c.c.code,
+    _c.c.status,
+    _r.c.code.label("region"),
+    _u.c.telegram_id.label("leader_telegram_id"),
+    _u.c.display_name.label("leader_name"),
+    _c.c.parent_cohort_id,
+    _c.c.generation,
+    _c.c.start_date,
+    _c.c.capacity,
+    _c.c.currency,
+    _c.c.budget_minor,
+    _c.c.spent_minor,
+    _c.c.pitch_opened_at,
+    _c.c.script_hash,
+)
+
+
+def _figures(*conditions: Any) -> Any:
+    """Cohorts with their members per stage summed from the rollups, in one statement:
+    a row per cohort and stage (one with a null stage for a cohort with no members)."""
+    return (
+        select(*_FIGURE_COLUMNS, _fd.c.stage, func.sum(_fd.c.members).label("members"))
+        .outerjoin(_r, _r.c.id == _c.c.region_id)
+        .outerjoin(_u, _u.c.id == _c.c.leader_id)
+        .outerjoin(_fd, _fd.c.cohort_id == _c.c.id)
+        .where(*conditions)
+        .group_by(*_FIGURE_COLUMNS, _fd.c.stage)
+        .order_by(_c.c.id)
+    )
+
+
+def _assemble(rows: Any) -> list[CohortFigures]:
+    out: list[CohortFigures] = []
+    for row in rows:
+        if not out or out[-1].id != row.id:
+            fields = {c.name: row._mapping[c.name] for c in _FIGURE_COLUMNS}
+            out.append(CohortFigures(**fields, stages=dict.fromkeys(Stage, 0)))
+        if row.stage is not None:
+            out[-1].stages[Stage(row.stage)] = int(row.members or 0)
+    return out

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.exc import IntegrityError
 
 from funnels.kernel.records import ApiKeyRecord, OpsActionRecord
@@ -24,7 +24,7 @@ from funnels.ops.ports import (
     EnvelopeTotals,
     RewardTotals,
 )
-from storage.sql import Repo
+from storage.sql import Repo, prepared
 from storage.tables import (
     api_keys as _k,
     cohort_members as _m,
@@ -255,11 +255,14 @@ class SqlApiKeys(Repo):
         return [_key(r) for r in rows.all()]
 
     async def by_hash(self, key_hash: str) -> ApiKeyRecord | None:
-        row = (
-            await self.conn.execute(
-                select(*_KEY_COLUMNS, _k.c.revoked_at).where(_k.c.key_hash == key_hash)
-            )
-        ).first()
+        statement = prepared(
+            "api_key_by_hash",
+            self.dialect,
+            lambda: select(*_KEY_COLUMNS, _k.c.revoked_at).where(
+                _k.c.key_hash == bindparam("key_hash")
+            ),
+        )
+        row = (await self.conn.execute(statement, {"key_hash": key_hash})).first()
         return _key(row) if row else None
 
     async def revoke(self, name: str, at: datetime) -> ApiKeyRecord | None:

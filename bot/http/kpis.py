@@ -615,7 +615,7 @@ def routes(deps: Deps) -> APIRouter:
     ) -> Response:
         """Members per stage with conversions, the reply rate, money spent and its cost
         per member who sold; CSV gives the stage lines."""
-        found = await cohort_funnel(cohort_id)
+        found = await cohort_funnel(cohort_id, days=False)
         if found is None:
             raise no_cohort(cohort_id)
         body = CohortFunnelOut(

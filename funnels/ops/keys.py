@@ -110,11 +110,13 @@ class Authenticate:
         if not key.startswith(KEY_PREFIX) or len(key) > 128:
             return None
         now = self.deps.clock.now()
-        async with self.deps.uow(KeysTx).transaction() as tx:
+        # Every request of the API asks: one statement, no transaction around it.
+        async with self.deps.uow(KeysTx).one_statement() as tx:
             record = await tx.api_keys.by_hash(key_hash(key))
-            if record is None or record.revoked_at is not None:
-                return None
-            if record.last_used_at is None or now - record.last_used_at >= TOUCH_EVERY:
+        if record is None or record.revoked_at is not None:
+            return None
+        if record.last_used_at is None or now - record.last_used_at >= TOUCH_EVERY:
+            async with self.deps.uow(KeysTx).one_statement() as tx:
                 await tx.api_keys.touch(record.id, now)
                 await tx.commit()
         return record

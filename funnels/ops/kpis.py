@@ -119,10 +119,16 @@ class CohortFunnel:
 
 
 class CohortFunnelReport:
+    """A cohort's funnel, and (``days``) its days: the funnel alone is one statement."""
+
     def __init__(self, deps: Deps) -> None:
         self.deps = deps
 
-    async def __call__(self, cohort_id: int) -> CohortFunnel | None:
+    async def __call__(self, cohort_id: int, *, days: bool = True) -> CohortFunnel | None:
+        if not days:
+            async with self.deps.uow(KpisTx).one_statement() as tx:
+                found = await tx.kpis.cohort_figures(CohortFilter(), ids=[cohort_id])
+            return CohortFunnel(found[0], FunnelFigures.of(found), []) if found else None
         async with self.deps.uow(KpisTx).transaction() as tx:
             found = await tx.kpis.cohort_figures(CohortFilter(), ids=[cohort_id])
             if not found:
@@ -133,7 +139,7 @@ class CohortFunnelReport:
         by_day: dict[date, dict[Stage, int]] = defaultdict(dict)
         for (day, stage), n in entered.items():
             by_day[day][stage] = n
-        days = [
+        lines = [
             DayLine(
                 day,
                 (day - cohort.start_date).days + 1,
@@ -142,7 +148,7 @@ class CohortFunnelReport:
             )
             for day in sorted(set(by_day) | set(activity))
         ]
-        return CohortFunnel(cohort, FunnelFigures.of(found), days)
+        return CohortFunnel(cohort, FunnelFigures.of(found), lines)
 
 
 class FunnelOver:
