@@ -10,6 +10,7 @@ from typing import Any, TypeVar, cast
 from zoneinfo import ZoneInfo
 
 from funnels.kernel.clock import Clock
+from funnels.kernel.codes import new_code
 from funnels.kernel.messaging import Messenger
 from funnels.kernel.records import CohortRecord
 from funnels.kernel.uow import UnitOfWork
@@ -92,6 +93,9 @@ class Deps:
     clock: Clock
     scripts: ScriptCache = field(default_factory=ScriptCache)
     admissions_every: timedelta = timedelta(minutes=5)
+    cohort_codes: Callable[[], str] = new_code
+    """Makes a new cohort's code; a simulation draws them from its seed, so the A/B arms
+    its cohorts draw (keyed by code) come out the same run after run."""
 
     def uow(self, role: Callable[..., TxT]) -> UnitOfWork[TxT]:
         """The unit of work in the role a use case plays: ``role`` is a Protocol of its

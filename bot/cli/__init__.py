@@ -88,6 +88,15 @@ def simulate(
         str | None,
         typer.Option(help="Database to run on (default: a temporary SQLite file)."),
     ] = None,
+    arm_lift: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--arm-lift",
+            metavar="ARM=FACTOR",
+            help="A/B: members reply FACTOR times as often in cohorts whose pitch drew ARM "
+            "(story=1.2); repeatable. The report compares the arms.",
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
     """Run whole cohorts on a virtual clock through the real engine and storage."""
@@ -100,6 +109,7 @@ def simulate(
         reply_rate=reply_rate,
         seed=seed,
         database_url=database_url,
+        arm_lift=_arm_lifts(arm_lift or []),
     )
     try:
         options.check()
@@ -127,6 +137,19 @@ def simulate(
         typer.echo(json.dumps(data, indent=2, ensure_ascii=False))
         return
     _print_report(data)
+
+
+def _arm_lifts(given: list[str]) -> dict[str, float]:
+    lifts = {}
+    for item in given:
+        arm, _, factor = item.partition("=")
+        try:
+            lifts[arm.strip()] = float(factor)
+        except ValueError:
+            fail(f"--arm-lift {item!r}: write it as ARM=FACTOR, e.g. story=1.2")
+        if not arm.strip():
+            fail(f"--arm-lift {item!r}: write it as ARM=FACTOR, e.g. story=1.2")
+    return lifts
 
 
 def _simulated_script(script: Path | None) -> LoadedScript:
@@ -182,6 +205,14 @@ def _print_report(data: dict[str, Any]) -> None:
         f"{payouts['parked']} parked ({payouts['attempts']} attempts); reminders: "
         f"{reminders['sent']} sent, {reminders['per_member_day']} per member per day"
     )
+    for e in data.get("experiments", []):
+        arms = Table(title=f"A/B {e['step_key']} ({e['kind']}): {e['detail']}")
+        for column in ("arm", "cohorts", "members", "replied", "rate"):
+            arms.add_column(column, justify="left" if column == "arm" else "right")
+        for a in e["arms"]:
+            rate = "" if a["rate"] is None else f"{a['rate']:.1%}"
+            arms.add_row(a["arm"], str(a["cohorts"]), str(a["members"]), str(a["replied"]), rate)
+        out.print(arms)
     out.print(
         f"steps: {steps['status']}; lateness p95 {steps['late_p95_seconds']} s, "
         f"max {steps['late_max_seconds']} s"

@@ -25,6 +25,7 @@ the events of their tasks; ``world``: the agenda, the cohorts and members, the b
 from __future__ import annotations
 
 import gc
+import random
 import secrets
 import tempfile
 import time as _perf
@@ -42,6 +43,9 @@ from bot.simulation.people import People
 from bot.simulation.world import Agenda, SimMessenger
 from funnels.cohorts.launch import cohort_end
 from funnels.kernel.clock import ManualClock
+from funnels.kernel.codes import ALPHABET, COHORT_CODE_LENGTH
+from funnels.ops.experiments import CompareVariants, Experiment
+from funnels.ops.ports import CohortFilter
 from funnels.ops.report import FunnelReport, ReadFunnel
 from funnels.scripts.loader import LoadedScript
 from storage.uow import SqlStore
@@ -68,6 +72,9 @@ class SimulationOptions:
     region_codes: tuple[str, ...] = ()
     """Regions (existing ones, by code) the leaders lead in, one each; empty: the
     leaders launch as admins, in no region (``funnelbot demo`` gives its own)."""
+    arm_lift: dict[str, float] = field(default_factory=dict)
+    """A/B variants: how much likelier members are to reply in a cohort whose pitch drew
+    this arm (``{"story": 1.2}``: a fifth likelier); arms not named: 1."""
 
     def check(self) -> None:
         problems = []
@@ -79,6 +86,9 @@ class SimulationOptions:
             problems.append("--reply-rate must be between 0 and 1 (0.35 means 35%)")
         if self.regions < 1:
             problems.append("--regions must be at least 1")
+        for arm, lift in self.arm_lift.items():
+            if not 0.0 <= lift <= 10.0:
+                problems.append(f"--arm-lift {arm}={lift}: the lift must be between 0 and 10")
         if self.region_codes and len(self.region_codes) != self.regions:
             problems.append(f"{self.regions} regions need as many region codes")
         if problems:
@@ -102,6 +112,8 @@ class SimulationResult:
     """Days members spent in a task stage (admitted members × the ladder's days)."""
     payout_attempts: int = 0
     cohort_ids: list[int] = field(default_factory=list)
+    experiments: list[Experiment] = field(default_factory=list)
+    """The script's varied messages, their arms compared over the simulated cohorts."""
 
     def as_dict(self) -> dict[str, Any]:
         r = self.report
@@ -146,6 +158,26 @@ class SimulationResult:
                 "late_max_seconds": late[-1] if late else 0,
                 "late_p95_seconds": late[int(len(late) * 0.95)] if late else 0,
             },
+            "experiments": [
+                {
+                    "step_key": e.step_key,
+                    "kind": e.kind,
+                    "verdict": e.verdict,
+                    "leader": e.leader,
+                    "detail": e.detail,
+                    "arms": [
+                        {
+                            "arm": a.arm,
+                            "cohorts": a.cohorts,
+                            "members": a.members,
+                            "replied": a.converted,
+                            "rate": None if a.rate is None else round(a.rate, 4),
+                        }
+                        for a in e.arms
+                    ],
+                }
+                for e in self.experiments
+            ],
             "run": {
                 "wall_seconds": round(self.wall_seconds, 3),
                 "steps_run": self.steps_run,
@@ -218,6 +250,14 @@ class Simulation:
         self.clock = clock = ManualClock(first)
         messenger = SimMessenger()
         self.deps = build_deps(store, messenger, clock)
+        # Cohort codes from the seed (and the cohorts already in the database, so a
+        # second run on it makes new ones): the A/B arms, drawn by code, reproduce.
+        async with store.transaction() as tx:
+            there = await tx.kpis.cohort_figures(CohortFilter())
+        codes = random.Random(f"codes:{self.options.seed}:{len(there)}")
+        self.deps.cohort_codes = lambda: "".join(
+            codes.choice(ALPHABET) for _ in range(COHORT_CODE_LENGTH)
+        )
         self.store = store
         store.on_rewards = self._rewards_recorded
         run_id = secrets.randbelow(10**6)
@@ -276,6 +316,7 @@ class Simulation:
             member_days=await self._member_days(cohort_ids),
             payout_attempts=people.receiver.attempts,
             cohort_ids=cohort_ids,
+            experiments=await CompareVariants(self.deps)(CohortFilter(), cohort_ids),
         )
 
     async def _tick(self) -> int:

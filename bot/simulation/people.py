@@ -20,6 +20,7 @@ from funnels.kernel.actor import Actor
 from funnels.kernel.records import ShareClaim
 from funnels.scripts.loader import LoadedScript
 from funnels.scripts.planner import PlannedStep, plan
+from funnels.scripts.variants import cohort_arm
 from storage.uow import SqlStore
 
 if TYPE_CHECKING:
@@ -123,8 +124,8 @@ class People:
         for step in cohort.plan:
             if step.kind == "red_envelope":
                 self._schedule_taps(cohort, step)
-            elif step.kind == "pitch":
-                self._schedule_replies(cohort, step)
+        # Answers to the pitch are drawn once the cohort is launched: the wording its
+        # group will see (an A/B arm) depends on the code it is given.
 
     def _launch(self, cohort: Cohort) -> Action:
         async def act() -> None:
@@ -144,6 +145,9 @@ class People:
                 capacity=self.options.members,
             )
             cohort.record, cohort.leader_link = launched.cohort, launched.invite_link
+            for step in cohort.plan:
+                if step.kind == "pitch":
+                    self._schedule_replies(cohort, step)
             await self.bot.bind_task_group(
                 chat_id=cohort.task_chat,
                 actor=cohort.leader,
@@ -289,8 +293,14 @@ class People:
         window = pitch.reply.window.total_seconds()
         # Members answer in whatever form their keyboard gives them.
         forms = [*pitch.reply.match, "1", "1", " 1 ", "1\ufe0f\u20e3", "\uff11"]
+        # The wording this group is shown, and how much it moves them (--arm-lift).
+        lift = 1.0
+        if pitch.variants and cohort.record is not None:
+            arm = cohort_arm(pitch, cohort.record.code, step.key)
+            lift = self.options.arm_lift.get(arm.id, 1.0)
         for member in cohort.members:
-            p = min(1.0, self.options.reply_rate * member.warmth * (0.6 + 0.8 * member.activity))
+            rate = self.options.reply_rate * lift
+            p = min(1.0, rate * member.warmth * (0.6 + 0.8 * member.activity))
             if self.rng.random() < p:
                 delay = min(window - 60, self.rng.expovariate(1 / 5400))
                 when = step.due_at + timedelta(seconds=5 + delay)

@@ -11,7 +11,6 @@ from zoneinfo import ZoneInfo
 from funnels.cohorts.ports import CohortsTx
 from funnels.deps import Deps
 from funnels.kernel.actor import Actor
-from funnels.kernel.codes import new_code
 from funnels.kernel.messaging import TASK_GROUP_RIGHTS, WARMUP_RIGHTS
 from funnels.kernel.money import to_minor
 from funnels.kernel.records import CohortRecord, NewCohort
@@ -84,7 +83,7 @@ class LaunchCohort:
             cohort = await StartCohort(self.deps)(
                 loaded,
                 start=start,
-                code=new_code(),
+                code=self.deps.cohort_codes(),
                 capacity=capacity,
                 warmup_chat_id=chat_id,
                 region_id=region_id,

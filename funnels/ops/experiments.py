@@ -161,10 +161,13 @@ class CompareVariants:
     def __init__(self, deps: Deps) -> None:
         self.deps = deps
 
-    async def __call__(self, choice: CohortFilter) -> list[Experiment]:
+    async def __call__(
+        self, choice: CohortFilter, ids: Sequence[int] | None = None
+    ) -> list[Experiment]:
+        """``ids``: only these cohorts (a simulation's own)."""
         scripts = self.deps.scripts
         async with self.deps.uow(KpisTx).transaction() as tx:
-            cohorts = await tx.kpis.cohort_figures(choice)
+            cohorts = await tx.kpis.cohort_figures(choice, ids=ids)
             hashes = {c.script_hash for c in cohorts}
             bodies = await tx.kpis.script_bodies(sorted(h for h in hashes if not scripts.known(h)))
         running: dict[str, list[CohortFigures]] = defaultdict(list)

@@ -211,3 +211,39 @@ async def test_simulated_ladder_goes_through_links_payouts_and_reminders(
     assert data["rewards"]["owed"] == 0  # the shipped budget covers the ladder
     assert data["reminders"]["sent"] > 0
     assert 0 < data["reminders"]["per_member_day"] <= 1
+
+
+def _with_pitch_variant(tmp_path: Path) -> Path:
+    text = script_path(DEFAULT_SCRIPT, "en").read_text(encoding="utf-8")
+    marker = '        reply: {match: ["1", "one"], window: 24h}\n'
+    assert marker in text
+    varied = text.replace(
+        marker,
+        marker + '        variants: [{id: short, text: "Seven days done. Reply 1 to go on."}]\n',
+        1,
+    )
+    path = tmp_path / "ab.yaml"
+    path.write_text(varied, encoding="utf-8")
+    return path
+
+
+def test_simulate_runs_both_arms_and_compares_them(tmp_path: Path) -> None:
+    script = str(_with_pitch_variant(tmp_path))
+    args = ["simulate", "--script", script, "--cohorts", "8", "--members", "30", "--json"]
+    lifted = runner.invoke(app, [*args, "--arm-lift", "short=3"])
+    assert lifted.exit_code == 0, lifted.output
+    [experiment] = json.loads(lifted.stdout)["experiments"]
+    assert (experiment["step_key"], experiment["kind"]) == ("d7_pitch", "pitch")
+    arms = {a["arm"]: a for a in experiment["arms"]}
+    assert set(arms) == {"a", "short"}
+    assert arms["a"]["cohorts"] + arms["short"]["cohorts"] == 8
+    assert all(a["cohorts"] > 0 for a in arms.values())  # both arms ran
+    assert arms["short"]["rate"] > arms["a"]["rate"]  # three times as likely to reply
+    assert experiment["verdict"] in {"better", "too_small"}
+    again = runner.invoke(app, [*args, "--arm-lift", "short=3"])
+    assert json.loads(again.stdout)["experiments"] == [experiment]  # the seed decides
+    plain = json.loads(runner.invoke(app, args).stdout)["experiments"]
+    assert [a["cohorts"] for a in plain[0]["arms"]] == [a["cohorts"] for a in experiment["arms"]]
+    for bad in ("short", "short=x", "=2", "short=-1"):
+        refused = runner.invoke(app, [*args, "--arm-lift", bad])
+        assert refused.exit_code == 1 and "--arm-lift" in refused.stderr, bad
