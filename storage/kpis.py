@@ -13,6 +13,7 @@ from sqlalchemy import bindparam, func, select
 from funnels.kernel.rollups import FunnelCounts
 from funnels.kernel.stages import Stage
 from funnels.ops.ports import CohortFigures, CohortFilter, RegionLine
+from storage.ops import chosen
 from storage.rollups import read_activity, read_funnel
 from storage.sql import Repo, prepared
 from storage.tables import (
@@ -41,23 +42,11 @@ class SqlKpis(Repo):
                 "cohort_figures", self.dialect, lambda: _figures(_c.c.id == bindparam("id"))
             )
             return _assemble(await self.conn.execute(statement, {"id": ids[0]}))
-        conditions: list[Any] = []
+        conditions = chosen(choice)
         if active_only:
             conditions.append(_c.c.status.in_(_ACTIVE))
         if ids is not None:
             conditions.append(_c.c.id.in_(list(ids)))
-        if choice.code is not None:
-            conditions.append(_c.c.code == choice.code)
-        if choice.region is not None:
-            conditions.append(_r.c.code == choice.region)
-        if choice.leader_telegram_id is not None:
-            conditions.append(_u.c.telegram_id == choice.leader_telegram_id)
-        if choice.status is not None:
-            conditions.append(_c.c.status == choice.status)
-        if choice.start_from is not None:
-            conditions.append(_c.c.start_date >= choice.start_from)
-        if choice.start_to is not None:
-            conditions.append(_c.c.start_date <= choice.start_to)
         return _assemble(await self.conn.execute(_figures(*conditions)))
 
     async def funnel_days(self, cohort_id: int) -> FunnelCounts:

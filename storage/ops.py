@@ -41,6 +41,24 @@ from storage.tables import (
 )
 
 
+def chosen(choice: CohortFilter) -> list[Any]:
+    """The conditions of ``choice`` on cohorts joined to their region and leader."""
+    conditions: list[Any] = []
+    if choice.code is not None:
+        conditions.append(_c.c.code == choice.code)
+    if choice.region is not None:
+        conditions.append(_r.c.code == choice.region)
+    if choice.leader_telegram_id is not None:
+        conditions.append(_u.c.telegram_id == choice.leader_telegram_id)
+    if choice.status is not None:
+        conditions.append(_c.c.status == choice.status)
+    if choice.start_from is not None:
+        conditions.append(_c.c.start_date >= choice.start_from)
+    if choice.start_to is not None:
+        conditions.append(_c.c.start_date <= choice.start_to)
+    return conditions
+
+
 class SqlReports(Repo):
     async def stage_counts(self, cohort_ids: Sequence[int]) -> dict[Stage, int]:
         rows = await self.conn.execute(
@@ -126,21 +144,9 @@ class SqlReports(Repo):
     async def cohort_page(
         self, choice: CohortFilter, before_id: int | None, limit: int
     ) -> list[CohortSummary]:
-        query = _SUMMARY
+        query = _SUMMARY.where(*chosen(choice))
         if before_id is not None:
             query = query.where(_c.c.id < before_id)
-        if choice.code is not None:
-            query = query.where(_c.c.code == choice.code)
-        if choice.region is not None:
-            query = query.where(_r.c.code == choice.region)
-        if choice.leader_telegram_id is not None:
-            query = query.where(_u.c.telegram_id == choice.leader_telegram_id)
-        if choice.status is not None:
-            query = query.where(_c.c.status == choice.status)
-        if choice.start_from is not None:
-            query = query.where(_c.c.start_date >= choice.start_from)
-        if choice.start_to is not None:
-            query = query.where(_c.c.start_date <= choice.start_to)
         rows = await self.conn.execute(query.order_by(_c.c.id.desc()).limit(limit))
         return [_summary(r) for r in rows.all()]
 

@@ -21,12 +21,8 @@ from bot.http.stats import (
     FORMAT_QUERY,
     MAX_ID,
     Format,
-    FromQuery,
-    LeaderQuery,
     RegionQuery,
-    Status,
-    ToQuery,
-    cohort_filter,
+    chosen_cohorts,
     csv_response,
     no_cohort,
 )
@@ -46,6 +42,7 @@ from funnels.ops.kpis import (
     iso_week,
     week_days,
 )
+from funnels.ops.ports import CohortFilter
 
 
 class StageOut(BaseModel):
@@ -493,23 +490,20 @@ def routes(deps: Deps) -> APIRouter:
         responses={200: {"content": CSV_CONTENT}},
     )
     async def funnel(
-        region: RegionQuery = None,
-        leader: LeaderQuery = None,
-        status: Status | None = None,
-        start_from: FromQuery = None,
-        start_to: ToQuery = None,
+        choice: Annotated[CohortFilter, Depends(chosen_cohorts)],
         format: Annotated[Format, FORMAT_QUERY] = Format.json,
     ) -> Response:
         """Members per stage summed over every cohort that matches all filters (all
         cohorts without one); CSV gives the stage lines."""
-        choice = cohort_filter(None, region, leader, status, start_from, start_to)
         body = FunnelOut.of(await funnel_over(choice))
         if format is Format.csv:
             return csv_response(body.stages, _STAGE_COLUMNS)
         return JSONResponse(body.model_dump(mode="json"))
 
-    @router.get(
-        "/regions/kpi",
+    regions_router = APIRouter(prefix="/regions")
+
+    @regions_router.get(
+        "/kpi",
         response_model=RegionWeeks,
         summary="Regions in one ISO week against their weekly launch target",
         responses={200: {"content": CSV_CONTENT}},
@@ -578,17 +572,12 @@ def routes(deps: Deps) -> APIRouter:
         responses={200: {"content": CSV_CONTENT}},
     )
     async def experiments(
-        region: RegionQuery = None,
-        leader: LeaderQuery = None,
-        status: Status | None = None,
-        start_from: FromQuery = None,
-        start_to: ToQuery = None,
+        choice: Annotated[CohortFilter, Depends(chosen_cohorts)],
         format: Annotated[Format, FORMAT_QUERY] = Format.json,
     ) -> Response:
         """Every warm-up message with variants in the chosen cohorts' scripts: each arm's
         reply rate with its sample and interval, and whether an arm differs from `a`
         (CSV: a row per arm)."""
-        choice = cohort_filter(None, region, leader, status, start_from, start_to)
         items = [_experiment(e) for e in await compare(choice)]
         if format is Format.csv:
             rows = [
@@ -647,5 +636,6 @@ def routes(deps: Deps) -> APIRouter:
             return csv_response(items, _DAY_COLUMNS)
         return JSONResponse(Days(items=items).model_dump(mode="json"))
 
+    router.include_router(regions_router)
     router.include_router(one)
     return router

@@ -444,6 +444,19 @@ ToQuery = Annotated[
     BeforeValidator(_written_date),
     Query(alias="to", description="Started on or before (YYYY-MM-DD)."),
 ]
+
+
+def chosen_cohorts(
+    region: RegionQuery = None,
+    leader: LeaderQuery = None,
+    status: Status | None = None,
+    start_from: FromQuery = None,
+    start_to: ToQuery = None,
+) -> CohortFilter:
+    """The cohorts a figure sums over, from the query (a route dependency)."""
+    return cohort_filter(None, region, leader, status, start_from, start_to)
+
+
 CSV_CONTENT = {CSV: {"schema": {"type": "string"}}}
 
 
