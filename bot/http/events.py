@@ -76,11 +76,10 @@ QUIET_BATCHES = 4
 """How much fuller a transaction is once the stores pause: nobody waits behind it."""
 APPLY_QUIET = 0.05
 """Seconds with no store in progress or finished after which the applier starts."""
-APPLY_LAG = 2.0
+APPLY_LAG = 5.0
 """Seconds after a store by which the applier starts, pause in the stores or not: a
 burst is acknowledged at full speed and applied right after it; under a steady flow the
-applier takes its turn every two seconds, so the funnel's rollups (changed as events
-are applied) stay a few seconds behind at most."""
+applier takes its turn every few seconds."""
 
 
 class ByRef(BaseModel):
