@@ -73,13 +73,20 @@ def apply_batch(dialect: str) -> int:
 
 
 QUIET_BATCHES = 4
-"""How much fuller a transaction is once the stores pause: nobody waits behind it."""
+"""How much fuller a transaction is once the stores pause (nobody waits behind it), or
+once the applier is :data:`CATCH_UP_AFTER` behind."""
 APPLY_QUIET = 0.05
 """Seconds with no store in progress or finished after which the applier starts."""
 APPLY_LAG = 5.0
 """Seconds after a store by which the applier starts, pause in the stores or not: a
 burst is acknowledged at full speed and applied right after it; under a steady flow the
 applier takes its turn every few seconds."""
+
+
+CATCH_UP_AFTER = 2 * APPLY_LAG
+"""Seconds behind the oldest store after which the applier catches up: transactions as
+full as in a pause, and the requests' turn after each half as long (they get a third of
+the time at worst, instead of half)."""
 
 
 class ByRef(BaseModel):
@@ -262,7 +269,8 @@ class EventApplier:
         and nothing is overdue (they go first then). Overdue (stored :data:`APPLY_LAG`
         ago), it goes on while they keep coming: in short transactions, each followed
         by as long for the requests (they wait at most one transaction, and get half
-        the time at worst)."""
+        the time at worst); :data:`CATCH_UP_AFTER` behind, in fuller ones followed by
+        half as long."""
         loop = asyncio.get_running_loop()
         try:
             while not self._stopping:
@@ -270,15 +278,19 @@ class EventApplier:
                 busy = self._busy(now)
                 if busy and (oldest is None or now - oldest < APPLY_LAG):
                     return False
+                # Behind by twice the lag (the flow outruns turns of one batch): fuller
+                # transactions and shorter turns for the requests, until caught up.
+                behind = busy and oldest is not None and now - oldest >= CATCH_UP_AFTER
                 result = await self._apply(
-                    limit=self._batch if busy else QUIET_BATCHES * self._batch
+                    limit=self._batch if busy and not behind else QUIET_BATCHES * self._batch
                 )
                 if not result.applied:
                     return True
                 self._unmatched(result.unmatched)
                 # (On SQLite a transaction never suspends the loop: its statements run
                 # inline. This is where the requests that arrived meanwhile go.)
-                await asyncio.sleep(loop.time() - now if busy else 0)
+                took = loop.time() - now
+                await asyncio.sleep((took / 2 if behind else took) if busy else 0)
         except Exception:
             log.exception("applying stored events failed; the tick tries again")
         return True

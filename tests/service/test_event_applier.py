@@ -8,6 +8,7 @@ store has waited the lag does it go on while they keep coming, taking turns with
 from __future__ import annotations
 
 import asyncio
+import itertools
 from collections.abc import AsyncIterator, Sequence
 from datetime import datetime
 
@@ -159,3 +160,26 @@ async def test_the_applier_stops_between_two_transactions(applier: EventApplier)
 
     assert len(work.calls) == stopped
     assert work.pending > 0  # left pending, for the next start or the tick
+
+
+async def test_far_behind_it_catches_up_in_fuller_transactions_with_shorter_turns(
+    applier: EventApplier, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(events, "CATCH_UP_AFTER", 2 * LAG)
+    work = backlog(applier, 100_000)
+    loop = asyncio.get_running_loop()
+    with applier.storing():  # the stores never pause
+        applier.wake()
+        began = loop.time()
+        applier.start()
+        await asyncio.sleep(2 * LAG + 20 * WORK)
+
+    overdue = [c for c in work.calls if c[0] < began + 2 * LAG]
+    behind = [c for c in work.calls if c[0] >= began + 2 * LAG + WORK]
+    assert overdue and behind
+    assert {limit for _, _, limit, _ in overdue} == {BATCH}  # one lag behind: short turns
+    assert {limit for _, _, limit, _ in behind} == {events.QUIET_BATCHES * BATCH}
+    gaps = [(nxt[0] - end, end - start) for (start, end, _, _), nxt in itertools.pairwise(behind)]
+    assert gaps
+    # The requests still get a turn after each, half as long as the transaction.
+    assert all(took * 0.4 <= gap < took * 0.9 for gap, took in gaps)
