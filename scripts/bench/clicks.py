@@ -39,11 +39,8 @@ import os
 import random
 import socket
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -67,6 +64,7 @@ from funnels.scripts.loader import load_script_text
 from funnels.warmup.admissions import AdmitMember
 from funnels.warmup.joins import MemberJoined
 from scripts.bench.scratch import scratch_database
+from scripts.bench.servers import server
 from storage.db import create_engine
 from storage.tables import fan_locks, inbound_events, tracked_links
 from storage.uow import SqlStore
@@ -177,35 +175,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-@contextlib.contextmanager
-def server(argv: list[str], env: dict[str, str], port: int) -> Iterator[None]:
-    process = subprocess.Popen(
-        argv,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        cwd=tempfile.gettempdir(),
-    )
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"{argv[:3]} exited with {process.returncode}")
-            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
-                break
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"{argv[:3]} did not listen on {port}")
-            time.sleep(0.1)
-        yield
-    finally:
-        process.terminate()
-        try:
-            process.wait(20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 # ------------------------------------------------------------------ the client

@@ -42,11 +42,9 @@ import random
 import secrets
 import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -65,6 +63,7 @@ from funnels.kernel.stages import Stage
 from funnels.scripts.library import DEFAULT_SCRIPT, script_path
 from funnels.scripts.loader import load_script
 from scripts.bench.scratch import scratch_database
+from scripts.bench.servers import server
 from storage.db import create_engine
 from storage.tables import inbound_events, task_progress
 from storage.uow import SqlStore
@@ -113,26 +112,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-@contextlib.contextmanager
-def process(args: list[str], env: dict[str, str], port: int, log: Path) -> Iterator[None]:
-    with log.open("a") as out:
-        proc = subprocess.Popen(args, env=env, stdout=out, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline:
-            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 1):
-                break
-            if proc.poll() is not None:
-                raise SystemExit(f"{args[-1]} exited: see {log}")
-            time.sleep(0.1)
-        else:
-            raise SystemExit(f"{args[-1]} never listened on {port}: see {log}")
-        yield
-    finally:
-        proc.terminate()
-        proc.wait(30)
 
 
 # --------------------------------------------------------------------------- database
@@ -404,8 +383,8 @@ async def bench(url: str, args: argparse.Namespace, label: str) -> list[str]:
     bare_url = f"http://127.0.0.1:{bare_port}{PATH}"
     lines = [f"\n{label}: {MEMBERS} members in one cohort's task stage"]
     with (
-        process(fb_cmd, env, fb_port, work / "run.log"),
-        process(bare_cmd, env, bare_port, work / "bare.log"),
+        server(fb_cmd, env, fb_port, work / "run.log"),
+        server(bare_cmd, env, bare_port, work / "bare.log"),
     ):
         # Warm both up (imports, connections, prepared statements).
         warm = Sent()

@@ -51,7 +51,6 @@ import random
 import secrets
 import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -84,6 +83,7 @@ from funnels.scripts.library import DEFAULT_SCRIPT, script_path
 from funnels.scripts.loader import LoadedScript, load_script
 from funnels.scripts.planner import PlannedStep, plan
 from scripts.bench.scratch import scratch_database
+from scripts.bench.servers import server
 from storage.db import create_engine
 from storage.uow import SqlStore
 
@@ -768,32 +768,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-@contextlib.contextmanager
-def server(argv: list[str], env: dict[str, str], port: int, log: Path) -> Iterator[None]:
-    with log.open("ab") as out:
-        process = subprocess.Popen(
-            argv, env=env, stdout=out, stderr=subprocess.STDOUT, cwd=tempfile.gettempdir()
-        )
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            if process.poll() is not None:
-                raise SystemExit(f"{argv[:3]} exited with {process.returncode}: see {log}")
-            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
-                break
-            if time.monotonic() > deadline:
-                raise SystemExit(f"{argv[:3]} did not listen on {port}: see {log}")
-            time.sleep(0.1)
-        yield
-    finally:
-        process.terminate()
-        try:
-            process.wait(20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 # --------------------------------------------------------------------------- clients
