@@ -43,6 +43,7 @@ from bot.telegram.services import Services
 from funnels.cohorts.tick import RunDueSteps
 from funnels.deps import Deps
 from funnels.ladder.events import CatchUpEvents
+from funnels.ops.board import FiguresBoard
 from storage.db import wal_checkpointer
 from storage.uow import SqlStore
 
@@ -250,6 +251,8 @@ async def _serve(
     )
     catalog = telegram.services.catalog if telegram else None
     links = build_link_redirects(settings, deps, applier, catalog)
+    # The KPI routes' figures and the live keys, in memory, read again every second.
+    board = FiguresBoard(deps)
     server = _Server(
         uvicorn.Config(
             create_app(
@@ -259,6 +262,7 @@ async def _serve(
                 links=links,
                 deps=deps,
                 public_url=settings.links_base,
+                board=board,
             ),
             host=settings.http_host,
             port=settings.http_port,
@@ -282,6 +286,7 @@ async def _serve(
     checkpointer = wal_checkpointer(store.engine)
     scheduler.start()
     applier.start()
+    board.start()
     if checkpointer is not None:
         checkpointer.start()
     settle_heap()
@@ -290,6 +295,7 @@ async def _serve(
             await server.serve()
     finally:
         stop_taking_work()
+        await board.stop()
         await applier.stop()  # what is stored and not applied waits for the next start
         scheduler.pause()  # no new tick; the running one finishes (shutdown would cancel it)
         await _finish(ticker, telegram)

@@ -49,6 +49,10 @@ class SqlKpis(Repo):
             conditions.append(_c.c.id.in_(list(ids)))
         return _assemble(await self.conn.execute(_figures(*conditions)))
 
+    async def figures_page(self, after_id: int, limit: int) -> list[CohortFigures]:
+        page = select(_c.c.id).where(_c.c.id > after_id).order_by(_c.c.id).limit(limit)
+        return _assemble(await self.conn.execute(_figures(_c.c.id.in_(page.scalar_subquery()))))
+
     async def funnel_days(self, cohort_id: int) -> FunnelCounts:
         return await read_funnel(self.conn, cohort_id)
 

@@ -285,6 +285,12 @@ class SqlApiKeys(Repo):
     async def touch(self, key_id: int, at: datetime) -> None:
         await self.conn.execute(_k.update().where(_k.c.id == key_id).values(last_used_at=at))
 
+    async def live(self) -> dict[str, ApiKeyRecord]:
+        rows = await self.conn.execute(
+            select(*_KEY_COLUMNS, _k.c.revoked_at, _k.c.key_hash).where(_k.c.revoked_at.is_(None))
+        )
+        return {r.key_hash: _key(r) for r in rows}
+
 
 class SqlOpsActions(Repo):
     async def record(

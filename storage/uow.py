@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from funnels.cohorts.ports import CohortsTx
 from funnels.kernel.uow import UnitOfWork
 from funnels.ladder.ports import LadderTx, LinksTx, ProofsTx
-from funnels.ops.ports import KeysTx, KpisTx, OpsTx, ReportsTx, RollupsTx
+from funnels.ops.ports import BoardTx, KeysTx, KpisTx, OpsTx, ReportsTx, RollupsTx
 from funnels.people.ports import PeopleTx
 from funnels.warmup.ports import WarmupTx
 from storage.cohorts import SqlCohorts
@@ -151,5 +151,6 @@ def _plays_every_role(store: SqlStore) -> None:
         UnitOfWork[KeysTx],
         UnitOfWork[KpisTx],
         UnitOfWork[RollupsTx],
-    ] = (store, store, store, store, store, store, store, store, store, store, store)
+        UnitOfWork[BoardTx],
+    ] = (store, store, store, store, store, store, store, store, store, store, store, store)
     del roles

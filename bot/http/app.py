@@ -23,6 +23,7 @@ from bot.http.front import FrontDoor
 from bot.http.links import LinkRedirects
 from bot.http.webhook import TelegramWebhook
 from funnels.deps import Deps
+from funnels.ops.board import FiguresBoard
 
 
 def create_app(
@@ -33,11 +34,13 @@ def create_app(
     links: LinkRedirects | None = None,
     deps: Deps | None = None,
     public_url: str | None = None,
+    board: FiguresBoard | None = None,
 ) -> FrontDoor:
     """The service's ASGI app: FastAPI behind a front door that answers the high-volume
     routes (events, tracked links) directly. The stats and ops routes and the dashboard
     need ``deps`` (their use cases and the API keys); ``public_url`` (the address people
-    reach the service at) makes the dashboard's cookies ``Secure`` when it is https."""
+    reach the service at) makes the dashboard's cookies ``Secure`` when it is https; a
+    figures ``board`` (started by the caller) answers the KPI routes from memory."""
     app = FastAPI(title="funnelbot", version="0.1.0")
     problems.install(app)
     app.include_router(health.routes(engine))
@@ -45,7 +48,7 @@ def create_app(
     app.include_router(events.routes(intake))
     if deps is not None:
         app.include_router(stats.routes(deps))
-        app.include_router(kpis.routes(deps))
+        app.include_router(kpis.routes(deps, board))
         app.include_router(ops.routes(deps))
         app.include_router(dashboard.routes(deps, public_url=public_url))
     _, schemas = events.request_schema()
@@ -62,4 +65,6 @@ def create_app(
     fast = [events.fast_route(intake)]
     if links is not None:
         fast.append(tracked_links.fast_route(links))
+    if deps is not None and board is not None:
+        fast.append(kpis.fast_funnel_route(board))
     return FrontDoor(app, fast)

@@ -13,6 +13,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from bot.http.problems import ApiProblem
 from funnels.deps import Deps
 from funnels.kernel.records import ApiKeyRecord
+from funnels.ops.board import FiguresBoard
 from funnels.ops.keys import Authenticate
 
 _BEARER = HTTPBearer(
@@ -29,8 +30,12 @@ def _refused(detail: str, *, presented: bool) -> ApiProblem:
     return ApiProblem(401, "Unauthorized", detail, headers={"WWW-Authenticate": challenge})
 
 
-def api_key(deps: Deps) -> Callable[..., Awaitable[ApiKeyRecord]]:
-    """A FastAPI dependency: the request's API key, or a 401 problem."""
+def api_key(
+    deps: Deps, board: FiguresBoard | None = None
+) -> Callable[..., Awaitable[ApiKeyRecord]]:
+    """A FastAPI dependency: the request's API key, or a 401 problem. With a figures
+    board, a key it holds costs no statement (one it does not hold is looked up: it may
+    be a minute old)."""
     authenticate = Authenticate(deps)
 
     async def check(
@@ -42,7 +47,10 @@ def api_key(deps: Deps) -> Callable[..., Awaitable[ApiKeyRecord]]:
                 "(make one with `funnelbot apikey create NAME`)",
                 presented=False,
             )
-        key = await authenticate(credentials.credentials.strip())
+        presented = credentials.credentials.strip()
+        key = board.key(presented) if board is not None and board.ready else None
+        if key is None:
+            key = await authenticate(presented)
         if key is None:
             raise _refused("the API key is unknown or revoked", presented=True)
         return key

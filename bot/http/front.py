@@ -8,6 +8,12 @@ the docs routes, dependency solving) would only add work to each request. Here t
 matched on method and path first; an error in a handler is still answered as problem
 details (500) and logged, as FastAPI's middleware would. Everything else, and the
 OpenAPI document that describes these routes too, is FastAPI's.
+
+A route may also answer only what it can answer at once and pass the rest on
+(``passes``): a cohort's funnel is answered from memory
+(:class:`~funnels.ops.board.FiguresBoard`) for a live key and a cohort the board holds,
+and by FastAPI's route of the same path otherwise (CSV, a bad key, an unknown cohort, a
+board not ready), so both answer alike.
 """
 
 from __future__ import annotations
@@ -25,25 +31,29 @@ from bot.http.problems import problem
 
 log = logging.getLogger("funnelbot.http")
 
-Handler = Callable[[Request], Awaitable[Response]]
+Handler = Callable[[Request], Awaitable[Response | None]]
 
 
 @dataclass(frozen=True, slots=True)
 class FastRoute:
     """``path`` exactly, or with ``param`` set, ``path`` followed by one non-empty
-    segment (``/r/`` + ``code``), given to the handler as that path parameter."""
+    segment (``/r/`` + ``code``) and then ``suffix``, the segment given to the handler as
+    that path parameter. With ``passes``, a method the route does not take, or a
+    handler's None, goes on to FastAPI."""
 
     path: str
     methods: frozenset[str]
     handler: Handler
     param: str | None = None
+    suffix: str = ""
+    passes: bool = False
 
     def match(self, path: str) -> dict[str, str] | None:
         if self.param is None:
             return {} if path == self.path else None
-        if not path.startswith(self.path):
+        if not path.startswith(self.path) or not path.endswith(self.suffix):
             return None
-        rest = path[len(self.path) :]
+        rest = path[len(self.path) : len(path) - len(self.suffix)]
         if not rest or "/" in rest:
             return None
         return {self.param: rest}
@@ -63,6 +73,8 @@ class FrontDoor:
                 params = route.match(path)
                 if params is None:
                     continue
+                if route.passes and scope["method"] not in route.methods:
+                    break
                 if scope["method"] not in route.methods:
                     allow = ", ".join(sorted(route.methods))
                     await problem(
@@ -71,12 +83,15 @@ class FrontDoor:
                     return
                 scope["path_params"] = params
                 response = await self._answer(route, Request(scope, receive))
+                if response is None:
+                    scope.pop("path_params", None)
+                    break
                 await response(scope, receive, send)
                 return
         await self.fastapi(scope, receive, send)
 
     @staticmethod
-    async def _answer(route: FastRoute, request: Request) -> Response:
+    async def _answer(route: FastRoute, request: Request) -> Response | None:
         try:
             return await route.handler(request)
         except Exception:

@@ -1,7 +1,10 @@
 """The KPI routes (``Authorization: Bearer`` API keys): a cohort's funnel and days, the
 funnel over any choice of cohorts, regions against their weekly launch target, leaders
 and the lines their graduates grew, the red flags, and A/B variants compared; as JSON or, with
-``?format=csv``, as CSV. Every figure is read from the rollups (``funnels/ops/kpis.py``).
+``?format=csv``, as CSV. Every figure is read from the rollups (``funnels/ops/kpis.py``),
+through the figures board where the service keeps one (``funnels/ops/board.py``); a
+cohort's funnel as JSON is answered by the front door straight from the board
+(:func:`fast_funnel_route`).
 """
 
 from __future__ import annotations
@@ -9,11 +12,12 @@ from __future__ import annotations
 from datetime import date
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Query
+from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from bot.http.auth import api_key
+from bot.http.front import FastRoute
 from bot.http.problems import ApiProblem, documented
 from bot.http.stats import (
     API,
@@ -28,6 +32,7 @@ from bot.http.stats import (
 )
 from funnels.deps import Deps
 from funnels.kernel.stages import Stage
+from funnels.ops.board import FiguresBoard
 from funnels.ops.experiments import CompareVariants, Experiment
 from funnels.ops.kpis import (
     CohortFunnelReport,
@@ -42,7 +47,7 @@ from funnels.ops.kpis import (
     iso_week,
     week_days,
 )
-from funnels.ops.ports import CohortFilter
+from funnels.ops.ports import CohortFigures, CohortFilter
 
 
 class StageOut(BaseModel):
@@ -472,15 +477,53 @@ def _experiment(found: Experiment) -> ExperimentOut:
     )
 
 
-def routes(deps: Deps) -> APIRouter:
+def _cohort_funnel(cohort: CohortFigures, funnel: FunnelFigures) -> CohortFunnelOut:
+    return CohortFunnelOut(
+        cohort_id=cohort.id, code=cohort.code, **FunnelOut.of(funnel).model_dump()
+    )
+
+
+def _funnel_json(cohort: CohortFigures) -> bytes:
+    """A cohort's funnel answer as FastAPI's route renders it."""
+    body = _cohort_funnel(cohort, FunnelFigures.of([cohort]))
+    return bytes(JSONResponse(body.model_dump(mode="json")).body)
+
+
+def fast_funnel_route(board: FiguresBoard) -> FastRoute:
+    """``GET /api/v1/cohorts/{cohort_id}/funnel`` for the front door: with no query, a
+    live key and a cohort the board holds, its answer's bytes kept with the cohort's
+    figures; anything else is FastAPI's route's (:func:`routes`)."""
+    prefix, suffix = f"{API}/cohorts/", "/funnel"
+
+    async def funnel(request: Request) -> Response | None:
+        if request.scope["query_string"] or not board.ready:
+            return None
+        raw = request.path_params["cohort_id"]
+        if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= MAX_ID:
+            return None
+        scheme, _, token = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or board.key(token.strip()) is None:
+            return None
+        body = board.derived(int(raw), "funnel.json", _funnel_json)
+        if body is None:
+            return None
+        return Response(body, media_type="application/json")
+
+    return FastRoute(
+        prefix, frozenset({"GET"}), funnel, param="cohort_id", suffix=suffix, passes=True
+    )
+
+
+def routes(deps: Deps, board: FiguresBoard | None = None) -> APIRouter:
     router = APIRouter(
         prefix=API,
         tags=["kpis"],
-        dependencies=[Depends(api_key(deps))],
+        dependencies=[Depends(api_key(deps, board))],
         responses=documented(401, 422),
     )
-    cohort_funnel, funnel_over = CohortFunnelReport(deps), FunnelOver(deps)
-    regions, leaders, flags = RegionKpis(deps), LeaderKpis(deps), RedFlags(deps)
+    cohort_funnel, funnel_over = CohortFunnelReport(deps, board), FunnelOver(deps, board)
+    regions, leaders = RegionKpis(deps, board), LeaderKpis(deps, board)
+    flags = RedFlags(deps)
     compare = CompareVariants(deps)
 
     @router.get(
@@ -607,11 +650,7 @@ def routes(deps: Deps) -> APIRouter:
         found = await cohort_funnel(cohort_id, days=False)
         if found is None:
             raise no_cohort(cohort_id)
-        body = CohortFunnelOut(
-            cohort_id=found.cohort.id,
-            code=found.cohort.code,
-            **FunnelOut.of(found.funnel).model_dump(),
-        )
+        body = _cohort_funnel(found.cohort, found.funnel)
         if format is Format.csv:
             return csv_response(body.stages, _STAGE_COLUMNS)
         return JSONResponse(body.model_dump(mode="json"))

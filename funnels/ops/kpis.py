@@ -18,6 +18,7 @@ from datetime import date, datetime, timedelta
 
 from funnels.deps import Deps
 from funnels.kernel.stages import Stage
+from funnels.ops.board import FiguresBoard
 from funnels.ops.ports import CohortFigures, CohortFilter, KpisTx, RegionLine
 
 LOW_REPLY_RATE = 0.10
@@ -118,16 +119,34 @@ class CohortFunnel:
     days: list[DayLine]
 
 
-class CohortFunnelReport:
-    """A cohort's funnel, and (``days``) its days: the funnel alone is one statement."""
+async def figures(
+    deps: Deps,
+    board: FiguresBoard | None,
+    choice: CohortFilter,
+    *,
+    ids: Sequence[int] | None = None,
+) -> list[CohortFigures]:
+    """The cohorts of ``choice`` (and ``ids``) with their figures: from the board when it
+    is ready and holds them all, from the database otherwise."""
+    if board is not None and board.ready:
+        found = board.chosen(choice, ids=ids)
+        if ids is None or len(found) == len(set(ids)):
+            return found
+    async with deps.uow(KpisTx).one_statement() as tx:
+        return await tx.kpis.cohort_figures(choice, ids=ids)
 
-    def __init__(self, deps: Deps) -> None:
+
+class CohortFunnelReport:
+    """A cohort's funnel, and (``days``) its days: the funnel alone is one statement, or
+    none with a :class:`~funnels.ops.board.FiguresBoard`."""
+
+    def __init__(self, deps: Deps, board: FiguresBoard | None = None) -> None:
         self.deps = deps
+        self.board = board
 
     async def __call__(self, cohort_id: int, *, days: bool = True) -> CohortFunnel | None:
         if not days:
-            async with self.deps.uow(KpisTx).one_statement() as tx:
-                found = await tx.kpis.cohort_figures(CohortFilter(), ids=[cohort_id])
+            found = await figures(self.deps, self.board, CohortFilter(), ids=[cohort_id])
             return CohortFunnel(found[0], FunnelFigures.of(found), []) if found else None
         async with self.deps.uow(KpisTx).transaction() as tx:
             found = await tx.kpis.cohort_figures(CohortFilter(), ids=[cohort_id])
@@ -154,13 +173,12 @@ class CohortFunnelReport:
 class FunnelOver:
     """The funnel of every cohort that matches a filter, summed."""
 
-    def __init__(self, deps: Deps) -> None:
+    def __init__(self, deps: Deps, board: FiguresBoard | None = None) -> None:
         self.deps = deps
+        self.board = board
 
     async def __call__(self, choice: CohortFilter) -> FunnelFigures:
-        async with self.deps.uow(KpisTx).transaction() as tx:
-            cohorts = await tx.kpis.cohort_figures(choice)
-        return FunnelFigures.of(cohorts)
+        return FunnelFigures.of(await figures(self.deps, self.board, choice))
 
 
 def iso_week(day: date) -> str:
@@ -201,16 +219,19 @@ class RegionWeek:
 
 
 class RegionKpis:
-    def __init__(self, deps: Deps) -> None:
+    def __init__(self, deps: Deps, board: FiguresBoard | None = None) -> None:
         self.deps = deps
+        self.board = board
 
     async def __call__(self, week: str, region: str | None = None) -> list[RegionWeek]:
         monday, sunday = week_days(week)
-        async with self.deps.uow(KpisTx).transaction() as tx:
-            regions = await tx.kpis.regions()
-            cohorts = await tx.kpis.cohort_figures(
-                CohortFilter(region=region, start_from=monday, start_to=sunday)
-            )
+        choice = CohortFilter(region=region, start_from=monday, start_to=sunday)
+        if self.board is not None and self.board.ready:
+            regions, cohorts = self.board.regions(), self.board.chosen(choice)
+        else:
+            async with self.deps.uow(KpisTx).transaction() as tx:
+                regions = await tx.kpis.regions()
+                cohorts = await tx.kpis.cohort_figures(choice)
         by_region: dict[str | None, list[CohortFigures]] = defaultdict(list)
         for cohort in cohorts:
             by_region[cohort.region].append(cohort)
@@ -276,13 +297,12 @@ class LeaderLine:
 
 
 class LeaderKpis:
-    def __init__(self, deps: Deps) -> None:
+    def __init__(self, deps: Deps, board: FiguresBoard | None = None) -> None:
         self.deps = deps
+        self.board = board
 
     async def __call__(self, region: str | None = None) -> list[LeaderLine]:
-        async with self.deps.uow(KpisTx).transaction() as tx:
-            everyone = await tx.kpis.cohort_figures(CohortFilter())
-        return leader_lines(everyone, region)
+        return leader_lines(await figures(self.deps, self.board, CohortFilter()), region)
 
 
 def leader_lines(cohorts: Sequence[CohortFigures], region: str | None) -> list[LeaderLine]:

@@ -105,6 +105,20 @@ class CohortFilter:
     start_to: date | None = None
     """Inclusive, on the cohort's start date."""
 
+    def admits(self, cohort: CohortFigures) -> bool:
+        """Whether ``cohort`` is one of the choice (as ``storage.ops.chosen`` says in SQL)."""
+        return (
+            (self.code is None or cohort.code == self.code)
+            and (self.region is None or cohort.region == self.region)
+            and (
+                self.leader_telegram_id is None
+                or cohort.leader_telegram_id == self.leader_telegram_id
+            )
+            and (self.status is None or cohort.status == self.status)
+            and (self.start_from is None or cohort.start_date >= self.start_from)
+            and (self.start_to is None or cohort.start_date <= self.start_to)
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class CohortSummary:
@@ -239,6 +253,10 @@ class ApiKeys(Protocol):
         """Note that the key was used at ``at``."""
         ...
 
+    async def live(self) -> dict[str, ApiKeyRecord]:
+        """The keys that are not revoked, by their hash."""
+        ...
+
 
 class KeysTx(Protocol):
     """One unit of work as the API-key use cases see it."""
@@ -294,6 +312,10 @@ class Kpis(Protocol):
         those), oldest first."""
         ...
 
+    async def figures_page(self, after_id: int, limit: int) -> list[CohortFigures]:
+        """Up to ``limit`` cohorts whose id is greater than ``after_id``, by id."""
+        ...
+
     async def funnel_days(self, cohort_id: int) -> FunnelCounts: ...
     async def activity_days(self, cohort_id: int) -> dict[date, tuple[int, int]]:
         """Local day -> (messages, members who wrote)."""
@@ -316,6 +338,18 @@ class Kpis(Protocol):
 class KpisTx(Protocol):
     @property
     def kpis(self) -> Kpis: ...
+
+
+class BoardTx(Protocol):
+    """The unit of work of the figures board (``funnels/ops/board.py``)."""
+
+    @property
+    def kpis(self) -> Kpis: ...
+
+    @property
+    def api_keys(self) -> ApiKeys: ...
+
+    async def commit(self) -> None: ...
 
 
 class Rollups(Protocol):

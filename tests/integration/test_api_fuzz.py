@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import math
 import secrets
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -49,6 +50,7 @@ from bot.http.app import create_app
 from bot.http.events import PATH as EVENTS, EventApplier, EventIntake
 from bot.simulation import Simulation, SimulationOptions
 from funnels.cohorts.launch import StartCohort
+from funnels.ops.board import FiguresBoard
 from funnels.ops.keys import CreateApiKey
 from funnels.scripts.library import DEFAULT_SCRIPT, script_path
 from funnels.scripts.loader import load_script
@@ -186,7 +188,16 @@ def key(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     engine = create_engine(url)
     deps = build_deps(SqlStore(engine))
     intake = EventIntake(deps, SECRET, EventApplier(deps))
-    SERVED.app = Signing(create_app(engine, intake=intake, deps=deps), SECRET)
+    # With the figures board the service keeps (filled once and never stale here), so
+    # the front door's funnel route is fuzzed too.
+    board = FiguresBoard(deps, stale_after=math.inf)
+
+    async def fill() -> None:
+        await board.fill()
+        await engine.dispose()
+
+    asyncio.run(fill())
+    SERVED.app = Signing(create_app(engine, intake=intake, deps=deps, board=board), SECRET)
     SERVED.key = key
     try:
         yield key

@@ -8,25 +8,39 @@ import asyncio
 import csv
 import io
 from collections import Counter
+from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
 
 import httpx
+import pytest
 from alembic import command
 from sqlalchemy import select, update
 from typer.testing import CliRunner
 
 from bot.cli import app as cli_app
 from funnels.kernel.stages import Stage
+from funnels.ops.board import FiguresBoard
+from funnels.ops.keys import CreateApiKey
 from funnels.ops.kpis import iso_week
 from funnels.people.regions import AddRegion
 from storage.migrate import alembic_config, upgrade_async
 from storage.tables import activity_days, funnel_days
-from tests.support.api import problem
+from tests.support.api import api_client, problem
 from tests.support.funnel_kit import START, WARMUP_CHAT, Kit, warmup_at
 
 PITCH = warmup_at(2, "20:00")
 STAGES = [s.label for s in Stage]
+
+
+@pytest.fixture(params=["database", "board"])
+async def api(kit: Kit, request: pytest.FixtureRequest) -> AsyncIterator[httpx.AsyncClient]:
+    """The API of an operator (``ops-sea``), its figures read from the database, or from
+    a figures board read again before each request: every test here holds for both."""
+    _, key = await CreateApiKey(kit.deps)("ops-sea")
+    board = FiguresBoard(kit.deps, every=1, sweep=1) if request.param == "board" else None
+    async with api_client(kit.store.engine, kit.deps, key, board) as client:
+        yield client
 
 
 async def _lived_a_little(kit: Kit) -> dict[str, Any]:

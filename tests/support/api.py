@@ -12,20 +12,33 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.http.app import create_app
 from funnels.deps import Deps
+from funnels.ops.board import FiguresBoard
 
 PROBLEM = "application/problem+json"
 
 
 @asynccontextmanager
 async def api_client(
-    engine: AsyncEngine, deps: Deps, key: str | None = None
+    engine: AsyncEngine, deps: Deps, key: str | None = None, board: FiguresBoard | None = None
 ) -> AsyncIterator[httpx.AsyncClient]:
     """A client of the app ``funnelbot run`` builds, sending ``key`` as its Bearer key.
-    The app's own failures come back as answers (500s), not as raised errors."""
-    transport = httpx.ASGITransport(app=create_app(engine, deps=deps), raise_app_exceptions=False)
+    The app's own failures come back as answers (500s), not as raised errors. With a
+    figures ``board``, it is read again before each request (as if its second had just
+    passed), so the answers come from it."""
+    transport = httpx.ASGITransport(
+        app=create_app(engine, deps=deps, board=board), raise_app_exceptions=False
+    )
     headers = {"Authorization": f"Bearer {key}"} if key else {}
+    hooks: dict[str, list[Any]] = {}
+    if board is not None:
+
+        async def refresh(_: httpx.Request) -> None:
+            await board.fill()
+            await board.refresh()
+
+        hooks["request"] = [refresh]
     async with httpx.AsyncClient(
-        transport=transport, base_url="http://funnelbot", headers=headers
+        transport=transport, base_url="http://funnelbot", headers=headers, event_hooks=hooks
     ) as client:
         yield client
 
