@@ -77,7 +77,7 @@ QUIET_BATCHES = 4
 once the applier is :data:`CATCH_UP_AFTER` behind."""
 APPLY_QUIET = 0.05
 """Seconds with no store in progress or finished after which the applier starts."""
-APPLY_LAG = 5.0
+APPLY_LAG = 2.0
 """Seconds after a store by which the applier starts, pause in the stores or not: a
 burst is acknowledged at full speed and applied right after it; under a steady flow the
 applier takes its turn every few seconds."""

@@ -23,7 +23,9 @@ import contextlib
 import dataclasses
 import logging
 import math
+from bisect import bisect_left
 from collections.abc import Callable, Hashable, Sequence
+from datetime import date, timedelta
 from typing import Any, TypeVar
 
 from funnels.deps import Deps
@@ -67,6 +69,8 @@ class FiguresBoard:
         self._regions: list[RegionLine] = []
         self._keys: dict[str, ApiKeyRecord] = {}
         self._touch: dict[int, ApiKeyRecord] = {}
+        self._by_start: list[tuple[date, int]] | None = None
+        """(start date, id) of every cohort held, in order; None: to be sorted again."""
         self._cursor = 0
         """The sweep's place: the greatest cohort id read in this pass (0: a new pass)."""
         self._complete = False
@@ -98,7 +102,20 @@ class FiguresBoard:
         if ids is not None:
             found = (self._figures.get(i) for i in sorted(set(ids)))
             return [c for c in found if c is not None and choice.admits(c)]
-        return [c for c in self._figures.values() if choice.admits(c)]
+        if choice.start_from is None and choice.start_to is None:
+            everyone = (self._figures[i] for i in sorted(self._figures))
+            return [c for c in everyone if choice.admits(c)]
+        # A range of start dates (a week's regions): through the cohorts by start date.
+        if self._by_start is None:
+            self._by_start = sorted((c.start_date, c.id) for c in self._figures.values())
+        low = 0 if choice.start_from is None else bisect_left(self._by_start, (choice.start_from,))
+        high = (
+            len(self._by_start)
+            if choice.start_to is None
+            else bisect_left(self._by_start, (choice.start_to + timedelta(days=1),))
+        )
+        ids_in_range = sorted(i for _, i in self._by_start[low:high])
+        return [c for c in (self._figures[i] for i in ids_in_range) if choice.admits(c)]
 
     def regions(self) -> list[RegionLine]:
         return list(self._regions)
@@ -185,12 +202,16 @@ class FiguresBoard:
         return max(self.min_page, math.ceil(len(self._figures) / refreshes))
 
     def _put(self, cohort: CohortFigures) -> None:
-        if self._figures.get(cohort.id) != cohort:
+        held = self._figures.get(cohort.id)
+        if held != cohort:
+            if held is None or held.start_date != cohort.start_date:
+                self._by_start = None
             self._figures[cohort.id] = cohort
             self._derived.pop(cohort.id, None)
 
     def _drop(self, cohort_id: int) -> None:
-        self._figures.pop(cohort_id, None)
+        if self._figures.pop(cohort_id, None) is not None:
+            self._by_start = None
         self._derived.pop(cohort_id, None)
 
     async def fill(self) -> None:
