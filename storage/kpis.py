@@ -12,13 +12,16 @@ from sqlalchemy import bindparam, func, select
 
 from funnels.kernel.rollups import FunnelCounts
 from funnels.kernel.stages import Stage
-from funnels.ops.ports import CohortFigures, CohortFilter, RegionLine
+from funnels.ops.ports import CohortFigures, CohortFilter, RegionLine, RemindedMember
 from storage.ops import chosen
-from storage.rollups import read_activity, read_funnel
+from storage.reminders import as_utc
+from storage.rollups import TIME_COLUMNS, read_activity, read_funnel, stage_times
 from storage.sql import Repo, prepared
 from storage.tables import (
+    cohort_members as _m,
     cohorts as _c,
     funnel_days as _fd,
+    member_reminders as _mr,
     payouts as _p,
     regions as _r,
     step_runs as _s,
@@ -81,6 +84,42 @@ class SqlKpis(Repo):
             .group_by(_p.c.cohort_id)
         )
         return {int(c): (int(n), int(total or 0)) for c, n, total in rows}
+
+    async def reminded(
+        self, cohort_ids: Sequence[int], segments: Sequence[str]
+    ) -> list[RemindedMember]:
+        if not cohort_ids or not segments:
+            return []
+        first = (
+            select(
+                _mr.c.cohort_id,
+                _mr.c.user_id,
+                _mr.c.segment,
+                func.min(_mr.c.claimed_at).label("first_at"),
+            )
+            .where(
+                _mr.c.cohort_id.in_(list(cohort_ids)),
+                _mr.c.segment.in_(list(segments)),
+                _mr.c.delivered.is_(True),
+            )
+            .group_by(_mr.c.cohort_id, _mr.c.user_id, _mr.c.segment)
+            .subquery()
+        )
+        rows = await self.conn.execute(
+            select(first, *TIME_COLUMNS)
+            .join(_m, (_m.c.cohort_id == first.c.cohort_id) & (_m.c.user_id == first.c.user_id))
+            .order_by(first.c.cohort_id, first.c.user_id, first.c.segment)
+        )
+        return [
+            RemindedMember(
+                r.cohort_id,
+                r.user_id,
+                r.segment,
+                as_utc(r.first_at),  # type: ignore[arg-type]  # (never null: a min of rows)
+                {s: as_utc(t) for s, t in stage_times(r).items()},
+            )
+            for r in rows
+        ]
 
     async def script_bodies(self, hashes: Sequence[str]) -> dict[str, str]:
         if not hashes:

@@ -24,7 +24,7 @@ from storage.tables import (
 _LANGUAGE = func.coalesce(_u.c.chosen_locale, _u.c.language).label("language")
 
 
-def _utc(value: Any) -> datetime | None:
+def as_utc(value: Any) -> datetime | None:
     if value is None:
         return None
     moment: datetime = (
@@ -72,7 +72,7 @@ class SqlReminders(Repo):
         completed = await self._completed(cohort_id, [r.user_id for r in rows])
         found = []
         for r in rows:
-            times = [_utc(t) for t in (r.admitted_at, r.last_progress, r.last_event)]
+            times = [as_utc(t) for t in (r.admitted_at, r.last_progress, r.last_event)]
             found.append(
                 ReminderCandidate(
                     MemberRef(r.user_id, r.telegram_id, r.language),

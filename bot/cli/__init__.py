@@ -94,7 +94,8 @@ def simulate(
             "--arm-lift",
             metavar="ARM=FACTOR",
             help="A/B: members reply FACTOR times as often in cohorts whose pitch drew ARM "
-            "(story=1.2); repeatable. The report compares the arms.",
+            "(story=1.2), and go on down the task ladder FACTOR times as likely when their "
+            "daily reminders drew ARM; repeatable. The report compares the arms.",
         ),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
@@ -207,11 +208,12 @@ def _print_report(data: dict[str, Any]) -> None:
     )
     for e in data.get("experiments", []):
         arms = Table(title=f"A/B {e['step_key']} ({e['kind']}): {e['detail']}")
-        for column in ("arm", "cohorts", "members", "replied", "rate"):
+        went = "went on" if e["stage"] == "next" else e["stage"]
+        for column in ("arm", "cohorts", "members", went, "rate"):
             arms.add_column(column, justify="left" if column == "arm" else "right")
         for a in e["arms"]:
             rate = "" if a["rate"] is None else f"{a['rate']:.1%}"
-            arms.add_row(a["arm"], str(a["cohorts"]), str(a["members"]), str(a["replied"]), rate)
+            arms.add_row(a["arm"], str(a["cohorts"]), str(a["members"]), str(a["converted"]), rate)
         out.print(arms)
     out.print(
         f"steps: {steps['status']}; lateness p95 {steps['late_p95_seconds']} s, "

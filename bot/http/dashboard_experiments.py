@@ -1,5 +1,6 @@
 """The A/B variants page: every warm-up message that declares variants, its arms
-(cohorts, members, replied, the reply rate and its 95% interval) and the verdict in
+(cohorts, members, replied, the reply rate and its 95% interval), and every kind of
+daily reminder that does (members who went on instead of replies), with the verdict in
 plain words, read through :class:`funnels.ops.experiments.CompareVariants`, the use case
 of ``GET /api/v1/experiments``. The verdict's ``detail`` is English: the page says it
 again in the reader's language from the figures."""
@@ -12,24 +13,42 @@ from fastapi.responses import Response
 from bot.http.web.door import Door
 from bot.http.web.render import PREFIX
 from bot.http.web.texts import Wording
-from funnels.ops.experiments import MIN_COHORTS, WIDE, CompareVariants, Experiment
+from funnels.ops.experiments import (
+    MIN_COHORTS,
+    MIN_MEMBERS,
+    WIDE,
+    CompareVariants,
+    Experiment,
+)
 from funnels.ops.ports import CohortFilter
 
 
 def verdict_says(words: Wording, found: Experiment) -> str:
-    """The verdict as a sentence: which arm gets more replies than ``a``, none beyond
-    chance, or why there are too few cohorts to tell."""
+    """The verdict as a sentence: which arm gets more replies than ``a`` (moves more
+    members on, for a reminder), none beyond chance, or why there are too few cohorts
+    (members) to tell."""
     base = found.arms[0]
+    per_member = found.kind == "reminder"
     if found.verdict in ("better", "worse") and found.leader is not None:
         arm = next(a for a in found.arms if a.arm == found.leader)
         return words(
-            f"verdict.{found.verdict}",
+            f"verdict.{'went_on_' if per_member else ''}{found.verdict}",
             arm=arm.arm,
             rate=words.percent(arm.rate),
             base=words.percent(base.rate),
         )
     if found.verdict == "no_difference":
         return words("verdict.no_difference")
+    if per_member:
+        small = [a.arm for a in found.arms if a.members < MIN_MEMBERS]
+        if small:
+            return words(
+                "verdict.too_few_members",
+                count=len(small),
+                arms=", ".join(small),
+                least=MIN_MEMBERS,
+            )
+        return words("verdict.members_too_wide", points=words.percent(WIDE))
     small = [a.arm for a in found.arms if a.cohorts < MIN_COHORTS]
     if small:
         return words(
@@ -71,6 +90,8 @@ def routes(door: Door) -> APIRouter:
             says=lambda e: verdict_says(seen.words, e),
             box=interval_box,
             MIN_COHORTS=MIN_COHORTS,
+            MIN_MEMBERS=MIN_MEMBERS,
+            reminders=any(e.kind == "reminder" for e in found),
         )
 
     return router

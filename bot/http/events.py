@@ -83,7 +83,7 @@ burst is acknowledged at full speed and applied right after it; under a steady f
 applier takes its turn every few seconds."""
 
 
-CATCH_UP_AFTER = 2 * APPLY_LAG
+CATCH_UP_AFTER = 1.5 * APPLY_LAG
 """Seconds behind the oldest store after which the applier catches up: transactions as
 full as in a pause, and the requests' turn after each half as long (they get a third of
 the time at worst, instead of half)."""

@@ -356,18 +356,31 @@ class ArmOut(BaseModel):
 
     arm: str = Field(description="`a` is the message's own text; the others its variants.")
     weight: int
-    cohorts: int = Field(description="Cohorts whose group got this wording.")
-    members: int = Field(description="Members who joined those cohorts.")
-    converted: int = Field(description="Of them, members who replied to the pitch.")
+    cohorts: int = Field(
+        description="Cohorts whose group got this wording (for a reminder: whose members did)."
+    )
+    members: int = Field(
+        description="Members who joined those cohorts (for a reminder: who got this wording)."
+    )
+    converted: int = Field(
+        description="Of them, members who replied to the pitch (for a reminder: who reached "
+        "a stage beyond the one they were at when their first reminder of the kind went out)."
+    )
     rate: float | None
-    low: float | None = Field(description="95% interval (null with fewer than two cohorts).")
+    low: float | None = Field(
+        description="95% interval (null with fewer than two cohorts, or two members for a "
+        "reminder)."
+    )
     high: float | None
 
 
 class ExperimentOut(BaseModel):
     """A warm-up message with variants: each arm's cohorts and members, their reply rate
     with a 95% interval (cohorts are the unit: a group sees one wording), and a verdict
-    that says plainly when there are too few cohorts to tell."""
+    that says plainly when there are too few cohorts to tell. A kind of daily reminder
+    with variants (`kind` reminder, `step_key` such as `reminder.inactive`, `stage`
+    next): members are the unit, each drawing their own arm, and conversion is going on
+    to a later stage."""
 
     model_config = ConfigDict(
         title="Experiment",
@@ -410,8 +423,8 @@ class ExperimentOut(BaseModel):
 
     script_id: str
     step_key: str
-    kind: str
-    stage: str
+    kind: str = Field(description="post, talk_part, pitch or reminder.")
+    stage: str = Field(description="What counts as converted: replied, or next (a reminder).")
     arms: list[ArmOut]
     verdict: str = Field(description="too_small, no_difference, better or worse.")
     leader: str | None = Field(description="The arm that beats (or trails) `a`.")

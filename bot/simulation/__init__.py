@@ -162,6 +162,7 @@ class SimulationResult:
                 {
                     "step_key": e.step_key,
                     "kind": e.kind,
+                    "stage": e.stage,
                     "verdict": e.verdict,
                     "leader": e.leader,
                     "detail": e.detail,
@@ -170,7 +171,7 @@ class SimulationResult:
                             "arm": a.arm,
                             "cohorts": a.cohorts,
                             "members": a.members,
-                            "replied": a.converted,
+                            "converted": a.converted,
                             "rate": None if a.rate is None else round(a.rate, 4),
                         }
                         for a in e.arms

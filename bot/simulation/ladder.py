@@ -15,6 +15,7 @@ from funnels.kernel.records import IncomingEvent, MemberRef
 from funnels.ladder.goals import target
 from funnels.ladder.links import Click, FindLink, TaskLinkCode
 from funnels.scripts.model import Goal, Script, Task
+from funnels.scripts.variants import member_arm
 
 CLICKED = frozenset({"fan.locked", "link.clicked"})
 """What a task's tracked link brings (a visitor's click; a first one locks a fan)."""
@@ -22,9 +23,16 @@ CLICKED = frozenset({"fan.locked", "link.clicked"})
 
 class LadderWork:
     def __init__(
-        self, script: Script, rng: random.Random, agenda: Agenda, deps: Deps, run_id: int
+        self,
+        script: Script,
+        rng: random.Random,
+        agenda: Agenda,
+        deps: Deps,
+        run_id: int,
+        arm_lift: dict[str, float] | None = None,
     ) -> None:
         self.script = script
+        self.arm_lift = arm_lift or {}
         self.rng = rng
         self.agenda = agenda
         self.clock = deps.clock
@@ -50,15 +58,31 @@ class LadderWork:
         taken, self.clicks = self.clicks, []
         return taken
 
+    def _reminder_lift(self, cohort: Cohort, member: Member) -> float:
+        """How much the wording of the member's reminders moves them (``--arm-lift``
+        of the arm they draw of each kind of reminder with variants)."""
+        own = self.script.tasks.reminders
+        if own is None or cohort.record is None or not self.arm_lift:
+            return 1.0
+        lift = 1.0
+        for segment in ("on_track", "behind", "inactive", "ahead"):
+            reminder = getattr(own, segment)
+            if reminder is not None and reminder.variants:
+                arm = member_arm(reminder, cohort.record.code, segment, member.user_id)
+                lift *= self.arm_lift.get(arm.id, 1.0)
+        return lift
+
     def schedule(self, cohort: Cohort, member: Member) -> None:
         """What an admitted member will do, task by task."""
         script = self.script
         first_task_day = script.warmup.days
         drive = member.diligence
+        lift = self._reminder_lift(cohort, member)
         for rank, task in enumerate(script.tasks.ladder):
             # Falling probability down the ladder (each rung a little less likely, more so
-            # for the less driven); a member who stops, stops for good.
-            if self.rng.random() > 0.5 + 0.45 * drive - 0.04 * rank:
+            # for the less driven, more likely with a reminder's better wording); a member
+            # who stops, stops for good.
+            if self.rng.random() > (0.5 + 0.45 * drive - 0.04 * rank) * lift:
                 break
             day = first_task_day + task.unlock.day
             unlock = cohort.local(day, task.unlock.time.hour + task.unlock.time.minute / 60)

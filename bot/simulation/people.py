@@ -57,7 +57,9 @@ class People:
         self.messenger, self.agenda = messenger, agenda
         self.receiver = SimReceiver(random.Random(options.seed + 1))
         self.bot = SimBot(deps, self.receiver)
-        self.ladder = LadderWork(self.script, self.rng, agenda, deps, run_id)
+        self.ladder = LadderWork(
+            self.script, self.rng, agenda, deps, run_id, arm_lift=options.arm_lift
+        )
         self._run_id = run_id
         self._tg_ids = itertools.count(10**12 + run_id * 10**9)
         self._query_ids = itertools.count(1)

@@ -195,15 +195,10 @@ class Renderer:
                     if message.next_unlock
                     else ""
                 )
-                return Rendered(
-                    c.text(
-                        loc,
-                        f"reminder.{message.segment}",
-                        title=message.task_title or "",
-                        count=message.open_tasks,
-                        when=when,
-                    )
-                )
+                fields = {"title": message.task_title or "", "count": message.open_tasks}
+                if message.wording is not None:  # checked by the script's loader
+                    return Rendered(message.wording.format(**fields, when=when))
+                return Rendered(c.text(loc, f"reminder.{message.segment}", **fields, when=when))
             case GroupTaskNotice():
                 return Rendered(
                     c.text(

@@ -229,6 +229,9 @@ class Reminder:
     next_unlock: datetime | None
     timezone: str
     locale: str
+    wording: str | None = None
+    """The script's own text for the segment (the member's arm of it), with ``{title}``,
+    ``{count}`` and ``{when}`` to fill in; None: the built-in wording."""
 
 
 Outgoing = (

@@ -2,6 +2,9 @@
 chosen by where they stand in the ladder, in their language, outside the script's quiet
 hours; never to members who finished the ladder, left, or cannot be reached.
 
+The wording is the built-in one in the member's language, or the script's own for
+the segment (``tasks.reminders``), the member's arm of it when it declares variants.
+
 Run from the tick. Each reminder is claimed (one row per member and local day) and
 committed before it is sent, so a repeat tick, another process or a crash never sends
 a second one that day."""
@@ -17,6 +20,7 @@ from funnels.kernel.records import CohortRecord, ReminderCandidate
 from funnels.ladder.ports import LadderTx
 from funnels.scripts.model import Script, Task
 from funnels.scripts.planner import task_stage_start
+from funnels.scripts.variants import member_arm
 
 REMIND_FROM = time(10, 0)
 """Local time from which the day's reminders go out (after the 09:00 unlocks), unless it
@@ -102,6 +106,10 @@ class RemindMembers:
         open_tasks = [t for t in ladder if unlocks[t.id] <= now and t.id not in candidate.completed]
         later = sorted(unlocks[t.id] for t in ladder if unlocks[t.id] > now)
         segment = segment_of(open_tasks, candidate.last_active, now)
+        own = getattr(script.tasks.reminders, segment, None) if script.tasks.reminders else None
+        wording = (
+            member_arm(own, cohort.code, segment, candidate.member.user_id).text if own else None
+        )
         return Reminder(
             segment,
             open_tasks[0].title if open_tasks else None,
@@ -109,4 +117,5 @@ class RemindMembers:
             later[0] if later else None,
             cohort.timezone,
             candidate.member.language or cohort.locale,
+            wording,
         )

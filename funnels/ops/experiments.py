@@ -1,11 +1,14 @@
 """A/B variants compared: for every warm-up message that declares variants (a post, a
 talk part, the pitch), the cohorts that got each arm and how many of their members
-went on to reply to the pitch, the warm-up's aim.
+went on to reply to the pitch, the warm-up's aim; for every kind of daily reminder that
+declares them, the members who got each arm and how many went beyond the stage they
+were at when the first of them went out.
 
-The arm is drawn per cohort (``funnels.scripts.variants``), so every member of a cohort
-saw the same wording: the cohort, not the member, is the unit of the comparison. A
-rate's interval is the ratio estimate's, from the spread between cohorts, and the
-verdict says plainly when there are too few cohorts to tell.
+A group message's arm is drawn per cohort (``funnels.scripts.variants``), so every
+member of a cohort saw the same wording: the cohort, not the member, is the unit of the
+comparison, and a rate's interval is the ratio estimate's, from the spread between
+cohorts. A reminder's arm is drawn per member: the member is the unit, and the interval
+the binomial one. The verdict says plainly when there are too few to tell.
 """
 
 from __future__ import annotations
@@ -18,12 +21,14 @@ from functools import partial
 
 from funnels.deps import Deps
 from funnels.kernel.stages import Stage
-from funnels.ops.ports import CohortFigures, CohortFilter, KpisTx
-from funnels.scripts.model import Pitch, Post, Script, TalkPart
-from funnels.scripts.variants import arms, draw
+from funnels.ops.ports import CohortFigures, CohortFilter, KpisTx, RemindedMember
+from funnels.scripts.model import Pitch, Post, ReminderText, Script, TalkPart
+from funnels.scripts.variants import arms, draw, member_arm, reminder_key
 
 MIN_COHORTS = 5
 """Fewer cohorts than this in an arm: too few to tell anything."""
+MIN_MEMBERS = 30
+"""Fewer members than this in an arm of a reminder: too few to tell anything."""
 Z95 = 1.96
 WIDE = 0.05
 """A difference whose interval still spans more than this either side of zero (five
@@ -51,8 +56,10 @@ class Experiment:
     step_key: str
     """The step run key: a step id, or ``id.pN`` for part N of a talk."""
     kind: str
+    """``post``, ``talk_part``, ``pitch`` or ``reminder``."""
     stage: str
-    """The stage conversion is counted to (``replied``)."""
+    """The stage conversion is counted to: ``replied``, or for a reminder ``next`` (a
+    stage beyond the one the member was at)."""
     arms: list[ArmFigures]
     verdict: str
     """``too_small``, ``no_difference``, or ``better`` / ``worse`` (for ``leader``)."""
@@ -116,15 +123,58 @@ def compare(
     return Experiment(script_id, key, kind, Stage.REPLIED.label, figures, verdict, leader, detail)
 
 
+def went_on(member: RemindedMember) -> bool:
+    """Whether the member reached a stage beyond the one they were at when their first
+    reminder of the kind went out."""
+    reached = [s for s, at in member.stages.items() if at is not None and at <= member.first_at]
+    at_then = max(reached, default=Stage.JOINED)
+    return any(at is not None for s, at in member.stages.items() if s > at_then)
+
+
+def compare_reminder(
+    script_id: str,
+    segment: str,
+    reminder: ReminderText,
+    reminded: Sequence[RemindedMember],
+    codes: dict[int, str],
+) -> Experiment:
+    """The arms of one kind of reminder over the members who got it (each their own
+    arm); the interval is the binomial one."""
+    choices = arms(reminder)
+    by_arm: dict[str, list[RemindedMember]] = defaultdict(list)
+    for m in reminded:
+        by_arm[member_arm(reminder, codes[m.cohort_id], segment, m.user_id).id].append(m)
+    figures, errors = [], {}
+    for arm in choices:
+        theirs = by_arm[arm.id]
+        n, k = len(theirs), sum(1 for m in theirs if went_on(m))
+        p = k / n if n else None
+        se = math.sqrt(p * (1 - p) / n) if p is not None and n >= 2 else None
+        errors[arm.id] = (p, se)
+        low = high = None
+        if p is not None and se is not None:
+            low, high = max(0.0, p - Z95 * se), min(1.0, p + Z95 * se)
+        cohorts = len({m.cohort_id for m in theirs})
+        figures.append(ArmFigures(arm.id, arm.weight, cohorts, n, k, p, low, high))
+    verdict, leader, detail = _verdict(figures, errors, members=True)
+    return Experiment(
+        script_id, reminder_key(segment), "reminder", "next", figures, verdict, leader, detail
+    )
+
+
 def _verdict(
-    figures: list[ArmFigures], errors: dict[str, tuple[float | None, float | None]]
+    figures: list[ArmFigures],
+    errors: dict[str, tuple[float | None, float | None]],
+    *,
+    members: bool = False,
 ) -> tuple[str, str | None, str]:
-    small = [f.arm for f in figures if f.cohorts < MIN_COHORTS]
+    unit, least = ("members", MIN_MEMBERS) if members else ("cohorts", MIN_COHORTS)
+    small = [f.arm for f in figures if (f.members if members else f.cohorts) < least]
     if small:
         return (
             "too_small",
             None,
-            f"too few cohorts to tell: arm {', '.join(small)} has fewer than {MIN_COHORTS}",
+            f"too few {unit} to tell: arm {', '.join(small)} has fewer than {least}",
         )
     base_p, base_se = errors[figures[0].arm]
     best: tuple[float, str, float, float] | None = None
@@ -140,7 +190,7 @@ def _verdict(
                 "too_small",
                 None,
                 f"arm {f.arm} against a: {diff:+.1%} (95% interval ±{half:.1%}): "
-                "too few cohorts to tell",
+                f"too few {unit} to tell",
             )
     if best is None:
         return "no_difference", None, "no arm differs from a beyond chance"
@@ -180,4 +230,21 @@ class CompareVariants:
             )
             for key, kind, message in _varied_messages(script):
                 out.append(compare(script.id, key, kind, message, theirs))
+            varied = _varied_reminders(script)
+            if varied:
+                async with self.deps.uow(KpisTx).transaction() as tx:
+                    reminded = await tx.kpis.reminded([c.id for c in theirs], list(varied))
+                codes = {c.id: c.code for c in theirs}
+                for segment, reminder in varied.items():
+                    got = [m for m in reminded if m.segment == segment]
+                    out.append(compare_reminder(script.id, segment, reminder, got, codes))
         return out
+
+
+def _varied_reminders(script: Script) -> dict[str, ReminderText]:
+    """Segment -> the script's reminder wording for it, where it declares variants."""
+    own = script.tasks.reminders
+    if own is None:
+        return {}
+    found = {s: getattr(own, s) for s in ("on_track", "behind", "inactive", "ahead")}
+    return {s: r for s, r in found.items() if r is not None and r.variants}

@@ -297,9 +297,22 @@ class RegionLine:
     weekly_target: int
 
 
+@dataclass(frozen=True, slots=True)
+class RemindedMember:
+    """A member who got a kind of daily reminder: when the first of them went out, and
+    their stage timestamps (to tell the stage they were at then, and whether they went
+    beyond it)."""
+
+    cohort_id: int
+    user_id: int
+    segment: str
+    first_at: datetime
+    stages: dict[Stage, datetime | None]
+
+
 class Kpis(Protocol):
     """Figures read from the rollups and from small per-cohort rows, never from members
-    or events one by one."""
+    or events one by one (but for the members an A/B test of reminders compares)."""
 
     async def cohort_figures(
         self,
@@ -328,6 +341,12 @@ class Kpis(Protocol):
 
     async def parked_payouts(self) -> dict[int, tuple[int, int]]:
         """Cohort id -> its parked payouts: how many and their sum in minor units."""
+        ...
+
+    async def reminded(
+        self, cohort_ids: Sequence[int], segments: Sequence[str]
+    ) -> list[RemindedMember]:
+        """Members of the cohorts reached by a reminder of one of ``segments``."""
         ...
 
     async def script_bodies(self, hashes: Sequence[str]) -> dict[str, str]:

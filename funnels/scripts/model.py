@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import re
 from datetime import time, timedelta
+from string import Formatter
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -192,6 +194,12 @@ class Variant(_Strict):
     """Default: the message's own media."""
 
 
+def _distinct(ids: list[str]) -> None:
+    doubled = sorted({i for i in ids if ids.count(i) > 1})
+    if doubled:
+        raise ValueError(f"variant ids must differ: {', '.join(doubled)} twice")
+
+
 class _Varied(_Strict):
     """A message that may declare variants: its own text is arm ``a`` (``weight``)."""
 
@@ -201,10 +209,7 @@ class _Varied(_Strict):
 
     @model_validator(mode="after")
     def _distinct_variants(self) -> _Varied:
-        ids = [v.id for v in self.variants]
-        doubled = sorted({i for i in ids if ids.count(i) > 1})
-        if doubled:
-            raise ValueError(f"variant ids must differ: {', '.join(doubled)} twice")
+        _distinct([v.id for v in self.variants])
         return self
 
 
@@ -471,9 +476,78 @@ class Task(_Strict):
     own group when they send ``/talk`` there (``talk.given`` after the last part)."""
 
 
+REMINDER_FIELDS = ("title", "count", "when")
+"""What a reminder's text may name in braces: the oldest open task's title, how many
+tasks are open, when the next one opens (for a member who is ahead)."""
+
+
+def _reminder_text(value: str) -> str:
+    try:
+        fields = [(name, spec, conv) for _, name, spec, conv in Formatter().parse(value)]
+    except ValueError as bad:
+        raise ValueError(f"unbalanced braces ({bad}); write {{{{ and }}}} for a brace") from None
+    for name, spec, conv in fields:
+        if name is None:
+            continue
+        names = ", ".join(f"{{{n}}}" for n in REMINDER_FIELDS)
+        if name not in REMINDER_FIELDS:
+            raise ValueError(f"{{{cut(name, 30)}}} is not one of {names}")
+        if spec or conv:
+            raise ValueError(f"write {{{name}}} alone, with no format or conversion")
+    return value
+
+
+ReminderTemplate = Annotated[
+    str, Field(min_length=1, max_length=1024), AfterValidator(_reminder_text)
+]
+
+
+class ReminderVariant(_Strict):
+    """Another wording of a reminder (text only), drawn per member."""
+
+    id: Annotated[str, BeforeValidator(_variant_id)]
+    weight: int = Field(default=1, ge=1, le=100)
+    text: ReminderTemplate
+
+
+class ReminderText(_Strict):
+    """The script's own wording of one kind of daily reminder (instead of the built-in
+    one), with ``{title}``, ``{count}`` and ``{when}`` filled in; it may declare
+    variants, drawn per member (a private message: the member is the unit)."""
+
+    text: ReminderTemplate
+    weight: int = Field(default=1, ge=1, le=100)
+    """Arm ``a``'s weight when there are variants."""
+    variants: list[ReminderVariant] = Field(default_factory=list, max_length=4)
+
+    @property
+    def media(self) -> None:
+        return None
+
+    @model_validator(mode="after")
+    def _distinct_variants(self) -> ReminderText:
+        _distinct([v.id for v in self.variants])
+        return self
+
+
+class Reminders(_Strict):
+    """The daily reminder's wording per where the member stands (any left out: the
+    built-in wording in the member's language)."""
+
+    on_track: ReminderText | None = None
+    """One task open."""
+    behind: ReminderText | None = None
+    """Several open."""
+    inactive: ReminderText | None = None
+    """Nothing done for two days."""
+    ahead: ReminderText | None = None
+    """Everything open so far done."""
+
+
 class Tasks(_Strict):
     days: int = Field(default=21, ge=1, le=120)
     ladder: list[Task] = Field(min_length=1, max_length=500)
+    reminders: Reminders | None = None
 
 
 class Script(_Strict):

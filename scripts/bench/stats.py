@@ -32,8 +32,10 @@ started, platform events are posted at ``--rate`` a second, signed with Standard
   who has not sold, then ``funnel_days`` polled until the cohort's ``sold`` count holds
   it: the lag from the post, max <= 5 s.
 
-Finally the time of one funnel request is taken apart in this process on the idle
-database (the key check, each query, the answer's JSON), to say where it goes.
+Finally, in this process on the idle database: what the figures board's reads cost
+(the service answers the funnel and the regions from it), and the time of one funnel
+request the database answers (no board, or CSV) taken apart (the key check, each
+query, the answer's JSON).
 """
 
 from __future__ import annotations
@@ -1171,10 +1173,12 @@ async def drive(
 
 
 async def breakdown(seeded: Seeded, samples: int = 300) -> list[str]:
-    """One funnel request taken apart, in this process on the idle database: the key
-    check, each of the report's statements (in one transaction, as the report does), and
-    building the answer."""
+    """In this process on the idle database: what the figures board's reads cost (filling
+    it at start, each read after), and a funnel request the database answers (a board
+    not ready, ``?format=csv``) taken apart: the key check, each of the report's
+    statements (in one transaction, as the report does), and building the answer."""
     from bot.http.kpis import CohortFunnelOut, FunnelOut
+    from funnels.ops.board import FiguresBoard
     from funnels.ops.keys import Authenticate
     from funnels.ops.ports import CohortFilter
 
@@ -1221,13 +1225,41 @@ async def breakdown(seeded: Seeded, samples: int = 300) -> list[str]:
             parts["pydantic answer + JSON"].append(t8 - t7)
     finally:
         await engine.dispose()
-    out = [f"  where a funnel request's time goes (in-process, idle database, {samples} samples):"]
+    board_lines = await _board_costs(seeded, FiguresBoard)
+    out = [
+        *board_lines,
+        f"  a funnel request the database answers (no board, or CSV), taken apart"
+        f" (in-process, idle database, {samples} samples):",
+    ]
     for name, values in parts.items():
         out.append(
             f"    {name:<42} p50 {pct(values, 50) * 1000:6.2f} ms,"
             f" p99 {pct(values, 99) * 1000:6.2f} ms"
         )
     return out
+
+
+async def _board_costs(seeded: Seeded, board_type: Any, reads: int = 50) -> list[str]:
+    """How long the figures board takes to fill, and each of its reads after (what the
+    service spends every second to answer the funnel and the regions from memory)."""
+    engine = create_engine(seeded.url)
+    board = board_type(build_deps(SqlStore(engine)))
+    try:
+        began = time.perf_counter()
+        await board.fill()
+        filled = time.perf_counter() - began
+        took = []
+        for _ in range(reads):
+            began = time.perf_counter()
+            await board.refresh()
+            took.append(time.perf_counter() - began)
+    finally:
+        await engine.dispose()
+    return [
+        f"  the figures board (in-process, idle database): filled with {len(seeded.cohort_ids):,}"
+        f" cohorts in {filled * 1000:.0f} ms; each read (every {board.every:g} s) p50"
+        f" {pct(took, 50) * 1000:.1f} ms, p99 {pct(took, 99) * 1000:.1f} ms"
+    ]
 
 
 def main() -> None:
@@ -1258,8 +1290,8 @@ def main() -> None:
             lines += [f"    {name:<62} {took:7.1f} s" for name, took in timer.parts]
             lines.append(f"measured on {os.cpu_count()} cores (server logs in {work}):")
             lines += await measure(seeded, args, work)
-            lines += await breakdown(seeded)
-            return lines
+            print("\n".join(lines), flush=True)  # the figures, whatever the breakdown does
+            return await breakdown(seeded)
 
     lines = asyncio.run(go())
     print("\n".join(lines))

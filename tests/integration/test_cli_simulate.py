@@ -247,3 +247,37 @@ def test_simulate_runs_both_arms_and_compares_them(tmp_path: Path) -> None:
     for bad in ("short", "short=x", "=2", "short=-1"):
         refused = runner.invoke(app, [*args, "--arm-lift", bad])
         assert refused.exit_code == 1 and "--arm-lift" in refused.stderr, bad
+
+
+def _with_reminder_variants(tmp_path: Path) -> Path:
+    text = script_path(DEFAULT_SCRIPT, "en").read_text(encoding="utf-8")
+    marker = "tasks:\n  days: 21\n"
+    assert marker in text
+    wording = (
+        "  reminders:\n"
+        "    inactive:\n"
+        '      text: "Two quiet days. {title} is the next step: /tasks shows how."\n'
+        '      variants: [{id: nudge, text: "{title} takes ten minutes. Start it today?"}]\n'
+    )
+    path = tmp_path / "reminders-ab.yaml"
+    path.write_text(text.replace(marker, marker + wording, 1), encoding="utf-8")
+    return path
+
+
+def test_simulate_runs_both_reminder_arms_member_by_member(tmp_path: Path) -> None:
+    script = str(_with_reminder_variants(tmp_path))
+    args = ["simulate", "--script", script, "--cohorts", "4", "--members", "60", "--json"]
+    lifted = runner.invoke(app, [*args, "--arm-lift", "nudge=1.6"])
+    assert lifted.exit_code == 0, lifted.output
+    [experiment] = json.loads(lifted.stdout)["experiments"]
+    assert (experiment["step_key"], experiment["kind"], experiment["stage"]) == (
+        "reminder.inactive",
+        "reminder",
+        "next",
+    )
+    arms = {a["arm"]: a for a in experiment["arms"]}
+    assert set(arms) == {"a", "nudge"}
+    assert all(a["members"] > 0 for a in arms.values())  # both arms went out
+    assert arms["nudge"]["cohorts"] == arms["a"]["cohorts"] == 4  # drawn per member
+    again = runner.invoke(app, [*args, "--arm-lift", "nudge=1.6"])
+    assert json.loads(again.stdout)["experiments"] == [experiment]  # the seed decides

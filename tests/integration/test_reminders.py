@@ -7,13 +7,19 @@ from __future__ import annotations
 
 from datetime import datetime
 
+import httpx
 from sqlalchemy import select
 
 from funnels.kernel.messaging import Reminder
 from funnels.kernel.records import CohortRecord, MemberRef
+from funnels.kernel.stages import Stage
 from funnels.ladder.reminders import RemindMembers
+from funnels.ops.keys import CreateApiKey
+from funnels.scripts.variants import arms, member_arm
 from storage.models import MemberReminder
-from tests.support.funnel_kit import TASK_CHAT, Kit, task_at, warmup_at
+from tests.integration.test_dashboard import _client, _field, _login
+from tests.support.dashboard import DASHBOARD
+from tests.support.funnel_kit import TASK_CHAT, Kit, load, task_at, warmup_at
 
 reminders_t = MemberReminder.__table__
 
@@ -135,3 +141,76 @@ async def test_the_tick_sends_them(kit: Kit) -> None:
     assert report.reminders == 2
     assert (await kit.tick(task_at(1, "11:00"))).reminders == 0
     assert set(reminders(kit)) == {r.user_id for r in refs}
+
+
+IDLE_WORDING = """\
+    inactive:
+      text: "Still there? {title} is waiting, {count} open."
+      variants: [{id: short, text: "{title}: one small step today."}]
+"""
+
+
+async def test_a_scripts_own_wording_goes_out_each_member_drawing_their_arm(
+    kit: Kit, api: httpx.AsyncClient
+) -> None:
+    loaded = load(reminders=IDLE_WORDING)
+    cohort = await kit.start(loaded=loaded)
+    async with kit.store.transaction() as tx:
+        await tx.cohorts.bind_task_chat(cohort.id, TASK_CHAT)
+        await tx.commit()
+    refs = await kit.admitted(cohort, 40)
+    await kit.run_until(task_at(1, "09:30"))
+    kit.messenger.notices.clear()
+    assert await remind(kit, task_at(1, "10:00")) == 40
+    first = reminders(kit)
+    assert {r.segment for r in first.values()} == {"inactive"}  # nothing done for two days
+    own = loaded.script.tasks.reminders
+    assert own is not None and own.inactive is not None
+    wordings = {ref.user_id: first[ref.user_id].wording for ref in refs}
+    for ref in refs:
+        arm = member_arm(own.inactive, cohort.code, "inactive", ref.user_id)
+        assert wordings[ref.user_id] == arm.text
+    assert set(wordings.values()) == {a.text for a in arms(own.inactive)}  # both arms ran
+    # The next day, each member gets the same wording again.
+    kit.messenger.notices.clear()
+    assert await remind(kit, task_at(2, "10:00")) == 40
+    assert {uid: r.wording for uid, r in reminders(kit).items()} == wordings
+
+    # Those who went on: the experiment counts them by arm, member by member.
+    short = [r for r in refs if wordings[r.user_id] == own.inactive.variants[0].text]
+    moved = short[:5] + [r for r in refs if r not in short][:2]
+    for ref in moved:
+        await kit.force_stage(cohort.id, ref.user_id, Stage.TASKED)
+    answer = await api.get("/api/v1/experiments")
+    assert answer.status_code == 200, answer.text
+    [found] = [e for e in answer.json()["items"] if e["kind"] == "reminder"]
+    assert (found["step_key"], found["stage"], found["verdict"]) == (
+        "reminder.inactive",
+        "next",
+        "too_small",
+    )
+    by_arm = {a["arm"]: a for a in found["arms"]}
+    assert by_arm["short"]["members"] == len(short)
+    assert by_arm["a"]["members"] == 40 - len(short)
+    assert (by_arm["short"]["converted"], by_arm["a"]["converted"]) == (5, 2)
+    assert "too few members to tell" in found["detail"]
+
+    # The dashboard's A/B page says the same, member by member, in the reader's language.
+    _, key = await CreateApiKey(kit.deps)("web")
+    async with _client(kit) as web:
+        await _login(web, key)
+        page = (await web.get(f"{DASHBOARD}/experiments")).text
+        spanish = (
+            await web.get(f"{DASHBOARD}/experiments", headers={"Accept-Language": "es"})
+        ).text
+    assert 'data-experiment="reminder.inactive" data-verdict="too_small"' in page
+    assert _field(page, 'data-arm="short"', "members") == str(len(short))
+    assert _field(page, 'data-arm="short"', "replied") == "5"
+    assert "Went on" in page and "Too few members to tell" in page
+    assert "Muy pocos miembros para saberlo" in spanish
+
+
+async def test_a_reminder_without_the_scripts_wording_keeps_the_built_in_one(kit: Kit) -> None:
+    await task_stage(kit, 2)
+    assert await remind(kit, task_at(1, "10:00")) == 2
+    assert {r.wording for r in reminders(kit).values()} == {None}

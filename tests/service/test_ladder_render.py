@@ -17,6 +17,7 @@ from funnels.kernel.messaging import (
     Photo,
     ProofDecided,
     ProofForReview,
+    Reminder,
     TasksUnlocked,
     UnlockedTask,
 )
@@ -154,3 +155,30 @@ async def test_other_buttons_are_not_ours(data: str | None) -> None:
 def test_a_how_to_button_fits_for_any_cohort_and_ladder() -> None:
     assert len(TaskHow(cohort=2**63 - 1, task=499).pack()) <= 64
     assert len(ProofVerdict(proof=2**63 - 1, verdict="wrong_post").pack()) <= 64
+
+
+def test_a_reminder_says_the_scripts_wording_filled_in_or_the_built_in_one(
+    render: Renderer,
+) -> None:
+    opens = datetime(2026, 3, 6, 1, 0, tzinfo=UTC)
+    built_in = render(Reminder("behind", "Invite three fans", 2, None, "Asia/Singapore", "es"))
+    assert built_in.text == render.catalog.text(
+        "es", "reminder.behind", title="Invite three fans", count=2, when=""
+    )
+    own = render(
+        Reminder(
+            "ahead",
+            None,
+            0,
+            opens,
+            "Asia/Singapore",
+            "en",
+            "All done {{so far}}: {count} open. Next {when}.",
+        )
+    ).text
+    when = render.catalog.when("en", opens, "Asia/Singapore")
+    assert own == f"All done {{so far}}: 0 open. Next {when}."
+    titled = render(
+        Reminder("on_track", "First sale", 1, None, "Asia/Singapore", "en", "{title} today")
+    )
+    assert titled.text == "First sale today"

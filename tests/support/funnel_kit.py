@@ -106,9 +106,12 @@ def script_text(
     envelope_total: str = "1.00",
     shares: int = 3,
     code: str = "mini-line",
+    reminders: str | None = None,
 ) -> str:
+    """The mini script; ``reminders``: YAML of ``tasks.reminders``, indented as its
+    content (four spaces)."""
     seats = f", reward_seats: {reward_seats}" if reward_seats is not None else ""
-    return textwrap.dedent(f"""\
+    text = textwrap.dedent(f"""\
         id: {code}
         version: 1
         locale: en
@@ -164,6 +167,7 @@ def script_text(
               reward: {{amount: "0.20"}}
               promote: shopkeeper
         """)
+    return text if reminders is None else text + "  reminders:\n" + reminders
 
 
 async def tick_through(
