@@ -66,5 +66,5 @@ def create_app(
     if links is not None:
         fast.append(tracked_links.fast_route(links))
     if deps is not None and board is not None:
-        fast.append(kpis.fast_funnel_route(board))
+        fast += [kpis.fast_funnel_route(board), kpis.fast_regions_route(board, deps)]
     return FrontDoor(app, fast)

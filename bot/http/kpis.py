@@ -9,8 +9,10 @@ cohort's funnel as JSON is answered by the front door straight from the board
 
 from __future__ import annotations
 
+import re
 from datetime import date
 from typing import Annotated, Any
+from urllib.parse import parse_qsl
 
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import JSONResponse, Response
@@ -460,7 +462,7 @@ _LEADER_COLUMNS = [c for c in LeaderOut.model_fields if c != "lines"]
 _FLAG_COLUMNS = list(FlagOut.model_fields)
 _ARM_COLUMNS = list(_ArmRow.model_fields)
 _WEEK = Query(
-    pattern=r"^\d{4}-W\d{2}$",
+    pattern=r"^[0-9]{4}-W[0-9]{2}$",
     description="ISO week, e.g. 2026-W47 (default: this week).",
 )
 
@@ -500,6 +502,46 @@ def _funnel_json(cohort: CohortFigures) -> bytes:
     """A cohort's funnel answer as FastAPI's route renders it."""
     body = _cohort_funnel(cohort, FunnelFigures.of([cohort]))
     return bytes(JSONResponse(body.model_dump(mode="json")).body)
+
+
+def _region_body(week: str, items: list[RegionWeekOut]) -> dict[str, Any]:
+    return RegionWeeks(week=week, items=items).model_dump(mode="json")
+
+
+_WEEK_FORM = re.compile(r"^[0-9]{4}-W[0-9]{2}$")
+
+
+def fast_regions_route(board: FiguresBoard, deps: Deps) -> FastRoute:
+    """``GET /api/v1/regions/kpi`` for the front door: with a live key and nothing in the
+    query but a valid ``week`` and ``region`` (each at most once), a week's regions from
+    the board; anything else is FastAPI's route's (:func:`routes`)."""
+    kpis = RegionKpis(deps, board)
+
+    async def regions(request: Request) -> Response | None:
+        if not board.ready:
+            return None
+        query = parse_qsl(request.scope["query_string"].decode("latin-1"), keep_blank_values=True)
+        given = dict(query)
+        if len(given) != len(query) or not set(given) <= {"week", "region"}:
+            return None
+        week = given.get("week", iso_week(deps.clock.now().date()))
+        region = given.get("region")
+        if not _WEEK_FORM.match(week) or (region is not None and len(region) > 32):
+            return None
+        scheme, _, token = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or board.key(token.strip()) is None:
+            return None
+        code = region.strip().upper() if region else None
+        try:
+            found = kpis.at_once(week, code)
+        except ValueError:  # not a week of the calendar (2026-W60): FastAPI says so
+            return None
+        if found is None:
+            return None
+        items = [RegionWeekOut.of(r, week) for r in found]
+        return JSONResponse(_region_body(week, items))
+
+    return FastRoute(f"{API}/regions/kpi", frozenset({"GET"}), regions, passes=True)
 
 
 def fast_funnel_route(board: FiguresBoard) -> FastRoute:
@@ -586,7 +628,7 @@ def routes(deps: Deps, board: FiguresBoard | None = None) -> APIRouter:
         items = [RegionWeekOut.of(r, week) for r in await regions(week, code)]
         if format is Format.csv:
             return csv_response(items, _REGION_COLUMNS)
-        return JSONResponse(RegionWeeks(week=week, items=items).model_dump(mode="json"))
+        return JSONResponse(_region_body(week, items))
 
     @router.get(
         "/leaders",

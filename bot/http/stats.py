@@ -433,7 +433,7 @@ def _written_date(value: object) -> object:
     raise ValueError("write a date as YYYY-MM-DD")
 
 
-_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 FromQuery = Annotated[
     date | None,
     BeforeValidator(_written_date),

@@ -1,5 +1,6 @@
 """``POST /telegram/webhook``: Telegram's updates in webhook mode, stored in the update
-inbox before they are answered 200; anything that is not an update gets a clear 4xx."""
+inbox before they are answered 200; anything that is not an update gets a clear 4xx,
+as RFC 9457 problem details like every error of the app."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from fastapi import APIRouter, Header, Request
 from fastapi.responses import JSONResponse
 
 from bot.http.bodies import TooLarge, read_body
+from bot.http.problems import documented, problem
 from bot.telegram.inbox import UpdateInbox
 from bot.telegram.updates import BadUpdate, check_update
 
@@ -31,7 +33,17 @@ def routes(telegram: TelegramWebhook | None) -> APIRouter:
     """The webhook route; with ``telegram`` None (long polling) it answers 404."""
     router = APIRouter()
 
-    @router.post("/telegram/webhook", include_in_schema=telegram is not None)
+    @router.post(
+        "/telegram/webhook",
+        include_in_schema=telegram is not None,
+        responses={
+            **documented(404),
+            400: {"description": "not JSON, or not a Telegram update (named)"},
+            401: {"description": "a bad or missing secret token: nothing stored"},
+            413: {"description": f"the body is larger than {MAX_UPDATE_BYTES} bytes"},
+            503: {"description": "not stored: Telegram sends it again"},
+        },
+    )
     async def telegram_webhook(
         request: Request,
         secret: str | None = Header(default=None, alias="X-Telegram-Bot-Api-Secret-Token"),
@@ -40,30 +52,31 @@ def routes(telegram: TelegramWebhook | None) -> APIRouter:
         200 once the update is stored, whatever its handling does later (Telegram sends
         an update again until it gets a 2xx)."""
         if telegram is None:
-            return JSONResponse({"error": "webhook mode is off"}, 404)
+            return problem(404, "Not found", "webhook mode is off: the bot polls Telegram")
         if secret is None or not hmac.compare_digest(
             secret.encode("utf-8", "surrogateescape"), telegram.secret.encode()
         ):
-            return JSONResponse({"error": "bad or missing secret token"}, 401)
+            return problem(401, "Bad secret token", "bad or missing secret token; nothing stored")
         try:
             body = await read_body(request, MAX_UPDATE_BYTES)
         except TooLarge:
-            return JSONResponse({"error": f"the body is larger than {MAX_UPDATE_BYTES} bytes"}, 413)
+            return problem(413, "Body too large", f"the limit is {MAX_UPDATE_BYTES} bytes")
         try:
             update = check_update(json.loads(body))
         except RecursionError:
-            return JSONResponse({"error": "the body is JSON nested too deeply"}, 400)
+            return problem(400, "Not JSON", "the body is JSON nested too deeply")
         except BadUpdate as exc:
-            return JSONResponse({"error": f"not a Telegram update: {exc}"}, 400)
+            return problem(400, "Not a Telegram update", f"not a Telegram update: {exc}")
         except ValueError:  # not JSON, not UTF-8, a number too long to read
-            return JSONResponse({"error": "the body is not JSON"}, 400)
+            return problem(400, "Not JSON", "the body is not JSON")
         try:
             await telegram.inbox.accept([update])
         except Exception as exc:  # not stored: Telegram must send it again
             log.error("could not store update %s: %s", update["update_id"], exc)
-            return JSONResponse(
-                {"error": "the update could not be stored; send it again"},
+            return problem(
                 503,
+                "Not stored",
+                "the update could not be stored; send it again",
                 headers={"Retry-After": "5"},
             )
         return JSONResponse({"ok": True})

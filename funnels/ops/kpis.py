@@ -224,22 +224,37 @@ class RegionKpis:
         self.board = board
 
     async def __call__(self, week: str, region: str | None = None) -> list[RegionWeek]:
+        found = self.at_once(week, region)
+        if found is not None:
+            return found
         monday, sunday = week_days(week)
         choice = CohortFilter(region=region, start_from=monday, start_to=sunday)
-        if self.board is not None and self.board.ready:
-            regions, cohorts = self.board.regions(), self.board.chosen(choice)
-        else:
-            async with self.deps.uow(KpisTx).transaction() as tx:
-                regions = await tx.kpis.regions()
-                cohorts = await tx.kpis.cohort_figures(choice)
-        by_region: dict[str | None, list[CohortFigures]] = defaultdict(list)
-        for cohort in cohorts:
-            by_region[cohort.region].append(cohort)
-        return [
-            _region_week(r.code, r.name, r.weekly_target, by_region.get(r.code, []))
-            for r in regions
-            if region is None or r.code == region
-        ]
+        async with self.deps.uow(KpisTx).transaction() as tx:
+            regions = await tx.kpis.regions()
+            cohorts = await tx.kpis.cohort_figures(choice)
+        return region_weeks(regions, cohorts, region)
+
+    def at_once(self, week: str, region: str | None = None) -> list[RegionWeek] | None:
+        """From the board, with no statement; None when there is no board ready."""
+        if self.board is None or not self.board.ready:
+            return None
+        monday, sunday = week_days(week)
+        choice = CohortFilter(region=region, start_from=monday, start_to=sunday)
+        return region_weeks(self.board.regions(), self.board.chosen(choice), region)
+
+
+def region_weeks(
+    regions: Sequence[RegionLine], cohorts: Sequence[CohortFigures], region: str | None
+) -> list[RegionWeek]:
+    """Each region (or ``region``) with its cohorts of the week."""
+    by_region: dict[str | None, list[CohortFigures]] = defaultdict(list)
+    for cohort in cohorts:
+        by_region[cohort.region].append(cohort)
+    return [
+        _region_week(r.code, r.name, r.weekly_target, by_region.get(r.code, []))
+        for r in regions
+        if region is None or r.code == region
+    ]
 
 
 def _region_week(code: str, name: str, target: int, cohorts: list[CohortFigures]) -> RegionWeek:

@@ -19,7 +19,9 @@ from bot.http.app import create_app
 from funnels.kernel.stages import Stage
 from funnels.ops.board import FiguresBoard
 from funnels.ops.keys import CreateApiKey, RevokeApiKey
+from funnels.ops.kpis import iso_week
 from funnels.ops.ports import CohortFilter
+from funnels.people.regions import AddRegion
 from storage.tables import api_keys, cohorts
 from tests.support.api import problem
 from tests.support.funnel_kit import Kit
@@ -261,3 +263,39 @@ async def test_a_board_that_cannot_read_keeps_trying_and_says_so(
         assert "the figures board reads the database again" in caplog.text
     finally:
         await board.stop()
+
+
+async def test_a_weeks_regions_come_from_memory_as_fastapi_would_answer_them(
+    kit: Kit, board: FiguresBoard, client: httpx.AsyncClient
+) -> None:
+    await AddRegion(kit.deps)("SEA", "South-East Asia", "Asia/Singapore", 2)
+    await AddRegion(kit.deps)("LATAM", "Latin America", "America/Bogota", 1)
+    sea = await kit.start(region_id=1)
+    await kit.members(3)
+    week = iso_week(sea.start_date)
+    await board.fill()
+    url = "/api/v1/regions/kpi"
+    for query in ({"week": week}, {"week": week, "region": "sea "}, {"week": week, "region": ""}):
+        with statements(kit) as seen:
+            fast = await client.get(url, params=query)
+        assert fast.status_code == 200 and seen == [], query
+        routed = await client.get(url, params={**query, "format": "json"})
+        assert fast.content == routed.content, query
+    body = (await client.get(url, params={"week": week})).json()
+    assert [(r["region"], r["launched"], r["joined"]) for r in body["items"]] == [
+        ("LATAM", 0, 0),
+        ("SEA", 1, 3),
+    ]
+    # This week by default, as FastAPI's route says it.
+    with statements(kit) as seen:
+        this_week = await client.get(url)
+    assert seen == [] and this_week.json()["week"] == iso_week(kit.clock.now().date())
+    # Whatever is not a plain week and region is FastAPI's: the same problems as ever.
+    for bad in ("", "2026-W60", "2026-47", "\u0662\u0660\u0662\u0666-W01", "2026-W01x"):
+        problem(await client.get(url, params={"week": bad}), 422)
+    problem(await client.get(url, params={"week": week, "region": "x" * 33}), 422)
+    twice = await client.get(f"{url}?week={week}&week=2020-W01")
+    assert twice.status_code == 200 and twice.json()["week"] == "2020-W01"
+    as_csv = await client.get(url, params={"week": week, "format": "csv"})
+    assert as_csv.text.startswith("region,")
+    problem(await client.get(url, headers={"Authorization": "Bearer fbk_wrong"}), 401)

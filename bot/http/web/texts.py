@@ -12,9 +12,10 @@ reader's locale: chosen in the language switch (a cookie), else the browser's
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from functools import lru_cache
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from babel import Locale
 from babel.numbers import format_decimal, format_percent
@@ -109,6 +110,13 @@ class Wording:
 
     def day(self, value: date | None) -> str:
         return self.catalog.day(self.locale, value) if value is not None else "–"
+
+    def last_day(self, ends_at: datetime | None, timezone: str) -> str:
+        """The last local day before ``ends_at`` (a cohort ends at a midnight, which as a
+        time would read as the day after, at 12:00 AM)."""
+        if ends_at is None:
+            return "–"
+        return self.day((ends_at.astimezone(ZoneInfo(timezone)) - timedelta(microseconds=1)).date())
 
     def duration(self, seconds: int | None) -> str:
         """``41 s``, ``2 min 5 s``, ``3 h 20 min``; a dash for none."""
