@@ -508,6 +508,13 @@ def _region_body(week: str, items: list[RegionWeekOut]) -> dict[str, Any]:
     return RegionWeeks(week=week, items=items).model_dump(mode="json")
 
 
+def _live_key(request: Request, board: FiguresBoard) -> bool:
+    """Whether the request's Bearer key is one the board holds (any other answer, a 401
+    among them, is FastAPI's route's to give)."""
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    return scheme.lower() == "bearer" and board.key(token.strip()) is not None
+
+
 _WEEK_FORM = re.compile(r"^[0-9]{4}-W[0-9]{2}$")
 
 
@@ -528,8 +535,7 @@ def fast_regions_route(board: FiguresBoard, deps: Deps) -> FastRoute:
         region = given.get("region")
         if not _WEEK_FORM.match(week) or (region is not None and len(region) > 32):
             return None
-        scheme, _, token = request.headers.get("authorization", "").partition(" ")
-        if scheme.lower() != "bearer" or board.key(token.strip()) is None:
+        if not _live_key(request, board):
             return None
         code = region.strip().upper() if region else None
         try:
@@ -556,8 +562,7 @@ def fast_funnel_route(board: FiguresBoard) -> FastRoute:
         raw = request.path_params["cohort_id"]
         if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= MAX_ID:
             return None
-        scheme, _, token = request.headers.get("authorization", "").partition(" ")
-        if scheme.lower() != "bearer" or board.key(token.strip()) is None:
+        if not _live_key(request, board):
             return None
         body = board.derived(int(raw), "funnel.json", _funnel_json)
         if body is None:
