@@ -161,7 +161,7 @@ def build_inbox(store: SqlStore, services: Services, dp: FunnelDispatcher) -> Up
     port, and a restart keeps both), and holds an update long enough for three ticks,
     since group chatter is marked handled when the tick writes its counts."""
     from bot.telegram.inbox import LEASE, Handlers, UpdateInbox
-    from bot.telegram.routers.envelopes import grab
+    from bot.telegram.routers.envelopes import close_after, grab, settle
 
     bot = services.bot
     settings = services.settings
@@ -173,6 +173,8 @@ def build_inbox(store: SqlStore, services: Services, dp: FunnelDispatcher) -> Up
             update=lambda update: dp.feed_raw_update(bot, update),
             tap=lambda tap: grab(tap, services),
             deferred=services.activity.holds,
+            settle=lambda tap: settle(tap, services),
+            after=lambda answer: close_after(answer, services),
         ),
         owner=f"{socket.gethostname()[:50]}:{settings.http_port}",
         lease=max(LEASE, timedelta(seconds=3 * settings.tick_seconds)),

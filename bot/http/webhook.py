@@ -50,7 +50,8 @@ def routes(telegram: TelegramWebhook | None) -> APIRouter:
     ) -> JSONResponse:
         """Telegram updates in webhook mode; the secret header must match. The answer is
         200 once the update is stored, whatever its handling does later (Telegram sends
-        an update again until it gets a 2xx)."""
+        an update again until it gets a 2xx); for a tap on a red envelope, once its share
+        is claimed, with the tap's answer as the method call in the reply."""
         if telegram is None:
             return problem(404, "Not found", "webhook mode is off: the bot polls Telegram")
         if secret is None or not hmac.compare_digest(
@@ -70,7 +71,8 @@ def routes(telegram: TelegramWebhook | None) -> APIRouter:
         except ValueError:  # not JSON, not UTF-8, a number too long to read
             return problem(400, "Not JSON", "the body is not JSON")
         try:
-            await telegram.inbox.accept([update])
+            # A tap's answer goes back in this reply, as the method call Telegram makes.
+            reply = await telegram.inbox.accept_one(update)
         except Exception as exc:  # not stored: Telegram must send it again
             log.error("could not store update %s: %s", update["update_id"], exc)
             return problem(
@@ -79,6 +81,6 @@ def routes(telegram: TelegramWebhook | None) -> APIRouter:
                 "the update could not be stored; send it again",
                 headers={"Retry-After": "5"},
             )
-        return JSONResponse({"ok": True})
+        return JSONResponse(reply if reply is not None else {"ok": True})
 
     return router

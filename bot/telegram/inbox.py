@@ -32,7 +32,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from bot.telegram.batching import GroupCommit
-from bot.telegram.routers.envelopes import Tap, read_tap
+from bot.telegram.routers.envelopes import Tap, TapAnswer, read_tap
 from bot.telegram.updates import Json, actor_of, kind_of, passing, reason
 from funnels.kernel.clock import Clock
 from storage.uow import SqlStore
@@ -68,6 +68,10 @@ class Handlers:
     deferred: Callable[[int], bool]
     """Whether a handled update's mark is left to the work it joined (group chatter,
     marked with the counts it adds to)."""
+    settle: Callable[[Tap], Awaitable[TapAnswer]] | None = None
+    """Claim a tap and word its answer without sending it (the webhook replies with it)."""
+    after: Callable[[TapAnswer], Coroutine[Any, Any, None]] | None = None
+    """What follows a tap's answer (the envelope closed after its last share)."""
 
 
 class UpdateInbox:
@@ -125,6 +129,22 @@ class UpdateInbox:
             else:
                 self._start_tap(tap)
         return await self._store_and_start(rest)
+
+    async def accept_one(self, update: Json) -> Json | None:
+        """One update from the webhook. A tap is claimed here and its answer returned as
+        the method call for the webhook's reply (Telegram makes the call: no request of
+        the bot's own, and the answer leaves with the reply); what follows it runs after.
+        Anything else is :meth:`accept` ed, and None returned."""
+        settle, after = self.handlers.settle, self.handlers.after
+        if self.fast_taps and settle is not None and (tap := read_tap(update)) is not None:
+            answer = await settle(tap)
+            if after is not None and answer.close is not None:
+                task = asyncio.create_task(after(answer))
+                self._taps.add(task)
+                task.add_done_callback(self._taps.discard)
+            return answer.method(tap.query_id)
+        await self.accept([update])
+        return None
 
     async def _store_and_start(self, updates: list[Json]) -> int:
         received: list[ReceivedUpdate] = []

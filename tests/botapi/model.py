@@ -288,6 +288,9 @@ class Call:
     description: str | None
     at: float
     chat_id: int | None
+    via: str = "request"
+    """``request`` (the bot's own HTTP request) or ``webhook reply`` (the method call in
+    a webhook's answer, which Telegram makes for the bot)."""
 
 
 class CallbackAnswer(NamedTuple):

@@ -242,7 +242,9 @@ class LocalBotAPI(World):
         status, body = await self._execute(name, raw)
         return web.json_response(body, status=status)
 
-    async def _execute(self, name: str, raw: dict[str, Any]) -> tuple[int, JsonDict]:
+    async def _execute(
+        self, name: str, raw: dict[str, Any], via: str = "request"
+    ) -> tuple[int, JsonDict]:
         """Run one call and record it; the HTTP status and the JSON body to answer with."""
         method = canonical_method(name)
         params = normalize_params(raw)
@@ -255,17 +257,23 @@ class LocalBotAPI(World):
                 with self._lock:
                     result = self._methods.call(method, params)
         except ApiError as error:
-            self._record(method or name, params, error=error)
+            self._record(method or name, params, error=error, via=via)
             return error.code, error.body()
         body: JsonDict = {"ok": True, "result": result}
         if isinstance(result, Described):
             body = {"ok": True, "result": result.result, "description": result.description}
             result = result.result
-        self._record(method, params, result=result)
+        self._record(method, params, result=result, via=via)
         return 200, body
 
     def _record(
-        self, method: str, params: JsonDict, *, result: Any = None, error: ApiError | None = None
+        self,
+        method: str,
+        params: JsonDict,
+        *,
+        result: Any = None,
+        error: ApiError | None = None,
+        via: str = "request",
     ) -> None:
         chat_id = params.get("chat_id")
         if not isinstance(chat_id, int) or isinstance(chat_id, bool):
@@ -279,6 +287,7 @@ class LocalBotAPI(World):
             description=error.description if error else None,
             at=time.perf_counter(),
             chat_id=chat_id,
+            via=via,
         )
         with self._lock:
             self._calls.append(call)
@@ -351,7 +360,7 @@ class LocalBotAPI(World):
             return f"Connection failed: {type(exc).__name__}"
         method = reply.pop("method", None)
         if isinstance(method, str) and canonical_method(method) not in (None, "getUpdates"):
-            await self._execute(method, reply)  # a method call in the webhook's answer
+            await self._execute(method, reply, via="webhook reply")  # in the webhook's answer
         return None
 
 

@@ -5,23 +5,34 @@ once stored, whatever its handling does; anything that is not an update gets a c
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 import pytest
+import uvicorn
 from hypothesis import HealthCheck, given, settings, strategies as st
+from sqlalchemy import func, select
 
 from bot.composition import build_inbox
 from bot.http.app import create_app
 from bot.http.webhook import MAX_UPDATE_BYTES, TelegramWebhook
 from bot.telegram.inbox import UpdateInbox
+from funnels.cohorts.launch import StartCohort
+from funnels.kernel.actor import Actor
+from funnels.kernel.messaging import EnvelopeOffer
+from funnels.scripts.library import DEFAULT_SCRIPT, script_path
+from funnels.scripts.loader import load_script
+from funnels.warmup.joins import MemberJoined
+from storage.models import EnvelopeShare
 from storage.uow import SqlStore
 from tests.support.api import problem
 from tests.support.harness import Harness, running_bot
+from tests.support.process import free_port
 from tests.support.stored import update_states
 
 NOW = datetime(2026, 3, 1, 10, 0, tzinfo=UTC)
@@ -275,3 +286,80 @@ async def test_fuzz_the_webhook_never_answers_500(hook: Hook, data: st.DataObjec
     response = await hook.post(body)
     assert response.status_code in (200, 400), response.text
     assert await hook.inbox.drain(5.0)  # the handling ended too, with no stray exception
+
+
+GROUP = -100777
+
+
+async def test_a_tap_is_answered_in_the_webhooks_own_reply(store: SqlStore) -> None:
+    """Telegram pushes taps to the webhook (over real HTTP) and makes the method call the
+    reply carries: each tap's answer, with no request of the bot's own."""
+    async with running_bot(store, NOW) as h:
+        api, services = h.api, h.services
+        api.add_group(GROUP, "Taps", supergroup=True)
+        members = [7001, 7002, 7003]
+        for tg in members:
+            api.add_user(tg, f"M{tg}")
+            api.set_member(GROUP, tg, "member")
+        loaded = load_script(script_path(DEFAULT_SCRIPT, "en"))
+        cohort = await StartCohort(services.deps)(
+            loaded, start=NOW.date(), code="HOOK1", capacity=3, warmup_chat_id=GROUP
+        )
+        join = MemberJoined(services.deps)
+        for tg in members:
+            joined = await join(GROUP, Actor(tg, f"M{tg}", "en"))
+            services.users.remember(tg, joined.user_id, "en")
+        async with store.transaction() as tx:
+            envelope = await tx.envelopes.open(
+                cohort.id, "hook_envelope", "USD", [100, 250], NOW, NOW + timedelta(minutes=10)
+            )
+            await tx.commit()
+        offer = EnvelopeOffer(envelope.id, 350, "USD", 2, envelope.expires_at, None, "en")
+        message_id = await services.messenger.send(GROUP, offer)
+        async with store.transaction() as tx:
+            await tx.envelopes.set_message(envelope.id, GROUP, message_id)
+            await tx.commit()
+
+        inbox = build_inbox(store, services, h.dp)
+        app = create_app(store.engine, TelegramWebhook(inbox, SECRET))
+        port = free_port()
+        server = uvicorn.Server(
+            uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
+        )
+        serving = asyncio.create_task(server.serve())
+        try:
+            for _ in range(500):
+                if server.started:
+                    break
+                await asyncio.sleep(0.01)
+            await h.bot.set_webhook(
+                f"http://127.0.0.1:{port}/telegram/webhook", secret_token=SECRET
+            )
+            queries = [api.tap(GROUP, message_id, tg)["callback_query"]["id"] for tg in members]
+            for _ in range(500):
+                if len(api.answers_to(queries)) == 3:
+                    break
+                await asyncio.sleep(0.01)
+            answers = api.answers_to(queries)
+            assert len(answers) == 3, answers
+            calls = api.calls_of("answerCallbackQuery")
+            assert {c.via for c in calls} == {"webhook reply"}  # none of the bot's own
+            texts = [answers[q].text or "" for q in queries]
+            assert [answers[q].show_alert for q in queries] == [True, True, False]
+            assert "$" in texts[0] and "$" in texts[1] and "$" not in texts[2]
+            for _ in range(500):  # the last share closes it: the offer shows who got what
+                if api.calls_of("editMessageText") or api.calls_of("editMessageReplyMarkup"):
+                    break
+                await asyncio.sleep(0.01)
+            assert api.calls_of("editMessageText") or api.calls_of("editMessageReplyMarkup")
+            async with store.engine.connect() as conn:
+                claimed = (
+                    await conn.execute(
+                        select(func.count()).where(EnvelopeShare.user_id.is_not(None))
+                    )
+                ).scalar()
+            assert claimed == 2
+        finally:
+            server.should_exit = True
+            await serving
+            await inbox.drain(5.0)

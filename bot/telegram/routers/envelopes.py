@@ -5,7 +5,9 @@ the raw update (:func:`read_tap`, called by ``FunnelDispatcher.feed_raw_update``
 building aiogram's models; a tap given as a parsed update (or one the quick reading does
 not recognise) reaches the same :func:`grab` through the registered handler. The answer
 goes out on the direct connections (callback answers are not bulk sends and must beat
-the callback timeout); the summary edit after the last share comes afterwards.
+the callback timeout), or in webhook mode as the method call in the webhook's own reply
+(:meth:`TapAnswer.method`: one request fewer per tap); the summary edit after the last
+share comes afterwards.
 """
 
 from __future__ import annotations
@@ -55,15 +57,33 @@ def read_tap(update: dict[str, Any]) -> Tap | None:
     return Tap(query_id, envelope_id, user)
 
 
-async def grab(tap: Tap, services: Services) -> None:
+@dataclass(frozen=True, slots=True)
+class TapAnswer:
+    """What a tap is answered (its callback answer), and the envelope to close after the
+    answer when the tap took its last share."""
+
+    text: str
+    alert: bool
+    close: int | None = None
+
+    def method(self, query_id: str) -> dict[str, Any]:
+        """The answer as a Bot API method call (for a webhook's reply)."""
+        return {
+            "method": "answerCallbackQuery",
+            "callback_query_id": query_id,
+            "text": self.text,
+            "show_alert": self.alert,
+        }
+
+
+async def settle(tap: Tap, services: Services) -> TapAnswer:
+    """Claim the tap's share (durably) and word its answer."""
     try:
         user_id, locale = await services.users.get(tap.user)
         claim = await services.taps.claim(tap.envelope_id, user_id, tap.query_id)
     except Exception:
         log.exception("tap on envelope %s by %s failed", tap.envelope_id, tap.user.id)
-        locale = negotiate(tap.user.language_code)
-        await _answer(services, tap, services.text(locale, "envelope.busy"))
-        return
+        return TapAnswer(services.text(negotiate(tap.user.language_code), "envelope.busy"), False)
     c = services.catalog
     if claim.outcome in ("claimed", "already") and claim.currency:  # a share has its money
         amount = c.money(locale, claim.amount_minor, claim.currency)
@@ -73,9 +93,21 @@ async def grab(tap: Tap, services: Services) -> None:
         text = c.text(locale, key, amount=amount)
     else:
         text = c.text(locale, f"envelope.{claim.outcome}")
-    await _answer(services, tap, text, alert=claim.outcome == "claimed")
-    if claim.last_share:
-        await CloseEnvelope(services.deps)(tap.envelope_id)
+    close = tap.envelope_id if claim.last_share else None
+    return TapAnswer(text, claim.outcome == "claimed", close)
+
+
+async def close_after(answer: TapAnswer, services: Services) -> None:
+    """After the answer: the envelope whose last share went is closed (its summary)."""
+    if answer.close is not None:
+        await CloseEnvelope(services.deps)(answer.close)
+
+
+async def grab(tap: Tap, services: Services) -> None:
+    """Claim the tap's share and answer it on the direct connections."""
+    answer = await settle(tap, services)
+    await _answer(services, tap, answer.text, alert=answer.alert)
+    await close_after(answer, services)
 
 
 async def _answer(services: Services, tap: Tap, text: str, *, alert: bool = False) -> None:
