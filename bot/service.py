@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 import uvicorn
 from aiogram.exceptions import ClientDecodeError, TelegramAPIError
@@ -44,6 +45,9 @@ from funnels.cohorts.tick import RunDueSteps
 from funnels.deps import Deps
 from funnels.ladder.events import CatchUpEvents
 from funnels.ops.board import FiguresBoard
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
 from storage.db import wal_checkpointer
 from storage.uow import SqlStore
 
@@ -253,6 +257,7 @@ async def _serve(
     links = build_link_redirects(settings, deps, applier, catalog)
     # The KPI routes' figures and the live keys, in memory, read again every second.
     board = FiguresBoard(deps)
+    redis = _readiness_redis(settings)
     server = _Server(
         uvicorn.Config(
             create_app(
@@ -263,6 +268,7 @@ async def _serve(
                 deps=deps,
                 public_url=settings.links_base,
                 board=board,
+                checks={"redis": redis.ping} if redis is not None else None,
             ),
             host=settings.http_host,
             port=settings.http_port,
@@ -304,6 +310,17 @@ async def _serve(
         await payouts.close(grace=1.0)
         if checkpointer is not None:
             await checkpointer.stop()
+        if redis is not None:
+            await redis.aclose()
+
+
+def _readiness_redis(settings: Settings) -> Redis | None:
+    """A client for ``/readyz`` to ping Redis with, when the processes share it."""
+    if not settings.redis_url:
+        return None
+    from redis.asyncio import Redis
+
+    return Redis.from_url(settings.redis_url, socket_connect_timeout=2, socket_timeout=2)
 
 
 async def _finish(ticker: _Ticker, telegram: _Telegram | None) -> None:

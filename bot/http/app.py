@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from fastapi import FastAPI
@@ -35,15 +36,17 @@ def create_app(
     deps: Deps | None = None,
     public_url: str | None = None,
     board: FiguresBoard | None = None,
+    checks: Mapping[str, health.Check] | None = None,
 ) -> FrontDoor:
     """The service's ASGI app: FastAPI behind a front door that answers the high-volume
     routes (events, tracked links) directly. The stats and ops routes and the dashboard
     need ``deps`` (their use cases and the API keys); ``public_url`` (the address people
     reach the service at) makes the dashboard's cookies ``Secure`` when it is https; a
-    figures ``board`` (started by the caller) answers the KPI routes from memory."""
+    figures ``board`` (started by the caller) answers the KPI routes from memory;
+    ``checks`` are what ``/readyz`` must reach besides the database (Redis)."""
     app = FastAPI(title="funnelbot", version="0.1.0")
     problems.install(app)
-    app.include_router(health.routes(engine))
+    app.include_router(health.routes(engine, checks))
     app.include_router(webhook.routes(telegram))
     app.include_router(events.routes(intake))
     if deps is not None:
