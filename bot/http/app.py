@@ -70,4 +70,5 @@ def create_app(
         fast.append(tracked_links.fast_route(links))
     if deps is not None and board is not None:
         fast += [kpis.fast_funnel_route(board), kpis.fast_regions_route(board, deps)]
-    return FrontDoor(app, fast)
+    # The webhook reads Telegram's updates (up to 1 MiB) with its own limit.
+    return FrontDoor(app, fast, own_limits=frozenset({webhook.PATH}))

@@ -23,9 +23,10 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from fastapi import FastAPI
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.types import Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
 from bot.http.problems import problem
 
@@ -59,12 +60,28 @@ class FastRoute:
         return {self.param: rest}
 
 
-class FrontDoor:
-    """An ASGI app: :class:`FastRoute` s first, then the FastAPI app."""
+MAX_BODY_BYTES = 64 * 1024
+"""The largest body FastAPI's routes take (an ops action, a dashboard form: a few
+hundred bytes); routes that read larger bodies set their own limit and check it."""
 
-    def __init__(self, app: FastAPI, routes: list[FastRoute]) -> None:
+
+class FrontDoor:
+    """An ASGI app: :class:`FastRoute` s first, then the FastAPI app, whose requests'
+    bodies are cut at ``max_body`` bytes (a 413 problem), but on the paths in
+    ``own_limits``, which check their own."""
+
+    def __init__(
+        self,
+        app: FastAPI,
+        routes: list[FastRoute],
+        *,
+        max_body: int = MAX_BODY_BYTES,
+        own_limits: frozenset[str] = frozenset(),
+    ) -> None:
         self.fastapi = app
         self.routes = routes
+        self.max_body = max_body
+        self.own_limits = own_limits
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
@@ -88,7 +105,33 @@ class FrontDoor:
                     break
                 await response(scope, receive, send)
                 return
+            if scope["path"] not in self.own_limits:
+                limited = self._limited(scope, receive)
+                if limited is None:
+                    detail = f"the limit is {self.max_body} bytes"
+                    await problem(413, "Content Too Large", detail)(scope, receive, send)
+                    return
+                receive = limited
         await self.fastapi(scope, receive, send)
+
+    def _limited(self, scope: Scope, receive: Receive) -> Receive | None:
+        """``receive``, raising a 413 (which FastAPI answers as a problem) once the body
+        passes the limit; None when its ``Content-Length`` says it will."""
+        limit = self.max_body
+        for name, value in scope["headers"]:
+            if name == b"content-length" and value.isdigit() and int(value) > limit:
+                return None
+        seen = 0
+
+        async def receive_limited() -> Message:
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > limit:
+                raise HTTPException(413, f"the limit is {limit} bytes")
+            return message
+
+        return receive_limited
 
     @staticmethod
     async def _answer(route: FastRoute, request: Request) -> Response | None:

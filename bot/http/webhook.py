@@ -19,6 +19,7 @@ from bot.telegram.updates import BadUpdate, check_update
 
 log = logging.getLogger("funnelbot.http")
 
+PATH = "/telegram/webhook"
 MAX_UPDATE_BYTES = 1024 * 1024
 """Telegram's updates are a few kilobytes; a message is at most 4,096 characters."""
 
@@ -34,7 +35,7 @@ def routes(telegram: TelegramWebhook | None) -> APIRouter:
     router = APIRouter()
 
     @router.post(
-        "/telegram/webhook",
+        PATH,
         include_in_schema=telegram is not None,
         responses={
             **documented(404),

@@ -3,11 +3,13 @@ each recorded with the key that asked; refusals are problems and change nothing.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
 
 import httpx
 
+from bot.http.front import MAX_BODY_BYTES
 from tests.support.api import problem
 from tests.support.funnel_kit import WARMUP_CHAT, Kit, warmup_at
 
@@ -120,6 +122,16 @@ async def test_a_budget_is_raised_and_bad_amounts_are_422s(
     assert problem(await api.post(url, json={}), 422)["errors"][0]["field"] == "body.add"
     assert problem(await api.post(url, json={"add": "1", "x": 1}), 422)
     assert problem(await api.post(url, content=b"{not json"), 422)
+    # A body past the app's limit is refused before it is read whole, said length or not.
+    huge = b'{"add": "1", "pad": "' + b"x" * MAX_BODY_BYTES + b'"}'
+    too_large = problem(await api.post(url, content=huge), 413)
+    assert too_large["detail"] == f"the limit is {MAX_BODY_BYTES} bytes"
+
+    async def streamed() -> AsyncIterator[bytes]:  # no Content-Length
+        for start in range(0, len(huge), 8192):
+            yield huge[start : start + 8192]
+
+    assert problem(await api.post(url, content=streamed()), 413)["detail"] == too_large["detail"]
     assert (await kit.cohort(cohort.id)).budget_minor == cohort.budget_minor
     raised = await api.post(url, json={"add": "50.00"})
     assert raised.status_code == 200, raised.text
