@@ -269,6 +269,7 @@ async def _serve(
                 public_url=settings.links_base,
                 board=board,
                 checks={"redis": redis.ping} if redis is not None else None,
+                api_rate=settings.api_rate,
             ),
             host=settings.http_host,
             port=settings.http_port,

@@ -62,6 +62,9 @@ class Settings(BaseSettings):
     tick_seconds: float = Field(default=5.0, gt=0, le=300)
     payout_webhook_url: str | None = None
     payout_secret: SecretStr | None = None
+    api_rate: float = Field(default=20.0, ge=0, le=100_000)
+    """Requests a second each API key may make on the stats and ops API, in bursts of
+    twice as many; 0: no limit."""
 
     @field_validator("admin_ids", mode="before")
     @classmethod

@@ -22,6 +22,7 @@ from bot.http import (
 from bot.http.events import EventIntake
 from bot.http.front import FrontDoor
 from bot.http.links import LinkRedirects
+from bot.http.rates import KeyRates
 from bot.http.webhook import TelegramWebhook
 from funnels.deps import Deps
 from funnels.ops.board import FiguresBoard
@@ -37,22 +38,25 @@ def create_app(
     public_url: str | None = None,
     board: FiguresBoard | None = None,
     checks: Mapping[str, health.Check] | None = None,
+    api_rate: float = 0.0,
 ) -> FrontDoor:
     """The service's ASGI app: FastAPI behind a front door that answers the high-volume
     routes (events, tracked links) directly. The stats and ops routes and the dashboard
     need ``deps`` (their use cases and the API keys); ``public_url`` (the address people
     reach the service at) makes the dashboard's cookies ``Secure`` when it is https; a
     figures ``board`` (started by the caller) answers the KPI routes from memory;
-    ``checks`` are what ``/readyz`` must reach besides the database (Redis)."""
+    ``checks`` are what ``/readyz`` must reach besides the database (Redis);
+    ``api_rate``: requests a second each API key may make (0: no limit)."""
     app = FastAPI(title="funnelbot", version="0.1.0")
     problems.install(app)
     app.include_router(health.routes(engine, checks))
     app.include_router(webhook.routes(telegram))
     app.include_router(events.routes(intake))
+    rates = KeyRates(api_rate) if api_rate > 0 else None
     if deps is not None:
-        app.include_router(stats.routes(deps))
-        app.include_router(kpis.routes(deps, board))
-        app.include_router(ops.routes(deps))
+        app.include_router(stats.routes(deps, rates))
+        app.include_router(kpis.routes(deps, board, rates))
+        app.include_router(ops.routes(deps, rates))
         app.include_router(dashboard.routes(deps, public_url=public_url))
     _, schemas = events.request_schema()
     make_openapi = app.openapi
@@ -69,6 +73,9 @@ def create_app(
     if links is not None:
         fast.append(tracked_links.fast_route(links))
     if deps is not None and board is not None:
-        fast += [kpis.fast_funnel_route(board), kpis.fast_regions_route(board, deps)]
+        fast += [
+            kpis.fast_funnel_route(board, rates),
+            kpis.fast_regions_route(board, deps, rates),
+        ]
     # The webhook reads Telegram's updates (up to 1 MiB) with its own limit.
     return FrontDoor(app, fast, own_limits=frozenset({webhook.PATH}))

@@ -11,6 +11,7 @@ from fastapi import Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from bot.http.problems import ApiProblem
+from bot.http.rates import KeyRates
 from funnels.deps import Deps
 from funnels.kernel.records import ApiKeyRecord
 from funnels.ops.board import FiguresBoard
@@ -31,11 +32,11 @@ def _refused(detail: str, *, presented: bool) -> ApiProblem:
 
 
 def api_key(
-    deps: Deps, board: FiguresBoard | None = None
+    deps: Deps, board: FiguresBoard | None = None, rates: KeyRates | None = None
 ) -> Callable[..., Awaitable[ApiKeyRecord]]:
-    """A FastAPI dependency: the request's API key, or a 401 problem. With a figures
-    board, a key it holds costs no statement (one it does not hold is looked up: it may
-    be a minute old)."""
+    """A FastAPI dependency: the request's API key, or a 401 problem (a 429 one past the
+    key's ``rates``). With a figures board, a key it holds costs no statement (one it
+    does not hold is looked up: it may be a minute old)."""
     authenticate = Authenticate(deps)
 
     async def check(
@@ -53,6 +54,8 @@ def api_key(
             key = await authenticate(presented)
         if key is None:
             raise _refused("the API key is unknown or revoked", presented=True)
+        if rates is not None:
+            rates.check(key.id, key.name)
         return key
 
     return check

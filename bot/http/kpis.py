@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from bot.http.auth import api_key
 from bot.http.front import FastRoute
 from bot.http.problems import ApiProblem, documented
+from bot.http.rates import KeyRates
 from bot.http.stats import (
     API,
     CSV_CONTENT,
@@ -508,17 +509,20 @@ def _region_body(week: str, items: list[RegionWeekOut]) -> dict[str, Any]:
     return RegionWeeks(week=week, items=items).model_dump(mode="json")
 
 
-def _live_key(request: Request, board: FiguresBoard) -> bool:
-    """Whether the request's Bearer key is one the board holds (any other answer, a 401
-    among them, is FastAPI's route's to give)."""
+def _live_key(request: Request, board: FiguresBoard, rates: KeyRates | None) -> bool:
+    """Whether the request's Bearer key is one the board holds and within its rate (any
+    other answer, a 401 or a 429 among them, is FastAPI's route's to give)."""
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
-    return scheme.lower() == "bearer" and board.key(token.strip()) is not None
+    if scheme.lower() != "bearer":
+        return False
+    key = board.key(token.strip())
+    return key is not None and (rates is None or rates.wait(key.id) == 0)
 
 
 _WEEK_FORM = re.compile(r"^[0-9]{4}-W[0-9]{2}$")
 
 
-def fast_regions_route(board: FiguresBoard, deps: Deps) -> FastRoute:
+def fast_regions_route(board: FiguresBoard, deps: Deps, rates: KeyRates | None = None) -> FastRoute:
     """``GET /api/v1/regions/kpi`` for the front door: with a live key and nothing in the
     query but a valid ``week`` and ``region`` (each at most once), a week's regions from
     the board; anything else is FastAPI's route's (:func:`routes`)."""
@@ -535,7 +539,7 @@ def fast_regions_route(board: FiguresBoard, deps: Deps) -> FastRoute:
         region = given.get("region")
         if not _WEEK_FORM.match(week) or (region is not None and len(region) > 32):
             return None
-        if not _live_key(request, board):
+        if not _live_key(request, board, rates):
             return None
         code = region.strip().upper() if region else None
         try:
@@ -550,7 +554,7 @@ def fast_regions_route(board: FiguresBoard, deps: Deps) -> FastRoute:
     return FastRoute(f"{API}/regions/kpi", frozenset({"GET"}), regions, passes=True)
 
 
-def fast_funnel_route(board: FiguresBoard) -> FastRoute:
+def fast_funnel_route(board: FiguresBoard, rates: KeyRates | None = None) -> FastRoute:
     """``GET /api/v1/cohorts/{cohort_id}/funnel`` for the front door: with no query, a
     live key and a cohort the board holds, its answer's bytes kept with the cohort's
     figures; anything else is FastAPI's route's (:func:`routes`)."""
@@ -562,7 +566,7 @@ def fast_funnel_route(board: FiguresBoard) -> FastRoute:
         raw = request.path_params["cohort_id"]
         if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= MAX_ID:
             return None
-        if not _live_key(request, board):
+        if not _live_key(request, board, rates):
             return None
         body = board.derived(int(raw), "funnel.json", _funnel_json)
         if body is None:
@@ -574,12 +578,14 @@ def fast_funnel_route(board: FiguresBoard) -> FastRoute:
     )
 
 
-def routes(deps: Deps, board: FiguresBoard | None = None) -> APIRouter:
+def routes(
+    deps: Deps, board: FiguresBoard | None = None, rates: KeyRates | None = None
+) -> APIRouter:
     router = APIRouter(
         prefix=API,
         tags=["kpis"],
-        dependencies=[Depends(api_key(deps, board))],
-        responses=documented(401, 422),
+        dependencies=[Depends(api_key(deps, board, rates))],
+        responses=documented(401, 422, 429),
     )
     cohort_funnel, funnel_over = CohortFunnelReport(deps, board), FunnelOver(deps, board)
     regions, leaders = RegionKpis(deps, board), LeaderKpis(deps, board)

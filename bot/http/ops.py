@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from bot.http.auth import api_key
 from bot.http.problems import ApiProblem, documented
+from bot.http.rates import KeyRates
 from bot.http.stats import API, MAX_ID, Cohort, no_cohort
 from funnels.deps import Deps
 from funnels.kernel.actor import OpsAuthor
@@ -121,15 +122,15 @@ def _author(key: ApiKeyRecord) -> OpsAuthor:
     return OpsAuthor(f"api key {key.name}", key.id)
 
 
-def routes(deps: Deps) -> APIRouter:
+def routes(deps: Deps, rates: KeyRates | None = None) -> APIRouter:
     router = APIRouter(
         prefix=f"{API}/cohorts/{{cohort_id}}",
         tags=["ops"],
-        responses=documented(401, 404, 409, 422),
+        responses=documented(401, 404, 409, 422, 429),
     )
     # The request's key, as a default value: a local cannot be named in an annotation
     # (annotations are strings here, resolved in the module's namespace).
-    keyed = Depends(api_key(deps))
+    keyed = Depends(api_key(deps, rates=rates))
     pause, resume, details = PauseByOps(deps), ResumeByOps(deps), CohortDetails(deps)
     retry, raise_budget = RetryStep(deps), RaiseBudget(deps)
 

@@ -22,6 +22,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from bot.http.auth import api_key
 from bot.http.problems import ApiProblem, documented
+from bot.http.rates import KeyRates
 from funnels.deps import Deps
 from funnels.ops.actions import CohortActions
 from funnels.ops.cohorts import (
@@ -460,12 +461,12 @@ def chosen_cohorts(
 CSV_CONTENT = {CSV: {"schema": {"type": "string"}}}
 
 
-def routes(deps: Deps) -> APIRouter:
+def routes(deps: Deps, rates: KeyRates | None = None) -> APIRouter:
     router = APIRouter(
         prefix=API,
         tags=["stats"],
-        dependencies=[Depends(api_key(deps))],
-        responses=documented(401, 422),
+        dependencies=[Depends(api_key(deps, rates=rates))],
+        responses=documented(401, 422, 429),
     )
     list_cohorts, details, steps = ListCohorts(deps), CohortDetails(deps), CohortSteps(deps)
     actions, envelopes, tasks = CohortActions(deps), CohortEnvelopes(deps), CohortTasks(deps)

@@ -299,3 +299,25 @@ async def test_a_weeks_regions_come_from_memory_as_fastapi_would_answer_them(
     as_csv = await client.get(url, params={"week": week, "format": "csv"})
     assert as_csv.text.startswith("region,")
     problem(await client.get(url, headers={"Authorization": "Bearer fbk_wrong"}), 401)
+
+
+async def test_a_key_past_its_rate_is_refused_whichever_route_answers(
+    kit: Kit, board: FiguresBoard, key: str
+) -> None:
+    cohort = await _cohort_with_members(kit, 1)
+    other = (await CreateApiKey(kit.deps)("other"))[1]
+    await board.fill()
+    app = create_app(kit.store.engine, deps=kit.deps, board=board, api_rate=1)  # bursts of 2
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://funnelbot") as c:
+        ours = {"Authorization": f"Bearer {key}"}
+        funnel = f"/api/v1/cohorts/{cohort.id}/funnel"
+        assert (await c.get(funnel, headers=ours)).status_code == 200
+        assert (await c.get("/api/v1/cohorts", headers=ours)).status_code == 200
+        for url in (funnel, "/api/v1/regions/kpi", "/api/v1/cohorts", f"{funnel}?format=csv"):
+            refused = problem(await c.get(url, headers=ours), 429)
+            assert "the key ops may make 1 requests a second" in refused["detail"], url
+        answer = await c.get(funnel, headers=ours)
+        assert answer.headers["Retry-After"] == "1"
+        theirs = {"Authorization": f"Bearer {other}"}
+        assert (await c.get(funnel, headers=theirs)).status_code == 200  # a bucket each
