@@ -17,6 +17,7 @@ from funnels.kernel.stages import Role
 from storage.db import insert_ignore
 from storage.sql import Repo, one_of, prepared
 from storage.tables import (
+    cohort_members as _m,
     invite_links as _il,
     regions as _r,
     users as _u,
@@ -239,6 +240,24 @@ class SqlUsers(Repo):
             await self.conn.execute(
                 update(_u).where(_u.c.id == user_id).values(region_id=region_id)
             )
+
+    async def demote(self, user_id: int, role: Role) -> None:
+        await self.conn.execute(
+            update(_u).where(_u.c.id == user_id).values(role=role, region_id=None)
+        )
+
+    async def earned(self, user_id: int) -> Role:
+        row = (
+            await self.conn.execute(
+                select(
+                    func.count(_m.c.supervisor_at).label("supervisor"),
+                    func.count(_m.c.shopkeeper_at).label("shopkeeper"),
+                ).where(_m.c.user_id == user_id)
+            )
+        ).one()
+        if row.supervisor:
+            return Role.SUPERVISOR
+        return Role.SHOPKEEPER if row.shopkeeper else Role.MEMBER
 
     async def region(self, user_id: int) -> int | None:
         value = (await self.conn.execute(select(_u.c.region_id).where(_u.c.id == user_id))).scalar()

@@ -1,5 +1,6 @@
-"""``funnelbot region add`` and ``funnelbot leader add``: what ops set up before leaders
-can /launch (the same use cases the bot's /grant_leader runs)."""
+"""``funnelbot region add`` and ``funnelbot leader add|remove``: what ops set up before
+leaders can /launch (the same use cases the bot's /grant_leader runs), and how a leader's
+rights are taken away."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from bot.cli.common import load_settings, run_use_case
 from bot.cli.output import fail
 from funnels.kernel.actor import Actor
 from funnels.kernel.text import cut
-from funnels.people.leaders import GrantLeader
+from funnels.people.leaders import GrantLeader, RevokeLeader
 from funnels.people.regions import AddRegion
 
 region_app = typer.Typer(help="Regions: where cohorts run and whose weekly targets count.")
@@ -25,6 +26,7 @@ _REFUSALS = {
     "region_exists": "region {code} exists already",
     "unknown_region": "there is no region {code}; regions: {codes} (add one with "
     "`funnelbot region add`)",
+    "not_leader": "user {id} is not a leader (nothing changed)",
 }
 
 
@@ -56,13 +58,7 @@ def leader_add(
     name: Annotated[str, typer.Option("--name", help="Name until Telegram tells us.")] = "",
 ) -> None:
     """Make a Telegram user a leader in a region (they can /launch from then on)."""
-    user_id = telegram_user_id(telegram_id)
-    if user_id is None:
-        shown = cut(telegram_id)
-        fail(
-            f"{shown!r} is not a Telegram user id: write it in digits, "
-            f"from 1 to {TELEGRAM_ID_LIMIT - 1}"
-        )
+    user_id = _telegram_id(telegram_id)
     target = Actor(user_id, name or str(user_id))
     granted = run_use_case(
         load_settings(),
@@ -70,3 +66,30 @@ def leader_add(
         _REFUSALS,
     )
     typer.echo(f"user {user_id} is a leader in {granted.code}")
+
+
+@leader_app.command("remove")
+def leader_remove(
+    telegram_id: Annotated[
+        str, typer.Argument(help="The leader's Telegram user id (digits).", show_default=False)
+    ],
+) -> None:
+    """Take a leader's rights away: from their next command on they cannot /launch (their
+    running cohorts go on; pause them with the API if need be)."""
+    user_id = _telegram_id(telegram_id)
+    role = run_use_case(
+        load_settings(),
+        lambda deps: RevokeLeader(deps)(telegram_id=user_id, is_admin=True),
+        _REFUSALS,
+    )
+    typer.echo(f"user {user_id} is no longer a leader (now: {role.label})")
+
+
+def _telegram_id(given: str) -> int:
+    user_id = telegram_user_id(given)
+    if user_id is None:
+        fail(
+            f"{cut(given)!r} is not a Telegram user id: write it in digits, "
+            f"from 1 to {TELEGRAM_ID_LIMIT - 1}"
+        )
+    return user_id

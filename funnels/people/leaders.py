@@ -56,6 +56,28 @@ class GrantLeader:
         return region
 
 
+class RevokeLeader:
+    """An admin takes a leader's rights away (``leader remove``): they go back to what the
+    ladder gave them, shopkeeper at most, so they cannot /launch from their next command
+    on (every command reads the role afresh). Their cohorts run on."""
+
+    def __init__(self, deps: Deps) -> None:
+        self.deps = deps
+
+    async def __call__(self, *, telegram_id: int, is_admin: bool) -> Role:
+        """The role they have now. ``Refused("not_leader")`` for someone who is not one."""
+        GrantLeader.authorize(is_admin=is_admin)
+        async with self.deps.uow(PeopleTx).transaction() as tx:
+            user = await tx.users.by_telegram(telegram_id)
+            role = await tx.users.role(user.user_id) if user else None
+            if user is None or role != Role.LEADER:
+                raise Refused("not_leader", id=telegram_id)
+            now_role = min(await tx.users.earned(user.user_id), Role.SHOPKEEPER)
+            await tx.users.demote(user.user_id, now_role)
+            await tx.commit()
+        return now_role
+
+
 class MayLead:
     """Whether someone may launch cohorts (a leader, a supervisor, or a bootstrap admin),
     without making a user of them."""

@@ -9,7 +9,10 @@ import pytest
 from typer.testing import CliRunner
 
 from bot.cli import app
+from bot.composition import build_deps
+from funnels.kernel.actor import Actor
 from funnels.kernel.stages import Role
+from funnels.people.leaders import MayLead
 from storage.db import create_engine
 from storage.uow import SqlStore
 
@@ -121,3 +124,32 @@ def test_a_weekly_target_out_of_range_is_a_usage_error(db: str) -> None:
             ],
         )
         assert result.exit_code == 2 and "Traceback" not in result.output, target
+
+
+def _may_lead(url: str, telegram_id: int) -> bool:
+    async def ask() -> bool:
+        engine = create_engine(url)
+        try:
+            deps = build_deps(SqlStore(engine))
+            return await MayLead(deps)(Actor(telegram_id, "x"), is_admin=False)
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(ask())
+
+
+def test_a_removed_leader_cannot_launch_from_their_next_command(db: str) -> None:
+    runner.invoke(app, ["region", "add", "SEA", "--name", "SE Asia", "--tz", "Asia/Singapore"])
+    assert runner.invoke(app, ["leader", "add", "4242", "--region", "SEA"]).exit_code == 0
+    assert _may_lead(db, 4242)
+    removed = runner.invoke(app, ["leader", "remove", "4242"])
+    assert removed.exit_code == 0, removed.output
+    assert "user 4242 is no longer a leader (now: member)" in removed.stdout
+    assert _leader_region(db, 4242) == (Role.MEMBER, None)
+    assert not _may_lead(db, 4242)
+    again = runner.invoke(app, ["leader", "remove", "4242"])
+    assert again.exit_code == 1 and "user 4242 is not a leader (nothing changed)" in again.stderr
+    nobody = runner.invoke(app, ["leader", "remove", "999"])
+    assert nobody.exit_code == 1 and "not a leader" in nobody.stderr
+    bad = runner.invoke(app, ["leader", "remove", "12x"])
+    assert bad.exit_code == 1 and "not a Telegram user id" in bad.stderr

@@ -8,8 +8,11 @@ import pytest
 
 from funnels.cohorts.launch import LaunchCohort
 from funnels.cohorts.status import CohortStatus
+from funnels.kernel.actor import Actor
 from funnels.kernel.refusals import Refused
 from funnels.kernel.stages import Role, Stage
+from funnels.people.leaders import GrantLeader, MayLead, RevokeLeader
+from funnels.people.regions import AddRegion
 from funnels.scripts.loader import LoadedScript, load_script_text
 from tests.support.funnel_kit import TASK_CHAT, Kit, script_text, task_at
 
@@ -124,3 +127,21 @@ async def test_a_shopkeeper_may_not_launch(kit: Kit) -> None:
     assert refused.value.code == "not_leader"
     async with kit.store.transaction() as tx:
         assert await tx.cohorts.by_chat(OWN_GROUP) is None
+
+
+async def test_a_removed_leader_who_graduated_keeps_shopkeeper_and_nothing_more(
+    kit: Kit,
+) -> None:
+    sea = await AddRegion(kit.deps)("SEAX", "South-East Asia", "Asia/Singapore", 1)
+    cohort = await kit.start(region_id=sea.id)
+    [grad] = await kit.members(1)
+    await kit.force_stage(cohort.id, grad.user_id, Stage.SUPERVISOR)
+    actor = Actor(grad.telegram_id or 0, "Grad")
+    await GrantLeader(kit.deps)(target=actor, region_code="SEAX", is_admin=True)
+    with pytest.raises(Refused) as not_admin:
+        await RevokeLeader(kit.deps)(telegram_id=actor.telegram_id, is_admin=False)
+    assert not_admin.value.code == "not_admin"
+    assert await RevokeLeader(kit.deps)(telegram_id=actor.telegram_id, is_admin=True) == (
+        Role.SHOPKEEPER
+    )
+    assert not await MayLead(kit.deps)(actor, is_admin=False)  # no line of their own either
