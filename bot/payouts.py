@@ -13,6 +13,7 @@ import logging
 import httpx
 from standardwebhooks import Webhook
 
+from bot import metrics
 from funnels.deps import Deps
 from funnels.kernel.clock import Clock
 from funnels.kernel.money import format_minor
@@ -97,6 +98,8 @@ class PayoutWorker:
                 )
             while self.deliver is not None and not self._stopped:
                 report = await self.deliver()
+                metrics.PAYOUTS.labels("delivered").inc(report.delivered)
+                metrics.PAYOUTS.labels("parked").inc(len(report.parked))
                 for payout in report.parked:
                     log.warning(
                         "payout %d (%s) parked after %d attempts over 3 days; "

@@ -21,6 +21,7 @@ import uvicorn
 from aiogram.exceptions import ClientDecodeError, TelegramAPIError
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
+from bot import metrics
 from bot.clock import SystemClock
 from bot.composition import (
     build_applier,
@@ -110,6 +111,7 @@ class _Ticker:
             if self.telegram is not None:
                 await self._telegram_chores(self.telegram)
             report = await self.steps()
+            metrics.record_tick(report)
             if report.paused_cohorts:
                 log.warning("paused cohorts (the bot lost its group): %s", report.paused_cohorts)
             caught = await self.events()
@@ -257,6 +259,7 @@ async def _serve(
     links = build_link_redirects(settings, deps, applier, catalog)
     # The KPI routes' figures and the live keys, in memory, read again every second.
     board = FiguresBoard(deps)
+    metrics.FUNNEL.board = board
     redis = _readiness_redis(settings)
     server = _Server(
         uvicorn.Config(

@@ -41,13 +41,14 @@ from pydantic import (
 from pydantic_core import to_json
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
+from bot import metrics
 from bot.http.bodies import TooLarge, read_body
 from bot.http.front import FastRoute
 from bot.http.problems import problem
 from bot.telegram.batching import GroupCommit
 from funnels.deps import Deps
 from funnels.kernel.records import IncomingEvent
-from funnels.ladder.events import ApplyEvents, Stored, StoreEvents
+from funnels.ladder.events import ApplyEvents, IngestResult, Stored, StoreEvents
 
 log = logging.getLogger("funnelbot.events")
 
@@ -286,6 +287,7 @@ class EventApplier:
                 )
                 if not result.applied:
                     return True
+                self._counted(result)
                 self._unmatched(result.unmatched)
                 # (On SQLite a transaction never suspends the loop: its statements run
                 # inline. This is where the requests that arrived meanwhile go.)
@@ -305,10 +307,23 @@ class EventApplier:
                 if not result.applied:
                     break
                 applied += result.applied
+                self._counted(result)
                 self._unmatched(result.unmatched)
         except Exception:
             log.exception("applying stored events failed; the tick tries again")
         return applied
+
+    @staticmethod
+    def _counted(result: IngestResult) -> None:
+        """What a batch applied shows in the metrics: events left for their member, and
+        the rewards of the tasks it completed."""
+        if result.unmatched:
+            metrics.EVENTS.labels("unmatched").inc(result.unmatched)
+        for done in result.completions:
+            if done.reward_status == "paid":
+                metrics.REWARDS.labels("paid").inc()
+            elif done.reward_status == "over_budget":
+                metrics.REWARDS.labels("owed").inc()
 
     @staticmethod
     def _unmatched(count: int) -> None:
@@ -462,6 +477,13 @@ def fast_route(intake: EventIntake | None) -> FastRoute:
 async def post_events(request: Request, intake: EventIntake | None) -> Response:
     """One event or a list of up to 1,000, each about one member (by ref code or
     Telegram id). Stored before the answer; a repeated id is counted once."""
+    response = await _post_events(request, intake)
+    if 400 <= response.status_code < 500:  # a request refused: nothing of it stored
+        metrics.EVENTS.labels("rejected").inc()
+    return response
+
+
+async def _post_events(request: Request, intake: EventIntake | None) -> Response:
     if intake is None:
         return problem(
             503, "Inbound events are off", "set FUNNELBOT_EVENTS_SECRET to receive events"
@@ -508,6 +530,8 @@ async def post_events(request: Request, intake: EventIntake | None) -> Response:
             "the events could not be stored; send them again",
             headers={"Retry-After": "5"},
         )
+    metrics.EVENTS.labels("accepted").inc(stored.accepted)
+    metrics.EVENTS.labels("duplicate").inc(stored.duplicates)
     return Response(
         b'{"accepted":%d,"duplicates":%d}' % (stored.accepted, stored.duplicates),
         202,

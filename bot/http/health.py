@@ -1,6 +1,6 @@
-"""``/healthz`` (the process answers) and ``/readyz`` (it can reach what it needs: its
+"""``/healthz`` (the process answers), ``/readyz`` (it can reach what it needs: its
 database, and Redis where several processes share their limits through it), saying
-which one failed."""
+which one failed, and ``/metrics`` (Prometheus's text format)."""
 
 from __future__ import annotations
 
@@ -9,10 +9,13 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Literal
 
 from fastapi import APIRouter
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, Field
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
+
+from bot.metrics import REGISTRY
 
 Check = Callable[[], Awaitable[object]]
 """Something ``/readyz`` must reach: it raises when it cannot."""
@@ -54,6 +57,11 @@ def routes(engine: AsyncEngine, checks: Mapping[str, Check] | None = None) -> AP
             await conn.execute(text("SELECT 1"))
 
     everything: dict[str, Check] = {"database": database, **(checks or {})}
+
+    @router.get("/metrics", include_in_schema=False)
+    async def metrics() -> Response:
+        """Prometheus metrics (``bot/metrics.py``), in its text format."""
+        return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
 
     @router.get("/healthz", response_model=Health)
     async def healthz() -> dict[str, str]:

@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -31,6 +32,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from bot import metrics
 from bot.telegram.batching import GroupCommit
 from bot.telegram.routers.envelopes import Tap, TapAnswer, read_tap
 from bot.telegram.updates import Json, actor_of, kind_of, passing, reason
@@ -137,7 +139,9 @@ class UpdateInbox:
         Anything else is :meth:`accept` ed, and None returned."""
         settle, after = self.handlers.settle, self.handlers.after
         if self.fast_taps and settle is not None and (tap := read_tap(update)) is not None:
+            began = time.perf_counter()
             answer = await settle(tap)
+            metrics.TAP_ANSWER.observe(time.perf_counter() - began)  # the reply goes now
             if after is not None and answer.close is not None:
                 task = asyncio.create_task(after(answer))
                 self._taps.add(task)

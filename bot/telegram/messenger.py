@@ -30,6 +30,7 @@ from aiogram.exceptions import (
 )
 from aiogram.types import Message, ReactionTypeEmoji
 
+from bot import metrics
 from bot.telegram.render import Rendered, Renderer
 from bot.telegram.rights import lacking
 from bot.telegram.slowmode import SlowMode
@@ -228,6 +229,20 @@ class TelegramMessenger:
     async def _call(
         self, chat_id: int, call: Callable[[], Awaitable[T]], *, throttled: bool = True
     ) -> T:
+        try:
+            result = await self._calling(chat_id, call, throttled=throttled)
+        except ChatUnavailable:
+            metrics.SENDS.labels("unavailable").inc()
+            raise
+        except DeliveryError as failed:
+            metrics.SENDS.labels("refused" if failed.definite else "unknown").inc()
+            raise
+        metrics.SENDS.labels("ok").inc()
+        return result
+
+    async def _calling(
+        self, chat_id: int, call: Callable[[], Awaitable[T]], *, throttled: bool
+    ) -> T:
         for _ in range(self.max_waits + 1):
             try:
                 if throttled:
@@ -236,6 +251,7 @@ class TelegramMessenger:
                 return await call()
             except TelegramRetryAfter as exc:
                 self.too_many_requests += 1
+                metrics.TOO_MANY_REQUESTS.inc()
                 log.warning("429 in chat %s: waiting %ss", chat_id, exc.retry_after)
                 self.throttle.back_off(chat_id, exc.retry_after)
                 if not throttled:

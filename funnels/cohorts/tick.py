@@ -36,6 +36,8 @@ class TickReport:
     closed_envelopes: list[int] = field(default_factory=list)
     reminders: int = 0
     """Private reminders sent (see :mod:`funnels.ladder.reminders`)."""
+    lateness: list[float] = field(default_factory=list)
+    """Seconds each step run started after its due time."""
     stopped: bool = False
     """Told to stop: it claimed nothing more after the step it was running."""
 
@@ -138,6 +140,7 @@ class RunDueSteps:
         script = self.deps.scripts.get(cohort)
         now = self.deps.clock.now()
         late = max(now - run.due_at, timedelta(0))
+        report.lateness.append(late.total_seconds())
         outcome: dict[str, object] = {"late_seconds": int(late.total_seconds())}
         if run.outcome and "retried_by" in run.outcome:  # who sent it again stays on record
             outcome["retried_by"] = run.outcome["retried_by"]

@@ -18,6 +18,7 @@ import uvicorn
 from hypothesis import HealthCheck, given, settings, strategies as st
 from sqlalchemy import func, select
 
+from bot import metrics
 from bot.composition import build_inbox
 from bot.http.app import create_app
 from bot.http.webhook import MAX_UPDATE_BYTES, TelegramWebhook
@@ -291,6 +292,10 @@ async def test_fuzz_the_webhook_never_answers_500(hook: Hook, data: st.DataObjec
 GROUP = -100777
 
 
+def _metric(name: str, **labels: str) -> float:
+    return metrics.REGISTRY.get_sample_value(name, labels) or 0.0
+
+
 async def test_a_tap_is_answered_in_the_webhooks_own_reply(store: SqlStore) -> None:
     """Telegram pushes taps to the webhook (over real HTTP) and makes the method call the
     reply carries: each tap's answer, with no request of the bot's own."""
@@ -322,6 +327,8 @@ async def test_a_tap_is_answered_in_the_webhooks_own_reply(store: SqlStore) -> N
 
         inbox = build_inbox(store, services, h.dp)
         app = create_app(store.engine, TelegramWebhook(inbox, SECRET))
+        claimed = _metric("funnelbot_envelope_claims_total", outcome="claimed")
+        taps = _metric("funnelbot_tap_answer_seconds_count")
         port = free_port()
         server = uvicorn.Server(
             uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
@@ -353,12 +360,15 @@ async def test_a_tap_is_answered_in_the_webhooks_own_reply(store: SqlStore) -> N
                 await asyncio.sleep(0.01)
             assert api.calls_of("editMessageText") or api.calls_of("editMessageReplyMarkup")
             async with store.engine.connect() as conn:
-                claimed = (
+                shares = (
                     await conn.execute(
                         select(func.count()).where(EnvelopeShare.user_id.is_not(None))
                     )
                 ).scalar()
-            assert claimed == 2
+            assert shares == 2
+            # Counted for /metrics: two shares claimed, three taps answered.
+            assert _metric("funnelbot_envelope_claims_total", outcome="claimed") == claimed + 2
+            assert _metric("funnelbot_tap_answer_seconds_count") == taps + 3
         finally:
             server.should_exit = True
             await serving

@@ -13,6 +13,7 @@ share comes afterwards.
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,6 +21,7 @@ from aiogram import Router
 from aiogram.exceptions import TelegramBadRequest
 from aiogram.types import CallbackQuery
 
+from bot import metrics
 from bot.telegram.i18n import negotiate
 from bot.telegram.raw import Sender, read_sender
 from bot.telegram.routers.filters import EnvelopeTap
@@ -93,6 +95,7 @@ async def settle(tap: Tap, services: Services) -> TapAnswer:
         text = c.text(locale, key, amount=amount)
     else:
         text = c.text(locale, f"envelope.{claim.outcome}")
+    metrics.ENVELOPE_CLAIMS.labels(claim.outcome).inc()
     close = tap.envelope_id if claim.last_share else None
     return TapAnswer(text, claim.outcome == "claimed", close)
 
@@ -105,8 +108,10 @@ async def close_after(answer: TapAnswer, services: Services) -> None:
 
 async def grab(tap: Tap, services: Services) -> None:
     """Claim the tap's share and answer it on the direct connections."""
+    began = time.perf_counter()
     answer = await settle(tap, services)
     await _answer(services, tap, answer.text, alert=answer.alert)
+    metrics.TAP_ANSWER.observe(time.perf_counter() - began)
     await close_after(answer, services)
 
 
