@@ -103,6 +103,7 @@ def build_services(
     # loading aiogram and the rest of the Telegram side (seconds and ~150 MB).
     from redis.asyncio import Redis
 
+    from bot import metrics
     from bot.telegram.batching import ActivityBuffer, TapBatcher
     from bot.telegram.direct_api import DirectBotAPI
     from bot.telegram.i18n import Catalog
@@ -124,6 +125,7 @@ def build_services(
         throttle = SharedThrottle(Redis.from_url(settings.redis_url), limits)
     else:
         throttle = Throttle(limits)
+    metrics.THROTTLE_WAITS.throttles = [throttle]
     slow_mode = SlowMode()
     messenger = TelegramMessenger(bot, renderer, throttle, slow_mode=slow_mode)
     deps = build_deps(store, messenger, clock, scripts=scripts)

@@ -1,11 +1,11 @@
 """Prometheus metrics (``GET /metrics``), in a registry of the service's own.
 
 What each part of the service counts as it works: steps run by outcome and how late,
-sends by outcome and Telegram's 429s, taps answered and how long that took, envelope
-claims, platform events accepted, repeated, rejected and left waiting for their member,
-rewards paid and owed, payouts delivered and parked; and, read when scraped, the
-members at each funnel stage per region from the figures board. Labels name outcomes,
-stages and regions only: never a member, a chat or a text.
+sends by outcome, Telegram's 429s and the throttle's waits, taps answered and how long
+that took, envelope claims, platform events accepted, repeated, rejected and left
+waiting for their member, rewards paid and owed, payouts delivered and parked; and,
+read when scraped, the members at each funnel stage per region from the figures board.
+Labels name outcomes, stages and regions only: never a member, a chat or a text.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from funnels.cohorts.tick import TickReport
@@ -126,3 +126,35 @@ def _totals(board: FiguresBoard) -> dict[tuple[str, str], int]:
 
 FUNNEL = FunnelCollector()
 REGISTRY.register(FUNNEL)
+
+
+class ThrottleWaits(Collector):
+    """``funnelbot_throttle_wait_seconds_total``: seconds sends waited for a slot under
+    Telegram's limits, summed (the shared throttle's waits and its fallback's)."""
+
+    def __init__(self) -> None:
+        self.throttles: list[object] = []
+
+    def collect(self) -> Iterable[Metric]:
+        family = CounterMetricFamily(
+            "funnelbot_throttle_wait_seconds",
+            "Seconds sends waited for a slot under Telegram's limits, summed.",
+        )
+        family.add_metric([], sum(_waited(t) for t in self.throttles))
+        yield family
+
+    def describe(self) -> Iterator[Metric]:
+        yield CounterMetricFamily(
+            "funnelbot_throttle_wait_seconds",
+            "Seconds sends waited for a slot under Telegram's limits, summed.",
+        )
+
+
+def _waited(throttle: object) -> float:
+    own = float(getattr(throttle, "waited", 0.0))
+    fallback = getattr(throttle, "fallback", None)
+    return own + (_waited(fallback) if fallback is not None else 0.0)
+
+
+THROTTLE_WAITS = ThrottleWaits()
+REGISTRY.register(THROTTLE_WAITS)

@@ -151,6 +151,11 @@ class SharedThrottle:
         _TASKS.add(task)
         task.add_done_callback(_TASKS.discard)
 
+    @property
+    def fallback(self) -> Throttle:
+        """The per-process throttle used while Redis cannot be reached."""
+        return self._local
+
     def forget_idle(self, older_than: float = 600.0) -> None:
         """Redis forgets quiet chats by itself (their keys expire); the fallback's
         records are trimmed."""

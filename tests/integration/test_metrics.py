@@ -15,6 +15,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from bot import metrics
 from bot.http.app import create_app
 from bot.http.events import PATH as EVENTS, EventApplier, EventIntake
+from bot.telegram.throttle import Limits, Throttle, Window
 from funnels.cohorts.tick import TickReport
 from funnels.kernel.stages import Stage
 from funnels.ops.board import FiguresBoard
@@ -100,3 +101,21 @@ def test_a_ticks_steps_are_counted_by_outcome_and_lateness() -> None:
     assert _value("funnelbot_steps_total", outcome="unknown") == unknown + 1
     assert _value("funnelbot_step_lateness_seconds_count") == late + 4
     assert _value("funnelbot_step_lateness_seconds_bucket", le="30.0") == slow + 3
+
+
+async def test_the_throttles_waits_are_counted() -> None:
+    now = [0.0]
+
+    async def sleep(seconds: float) -> None:
+        now[0] += seconds
+
+    throttle = Throttle(Limits(private=Window(1, 1.0), margin=0), clock=lambda: now[0], sleep=sleep)
+    saved = metrics.THROTTLE_WAITS.throttles
+    metrics.THROTTLE_WAITS.throttles = [throttle]
+    try:
+        for _ in range(3):  # one a second into a private chat: the 2nd and 3rd wait
+            await throttle.acquire(42)
+        assert throttle.waited == 2.0
+        assert _value("funnelbot_throttle_wait_seconds_total") == 2.0
+    finally:
+        metrics.THROTTLE_WAITS.throttles = saved
