@@ -95,6 +95,7 @@ class PayoutWorker:
                     format_minor(owed_minor, cohort.currency),
                     cohort.currency,
                     cohort.code,
+                    extra={"cohort_id": cohort.id},
                 )
             while self.deliver is not None and not self._stopped:
                 report = await self.deliver()
@@ -107,6 +108,7 @@ class PayoutWorker:
                         payout.id,
                         payout.key,
                         payout.attempts,
+                        extra={"payout_id": payout.id},
                     )
                 if report.claimed < self.batch:
                     break

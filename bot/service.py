@@ -21,7 +21,7 @@ import uvicorn
 from aiogram.exceptions import ClientDecodeError, TelegramAPIError
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from bot import metrics
+from bot import logs, metrics
 from bot.clock import SystemClock
 from bot.composition import (
     build_applier,
@@ -113,7 +113,11 @@ class _Ticker:
             report = await self.steps()
             metrics.record_tick(report)
             if report.paused_cohorts:
-                log.warning("paused cohorts (the bot lost its group): %s", report.paused_cohorts)
+                log.warning(
+                    "paused cohorts (the bot lost its group): %s",
+                    report.paused_cohorts,
+                    extra={"cohort_ids": report.paused_cohorts},
+                )
             caught = await self.events()
             if caught.applied or caught.woke or caught.expired:
                 log.info(
@@ -277,6 +281,7 @@ async def _serve(
             host=settings.http_host,
             port=settings.http_port,
             log_level="info",
+            log_config=None,  # uvicorn's lines go through the service's handler (bot/logs.py)
             # No line per request: webhook updates and platform events come by the
             # thousand a second; failures are logged where they are handled.
             access_log=False,
@@ -345,12 +350,7 @@ async def _finish(ticker: _Ticker, telegram: _Telegram | None) -> None:
 
 
 def run(settings: Settings) -> None:
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    # A line per tick every few seconds would bury everything else.
-    logging.getLogger("apscheduler").setLevel(logging.WARNING)
-    logging.getLogger("aiogram.event").setLevel(logging.WARNING)  # a line per update
+    logs.setup(settings.log_format)
     try:
         import uvloop
     except ImportError:  # not built for this platform (Windows): the standard loop

@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -62,6 +62,9 @@ class Settings(BaseSettings):
     tick_seconds: float = Field(default=5.0, gt=0, le=300)
     payout_webhook_url: str | None = None
     payout_secret: SecretStr | None = None
+    log_format: Literal["auto", "json", "text"] = "auto"
+    """``funnelbot run``'s log lines: JSON objects, plain text, or (``auto``) text on a
+    terminal and JSON otherwise."""
     api_rate: float = Field(default=20.0, ge=0, le=100_000)
     """Requests a second each API key may make on the stats and ops API, in bursts of
     twice as many; 0: no limit."""

@@ -3,6 +3,7 @@ default, Telegram's webhook mode with its secret when FUNNELBOT_WEBHOOK_URL is s
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -62,3 +63,21 @@ def test_webhook_mode_checks_the_secret(tmp_path: Path) -> None:
             timeout=5,
         )
         assert wrong.status_code == 401
+
+
+def test_the_log_is_json_lines_with_no_secret_and_no_line_per_probe(tmp_path: Path) -> None:
+    with LocalBotAPI(TOKEN) as api:
+        bot = BotProcess(tmp_path, api, TOKEN).start()
+        try:
+            wait_for(lambda: api.calls_of("deleteWebhook"), "the bot never started polling")
+            for _ in range(5):
+                assert httpx.get(f"http://127.0.0.1:{bot.port}/readyz", timeout=5).is_success
+            assert httpx.get(f"http://127.0.0.1:{bot.port}/metrics", timeout=5).is_success
+        finally:
+            assert bot.stop() == 0
+        text = bot.output()
+    lines = [json.loads(line) for line in text.splitlines() if line.strip()]
+    assert lines and all({"time", "level", "logger", "message"} <= set(line) for line in lines)
+    assert any(line["logger"].startswith("uvicorn") for line in lines)  # uvicorn's too
+    assert TOKEN not in text and TOKEN.split(":")[1] not in text
+    assert "readyz" not in text and "metrics" not in text  # no line per request

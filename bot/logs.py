@@ -1,0 +1,82 @@
+"""``funnelbot run``'s log lines, the app's and uvicorn's alike: one JSON object a line
+(python-json-logger) where machines read them, plain text on a terminal.
+
+A JSON line holds ``time``, ``level``, ``logger`` and ``message``, and the ids a call
+site passes as ``extra`` (``cohort_id``, ``member_id``, ``payout_id``…). Lines never
+carry what members wrote, and anything shaped like a secret (a bot token, an API key, a
+signing secret) is blanked from every line, the text of an exception included. No line
+is written per HTTP request (uvicorn's access log is off), so health probes leave none.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+from typing import Any, Literal
+
+from pythonjsonlogger.json import JsonFormatter
+
+LogFormat = Literal["auto", "json", "text"]
+
+_SECRETS = re.compile(
+    r"(?<![0-9])\d{5,16}:[A-Za-z0-9_-]{30,}"  # a bot token (also in a URL: .../bot123:AA…)
+    r"|\bfbk_[A-Za-z0-9_-]{16,}"  # an API key
+    r"|\bwhsec_[A-Za-z0-9+/=]{16,}"  # a Standard Webhooks secret
+)
+HIDDEN = "[hidden]"
+
+TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+_QUIET = {
+    "apscheduler": logging.WARNING,  # a line per tick every few seconds
+    "aiogram.event": logging.WARNING,  # a line per update
+}
+
+
+def hide_secrets(line: str) -> str:
+    return _SECRETS.sub(HIDDEN, line)
+
+
+class _JsonLines(JsonFormatter):
+    def format(self, record: logging.LogRecord) -> str:
+        return hide_secrets(super().format(record))
+
+
+class _TextLines(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        return hide_secrets(super().format(record))
+
+
+def formatter(kind: Literal["json", "text"]) -> logging.Formatter:
+    if kind == "text":
+        return _TextLines(TEXT_FORMAT)
+    return _JsonLines(
+        "%(asctime)s %(levelname)s %(name)s %(message)s",
+        rename_fields={"asctime": "time", "levelname": "level", "name": "logger"},
+        json_ensure_ascii=False,
+    )
+
+
+def setup(kind: LogFormat = "auto", stream: Any = None) -> Literal["json", "text"]:
+    """Send every log line (the app's, uvicorn's, the libraries') to ``stream``
+    (stderr) in one format; ``auto``: text on a terminal, JSON otherwise. Returns the
+    format chosen."""
+    stream = stream if stream is not None else sys.stderr
+    chosen: Literal["json", "text"] = (
+        ("text" if stream.isatty() else "json") if kind == "auto" else kind
+    )
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(formatter(chosen))
+    root = logging.getLogger()
+    for old in list(root.handlers):
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+        # uvicorn's own lines through the same handler (it is told not to configure any).
+        logger = logging.getLogger(name)
+        logger.handlers.clear()
+        logger.propagate = True
+    for name, level in _QUIET.items():
+        logging.getLogger(name).setLevel(level)
+    return chosen

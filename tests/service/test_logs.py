@@ -1,0 +1,74 @@
+"""The service's log lines: JSON objects (or text on a terminal) with the ids a call
+site passes, and nothing shaped like a secret, whatever logged it."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+from collections.abc import Iterator
+
+import pytest
+
+from bot import logs
+
+TOKEN = "123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw_"
+KEY = "fbk_s4RO74da7mRfJ6_L4daR04hBO-qT78VsVL36IHifQVg"
+SIGNING = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+
+
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+@pytest.fixture
+def restore_logging() -> Iterator[None]:
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+    for handler in handlers:
+        root.addHandler(handler)
+    root.setLevel(level)
+
+
+def test_json_lines_carry_the_ids_and_hide_secrets(restore_logging: None) -> None:
+    out = io.StringIO()
+    assert logs.setup("auto", out) == "json"  # not a terminal
+    log = logging.getLogger("funnelbot.test")
+    log.warning("cohort %s paused", "SEA-1", extra={"cohort_id": 7, "member_id": 12})
+    log.info("calling https://api.telegram.org/bot%s/sendMessage", TOKEN)
+    try:
+        raise RuntimeError(f"refused with key {KEY} and {SIGNING}")
+    except RuntimeError:
+        log.exception("failed")
+    logging.getLogger("uvicorn.error").info("Started server process [1]")
+    lines = [json.loads(line) for line in out.getvalue().splitlines() if line.startswith("{")]
+    first = lines[0]
+    assert first["message"] == "cohort SEA-1 paused" and first["level"] == "WARNING"
+    assert (first["cohort_id"], first["member_id"], first["logger"]) == (7, 12, "funnelbot.test")
+    assert "time" in first
+    text = out.getvalue()
+    assert TOKEN not in text and KEY not in text and SIGNING not in text
+    assert text.count(logs.HIDDEN) >= 3
+    assert lines[-1]["logger"] == "uvicorn.error"  # uvicorn's lines are the same JSON
+
+
+def test_text_on_a_terminal_or_when_asked(restore_logging: None) -> None:
+    assert logs.setup("auto", Terminal()) == "text"
+    out = io.StringIO()
+    assert logs.setup("text", out) == "text"
+    logging.getLogger("funnelbot.test").warning("key %s", KEY)
+    line = out.getvalue().strip()
+    assert line.endswith(f"WARNING funnelbot.test: key {logs.HIDDEN}")
+    assert logging.getLogger("apscheduler").level == logging.WARNING
+
+
+@pytest.mark.parametrize(
+    "harmless",
+    ["order 8812 paid", "update 123456789 failed", "https://example.com/r/K7P2QX", "fbk_short"],
+)
+def test_ordinary_text_is_left_alone(harmless: str) -> None:
+    assert logs.hide_secrets(harmless) == harmless
