@@ -14,6 +14,7 @@ import pytest
 
 from bot.telegram.i18n import Catalog
 from funnels.kernel.stages import Role
+from funnels.people.leaders import RevokeLeader
 from funnels.scripts.library import available_scripts
 from storage.uow import SqlStore
 from tests.support.harness import ADMIN, LEADER, TASKS, WARMUP, Harness, running_bot
@@ -244,4 +245,19 @@ async def test_a_capacity_past_the_budget_is_told_in_the_leaders_words(
             capacity=200,
             needed=money("en", 102000, "EUR"),
         )
+        assert await no_cohort(h)
+
+
+async def test_a_leader_removed_cannot_launch_at_their_very_next_command(
+    store: SqlStore,
+) -> None:
+    async with running_bot(store, NOW) as h:
+        world(h)
+        await h.say(ADMIN, ADMIN, f"/grant_leader {SHY_LEADER} SEA")
+        assert await role_of(h, SHY_LEADER) == Role.LEADER
+        await RevokeLeader(h.services.deps)(telegram_id=SHY_LEADER, is_admin=True)
+        await h.say(WARMUP, SHY_LEADER, "/launch")
+        assert h.last_text(WARMUP) == text("launch.not_leader")
+        await h.say(TASKS, SHY_LEADER, "/taskgroup ANY")
+        assert h.last_text(TASKS) == text("leader.only")
         assert await no_cohort(h)
