@@ -70,6 +70,8 @@ def create_app(
 
     app.openapi = openapi  # type: ignore[method-assign]
     fast = [events.fast_route(intake)]
+    if telegram is not None:
+        fast.append(webhook.fast_route(telegram))
     if links is not None:
         fast.append(tracked_links.fast_route(links))
     if deps is not None and board is not None:

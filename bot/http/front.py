@@ -1,7 +1,8 @@
 """The HTTP app's front door: the high-volume routes answered directly, the rest by
 FastAPI.
 
-Platform events (``POST /api/v1/events``) and tracked-link clicks (``GET|HEAD /r/{code}``)
+Platform events (``POST /api/v1/events``), tracked-link clicks (``GET|HEAD /r/{code}``)
+and, in webhook mode, Telegram's updates (``POST /telegram/webhook``: a crowd's taps)
 arrive by the thousand a second. Their handlers read the raw request and build their
 own response, so FastAPI's layers (exception middlewares, the exit stack, routing past
 the docs routes, dependency solving) would only add work to each request. Here they are

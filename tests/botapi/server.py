@@ -74,6 +74,7 @@ class LocalBotAPI(World):
         clock: Clock | None = None,
         allowed_updates: Iterable[str] | None = None,
         webhook_retry_delay: float = 0.5,
+        webhook_connections: int = 1,
     ) -> None:
         super().__init__(
             token, callback_timeout=callback_timeout, clock=clock, allowed_updates=allowed_updates
@@ -83,6 +84,7 @@ class LocalBotAPI(World):
         self._methods = BotMethods(self, self.limiter)
         self.latency = latency
         self.webhook_retry_delay = webhook_retry_delay
+        self.webhook_connections = max(1, webhook_connections)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._runner: web.AppRunner | None = None
         self._port: int | None = None
@@ -326,15 +328,36 @@ class LocalBotAPI(World):
     # ------------------------------------------------------------ webhook delivery
 
     async def _webhook_worker(self) -> None:
-        """Push queued updates, oldest first, to the webhook while one is set."""
+        """Push queued updates to the webhook while one is set: the oldest first, up to
+        ``webhook_connections`` at once (Telegram's ``max_connections``; with 1, in
+        order, each after the last was answered)."""
+        in_flight: dict[int, asyncio.Task[None]] = {}
         while not self._closing:
             event = self._event
             with self._lock:
                 url, secret = self.webhook.url, self.webhook.secret_token
-                update = self._updates[0] if url and self._updates else None
-            if update is None:
-                await event.wait()
+                waiting = [u for u in self._updates if id(u) not in in_flight] if url else []
+            room = self.webhook_connections - len(in_flight)
+            if waiting and room > 0 and url:
+                for update in waiting[:room]:
+                    in_flight[id(update)] = asyncio.create_task(
+                        self._deliver(url, secret, update, in_flight)
+                    )
                 continue
+            waking = asyncio.ensure_future(event.wait())
+            await asyncio.wait([waking, *in_flight.values()], return_when=asyncio.FIRST_COMPLETED)
+            waking.cancel()
+
+    async def _deliver(
+        self,
+        url: str,
+        secret: str | None,
+        update: JsonDict,
+        in_flight: dict[int, asyncio.Task[None]],
+    ) -> None:
+        """One update to the webhook; on failure, recorded for getWebhookInfo and tried
+        again after ``webhook_retry_delay``."""
+        try:
             error = await self._post_update(url, secret, update)
             with self._lock:
                 if error is None:
@@ -343,8 +366,11 @@ class LocalBotAPI(World):
                     self.webhook.last_error_date = self._now()
                     self.webhook.last_error_message = error
             if error is not None:
+                event = self._event
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(event.wait(), self.webhook_retry_delay)
+        finally:
+            in_flight.pop(id(update), None)
 
     async def _post_update(self, url: str, secret: str | None, update: JsonDict) -> str | None:
         """POST one update; None when delivered, else the error getWebhookInfo reports."""
