@@ -111,7 +111,7 @@ def build_services(
     from bot.telegram.render import Renderer
     from bot.telegram.services import ChatDirectory, Services, UserDirectory
     from bot.telegram.shared_throttle import SharedThrottle
-    from bot.telegram.slowmode import SlowMode
+    from bot.telegram.slowmode import SharedSlowMode, SlowMode, SlowModes
     from bot.telegram.throttle import Throttle, Throttling
     from funnels.cohorts.status import CohortOfChat
     from funnels.ladder.links import TaskLinkCode
@@ -121,12 +121,15 @@ def build_services(
     catalog = catalog or Catalog.load()
     renderer = Renderer(catalog)
     throttle: Throttling
-    if settings.redis_url:  # several processes share the bot: they share its limits
-        throttle = SharedThrottle(Redis.from_url(settings.redis_url), limits)
+    slow_mode: SlowModes
+    if settings.redis_url:  # several processes share the bot: its limits and slow mode
+        redis = Redis.from_url(settings.redis_url)
+        throttle = SharedThrottle(redis, limits)
+        slow_mode = SharedSlowMode(redis)
     else:
         throttle = Throttle(limits)
+        slow_mode = SlowMode()
     metrics.THROTTLE_WAITS.throttles = [throttle]
-    slow_mode = SlowMode()
     messenger = TelegramMessenger(bot, renderer, throttle, slow_mode=slow_mode)
     deps = build_deps(store, messenger, clock, scripts=scripts)
     services = Services(

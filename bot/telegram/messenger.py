@@ -33,7 +33,7 @@ from aiogram.types import Message, ReactionTypeEmoji
 from bot import metrics
 from bot.telegram.render import Rendered, Renderer
 from bot.telegram.rights import lacking
-from bot.telegram.slowmode import SlowMode
+from bot.telegram.slowmode import SlowMode, SlowModes
 from bot.telegram.throttle import Throttling
 from funnels.kernel.messaging import ChatUnavailable, DeliveryError, Outgoing, Right
 from funnels.kernel.records import MemberRef
@@ -50,7 +50,7 @@ class TelegramMessenger:
         renderer: Renderer,
         throttle: Throttling,
         *,
-        slow_mode: SlowMode | None = None,
+        slow_mode: SlowModes | None = None,
         on_migrated: Callable[[int, int], Awaitable[None]] | None = None,
         on_unreachable: Callable[[int], Awaitable[None]] | None = None,
         max_waits: int = 5,
@@ -58,7 +58,7 @@ class TelegramMessenger:
         self.bot = bot
         self.render = renderer
         self.throttle = throttle
-        self.slow_mode = slow_mode or SlowMode()
+        self.slow_mode: SlowModes = slow_mode or SlowMode()
         self.on_migrated = on_migrated
         self.on_unreachable = on_unreachable
         self.max_waits = max_waits
@@ -112,7 +112,7 @@ class TelegramMessenger:
     async def set_slow_mode(self, chat_id: int, seconds: int) -> None:
         # The Bot API cannot set Telegram's own slow mode; the bot keeps it itself by
         # deleting messages a member sends faster than this (see bot/telegram/slowmode.py).
-        self.slow_mode.set(chat_id, seconds)
+        await self.slow_mode.set(chat_id, seconds)
 
     async def unpin(self, chat_id: int, message_id: int) -> None:
         with contextlib.suppress(DeliveryError):

@@ -23,7 +23,7 @@ from bot.telegram.i18n import Catalog, negotiate
 from bot.telegram.messenger import TelegramMessenger
 from bot.telegram.render import Renderer
 from bot.telegram.shared_throttle import SharedThrottle
-from bot.telegram.slowmode import SlowMode
+from bot.telegram.slowmode import SlowModes
 from bot.telegram.throttle import Throttling
 from funnels.cohorts.lifecycle import FollowMigration
 from funnels.cohorts.status import CohortOfChat
@@ -105,7 +105,7 @@ class Services:
     renderer: Renderer
     messenger: TelegramMessenger
     throttle: Throttling
-    slow_mode: SlowMode
+    slow_mode: SlowModes
     chats: ChatDirectory
     users: UserDirectory
     taps: TapBatcher
@@ -201,6 +201,6 @@ class Services:
     async def migrated(self, old_chat_id: int, new_chat_id: int) -> None:
         moved = await FollowMigration(self.deps)(old_chat_id, new_chat_id)
         self.chats.forget(old_chat_id, new_chat_id)
-        self.slow_mode.move(old_chat_id, new_chat_id)
+        await self.slow_mode.move(old_chat_id, new_chat_id)
         if moved:
             log.info("cohorts %s followed chat %s to %s", moved, old_chat_id, new_chat_id)

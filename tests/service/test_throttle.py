@@ -171,21 +171,21 @@ def test_many_concurrent_senders_keep_every_limit() -> None:
     assert _max_in_window([t for _, t in log], limits.overall.seconds * 0.9) <= 10
 
 
-def test_slow_mode_deletes_only_what_comes_too_soon() -> None:
+async def test_slow_mode_deletes_only_what_comes_too_soon() -> None:
     from bot.telegram.slowmode import SlowMode
 
     fake = FakeTime()
     slow = SlowMode(clock=fake.clock)
-    assert not slow.too_soon(-1, 5)  # off: nothing is too soon
-    slow.set(-1, 30)
-    assert not slow.too_soon(-1, 5)
+    assert not await slow.too_soon(-1, 5)  # off: nothing is too soon
+    await slow.set(-1, 30)
+    assert not await slow.too_soon(-1, 5)
     fake.now += 10
-    assert slow.too_soon(-1, 5)
-    assert not slow.too_soon(-1, 6)  # another member has their own clock
+    assert await slow.too_soon(-1, 5)
+    assert not await slow.too_soon(-1, 6)  # another member has their own clock
     fake.now += 21
-    assert not slow.too_soon(-1, 5)
-    slow.set(-1, 0)
-    assert not slow.too_soon(-1, 5)
+    assert not await slow.too_soon(-1, 5)
+    await slow.set(-1, 0)
+    assert not await slow.too_soon(-1, 5)
     assert not slow.active(-1)
 
 

@@ -50,7 +50,9 @@ async def chatter(said: Said, services: Services) -> None:
     cohort = await services.chats.cohort(chat_id)
     if cohort is None or not cohort.warms_up_in(chat_id) or cohort.status not in ACTIVE:
         return
-    if services.slow_mode.too_soon(chat_id, user.id) and user.id not in services.settings.admin_ids:
+    if user.id not in services.settings.admin_ids and await services.slow_mode.too_soon(
+        chat_id, user.id
+    ):
         with contextlib.suppress(TelegramAPIError):
             await services.bot.delete_message(chat_id, said.message_id)
         return
