@@ -9,9 +9,11 @@ chat, a window apart) and no other send of the bot is within one global spacing 
 sender then sleeps until its slot. Reservations are kept as sorted sets that expire on
 their own once they can no longer count, so quiet chats cost nothing.
 
-The limits and the margin are the in-process throttle's (:class:`bot.telegram.throttle.Limits`).
-What it does not do: learn from late answers (a send held up on the way by more than the
-margin may be counted too early, and the rare 429 that follows is waited out as ever).
+The limits and the margin are the in-process throttle's (:class:`bot.telegram.throttle.Limits`),
+and it learns from late answers as that one does: a send whose answer came later than
+the fastest recent round trip by more than the margin absorbs counts, in its chat's
+window, from that much later (Telegram may have counted it only when it arrived), so the
+next send into the chat waits for it in every process.
 
 If Redis cannot be reached, sends are not held up by it: each process falls back to its
 own :class:`~bot.telegram.throttle.Throttle` (logging once per outage), which keeps the per-process
@@ -25,13 +27,14 @@ import itertools
 import logging
 import os
 import socket
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from bot.telegram.throttle import Limits, Throttle
+from bot.telegram.throttle import Limits, RoundTrips, Throttle, Window
 
 log = logging.getLogger("funnelbot.throttle")
 
@@ -61,7 +64,19 @@ redis.call('ZADD', KEYS[1], at, ARGV[4])
 redis.call('ZADD', KEYS[2], at, ARGV[4])
 redis.call('PEXPIRE', KEYS[1], math.ceil((at - now + window) * 1000) + 1000)
 redis.call('PEXPIRE', KEYS[2], math.ceil((at - now + spacing) * 1000) + 1000)
-return tostring(at - now)
+return {tostring(at), tostring(at - now)}
+"""
+
+# KEYS: the chat's reservations. ARGV: the send's id, the time it counts from now on (on
+# Redis's clock), the chat window (s). A send whose answer came late counts from later.
+_LATE = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+local at = tonumber(ARGV[2])
+redis.call('ZADD', KEYS[1], 'XX', 'GT', at, ARGV[1])
+local keep = math.ceil((at - now + tonumber(ARGV[3])) * 1000) + 1000
+if redis.call('PTTL', KEYS[1]) < keep then redis.call('PEXPIRE', KEYS[1], keep) end
+return 1
 """
 
 # KEYS: the chat's reservations. ARGV: chat window (s), chat count, retry after (s), id.
@@ -96,6 +111,9 @@ class SharedThrottle:
         self._sleep = sleep
         self._reserve = redis.register_script(_RESERVE)
         self._hold = redis.register_script(_HOLD)
+        self._late = redis.register_script(_LATE)
+        self._trips = RoundTrips()
+        self._clock = time.monotonic
         self._local = Throttle(self.limits, sleep=sleep)
         self._ids = itertools.count()
         self._me = f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
@@ -110,33 +128,69 @@ class SharedThrottle:
     async def acquire(self, chat_id: int) -> None:
         """Wait until one more message (or edit) into ``chat_id`` keeps every limit,
         counting it for every process that shares the Redis."""
-        window = (self.limits.group if chat_id < 0 else self.limits.private).scaled(
-            self.limits.margin
-        )
+        if await self._reserved(chat_id) is None:
+            await self._local.acquire(chat_id)
+
+    async def _reserved(self, chat_id: int) -> tuple[str, float, float] | None:
+        """Reserve the send's slot and wait for it: its id, its time on Redis's clock and
+        on this process's; None when Redis could not be reached."""
+        window = self._window(chat_id)
         overall = self.limits.overall.scaled(self.limits.margin)
         spacing = overall.seconds / overall.count
+        ident = self._id()
         try:
             async with self._calls:
-                wait = float(
-                    await self._reserve(
-                        keys=[f"{self._prefix}:chat:{chat_id}", f"{self._prefix}:bot"],
-                        args=[window.seconds, window.count, spacing, self._id()],
-                    )
+                at, wait = await self._reserve(
+                    keys=[f"{self._prefix}:chat:{chat_id}", f"{self._prefix}:bot"],
+                    args=[window.seconds, window.count, spacing, ident],
                 )
         except (RedisError, OSError) as exc:
             self._fell_back(exc)
-            await self._local.acquire(chat_id)
-            return
+            return None
         self._back()
-        if wait > 0:
-            self.waited += wait
-            await self._sleep(wait)
+        waiting = float(wait)
+        if waiting > 0:
+            self.waited += waiting
+            await self._sleep(waiting)
+        return ident, float(at), self._clock()
 
     @asynccontextmanager
     async def slot(self, chat_id: int) -> AsyncIterator[None]:
-        """Wait as :meth:`acquire` does, then make the send inside the block."""
-        await self.acquire(chat_id)
-        yield
+        """Wait as :meth:`acquire` does, then make the send inside the block; leaving the
+        block is its answer, and one that came late moves the send later in Redis."""
+        reserved = await self._reserved(chat_id)
+        if reserved is None:  # the process's own throttle, which learns by itself
+            async with self._local.slot(chat_id):
+                yield
+            return
+        ident, at, sent = reserved
+        ok = False
+        try:
+            yield
+            ok = True
+        finally:
+            trip = self._clock() - sent
+            if ok:
+                self._trips.add(trip)
+            window = self._window(chat_id)
+            late = trip - self._trips.fastest - self.limits.margin * window.seconds
+            if late > 0:
+                task = asyncio.get_running_loop().create_task(
+                    self._counted_late(chat_id, ident, at + late, window.seconds)
+                )
+                _TASKS.add(task)
+                task.add_done_callback(_TASKS.discard)
+
+    def _window(self, chat_id: int) -> Window:
+        return (self.limits.group if chat_id < 0 else self.limits.private).scaled(
+            self.limits.margin
+        )
+
+    async def _counted_late(self, chat_id: int, ident: str, at: float, window: float) -> None:
+        try:
+            await self._late(keys=[f"{self._prefix}:chat:{chat_id}"], args=[ident, at, window])
+        except (RedisError, OSError) as exc:
+            self._fell_back(exc)
 
     def back_off(self, chat_id: int, retry_after: float) -> None:
         """A 429 came back anyway: hold the chat back for ``retry_after`` seconds in every

@@ -97,7 +97,7 @@ class _Send:
         return float("inf") if self.answered is None else self.answered
 
 
-class _RoundTrips:
+class RoundTrips:
     """The fastest of the recent round trips: the network's delay without the jitter."""
 
     __slots__ = ("_recent", "fastest")
@@ -130,13 +130,13 @@ class _Sent:
         margin: float = 0.0,
         *,
         even: bool = False,
-        round_trips: _RoundTrips | None = None,
+        round_trips: RoundTrips | None = None,
     ) -> None:
         self.window = window.scaled(margin)
         self.slack = window.seconds * margin
         """The lateness the margin absorbs."""
         self.spacing = self.window.seconds / window.count if even else 0.0
-        self.round_trips = round_trips or _RoundTrips()
+        self.round_trips = round_trips or RoundTrips()
         self.sends: deque[_Send] = deque()
         self.due = float("-inf")
         """The earliest time the spacing allows the next send."""
@@ -181,7 +181,7 @@ class Throttle:
         self.limits = limits or Limits()
         self._clock = clock
         self._sleep = sleep
-        self._round_trips = _RoundTrips()
+        self._round_trips = RoundTrips()
         self._chats: dict[int, _Sent] = {}
         self._overall = _Sent(
             self.limits.overall, self.limits.margin, even=True, round_trips=self._round_trips

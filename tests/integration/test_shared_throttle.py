@@ -171,3 +171,44 @@ async def test_the_service_shares_limits_when_redis_is_configured(
     assert isinstance(shared, SharedThrottle)
     await shared.close()
     assert isinstance(services(None), Throttle)
+
+
+async def test_a_late_answer_holds_the_chat_later_in_every_process(redis_url: str) -> None:
+    limits = Limits(group=Window(2, 5.0), overall=Window(30, 0.3), margin=0)
+    waits = Waits()
+    one = SharedThrottle(Redis.from_url(redis_url), limits, sleep=waits)
+    two = SharedThrottle(Redis.from_url(redis_url), limits, sleep=waits)
+    now = [100.0]
+    one._clock = lambda: now[0]  # this process's clock, moved by hand
+    try:
+        async with one.slot(GROUP):  # a usual round trip: 0.05 s
+            now[0] += 0.05
+        async with one.slot(GROUP):  # held up on the way: its answer 1.55 s late
+            now[0] += 1.6
+        await asyncio.gather(*shared_throttle._TASKS)
+        first, second = await scores(one, f"chat:{GROUP}")
+        assert second - first == pytest.approx(1.55 + SPACING, abs=0.05)  # moved 1.55 s
+        # In the other process (2 a 5 s): the third waits for the first to leave the
+        # window, the fourth for the second, which now counts 1.55 s later.
+        await two.acquire(GROUP)
+        await two.acquire(GROUP)
+        third, fourth = waits.asked[-2:]
+        assert third == pytest.approx(5.0, abs=0.1)
+        assert fourth == pytest.approx(5.0 + 1.55 + SPACING, abs=0.1)
+    finally:
+        await one.close()
+        await two.close()
+
+
+async def test_a_usual_answer_moves_nothing(
+    pair: tuple[SharedThrottle, SharedThrottle, Waits],
+) -> None:
+    one, _, _ = pair
+    now = [100.0]
+    one._clock = lambda: now[0]
+    for _ in range(3):
+        async with one.slot(GROUP):
+            now[0] += 0.05
+    await asyncio.gather(*shared_throttle._TASKS)
+    reserved = await scores(one, f"chat:{GROUP}")
+    assert reserved[-1] - reserved[0] < 3 * SPACING + 0.05
