@@ -1,0 +1,108 @@
+"""Fault drill: Redis gone and back, behind a proxy this test cuts and mends. The shared
+throttle and slow mode fall back to each process's own (saying so once), keep working
+meanwhile, and share again once Redis answers (saying that too). Bounded: a few seconds."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from urllib.parse import urlsplit
+
+import pytest
+from redis.asyncio import Redis
+
+from bot.telegram.shared_throttle import SharedThrottle
+from bot.telegram.slowmode import SharedSlowMode
+from bot.telegram.throttle import Limits, Window
+
+GROUP, ANA = -100555, 777
+
+
+class Proxy:
+    """A TCP proxy to Redis that can be cut (every connection dropped, new ones refused)
+    and mended."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.target = (host, port)
+        self.server: asyncio.Server | None = None
+        self.port = 0
+        self.links: set[asyncio.StreamWriter] = set()
+
+    async def start(self, port: int = 0) -> None:
+        self.server = await asyncio.start_server(self._link, "127.0.0.1", port)
+        self.port = self.server.sockets[0].getsockname()[1]
+
+    async def _link(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        up_reader, up_writer = await asyncio.open_connection(*self.target)
+        self.links |= {writer, up_writer}
+
+        async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+            with contextlib.suppress(ConnectionError, OSError):
+                while data := await src.read(65536):
+                    dst.write(data)
+                    await dst.drain()
+            dst.close()
+
+        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+
+    async def cut(self) -> None:
+        assert self.server is not None
+        self.server.close()
+        for writer in self.links:
+            writer.close()
+        self.links.clear()
+        await self.server.wait_closed()
+
+    async def mend(self) -> None:
+        await self.start(self.port)
+
+
+@pytest.fixture
+async def proxy(redis_url: str) -> AsyncIterator[Proxy]:
+    url = urlsplit(redis_url)
+    proxy = Proxy(url.hostname or "127.0.0.1", url.port or 6379)
+    await proxy.start()
+    yield proxy
+    with contextlib.suppress(Exception):
+        await proxy.cut()
+
+
+async def test_redis_gone_and_back(proxy: Proxy, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO)
+    redis = Redis.from_url(
+        f"redis://127.0.0.1:{proxy.port}/0", socket_connect_timeout=0.5, socket_timeout=0.5
+    )
+    throttle = SharedThrottle(redis, Limits(private=Window(1, 0.2), margin=0))
+    slow = SharedSlowMode(redis, refresh=0)
+    try:
+        await throttle.acquire(7)
+        await slow.set(GROUP, 30)
+        assert not await slow.too_soon(GROUP, ANA)
+        assert await slow.too_soon(GROUP, ANA)
+
+        await proxy.cut()  # Redis gone: both keep working, per process
+        async with asyncio.timeout(5):
+            await throttle.acquire(7)
+            await throttle.acquire(7)
+            await slow.set(GROUP, 30)  # the talk goes on in this process
+            assert not await slow.too_soon(GROUP, ANA + 1)
+            assert await slow.too_soon(GROUP, ANA + 1)
+        text = caplog.text
+        assert text.count("Redis unreachable") == 1  # once per outage
+        assert text.count("slow mode is kept in this process") == 1
+
+        await proxy.mend()  # and back: shared again, and said so
+        async with asyncio.timeout(5):
+            for _ in range(20):
+                with contextlib.suppress(Exception):
+                    await throttle.acquire(7)
+                    if "Redis answers again" in caplog.text:
+                        break
+                await asyncio.sleep(0.1)
+            assert await slow.too_soon(GROUP, ANA)  # Redis still holds her last message
+        assert "slow mode is shared again" in caplog.text
+        assert caplog.text.count("Redis unreachable") == 1
+    finally:
+        await throttle.close()
