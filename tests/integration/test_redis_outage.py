@@ -69,11 +69,12 @@ async def proxy(redis_url: str) -> AsyncIterator[Proxy]:
         await proxy.cut()
 
 
-async def test_redis_gone_and_back(proxy: Proxy, caplog: pytest.LogCaptureFixture) -> None:
+async def test_redis_gone_and_back(
+    proxy: Proxy, redis_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
     caplog.set_level(logging.INFO)
-    redis = Redis.from_url(
-        f"redis://127.0.0.1:{proxy.port}/0", socket_connect_timeout=0.5, socket_timeout=0.5
-    )
+    through = urlsplit(redis_url)._replace(netloc=f"127.0.0.1:{proxy.port}").geturl()
+    redis = Redis.from_url(through, socket_connect_timeout=0.5, socket_timeout=0.5)
     throttle = SharedThrottle(redis, Limits(private=Window(1, 0.2), margin=0))
     slow = SharedSlowMode(redis, refresh=0)
     try:
