@@ -451,3 +451,31 @@ async def test_a_receiver_that_refuses_the_signature_gets_it_again_later(
     assert receiver.received == []
     [row] = await payouts(kit)
     assert (row["status"], row["last_error"]) == ("pending", "HTTP 401: bad signature")
+
+
+async def test_a_receiver_down_for_an_hour_loses_no_payout_and_pays_none_twice(
+    kit: Kit, receiver: Receiver, sender: WebhookSender
+) -> None:
+    """Fault drill: the platform's receiver answers 503 for an hour of virtual time while
+    the worker runs every minute; then it recovers, and every reward arrives once."""
+    _, members, _ = await task_cohort(kit, 3)
+    for m in members:
+        await kit.ingest()("platform", fans(kit, m))
+    receiver.then = 503
+    deliver = deliverer(kit, sender)
+    for _ in range(60):  # the hour, a round a minute
+        await deliver()
+        kit.clock.advance(timedelta(minutes=1))
+    down = await payouts(kit)
+    assert {p["status"] for p in down} == {"pending"} and len(down) == 3
+    assert receiver.received == []
+    assert max(int(p["attempts"]) for p in down) <= 8  # backing off, not hammering it
+    receiver.then = 200
+    for _ in range(120):  # back: delivered at each row's next attempt
+        await deliver()
+        if {p["status"] for p in await payouts(kit)} == {"delivered"}:
+            break
+        kit.clock.advance(timedelta(minutes=1))
+    assert {p["status"] for p in await payouts(kit)} == {"delivered"}
+    ids = [webhook_id for webhook_id, _ in receiver.received]
+    assert len(ids) == 3 and len(set(ids)) == 3  # each reward once
