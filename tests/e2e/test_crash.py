@@ -27,7 +27,13 @@ from funnels.kernel.actor import Actor
 from funnels.people.leaders import GrantLeader
 from funnels.people.regions import AddRegion
 from storage.db import create_engine
-from storage.tables import cohort_members, member_activity, telegram_updates, users
+from storage.tables import (
+    cohort_members,
+    envelope_shares,
+    member_activity,
+    telegram_updates,
+    users,
+)
 from storage.uow import SqlStore
 from tests.botapi import LocalBotAPI
 from tests.support.loopback import until
@@ -220,3 +226,93 @@ async def test_a_stop_mid_crowd_finishes_what_it_fetched_and_exits_0(scene: Scen
     await _everyone_recorded(scene)
     await _check_counted_once(scene)
     assert scene.bot.stop(signal.SIGINT) == 0
+
+
+# One day whose red envelope is due at midnight and posted however late (``late: run``),
+# with a share for every member of the crowd.
+STORM = QUICK.replace(
+    """    - id: d1_pitch
+      at: {day: 1, time: "00:00"}""",
+    """    - id: d1_envelope
+      at: {day: 1, time: "00:00"}
+      late: run
+      red_envelope: {total: "60.00", shares: 300, expires_in: 12h}
+    - id: d1_pitch
+      at: {day: 1, time: "00:01"}""",
+).replace("id: quick", "id: storm")
+
+
+async def test_a_kill_mid_grab_storm_loses_no_answered_claim_and_pays_none_twice(
+    scene: Scene, tmp_path: Path
+) -> None:
+    """Fault drill: the crowd taps the envelope, the process is killed with SIGKILL once
+    some taps are answered, and started again. Every tap answered "you got it" holds its
+    share; nobody holds two; taps fetched and never answered are the ones lost (each
+    member taps again); the envelope was posted once."""
+    (tmp_path / "scripts" / "storm.yaml").write_text(STORM)
+    scene.bot.start()
+    today = SystemClock().now().date().isoformat()
+    scene.api.say(WARMUP, LEADER, f"/launch storm start={today}")
+
+    def offer() -> dict[str, Any] | None:
+        for m in scene.api.messages(WARMUP):
+            markup = m.get("reply_markup") or {}
+            if "inline_keyboard" in markup:
+                return m
+        return None
+
+    joined = select(func.count()).where(cohort_members.c.user_id.in_(_crowd()))
+
+    async def posted() -> bool:
+        return offer() is not None
+
+    async def all_in() -> bool:
+        return await scene.count(joined) == len(CROWD)
+
+    try:
+        await until(posted, within=60)
+        for uid in CROWD:
+            scene.api.join(WARMUP, uid)
+        await until(all_in, within=60)
+    except TimeoutError:
+        raise AssertionError(f"no envelope, or not everyone in:\n{scene.bot.output()}") from None
+    message = offer()
+    assert message is not None
+    queries = [
+        scene.api.tap(WARMUP, message["message_id"], uid)["callback_query"]["id"] for uid in CROWD
+    ]
+
+    async def some_answered() -> bool:
+        return len(scene.api.answers_to(queries)) >= 30
+
+    await until(some_answered, within=60)
+    scene.bot.kill()
+    before = scene.api.answers_to(queries)
+    assert len(before) < len(queries), "every tap was answered before the kill"
+    scene.bot.start()
+
+    async def settled() -> bool:
+        return not scene.api.pending_updates() and await scene.pending() == 0
+
+    await until(settled, within=60)
+    answered = scene.api.answers_to(queries)
+    claimed_by = {
+        tg: q
+        for tg, q in zip(CROWD, queries, strict=True)
+        if q in answered and answered[q].show_alert
+    }
+    async with scene.db.connect() as conn:
+        rows = (
+            await conn.execute(
+                select(users.c.telegram_id, func.count())
+                .select_from(envelope_shares.join(users, users.c.id == envelope_shares.c.user_id))
+                .group_by(users.c.telegram_id)
+            )
+        ).all()
+    holders = {int(tg): int(n) for tg, n in rows}
+    assert all(n == 1 for n in holders.values())  # nobody holds two shares
+    assert set(claimed_by) <= set(holders)  # every claim answered "yours" is stored
+    assert len(holders) <= 300
+    posted = [c for c in scene.api.calls_of("sendMessage") if "grab:" in str(c.params)]
+    assert len(posted) == 1  # the envelope went out once, through the kill
+    assert scene.bot.stop() == 0
