@@ -13,6 +13,8 @@ from __future__ import annotations
 import logging
 import re
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any, Literal
 
 from pythonjsonlogger.json import JsonFormatter
@@ -76,7 +78,27 @@ def setup(kind: LogFormat = "auto", stream: Any = None) -> Literal["json", "text
         # uvicorn's own lines through the same handler (it is told not to configure any).
         logger = logging.getLogger(name)
         logger.handlers.clear()
+        logger.setLevel(logging.NOTSET)  # the root's level, whatever uvicorn set before
         logger.propagate = True
     for name, level in _QUIET.items():
         logging.getLogger(name).setLevel(level)
     return chosen
+
+
+@contextmanager
+def configured(kind: LogFormat = "auto", stream: Any = None) -> Iterator[Literal["json", "text"]]:
+    """:func:`setup` for as long as the block runs (``funnelbot run``), then the loggers
+    as they were: a command run in-process (a test's) leaves no handler behind."""
+    names = ["", "uvicorn", "uvicorn.error", "uvicorn.access", *_QUIET]
+    saved = [
+        (logging.getLogger(n), list(logging.getLogger(n).handlers), logging.getLogger(n).level,
+         logging.getLogger(n).propagate)
+        for n in names
+    ]  # fmt: skip
+    try:
+        yield setup(kind, stream)
+    finally:
+        for logger, handlers, level, propagate in saved:
+            logger.handlers[:] = handlers
+            logger.setLevel(level)
+            logger.propagate = propagate

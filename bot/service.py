@@ -350,12 +350,12 @@ async def _finish(ticker: _Ticker, telegram: _Telegram | None) -> None:
 
 
 def run(settings: Settings) -> None:
-    logs.setup(settings.log_format)
-    try:
-        import uvloop
-    except ImportError:  # not built for this platform (Windows): the standard loop
-        asyncio.run(serve(settings))
-    else:
-        # uvloop's event loop: the same asyncio API, in C; the HTTP intake and the
-        # Telegram side both spend much of their time in the loop itself.
-        uvloop.run(serve(settings))
+    with logs.configured(settings.log_format):
+        try:
+            import uvloop
+        except ImportError:  # not built for this platform (Windows): the standard loop
+            asyncio.run(serve(settings))
+        else:
+            # uvloop's event loop: the same asyncio API, in C; the HTTP intake and the
+            # Telegram side both spend much of their time in the loop itself.
+            uvloop.run(serve(settings))

@@ -6,7 +6,6 @@ from __future__ import annotations
 import io
 import json
 import logging
-from collections.abc import Iterator
 
 import pytest
 
@@ -22,29 +21,21 @@ class Terminal(io.StringIO):
         return True
 
 
-@pytest.fixture
-def restore_logging() -> Iterator[None]:
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    yield
-    for handler in list(root.handlers):
-        root.removeHandler(handler)
-    for handler in handlers:
-        root.addHandler(handler)
-    root.setLevel(level)
-
-
-def test_json_lines_carry_the_ids_and_hide_secrets(restore_logging: None) -> None:
+def test_json_lines_carry_the_ids_and_hide_secrets() -> None:
+    quiet = logging.getLogger("uvicorn.error")
+    quiet.setLevel(logging.WARNING)  # as an earlier uvicorn run with log_level="warning" left it
     out = io.StringIO()
-    assert logs.setup("auto", out) == "json"  # not a terminal
-    log = logging.getLogger("funnelbot.test")
-    log.warning("cohort %s paused", "SEA-1", extra={"cohort_id": 7, "member_id": 12})
-    log.info("calling https://api.telegram.org/bot%s/sendMessage", TOKEN)
-    try:
-        raise RuntimeError(f"refused with key {KEY} and {SIGNING}")
-    except RuntimeError:
-        log.exception("failed")
-    logging.getLogger("uvicorn.error").info("Started server process [1]")
+    with logs.configured("auto", out) as chosen:
+        assert chosen == "json"  # not a terminal
+        log = logging.getLogger("funnelbot.test")
+        log.warning("cohort %s paused", "SEA-1", extra={"cohort_id": 7, "member_id": 12})
+        log.info("calling https://api.telegram.org/bot%s/sendMessage", TOKEN)
+        try:
+            raise RuntimeError(f"refused with key {KEY} and {SIGNING}")
+        except RuntimeError:
+            log.exception("failed")
+        quiet.info("Started server process [1]")
+    assert quiet.level == logging.WARNING  # the loggers as they were once it is over
     lines = [json.loads(line) for line in out.getvalue().splitlines() if line.startswith("{")]
     first = lines[0]
     assert first["message"] == "cohort SEA-1 paused" and first["level"] == "WARNING"
@@ -56,14 +47,17 @@ def test_json_lines_carry_the_ids_and_hide_secrets(restore_logging: None) -> Non
     assert lines[-1]["logger"] == "uvicorn.error"  # uvicorn's lines are the same JSON
 
 
-def test_text_on_a_terminal_or_when_asked(restore_logging: None) -> None:
-    assert logs.setup("auto", Terminal()) == "text"
+def test_text_on_a_terminal_or_when_asked() -> None:
+    with logs.configured("auto", Terminal()) as chosen:
+        assert chosen == "text"
     out = io.StringIO()
-    assert logs.setup("text", out) == "text"
-    logging.getLogger("funnelbot.test").warning("key %s", KEY)
+    with logs.configured("text", out):
+        logging.getLogger("funnelbot.test").warning("key %s", KEY)
+        assert logging.getLogger("apscheduler").level == logging.WARNING
     line = out.getvalue().strip()
     assert line.endswith(f"WARNING funnelbot.test: key {logs.HIDDEN}")
-    assert logging.getLogger("apscheduler").level == logging.WARNING
+    root_handlers = logging.getLogger().handlers
+    assert not any(getattr(h, "stream", None) is out for h in root_handlers)  # removed
 
 
 @pytest.mark.parametrize(
