@@ -54,22 +54,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from aiogram import Dispatcher
 from aiogram.exceptions import TelegramBadRequest
 from aiogram.types import CallbackQuery
-from pydantic import SecretStr
 from sqlalchemy import func, select
 
-from bot.composition import build_inbox, build_services
+from bot.composition import build_inbox
 from bot.heap import settle_heap
-from bot.settings import Settings
-from bot.telegram.app import build_bot, build_dispatcher
-from bot.telegram.throttle import Limits, Window
-from funnels.cohorts.launch import StartCohort
-from funnels.kernel.actor import Actor
-from funnels.kernel.clock import ManualClock
 from funnels.kernel.messaging import EnvelopeOffer
-from funnels.scripts.library import DEFAULT_SCRIPT, script_path
-from funnels.scripts.loader import load_script
 from funnels.warmup.envelopes import split
-from funnels.warmup.joins import MemberJoined
+from scripts.bench.crowd import bot_side, crowd_in_group
 from storage.db import create_engine
 from storage.migrate import upgrade_async
 from storage.models import EnvelopeShare, LedgerEntry
@@ -81,9 +72,6 @@ TOKEN = "4242:STORM"
 # A group of its own per run, so runs can repeat on one PostgreSQL database.
 GROUP = -(10**12 + secrets.randbelow(10**9))
 NOW = datetime(2026, 3, 2, 4, 0, tzinfo=UTC)
-UNLIMITED = Limits(
-    group=Window(10_000, 1.0), private=Window(10_000, 1.0), overall=Window(10_000, 1.0)
-)
 
 
 @dataclass
@@ -113,37 +101,13 @@ async def storm(url: str, args: argparse.Namespace) -> dict[str, Figures]:
     )
     figures = {way: Figures() for way in WAYS}
     try:
-        settings = Settings(
-            bot_token=SecretStr(TOKEN),
-            telegram_api_url=api.base_url,
-            _env_file=None,  # type: ignore[call-arg]
-        )
-        bot = build_bot(settings)
-        services = build_services(settings, store, ManualClock(NOW), bot, limits=UNLIMITED)
-        dp = build_dispatcher(services)
-        inbox = build_inbox(store, services, dp)
+        side = bot_side(TOKEN, api.base_url, store, NOW)
+        bot, services, dp, inbox = side.bot, side.services, side.dispatcher, side.inbox
         stored = build_inbox(store, services, dp)
         stored.fast_taps = False
         bare = bare_dispatcher()
         members = list(range(10_001, 10_001 + args.members))
-        api.add_group(GROUP, "Storm", supergroup=True)
-        for tg in members:
-            api.add_user(tg, f"M{tg}")
-            api.set_member(GROUP, tg, "member")
-        loaded = load_script(script_path(DEFAULT_SCRIPT, "en"))
-        cohort = await StartCohort(services.deps)(
-            loaded,
-            start=NOW.date(),
-            code=f"S{secrets.token_hex(4).upper()}",
-            capacity=args.members,
-            warmup_chat_id=GROUP,
-        )
-        user_of: dict[int, int] = {}
-        join = MemberJoined(services.deps)
-        for tg in members:  # as the join handler does when members come in
-            joined = await join(GROUP, Actor(tg, f"M{tg}", "en"))
-            user_of[tg] = joined.user_id
-            services.users.remember(tg, joined.user_id, "en")
+        cohort, user_of = await crowd_in_group(api, services, GROUP, members, NOW)
         settle_heap()  # as `funnelbot run` does once it is up
         rng = random.Random(args.seed)
         for trial in range(args.trials):

@@ -35,25 +35,16 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 import uvicorn
-from pydantic import SecretStr
 from sqlalchemy import func, select
 
-from bot.composition import build_inbox, build_services
 from bot.heap import settle_heap
 from bot.http.app import create_app
 from bot.http.webhook import TelegramWebhook
-from bot.settings import Settings
-from bot.telegram.app import allowed_updates, build_bot, build_dispatcher
+from bot.telegram.app import allowed_updates
 from bot.telegram.polling import Poller
-from bot.telegram.throttle import Limits, Window
-from funnels.cohorts.launch import StartCohort
-from funnels.kernel.actor import Actor
-from funnels.kernel.clock import ManualClock
 from funnels.kernel.messaging import EnvelopeOffer
-from funnels.scripts.library import DEFAULT_SCRIPT, script_path
-from funnels.scripts.loader import load_script
 from funnels.warmup.envelopes import split
-from funnels.warmup.joins import MemberJoined
+from scripts.bench.crowd import bot_side, crowd_in_group
 from storage.db import create_engine
 from storage.migrate import upgrade_async
 from storage.models import EnvelopeShare
@@ -64,9 +55,6 @@ TOKEN = "4343:HOOKTAPS"
 SECRET = "bench-webhook-secret"
 GROUP = -(10**12 + secrets.randbelow(10**9))
 NOW = datetime(2026, 3, 2, 4, 0, tzinfo=UTC)
-UNLIMITED = Limits(
-    group=Window(10_000, 1.0), private=Window(10_000, 1.0), overall=Window(10_000, 1.0)
-)
 MODES = ("webhook", "polling")
 
 
@@ -87,31 +75,10 @@ async def run(url: str, args: argparse.Namespace) -> dict[str, list[float]]:
     server: uvicorn.Server | None = None
     serving: asyncio.Task[None] | None = None
     try:
-        settings = Settings(
-            bot_token=SecretStr(TOKEN),
-            telegram_api_url=api.base_url,
-            _env_file=None,  # type: ignore[call-arg]
-        )
-        bot = build_bot(settings)
-        services = build_services(settings, store, ManualClock(NOW), bot, limits=UNLIMITED)
-        dp = build_dispatcher(services)
-        inbox = build_inbox(store, services, dp)
+        side = bot_side(TOKEN, api.base_url, store, NOW)
+        bot, services, dp, inbox = side.bot, side.services, side.dispatcher, side.inbox
         members = list(range(20_001, 20_001 + args.members))
-        api.add_group(GROUP, "Taps", supergroup=True)
-        for tg in members:
-            api.add_user(tg, f"M{tg}")
-            api.set_member(GROUP, tg, "member")
-        cohort = await StartCohort(services.deps)(
-            load_script(script_path(DEFAULT_SCRIPT, "en")),
-            start=NOW.date(),
-            code=f"H{secrets.token_hex(4).upper()}",
-            capacity=args.members,
-            warmup_chat_id=GROUP,
-        )
-        join = MemberJoined(services.deps)
-        for tg in members:
-            joined = await join(GROUP, Actor(tg, f"M{tg}", "en"))
-            services.users.remember(tg, joined.user_id, "en")
+        cohort, _ = await crowd_in_group(api, services, GROUP, members, NOW)
 
         port = free_port()
         app = create_app(engine, TelegramWebhook(inbox, SECRET))
