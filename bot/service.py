@@ -22,7 +22,7 @@ from aiogram.exceptions import ClientDecodeError, TelegramAPIError
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from bot import logs, metrics
-from bot.clock import SystemClock
+from bot.clock import SystemClock, service_clock
 from bot.composition import (
     build_applier,
     build_deps,
@@ -44,6 +44,7 @@ from bot.telegram.polling import Poller
 from bot.telegram.services import Services
 from funnels.cohorts.tick import RunDueSteps
 from funnels.deps import Deps
+from funnels.kernel.clock import Clock
 from funnels.ladder.events import CatchUpEvents
 from funnels.ops.board import FiguresBoard
 
@@ -142,7 +143,7 @@ class _Ticker:
                 log.info("pruned %d old handled updates", removed)
 
 
-async def _start_telegram(settings: Settings, store: SqlStore, clock: SystemClock) -> _Telegram:
+async def _start_telegram(settings: Settings, store: SqlStore, clock: Clock) -> _Telegram:
     side = build_telegram(settings, store, clock)
     bot, services, inbox = side.bot, side.services, side.inbox
     updates = allowed_updates(side.dispatcher)
@@ -200,8 +201,14 @@ def _signals(server: uvicorn.Server, on_stop: Callable[[], None]) -> Iterator[No
 
 
 async def serve(settings: Settings) -> None:
-    clock = SystemClock()
+    clock = service_clock(settings.clock_file)
     telegram: _Telegram | None = None
+    if settings.clock_file is not None:
+        log.warning(
+            "the clock is virtual: now is read from %s (FUNNELBOT_CLOCK_FILE), at %s",
+            settings.clock_file,
+            clock.now().isoformat(),
+        )
     if settings.public_url is None:
         log.warning(
             "FUNNELBOT_PUBLIC_URL is not set: tracked links start with %s, which only "
@@ -219,7 +226,7 @@ async def serve(settings: Settings) -> None:
             else:
                 telegram = await _start_telegram(settings, store, clock)
                 deps = telegram.services.deps
-            await _serve(settings, store, clock, deps, telegram)
+            await _serve(settings, store, deps, telegram)
         finally:
             if telegram is not None:
                 await telegram.services.close()
@@ -229,7 +236,6 @@ async def serve(settings: Settings) -> None:
 async def _serve(
     settings: Settings,
     store: SqlStore,
-    clock: SystemClock,
     deps: Deps,
     telegram: _Telegram | None,
 ) -> None:
@@ -257,7 +263,9 @@ async def _serve(
         max_instances=1,
         coalesce=True,
         misfire_grace_time=None,
-        next_run_time=clock.now(),
+        # The scheduler keeps the machine's time (the tick reads ``deps.clock``, which a
+        # drill's FUNNELBOT_CLOCK_FILE may hold months away).
+        next_run_time=SystemClock().now(),
     )
     catalog = telegram.services.catalog if telegram else None
     links = build_link_redirects(settings, deps, applier, catalog)

@@ -11,6 +11,7 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from bot.args import telegram_user_id
+from bot.clock import ClockFileError, read_instant
 from funnels.scripts.model import web_address_problem
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./funnelbot.db"
@@ -68,6 +69,10 @@ class Settings(BaseSettings):
     api_rate: float = Field(default=20.0, ge=0, le=100_000)
     """Requests a second each API key may make on the stats and ops API, in bursts of
     twice as many; 0: no limit."""
+    clock_file: Path | None = None
+    """For drills and benchmarks: ``now`` is the instant this file holds (ISO 8601 with
+    an offset), shared by every process given the same file; unset: the machine's
+    clock."""
 
     @field_validator("admin_ids", mode="before")
     @classmethod
@@ -89,6 +94,18 @@ class Settings(BaseSettings):
     def _telegram_ids(cls, value: list[int]) -> list[int]:
         for telegram_id in value:
             _admin_id(str(telegram_id))
+        return value
+
+    @field_validator("clock_file", mode="before")
+    @classmethod
+    def _clock_file(cls, value: object) -> object:
+        if isinstance(value, str | Path) and not str(value).strip():
+            return None  # FUNNELBOT_CLOCK_FILE= (empty): the machine's clock
+        if isinstance(value, str | Path):
+            try:
+                read_instant(Path(value))
+            except ClockFileError as exc:
+                raise ValueError(f"FUNNELBOT_CLOCK_FILE: {exc}") from None
         return value
 
     @field_validator("events_secret")

@@ -192,7 +192,10 @@ class ActivityDay(Base):
 
 
 class StepRun(Base):
-    """The scheduling outbox: one row per planned step, claimed with a lease."""
+    """The scheduling outbox: one row per planned step, claimed with a lease.
+
+    ``lease_owner`` (``host:pid``) holds the claim while the run is sent, and stays on
+    the row once it finished: which process ran it."""
 
     __tablename__ = "step_runs"
     __table_args__ = (

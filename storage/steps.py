@@ -206,8 +206,7 @@ class SqlSteps(Repo):
                 finished_at=at,
                 outcome=dict(outcome) if outcome else None,
                 error=error,
-                lease_owner=None,
-                lease_until=None,
+                lease_until=None,  # the owner stays: which process ran it
             )
         )
 

@@ -13,6 +13,7 @@ from pydantic import ValidationError
 
 from bot.cli.checks import database_errors, require_database
 from bot.cli.output import error, fail
+from bot.clock import service_clock
 from bot.composition import build_deps, open_store
 from bot.settings import Settings
 from funnels.deps import Deps
@@ -48,7 +49,7 @@ def run_use_case(
 
     async def main() -> T:
         async with open_store(settings.database_url) as store:
-            return await use(build_deps(store))
+            return await use(build_deps(store, clock=service_clock(settings.clock_file)))
 
     require_database(settings.database_url, "FUNNELBOT_DATABASE_URL")
     try:

@@ -13,7 +13,7 @@ import typer
 
 from bot.cli.common import load_settings, run_use_case
 from bot.cli.output import fail
-from bot.clock import SystemClock
+from bot.clock import SystemClock, service_clock
 from funnels.kernel.text import cut
 from funnels.ladder.events import EventTally
 
@@ -75,11 +75,11 @@ def send(
         fail("FUNNELBOT_EVENTS_SECRET is not set: it signs the event (use the service's secret)")
     if (member is None) == (telegram_id is None):
         fail("name the member with --member REF or --telegram-id ID (one of them)")
-    now = SystemClock().now()
+    now = SystemClock().now()  # the signature's time is the machine's
     event = {
         "id": event_id or f"cli-{secrets.token_hex(8)}",
         "type": type_,
-        "occurred_at": now.isoformat(),
+        "occurred_at": service_clock(settings.clock_file).now().isoformat(),
         "member": {"ref": member} if member is not None else {"telegram_user_id": telegram_id},
         "data": _data(data or []),
     }

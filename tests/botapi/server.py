@@ -95,6 +95,7 @@ class LocalBotAPI(World):
         self._client: aiohttp.ClientSession | None = None
         self._thread: threading.Thread | None = None
         self._broken: dict[str, list[tuple[int, str]]] = {}
+        self._stalled: dict[str, list[float]] = {}
 
     # ------------------------------------------------------------ lifecycle
 
@@ -206,6 +207,13 @@ class LocalBotAPI(World):
         with self._lock:
             self._broken.setdefault(name, []).append((status, body))
 
+    def stall_next(self, method: str, seconds: float) -> None:
+        """The next call of ``method`` acts (and is recorded) at once, but its answer
+        waits ``seconds``: a caller killed meanwhile cannot know Telegram acted."""
+        name = canonical_method(method) or method
+        with self._lock:
+            self._stalled.setdefault(name, []).append(seconds)
+
     # ------------------------------------------------------------ waking waiters
 
     def _updates_changed(self) -> None:
@@ -242,6 +250,11 @@ class LocalBotAPI(World):
             self._record(canonical_method(name) or name, normalize_params(raw), error=refusal)
             return web.Response(status=status, text=page, content_type="text/html")
         status, body = await self._execute(name, raw)
+        with self._lock:
+            stalls = self._stalled.get(canonical_method(name) or name)
+            stall = stalls.pop(0) if stalls else None
+        if stall is not None:
+            await asyncio.sleep(stall)
         return web.json_response(body, status=status)
 
     async def _execute(

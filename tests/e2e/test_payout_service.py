@@ -5,10 +5,7 @@ pending; with it, its tick delivers them, signed, to a real receiver."""
 from __future__ import annotations
 
 import asyncio
-import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 
@@ -24,7 +21,7 @@ from storage.models import Payout, StepRun
 from storage.uow import SqlStore
 from tests.botapi import LocalBotAPI
 from tests.support.funnel_kit import TASK_CHAT, Kit, load, task_at, warmup_at
-from tests.support.payout_receiver import Receiver, payout_receiver
+from tests.support.payout_receiver import receiving
 from tests.support.process import BotProcess, wait_for
 
 pytestmark = pytest.mark.slow
@@ -69,22 +66,6 @@ async def _statuses(url: str) -> list[str]:
             return [r.status for r in rows]
     finally:
         await engine.dispose()
-
-
-@contextmanager
-def receiving() -> Iterator[Receiver]:
-    """The payout receiver on a loop of its own, in a thread (this test is synchronous)."""
-    loop = asyncio.new_event_loop()
-    thread = threading.Thread(target=loop.run_forever, daemon=True)
-    thread.start()
-    server = payout_receiver()
-    try:
-        yield asyncio.run_coroutine_threadsafe(server.__aenter__(), loop).result(10)
-    finally:
-        asyncio.run_coroutine_threadsafe(server.__aexit__(None, None, None), loop).result(10)
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(10)
-        loop.close()
 
 
 def test_funnelbot_run_delivers_pending_payouts_once_configured(tmp_path: Path) -> None:

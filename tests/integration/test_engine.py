@@ -365,7 +365,7 @@ async def test_an_uncertain_delivery_error_marks_the_run_unknown(kit: Kit) -> No
     [row] = await kit.rows(
         steps_t.select().where(steps_t.c.cohort_id == cohort.id, steps_t.c.key == "d1_welcome")
     )
-    assert (row.status, row.error, row.lease_owner) == ("unknown", "timed out", None)
+    assert (row.status, row.error, row.lease_owner) == ("unknown", "timed out", "tick")
     assert (await kit.tick(warmup_at(1, "09:10"))).claimed == 0
     assert kit.messenger.sent == []
     assert (await kit.cohort(cohort.id)).status == "running"
