@@ -113,11 +113,18 @@ class _Ticker:
                 await self._telegram_chores(self.telegram)
             report = await self.steps()
             metrics.record_tick(report)
-            if report.paused_cohorts:
+            paused = list(report.paused_cohorts)
+            while report.claimed >= self.steps.batch and not report.stopped:
+                # A full batch: more is due (a busy minute, or a catch-up after a
+                # stop); claim on now rather than a tick later.
+                report = await self.steps()
+                metrics.record_tick(report)
+                paused += report.paused_cohorts
+            if paused:
                 log.warning(
                     "paused cohorts (the bot lost its group): %s",
-                    report.paused_cohorts,
-                    extra={"cohort_ids": report.paused_cohorts},
+                    paused,
+                    extra={"cohort_ids": paused},
                 )
             caught = await self.events()
             if caught.applied or caught.woke or caught.expired:

@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import bindparam, func, or_, select, update
 
 from funnels.kernel.records import (
     TALK_PART_KINDS,
@@ -17,13 +17,44 @@ from funnels.kernel.records import (
 )
 from funnels.scripts.planner import PlannedStep
 from storage.db import insert_ignore
-from storage.sql import Repo
+from storage.sql import Repo, prepared
 from storage.tables import (
     cohorts as _c,
     step_runs as _s,
 )
 
 _TALK_KINDS = sorted(k.value for k in TALK_PART_KINDS)
+
+
+def _claim_due(dialect: str) -> Any:
+    """Claim up to ``:limit`` runs due by ``:now`` for ``:owner`` until ``:lease_until``
+    (built once: the hot path of every tick)."""
+    due = (
+        select(_s.c.id)
+        .join(_c, _c.c.id == _s.c.cohort_id)
+        .where(_s.c.due_at <= bindparam("now"), *_claimable())
+        .order_by(_s.c.due_at, _s.c.id)
+        .limit(bindparam("limit"))
+    )
+    chosen: Any = due.scalar_subquery()
+    if dialect == "postgresql":
+        # Materialized, the choice is made once. As a plain IN subquery PostgreSQL may run
+        # it again for each row it updates, and then (skipping the rows this very
+        # statement just claimed) claim more than ``limit``.
+        cte = due.with_for_update(of=_s, skip_locked=True).cte("due")
+        chosen = select(cte.prefix_with("MATERIALIZED").c.id)
+    return (
+        update(_s)
+        .where(_s.c.id.in_(chosen), _s.c.status == "pending")
+        .values(
+            status="running",
+            lease_owner=bindparam("owner"),
+            lease_until=bindparam("lease_until"),
+            attempts=_s.c.attempts + 1,
+            started_at=bindparam("now"),
+        )
+        .returning(*_s.c)
+    )
 
 
 def _step(row: Any) -> StepRunRecord:
@@ -97,34 +128,9 @@ class SqlSteps(Repo):
     async def claim_due(
         self, now: datetime, owner: str, lease_until: datetime, limit: int
     ) -> list[StepRunRecord]:
-        due = (
-            select(_s.c.id)
-            .join(_c, _c.c.id == _s.c.cohort_id)
-            .where(_s.c.due_at <= now, *_claimable())
-            .order_by(_s.c.due_at, _s.c.id)
-            .limit(limit)
-        )
-        chosen: Any = due.scalar_subquery()
-        if self.dialect == "postgresql":
-            # Materialized, the choice is made once. As a plain IN subquery PostgreSQL
-            # may run it again for each row it updates, and then (skipping the rows this
-            # very statement just claimed) claim more than ``limit``.
-            cte = due.with_for_update(of=_s, skip_locked=True).cte("due")
-            chosen = select(cte.prefix_with("MATERIALIZED").c.id)
-        rows = (
-            await self.conn.execute(
-                update(_s)
-                .where(_s.c.id.in_(chosen), _s.c.status == "pending")
-                .values(
-                    status="running",
-                    lease_owner=owner,
-                    lease_until=lease_until,
-                    attempts=_s.c.attempts + 1,
-                    started_at=now,
-                )
-                .returning(*_s.c)
-            )
-        ).all()
+        claim = prepared("steps.claim_due", self.dialect, lambda: _claim_due(self.dialect))
+        params = {"now": now, "owner": owner, "lease_until": lease_until, "limit": limit}
+        rows = (await self.conn.execute(claim, params)).all()
         return sorted((_step(r) for r in rows), key=lambda r: (r.due_at, r.id))
 
     async def expire_leases(self, now: datetime) -> list[StepRunRecord]:

@@ -10,6 +10,7 @@ from datetime import timedelta
 
 import pytest
 
+from bot.service import _Ticker
 from bot.telegram.offline import RecordingMessenger
 from funnels.cohorts.tick import RunDueSteps
 from funnels.kernel.messaging import (
@@ -300,3 +301,20 @@ async def test_an_envelope_with_shares_left_is_not_closed_early(kit: Kit) -> Non
     assert kit.messenger.edits == []
     [env] = await kit.rows(envelopes_t.select())
     assert (env.claimed, env.closed_at) == (2, None)
+
+
+async def test_a_full_batch_claims_on_in_the_same_tick(kit: Kit) -> None:
+    """More due than one batch (a busy minute, a catch-up after a stop): the service's
+    tick claims on at once instead of leaving the rest for a tick later."""
+    for n in range(3):
+        await kit.start(chat=WARMUP_CHAT - n, code=f"B{n}")
+    kit.clock.set(warmup_at(1, "09:00"))  # three welcomes due
+    ticker = _Ticker(kit.deps, None)
+    ticker.steps.batch = 2
+    await ticker.run()
+    assert [m.chat_id for m in kit.messenger.sent] == [WARMUP_CHAT - n for n in range(3)]
+    async with kit.store.engine.connect() as conn:
+        statuses = (
+            await conn.execute(steps_t.select().where(steps_t.c.key == "d1_welcome"))
+        ).all()
+    assert {r.status for r in statuses} == {"done"}

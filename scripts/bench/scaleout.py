@@ -1,0 +1,453 @@
+#!/usr/bin/env python3
+"""Benchmark: 1, 2 and 3 ``funnelbot run`` processes sharing one PostgreSQL database,
+on one virtual clock (``FUNNELBOT_CLOCK_FILE``), measured in one run.
+
+Seeded once, in a template database: ``--cohorts`` cohorts of the mini script (two
+warm-up days, three task days: welcome, a two-part talk, a red envelope and its close,
+the pitch and its close, three task unlocks; ten step runs a cohort), all starting the
+same day, each with ``--members`` members already in the task stage. Each trial copies
+the template (``CREATE DATABASE … TEMPLATE``) and starts its processes on it, without
+a bot token: what the steps would send is logged, so the figures are the service's own
+work (claims, the use cases, the database), not Telegram's global limit of 30 messages
+a second, which caps sends whatever the number of processes.
+
+- **steps**: the clock is moved to each instant something is due, and the processes run
+  it all; steps a second is the step runs done over the time from each move until
+  nothing due is left (the waits between moves are not counted);
+- **events**: every member's three ``fan.locked`` events, signed, in batches of
+  ``--batch``, over ``--connections`` connections spread round robin over the processes
+  (as a load balancer would); events a second is their number over the time from the
+  first request until the last event is applied (not only acknowledged).
+
+The trials take turns (1, 2, 3 processes, then again) for ``--rounds`` rounds; the
+medians are compared. After each trial, the invariants: every step run done once (none
+in doubt, failed or left due) and every process ran some; every event stored once and
+applied; each member's progress exactly 3; one reward per member; each payout delivered
+to the receiver once.
+
+Targets (issue 13): two processes ≥ 1.4× one, three no slower than two, no violation.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import secrets
+import statistics
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+import aiohttp
+from sqlalchemy import func, select, text
+from sqlalchemy.engine import make_url
+from standardwebhooks.webhooks import Webhook
+
+from bot.clock import write_instant
+from bot.telegram.offline import RecordingMessenger
+from funnels.deps import Deps
+from funnels.kernel.clock import ManualClock
+from scripts.bench.scratch import scratch_database
+from scripts.bench.servers import server
+from storage.db import create_engine
+from storage.tables import inbound_events, ledger_entries, step_runs, task_progress, users
+from storage.uow import SqlStore
+from tests.support.funnel_kit import TASK_CHAT, Kit, load, task_at, warmup_at
+from tests.support.payout_receiver import Receiver, new_secret, receiving
+from tests.support.process import free_port
+
+DEFAULT_PG = os.environ.get(
+    "FUNNELBOT_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
+)
+STEPS_PER_COHORT = 10
+END = task_at(2, "09:00")
+"""The last due instant of the mini script (task day 2's unlock)."""
+EVENTS_AT = task_at(1, "10:00")
+
+
+# --------------------------------------------------------------------------- seeding
+
+
+async def seed(url: str, cohorts: int, members: int) -> None:
+    """The template: ``cohorts`` cohorts starting together, each with ``members`` in the
+    task stage, nothing run yet."""
+    engine = create_engine(url)
+    store = SqlStore(engine)
+    clock = ManualClock(warmup_at(1, "08:00"))
+    messenger = RecordingMessenger()
+    kit = Kit(
+        store,
+        clock,
+        messenger,
+        Deps(store, messenger, clock),
+        load(budget="1000.00", reward_seats=None, capacity=max(50, members)),
+    )
+    try:
+        for c in range(cohorts):
+            cohort = await kit.start(chat=-1_000_000 - c, code=f"S{c:04d}")
+            async with store.transaction() as tx:
+                await tx.cohorts.bind_task_chat(cohort.id, TASK_CHAT - c)
+                await tx.commit()
+            await kit.admitted(cohort, members)
+    finally:
+        await engine.dispose()
+
+
+@contextlib.asynccontextmanager
+async def copy_of(template: str, label: str) -> AsyncIterator[str]:
+    """A new database made from ``template`` (which must have no connections), dropped
+    on the way out."""
+    base = make_url(template)
+    name = f"{base.database}_{label}"
+    admin = create_engine(
+        base.set(database="postgres").render_as_string(hide_password=False),
+        isolation_level="AUTOCOMMIT",
+    )
+    try:
+        async with admin.connect() as conn:
+            await conn.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{base.database}"'))
+        yield base.set(database=name).render_as_string(hide_password=False)
+    finally:
+        async with admin.connect() as conn:
+            await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        await admin.dispose()
+
+
+# --------------------------------------------------------------------------- a trial
+
+
+@dataclass
+class Trial:
+    processes: int
+    steps: int = 0
+    steps_seconds: float = 0.0
+    instants: int = 0
+    events: int = 0
+    events_seconds: float = 0.0
+    acked_seconds: float = 0.0
+    service_cpu: float = 0.0
+    """CPU seconds the trial's ``funnelbot run`` processes used, all told."""
+    bench_cpu: float = 0.0
+    """CPU seconds this process used meanwhile (the client, the payout receiver)."""
+    wall: float = 0.0
+    violations: list[str] = field(default_factory=list)
+
+    @property
+    def steps_rate(self) -> float:
+        return self.steps / self.steps_seconds if self.steps_seconds else 0.0
+
+    @property
+    def events_rate(self) -> float:
+        return self.events / self.events_seconds if self.events_seconds else 0.0
+
+
+async def _busy(engine: Any, now: datetime) -> bool:
+    async with SqlStore(engine).transaction() as tx:
+        due = await tx.steps.next_due_at()
+        running = (
+            await tx.conn.execute(select(func.count()).where(step_runs.c.status == "running"))
+        ).scalar()
+    return bool(running) or (due is not None and due <= now)
+
+
+async def run_steps(engine: Any, clock_file: Path, trial: Trial) -> None:
+    async with engine.connect() as conn:
+        instants = sorted(
+            {
+                r[0]
+                for r in await conn.execute(
+                    select(step_runs.c.due_at).where(step_runs.c.due_at <= END)
+                )
+            }
+        )
+    for instant in instants:
+        write_instant(clock_file, instant)
+        started = time.perf_counter()
+        while await _busy(engine, instant):  # noqa: ASYNC110 (the database says)
+            await asyncio.sleep(0.01)
+        trial.steps_seconds += time.perf_counter() - started
+        trial.instants += 1
+    async with engine.connect() as conn:
+        trial.steps = (
+            await conn.execute(select(func.count()).where(step_runs.c.status == "done"))
+        ).scalar() or 0
+
+
+def _requests(
+    telegram_ids: list[int], batch: int, secret: str
+) -> list[tuple[bytes, dict[str, str]]]:
+    """Every member's three events, signed, in batches (signed before the clock starts;
+    the signatures' time is the machine's, within the receiver's tolerance)."""
+    events = [
+        {
+            "id": f"fan-{tg}-{n}",
+            "type": "fan.locked",
+            "occurred_at": (EVENTS_AT + timedelta(minutes=n)).isoformat(),
+            "member": {"telegram_user_id": tg},
+            "data": {"fan": f"{tg}-{n}"},
+        }
+        for tg in telegram_ids
+        for n in range(3)
+    ]
+    webhook = Webhook(secret)
+    out = []
+    for i in range(0, len(events), batch):
+        body = json.dumps(events[i : i + batch]).encode()
+        msg_id = f"msg_{secrets.token_hex(8)}"
+        now = datetime.now(UTC)  # noqa: TID251 (a sender's clock signs)
+        out.append(
+            (
+                body,
+                {
+                    "webhook-id": msg_id,
+                    "webhook-timestamp": str(int(now.timestamp())),
+                    "webhook-signature": webhook.sign(msg_id, now, body.decode()),
+                    "content-type": "application/json",
+                },
+            )
+        )
+    return out
+
+
+async def run_events(
+    engine: Any, ports: list[int], secret: str, args: argparse.Namespace, trial: Trial
+) -> None:
+    async with engine.connect() as conn:
+        telegram_ids = [
+            r[0]
+            for r in await conn.execute(
+                select(users.c.telegram_id).where(users.c.telegram_id.is_not(None))
+            )
+        ]
+    requests = _requests(telegram_ids, args.batch, secret)
+    trial.events = len(telegram_ids) * 3
+    queue: asyncio.Queue[tuple[int, tuple[bytes, dict[str, str]]]] = asyncio.Queue()
+    for n, request in enumerate(requests):
+        queue.put_nowait((ports[n % len(ports)], request))
+    refused: Counter[int] = Counter()
+    connector = aiohttp.TCPConnector(limit=args.connections)
+    async with aiohttp.ClientSession(connector=connector) as session:
+
+        async def worker() -> None:
+            while not queue.empty():
+                port, (body, headers) = queue.get_nowait()
+                url = f"http://127.0.0.1:{port}/api/v1/events"
+                async with session.post(url, data=body, headers=headers) as answer:
+                    await answer.read()
+                    if answer.status != 202:
+                        refused[answer.status] += 1
+
+        started = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(args.connections)))
+        trial.acked_seconds = time.perf_counter() - started
+    if refused:
+        trial.violations.append(f"events refused: {dict(refused)}")
+    unapplied = select(func.count()).where(inbound_events.c.state.in_(("pending", "waiting")))
+    deadline = time.monotonic() + 120
+    while True:
+        async with engine.connect() as conn:
+            left = (await conn.execute(unapplied)).scalar()
+        if not left:
+            break
+        if time.monotonic() > deadline:
+            trial.violations.append(f"{left} events not applied within 120 s")
+            break
+        await asyncio.sleep(0.01)
+    trial.events_seconds = time.perf_counter() - started
+
+
+async def check(engine: Any, receiver: Receiver, trial: Trial, expect: dict[str, int]) -> None:
+    v = trial.violations
+    async with engine.connect() as conn:
+        statuses = Counter(r[0] for r in await conn.execute(select(step_runs.c.status)))
+        owners = {
+            r[0]
+            for r in await conn.execute(
+                select(step_runs.c.lease_owner).where(step_runs.c.status == "done")
+            )
+        }
+        stored = (await conn.execute(select(func.count()).select_from(inbound_events))).scalar()
+        distinct = (
+            await conn.execute(select(func.count(func.distinct(inbound_events.c.event_id))))
+        ).scalar()
+        states = Counter(r[0] for r in await conn.execute(select(inbound_events.c.state)))
+        progress = Counter(
+            sum(int(v) for v in r[0].values())  # {leaf: count}
+            for r in await conn.execute(
+                select(task_progress.c.progress).where(task_progress.c.task_id == "invite_fans")
+            )
+        )
+        rewards = (
+            await conn.execute(select(func.count()).where(ledger_entries.c.kind == "reward"))
+        ).scalar()
+    if statuses != Counter({"done": expect["steps"]}):
+        v.append(f"step runs {dict(statuses)}, expected {expect['steps']} done")
+    if len(owners) != trial.processes:
+        v.append(f"steps ran in {len(owners)} processes of {trial.processes}")
+    if stored != trial.events or distinct != stored:
+        v.append(f"{stored} events stored ({distinct} distinct) of {trial.events} sent")
+    if set(states) != {"handled"}:
+        v.append(f"events by state: {dict(states)}")
+    if progress != Counter({3: expect["members"]}):
+        v.append(f"fans task progress {dict(progress)}, expected 3 for {expect['members']}")
+    if rewards != expect["members"]:
+        v.append(f"{rewards} rewards for {expect['members']} members")
+    deadline = time.monotonic() + 120
+    while len(receiver.received) < expect["members"] and time.monotonic() < deadline:  # noqa: ASYNC110
+        await asyncio.sleep(0.1)
+    ids = receiver.ids()
+    if len(ids) != expect["members"] or len(set(ids)) != len(ids):
+        v.append(f"payouts delivered {len(ids)} times ({len(set(ids))} distinct)")
+
+
+def _env(
+    url: str, port: int, clock_file: Path, secret: str, receiver: Receiver, tick: float
+) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FUNNELBOT_")}
+    return {
+        **env,
+        "FUNNELBOT_DATABASE_URL": url,
+        "FUNNELBOT_HTTP_PORT": str(port),
+        "FUNNELBOT_CLOCK_FILE": str(clock_file),
+        "FUNNELBOT_TICK_SECONDS": str(tick),
+        "FUNNELBOT_EVENTS_SECRET": secret,
+        "FUNNELBOT_PAYOUT_WEBHOOK_URL": receiver.url,
+        "FUNNELBOT_PAYOUT_SECRET": receiver.secret,
+        "FUNNELBOT_PUBLIC_URL": "http://bench.invalid",
+        "FUNNELBOT_API_RATE": "0",
+        "FUNNELBOT_LOG_FORMAT": "json",
+    }
+
+
+async def trial(
+    template: str, processes: int, label: str, args: argparse.Namespace, workdir: Path
+) -> Trial:
+    result = Trial(processes)
+    secret = new_secret()
+    clock_file = workdir / f"clock-{label}"
+    write_instant(clock_file, warmup_at(1, "08:00"))
+    expect = {"steps": args.cohorts * STEPS_PER_COHORT, "members": args.cohorts * args.members}
+    before, wall = os.times(), time.perf_counter()
+    async with copy_of(template, label) as url:
+        engine = create_engine(url)
+        ports = [free_port() for _ in range(processes)]
+        try:
+            with receiving() as receiver, contextlib.ExitStack() as stack:
+                for i, port in enumerate(ports):
+                    stack.enter_context(
+                        server(
+                            [sys.executable, "-c", "from bot.cli import main; main()", "run"],
+                            _env(url, port, clock_file, secret, receiver, args.tick),
+                            port,
+                            workdir / f"run-{label}-{i}.log",
+                        )
+                    )
+                await run_steps(engine, clock_file, result)
+                await run_events(engine, ports, secret, args, result)
+                await check(engine, receiver, result, expect)
+        finally:
+            await engine.dispose()
+    after = os.times()  # the processes were waited for: their CPU is the children's
+    result.service_cpu = (
+        after.children_user + after.children_system - before.children_user - before.children_system
+    )
+    result.bench_cpu = after.user + after.system - before.user - before.system
+    result.wall = time.perf_counter() - wall
+    return result
+
+
+# --------------------------------------------------------------------------- main
+
+
+async def bench(args: argparse.Namespace) -> list[Trial]:
+    trials: list[Trial] = []
+    counts = [int(n) for n in args.processes.split(",")]
+    with tempfile.TemporaryDirectory() as tmp:
+        workdir = Path(tmp)
+        async with scratch_database(args.postgres, "scaleout") as template:
+            started = time.perf_counter()
+            await seed(template, args.cohorts, args.members)
+            print(
+                f"seeded {args.cohorts} cohorts of {args.members} members in "
+                f"{time.perf_counter() - started:.1f} s",
+                file=sys.stderr,
+            )
+            for r in range(args.rounds):
+                for n in counts:
+                    t = await trial(template, n, f"r{r}p{n}", args, workdir)
+                    trials.append(t)
+                    print(
+                        f"  round {r + 1}, {n} process(es): {t.steps_rate:7,.0f} steps/s "
+                        f"({t.steps} in {t.steps_seconds:.2f} s over {t.instants} instants), "
+                        f"{t.events_rate:7,.0f} events/s applied ({t.events} in "
+                        f"{t.events_seconds:.2f} s; acknowledged in {t.acked_seconds:.2f} s), "
+                        f"violations: {len(t.violations)}; CPU: service {t.service_cpu:.0f} s, "
+                        f"benchmark {t.bench_cpu:.0f} s, over {t.wall:.0f} s",
+                        file=sys.stderr,
+                    )
+                    for violation in t.violations:
+                        print(f"    VIOLATION: {violation}", file=sys.stderr)
+    return trials
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--postgres", default=DEFAULT_PG, help="PostgreSQL server URL")
+    parser.add_argument("--cohorts", type=int, default=200)
+    parser.add_argument("--members", type=int, default=20, help="members a cohort")
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--processes", default="1,2,3")
+    parser.add_argument("--batch", type=int, default=10, help="events a request")
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--tick", type=float, default=0.5, help="FUNNELBOT_TICK_SECONDS")
+    args = parser.parse_args()
+    trials = asyncio.run(bench(args))
+
+    by_n: dict[int, list[Trial]] = {}
+    for t in trials:
+        by_n.setdefault(t.processes, []).append(t)
+    steps = {n: statistics.median(t.steps_rate for t in ts) for n, ts in by_n.items()}
+    events = {n: statistics.median(t.events_rate for t in ts) for n, ts in by_n.items()}
+    violations = sum(len(t.violations) for t in trials)
+    print(
+        f"\n{args.cohorts} cohorts x {args.members} members on PostgreSQL, "
+        f"{args.rounds} round(s), medians:"
+    )
+    for n in sorted(by_n):
+        print(f"  {n} process(es): {steps[n]:8,.0f} steps/s   {events[n]:8,.0f} events/s")
+    verdicts = []
+    if 1 in by_n and 2 in by_n:
+        for name, rates in (("steps", steps), ("events", events)):
+            ratio = rates[2] / rates[1]
+            ok = ratio >= 1.4
+            verdicts.append(ok)
+            print(f"  {name}: two / one = {ratio:.2f} (target >= 1.4) {'PASS' if ok else 'FAIL'}")
+    if 2 in by_n and 3 in by_n:
+        for name, rates in (("steps", steps), ("events", events)):
+            ratio = rates[3] / rates[2]
+            ok = ratio >= 1.0
+            verdicts.append(ok)
+            print(f"  {name}: three / two = {ratio:.2f} (target >= 1.0) {'PASS' if ok else 'FAIL'}")
+    print(f"  invariant violations: {violations} {'PASS' if violations == 0 else 'FAIL'}")
+    verdicts.append(violations == 0)
+    print(
+        "\nreproduce: .venv/bin/python scripts/bench/scaleout.py"
+        f" --cohorts {args.cohorts} --members {args.members} --rounds {args.rounds}"
+        f" --batch {args.batch} --connections {args.connections} --tick {args.tick}"
+    )
+    sys.exit(0 if all(verdicts) else 1)
+
+
+if __name__ == "__main__":
+    main()
