@@ -11,7 +11,7 @@ promotions only ever move a member up.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -110,6 +110,12 @@ class StoreEvents:
         return out
 
 
+def _lock_order(member: MemberRef | None, cohort_of: Mapping[int, int]) -> tuple[int, int]:
+    if member is None:
+        return (-1, -1)
+    return (cohort_of.get(member.user_id, -1), member.user_id)
+
+
 class ApplyEvents:
     """Apply stored events to the ladder, oldest first, and mark them handled, in one
     transaction: an event is applied once however often this runs (by the HTTP intake,
@@ -144,9 +150,10 @@ class ApplyEvents:
             )
             resolved = [(row_id, e, _member(e, by_ref, by_tg)) for row_id, e in fresh]
             batch = await self._load(tx, resolved, now)
-            # Member by member in id order (each member's events keep their order), as the
-            # progress rows were locked.
-            resolved.sort(key=lambda item: item[2].user_id if item[2] else -1)
+            # Cohort by cohort, member by member in id order (each member's events keep
+            # their order): rewards lock their cohort's budget row, and transactions in
+            # other processes that lock cohorts in the same order never wait in a cycle.
+            resolved.sort(key=lambda item: _lock_order(item[2], batch.cohort_of))
             handled: list[tuple[int, int | None, int | None, str]] = []
             for row_id, event, member in resolved:
                 if member is None:

@@ -35,6 +35,7 @@ import asyncio
 import contextlib
 import json
 import os
+import random
 import secrets
 import statistics
 import sys
@@ -185,7 +186,7 @@ async def run_steps(engine: Any, clock_file: Path, trial: Trial) -> None:
 
 
 def _requests(
-    telegram_ids: list[int], batch: int, secret: str
+    telegram_ids: list[int], batch: int, secret: str, seed: int
 ) -> list[tuple[bytes, dict[str, str]]]:
     """Every member's three events, signed, in batches (signed before the clock starts;
     the signatures' time is the machine's, within the receiver's tolerance)."""
@@ -200,6 +201,10 @@ def _requests(
         for tg in telegram_ids
         for n in range(3)
     ]
+    # As a platform sends them: the members of all cohorts interleaved (each member's
+    # own three in order), not cohort after cohort.
+    random.Random(seed).shuffle(events)
+    events.sort(key=lambda e: int(e["id"].rsplit("-", 1)[1]))
     webhook = Webhook(secret)
     out = []
     for i in range(0, len(events), batch):
@@ -230,7 +235,7 @@ async def run_events(
                 select(users.c.telegram_id).where(users.c.telegram_id.is_not(None))
             )
         ]
-    requests = _requests(telegram_ids, args.batch, secret)
+    requests = _requests(telegram_ids, args.batch, secret, args.seed)
     trial.events = len(telegram_ids) * 3
     queue: asyncio.Queue[tuple[int, tuple[bytes, dict[str, str]]]] = asyncio.Queue()
     for n, request in enumerate(requests):
@@ -330,6 +335,20 @@ def _env(
     }
 
 
+def _logged_errors(workdir: Path, label: str) -> list[str]:
+    """An error the processes logged (a deadlock, a failed transaction) is a violation."""
+    found = []
+    for log in sorted(workdir.glob(f"run-{label}-*.log")):
+        errors = [
+            line
+            for line in log.read_text(errors="replace").splitlines()
+            if '"level": "ERROR"' in line or "Traceback" in line
+        ]
+        if errors:
+            found.append(f"{log.name}: {len(errors)} errors, first: {errors[0][:300]}")
+    return found
+
+
 async def trial(
     template: str, processes: int, label: str, args: argparse.Namespace, workdir: Path
 ) -> Trial:
@@ -358,6 +377,7 @@ async def trial(
                 await check(engine, receiver, result, expect)
         finally:
             await engine.dispose()
+    result.violations += _logged_errors(workdir, label)
     after = os.times()  # the processes were waited for: their CPU is the children's
     result.service_cpu = (
         after.children_user + after.children_system - before.children_user - before.children_system
@@ -410,6 +430,7 @@ def main() -> None:
     parser.add_argument("--processes", default="1,2,3")
     parser.add_argument("--batch", type=int, default=10, help="events a request")
     parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--seed", type=int, default=1, help="the events' arrival order")
     parser.add_argument("--tick", type=float, default=0.5, help="FUNNELBOT_TICK_SECONDS")
     args = parser.parse_args()
     trials = asyncio.run(bench(args))
@@ -445,6 +466,7 @@ def main() -> None:
         "\nreproduce: .venv/bin/python scripts/bench/scaleout.py"
         f" --cohorts {args.cohorts} --members {args.members} --rounds {args.rounds}"
         f" --batch {args.batch} --connections {args.connections} --tick {args.tick}"
+        f" --seed {args.seed}"
     )
     sys.exit(0 if all(verdicts) else 1)
 
