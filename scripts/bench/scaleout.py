@@ -68,6 +68,7 @@ from tests.support.funnel_kit import TASK_CHAT, Kit, load, task_at, warmup_at
 from tests.support.payout_receiver import Receiver, new_secret, receiving
 from tests.support.process import free_port
 
+ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_PG = os.environ.get(
     "FUNNELBOT_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
 )
@@ -141,6 +142,8 @@ class Trial:
     """CPU seconds the trial's ``funnelbot run`` processes used, all told."""
     bench_cpu: float = 0.0
     """CPU seconds this process used meanwhile (the client, the payout receiver)."""
+    db_cpu: float | None = None
+    """CPU seconds PostgreSQL used meanwhile (when it runs on this machine)."""
     wall: float = 0.0
     violations: list[str] = field(default_factory=list)
 
@@ -332,7 +335,39 @@ def _env(
         "FUNNELBOT_PUBLIC_URL": "http://bench.invalid",
         "FUNNELBOT_API_RATE": "0",
         "FUNNELBOT_LOG_FORMAT": "json",
+        "PYTHONPATH": str(ROOT),  # the processes run this tree's code, as this process does
     }
+
+
+def _postgres_cpu() -> float | None:
+    """CPU seconds of the local PostgreSQL server so far: its processes' own and what
+    its postmaster counted for the backends that ended (Linux /proc; None elsewhere)."""
+    try:
+        pids = [p for p in os.listdir("/proc") if p.isdigit()]
+        total, tick = 0.0, os.sysconf("SC_CLK_TCK")
+        for pid in pids:
+            try:
+                with open(f"/proc/{pid}/stat") as f:
+                    fields = f.read().rsplit(")", 1)
+                name = fields[0].split("(", 1)[1]
+                rest = fields[1].split()
+            except (OSError, IndexError):
+                continue
+            if name == "postgres":
+                total += int(rest[11]) + int(rest[12])  # utime, stime
+                if _is_not_postgres(rest[1]):  # the postmaster (its parent is not postgres)
+                    total += int(rest[13]) + int(rest[14])  # the postmaster: ended children
+        return total / tick
+    except OSError:
+        return None
+
+
+def _is_not_postgres(pid: str) -> bool:
+    try:
+        with open(f"/proc/{pid}/comm") as f:
+            return f.read().strip() != "postgres"
+    except OSError:
+        return True
 
 
 def _logged_errors(workdir: Path, label: str) -> list[str]:
@@ -357,7 +392,7 @@ async def trial(
     clock_file = workdir / f"clock-{label}"
     write_instant(clock_file, warmup_at(1, "08:00"))
     expect = {"steps": args.cohorts * STEPS_PER_COHORT, "members": args.cohorts * args.members}
-    before, wall = os.times(), time.perf_counter()
+    before, wall, db_before = os.times(), time.perf_counter(), _postgres_cpu()
     async with copy_of(template, label) as url:
         engine = create_engine(url)
         ports = [free_port() for _ in range(processes)]
@@ -384,6 +419,9 @@ async def trial(
     )
     result.bench_cpu = after.user + after.system - before.user - before.system
     result.wall = time.perf_counter() - wall
+    db_after = _postgres_cpu()
+    if db_before is not None and db_after is not None:
+        result.db_cpu = db_after - db_before
     return result
 
 
@@ -413,7 +451,8 @@ async def bench(args: argparse.Namespace) -> list[Trial]:
                         f"{t.events_rate:7,.0f} events/s applied ({t.events} in "
                         f"{t.events_seconds:.2f} s; acknowledged in {t.acked_seconds:.2f} s), "
                         f"violations: {len(t.violations)}; CPU: service {t.service_cpu:.0f} s, "
-                        f"benchmark {t.bench_cpu:.0f} s, over {t.wall:.0f} s",
+                        f"benchmark {t.bench_cpu:.0f} s, PostgreSQL "
+                        f"{'-' if t.db_cpu is None else f'{t.db_cpu:.0f}'} s, over {t.wall:.0f} s",
                         file=sys.stderr,
                     )
                     for violation in t.violations:
