@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 from datetime import datetime, timedelta
 
+import httpx
 import pytest
 from sqlalchemy import select
 
@@ -93,6 +94,17 @@ async def test_a_personal_task_group_has_no_shared_link_and_needs_the_right_to_r
     kit.messenger.rights_missing[-100_504] = ["can_restrict_members"]
     await bind(chat_id=-100_504, actor=ADMIN, is_admin=True, code=other.code)
     assert [(chat, join) for chat, _, join, _ in kit.messenger.links] == [(-100_504, True)]
+
+
+async def test_the_stats_api_shows_the_mode(kit: Kit, api: httpx.AsyncClient) -> None:
+    cohort = await personal_cohort(kit)
+    other = await kit.start(chat=-100_505)
+    assert (await api.get(f"/api/v1/cohorts/{cohort.id}")).json()["admission"] == "personal"
+    listed = (await api.get("/api/v1/cohorts")).json()["items"]
+    assert {c["code"]: c["admission"] for c in listed} == {
+        cohort.code: "personal",
+        other.code: "requests",
+    }
 
 
 # ------------------------------------------------------------ asking for a link
