@@ -1,4 +1,6 @@
-"""Into the task group: responders admitted, anyone else declined and told why."""
+"""Into the task group: responders admitted, anyone else declined and told why; the
+batched "come on over" message (with a join-request link, or for a cohort with personal
+links a button into the private chat: see :mod:`funnels.warmup.personal`)."""
 
 from __future__ import annotations
 
