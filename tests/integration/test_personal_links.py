@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 
 import httpx
 import pytest
+from alembic import command
 from sqlalchemy import select
 
 from bot.telegram.offline import RecordingMessenger
@@ -21,6 +22,7 @@ from funnels.kernel.refusals import Refused
 from funnels.kernel.stages import Stage
 from funnels.warmup.admissions import AnnounceResponders
 from funnels.warmup.personal import CLAIM_LEASE, LINK_LIFETIME, AskPersonalLink
+from storage.migrate import alembic_config, upgrade_async
 from storage.models import InviteLink, PersonalLink
 from tests.support.funnel_kit import TASK_CHAT, WARMUP_CHAT, Kit, warmup_at
 
@@ -105,6 +107,17 @@ async def test_the_stats_api_shows_the_mode(kit: Kit, api: httpx.AsyncClient) ->
         cohort.code: "personal",
         other.code: "requests",
     }
+
+
+async def test_cohorts_from_before_the_migration_admit_by_requests(kit: Kit, db_url: str) -> None:
+    cohort = await personal_cohort(kit)
+    [member] = await responders(kit, cohort, 1)
+    await AskPersonalLink(kit.deps)(kit.actor(member))
+    await kit.store.engine.dispose()
+    await asyncio.to_thread(command.downgrade, alembic_config(db_url), "0010")
+    await upgrade_async(db_url)
+    assert (await kit.cohort(cohort.id)).admission == "requests"
+    assert await kit.count(PersonalLink.__table__) == 0
 
 
 # ------------------------------------------------------------ asking for a link
