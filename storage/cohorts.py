@@ -46,6 +46,7 @@ def _cohort(row: Any) -> CohortRecord:
         admissions_noted_at=row.admissions_noted_at,
         status_reason=row.status_reason,
         generation=row.generation,
+        admission=row.admission,
     )
 
 

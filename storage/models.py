@@ -129,6 +129,10 @@ class Cohort(Base):
     pitch_opened_at: Mapped[datetime | None]
     pitch_closed_at: Mapped[datetime | None]
     admissions_noted_at: Mapped[datetime | None]
+    admission: Mapped[str] = mapped_column(
+        String(16), default="requests", server_default="requests"
+    )
+    """How responders get into the task group: ``requests`` or ``personal``."""
     created_at: Mapped[datetime]
     finished_at: Mapped[datetime | None]
 
@@ -344,6 +348,25 @@ class InviteLink(Base):
     cohort_id: Mapped[int] = mapped_column(ForeignKey("cohorts.id"))
     owner_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     kind: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime]
+
+
+class PersonalLink(Base):
+    """A responder's current one-time link into the task group (``admission: personal``),
+    one row per member and cohort; every link made is also in ``invite_links``.
+
+    ``attempt`` and ``claimed_at`` are the claim taken before Telegram is asked for a
+    link (compare-and-set on ``attempt``); ``link`` is set once the link is stored and
+    cleared when it is used."""
+
+    __tablename__ = "personal_links"
+
+    cohort_id: Mapped[int] = mapped_column(ForeignKey("cohorts.id"), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), primary_key=True)
+    attempt: Mapped[int] = mapped_column(Integer, default=1)
+    claimed_at: Mapped[datetime | None]
+    link: Mapped[str | None] = mapped_column(String(255))
+    expires_at: Mapped[datetime | None]
     created_at: Mapped[datetime]
 
 

@@ -221,6 +221,7 @@ _SUMMARY = (
         _c.c.generation,
         _c.c.created_at,
         _c.c.finished_at,
+        _c.c.admission,
     )
     .select_from(_c)
     .outerjoin(_r, _r.c.id == _c.c.region_id)

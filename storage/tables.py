@@ -25,6 +25,7 @@ from storage.models import (
     MemberReminder,
     OpsAction,
     Payout,
+    PersonalLink,
     Proof,
     Region,
     StepRun,
@@ -49,6 +50,7 @@ member_activity = cast(Table, MemberActivity.__table__)
 funnel_days = cast(Table, FunnelDay.__table__)
 activity_days = cast(Table, ActivityDay.__table__)
 invite_links = cast(Table, InviteLink.__table__)
+personal_links = cast(Table, PersonalLink.__table__)
 regions = cast(Table, Region.__table__)
 telegram_updates = cast(Table, TelegramUpdate.__table__)
 proofs = cast(Table, Proof.__table__)

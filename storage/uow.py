@@ -26,6 +26,7 @@ from storage.members import SqlMembers
 from storage.ops import SqlApiKeys, SqlOpsActions, SqlReports
 from storage.payouts import SqlPayouts
 from storage.people import SqlLinks, SqlRegions, SqlUsers
+from storage.personal_links import SqlPersonalLinks
 from storage.proofs import SqlProofs
 from storage.reminders import SqlReminders
 from storage.rollups import RollupChanges, SqlRollups
@@ -50,6 +51,7 @@ class SqlTransaction:
         self.events = SqlEvents(conn)
         self.ledger = SqlLedger(conn)
         self.links = SqlLinks(conn)
+        self.personal_links = SqlPersonalLinks(conn)
         self.regions = SqlRegions(conn)
         self.updates = SqlUpdates(conn)
         self.reports = SqlReports(conn)

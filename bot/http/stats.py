@@ -14,7 +14,7 @@ import re
 from collections.abc import Mapping, Sequence
 from datetime import date, datetime
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import JSONResponse, Response
@@ -86,6 +86,7 @@ _EXAMPLE: dict[str, Any] = {
     "generation": 1,
     "created_at": "2026-11-12T09:30:00Z",
     "finished_at": None,
+    "admission": "requests",
 }
 
 
@@ -118,6 +119,10 @@ class Cohort(BaseModel):
     generation: int
     created_at: datetime
     finished_at: datetime | None
+    admission: Literal["requests", "personal"] = Field(
+        description="How responders get into the task group: `requests` (join requests the"
+        " bot approves) or `personal` (a one-time link for each, asked for in private)."
+    )
 
 
 class CohortPage(BaseModel):

@@ -23,7 +23,7 @@ from bot.telegram.routers.envelopes import grab, read_tap
 from bot.telegram.routers.group import chatter
 from bot.telegram.services import Services
 
-PRIVATE_COMMANDS = ("start", "tasks", "balance", "mylink", "lang", "help")
+PRIVATE_COMMANDS = ("start", "tasks", "balance", "mylink", "join", "lang", "help")
 GROUP_ADMIN_COMMANDS = (
     "launch",
     "taskgroup",

@@ -14,6 +14,8 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import replace
+from datetime import datetime
 from typing import Any, TypeVar
 
 from aiogram import Bot
@@ -35,7 +37,13 @@ from bot.telegram.render import Rendered, Renderer
 from bot.telegram.rights import lacking
 from bot.telegram.slowmode import SlowMode, SlowModes
 from bot.telegram.throttle import Throttling
-from funnels.kernel.messaging import ChatUnavailable, DeliveryError, Outgoing, Right
+from funnels.kernel.messaging import (
+    AdmissionsOpen,
+    ChatUnavailable,
+    DeliveryError,
+    Outgoing,
+    Right,
+)
 from funnels.kernel.records import MemberRef
 
 log = logging.getLogger("funnelbot.telegram")
@@ -68,6 +76,8 @@ class TelegramMessenger:
     # ------------------------------------------------------------ the Messenger port
 
     async def send(self, chat_id: int, message: Outgoing, *, pin: bool = False) -> int:
+        if isinstance(message, AdmissionsOpen) and message.start_payload:
+            message = replace(message, join_link=await self._start_link(message.start_payload))
         rendered = self.render(message)
         sent = await self._group_call(chat_id, lambda chat: self._post(chat, rendered))
         if pin:
@@ -159,6 +169,7 @@ class TelegramMessenger:
         *,
         join_request: bool = False,
         member_limit: int | None = None,
+        expire_at: datetime | None = None,
     ) -> str:
         link = await self._call(
             chat_id,
@@ -167,10 +178,36 @@ class TelegramMessenger:
                 name=name[:32],
                 creates_join_request=join_request or None,
                 member_limit=member_limit,
+                expire_date=expire_at,
             ),
             throttled=False,
         )
         return link.invite_link
+
+    async def revoke_invite_link(self, chat_id: int, link: str) -> None:
+        await self._call(
+            chat_id, lambda: self.bot.revoke_chat_invite_link(chat_id, link), throttled=False
+        )
+
+    async def remove_member(self, chat_id: int, telegram_id: int) -> bool:
+        # Telegram has no "remove": a ban takes them out, the unban at once lets them
+        # come back later by a link that is theirs.
+        try:
+            await self._call(
+                chat_id, lambda: self.bot.ban_chat_member(chat_id, telegram_id), throttled=False
+            )
+        except DeliveryError as exc:
+            log.warning("could not remove %s from %s: %s", telegram_id, chat_id, exc)
+            return False
+        try:
+            await self._call(
+                chat_id,
+                lambda: self.bot.unban_chat_member(chat_id, telegram_id, only_if_banned=True),
+                throttled=False,
+            )
+        except DeliveryError as exc:
+            log.warning("%s stays banned from %s: the unban failed: %s", telegram_id, chat_id, exc)
+        return True
 
     async def answer_join_request(self, chat_id: int, telegram_id: int, *, approve: bool) -> bool:
         method = (
@@ -196,6 +233,16 @@ class TelegramMessenger:
             log.info("leaving %s: %s", chat_id, exc)
 
     # ------------------------------------------------------------ plumbing
+
+    async def _start_link(self, payload: str) -> str | None:
+        """``https://t.me/<bot>?start=<payload>``: a button into the bot's private chat.
+        None (no button) when the bot's username cannot be had."""
+        try:
+            me = await self._call(0, self.bot.me, throttled=False)  # cached after the first
+        except DeliveryError as exc:
+            log.warning("no username for a start link: %s", exc)
+            return None
+        return f"https://t.me/{me.username}?start={payload}" if me.username else None
 
     async def _post(self, chat_id: int, rendered: Rendered) -> Message:
         media = rendered.media

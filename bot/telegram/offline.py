@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from funnels.kernel.messaging import ChatUnavailable, DeliveryError, Outgoing, Right
 from funnels.kernel.records import MemberRef
@@ -38,6 +39,10 @@ class RecordingMessenger:
     reactions: list[tuple[int, int]] = field(default_factory=list)
     rights_missing: dict[int, list[Right]] = field(default_factory=dict)
     links: list[tuple[int, str, bool, int | None]] = field(default_factory=list)
+    link_expiry: dict[str, datetime] = field(default_factory=dict)
+    revoked: list[tuple[int, str]] = field(default_factory=list)
+    removed: list[tuple[int, int]] = field(default_factory=list)
+    """(chat id, Telegram id) of people taken out of a group (``remove_member``)."""
     join_answers: list[tuple[int, int, bool]] = field(default_factory=list)
     member_counts: dict[int, int] = field(default_factory=dict)
     """People in each group, the bot included, as ``member_count`` answers; a group not
@@ -82,10 +87,20 @@ class RecordingMessenger:
         *,
         join_request: bool = False,
         member_limit: int | None = None,
+        expire_at: datetime | None = None,
     ) -> str:
         link = f"https://t.me/+{chat_id}-{len(self.links) + 1}"
         self.links.append((chat_id, link, join_request, member_limit))
+        if expire_at is not None:
+            self.link_expiry[link] = expire_at
         return link
+
+    async def revoke_invite_link(self, chat_id: int, link: str) -> None:
+        self.revoked.append((chat_id, link))
+
+    async def remove_member(self, chat_id: int, telegram_id: int) -> bool:
+        self.removed.append((chat_id, telegram_id))
+        return True
 
     async def answer_join_request(self, chat_id: int, telegram_id: int, *, approve: bool) -> bool:
         self.join_answers.append((chat_id, telegram_id, approve))

@@ -169,6 +169,8 @@ class Renderer:
                     return Rendered(c.text(loc, "admission.approved", code=message.code))
                 if message.outcome == "closed":
                     return Rendered(c.text(loc, "admission.closed"))
+                if message.outcome in ("not_yours", "passed_on"):
+                    return Rendered(c.text(loc, f"admission.{message.outcome}", code=message.code))
                 return Rendered(c.text(loc, "admission.refused"))
             case ProofForReview():
                 loc = message.locale

@@ -11,9 +11,13 @@ from zoneinfo import ZoneInfo
 from funnels.cohorts.ports import CohortsTx
 from funnels.deps import Deps
 from funnels.kernel.actor import Actor
-from funnels.kernel.messaging import TASK_GROUP_RIGHTS, WARMUP_RIGHTS
+from funnels.kernel.messaging import (
+    PERSONAL_TASK_GROUP_RIGHTS,
+    TASK_GROUP_RIGHTS,
+    WARMUP_RIGHTS,
+)
 from funnels.kernel.money import to_minor
-from funnels.kernel.records import CohortRecord, NewCohort
+from funnels.kernel.records import AdmissionMode, CohortRecord, NewCohort
 from funnels.kernel.refusals import AlreadyExists, Refused
 from funnels.kernel.stages import Role
 from funnels.kernel.zones import find_zone
@@ -61,9 +65,11 @@ class LaunchCohort:
         load: Callable[[], LoadedScript],
         start: date | None = None,
         capacity: int | None = None,
+        admission: AdmissionMode = "requests",
     ) -> Launched:
         """``start``: warm-up day 1, by default tomorrow in the script's zone (members
-        need a day to come in); never in the past, nor more than a year ahead."""
+        need a day to come in); never in the past, nor more than a year ahead.
+        ``admission``: how responders get into the task group (``AdmissionMode``)."""
         now = self.deps.clock.now()
         leader_id = await self.authorize(actor=actor, is_admin=is_admin)
         async with self.deps.uow(CohortsTx).transaction() as tx:
@@ -90,6 +96,7 @@ class LaunchCohort:
                 leader_id=leader_id,
                 parent_cohort_id=parent.id if parent else None,
                 generation=parent.generation + 1 if parent else 1,
+                admission=admission,
             )
         except Refused as refused:
             if refused.code != "already_bound" or refused.params.get("code"):
@@ -126,7 +133,10 @@ def _first_day(asked: date | None, today: date) -> date:
 
 class BindTaskGroup:
     """``/taskgroup CODE`` in the second group: it becomes the cohort's task group, with
-    a join-request link that only responders get through."""
+    a join-request link that only responders get through; or, for a cohort launched with
+    ``admission=personal``, no shared link at all (each responder asks for their own, see
+    :mod:`funnels.warmup.personal`), and the bot needs the right to take out whoever
+    comes in by a link passed on to them."""
 
     def __init__(self, deps: Deps) -> None:
         self.deps = deps
@@ -151,7 +161,8 @@ class BindTaskGroup:
             raise Refused("taken")
         if cohort.task_chat_id is not None and cohort.task_chat_id != chat_id:
             raise Refused("has_one", code=cohort.code)
-        missing = await self.deps.messenger.missing_rights(chat_id, TASK_GROUP_RIGHTS)
+        needs = PERSONAL_TASK_GROUP_RIGHTS if cohort.admission == "personal" else TASK_GROUP_RIGHTS
+        missing = await self.deps.messenger.missing_rights(chat_id, needs)
         if missing:
             raise Refused("missing_rights", missing=tuple(missing))
         if cohort.task_chat_id == chat_id:
@@ -162,7 +173,8 @@ class BindTaskGroup:
                 await tx.commit()
             except AlreadyExists:
                 raise Refused("taken") from None
-        await new_invite_link(self.deps, cohort, chat_id, "admission", cohort.leader_id)
+        if cohort.admission == "requests":
+            await new_invite_link(self.deps, cohort, chat_id, "admission", cohort.leader_id)
         return cohort.code
 
 
@@ -188,6 +200,7 @@ class StartCohort:
         leader_id: int | None = None,
         parent_cohort_id: int | None = None,
         generation: int = 1,
+        admission: AdmissionMode = "requests",
     ) -> CohortRecord:
         script = loaded.script
         zone_name = timezone or script.timezone
@@ -227,6 +240,7 @@ class StartCohort:
             leader_id=leader_id,
             parent_cohort_id=parent_cohort_id,
             generation=generation,
+            admission=admission,
         )
         async with self.deps.uow(CohortsTx).transaction() as tx:
             bound = await tx.cohorts.by_chat(warmup_chat_id) if warmup_chat_id else None

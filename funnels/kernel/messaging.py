@@ -108,12 +108,15 @@ class RewardNotice:
 @dataclass(frozen=True, slots=True)
 class AdmissionsOpen:
     """The batched group message inviting new responders on; never one per member.
-    ``join_link``: the task group's join-request link, when the task group is bound."""
+    ``join_link``: the task group's join-request link, when the task group is bound.
+    ``start_payload``: instead of a link into the task group, a ``/start`` payload for a
+    button into the bot's private chat, where each responder gets a personal link."""
 
     new_responders: int
     total_responders: int
     locale: str
     join_link: str | None = None
+    start_payload: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,9 +133,11 @@ class CohortPaused:
 @dataclass(frozen=True, slots=True)
 class AdmissionNotice:
     """To a member, privately, about getting into the task group. ``outcome``:
-    ``approved`` (welcome), ``not_replied`` or ``closed`` (a friendly refusal)."""
+    ``approved`` (welcome), ``not_replied`` or ``closed`` (a friendly refusal),
+    ``not_yours`` (they came in by someone else's personal link and were let out again),
+    ``passed_on`` (to a responder: someone else used their personal link)."""
 
-    outcome: Literal["approved", "not_replied", "closed"]
+    outcome: Literal["approved", "not_replied", "closed", "not_yours", "passed_on"]
     code: str
     locale: str
 
@@ -278,6 +283,10 @@ TASK_GROUP_RIGHTS: tuple[Right, ...] = ("admin", "can_invite_users")
 """What the bot needs in a task group: admin (to get ``chat_member`` updates and join
 requests) and invite links (the join-request link that admits those who replied)."""
 
+PERSONAL_TASK_GROUP_RIGHTS: tuple[Right, ...] = (*TASK_GROUP_RIGHTS, "can_restrict_members")
+"""A task group of a cohort that admits by personal links: also the right to take out
+whoever came in by a link passed on to them (a ban lifted at once)."""
+
 
 class DeliveryError(Exception):
     """A send failed. ``definite``: Telegram said no, so nothing was posted; otherwise the
@@ -331,9 +340,19 @@ class Messenger(Protocol):
         *,
         join_request: bool = False,
         member_limit: int | None = None,
+        expire_at: datetime | None = None,
     ) -> str:
         """A new invite link into the chat (Telegram allows a member limit or join
-        requests, not both)."""
+        requests, not both); ``expire_at``: when Telegram stops accepting it."""
+        ...
+
+    async def revoke_invite_link(self, chat_id: int, link: str) -> None:
+        """Make a link the bot created unusable. Raises DeliveryError."""
+        ...
+
+    async def remove_member(self, chat_id: int, telegram_id: int) -> bool:
+        """Take someone out of the group without banning them for good (they may come
+        back by a link of their own); False if Telegram refused."""
         ...
 
     async def answer_join_request(self, chat_id: int, telegram_id: int, *, approve: bool) -> bool:

@@ -25,6 +25,14 @@ done or skipped, which keeps parts in order across processes whatever the status
 CohortStatus = Literal["running", "paused", "finished", "cancelled"]
 
 
+AdmissionMode = Literal["requests", "personal"]
+"""How responders get into a cohort's task group, chosen at ``/launch``: ``requests``
+(one join-request link; the bot approves responders and declines anyone else) or
+``personal`` (each responder asks the bot privately for a one-time link of their own)."""
+
+ADMISSION_MODES: tuple[AdmissionMode, ...] = ("requests", "personal")
+
+
 # ---------------------------------------------------------------- records
 
 
@@ -56,6 +64,7 @@ class CohortRecord:
     status_reason: str | None = None
     generation: int = 1
     """1 for a leader's own line; a supervisor's line is its parent cohort's + 1."""
+    admission: AdmissionMode = "requests"
 
     def warms_up_in(self, chat_id: int) -> bool:
         """Whether ``chat_id`` is this cohort's warm-up group (not its task group)."""
@@ -81,6 +90,7 @@ class NewCohort:
     leader_id: int | None
     parent_cohort_id: int | None
     generation: int = 1
+    admission: AdmissionMode = "requests"
 
 
 @dataclass(frozen=True, slots=True)
@@ -225,6 +235,24 @@ class InviteLinkRecord:
     cohort_id: int
     owner_id: int | None
     kind: Literal["leader", "member", "admission", "personal"]
+
+
+@dataclass(frozen=True, slots=True)
+class PersonalLinkRecord:
+    """A responder's one-time link into the task group (``admission: personal``): the
+    claim to make it and, once made, the link itself.
+
+    ``attempt`` counts the claims: a claim is taken before Telegram is asked for a link,
+    so a process that dies in between leaves a claim without a link (``link`` None,
+    ``claimed_at`` set), which the next ask takes over once it is stale. ``link`` is
+    cleared when the link is used; ``expires_at`` is when Telegram stops accepting it."""
+
+    cohort_id: int
+    user_id: int
+    attempt: int
+    claimed_at: datetime | None
+    link: str | None
+    expires_at: datetime | None
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo
 
 from funnels.kernel.actions import ActionLog
 from funnels.kernel.records import (
+    AdmissionMode,
     ApiKeyRecord,
     CohortRecord,
     CohortStatus,
@@ -145,6 +146,8 @@ class CohortSummary:
     generation: int
     created_at: datetime
     finished_at: datetime | None
+    admission: AdmissionMode = "requests"
+    """How responders get into the task group (chosen at ``/launch``)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,4 +1,6 @@
-"""Into the task group: responders admitted, anyone else declined and told why."""
+"""Into the task group: responders admitted, anyone else declined and told why; the
+batched "come on over" message (with a join-request link, or for a cohort with personal
+links a button into the private chat: see :mod:`funnels.warmup.personal`)."""
 
 from __future__ import annotations
 
@@ -7,8 +9,26 @@ from typing import Literal
 from funnels.deps import Deps
 from funnels.kernel.actor import Actor
 from funnels.kernel.messaging import AdmissionNotice, AdmissionsOpen, DeliveryError
+from funnels.kernel.records import CohortRecord
 from funnels.kernel.stages import Stage
 from funnels.warmup.ports import WarmupTx
+
+START_PREFIX = "join-"
+"""``/start join-<cohort code>``: the deep link of the "come on over" button."""
+
+
+def start_payload(cohort: CohortRecord) -> str:
+    """The ``/start`` payload that asks for a personal link into ``cohort``'s task group."""
+    return f"{START_PREFIX}{cohort.code}"
+
+
+def code_of_payload(payload: str | None) -> str | None:
+    """The cohort code of a ``/start`` payload made by :func:`start_payload`, else None."""
+    if payload is None or not payload.startswith(START_PREFIX):
+        return None
+    code = payload.removeprefix(START_PREFIX)
+    return code if code and code.isalnum() and code.isascii() and len(code) <= 16 else None
+
 
 AdmitOutcome = Literal["admitted", "already", "not_replied", "no_cohort"]
 
@@ -98,10 +118,14 @@ class AnnounceResponders:
                     continue
                 link = await tx.links.find(cohort.id, "admission")
                 await tx.commit()
+            if cohort.admission == "personal":
+                # A button into the bot's private chat, where each responder gets a link
+                # of their own (funnels.warmup.personal); none until the group is bound.
+                payload = start_payload(cohort) if cohort.task_chat_id is not None else None
+                message = AdmissionsOpen(new, total, cohort.locale, start_payload=payload)
+            else:
+                message = AdmissionsOpen(new, total, cohort.locale, link.link if link else None)
             try:
-                await self.deps.messenger.send(
-                    cohort.warmup_chat_id,
-                    AdmissionsOpen(new, total, cohort.locale, link.link if link else None),
-                )
+                await self.deps.messenger.send(cohort.warmup_chat_id, message)
             except DeliveryError:
                 continue  # a missed nudge is harmless; the next batch counts these too

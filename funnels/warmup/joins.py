@@ -10,7 +10,8 @@ from typing import Literal
 from funnels.deps import Deps
 from funnels.kernel.actor import Actor
 from funnels.kernel.records import Arrival, CohortRecord, MemberRef, Seat
-from funnels.warmup.admissions import AdmitMember, AdmitOutcome
+from funnels.warmup.admissions import AdmitMember
+from funnels.warmup.personal import JoinByPersonalLink, PersonalJoinOutcome
 from funnels.warmup.ports import WarmupTx
 
 JoinOutcome = Seat | Literal["no_cohort"]
@@ -30,7 +31,7 @@ class RecordLeave:
 
 @dataclass(frozen=True, slots=True)
 class Joined:
-    outcome: JoinOutcome | AdmitOutcome
+    outcome: JoinOutcome | PersonalJoinOutcome
     cohort_id: int | None
     user_id: int
     inviter_id: int | None
@@ -41,7 +42,8 @@ class Joined:
 class MemberJoined:
     """A ``chat_member`` join, in the warm-up group (attributed to the link's owner, or
     whoever added the member, or else the leader: every member has an inviter) or in the
-    task group (admission, for responders)."""
+    task group (admission, for responders; by a personal link, see
+    :class:`~funnels.warmup.personal.JoinByPersonalLink`)."""
 
     def __init__(self, deps: Deps) -> None:
         self.deps = deps
@@ -59,16 +61,19 @@ class MemberJoined:
             cohort = await tx.cohorts.by_chat(chat_id)
             user = await tx.users.ensure_user(member.telegram_id, member.name, member.language, now)
             if cohort is None or cohort.task_chat_id == chat_id:
+                link = await tx.links.get(invite_link) if invite_link and cohort else None
                 await tx.commit()  # the user row; admission is a unit of work of its own
-                cohort_id = cohort.id if cohort is not None else None
             else:
                 return await self._join_warmup(tx, cohort, user, member, invite_link, added_by, now)
-        if cohort_id is None:
+        if cohort is None:
             return Joined("no_cohort", None, user.user_id, None, user.language)
         # After the unit of work above has ended: on SQLite one runs at a time, and
         # one opened inside another would wait for it forever.
-        admitted = await AdmitMember(self.deps)(cohort_id, user.user_id)
-        return Joined(admitted, cohort_id, user.user_id, None, user.language)
+        if link is not None and link.kind == "personal" and link.cohort_id == cohort.id:
+            outcome = await JoinByPersonalLink(self.deps)(cohort, user, link)
+            return Joined(outcome, cohort.id, user.user_id, None, user.language)
+        admitted = await AdmitMember(self.deps)(cohort.id, user.user_id)
+        return Joined(admitted, cohort.id, user.user_id, None, user.language)
 
     async def _join_warmup(
         self,

@@ -15,6 +15,7 @@ from funnels.kernel.records import (
     InviteLinkRecord,
     LedgerCredit,
     MemberRef,
+    PersonalLinkRecord,
     Seat,
     ShareClaim,
 )
@@ -27,6 +28,7 @@ class Cohorts(Protocol):
         ...
 
     async def by_chat(self, chat_id: int) -> CohortRecord | None: ...
+    async def by_code(self, code: str) -> CohortRecord | None: ...
     async def get(self, cohort_id: int) -> CohortRecord | None: ...
     async def note_admissions(
         self, cohort_id: int, previous: datetime | None, at: datetime
@@ -96,6 +98,38 @@ class Links(Protocol):
         ...
 
     async def get(self, link: str) -> InviteLinkRecord | None: ...
+    async def add(self, record: InviteLinkRecord, at: datetime) -> None: ...
+
+
+class PersonalLinks(Protocol):
+    """Each responder's one-time link into the task group, and the claim it is made under."""
+
+    async def get(self, cohort_id: int, user_id: int) -> PersonalLinkRecord | None: ...
+    async def claim(
+        self,
+        cohort_id: int,
+        user_id: int,
+        previous: int | None,
+        at: datetime,
+        expires_at: datetime,
+    ) -> int | None:
+        """Take the claim to make a new link: the first one (``previous`` None) or the
+        one after attempt ``previous``, which must still be the row's. The new attempt's
+        number, or None when another caller took it first (nothing changed)."""
+        ...
+
+    async def fill(self, cohort_id: int, user_id: int, attempt: int, link: str) -> bool:
+        """Store the link made under ``attempt``; False (nothing changed) when the claim
+        is no longer that attempt's."""
+        ...
+
+    async def release(self, cohort_id: int, user_id: int, attempt: int) -> None:
+        """Give up ``attempt``'s claim (Telegram made no link): the next ask tries again."""
+        ...
+
+    async def use(self, cohort_id: int, user_id: int, link: str) -> bool:
+        """The member's current link was used: clear it. True to the one caller that did."""
+        ...
 
 
 class Members(Protocol):
@@ -125,6 +159,10 @@ class Members(Protocol):
         first come, first served); the seat each user got."""
         ...
 
+    async def latest_cohort(self, user_id: int) -> int | None:
+        """The cohort the user joined last, if any."""
+        ...
+
     async def leave(self, cohort_id: int, user_id: int, at: datetime) -> None: ...
     async def record_reply(
         self, cohort_id: int, user_id: int, at: datetime, opened_since: datetime
@@ -151,6 +189,7 @@ class Users(Protocol):
         self, telegram_id: int, name: str, language: str | None, at: datetime
     ) -> MemberRef: ...
     async def name(self, user_id: int) -> str | None: ...
+    async def ref(self, user_id: int) -> MemberRef | None: ...
     async def resolve_many(
         self, refs: Sequence[str], telegram_ids: Sequence[int]
     ) -> tuple[dict[str, MemberRef], dict[int, MemberRef]]:
@@ -171,6 +210,8 @@ class WarmupTx(Protocol):
     def links(self) -> Links: ...
     @property
     def members(self) -> Members: ...
+    @property
+    def personal_links(self) -> PersonalLinks: ...
     @property
     def updates(self) -> Updates: ...
     @property

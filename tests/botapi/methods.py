@@ -621,6 +621,46 @@ class BotMethods:
         self.w._chat_member_update("chat_member", chat, bot, old, new)
         return True
 
+    def _removable(self, p: Params, what: str) -> tuple[ChatState, int, MemberState]:
+        """The chat and the member a ban or an unban is about, with Telegram's errors."""
+        chat = self._group_chat(p, "can't remove members from a private chat")
+        if not self._has_right(chat, "can_restrict_members"):
+            raise bad_request(f"not enough rights to {what} chat member")
+        user_id = self._user_id(p)
+        if user_id == self.w._bot.id:
+            raise bad_request("can't remove self")
+        old = self.w._member(chat, user_id)
+        if old.status == "creator":
+            raise bad_request("can't remove chat owner")
+        if old.status == "administrator":
+            raise bad_request("user is an administrator of the chat")
+        return chat, user_id, old
+
+    @api_method("banChatMember")
+    def ban_chat_member(self, p: Params) -> bool:
+        """Out of the group and banned (``until_date`` 0: for good); a ``chat_member``
+        update from the bot says so."""
+        chat, user_id, old = self._removable(p, "restrict/unrestrict")
+        if old.status == "kicked":
+            return True
+        new = MemberState(user_id, "kicked", until_date=p.integer("until_date") or 0)
+        chat.members[user_id] = new
+        self.w._chat_member_update("chat_member", chat, user_dict(self.w._bot), old, new)
+        return True
+
+    @api_method("unbanChatMember")
+    def unban_chat_member(self, p: Params) -> bool:
+        """Lifts a ban: the user may join again. Without ``only_if_banned`` a member who
+        is in the chat is removed from it too (Telegram guarantees the user is not a
+        member after the call); with it, anyone not banned is left alone."""
+        chat, user_id, old = self._removable(p, "restrict/unrestrict")
+        if old.status != "kicked" and (p.flag("only_if_banned") or not old.present):
+            return True
+        new = MemberState(user_id, "left")
+        chat.members[user_id] = new
+        self.w._chat_member_update("chat_member", chat, user_dict(self.w._bot), old, new)
+        return True
+
     # ------------------------------------------------------------ invite links, join requests
 
     @api_method("createChatInviteLink")

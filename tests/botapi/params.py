@@ -66,6 +66,8 @@ BOOL_FIELDS = frozenset(
         "allow_sending_without_reply",
         "show_caption_above_media",
         "supports_streaming",
+        "only_if_banned",
+        "revoke_messages",
     }
 )
 _INT = re.compile(r"-?\d+")

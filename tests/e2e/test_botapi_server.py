@@ -405,6 +405,55 @@ async def test_invite_links_and_join_requests(api: LocalBotAPI, bot: Bot) -> Non
     assert revoked.is_revoked
 
 
+async def test_a_one_time_link_admits_one_member_at_a_time(api: LocalBotAPI, bot: Bot) -> None:
+    link = await bot.create_chat_invite_link(GROUP, name="once", member_limit=1)
+    for user in (104, 105):
+        api.add_user(user, f"User {user}")
+    joined = validate(bot, api.join(GROUP, 104, invite_link=link.invite_link)).chat_member
+    assert joined is not None and joined.invite_link is not None
+    assert joined.invite_link.member_limit == 1
+    with pytest.raises(ValueError, match="reached its member_limit"):
+        api.join(GROUP, 105, invite_link=link.invite_link)
+    # Telegram counts members who joined by it and are still there: one left, one may come.
+    api.leave(GROUP, 104)
+    api.join(GROUP, 105, invite_link=link.invite_link)
+    assert (await bot.revoke_chat_invite_link(GROUP, link.invite_link)).is_revoked
+    api.leave(GROUP, 105)
+    with pytest.raises(ValueError, match="is revoked"):
+        api.join(GROUP, 105, invite_link=link.invite_link)
+
+
+async def test_ban_and_unban(api: LocalBotAPI, bot: Bot) -> None:
+    await bot.get_updates(allowed_updates=["chat_member"])
+    assert await bot.ban_chat_member(GROUP, BOB)
+    [banned] = await bot.get_updates()
+    assert banned.chat_member is not None and banned.chat_member.from_user.id == 42
+    assert (
+        banned.chat_member.old_chat_member.status,
+        banned.chat_member.new_chat_member.status,
+    ) == (
+        "member",
+        "kicked",
+    )
+    with pytest.raises(ValueError, match="banned"):
+        api.join(GROUP, BOB)
+    assert await bot.unban_chat_member(GROUP, BOB, only_if_banned=True)
+    assert api.members(GROUP)[BOB].status == "left"
+    api.join(GROUP, BOB)  # may come back
+
+    # only_if_banned leaves a member alone; without it, the member is removed.
+    assert await bot.unban_chat_member(GROUP, ANN, only_if_banned=True)
+    assert api.members(GROUP)[ANN].status == "member"
+    assert await bot.unban_chat_member(GROUP, ANN)
+    assert api.members(GROUP)[ANN].status == "left"
+
+    with pytest.raises(TelegramBadRequest, match="can't remove chat owner"):
+        await bot.ban_chat_member(GROUP, CAT)
+    api.set_bot_rights(GROUP, "administrator", can_restrict_members=False)
+    with pytest.raises(TelegramBadRequest, match="not enough rights"):
+        await bot.ban_chat_member(GROUP, BOB)
+
+
 # ---------------------------------------------------------------- chats, members, commands
 
 

@@ -227,6 +227,7 @@ async def test_pages_show_the_figures_of_the_stats_use_cases(
     # Two warm-up days and three task days from Mar 2: its last day is Mar 6 (it ends at
     # the midnight after, which is no date to show).
     assert "<dd>Mar 2, 2026 – Mar 6, 2026</dd>" in timeline
+    assert '<dd data-field="admission">Join requests</dd>' in timeline
     assert _field(timeline, 'data-step="d1_welcome"', "late") == "0 s"
     actions = re.findall(r'data-action="(\w+)".*?data-field="by">([^<]+)<', timeline, re.S)
     assert actions == [

@@ -43,6 +43,7 @@ TABLES = {
     "inbound_events",
     "ledger_entries",
     "invite_links",
+    "personal_links",
     "telegram_updates",
     "proofs",
     "payouts",

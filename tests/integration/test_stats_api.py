@@ -208,6 +208,7 @@ async def test_one_cohort_and_a_missing_one(kit: Kit, api: httpx.AsyncClient) ->
     body = answer.json()
     assert body["id"] == cohort.id and body["status"] == "paused"
     assert body["status_reason"] == "ops asked" and body["generation"] == 1
+    assert body["admission"] == "requests"
     assert (
         f"no cohort {cohort.id + 100}"
         in problem(await api.get(f"/api/v1/cohorts/{cohort.id + 100}"), 404)["detail"]

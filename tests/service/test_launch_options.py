@@ -42,12 +42,14 @@ def test_anything_path_like_is_not_a_name(name: str) -> None:
 
 
 def test_options_in_any_order() -> None:
-    assert parse_launch(None) == (None, None, None)
-    assert parse_launch("capacity=300 start=2026-03-02 my_line") == (
+    assert parse_launch(None) == (None, None, None, "requests")
+    assert parse_launch("capacity=300 admission=personal start=2026-03-02 my_line") == (
         "my_line",
         date(2026, 3, 2),
         300,
+        "personal",
     )
+    assert parse_launch("admission=requests").admission == "requests"
 
 
 @pytest.mark.parametrize(
@@ -64,6 +66,10 @@ def test_options_in_any_order() -> None:
         ("capacity=0", "launch.bad_capacity"),
         (f"capacity={MAX_CAPACITY + 1}", "launch.bad_capacity"),
         ("capacity=" + "9" * 5000, "launch.bad_capacity"),
+        ("admission=", "launch.bad_admission"),
+        ("admission=Personal", "launch.bad_admission"),
+        ("admission=personal,requests", "launch.bad_admission"),
+        ("admission=invite", "launch.bad_admission"),
     ],
 )
 def test_bad_options(args: str, key: str) -> None:

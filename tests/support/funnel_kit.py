@@ -39,6 +39,7 @@ from funnels.kernel.actor import Actor
 from funnels.kernel.clock import ManualClock
 from funnels.kernel.messaging import DeliveryError
 from funnels.kernel.records import (
+    AdmissionMode,
     CohortRecord,
     IncomingEvent,
     MemberRef,
@@ -228,6 +229,7 @@ class Kit:
         loaded: LoadedScript | None = None,
         leader: MemberRef | None = None,
         region_id: int | None = None,
+        admission: AdmissionMode = "requests",
     ) -> CohortRecord:
         record = await StartCohort(self.deps)(
             loaded or self.loaded,
@@ -237,6 +239,7 @@ class Kit:
             warmup_chat_id=chat,
             leader_id=leader.user_id if leader else None,
             region_id=region_id,
+            admission=admission,
         )
         self.cohorts.append(record)
         return record

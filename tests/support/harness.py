@@ -94,9 +94,14 @@ class Harness:
 
 @asynccontextmanager
 async def running_bot(
-    store: SqlStore, now: datetime, **server_options: Any
+    store: SqlStore, now: datetime, *, shared_clock: bool = False, **server_options: Any
 ) -> AsyncIterator[Harness]:
+    """``shared_clock``: the server reads the bot's virtual clock too (for what Telegram
+    times itself: an invite link's ``expire_date``); by default it reads the wall clock."""
+    clock = ManualClock(now)
     options = {**SERVER_LIMITS, **server_options}
+    if shared_clock:
+        options["clock"] = clock
     async with LocalBotAPI(TOKEN, **options) as api:
         settings = Settings(
             bot_token=SecretStr(TOKEN),
@@ -104,7 +109,6 @@ async def running_bot(
             admin_ids=[ADMIN],
             _env_file=None,  # type: ignore[call-arg]
         )
-        clock = ManualClock(now)
         bot = build_bot(settings)
         services = build_services(settings, store, clock, bot, limits=BOT_LIMITS)
         dp = build_dispatcher(services)

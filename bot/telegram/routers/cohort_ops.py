@@ -14,7 +14,7 @@ from funnels.cohorts.lifecycle import PauseCohort, ResumeCohort
 from funnels.cohorts.pauses import PauseReason
 from funnels.cohorts.status import CohortStatus
 from funnels.kernel.actor import Actor
-from funnels.kernel.records import StepRunRecord
+from funnels.kernel.records import CohortRecord, StepRunRecord
 from funnels.kernel.refusals import Refused
 from funnels.kernel.stages import Stage
 from funnels.ops.steps import DecideStepInGroup
@@ -59,11 +59,18 @@ async def status(
         )
     else:
         lines.append(services.text(locale, "status.line_own", generation=cohort.generation))
+    lines.append(admission_line(services, locale, cohort))
     if cohort.status == "paused" and cohort.status_reason:
         reason = services.renderer.pause_reason(locale, PauseReason.parse(cohort.status_reason))
         lines.append(services.text(locale, "status.reason", reason=reason))
     lines.extend(_attention_lines(services, locale, view.attention))
     await services.say(message.chat.id, "\n".join(lines))
+
+
+def admission_line(services: Services, locale: str, cohort: CohortRecord) -> str:
+    """How responders get into the cohort's task group, as /launch and /status say it."""
+    mode = services.text(locale, f"admission.mode.{cohort.admission}")
+    return services.text(locale, "cohort.admission", mode=mode)
 
 
 async def pause_or_resume(

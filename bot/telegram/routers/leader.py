@@ -11,19 +11,21 @@ from __future__ import annotations
 import logging
 from datetime import date
 from pathlib import Path
+from typing import NamedTuple
 
 from aiogram import Router
 from aiogram.filters import Command, CommandObject
 from aiogram.types import Message
 
 from bot.args import ascii_int, telegram_user_id
-from bot.telegram.routers.cohort_ops import decide_step, pause_or_resume, status
+from bot.telegram.routers.cohort_ops import admission_line, decide_step, pause_or_resume, status
 from bot.telegram.routers.filters import InGroup
 from bot.telegram.routers.middleware import WhoAsks
 from bot.telegram.routers.refusals import MAX_CAPACITY, refusal_text
 from bot.telegram.services import Services
 from funnels.cohorts.launch import BindTaskGroup, LaunchCohort, Launched
 from funnels.kernel.actor import Actor
+from funnels.kernel.records import ADMISSION_MODES, AdmissionMode
 from funnels.kernel.refusals import Refused
 from funnels.kernel.text import cut
 from funnels.people.leaders import GrantLeader
@@ -61,11 +63,20 @@ class _Usage(Exception):
         self.params = params
 
 
-def parse_launch(args: str | None) -> tuple[str | None, date | None, int | None]:
-    """``[script] [start=YYYY-MM-DD] [capacity=N]`` in any order."""
+class LaunchOptions(NamedTuple):
     script: str | None = None
     start: date | None = None
     capacity: int | None = None
+    admission: AdmissionMode = "requests"
+
+
+def parse_launch(args: str | None) -> LaunchOptions:
+    """``[script] [start=YYYY-MM-DD] [capacity=N] [admission=requests|personal]`` in
+    any order."""
+    script: str | None = None
+    start: date | None = None
+    capacity: int | None = None
+    admission: AdmissionMode = "requests"
     for token in (args or "").split():
         name, sep, value = token.partition("=")
         if not sep:
@@ -83,9 +94,14 @@ def parse_launch(args: str | None) -> tuple[str | None, date | None, int | None]
             capacity = ascii_int(value, high=MAX_CAPACITY)
             if capacity is None:
                 raise _Usage("launch.bad_capacity", max=MAX_CAPACITY)
+        elif name == "admission":
+            mode = next((m for m in ADMISSION_MODES if m == value), None)
+            if mode is None:
+                raise _Usage("launch.bad_admission", value=cut(value))
+            admission = mode
         else:
             raise _Usage("launch.bad_option", option=cut(token))
-    return script, start, capacity
+    return LaunchOptions(script, start, capacity, admission)
 
 
 async def launch(
@@ -101,7 +117,7 @@ async def launch(
     extra = services.settings.scripts_dir
     try:
         await use.authorize(actor=actor, is_admin=is_admin)  # before reading any option
-        name, start, capacity = parse_launch(command.args)
+        name, start, capacity, admission = parse_launch(command.args)
     except Refused as refused:
         text = refusal_text(services, locale, refused, _LAUNCH)
         await services.say(chat_id, text, reply_to=message.message_id)
@@ -130,6 +146,7 @@ async def launch(
             load=load,
             start=start,
             capacity=capacity,
+            admission=admission,
         )
     except Refused as refused:
         text = refusal_text(services, locale, refused, _LAUNCH)
@@ -188,7 +205,7 @@ def _launched_text(services: Services, locale: str, launched: Launched) -> str:
         and step.kind in ("post", "talk_part", "red_envelope", "pitch")
         and (step.part or 0) == 0
     ]
-    return services.text(
+    started = services.text(
         locale,
         "launch.started",
         code=cohort.code,
@@ -199,6 +216,7 @@ def _launched_text(services: Services, locale: str, launched: Launched) -> str:
         timeline="\n".join(lines[:60]),
         link=launched.invite_link or "-",
     )
+    return started + "\n" + admission_line(services, locale, cohort)
 
 
 async def taskgroup(

@@ -1,10 +1,11 @@
-"""The private chat with a member: /start, /help, /lang, /balance, /mylink, /tasks (with
-a how-to button per open task)."""
+"""The private chat with a member: /start (``join-CODE``: a personal link into the task
+group), /join, /help, /lang, /balance, /mylink, /tasks (with a how-to button per open
+task)."""
 
 from __future__ import annotations
 
 from aiogram import Router
-from aiogram.filters import Command, CommandStart
+from aiogram.filters import Command, CommandObject, CommandStart
 from aiogram.types import (
     CallbackQuery,
     InlineKeyboardButton,
@@ -17,6 +18,7 @@ from bot.telegram.i18n import SUPPORTED
 from bot.telegram.render import PickLocale, TaskHow
 from bot.telegram.routers.filters import Button, InPrivate
 from bot.telegram.routers.middleware import WhoAsks
+from bot.telegram.routers.refusals import refusal_text
 from bot.telegram.services import Services
 from funnels.kernel.actor import Actor
 from funnels.kernel.refusals import Refused
@@ -26,16 +28,62 @@ from funnels.ladder.progress import Balance, MyTasks, TaskHowTo
 from funnels.people.leaders import MayLead
 from funnels.people.links import MemberLink
 from funnels.people.users import ChooseLocale, StartedBot
+from funnels.warmup.admissions import code_of_payload
+from funnels.warmup.personal import AskPersonalLink
+
+# Refusal codes of AskPersonalLink -> catalogue keys.
+_PERSONAL = {
+    "no_cohort": "personal.no_cohort",
+    "by_request": "personal.by_request",
+    "ended": "personal.ended",
+    "not_replied": "admission.refused",
+    "closed": "admission.closed",
+    "no_task_group": "personal.no_task_group",
+    "busy": "personal.busy",
+    "failed": "personal.failed",
+}
 
 
 async def start(
-    message: Message, services: Services, actor: Actor, locale: str, event_from_user: User
+    message: Message,
+    command: CommandObject,
+    services: Services,
+    actor: Actor,
+    locale: str,
+    event_from_user: User,
 ) -> None:
     await StartedBot(services.deps)(actor)
+    code = code_of_payload(command.args)
+    if code is not None:  # the "come on over" button of a cohort with personal links
+        await personal_link(message.chat.id, services, actor, locale, code)
+        return
     await services.say(
         message.chat.id,
         services.text(locale, "start.welcome", name=event_from_user.first_name),
     )
+
+
+async def join(
+    message: Message, command: CommandObject, services: Services, actor: Actor, locale: str
+) -> None:
+    """``/join [CODE]``: a personal link into the task group of the member's cohort."""
+    args = (command.args or "").split()
+    await personal_link(message.chat.id, services, actor, locale, args[0] if args else None)
+
+
+async def personal_link(
+    chat_id: int, services: Services, actor: Actor, locale: str, code: str | None
+) -> None:
+    try:
+        given = await AskPersonalLink(services.deps)(actor, code)
+    except Refused as refused:
+        await services.say(chat_id, refusal_text(services, locale, refused, _PERSONAL))
+        return
+    until = services.catalog.when(locale, given.expires_at, given.timezone)
+    text = services.text(
+        locale, "personal.link", code=given.cohort_code, link=given.link, until=until
+    )
+    await services.say(chat_id, text)
 
 
 async def help_(
@@ -168,6 +216,7 @@ def make_router() -> Router:
     router.callback_query.middleware(WhoAsks())
     router.message.filter(InPrivate())
     router.message.register(start, CommandStart())
+    router.message.register(join, Command("join"))
     router.message.register(help_, Command("help"))
     router.message.register(lang, Command("lang"))
     router.callback_query.register(picked, PickLocale.filter())
