@@ -3,7 +3,7 @@ one-time link into the task group with the claim it is made under
 
 Revision ID: 0011
 Revises: 0010
-Create Date: 2026-12-01
+Create Date: 2026-11-28
 """
 
 from __future__ import annotations

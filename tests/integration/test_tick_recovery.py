@@ -314,7 +314,5 @@ async def test_a_full_batch_claims_on_in_the_same_tick(kit: Kit) -> None:
     await ticker.run()
     assert [m.chat_id for m in kit.messenger.sent] == [WARMUP_CHAT - n for n in range(3)]
     async with kit.store.engine.connect() as conn:
-        statuses = (
-            await conn.execute(steps_t.select().where(steps_t.c.key == "d1_welcome"))
-        ).all()
+        statuses = (await conn.execute(steps_t.select().where(steps_t.c.key == "d1_welcome"))).all()
     assert {r.status for r in statuses} == {"done"}
