@@ -4,7 +4,7 @@ virtual clock (``FUNNELBOT_CLOCK_FILE``); then the task group's first task, its 
 and its payouts. Every invariant of the funnel is checked at the end:
 
 - each step run once (none in doubt), each post in its group once;
-- the work shared: steps claimed and updates handled by every process;
+- the work shared: steps claimed and updates handled by more than one process;
 - each envelope share given once: nobody holds two, the amounts add up to the cent,
   one ledger entry per share, every tap answered (in the webhook's reply);
 - Telegram's limits kept across the processes (no 429 from the Bot API server, which
@@ -55,7 +55,7 @@ from storage.tables import (
 )
 from storage.uow import SqlStore
 from tests.botapi import LocalBotAPI
-from tests.support.balancer import Balancer
+from tests.support.balancer import Balancer, balancing
 from tests.support.payout_receiver import Receiver, new_secret, receiving
 from tests.support.process import BotProcess, free_port
 from tests.support.virtual_time import VirtualTime
@@ -215,7 +215,7 @@ async def scene(tmp_path: Path, pg_url: str, redis_url: str) -> AsyncIterator[Sc
         clock = VirtualTime(tmp_path / "clock", db, api, TICK, day(0, "08:00"))
         bots: list[BotProcess] = []
         ports = [free_port() for _ in range(PROCESSES)]
-        with Balancer([f"http://127.0.0.1:{p}" for p in ports]) as balancer:
+        with balancing([f"http://127.0.0.1:{p}" for p in ports]) as balancer:
             env = {
                 "FUNNELBOT_DATABASE_URL": pg_url,
                 "FUNNELBOT_REDIS_URL": redis_url,
@@ -413,9 +413,10 @@ async def _check_invariants(scene: Scene, taps: list[str], sent: int, rewards: i
             )
         ).scalar()
 
-    # Steps: every one done, none in doubt; every process ran some.
+    # Steps: every one done, none in doubt; they were shared (which process claims a
+    # due step is a race, which a process slowed by a busy machine may lose every time).
     assert set(statuses) <= {"done", "pending"}, statuses
-    assert len(owners) == PROCESSES, owners
+    assert len(owners) >= 2, owners
     assert len(handlers) >= 2, handlers
     # Each post once in its group.
     for chat in LEADERS:

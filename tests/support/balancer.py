@@ -6,14 +6,14 @@ webhook's reply included). ``routed`` records which backend got each request."""
 
 from __future__ import annotations
 
-import asyncio
 import itertools
-import threading
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from types import TracebackType
 
 import aiohttp
 from aiohttp import web
+
+from tests.support.threads import served_in_thread
 
 HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "host", "content-length"}
 
@@ -32,8 +32,6 @@ class Balancer:
     """Base URLs, such as ``http://127.0.0.1:8123``."""
     routed: list[Routed] = field(default_factory=list)
     url: str = ""
-    _loop: asyncio.AbstractEventLoop | None = None
-    _thread: threading.Thread | None = None
     _runner: web.AppRunner | None = None
     _client: aiohttp.ClientSession | None = None
 
@@ -80,31 +78,13 @@ class Balancer:
         if self._client is not None:
             await self._client.close()
 
-    def __enter__(self) -> Balancer:
-        loop = asyncio.new_event_loop()
-        self._loop = loop
-        started = threading.Event()
 
-        def run() -> None:
-            asyncio.set_event_loop(loop)
-            loop.run_until_complete(self._start())
-            started.set()
-            loop.run_forever()
-            loop.close()
+def balancing(backends: list[str]) -> AbstractContextManager[Balancer]:
+    """A balancer over ``backends`` (base URLs), serving in a thread while the block runs."""
+    balancer = Balancer(backends)
 
-        self._thread = threading.Thread(target=run, name="balancer", daemon=True)
-        self._thread.start()
-        if not started.wait(10):
-            raise RuntimeError("the balancer did not start")
-        return self
+    async def start() -> Balancer:
+        await balancer._start()
+        return balancer
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        assert self._loop is not None and self._thread is not None
-        asyncio.run_coroutine_threadsafe(self._stop(), self._loop).result(10)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(10)
+    return served_in_thread(start, balancer._stop)

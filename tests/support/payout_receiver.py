@@ -14,14 +14,15 @@ import asyncio
 import base64
 import json
 import secrets
-import threading
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import AsyncIterator
+from contextlib import AbstractContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
 from standardwebhooks import Webhook, WebhookVerificationError
+
+from tests.support.threads import served_in_thread
 
 Answer = int | str
 
@@ -92,18 +93,8 @@ async def payout_receiver(secret: str | None = None) -> AsyncIterator[Receiver]:
         await runner.cleanup()
 
 
-@contextmanager
-def receiving() -> Iterator[Receiver]:
+def receiving() -> AbstractContextManager[Receiver]:
     """The payout receiver on a loop of its own, in a thread (for synchronous tests, and
     beside processes that block their test's loop)."""
-    loop = asyncio.new_event_loop()
-    thread = threading.Thread(target=loop.run_forever, daemon=True)
-    thread.start()
     server = payout_receiver()
-    try:
-        yield asyncio.run_coroutine_threadsafe(server.__aenter__(), loop).result(10)
-    finally:
-        asyncio.run_coroutine_threadsafe(server.__aexit__(None, None, None), loop).result(10)
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(10)
-        loop.close()
+    return served_in_thread(server.__aenter__, lambda: server.__aexit__(None, None, None))
