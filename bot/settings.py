@@ -105,7 +105,7 @@ class Settings(BaseSettings):
             try:
                 read_instant(Path(value))
             except ClockFileError as exc:
-                raise ValueError(f"FUNNELBOT_CLOCK_FILE: {exc}") from None
+                raise ValueError(str(exc)) from None
         return value
 
     @field_validator("events_secret")

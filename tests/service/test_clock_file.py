@@ -83,7 +83,7 @@ def test_a_bad_file_is_refused_at_the_start(tmp_path: Path, text: str, says: str
     path.write_text(text)
     with pytest.raises(ClockFileError, match=says):
         FileClock(path)
-    with pytest.raises(ValidationError, match=f"FUNNELBOT_CLOCK_FILE: .*{says}"):
+    with pytest.raises(ValidationError, match=f"clock_file\n.*{says}"):
         Settings(_env_file=None, clock_file=path)  # type: ignore[call-arg]
 
 
