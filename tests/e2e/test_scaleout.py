@@ -302,6 +302,14 @@ async def test_three_processes_share_a_week_and_keep_every_invariant(scene: Scen
     for chat in LEADERS:
         for uid in RESPONDERS[chat]:
             api.say(chat, uid, "1")
+    replied = select(func.count()).where(cohort_members.c.replied_at.is_not(None))
+
+    async def all_replied() -> bool:
+        # The clock moves on (and the reply window closes) only once every "1" is
+        # recorded: a reply handled after the close would rightly not count.
+        return await scene.scalar(replied) == sum(len(r) for r in RESPONDERS.values())
+
+    await scene.until(all_replied, 'not every "1" was recorded')
     await time.run_until(day(7, "21:30"))
 
     # Responders ask to join the task group and are let in.
