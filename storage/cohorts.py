@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -10,7 +11,7 @@ from sqlalchemy.exc import IntegrityError
 
 from funnels.kernel.records import CohortRecord, CohortStatus, NewCohort
 from funnels.kernel.refusals import AlreadyExists
-from storage.sql import Repo, prepared
+from storage.sql import Repo, one_of, prepared
 from storage.tables import (
     cohort_members as _m,
     cohorts as _c,
@@ -71,6 +72,17 @@ class SqlCohorts(Repo):
         )
         row = (await self.conn.execute(statement, {"id": cohort_id})).first()
         return _cohort(row) if row else None
+
+    async def get_many(self, cohort_ids: Sequence[int]) -> dict[int, CohortRecord]:
+        if not cohort_ids:
+            return {}
+        statement = prepared(
+            "cohorts_many",
+            self.dialect,
+            lambda: select(_c).where(one_of(self.dialect, _c.c.id, "ids")),
+        )
+        rows = await self.conn.execute(statement, {"ids": sorted(set(cohort_ids))})
+        return {row.id: _cohort(row) for row in rows}
 
     async def running(self, now: datetime) -> list[CohortRecord]:
         rows = (
@@ -218,6 +230,50 @@ class SqlCohorts(Repo):
         )
         result = await self.conn.execute(statement, {"cohort": cohort_id, "amount": amount_minor})
         return result.rowcount == 1
+
+    async def lock_budgets(self, cohort_ids: Sequence[int]) -> dict[int, tuple[int, int]]:
+        """Budget and spend of each cohort, in minor units. On PostgreSQL the rows are
+        locked in id order until the transaction ends: batches in other processes that
+        spend from the same cohorts queue behind this one instead of deadlocking."""
+        if not cohort_ids:
+            return {}
+
+        def build() -> Any:
+            query = (
+                select(_c.c.id, _c.c.budget_minor, _c.c.spent_minor)
+                .where(one_of(self.dialect, _c.c.id, "ids"))
+                .order_by(_c.c.id)
+            )
+            # FOR NO KEY UPDATE, the lock an UPDATE of the spend takes: FOR UPDATE would
+            # also wait for the key-share locks that inserts referencing the cohort
+            # (progress rows, ledger entries) hold, and two appliers would deadlock.
+            if self.dialect == "postgresql":
+                return query.with_for_update(key_share=True)
+            return query
+
+        rows = await self.conn.execute(
+            prepared("cohort_budgets_locked", self.dialect, build),
+            {"ids": sorted(set(cohort_ids))},
+        )
+        return {r.id: (int(r.budget_minor), int(r.spent_minor)) for r in rows}
+
+    async def spend_many(self, amounts: Mapping[int, int]) -> None:
+        """Add to cohorts' spend (cohort id -> minor units), unchecked: the caller holds
+        the rows (:meth:`lock_budgets`) and decided what fits."""
+        if not amounts:
+            return
+        statement = prepared(
+            "cohort_spend",
+            self.dialect,
+            lambda: (
+                update(_c)
+                .where(_c.c.id == bindparam("cohort"))
+                .values(spent_minor=_c.c.spent_minor + bindparam("amount"))
+            ),
+        )
+        await self.conn.execute(
+            statement, [{"cohort": c, "amount": a} for c, a in sorted(amounts.items())]
+        )
 
     async def release(self, cohort_id: int, amount_minor: int) -> None:
         await self.conn.execute(

@@ -340,6 +340,20 @@ class SqlLedger(Repo):
         )
         return int(result.rowcount)
 
+    async def credited(self, keys: Sequence[str]) -> set[str]:
+        """Which of these idempotency keys have an entry already."""
+        if not keys:
+            return set()
+        statement = prepared(
+            "ledger_credited",
+            self.dialect,
+            lambda: select(_l.c.idempotency_key).where(
+                one_of(self.dialect, _l.c.idempotency_key, "keys")
+            ),
+        )
+        rows = await self.conn.execute(statement, {"keys": sorted(set(keys))})
+        return {r[0] for r in rows}
+
     async def untold_rewards(
         self, cohort_id: int, since: datetime, until: datetime, limit: int
     ) -> tuple[list[tuple[str, str]], int]:

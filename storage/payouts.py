@@ -7,11 +7,11 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, func, literal, or_, select, update
+from sqlalchemy import func, literal, or_, select, update
 
 from funnels.kernel.records import PayoutRecord, PayoutStatus, RewardDue
 from storage.db import insert_ignore
-from storage.sql import Repo, prepared
+from storage.sql import Repo, one_of, prepared
 from storage.tables import payouts as _p, task_progress as _tp
 
 
@@ -55,46 +55,61 @@ class SqlPayouts(Repo):
     """Whether this transaction recorded a reward (the store wakes the deliverer after
     its commit)."""
 
-    async def has_owed(self, cohort_id: int) -> bool:
+    async def owing(self, cohort_ids: Sequence[int]) -> set[int]:
+        """Which of these cohorts have a reward owed."""
+        if not cohort_ids:
+            return set()
         query = prepared(
-            "payouts_has_owed",
+            "payouts_owing",
             self.dialect,
             lambda: (
-                select(_p.c.id)
-                .where(_p.c.cohort_id == bindparam("cohort"), _p.c.status == "owed")
-                .limit(1)
+                select(_p.c.cohort_id)
+                .where(one_of(self.dialect, _p.c.cohort_id, "cohorts"), _p.c.status == "owed")
+                .distinct()
             ),
         )
-        return (await self.conn.execute(query, {"cohort": cohort_id})).first() is not None
+        rows = await self.conn.execute(query, {"cohorts": sorted(set(cohort_ids))})
+        return {int(r[0]) for r in rows}
 
-    async def owe(self, reward: RewardDue, at: datetime, *, tell_leader: bool) -> bool:
-        result = await self.conn.execute(
-            insert_ignore(self.dialect, _p, "key"),
-            {
-                **_values(reward),
-                "status": "owed",
-                "owed_at": at,
-                "member_notice": "owed",
-                "leader_notice": tell_leader,
-            },
+    async def owe_many(self, rewards: Sequence[tuple[RewardDue, bool]], at: datetime) -> None:
+        """Record rewards the budget cannot cover (reward, whether to tell the leader),
+        once per key, in the order given (the order they are paid in later)."""
+        if not rewards:
+            return
+        await self.conn.execute(
+            prepared("payouts_owe", self.dialect, lambda: insert_ignore(self.dialect, _p, "key")),
+            [
+                {
+                    **_values(reward),
+                    "status": "owed",
+                    "owed_at": at,
+                    "member_notice": "owed",
+                    "leader_notice": tell_leader,
+                }
+                for reward, tell_leader in rewards
+            ],
         )
         self.touched = True
-        return result.rowcount == 1
 
-    async def queue(self, reward: RewardDue, body: str, at: datetime) -> bool:
-        result = await self.conn.execute(
+    async def queue_many(self, rewards: Sequence[tuple[RewardDue, str]], at: datetime) -> None:
+        """:meth:`queue` for many credited rewards (reward, event body), in one go."""
+        if not rewards:
+            return
+        await self.conn.execute(
             prepared("payouts_queue", self.dialect, lambda: insert_ignore(self.dialect, _p, "key")),
-            {
-                **_values(reward),
-                "status": "pending",
-                "body": body,
-                "granted_at": at,
-                "next_attempt_at": at,
-                "leader_notice": False,
-            },
+            [
+                {
+                    **_values(reward),
+                    "status": "pending",
+                    "body": body,
+                    "granted_at": at,
+                    "next_attempt_at": at,
+                    "leader_notice": False,
+                }
+                for reward, body in rewards
+            ],
         )
         self.touched = True
-        return result.rowcount == 1
 
     async def owed(self, cohort_id: int) -> list[PayoutRecord]:
         query = (

@@ -197,6 +197,20 @@ class SqlUsers(Repo):
         )
         return str((await self.conn.execute(statement, {"user_id": user_id})).scalar_one())
 
+    async def ref_codes(self, user_ids: Sequence[int]) -> dict[int, tuple[str, int | None]]:
+        """Each user's ref code and Telegram id (the ``member`` of the events we send)."""
+        if not user_ids:
+            return {}
+        statement = prepared(
+            "ref_codes",
+            self.dialect,
+            lambda: select(_u.c.id, _u.c.ref_code, _u.c.telegram_id).where(
+                one_of(self.dialect, _u.c.id, "ids")
+            ),
+        )
+        rows = await self.conn.execute(statement, {"ids": sorted(set(user_ids))})
+        return {r.id: (str(r.ref_code), r.telegram_id) for r in rows}
+
     async def by_telegram(self, telegram_id: int) -> MemberRef | None:
         statement = prepared(
             "by_telegram",

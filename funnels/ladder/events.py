@@ -21,7 +21,7 @@ from funnels.kernel.records import CohortRecord, IncomingEvent, MemberRef
 from funnels.kernel.stages import ROLE_FOR_PROMOTION, STAGE_FOR_PROMOTION, Stage
 from funnels.ladder.goals import contributions, evaluate
 from funnels.ladder.ports import LadderTx
-from funnels.ladder.rewards import grant_reward
+from funnels.ladder.rewards import Earned, grant_rewards
 from funnels.scripts.model import Task
 
 
@@ -65,7 +65,10 @@ class _Batch:
     progress: dict[tuple[int, int, str], _Progress] = field(default_factory=dict)
     uniques: dict[tuple[int, int], set[str]] = field(default_factory=dict)
     new_uniques: list[tuple[int, int, str]] = field(default_factory=list)
-    tasked: set[tuple[int, int]] = field(default_factory=set)
+    tasked: dict[tuple[int, int], datetime] = field(default_factory=dict)
+    """(cohort, member) -> when they first finished a task in this batch."""
+    earned: list[tuple[Earned, _Progress]] = field(default_factory=list)
+    """Finished tasks, in order, their rewards granted at the end of the batch."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,8 +163,24 @@ class ApplyEvents:
                     result.unmatched += 1
                     handled.append((row_id, None, None, "unknown_member"))
                     continue
-                cohort_id, outcome = await self._apply(tx, batch, member, event, result, now)
+                cohort_id, outcome = await self._apply(tx, batch, member, event)
                 handled.append((row_id, member.user_id, cohort_id, outcome))
+            await self._advance(tx, batch)
+            # Last before the commit: granting holds the cohorts' budget rows.
+            grants = await grant_rewards(tx, [e for e, _ in batch.earned], now)
+            for (earned, row), granted in zip(batch.earned, grants, strict=True):
+                if granted.status != "none":
+                    row.reward_status = granted.status  # written with the progress
+                result.completions.append(
+                    Completion(
+                        earned.cohort.id,
+                        earned.member,
+                        earned.task.id,
+                        granted.amount_minor,
+                        granted.status,
+                        earned.task.promote,
+                    )
+                )
             await tx.tasks.save_many(
                 [
                     (r.id, r.values, r.completed_at, r.reward_status)
@@ -189,10 +208,7 @@ class ApplyEvents:
         batch = _Batch()
         users = sorted({m.user_id for _, _, m in resolved if m is not None})
         batch.cohort_of = await tx.members.current_cohorts(users)
-        for cohort_id in set(batch.cohort_of.values()):
-            cohort = await tx.cohorts.get(cohort_id)
-            assert cohort is not None
-            batch.cohorts[cohort_id] = cohort
+        batch.cohorts = await tx.cohorts.get_many(sorted(set(batch.cohort_of.values())))
         wanted: set[tuple[int, int, str]] = set()
         unique_keys: dict[tuple[int, int, str], set[str]] = {}
         for _, event, member in resolved:
@@ -232,8 +248,6 @@ class ApplyEvents:
         batch: _Batch,
         member: MemberRef,
         event: IncomingEvent,
-        result: IngestResult,
-        now: datetime,
     ) -> tuple[int | None, str]:
         cohort_id = batch.cohort_of.get(member.user_id)
         if cohort_id is None:
@@ -267,39 +281,34 @@ class ApplyEvents:
             counted = row.dirty = True
             if evaluate(task.goal, row.values, cohort.currency).done:
                 row.completed_at = event.occurred_at
-                result.completions.append(
-                    await self._complete(
-                        tx, batch, cohort, member, task, row, event.occurred_at, now
-                    )
-                )
+                self._complete(batch, cohort, member, task, row, event.occurred_at)
         return cohort_id, "counted" if counted else "no_progress"
 
-    async def _complete(
+    def _complete(
         self,
-        tx: LadderTx,
         batch: _Batch,
         cohort: CohortRecord,
         member: MemberRef,
         task: Task,
         row: _Progress,
         reached_at: datetime,
-        now: datetime,
-    ) -> Completion:
-        if (cohort.id, member.user_id) not in batch.tasked:  # once per member and batch
-            batch.tasked.add((cohort.id, member.user_id))
-            await tx.members.advance(cohort.id, member.user_id, Stage.TASKED, reached_at)
-        # Credited with its payout queued, or owed past the budget (funnels/ladder/rewards.py).
-        granted = await grant_reward(tx, cohort, member, task, reached_at, now)
-        if granted.status != "none":
-            row.reward_status = granted.status  # written with the progress at the end
-        if task.promote:
-            await tx.members.advance(
-                cohort.id, member.user_id, STAGE_FOR_PROMOTION[task.promote], reached_at
-            )
-            await tx.users.set_role_at_least(member.user_id, ROLE_FOR_PROMOTION[task.promote])
-        return Completion(
-            cohort.id, member, task.id, granted.amount_minor, granted.status, task.promote
-        )
+    ) -> None:
+        """A task finished: the member's stages move and its reward is granted at the
+        end of the batch (:meth:`_advance`, :func:`grant_rewards`)."""
+        batch.tasked.setdefault((cohort.id, member.user_id), reached_at)
+        batch.earned.append((Earned(cohort, member, task, reached_at), row))
+
+    async def _advance(self, tx: LadderTx, batch: _Batch) -> None:
+        """Members who finished a task are tasked (at the first they finished), then
+        promoted where a task says so."""
+        for (cohort_id, user_id), reached_at in batch.tasked.items():
+            await tx.members.advance(cohort_id, user_id, Stage.TASKED, reached_at)
+        for earned, _ in batch.earned:
+            if earned.task.promote:
+                cohort_id, user_id = earned.cohort.id, earned.member.user_id
+                stage = STAGE_FOR_PROMOTION[earned.task.promote]
+                await tx.members.advance(cohort_id, user_id, stage, earned.completed_at)
+                await tx.users.set_role_at_least(user_id, ROLE_FOR_PROMOTION[earned.task.promote])
 
     async def _notify(self, done: Completion, cohort: CohortRecord) -> None:
         task = self.deps.scripts.get(cohort).task(done.task_id)

@@ -31,6 +31,17 @@ from funnels.kernel.stages import Role, Stage
 class Cohorts(Protocol):
     async def by_code(self, code: str) -> CohortRecord | None: ...
     async def get(self, cohort_id: int) -> CohortRecord | None: ...
+    async def get_many(self, cohort_ids: Sequence[int]) -> dict[int, CohortRecord]: ...
+    async def lock_budgets(self, cohort_ids: Sequence[int]) -> dict[int, tuple[int, int]]:
+        """Each cohort's (budget, spent) in minor units, its row held until the
+        transaction ends (taken in id order)."""
+        ...
+
+    async def spend_many(self, amounts: Mapping[int, int]) -> None:
+        """Add to cohorts' spend (cohort id -> minor units), unchecked: for rows held
+        with :meth:`lock_budgets`."""
+        ...
+
     async def raise_budget(self, cohort_id: int, amount_minor: int) -> int:
         """Add to the cohort's budget; returns the new budget."""
 
@@ -88,6 +99,14 @@ class Ledger(Protocol):
         """Write an entry once per idempotency key; False if the key was used."""
         ...
 
+    async def credit_many(self, entries: Sequence[LedgerCredit], at: datetime) -> int:
+        """:meth:`credit` for many entries; how many were written."""
+        ...
+
+    async def credited(self, keys: Sequence[str]) -> set[str]:
+        """Which of these idempotency keys have an entry already."""
+        ...
+
 
 class Members(Protocol):
     async def advance(self, cohort_id: int, user_id: int, stage: Stage, at: datetime) -> bool:
@@ -107,13 +126,17 @@ class Payouts(Protocol):
     """Task rewards on their way out: owed ones waiting for budget, credited ones waiting
     for their ``reward.granted`` event to be delivered."""
 
-    async def has_owed(self, cohort_id: int) -> bool: ...
-    async def owe(self, reward: RewardDue, at: datetime, *, tell_leader: bool) -> bool:
-        """Record a reward the budget cannot cover (once per key; False if recorded)."""
+    async def owing(self, cohort_ids: Sequence[int]) -> set[int]:
+        """Which of these cohorts have a reward owed."""
         ...
 
-    async def queue(self, reward: RewardDue, body: str, at: datetime) -> bool:
-        """Queue a credited reward's event for delivery (once per key)."""
+    async def owe_many(self, rewards: Sequence[tuple[RewardDue, bool]], at: datetime) -> None:
+        """Record rewards the budget cannot cover (reward, whether to tell the leader),
+        once per key, in the order given."""
+        ...
+
+    async def queue_many(self, rewards: Sequence[tuple[RewardDue, str]], at: datetime) -> None:
+        """Queue credited rewards' events (reward, body) for delivery, once per key."""
         ...
 
     async def owed(self, cohort_id: int) -> list[PayoutRecord]:
@@ -198,6 +221,10 @@ class Users(Protocol):
     async def by_telegram(self, telegram_id: int) -> MemberRef | None: ...
     async def ref(self, user_id: int) -> MemberRef | None: ...
     async def ref_code(self, user_id: int) -> str: ...
+    async def ref_codes(self, user_ids: Sequence[int]) -> dict[int, tuple[str, int | None]]:
+        """Each user's ref code and Telegram id."""
+        ...
+
     async def resolve_many(
         self, refs: Sequence[str], telegram_ids: Sequence[int]
     ) -> tuple[dict[str, MemberRef], dict[int, MemberRef]]:

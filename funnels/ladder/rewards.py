@@ -12,6 +12,8 @@ task of the member an event names can complete.
 from __future__ import annotations
 
 import json
+from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -50,63 +52,111 @@ class Grant:
     amount_minor: int
 
 
-async def grant_reward(
-    tx: LadderTx,
-    cohort: CohortRecord,
-    member: MemberRef,
-    task: Task,
-    completed_at: datetime,
-    now: datetime,
-) -> Grant:
-    """Credit ``member``'s reward for ``task`` and queue its event, or record it as owed."""
-    amount = to_minor(task.reward.amount, cohort.currency) if task.reward else 0
-    if not amount:
-        return Grant("none", 0)
-    due = RewardDue(
-        reward_key(cohort.id, member.user_id, task.id),
-        cohort.id,
-        member.user_id,
-        task.id,
-        amount,
-        cohort.currency,
-        completed_at,
-    )
-    owing = await tx.payouts.has_owed(cohort.id)
-    if not owing and await tx.cohorts.reserve(cohort.id, amount):
-        if await _credit(tx, due, now):
-            await tx.payouts.queue(due, await _event_body(tx, cohort, due, now), now)
-            return Grant("paid", amount)
-        await tx.cohorts.release(cohort.id, amount)  # paid before under this key
-        return Grant("duplicate", amount)
-    # The first owed reward of a run of them tells the leader; later ones queue quietly.
-    await tx.payouts.owe(due, now, tell_leader=not owing)
-    return Grant("over_budget", amount)
+@dataclass(frozen=True, slots=True)
+class Earned:
+    """A finished task whose reward is to be granted."""
+
+    cohort: CohortRecord
+    member: MemberRef
+    task: Task
+    completed_at: datetime
 
 
-async def _credit(tx: LadderTx, due: RewardDue, now: datetime) -> bool:
-    entry = LedgerCredit(
+async def grant_rewards(tx: LadderTx, earned: Sequence[Earned], now: datetime) -> list[Grant]:
+    """Credit each finished task's reward with its event queued while the cohort's
+    budget allows, else record it as owed: in the order they were earned (ties in the
+    order given), in a handful of statements whatever their number.
+
+    The cohorts' budget rows are held from here to the end of the transaction: call it
+    last, so that appliers in other processes, which spend from the same cohorts, wait
+    only for the few statements before this one's commit."""
+    grants = [Grant("none", 0)] * len(earned)
+    dues: list[tuple[int, RewardDue]] = []
+    for i, e in enumerate(earned):
+        amount = to_minor(e.task.reward.amount, e.cohort.currency) if e.task.reward else 0
+        if amount:
+            key = reward_key(e.cohort.id, e.member.user_id, e.task.id)
+            due = RewardDue(
+                key,
+                e.cohort.id,
+                e.member.user_id,
+                e.task.id,
+                amount,
+                e.cohort.currency,
+                e.completed_at,
+            )
+            dues.append((i, due))
+    if not dues:
+        return grants
+    dues.sort(key=lambda item: (item[1].completed_at, item[0]))  # the order they were earned
+    # Before the budgets are held: a key is credited only with its member's progress
+    # row, which this transaction holds.
+    credited = await tx.ledger.credited([d.key for _, d in dues])
+    codes = await tx.users.ref_codes(sorted({d.user_id for _, d in dues}))
+    cohort_ids = sorted({d.cohort_id for _, d in dues})
+    left = {
+        c: budget - spent
+        for c, (budget, spent) in (await tx.cohorts.lock_budgets(cohort_ids)).items()
+    }
+    owing = await tx.payouts.owing(cohort_ids)  # read once the rows are held
+    paid: list[RewardDue] = []
+    owed: list[tuple[RewardDue, bool]] = []
+    for i, due in dues:
+        if due.key in credited:
+            grants[i] = Grant("duplicate", due.amount_minor)
+        elif due.cohort_id not in owing and due.amount_minor <= left.get(due.cohort_id, 0):
+            left[due.cohort_id] -= due.amount_minor
+            credited.add(due.key)
+            paid.append(due)
+            grants[i] = Grant("paid", due.amount_minor)
+        else:
+            # While a reward is owed, later ones queue behind it; the first of a run of
+            # them tells the leader.
+            owed.append((due, due.cohort_id not in owing))
+            owing.add(due.cohort_id)
+            grants[i] = Grant("over_budget", due.amount_minor)
+    if paid:
+        spend: Counter[int] = Counter()
+        for due in paid:
+            spend[due.cohort_id] += due.amount_minor
+        await tx.cohorts.spend_many(spend)
+        await tx.ledger.credit_many([_entry(due) for due in paid], now)
+        cohorts = {e.cohort.id: e.cohort for e in earned}
+        await tx.payouts.queue_many(
+            [
+                (due, _event_body(cohorts[due.cohort_id], due, codes[due.user_id], now))
+                for due in paid
+            ],
+            now,
+        )
+    # After the paid ones: within a cohort, rows are in the order the rewards were earned.
+    await tx.payouts.owe_many(owed, now)
+    return grants
+
+
+def _entry(due: RewardDue) -> LedgerCredit:
+    return LedgerCredit(
         due.key, due.user_id, due.cohort_id, "reward", due.task_id, due.amount_minor, due.currency
     )
-    return await tx.ledger.credit(entry, now)
 
 
 def _iso(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-async def _event_body(tx: LadderTx, cohort: CohortRecord, due: RewardDue, now: datetime) -> str:
+def _event_body(
+    cohort: CohortRecord, due: RewardDue, member: tuple[str, int | None], now: datetime
+) -> str:
     """The ``reward.granted`` event as the platform receives it, fixed at the credit so
     every delivery attempt sends the same bytes. Shaped like the events the platform
-    sends us (``id``, ``type``, ``occurred_at``, ``member``, ``data``)."""
-    member = await tx.users.ref(due.user_id)
+    sends us (``id``, ``type``, ``occurred_at``, ``member``, ``data``). ``member``: the
+    member's ref code and Telegram id."""
+    ref, telegram_id = member
     event = {
         "id": due.key,
         "type": REWARD_EVENT,
         "occurred_at": _iso(now),
-        "member": {
-            "ref": await tx.users.ref_code(due.user_id),
-            "telegram_user_id": member.telegram_id if member else None,
-        },
+        "member": {"ref": ref, "telegram_user_id": telegram_id},
         "data": {
             "cohort": cohort.code,
             "task": due.task_id,
@@ -168,6 +218,7 @@ class RaiseBudget:
             budget = await tx.cohorts.raise_budget(cohort.id, added)
             paid: list[PayoutRecord] = []
             waiting = await tx.payouts.owed(cohort.id)
+            codes = await tx.users.ref_codes(sorted({owed.user_id for owed in waiting}))
             for owed in waiting:
                 if not await tx.cohorts.reserve(cohort.id, owed.amount_minor):
                     break  # in order: a later, smaller reward does not jump the queue
@@ -180,9 +231,10 @@ class RaiseBudget:
                     owed.currency,
                     owed.completed_at,
                 )
-                if not await _credit(tx, due, now):  # credited before: only the spend goes
+                if not await tx.ledger.credit(_entry(due), now):  # credited before: no spend
                     await tx.cohorts.release(cohort.id, owed.amount_minor)
-                await tx.payouts.grant_owed(owed, await _event_body(tx, cohort, due, now), now)
+                body = _event_body(cohort, due, codes[owed.user_id], now)
+                await tx.payouts.grant_owed(owed, body, now)
                 paid.append(owed)
             left = waiting[len(paid) :]
             raised = f"+{format_minor(added, cohort.currency)} {cohort.currency}"

@@ -6,6 +6,7 @@ the budget is raised, duplicates, a crash before delivery, and concurrent delive
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from collections.abc import AsyncIterator
 from datetime import timedelta
 
@@ -16,8 +17,9 @@ from bot.clock import SystemClock
 from bot.payouts import PayoutWorker, WebhookSender
 from funnels.deps import Deps
 from funnels.kernel.messaging import BudgetUsedUp, RewardNotice, RewardOwed
-from funnels.kernel.records import CohortRecord, IncomingEvent, MemberRef
+from funnels.kernel.records import CohortRecord, IncomingEvent, LedgerCredit, MemberRef
 from funnels.kernel.stages import Stage
+from funnels.ladder.events import IngestEvents
 from funnels.ladder.payouts import DeliverPayouts, RetryParked
 from funnels.ladder.rewards import RaiseBudget, SendRewardNotices
 from storage.models import Payout
@@ -288,6 +290,80 @@ async def test_the_budget_runs_out_and_owed_rewards_are_paid_in_order_when_raise
         "BudgetUsedUp",
         "RewardOwed",
     ]
+
+
+async def test_one_batch_past_the_budget_pays_in_the_order_earned_and_tells_the_leader_once(
+    kit: Kit,
+) -> None:
+    # Budget 1.70: three 0.50 rewards fit. Five members finish in one batch, the last
+    # one first: rewards go in the order they were earned, not in the batch's order.
+    cohort, refs, _ = await task_cohort(kit, 5)
+    events = [
+        kit.event("fan.locked", DAY1 + timedelta(minutes=10 * (4 - n) + i), m)
+        for n, m in enumerate(refs)
+        for i in range(3)
+    ]
+
+    result = await kit.ingest()("platform", events)
+
+    assert {c.member: c.reward_status for c in result.completions} == {
+        refs[4]: "paid",
+        refs[3]: "paid",
+        refs[2]: "paid",
+        refs[1]: "over_budget",
+        refs[0]: "over_budget",
+    }
+    assert [(p["user_id"], p["status"], p["leader_notice"]) for p in await payouts(kit)] == [
+        (refs[4].user_id, "pending", False),
+        (refs[3].user_id, "pending", False),
+        (refs[2].user_id, "pending", False),
+        (refs[1].user_id, "owed", True),  # the first owed tells the leader
+        (refs[0].user_id, "owed", False),
+    ]
+    assert (await kit.cohort(cohort.id)).spent_minor == 150
+    assert len(await ledger_keys(kit)) == 3
+    raised = await RaiseBudget(kit.deps)(cohort.code, "0.30")
+    assert [p.user_id for p in raised.paid] == [refs[1].user_id]
+
+
+async def test_a_reward_credited_before_under_its_key_is_not_paid_again(kit: Kit) -> None:
+    cohort, [m], _ = await task_cohort(kit, 1)
+    key = f"reward:{cohort.id}:{m.user_id}:invite_fans"
+    async with kit.store.transaction() as tx:
+        credit = LedgerCredit(key, m.user_id, cohort.id, "reward", "invite_fans", 50, "USD")
+        assert await tx.ledger.credit(credit, DAY1)
+        await tx.commit()
+
+    [done] = (await kit.ingest()("platform", fans(kit, m))).completions
+
+    assert (done.task_id, done.reward_status) == ("invite_fans", "duplicate")
+    assert await ledger_keys(kit) == [key]
+    assert await payouts(kit) == []
+    assert (await kit.cohort(cohort.id)).spent_minor == 0
+    assert kit.messenger.notices == []
+
+
+async def test_batches_racing_for_one_budget_spend_it_once_and_owe_the_rest(kit: Kit) -> None:
+    # Budget 1.70: room for three rewards; two batches of three finishers each, applied
+    # at once (on PostgreSQL both hold their progress rows before either grants).
+    cohort, refs, _ = await task_cohort(kit, 6)
+    store = (
+        kit.store if kit.dialect == "sqlite" else Rendezvous(kit.store, "tasks", "progress_many", 2)
+    )
+    ingest = IngestEvents(Deps(store, kit.messenger, kit.clock))  # type: ignore[arg-type]
+
+    results = await asyncio.gather(
+        ingest("platform", [e for m in refs[:3] for e in fans(kit, m)]),
+        ingest("platform", [e for m in refs[3:] for e in fans(kit, m)]),
+    )
+
+    statuses = Counter(c.reward_status for r in results for c in r.completions)
+    assert statuses == Counter({"paid": 3, "over_budget": 3})
+    assert (await kit.cohort(cohort.id)).spent_minor == 150
+    assert len(await ledger_keys(kit)) == 3
+    rows = await payouts(kit)
+    assert Counter(p["status"] for p in rows) == Counter({"pending": 3, "owed": 3})
+    assert [p["leader_notice"] for p in rows].count(True) == 1
 
 
 async def test_a_duplicated_event_never_pays_twice(
