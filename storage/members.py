@@ -175,6 +175,30 @@ class SqlMembers(Repo):
         self._note(cohort_id, _Moved(befores, zone), lambda before: {stage: at})
         return len(rows)
 
+    async def advance_each(self, stage: Stage, moves: Sequence[tuple[int, int, datetime]]) -> int:
+        """:meth:`advance_many` for members each moving at their own time: (cohort, user,
+        at). PostgreSQL: one statement for them all."""
+        if not moves:
+            return 0
+        if self.dialect != "postgresql":  # statements run inline: one per member costs little
+            return sum([await self.advance_many(c, [u], stage, at) for c, u, at in moves])
+        statement = prepared(
+            f"advance_each:{stage.label}", self.dialect, lambda: _advance_each_pg(stage)
+        )
+        params = {
+            "b_cohorts": [c for c, _, _ in moves],
+            "b_users": [u for _, u, _ in moves],
+            "b_ats": [at for _, _, at in moves],
+        }
+        rows = (await self.conn.execute(statement, params)).all()
+        for row in rows:
+            # As in advance_many: only the stage's own timestamp changed, from empty.
+            before = {**stage_times(row), stage: None}
+            zone = ZoneInfo(row.timezone)
+            moved = funnel_moves(before, {**before, stage: row.moved_at}, zone)
+            self.rollups.add_funnel(row.cohort_id, moved)
+        return len(rows)
+
     def _advance(self, stage: Stage) -> Any:
         """Set the stage's timestamp where it is empty (and raise the stage), returning
         the members' timestamps as they now are (and, on PostgreSQL, the cohort's time
@@ -428,6 +452,33 @@ class _Moved:
     """The stage timestamps of each member who moved, from before the move."""
     zone: ZoneInfo | None
     """The cohort's time zone (None when no one moved)."""
+
+
+def _advance_each_pg(stage: Stage) -> Any:
+    """``UPDATE cohort_members SET <stage>_at = v.at … FROM unnest(cohorts, users, ats)``
+    where the stage's timestamp is empty, returning the timestamps as they now are, the
+    time of the move and the cohort's time zone."""
+    column = STAGE_COLUMNS[stage]
+    wanted = (
+        func.unnest(
+            bindparam("b_cohorts", type_=ARRAY(_m.c.cohort_id.type)),
+            bindparam("b_users", type_=ARRAY(_m.c.user_id.type)),
+            bindparam("b_ats", type_=ARRAY(_m.c[column].type)),
+        )
+        .table_valued("cohort_id", "user_id", "at")
+        .render_derived()
+    )
+    return (
+        update(_m)
+        .where(
+            _m.c.cohort_id == wanted.c.cohort_id,
+            _m.c.user_id == wanted.c.user_id,
+            _m.c[column].is_(None),
+            _c.c.id == _m.c.cohort_id,
+        )
+        .values({column: wanted.c.at, "stage": func.greatest(_m.c.stage, int(stage))})
+        .returning(_m.c.cohort_id, *TIME_COLUMNS, wanted.c.at.label("moved_at"), _c.c.timezone)
+    )
 
 
 def _stamp_pg(where: list[Any], values: dict[str, Any]) -> Any:

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, literal, or_, select, update
+from sqlalchemy import bindparam, func, literal, or_, select, update
 
 from funnels.kernel.records import PayoutRecord, PayoutStatus, RewardDue
 from storage.db import insert_ignore
@@ -184,10 +184,30 @@ class SqlPayouts(Repo):
         )
         return result.rowcount == 1
 
-    async def delivered(self, payout_id: int, owner: str, at: datetime) -> bool:
-        return await self._finish(
-            payout_id, owner, status="delivered", delivered_at=at, last_error=None
+    async def delivered(self, payout_ids: Sequence[int], owner: str, at: datetime) -> int:
+        if not payout_ids:
+            return 0
+        statement = prepared(
+            "payouts_delivered",
+            self.dialect,
+            lambda: (
+                update(_p)
+                .where(
+                    one_of(self.dialect, _p.c.id, "ids"),
+                    _p.c.status == "pending",
+                    _p.c.lease_owner == bindparam("owner"),
+                )
+                .values(
+                    lease_owner=None,
+                    lease_until=None,
+                    status="delivered",
+                    delivered_at=bindparam("at"),
+                    last_error=None,
+                )
+            ),
         )
+        params = {"ids": sorted(set(payout_ids)), "owner": owner, "at": at}
+        return int((await self.conn.execute(statement, params)).rowcount)
 
     async def retry_later(self, payout_id: int, owner: str, at: datetime, error: str) -> bool:
         return await self._finish(payout_id, owner, next_attempt_at=at, last_error=error[:1000])

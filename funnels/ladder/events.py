@@ -301,8 +301,8 @@ class ApplyEvents:
     async def _advance(self, tx: LadderTx, batch: _Batch) -> None:
         """Members who finished a task are tasked (at the first they finished), then
         promoted where a task says so."""
-        for (cohort_id, user_id), reached_at in batch.tasked.items():
-            await tx.members.advance(cohort_id, user_id, Stage.TASKED, reached_at)
+        tasked = [(c, u, at) for (c, u), at in batch.tasked.items()]
+        await tx.members.advance_each(Stage.TASKED, tasked)
         for earned, _ in batch.earned:
             if earned.task.promote:
                 cohort_id, user_id = earned.cohort.id, earned.member.user_id

@@ -115,13 +115,20 @@ class DeliverPayouts:
             *(self.sender.send(p.key, p.body or "") for p in claimed), return_exceptions=True
         )
         at = self.deps.clock.now()
+        delivered = {
+            p.id
+            for p, r in zip(claimed, results, strict=True)
+            if isinstance(r, SendResult) and r.delivered
+        }
         async with self.deps.uow(LadderTx).transaction() as tx:
+            report.delivered = await tx.payouts.delivered(sorted(delivered), self.owner, at)
             for payout, result in zip(claimed, results, strict=True):
-                await self._settle(tx, payout, result, at, report)
+                if payout.id not in delivered:
+                    await self._failed(tx, payout, result, at, report)
             await tx.commit()
         return report
 
-    async def _settle(
+    async def _failed(
         self,
         tx: LadderTx,
         payout: PayoutRecord,
@@ -129,10 +136,6 @@ class DeliverPayouts:
         at: datetime,
         report: DeliveryReport,
     ) -> None:
-        if isinstance(result, SendResult) and result.delivered:
-            if await tx.payouts.delivered(payout.id, self.owner, at):
-                report.delivered += 1
-            return
         error = result.detail if isinstance(result, SendResult) else repr(result)
         first = payout.first_attempt_at or at
         retry_at = self.backoff.next_attempt(payout.attempts, first, at, self.draw())

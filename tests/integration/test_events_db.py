@@ -13,6 +13,7 @@ from funnels.kernel.messaging import RewardNotice
 from funnels.kernel.records import CohortRecord, IncomingEvent, MemberRef
 from funnels.kernel.stages import Role, Stage
 from funnels.ladder.events import IngestEvents, StoreEvents
+from funnels.ops.rollups import ReconcileRollups
 from tests.support.funnel_kit import (
     TASK_CHAT,
     Kit,
@@ -337,6 +338,32 @@ async def test_an_unreachable_member_is_paid_without_a_message(kit: Kit) -> None
     assert kit.messenger.notices == []
     assert len(await ledger(kit)) == 1
     assert (await kit.cohort(cohort.id)).spent_minor == 50
+
+
+async def test_members_finishing_in_one_batch_are_tasked_each_at_their_own_time(
+    kit: Kit,
+) -> None:
+    # Three finish in one batch, one of them after midnight in the cohort's time zone:
+    # each is stamped at their own time, and the funnel's days agree with a recount.
+    cohort, refs = await task_cohort(kit, 3)
+    finished = [DAY1, DAY1 + timedelta(hours=3), DAY1 + timedelta(hours=15)]
+    kit.clock.set(DAY2)
+
+    result = await kit.ingest()(
+        "platform", [e for m, at in zip(refs, finished, strict=True) for e in fans(kit, m, 3, at)]
+    )
+
+    assert len(result.completions) == 3
+    rows = await kit.rows(
+        select(members_t.c.user_id, members_t.c.stage, members_t.c.tasked_at).where(
+            members_t.c.cohort_id == cohort.id
+        )
+    )
+    assert sorted((r.user_id, r.stage, r.tasked_at) for r in rows) == [
+        (m.user_id, Stage.TASKED, at + timedelta(minutes=2))
+        for m, at in zip(refs, finished, strict=True)
+    ]
+    assert (await ReconcileRollups(kit.deps)(repair=False)).drifts == []
 
 
 async def test_concurrent_batches_about_the_same_members_both_go_through(kit: Kit) -> None:
