@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, bindparam, func, or_, select, update
+from sqlalchemy import ARRAY, and_, bindparam, func, or_, select, update
 
 from funnels.kernel.records import IncomingEvent, LedgerCredit, TaskProgressRecord
 from funnels.ladder.ports import WAITING
@@ -201,6 +201,11 @@ class SqlEvents(Repo):
         query = query.order_by(_ev.c.id).limit(limit)
         if self.dialect == "postgresql":
             query = query.with_for_update(skip_locked=True)
+        if ids is None:
+            async with self.in_index_order():
+                rows = (await self.conn.execute(query)).all()
+        else:
+            rows = (await self.conn.execute(query)).all()
         return [
             (
                 r.id,
@@ -213,7 +218,7 @@ class SqlEvents(Repo):
                     dict(r.data or {}),
                 ),
             )
-            for r in (await self.conn.execute(query)).all()
+            for r in rows
         ]
 
     async def waiting_ready(self, limit: int) -> list[int]:
@@ -252,6 +257,19 @@ class SqlEvents(Repo):
     ) -> None:
         """Applied; an event whose member is unknown or not in a task group yet waits."""
         if not ids:
+            return
+        if self.dialect == "postgresql":  # one statement, the rows as one array per column
+            await self.conn.execute(
+                prepared("events_mark", self.dialect, _mark_pg),
+                {
+                    "b_ids": [r for r, _, _, _ in ids],
+                    "b_users": [u for _, u, _, _ in ids],
+                    "b_cohorts": [c for _, _, c, _ in ids],
+                    "b_outcomes": [o for _, _, _, o in ids],
+                    "b_states": ["waiting" if o in WAITING else "handled" for _, _, _, o in ids],
+                    "b_handled": [None if o in WAITING else at for _, _, _, o in ids],
+                },
+            )
             return
         await self.conn.execute(
             prepared(
@@ -387,3 +405,31 @@ class SqlLedger(Repo):
             )
         ).all()
         return {r[0]: int(r[1]) for r in rows}
+
+
+def _mark_pg() -> Any:
+    """``UPDATE inbound_events … FROM unnest(ids, users, cohorts, outcomes, states,
+    handled)``: a batch's events marked in one statement."""
+    rows = (
+        func.unnest(
+            bindparam("b_ids", type_=ARRAY(_ev.c.id.type)),
+            bindparam("b_users", type_=ARRAY(_ev.c.user_id.type)),
+            bindparam("b_cohorts", type_=ARRAY(_ev.c.cohort_id.type)),
+            bindparam("b_outcomes", type_=ARRAY(_ev.c.outcome.type)),
+            bindparam("b_states", type_=ARRAY(_ev.c.state.type)),
+            bindparam("b_handled", type_=ARRAY(_ev.c.handled_at.type)),
+        )
+        .table_valued("id", "user_id", "cohort_id", "outcome", "state", "handled_at")
+        .render_derived()
+    )
+    return (
+        update(_ev)
+        .where(_ev.c.id == rows.c.id)
+        .values(
+            user_id=rows.c.user_id,
+            cohort_id=rows.c.cohort_id,
+            outcome=rows.c.outcome,
+            state=rows.c.state,
+            handled_at=rows.c.handled_at,
+        )
+    )

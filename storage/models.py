@@ -480,7 +480,7 @@ class Payout(Base):
 
     __tablename__ = "payouts"
     __table_args__ = (
-        Index("ix_payouts_status_next_attempt_at", "status", "next_attempt_at"),
+        Index("ix_payouts_status_next_attempt_at_id", "status", "next_attempt_at", "id"),
         Index("ix_payouts_cohort_id_status", "cohort_id", "status"),
         Index("ix_payouts_member_notice", "member_notice"),
     )

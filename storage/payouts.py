@@ -159,21 +159,21 @@ class SqlPayouts(Repo):
             # process is claiming right now.
             cte = due.with_for_update(skip_locked=True).cte("due")
             chosen = select(cte.prefix_with("MATERIALIZED").c.id)
-        rows = (
-            await self.conn.execute(
-                update(_p)
-                .where(_p.c.id.in_(chosen), _p.c.status == "pending", free)
-                .values(
-                    lease_owner=owner,
-                    lease_until=lease_until,
-                    attempts=_p.c.attempts + 1,
-                    first_attempt_at=func.coalesce(
-                        _p.c.first_attempt_at, literal(now, _p.c.first_attempt_at.type)
-                    ),
-                )
-                .returning(*_p.c)
+        claim = (
+            update(_p)
+            .where(_p.c.id.in_(chosen), _p.c.status == "pending", free)
+            .values(
+                lease_owner=owner,
+                lease_until=lease_until,
+                attempts=_p.c.attempts + 1,
+                first_attempt_at=func.coalesce(
+                    _p.c.first_attempt_at, literal(now, _p.c.first_attempt_at.type)
+                ),
             )
-        ).all()
+            .returning(*_p.c)
+        )
+        async with self.in_index_order():
+            rows = (await self.conn.execute(claim)).all()
         return sorted((_payout(r) for r in rows), key=lambda p: p.id)
 
     async def _finish(self, payout_id: int, owner: str, **values: Any) -> bool:

@@ -302,6 +302,35 @@ async def test_events_for_unknown_members_are_unmatched(kit: Kit) -> None:
     assert await kit.count(events_t, events_t.c.state == "handled") == 1
 
 
+async def test_each_event_of_a_batch_is_marked_with_its_own_member_outcome_and_time(
+    kit: Kit,
+) -> None:
+    cohort, [a, b] = await task_cohort(kit, 2)
+    stranger = MemberRef(0, 999_999, None)
+    events = [*fans(kit, a, 1), *fans(kit, b, 3), *fans(kit, stranger, 1)]
+
+    await kit.ingest()("platform", events)
+
+    rows = await kit.rows(
+        select(
+            events_t.c.event_id,
+            events_t.c.state,
+            events_t.c.outcome,
+            events_t.c.user_id,
+            events_t.c.cohort_id,
+            events_t.c.handled_at,
+        )
+    )
+    now = kit.clock.now()
+    assert sorted(tuple(r) for r in rows) == sorted(
+        [
+            (events[0].event_id, "handled", "counted", a.user_id, cohort.id, now),
+            *[(e.event_id, "handled", "counted", b.user_id, cohort.id, now) for e in events[1:4]],
+            (events[4].event_id, "waiting", "unknown_member", None, None, None),
+        ]
+    )
+
+
 async def test_a_member_not_admitted_gets_no_task_stage(kit: Kit) -> None:
     cohort, _ = await task_cohort(kit, 1)
     [joined_only] = await kit.members(1)
