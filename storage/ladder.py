@@ -46,19 +46,14 @@ class SqlTasks(Repo):
                 completed_at=func.coalesce(
                     _tp.c.completed_at, bindparam("b_done", type_=_tp.c.completed_at.type)
                 ),
-                reward_status=func.coalesce(
-                    bindparam("b_reward", type_=_tp.c.reward_status.type), _tp.c.reward_status
-                ),
             )
         )
 
     async def save_many(
-        self,
-        rows: Sequence[tuple[int, Mapping[int, int], datetime | None, str | None]],
-        at: datetime,
+        self, rows: Sequence[tuple[int, Mapping[int, int], datetime | None]], at: datetime
     ) -> None:
-        """``save`` for many rows in one round trip: (id, progress, completed_at, reward
-        status); a None completion or reward status keeps what is stored."""
+        """``save`` for many rows in one round trip: (id, progress, completed_at); a None
+        completion keeps what is stored."""
         if not rows:
             return
         await self.conn.execute(
@@ -69,10 +64,26 @@ class SqlTasks(Repo):
                     "b_progress": {str(k): v for k, v in values.items()},
                     "b_at": at,
                     "b_done": done,
-                    "b_reward": reward,
                 }
-                for pid, values, done, reward in rows
+                for pid, values, done in rows
             ],
+        )
+
+    async def rewarded_many(self, rows: Sequence[tuple[int, str]]) -> None:
+        """The reward status of finished tasks' progress rows: (id, status)."""
+        if not rows:
+            return
+        await self.conn.execute(
+            prepared(
+                "progress_rewarded",
+                self.dialect,
+                lambda: (
+                    update(_tp)
+                    .where(_tp.c.id == bindparam("b_id"))
+                    .values(reward_status=bindparam("b_status"))
+                ),
+            ),
+            [{"b_id": pid, "b_status": status} for pid, status in rows],
         )
 
     async def progress_many(

@@ -3,7 +3,7 @@ of ``reward.granted`` events, claimed for delivery with a lease."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -74,40 +74,39 @@ class SqlPayouts(Repo):
     async def owe_many(self, rewards: Sequence[tuple[RewardDue, bool]], at: datetime) -> None:
         """Record rewards the budget cannot cover (reward, whether to tell the leader),
         once per key, in the order given (the order they are paid in later)."""
-        if not rewards:
-            return
-        await self.conn.execute(
-            prepared("payouts_owe", self.dialect, lambda: insert_ignore(self.dialect, _p, "key")),
-            [
-                {
-                    **_values(reward),
-                    "status": "owed",
-                    "owed_at": at,
-                    "member_notice": "owed",
-                    "leader_notice": tell_leader,
-                }
-                for reward, tell_leader in rewards
-            ],
+        await self._add(
+            {
+                **_values(reward),
+                "status": "owed",
+                "owed_at": at,
+                "member_notice": "owed",
+                "leader_notice": tell_leader,
+            }
+            for reward, tell_leader in rewards
         )
-        self.touched = True
 
     async def queue_many(self, rewards: Sequence[tuple[RewardDue, str]], at: datetime) -> None:
-        """:meth:`queue` for many credited rewards (reward, event body), in one go."""
-        if not rewards:
+        """Queue credited rewards' events (reward, event body) for delivery, once per key."""
+        await self._add(
+            {
+                **_values(reward),
+                "status": "pending",
+                "body": body,
+                "granted_at": at,
+                "next_attempt_at": at,
+                "leader_notice": False,
+            }
+            for reward, body in rewards
+        )
+
+    async def _add(self, rows: Iterable[dict[str, Any]]) -> None:
+        """Insert payout rows, ignoring keys already there, in the order given."""
+        listed = list(rows)
+        if not listed:
             return
         await self.conn.execute(
-            prepared("payouts_queue", self.dialect, lambda: insert_ignore(self.dialect, _p, "key")),
-            [
-                {
-                    **_values(reward),
-                    "status": "pending",
-                    "body": body,
-                    "granted_at": at,
-                    "next_attempt_at": at,
-                    "leader_notice": False,
-                }
-                for reward, body in rewards
-            ],
+            prepared("payouts_add", self.dialect, lambda: insert_ignore(self.dialect, _p, "key")),
+            listed,
         )
         self.touched = True
 

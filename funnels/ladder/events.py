@@ -52,7 +52,6 @@ class _Progress:
     values: dict[int, int]
     completed_at: datetime | None
     dirty: bool = False
-    reward_status: str | None = None
 
 
 @dataclass
@@ -166,11 +165,22 @@ class ApplyEvents:
                 cohort_id, outcome = await self._apply(tx, batch, member, event)
                 handled.append((row_id, member.user_id, cohort_id, outcome))
             await self._advance(tx, batch)
+            await tx.tasks.save_many(
+                [(r.id, r.values, r.completed_at) for r in batch.progress.values() if r.dirty],
+                now,
+            )
+            await tx.tasks.add_unique_many(batch.new_uniques)
+            await tx.events.mark_handled(handled, now)
             # Last before the commit: granting holds the cohorts' budget rows.
             grants = await grant_rewards(tx, [e for e, _ in batch.earned], now)
-            for (earned, row), granted in zip(batch.earned, grants, strict=True):
-                if granted.status != "none":
-                    row.reward_status = granted.status  # written with the progress
+            await tx.tasks.rewarded_many(
+                [
+                    (row.id, granted.status)
+                    for (_, row), granted in zip(batch.earned, grants, strict=True)
+                    if granted.status != "none"
+                ]
+            )
+            for earned, granted in zip((e for e, _ in batch.earned), grants, strict=True):
                 result.completions.append(
                     Completion(
                         earned.cohort.id,
@@ -181,16 +191,6 @@ class ApplyEvents:
                         earned.task.promote,
                     )
                 )
-            await tx.tasks.save_many(
-                [
-                    (r.id, r.values, r.completed_at, r.reward_status)
-                    for r in batch.progress.values()
-                    if r.dirty
-                ],
-                now,
-            )
-            await tx.tasks.add_unique_many(batch.new_uniques)
-            await tx.events.mark_handled(handled, now)
             await tx.commit()
         if self.notify:
             for done in result.completions:

@@ -210,11 +210,13 @@ class Tasks(Protocol):
         ...
 
     async def save_many(
-        self,
-        rows: Sequence[tuple[int, Mapping[int, int], datetime | None, str | None]],
-        at: datetime,
+        self, rows: Sequence[tuple[int, Mapping[int, int], datetime | None]], at: datetime
     ) -> None:
-        """(id, progress, completed_at, reward status); None keeps what is stored."""
+        """(id, progress, completed_at); a None completion keeps what is stored."""
+        ...
+
+    async def rewarded_many(self, rows: Sequence[tuple[int, str]]) -> None:
+        """The reward status of finished tasks' progress rows: (id, status)."""
         ...
 
     async def unique_values_many(
