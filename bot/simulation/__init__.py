@@ -323,10 +323,14 @@ class Simulation:
     async def _tick(self) -> int:
         """What the service's tick does: due steps (reminders with them), then reward
         notices and payout deliveries; the steps run."""
-        report = await self.people.bot.tick()
-        self.reminders += report.reminders
+        tick = self.people.bot.tick
+        report = await tick()
+        claimed, self.reminders = report.claimed, self.reminders + report.reminders
+        while report.claimed >= tick.batch:  # more is due: claim on, as the service does
+            report = await tick()
+            claimed, self.reminders = claimed + report.claimed, self.reminders + report.reminders
         await self._pay()
-        return report.claimed
+        return claimed
 
     def _rewards_recorded(self) -> None:
         self._rewards_new = True

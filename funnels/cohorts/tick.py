@@ -49,7 +49,8 @@ def _held_reason(key: str) -> str:
 class RunDueSteps:
     """One scheduler tick: expire stale leases, then claim, run and finish due runs one at
     a time (up to ``batch``), then close envelopes left full and open, tend members' own
-    groups and send the day's reminders.
+    groups and send the day's reminders. After a full batch those chores wait for the
+    next call (call again while ``claimed`` equals the batch size).
 
     One claim per step, not a batch under one lease: a process killed mid-tick leaves only
     the run it was sending in doubt, and the steps it had not reached stay pending for the
@@ -96,6 +97,10 @@ class RunDueSteps:
                 report.failed += 1
         if self.stopping.is_set():
             report.stopped = True
+            return report
+        if report.claimed >= self.batch:
+            # A full batch: more is likely due, and the caller claims on (the service's
+            # tick does). The chores run once, after the last batch, not after each.
             return report
         report.closed_envelopes = await CloseFullEnvelopes(self.deps)()
         await AnnounceResponders(self.deps)()

@@ -23,7 +23,9 @@ The trials take turns (1, 2, 3 processes, then again) for ``--rounds`` rounds; t
 medians are compared. After each trial, the invariants: every step run done once (none
 in doubt, failed or left due) and every process ran some; every event stored once and
 applied; each member's progress exactly 3; one reward per member; each payout delivered
-to the receiver once.
+to the receiver once. Each trial also prints the CPU its processes, the benchmark and
+PostgreSQL used, and how many cores each kept busy while the events were applied: on a
+machine they share, a second process can only add what the first left idle.
 
 Targets (issue 13): two processes ≥ 1.4× one, three no slower than two, no violation.
 """
@@ -145,6 +147,9 @@ class Trial:
     db_cpu: float | None = None
     """CPU seconds PostgreSQL used meanwhile (when it runs on this machine)."""
     wall: float = 0.0
+    events_cores: dict[str, float] = field(default_factory=dict)
+    """Cores busy during the events phase, by whom (``service``, ``benchmark``, ``db``):
+    how near the machine was to its limit."""
     violations: list[str] = field(default_factory=list)
 
     @property
@@ -256,7 +261,7 @@ async def run_events(
                     if answer.status != 202:
                         refused[answer.status] += 1
 
-        started = time.perf_counter()
+        started, cpu_before = time.perf_counter(), _cpu_now()
         await asyncio.gather(*(worker() for _ in range(args.connections)))
         trial.acked_seconds = time.perf_counter() - started
     if refused:
@@ -278,6 +283,12 @@ async def run_events(
             break
         await asyncio.sleep(0.01)
     trial.events_seconds = time.perf_counter() - started
+    cpu_after = _cpu_now()
+    trial.events_cores = {
+        who: (cpu_after[who] - cpu_before[who]) / trial.events_seconds
+        for who in cpu_before
+        if who in cpu_after
+    }
 
 
 async def check(engine: Any, receiver: Receiver, trial: Trial, expect: dict[str, int]) -> None:
@@ -342,6 +353,27 @@ def _env(
         "FUNNELBOT_LOG_FORMAT": "json",
         "PYTHONPATH": str(ROOT),  # the processes run this tree's code, as this process does
     }
+
+
+def _cpu_now() -> dict[str, float]:
+    """CPU seconds so far of this process's running children (the ``funnelbot run``
+    processes), of this process, and of PostgreSQL when it runs here (Linux /proc)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    me, children = str(os.getpid()), 0
+    for pid in (p for p in os.listdir("/proc") if p.isdigit()):
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                rest = f.read().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if rest[1] == me:
+            children += int(rest[11]) + int(rest[12])
+    own = os.times()
+    out = {"service": children / tick, "benchmark": own.user + own.system}
+    db = _postgres_cpu()
+    if db is not None:
+        out["db"] = db
+    return out
 
 
 def _postgres_cpu() -> float | None:
@@ -457,7 +489,9 @@ async def bench(args: argparse.Namespace) -> list[Trial]:
                         f"{t.events_seconds:.2f} s; acknowledged in {t.acked_seconds:.2f} s), "
                         f"violations: {len(t.violations)}; CPU: service {t.service_cpu:.0f} s, "
                         f"benchmark {t.bench_cpu:.0f} s, PostgreSQL "
-                        f"{'-' if t.db_cpu is None else f'{t.db_cpu:.0f}'} s, over {t.wall:.0f} s",
+                        f"{'-' if t.db_cpu is None else f'{t.db_cpu:.0f}'} s, over {t.wall:.0f} s; "
+                        "cores busy while events were applied: "
+                        + ", ".join(f"{who} {n:.2f}" for who, n in t.events_cores.items()),
                         file=sys.stderr,
                     )
                     for violation in t.violations:

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 import pytest
+from sqlalchemy import update
 
 from bot.service import _Ticker
 from bot.telegram.offline import RecordingMessenger
@@ -316,3 +317,23 @@ async def test_a_full_batch_claims_on_in_the_same_tick(kit: Kit) -> None:
     async with kit.store.engine.connect() as conn:
         statuses = (await conn.execute(steps_t.select().where(steps_t.c.key == "d1_welcome"))).all()
     assert {r.status for r in statuses} == {"done"}
+
+
+async def test_a_catch_up_runs_the_chores_once_after_its_last_batch(kit: Kit) -> None:
+    # Long after the week. Cohort A's steps are all done, so it is ready to be finished
+    # (one of the chores); cohort B's steps are all due. The chores wait for the call
+    # that finds no full batch left.
+    a, b = await cohorts(kit, 2)
+    async with kit.store.transaction() as tx:
+        await tx.conn.execute(update(steps_t).where(steps_t.c.cohort_id == a).values(status="done"))
+        await tx.commit()
+    kit.clock.set(warmup_at(1, "08:00") + timedelta(days=60))
+    tick = RunDueSteps(kit.deps, batch=2)
+
+    reports = [await tick()]
+    while reports[-1].claimed == tick.batch:
+        reports.append(await tick())
+
+    assert len(reports) > 1
+    assert [r.finished_cohorts for r in reports] == [[]] * (len(reports) - 1) + [[a]]
+    assert sum(r.claimed for r in reports) == await kit.count(steps_t, steps_t.c.cohort_id == b)
