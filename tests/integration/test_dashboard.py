@@ -165,7 +165,7 @@ async def test_a_tampered_or_foreign_cookie_is_no_session(
     forged = [
         f"{int(key_id) + 1}.{issued}.{mac}",  # another key's id under this mac
         f"{key_id}.{int(issued) + 3600}.{mac}",  # a later issue time
-        f"{key_id}.{issued}.{mac[:-2]}AA",
+        f"{key_id}.{issued}.{mac[:-2]}{'BB' if mac.endswith('AA') else 'AA'}",  # another mac
         f"{key_id}.{issued}",
         "garbage",
         other_secret,  # a key is not a session
