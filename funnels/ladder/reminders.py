@@ -27,6 +27,10 @@ REMIND_FROM = time(10, 0)
 falls in the script's quiet hours: then from when they end."""
 INACTIVE_AFTER = timedelta(days=2)
 """A member with open tasks who did nothing for this long is ``inactive``."""
+LOOK_AGAIN = timedelta(minutes=1)
+"""Once every running cohort has had its pass for the day or may not have one yet, how
+long the ticks skip reading them: a cohort that starts, or whose reminder time comes,
+waits at most this long (a reminder is daily), and ticks twice a second stay cheap."""
 
 
 def segment_of(open_tasks: list[Task], last_active: datetime, now: datetime) -> ReminderSegment:
@@ -42,18 +46,22 @@ def segment_of(open_tasks: list[Task], last_active: datetime, now: datetime) -> 
 class RemindMembers:
     """One pass over the running cohorts whose local time allows a reminder; returns how
     many reminders were sent. Keep one instance: it remembers which cohorts are done for
-    their day, so later ticks skip them without a query."""
+    their day, and once all are, later ticks skip the pass for :data:`LOOK_AGAIN`."""
 
     def __init__(self, deps: Deps, *, batch: int = 200) -> None:
         self.deps = deps
         self.batch = batch
         self._done: set[tuple[int, date]] = set()
+        self._idle: tuple[datetime, datetime] | None = None
+        """(from, until): the last pass found nothing left to send."""
 
     async def __call__(self) -> int:
         now = self.deps.clock.now()
+        if self._idle is not None and self._idle[0] <= now < self._idle[1]:
+            return 0
         async with self.deps.uow(LadderTx).transaction() as tx:
             cohorts = await tx.cohorts.running(now)
-        sent = 0
+        sent, unfinished = 0, False
         for cohort in cohorts:
             script = self.deps.scripts.get(cohort)
             local = now.astimezone(ZoneInfo(cohort.timezone))
@@ -61,6 +69,8 @@ class RemindMembers:
             if (cohort.id, day) in self._done or not self._may_remind(script, cohort, local):
                 continue
             sent += await self._remind(cohort, script, day, now)
+            unfinished = unfinished or (cohort.id, day) not in self._done
+        self._idle = None if unfinished else (now, now + LOOK_AGAIN)
         return sent
 
     @staticmethod

@@ -5,7 +5,7 @@ never twice on one local day whatever the number of ticks."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import httpx
 from sqlalchemy import select
@@ -141,6 +141,23 @@ async def test_the_tick_sends_them(kit: Kit) -> None:
     assert report.reminders == 2
     assert (await kit.tick(task_at(1, "11:00"))).reminders == 0
     assert set(reminders(kit)) == {r.user_id for r in refs}
+
+
+async def test_a_pass_with_nothing_left_to_send_lets_the_ticks_skip_a_minute(kit: Kit) -> None:
+    """Ticks come twice a second; once every running cohort is done for its day or may
+    not be reminded yet, they skip reading the cohorts for a minute (so the day's
+    reminders go out at most a minute late)."""
+    await task_stage(kit, 2)
+    remind = RemindMembers(kit.deps)
+    kit.clock.set(task_at(1, "09:59") + timedelta(seconds=30))
+    assert await remind() == 0  # before 10:00: nothing to send, none left over
+    kit.clock.set(task_at(1, "10:00"))
+    assert await remind() == 0  # within the minute: not read
+    kit.clock.set(task_at(1, "10:00") + timedelta(seconds=30))
+    assert await remind() == 2  # a minute after the first look: read, and sent
+    kit.clock.set(task_at(1, "10:00") + timedelta(seconds=45))
+    assert await remind() == 0
+    assert len(reminders(kit)) == 2
 
 
 IDLE_WORDING = """\
