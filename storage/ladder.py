@@ -232,6 +232,17 @@ class SqlEvents(Repo):
             for r in rows
         ]
 
+    async def hold_members(self, user_ids: Sequence[int]) -> set[int]:
+        """PostgreSQL: a transaction-scoped advisory lock per member, tried without
+        waiting (``pg_try_advisory_xact_lock``); the members it got. SQLite has one
+        writer at a time: all of them."""
+        if self.dialect != "postgresql" or not user_ids:
+            return set(user_ids)
+        rows = await self.conn.execute(
+            prepared("events_hold", self.dialect, _hold_pg), {"b_users": sorted(set(user_ids))}
+        )
+        return {int(r.user_id) for r in rows}
+
     async def waiting_ready(self, limit: int) -> list[int]:
         """Waiting events whose member is now known and in a running task group."""
         member_of = or_(
@@ -416,6 +427,24 @@ class SqlLedger(Repo):
             )
         ).all()
         return {r[0]: int(r[1]) for r in rows}
+
+
+MEMBER_LOCKS = 0x6D65_6D62 << 32
+"""Where the advisory lock keys of members being applied start (``memb`` in the upper
+half of the 64-bit key, the user id in the lower): apart from any other use of them."""
+
+
+def _hold_pg() -> Any:
+    """The users of ``b_users`` whose advisory lock this transaction got, each tried
+    once, in the order given."""
+    users = (
+        func.unnest(bindparam("b_users", type_=ARRAY(_ev.c.user_id.type)))
+        .table_valued("user_id")
+        .render_derived()
+    )
+    return select(users.c.user_id).where(
+        func.pg_try_advisory_xact_lock(MEMBER_LOCKS + users.c.user_id)
+    )
 
 
 def _mark_pg() -> Any:

@@ -84,6 +84,11 @@ burst is acknowledged at full speed and applied right after it; under a steady f
 applier takes its turn every few seconds."""
 
 
+DEFERRED_PAUSE = 0.01
+"""Seconds before claiming again when a whole batch was left for another process's
+applier (it had those members in hand): they are free once its transaction ends."""
+
+
 CATCH_UP_AFTER = 1.5 * APPLY_LAG
 """Seconds behind the oldest store after which the applier catches up: transactions as
 full as in a pause, and the requests' turn after each half as long (they get a third of
@@ -286,6 +291,9 @@ class EventApplier:
                     limit=self._batch if busy and not behind else QUIET_BATCHES * self._batch
                 )
                 if not result.applied:
+                    if result.deferred:  # all another process's: free once it commits
+                        await asyncio.sleep(DEFERRED_PAUSE)
+                        continue
                     return True
                 self._counted(result)
                 self._unmatched(result.unmatched)
@@ -305,6 +313,9 @@ class EventApplier:
             while not self._stopping:
                 result = await self._apply(limit=QUIET_BATCHES * self._batch)
                 if not result.applied:
+                    if result.deferred:
+                        await asyncio.sleep(DEFERRED_PAUSE)
+                        continue
                     break
                 applied += result.applied
                 self._counted(result)

@@ -44,6 +44,9 @@ class IngestResult:
     """Events whose member is unknown: they wait for them (so do events for a member who
     is not in a task group yet, outcome ``no_task_stage``)."""
     completions: list[Completion] = field(default_factory=list)
+    deferred: int = 0
+    """Events claimed and left pending: their member's events were being applied by
+    another transaction (another process's applier); they are applied once it ends."""
 
 
 @dataclass
@@ -138,19 +141,33 @@ class ApplyEvents:
         received_before: datetime | None = None,
     ) -> IngestResult:
         """Up to ``limit`` pending events (received before ``received_before``, if
-        given), or with ``ids`` those of them not yet applied."""
+        given), or with ``ids`` those of them not yet applied. Pending events of members
+        another transaction is applying are left pending (``deferred``); with ``ids``,
+        this waits for that transaction instead."""
         result = IngestResult()
         now = self.deps.clock.now()
         async with self.deps.uow(LadderTx).transaction() as tx:
             fresh = await tx.events.claim(ids, limit, received_before)
             if not fresh:
                 return result
-            result.applied = len(fresh)
             by_ref, by_tg = await tx.users.resolve_many(
                 [e.member_ref for _, e in fresh if e.member_ref is not None],
                 [e.telegram_user_id for _, e in fresh if e.telegram_user_id is not None],
             )
             resolved = [(row_id, e, _member(e, by_ref, by_tg)) for row_id, e in fresh]
+            if ids is None:
+                # From the queue: a member whose events another applier has in hand now
+                # (their next events came in its batch and in this one) is left for the
+                # next batch, rather than this one waiting for that whole transaction.
+                users = {m.user_id for _, _, m in resolved if m is not None}
+                held = await tx.events.hold_members(sorted(users))
+                if len(held) < len(users):
+                    kept = [r for r in resolved if r[2] is None or r[2].user_id in held]
+                    result.deferred = len(resolved) - len(kept)
+                    resolved = kept
+            result.applied = len(resolved)
+            if not resolved:
+                return result
             batch = await self._load(tx, resolved, now)
             # Cohort by cohort, member by member in id order (each member's events keep
             # their order): rewards lock their cohort's budget row, and transactions in

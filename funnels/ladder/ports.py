@@ -86,6 +86,12 @@ class Events(Protocol):
         batch; returns event id -> row id for the rows that were new."""
         ...
 
+    async def hold_members(self, user_ids: Sequence[int]) -> set[int]:
+        """Take these members for applying their events until the transaction ends,
+        without waiting; the ones taken. The others' events are being applied by another
+        transaction right now: this one leaves them for later."""
+        ...
+
     async def tally(self) -> dict[tuple[str, str | None], int]: ...
 
     async def waiting_ready(self, limit: int) -> list[int]:

@@ -6,13 +6,14 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from sqlalchemy import func, select, update
 
 from funnels.deps import Deps
 from funnels.kernel.messaging import RewardNotice
 from funnels.kernel.records import CohortRecord, IncomingEvent, MemberRef
 from funnels.kernel.stages import Role, Stage
-from funnels.ladder.events import IngestEvents, StoreEvents
+from funnels.ladder.events import ApplyEvents, IngestEvents, StoreEvents
 from funnels.ops.rollups import ReconcileRollups
 from tests.support.funnel_kit import (
     TASK_CHAT,
@@ -460,6 +461,51 @@ async def test_big_batches_racing_in_opposite_orders_both_go_through(kit: Kit) -
         ]
         assert sum(x.accepted for x in results if not isinstance(x, BaseException)) == 2500
     assert await kit.count(events_t) == rounds * 2500
+
+
+@pytest.mark.postgres
+async def test_a_member_another_applier_has_in_hand_is_left_for_its_next_batch(kit: Kit) -> None:
+    """Two processes' appliers claim different events, but a member's next events can
+    fall in the other's batch: the second leaves them pending instead of waiting for the
+    whole of the first's transaction, and applies them once it has ended."""
+    if kit.dialect != "postgresql":
+        pytest.skip("SQLite has one writer at a time: no other transaction holds a member")
+    _, [x, y] = await task_cohort(kit, 2)
+    [ex], [ey] = fans(kit, x, 1), fans(kit, y, 1)
+    await StoreEvents(kit.deps)("platform", [[ex, ey]])
+    apply = ApplyEvents(kit.deps)
+    async with kit.store.transaction() as other:  # ends without a commit: lets go
+        assert await other.events.hold_members([x.user_id, y.user_id]) == {x.user_id, y.user_id}
+        assert await other.events.hold_members([x.user_id]) == {x.user_id}  # its own
+
+    async with kit.store.transaction() as other:  # another applier, with x in hand
+        assert await other.events.hold_members([x.user_id]) == {x.user_id}
+        first = await apply()
+        assert (first.applied, first.deferred) == (1, 1)
+        found = await outcomes(kit)
+        assert (found[ex.event_id][0], found[ey.event_id][0]) == (None, "counted")
+    second = await apply()
+
+    assert (second.applied, second.deferred) == (1, 0)
+    found = await outcomes(kit)
+    assert (found[ex.event_id][0], found[ey.event_id][0]) == ("counted", "counted")
+    assert (await progress(kit, x.user_id, "invite_fans"))[0] == {"0": 1}
+    assert (await progress(kit, y.user_id, "invite_fans"))[0] == {"0": 1}
+    assert (await apply()).applied == 0
+
+
+@pytest.mark.postgres
+async def test_events_applied_by_id_wait_for_their_member_instead(kit: Kit) -> None:
+    """The bot's own events are applied at once and their outcome answered: none is
+    left pending because another applier has the member."""
+    if kit.dialect != "postgresql":
+        pytest.skip("SQLite has one writer at a time: no other transaction holds a member")
+    _, [x] = await task_cohort(kit, 1)
+    async with kit.store.transaction() as other:
+        assert await other.events.hold_members([x.user_id]) == {x.user_id}
+        result = await kit.ingest()("platform", fans(kit, x, 1))
+    assert (result.applied, result.deferred) == (1, 0)
+    assert (await progress(kit, x.user_id, "invite_fans"))[0] == {"0": 1}
 
 
 async def test_stored_events_read_back_as_sent_and_compare_like_any_time(kit: Kit) -> None:

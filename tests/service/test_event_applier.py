@@ -183,3 +183,49 @@ async def test_far_behind_it_catches_up_in_fuller_transactions_with_shorter_turn
     assert gaps
     # The requests still get a turn after each, half as long as the transaction.
     assert all(took * 0.4 <= gap < took * 0.9 for gap, took in gaps)
+
+
+class HeldElsewhere(Backlog):
+    """The first ``held`` calls find every event's member in another process's hands:
+    nothing applied, all of them left pending (deferred)."""
+
+    def __init__(self, pending: int, held: int) -> None:
+        super().__init__(pending)
+        self.held = held
+
+    async def __call__(
+        self,
+        ids: Sequence[int] | None = None,
+        limit: int = 500,
+        received_before: datetime | None = None,
+    ) -> IngestResult:
+        if self.held:
+            self.held -= 1
+            await asyncio.sleep(WORK)
+            self.calls.append((0.0, 0.0, limit, 0))
+            return IngestResult(applied=0, deferred=min(self.pending, limit))
+        return await super().__call__(ids, limit, received_before)
+
+
+async def test_a_batch_left_whole_to_another_process_is_claimed_again(
+    applier: EventApplier,
+) -> None:
+    """Not "nothing pending": those events are free once the other transaction ends,
+    and no store is coming to wake the applier for them."""
+    work = HeldElsewhere(30, held=3)
+    applier._apply = work  # type: ignore[assignment]
+    applier.wake()
+    applier.start()
+
+    await asyncio.sleep(QUIET + 20 * WORK)
+
+    assert work.pending == 0
+    assert [c[3] for c in work.calls] == [0, 0, 0, 30, 0]
+
+
+async def test_applying_at_once_waits_out_a_batch_held_elsewhere(applier: EventApplier) -> None:
+    work = HeldElsewhere(30, held=2)
+    applier._apply = work  # type: ignore[assignment]
+
+    assert await applier.apply_pending() == 30
+    assert work.pending == 0
