@@ -230,13 +230,16 @@ async def test_a_stop_mid_crowd_finishes_what_it_fetched_and_exits_0(scene: Scen
 
 # One day whose red envelope is due at midnight and posted however late (``late: run``),
 # with a share for every member of the crowd.
+# The cohort starts today at 00:00 UTC and the envelope runs late, at once: it stays open
+# past midnight so that the drill passes whatever the hour the suite runs (it expired at
+# noon with 12 hours, and the drill failed every afternoon).
 STORM = QUICK.replace(
     """    - id: d1_pitch
       at: {day: 1, time: "00:00"}""",
     """    - id: d1_envelope
       at: {day: 1, time: "00:00"}
       late: run
-      red_envelope: {total: "60.00", shares: 300, expires_in: 12h}
+      red_envelope: {total: "60.00", shares: 300, expires_in: 30h}
     - id: d1_pitch
       at: {day: 1, time: "00:01"}""",
 ).replace("id: quick", "id: storm")
