@@ -27,10 +27,13 @@ WORK = 0.02
 
 class Backlog:
     """Stands in for ApplyEvents: ``pending`` events, applied ``limit`` at a time; each
-    call takes :data:`WORK` seconds and is logged as (start, end, limit, applied)."""
+    call takes :data:`WORK` seconds and is logged as (start, end, limit, applied). The
+    first ``held`` calls find every member in another process's hands: nothing applied,
+    all of them left pending (deferred)."""
 
-    def __init__(self, pending: int) -> None:
+    def __init__(self, pending: int, held: int = 0) -> None:
         self.pending = pending
+        self.held = held
         self.calls: list[tuple[float, float, int, int]] = []
 
     async def __call__(
@@ -42,6 +45,10 @@ class Backlog:
         loop = asyncio.get_running_loop()
         start = loop.time()
         await asyncio.sleep(WORK)
+        if self.held:
+            self.held -= 1
+            self.calls.append((start, loop.time(), limit, 0))
+            return IngestResult(applied=0, deferred=min(self.pending, limit))
         applied = min(self.pending, limit)
         self.pending -= applied
         self.calls.append((start, loop.time(), limit, applied))
@@ -185,34 +192,12 @@ async def test_far_behind_it_catches_up_in_fuller_transactions_with_shorter_turn
     assert all(took * 0.4 <= gap < took * 0.9 for gap, took in gaps)
 
 
-class HeldElsewhere(Backlog):
-    """The first ``held`` calls find every event's member in another process's hands:
-    nothing applied, all of them left pending (deferred)."""
-
-    def __init__(self, pending: int, held: int) -> None:
-        super().__init__(pending)
-        self.held = held
-
-    async def __call__(
-        self,
-        ids: Sequence[int] | None = None,
-        limit: int = 500,
-        received_before: datetime | None = None,
-    ) -> IngestResult:
-        if self.held:
-            self.held -= 1
-            await asyncio.sleep(WORK)
-            self.calls.append((0.0, 0.0, limit, 0))
-            return IngestResult(applied=0, deferred=min(self.pending, limit))
-        return await super().__call__(ids, limit, received_before)
-
-
 async def test_a_batch_left_whole_to_another_process_is_claimed_again(
     applier: EventApplier,
 ) -> None:
     """Not "nothing pending": those events are free once the other transaction ends,
     and no store is coming to wake the applier for them."""
-    work = HeldElsewhere(30, held=3)
+    work = Backlog(30, held=3)
     applier._apply = work  # type: ignore[assignment]
     applier.wake()
     applier.start()
@@ -224,7 +209,7 @@ async def test_a_batch_left_whole_to_another_process_is_claimed_again(
 
 
 async def test_applying_at_once_waits_out_a_batch_held_elsewhere(applier: EventApplier) -> None:
-    work = HeldElsewhere(30, held=2)
+    work = Backlog(30, held=2)
     applier._apply = work  # type: ignore[assignment]
 
     assert await applier.apply_pending() == 30
