@@ -142,11 +142,23 @@ class SqlCohorts(Repo):
             values["finished_at"] = at
         await self.conn.execute(update(_c).where(_c.c.id == cohort_id).values(**values))
 
-    async def open_pitch(self, cohort_id: int, at: datetime) -> None:
-        await self.conn.execute(
+    async def open_pitch(self, cohort_id: int, at: datetime) -> bool:
+        result = await self.conn.execute(
             update(_c)
             .where(_c.c.id == cohort_id, _c.c.pitch_opened_at.is_(None))
             .values(pitch_opened_at=at)
+        )
+        return result.rowcount == 1
+
+    async def withdraw_pitch(self, cohort_id: int, at: datetime) -> None:
+        await self.conn.execute(
+            update(_c)
+            .where(
+                _c.c.id == cohort_id,
+                _c.c.pitch_opened_at == at,
+                _c.c.pitch_closed_at.is_(None),
+            )
+            .values(pitch_opened_at=None)
         )
 
     async def bind_task_chat(self, cohort_id: int, chat_id: int) -> None:

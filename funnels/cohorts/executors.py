@@ -106,10 +106,20 @@ class StepExecutor:
             raise _mismatch(step_id, "pitch")
         arm = cohort_arm(pitch, cohort.code, step_id)
         message = ScriptPost(arm.text, arm.media, cohort.locale)
-        message_id = await self.deps.messenger.send(chat, message, pin=pitch.pin)
+        # The window opens before the post goes out: members answer as soon as they see
+        # it, and a "1" that came before the window was written down would not count.
+        opened_at = self.deps.clock.now()
         async with self.deps.uow(CohortsTx).transaction() as tx:
-            await tx.cohorts.open_pitch(cohort.id, self.deps.clock.now())
+            opened = await tx.cohorts.open_pitch(cohort.id, opened_at)
             await tx.commit()
+        try:
+            message_id = await self.deps.messenger.send(chat, message, pin=pitch.pin)
+        except DeliveryError as exc:
+            if opened and exc.definite:  # nothing was posted: no window either
+                async with self.deps.uow(CohortsTx).transaction() as tx:
+                    await tx.cohorts.withdraw_pitch(cohort.id, opened_at)
+                    await tx.commit()
+            raise
         return with_arm({"message_id": message_id}, pitch, arm)
 
     async def _close_pitch(self, cohort: CohortRecord) -> Outcome:

@@ -45,7 +45,16 @@ class Cohorts(Protocol):
         one; returns the cohorts moved."""
         ...
 
-    async def open_pitch(self, cohort_id: int, at: datetime) -> None: ...
+    async def open_pitch(self, cohort_id: int, at: datetime) -> bool:
+        """Open the reply window at ``at`` unless it is open already; whether it was
+        opened now."""
+        ...
+
+    async def withdraw_pitch(self, cohort_id: int, at: datetime) -> None:
+        """Close again the window opened at ``at``, as if it never opened (its post
+        failed)."""
+        ...
+
     async def set_status(
         self, cohort_id: int, status: CohortStatus, reason: str | None, at: datetime
     ) -> None: ...

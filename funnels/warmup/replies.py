@@ -44,8 +44,9 @@ class RecordReply:
                 or cohort.pitch_closed_at is not None
                 or now > cohort.pitch_opened_at + window
             ):
-                # The window is measured from when the pitch was actually posted, so a
-                # late tick neither shortens nor stretches it.
+                # The window is measured from when the pitch actually went out (it
+                # opens as the post is sent), so a late tick neither shortens nor
+                # stretches it.
                 return "closed"
             stage = await tx.members.stage(cohort.id, user_id)
             if stage is None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
@@ -275,6 +276,63 @@ async def test_a_late_pitch_still_runs(kit: Kit) -> None:
     assert record.pitch_opened_at == warmup_at(2, "20:45")
     assert record.pitch_closed_at is None
     assert (await kit.step(cohort.id, "d2_pitch.close")).status == "pending"
+
+
+async def test_a_one_that_arrives_while_the_pitch_is_on_its_way_counts(
+    kit: Kit, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Members see the pitch before Telegram's answer to the send reaches the bot, and
+    a quick one's "1" can be handled first: the window is open by then."""
+    cohort = await kit.start()
+    [member] = await kit.members(1)
+    await kit.run_until(warmup_at(2, "19:00"))
+    send, answers = kit.messenger.send, []
+
+    async def send_and_hear_back(chat_id: int, message: Any, *, pin: bool = False) -> int:
+        if isinstance(message, ScriptPost) and "Reply 1" in message.text:
+            answers.append(await kit.reply()(WARMUP_CHAT, member.user_id, "1"))
+        return await send(chat_id, message, pin=pin)
+
+    monkeypatch.setattr(kit.messenger, "send", send_and_hear_back)
+    await kit.tick(warmup_at(2, "20:00"))
+
+    assert answers == ["recorded"]
+    assert (await kit.step(cohort.id, "d2_pitch")).status == "done"
+    assert (await kit.cohort(cohort.id)).pitch_opened_at == warmup_at(2, "20:00")
+
+
+async def test_a_pitch_refused_by_telegram_opens_no_window_until_it_goes_out(kit: Kit) -> None:
+    cohort = await kit.start()
+    [member] = await kit.members(1)
+    await kit.run_until(warmup_at(2, "19:00"))
+    kit.messenger.fail_next.append(DeliveryError("message is too long", definite=True))
+
+    await kit.tick(warmup_at(2, "20:00"))
+
+    assert (await kit.step(cohort.id, "d2_pitch")).status == "failed"
+    assert (await kit.cohort(cohort.id)).pitch_opened_at is None
+    assert await kit.reply()(WARMUP_CHAT, member.user_id, "1") == "closed"
+
+    await RetryStep(kit.deps)(cohort.code, "d2_pitch", by="ops")
+    await kit.tick(warmup_at(2, "20:30"))
+
+    assert (await kit.step(cohort.id, "d2_pitch")).status == "done"
+    assert (await kit.cohort(cohort.id)).pitch_opened_at == warmup_at(2, "20:30")
+    assert await kit.reply()(WARMUP_CHAT, member.user_id, "1") == "recorded"
+
+
+async def test_a_pitch_whose_send_is_in_doubt_keeps_its_window(kit: Kit) -> None:
+    """It may be in the group: the members who saw it can answer."""
+    cohort = await kit.start()
+    [member] = await kit.members(1)
+    await kit.run_until(warmup_at(2, "19:00"))
+    kit.messenger.fail_next.append(DeliveryError("timed out", definite=False))
+
+    await kit.tick(warmup_at(2, "20:00"))
+
+    assert (await kit.step(cohort.id, "d2_pitch")).status == "unknown"
+    assert (await kit.cohort(cohort.id)).pitch_opened_at == warmup_at(2, "20:00")
+    assert await kit.reply()(WARMUP_CHAT, member.user_id, "1") == "recorded"
 
 
 async def test_a_paused_cohort_is_not_claimed(kit: Kit) -> None:
