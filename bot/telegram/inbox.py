@@ -100,9 +100,10 @@ class UpdateInbox:
         self.owner = owner
         self.lease = lease
         self.fast_taps = fast_taps
-        self._in_hand: dict[int, asyncio.Task[None]] = {}
-        self._last_of: dict[int, asyncio.Task[None]] = {}
-        """Each person's latest update in hand: the next one waits for it."""
+        self._in_hand: dict[int, asyncio.Task[bool]] = {}
+        self._last_of: dict[int, asyncio.Task[bool]] = {}
+        """Each person's latest update in hand: the next one waits for it, and is left
+        for the tick too if it was (a "1" is not handled before the join it follows)."""
         self._taps: set[asyncio.Task[None]] = set()
         self._writes = GroupCommit(self._store)
         self._marks: list[int] = []
@@ -195,7 +196,7 @@ class UpdateInbox:
             self._last_of[actor] = task
         task.add_done_callback(lambda _: self._done(update_id, actor, task))
 
-    def _done(self, update_id: int, actor: int | None, task: asyncio.Task[None]) -> None:
+    def _done(self, update_id: int, actor: int | None, task: asyncio.Task[bool]) -> None:
         self._in_hand.pop(update_id, None)
         if actor is not None and self._last_of.get(actor) is task:
             del self._last_of[actor]
@@ -208,26 +209,32 @@ class UpdateInbox:
         update: Json,
         attempts: int = 0,
         *,
-        after: asyncio.Task[None] | None = None,
-    ) -> None:
+        after: asyncio.Task[bool] | None = None,
+    ) -> bool:
+        """Handle one update; False if it is left pending for the tick (a passing
+        fault, or the same person's earlier update ``after`` was left so)."""
         if after is not None:
             await asyncio.wait([after])  # the same person's earlier update, however it ended
+            if after.cancelled() or after.exception() is not None or not after.result():
+                log.warning("update %s left for the tick after the one before it", update_id)
+                return False
         try:
             await self.handlers.update(update)
         except Exception as exc:
             if passing(exc) and attempts + 1 < MAX_ATTEMPTS:
                 # Left pending: the tick tries again once the fault has passed.
                 log.warning("update %s not handled yet (%s); will try again", update_id, exc)
-                return
+                return False
             # A traceback only where it helps: not for an update Telegram would not send.
             bug = not (passing(exc) or isinstance(exc, ValidationError))
             log.error("update %s failed: %s", update_id, reason(exc), exc_info=bug)
             self._failures.append((update_id, reason(exc)))
         else:
             if self.handlers.deferred(update_id):
-                return  # marked handled with the counts it added to
+                return True  # marked handled with the counts it added to
             self._marks.append(update_id)
         self._mark_soon()
+        return True
 
     def _mark_soon(self) -> None:
         if self._marking is None or self._marking.done():
@@ -270,11 +277,9 @@ class UpdateInbox:
             await tx.commit()
         if abandoned:
             log.warning("%d unhandled updates belong to another bot; closed as failed", abandoned)
-        handled, after = 0, -1
+        handled, after, held_back = 0, -1, set[int]()
         while batch := await self._claim(restarted=True, after=after):
-            for update_id, update, attempts in batch:
-                await self._handle(update_id, update, attempts)
-                handled += 1
+            handled += await self._handle_in_order(batch, held_back)
             after = batch[-1][0]
             await self.flush()
         if handled:
@@ -289,10 +294,26 @@ class UpdateInbox:
             for item in await self._claim()
             if item[0] not in self._in_hand and not self.handlers.deferred(item[0])
         ]
-        for update_id, update, attempts in batch:
-            await self._handle(update_id, update, attempts)
+        handled = await self._handle_in_order(batch, set())
         await self.flush()
-        return len(batch)
+        return handled
+
+    async def _handle_in_order(
+        self, batch: list[tuple[int, Json, int]], held_back: set[int]
+    ) -> int:
+        """Handle claimed updates one at a time, oldest first; once one of a person's is
+        left pending, their later ones are left too (``held_back``: those people).
+        Returns how many were handled."""
+        handled = 0
+        for update_id, update, attempts in batch:
+            actor = actor_of(update)
+            if actor is not None and actor in held_back:
+                continue
+            if await self._handle(update_id, update, attempts):
+                handled += 1
+            elif actor is not None:
+                held_back.add(actor)
+        return handled
 
     async def _claim(
         self, *, restarted: bool = False, after: int = -1

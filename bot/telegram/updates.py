@@ -7,7 +7,7 @@ import traceback
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, TimeoutError as PoolTimeout
 
 from bot.args import TELEGRAM_ID_LIMIT
 
@@ -83,13 +83,20 @@ def kind_of(update: Json) -> str:
     return next((k for k in update if k != "update_id"), "empty")[:32]
 
 
+RETRYABLE_STATES = frozenset({"40001", "40P01"})
+"""PostgreSQL's serialization failure and deadlock: the transaction was rolled back and
+succeeds when run again."""
+
+
 def passing(exc: BaseException) -> bool:
     """A fault that goes away by itself (a connection, a timeout), as opposed to an
     update that can never be handled."""
-    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+    if isinstance(exc, DBAPIError) and (
+        exc.connection_invalidated or getattr(exc.orig, "sqlstate", None) in RETRYABLE_STATES
+    ):
         return True
-    if isinstance(exc, OperationalError | InterfaceError | OSError | TimeoutError):
-        return True
+    if isinstance(exc, OperationalError | InterfaceError | PoolTimeout | OSError | TimeoutError):
+        return True  # PoolTimeout: every pooled connection stayed busy for the pool's wait
     name = type(exc).__name__  # aiogram's, without importing the client here
     return name in ("TelegramNetworkError", "TelegramServerError", "TelegramRetryAfter")
 

@@ -22,14 +22,14 @@ NOW = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
 Json = dict[str, Any]
 
 
-def message(update_id: int, text: str = "hi") -> Json:
+def message(update_id: int, text: str = "hi", person: int = 7) -> Json:
     return {
         "update_id": update_id,
         "message": {
             "message_id": update_id,
             "date": 0,
             "chat": {"id": -1001, "type": "supergroup", "title": "G"},
-            "from": {"id": 7, "is_bot": False, "first_name": "Ann"},
+            "from": {"id": person, "is_bot": False, "first_name": "Ann"},
             "text": text,
         },
     }
@@ -148,6 +148,56 @@ async def test_a_passing_fault_leaves_the_update_for_the_tick(store: SqlStore) -
     assert await inbox.retry_stale() == 1
     assert recorder.handled == [1]
     assert (await update_states(store))[1] == ("handled", None)
+
+
+async def test_a_persons_later_updates_wait_for_one_left_for_the_tick(store: SqlStore) -> None:
+    """A join left pending by a passing fault: the "1" after it is not handled before
+    it (it would find no member), nor are the person's later updates at the next try
+    while the first still fails; another person's are handled at once."""
+    faults = [OperationalError("INSERT", {}, ConnectionError("connection lost"))] * 2
+
+    async def react(update: Json) -> None:
+        if update["update_id"] == 1 and faults:
+            raise faults.pop()
+
+    clock = ManualClock(NOW)
+    recorder = Recorder(react)
+    inbox = UpdateInbox(store, clock, BOT, recorder.handlers())
+    await inbox.accept([message(1, "joined"), message(2, "1"), message(3, "1", person=8)])
+    await settle(inbox)
+    assert recorder.handled == [3]
+    states = await update_states(store)
+    assert (states[1][0], states[2][0], states[3][0]) == ("pending", "pending", "handled")
+    clock.advance(LEASE + timedelta(seconds=1))
+    assert await inbox.retry_stale() == 0  # the join fails again: the "1" stays behind it
+    assert recorder.handled == [3]
+    clock.advance(LEASE + timedelta(seconds=1))
+    assert await inbox.retry_stale() == 2
+    assert recorder.handled == [3, 1, 2]
+    assert set((await update_states(store)).values()) == {("handled", None)}
+
+
+async def test_at_start_a_persons_left_overs_wait_behind_one_that_fails_again(
+    store: SqlStore,
+) -> None:
+    crashed = UpdateInbox(store, ManualClock(NOW), BOT, Recorder(_never).handlers())
+    await crashed.accept([message(1, "joined"), message(2, "1"), message(3, "1", person=8)])
+    for task in list(crashed._in_hand.values()):
+        task.cancel()
+    faults = [OperationalError("INSERT", {}, ConnectionError("connection lost"))]
+
+    async def react(update: Json) -> None:
+        if update["update_id"] == 1 and faults:
+            raise faults.pop()
+
+    recorder = Recorder(react)
+    clock = ManualClock(NOW)
+    restarted = UpdateInbox(store, clock, BOT, recorder.handlers())
+    assert await restarted.recover() == 1
+    assert recorder.handled == [3]
+    clock.advance(LEASE + timedelta(seconds=1))
+    assert await restarted.retry_stale() == 2
+    assert recorder.handled == [3, 1, 2]
 
 
 async def test_an_update_failing_again_and_again_is_given_up(store: SqlStore) -> None:
