@@ -12,6 +12,11 @@ within a refresh. Until the first sweep has read every cohort, and whenever no r
 has succeeded for :data:`STALE_AFTER` seconds (the database is down), the board is not
 :attr:`~FiguresBoard.ready` and readers ask the database as before.
 
+The board reads only while it is read: it starts resting, the first reader wakes it (and
+is answered from the database while it fills), and it rests again once nobody has asked
+for :data:`REST_AFTER` seconds. A process behind a load balancer that never serves the
+dashboard, the API or ``/metrics`` spends nothing on figures.
+
 Anything derived from one cohort's figures (an HTTP answer's bytes) can be kept with it
 (:meth:`FiguresBoard.derived`): it is dropped as soon as the cohort's figures change.
 """
@@ -41,6 +46,10 @@ SWEEP = 5.0
 """Seconds within which every cohort is read again."""
 STALE_AFTER = 5.0
 """Seconds without a successful read after which the board is not used."""
+REST_AFTER = 300.0
+"""Seconds without anyone asking for the board after which it stops reading, until
+it is asked again (it starts that way: a process whose figures nobody reads spends
+nothing on them). Longer than Prometheus's usual scrape interval."""
 FIRST_PAGE = 500
 """Cohorts per statement while the board fills (at start)."""
 
@@ -55,6 +64,7 @@ class FiguresBoard:
         every: float = REFRESH,
         sweep: float = SWEEP,
         stale_after: float = STALE_AFTER,
+        rest_after: float = REST_AFTER,
         min_page: int = 50,
         time: Callable[[], float] | None = None,
     ) -> None:
@@ -62,6 +72,7 @@ class FiguresBoard:
         self.every = every
         self.sweep = sweep
         self.stale_after = stale_after
+        self.rest_after = rest_after
         self.min_page = min_page
         self._time = time
         self._figures: dict[int, CohortFigures] = {}
@@ -75,6 +86,9 @@ class FiguresBoard:
         """The sweep's place: the greatest cohort id read in this pass (0: a new pass)."""
         self._complete = False
         self._read_at: float | None = None
+        self._asked_at = -math.inf
+        self._asked = asyncio.Event()
+        self._resting = False
         self._task: asyncio.Task[None] | None = None
 
     def _now(self) -> float:
@@ -84,7 +98,12 @@ class FiguresBoard:
 
     @property
     def ready(self) -> bool:
-        """Every cohort read at least once, and the last read recent enough."""
+        """Every cohort read at least once, and the last read recent enough. Asking is
+        what keeps the board reading: a resting board is woken (and fills again, while
+        its readers ask the database)."""
+        self._asked_at = self._now()
+        if self._resting:
+            self._asked.set()
         return (
             self._complete
             and self._read_at is not None
@@ -227,6 +246,8 @@ class FiguresBoard:
     async def _run(self) -> None:
         failing = False
         while True:
+            if self._now() - self._asked_at > self.rest_after:
+                await self._rest()
             began = self._now()
             try:
                 if self._complete:
@@ -241,6 +262,17 @@ class FiguresBoard:
                     log.warning("the figures board could not read the database: %s", exc)
                 failing = True
             await asyncio.sleep(max(self.every - (self._now() - began), 0.05))
+
+    async def _rest(self) -> None:
+        """Nobody asked for a while: read nothing until someone does, then everything
+        again (any cohort may have changed meanwhile)."""
+        self._complete, self._cursor = False, 0
+        self._resting = True
+        self._asked.clear()
+        try:
+            await self._asked.wait()
+        finally:
+            self._resting = False
 
     async def stop(self) -> None:
         if self._task is None:

@@ -321,3 +321,40 @@ async def test_a_key_past_its_rate_is_refused_whichever_route_answers(
         assert answer.headers["Retry-After"] == "1"
         theirs = {"Authorization": f"Bearer {other}"}
         assert (await c.get(funnel, headers=theirs)).status_code == 200  # a bucket each
+
+
+async def test_a_board_nobody_asks_for_reads_nothing_and_fills_again_when_asked(
+    kit: Kit,
+) -> None:
+    board = FiguresBoard(kit.deps, every=0.01, sweep=0.01, rest_after=0.3)
+    cohort = await kit.start()
+
+    async def until(done: Callable[[], bool]) -> None:
+        for _ in range(200):
+            if done():
+                return
+            await asyncio.sleep(0.02)
+        raise AssertionError("waited 4 s")
+
+    def joined() -> int | None:
+        figures = board.figures(cohort.id)
+        return None if figures is None else figures.stages[Stage.JOINED]
+
+    try:
+        with statements(kit) as seen:
+            board.start()
+            await asyncio.sleep(0.2)
+        assert seen == []  # started resting: nobody asked yet
+        await until(lambda: board.ready)  # asked: it fills
+        assert joined() == 0
+        await asyncio.sleep(0.5)  # nobody asks for longer than rest_after
+        with statements(kit) as seen:
+            await asyncio.sleep(0.2)
+        assert seen == []
+        refs = await kit.members(2)  # written meanwhile, by this process or another
+        assert refs
+        assert not board.ready  # a rested board is not used: the database answers
+        await until(lambda: board.ready)
+        assert joined() == 2
+    finally:
+        await board.stop()
