@@ -22,6 +22,7 @@ from funnels.kernel.messaging import (
     ScriptPost,
     TasksUnlocked,
 )
+from funnels.kernel.records import CohortRecord, MemberRef
 from funnels.kernel.refusals import Refused
 from funnels.ops.steps import RetryStep
 from tests.support.funnel_kit import (
@@ -278,14 +279,20 @@ async def test_a_late_pitch_still_runs(kit: Kit) -> None:
     assert (await kit.step(cohort.id, "d2_pitch.close")).status == "pending"
 
 
+async def _before_the_pitch(kit: Kit) -> tuple[CohortRecord, MemberRef]:
+    """A cohort with one member, an hour before its pitch is due."""
+    cohort = await kit.start()
+    [member] = await kit.members(1)
+    await kit.run_until(warmup_at(2, "19:00"))
+    return cohort, member
+
+
 async def test_a_one_that_arrives_while_the_pitch_is_on_its_way_counts(
     kit: Kit, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Members see the pitch before Telegram's answer to the send reaches the bot, and
     a quick one's "1" can be handled first: the window is open by then."""
-    cohort = await kit.start()
-    [member] = await kit.members(1)
-    await kit.run_until(warmup_at(2, "19:00"))
+    cohort, member = await _before_the_pitch(kit)
     send, answers = kit.messenger.send, []
 
     async def send_and_hear_back(chat_id: int, message: Any, *, pin: bool = False) -> int:
@@ -302,9 +309,7 @@ async def test_a_one_that_arrives_while_the_pitch_is_on_its_way_counts(
 
 
 async def test_a_pitch_refused_by_telegram_opens_no_window_until_it_goes_out(kit: Kit) -> None:
-    cohort = await kit.start()
-    [member] = await kit.members(1)
-    await kit.run_until(warmup_at(2, "19:00"))
+    cohort, member = await _before_the_pitch(kit)
     kit.messenger.fail_next.append(DeliveryError("message is too long", definite=True))
 
     await kit.tick(warmup_at(2, "20:00"))
@@ -323,9 +328,7 @@ async def test_a_pitch_refused_by_telegram_opens_no_window_until_it_goes_out(kit
 
 async def test_a_pitch_whose_send_is_in_doubt_keeps_its_window(kit: Kit) -> None:
     """It may be in the group: the members who saw it can answer."""
-    cohort = await kit.start()
-    [member] = await kit.members(1)
-    await kit.run_until(warmup_at(2, "19:00"))
+    cohort, member = await _before_the_pitch(kit)
     kit.messenger.fail_next.append(DeliveryError("timed out", definite=False))
 
     await kit.tick(warmup_at(2, "20:00"))

@@ -233,6 +233,14 @@ async def test_what_the_board_cannot_answer_the_database_does(
     assert seen
 
 
+async def until(done: Callable[[], bool]) -> None:
+    for _ in range(200):
+        if done():
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError("waited 4 s")
+
+
 async def test_a_board_that_cannot_read_keeps_trying_and_says_so(
     kit: Kit, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -245,13 +253,6 @@ async def test_a_board_that_cannot_read_keeps_trying_and_says_so(
         async with kit.store.transaction() as tx:
             await tx.conn.exec_driver_sql(f"ALTER TABLE {old} RENAME TO {new}")
             await tx.commit()
-
-    async def until(done: Callable[[], bool]) -> None:
-        for _ in range(200):
-            if done():
-                return
-            await asyncio.sleep(0.02)
-        raise AssertionError("waited 4 s")
 
     try:
         await until(lambda: board.ready)
@@ -328,13 +329,6 @@ async def test_a_board_nobody_asks_for_reads_nothing_and_fills_again_when_asked(
 ) -> None:
     board = FiguresBoard(kit.deps, every=0.01, sweep=0.01, rest_after=0.3)
     cohort = await kit.start()
-
-    async def until(done: Callable[[], bool]) -> None:
-        for _ in range(200):
-            if done():
-                return
-            await asyncio.sleep(0.02)
-        raise AssertionError("waited 4 s")
 
     def joined() -> int | None:
         figures = board.figures(cohort.id)

@@ -150,18 +150,23 @@ async def test_a_passing_fault_leaves_the_update_for_the_tick(store: SqlStore) -
     assert (await update_states(store))[1] == ("handled", None)
 
 
-async def test_a_persons_later_updates_wait_for_one_left_for_the_tick(store: SqlStore) -> None:
-    """A join left pending by a passing fault: the "1" after it is not handled before
-    it (it would find no member), nor are the person's later updates at the next try
-    while the first still fails; another person's are handled at once."""
-    faults = [OperationalError("INSERT", {}, ConnectionError("connection lost"))] * 2
+def _first_fails(times: int) -> Callable[[Json], Awaitable[None]]:
+    """Handling that loses its connection on update 1, ``times`` times."""
+    faults = [OperationalError("INSERT", {}, ConnectionError("connection lost"))] * times
 
     async def react(update: Json) -> None:
         if update["update_id"] == 1 and faults:
             raise faults.pop()
 
+    return react
+
+
+async def test_a_persons_later_updates_wait_for_one_left_for_the_tick(store: SqlStore) -> None:
+    """A join left pending by a passing fault: the "1" after it is not handled before
+    it (it would find no member), nor are the person's later updates at the next try
+    while the first still fails; another person's are handled at once."""
     clock = ManualClock(NOW)
-    recorder = Recorder(react)
+    recorder = Recorder(_first_fails(2))
     inbox = UpdateInbox(store, clock, BOT, recorder.handlers())
     await inbox.accept([message(1, "joined"), message(2, "1"), message(3, "1", person=8)])
     await settle(inbox)
@@ -184,13 +189,7 @@ async def test_at_start_a_persons_left_overs_wait_behind_one_that_fails_again(
     await crashed.accept([message(1, "joined"), message(2, "1"), message(3, "1", person=8)])
     for task in list(crashed._in_hand.values()):
         task.cancel()
-    faults = [OperationalError("INSERT", {}, ConnectionError("connection lost"))]
-
-    async def react(update: Json) -> None:
-        if update["update_id"] == 1 and faults:
-            raise faults.pop()
-
-    recorder = Recorder(react)
+    recorder = Recorder(_first_fails(1))
     clock = ManualClock(NOW)
     restarted = UpdateInbox(store, clock, BOT, recorder.handlers())
     assert await restarted.recover() == 1
