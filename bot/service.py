@@ -279,7 +279,7 @@ async def _serve(
     # The KPI routes' figures and the live keys, in memory, read again every second.
     board = FiguresBoard(deps)
     metrics.FUNNEL.board = board
-    redis = _readiness_redis(settings)
+    redis = _shared_redis(settings)
     server = _Server(
         uvicorn.Config(
             create_app(
@@ -292,6 +292,7 @@ async def _serve(
                 board=board,
                 checks={"redis": redis.ping} if redis is not None else None,
                 api_rate=settings.api_rate,
+                redis=redis,
             ),
             host=settings.http_host,
             port=settings.http_port,
@@ -338,13 +339,15 @@ async def _serve(
             await redis.aclose()
 
 
-def _readiness_redis(settings: Settings) -> Redis | None:
-    """A client for ``/readyz`` to ping Redis with, when the processes share it."""
+def _shared_redis(settings: Settings) -> Redis | None:
+    """A client for the HTTP side, when the processes share Redis: ``/readyz`` pings it and
+    the API keys' rates are counted in it (short timeouts: a request never waits long for
+    a Redis that does not answer; its rate is then counted in this process)."""
     if not settings.redis_url:
         return None
     from redis.asyncio import Redis
 
-    return Redis.from_url(settings.redis_url, socket_connect_timeout=2, socket_timeout=2)
+    return Redis.from_url(settings.redis_url, socket_connect_timeout=1, socket_timeout=1)
 
 
 async def _finish(ticker: _Ticker, telegram: _Telegram | None) -> None:

@@ -68,7 +68,8 @@ class Settings(BaseSettings):
     terminal and JSON otherwise."""
     api_rate: float = Field(default=20.0, ge=0, le=100_000)
     """Requests a second each API key may make on the stats and ops API, in bursts of
-    twice as many; 0: no limit."""
+    twice as many (counted in Redis for all processes when ``redis_url`` is set); 0: no
+    limit."""
     clock_file: Path | None = None
     """For drills and benchmarks: ``now`` is the instant this file holds (ISO 8601 with
     an offset), shared by every process given the same file; unset: the machine's

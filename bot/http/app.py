@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -22,10 +22,13 @@ from bot.http import (
 from bot.http.events import EventIntake
 from bot.http.front import FrontDoor
 from bot.http.links import LinkRedirects
-from bot.http.rates import KeyRates
+from bot.http.rates import KeyRates, SharedKeyRates
 from bot.http.webhook import TelegramWebhook
 from funnels.deps import Deps
 from funnels.ops.board import FiguresBoard
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
 
 
 def create_app(
@@ -39,6 +42,7 @@ def create_app(
     board: FiguresBoard | None = None,
     checks: Mapping[str, health.Check] | None = None,
     api_rate: float = 0.0,
+    redis: Redis | None = None,
 ) -> FrontDoor:
     """The service's ASGI app: FastAPI behind a front door that answers the high-volume
     routes (events, tracked links) directly. The stats and ops routes and the dashboard
@@ -46,13 +50,16 @@ def create_app(
     reach the service at) makes the dashboard's cookies ``Secure`` when it is https; a
     figures ``board`` (started by the caller) answers the KPI routes from memory;
     ``checks`` are what ``/readyz`` must reach besides the database (Redis);
-    ``api_rate``: requests a second each API key may make (0: no limit)."""
+    ``api_rate``: requests a second each API key may make (0: no limit), counted in
+    ``redis`` when given (shared by the processes), else in this process."""
     app = FastAPI(title="funnelbot", version="0.1.0")
     problems.install(app)
     app.include_router(health.routes(engine, checks))
     app.include_router(webhook.routes(telegram))
     app.include_router(events.routes(intake))
-    rates = KeyRates(api_rate) if api_rate > 0 else None
+    rates: KeyRates | None = None
+    if api_rate > 0:
+        rates = SharedKeyRates(redis, api_rate) if redis is not None else KeyRates(api_rate)
     if deps is not None:
         app.include_router(stats.routes(deps, rates))
         app.include_router(kpis.routes(deps, board, rates))

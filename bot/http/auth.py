@@ -55,7 +55,7 @@ def api_key(
         if key is None:
             raise _refused("the API key is unknown or revoked", presented=True)
         if rates is not None:
-            rates.check(key.id, key.name)
+            await rates.check(key.id, key.name)
         return key
 
     return check

@@ -509,14 +509,14 @@ def _region_body(week: str, items: list[RegionWeekOut]) -> dict[str, Any]:
     return RegionWeeks(week=week, items=items).model_dump(mode="json")
 
 
-def _live_key(request: Request, board: FiguresBoard, rates: KeyRates | None) -> bool:
+async def _live_key(request: Request, board: FiguresBoard, rates: KeyRates | None) -> bool:
     """Whether the request's Bearer key is one the board holds and within its rate (any
     other answer, a 401 or a 429 among them, is FastAPI's route's to give)."""
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
     if scheme.lower() != "bearer":
         return False
     key = board.key(token.strip())
-    return key is not None and (rates is None or rates.wait(key.id) == 0)
+    return key is not None and (rates is None or await rates.wait(key.id) == 0)
 
 
 _WEEK_FORM = re.compile(r"^[0-9]{4}-W[0-9]{2}$")
@@ -539,7 +539,7 @@ def fast_regions_route(board: FiguresBoard, deps: Deps, rates: KeyRates | None =
         region = given.get("region")
         if not _WEEK_FORM.match(week) or (region is not None and len(region) > 32):
             return None
-        if not _live_key(request, board, rates):
+        if not await _live_key(request, board, rates):
             return None
         code = region.strip().upper() if region else None
         try:
@@ -566,7 +566,7 @@ def fast_funnel_route(board: FiguresBoard, rates: KeyRates | None = None) -> Fas
         raw = request.path_params["cohort_id"]
         if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= MAX_ID:
             return None
-        if not _live_key(request, board, rates):
+        if not await _live_key(request, board, rates):
             return None
         body = board.derived(int(raw), "funnel.json", _funnel_json)
         if body is None:

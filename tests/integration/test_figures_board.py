@@ -13,6 +13,7 @@ from typing import Any
 
 import httpx
 import pytest
+from redis.asyncio import Redis
 from sqlalchemy import delete, event, select, update
 
 from bot.http.app import create_app
@@ -322,6 +323,42 @@ async def test_a_key_past_its_rate_is_refused_whichever_route_answers(
         assert answer.headers["Retry-After"] == "1"
         theirs = {"Authorization": f"Bearer {other}"}
         assert (await c.get(funnel, headers=theirs)).status_code == 200  # a bucket each
+
+
+async def test_a_keys_rate_is_one_for_all_processes_sharing_redis(
+    kit: Kit, board: FiguresBoard, key: str, redis_url: str
+) -> None:
+    """Two processes' apps on one Redis: the key's burst of 2 is spent across both (each
+    counting alone would let 4 through), on the board's fast route and FastAPI's alike."""
+    cohort = await _cohort_with_members(kit, 1)
+    await board.fill()
+    ours = {"Authorization": f"Bearer {key}"}
+    funnel = f"/api/v1/cohorts/{cohort.id}/funnel"
+    redis_a, redis_b = Redis.from_url(redis_url), Redis.from_url(redis_url)
+    a, b = (
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(
+                app=create_app(
+                    kit.store.engine, deps=kit.deps, board=board, api_rate=1, redis=redis
+                ),
+                raise_app_exceptions=False,
+            ),
+            base_url="http://funnelbot",
+        )
+        for redis in (redis_a, redis_b)
+    )
+    try:
+        assert (await a.get(funnel, headers=ours)).status_code == 200
+        assert (await b.get("/api/v1/cohorts", headers=ours)).status_code == 200
+        for client in (a, b):
+            for url in (funnel, "/api/v1/cohorts"):
+                refused = problem(await client.get(url, headers=ours), 429)
+                assert "the key ops may make 1 requests a second" in refused["detail"]
+    finally:
+        await a.aclose()
+        await b.aclose()
+        await redis_a.aclose()
+        await redis_b.aclose()
 
 
 async def test_a_board_nobody_asks_for_reads_nothing_and_fills_again_when_asked(

@@ -1,5 +1,5 @@
 """Fault drill: Redis gone and back, behind a proxy this test cuts and mends. The shared
-throttle and slow mode fall back to each process's own (saying so once), keep working
+throttle, slow mode and API key rates fall back to each process's own (saying so once), keep working
 meanwhile, and share again once Redis answers (saying that too). Bounded: a few seconds."""
 
 from __future__ import annotations
@@ -13,11 +13,13 @@ from urllib.parse import urlsplit
 import pytest
 from redis.asyncio import Redis
 
+from bot.http.rates import SharedKeyRates
 from bot.telegram.shared_throttle import SharedThrottle
 from bot.telegram.slowmode import SharedSlowMode
 from bot.telegram.throttle import Limits, Window
 
 GROUP, ANA = -100555, 777
+KEY = 41
 
 
 class Proxy:
@@ -77,7 +79,9 @@ async def test_redis_gone_and_back(
     redis = Redis.from_url(through, socket_connect_timeout=0.5, socket_timeout=0.5)
     throttle = SharedThrottle(redis, Limits(private=Window(1, 0.2), margin=0))
     slow = SharedSlowMode(redis, refresh=0)
+    rates = SharedKeyRates(redis, 0.5)  # bursts of 1
     try:
+        assert await rates.wait(KEY) == 0.0
         await throttle.acquire(7)
         await slow.set(GROUP, 30)
         assert not await slow.too_soon(GROUP, ANA)
@@ -90,9 +94,12 @@ async def test_redis_gone_and_back(
             await slow.set(GROUP, 30)  # the talk goes on in this process
             assert not await slow.too_soon(GROUP, ANA + 1)
             assert await slow.too_soon(GROUP, ANA + 1)
+            assert await rates.wait(KEY) == 0.0  # this process's own bucket, full
+            assert await rates.wait(KEY) > 0  # and limited
         text = caplog.text
-        assert text.count("Redis unreachable") == 1  # once per outage
+        assert text.count("rate limits are kept per process") == 1  # once per outage
         assert text.count("slow mode is kept in this process") == 1
+        assert text.count("API key rates are counted per process") == 1
 
         await proxy.mend()  # and back: shared again, and said so
         async with asyncio.timeout(5):
@@ -103,7 +110,10 @@ async def test_redis_gone_and_back(
                         break
                 await asyncio.sleep(0.1)
             assert await slow.too_soon(GROUP, ANA)  # Redis still holds her last message
+            assert await rates.wait(KEY + 1) == 0.0  # counted in Redis again
+            assert await rates.wait(KEY + 1) > 0
         assert "slow mode is shared again" in caplog.text
-        assert caplog.text.count("Redis unreachable") == 1
+        assert "API key rates are shared" in caplog.text
+        assert caplog.text.count("rate limits are kept per process") == 1
     finally:
         await throttle.close()
