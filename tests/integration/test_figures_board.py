@@ -26,25 +26,16 @@ from funnels.people.regions import AddRegion
 from storage.tables import api_keys, cohorts
 from tests.support.api import problem
 from tests.support.funnel_kit import Kit
-
-
-class Clock:
-    """The board's monotonic time, moved by hand."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.support.ticks import Ticks
 
 
 @pytest.fixture
-def ticks() -> Clock:
-    return Clock()
+def ticks() -> Ticks:
+    return Ticks(1000.0)
 
 
 @pytest.fixture
-def board(kit: Kit, ticks: Clock) -> FiguresBoard:
+def board(kit: Kit, ticks: Ticks) -> FiguresBoard:
     return FiguresBoard(kit.deps, every=1.0, sweep=1.0, time=ticks)
 
 
@@ -130,7 +121,7 @@ async def test_the_answer_follows_the_figures_as_the_board_reads_them_again(
 
 
 async def test_the_sweep_finds_cohorts_changed_new_and_gone_page_by_page(
-    kit: Kit, ticks: Clock, key: str
+    kit: Kit, ticks: Ticks, key: str
 ) -> None:
     first = await kit.start(chat=-1001, code="SWEEP-1")
     second = await kit.start(chat=-1002, code="SWEEP-2")
@@ -204,7 +195,7 @@ async def test_a_key_used_on_the_board_is_stamped_with_the_next_read(
 
 
 async def test_what_the_board_cannot_answer_the_database_does(
-    kit: Kit, board: FiguresBoard, client: httpx.AsyncClient, ticks: Clock
+    kit: Kit, board: FiguresBoard, client: httpx.AsyncClient, ticks: Ticks
 ) -> None:
     cohort = await _cohort_with_members(kit)
     url = f"/api/v1/cohorts/{cohort.id}/funnel"

@@ -13,10 +13,11 @@ from urllib.parse import urlsplit
 import pytest
 from redis.asyncio import Redis
 
-from bot.http.rates import SharedKeyRates
+from bot.http.rates import RETRY_REDIS_AFTER, SharedKeyRates
 from bot.telegram.shared_throttle import SharedThrottle
 from bot.telegram.slowmode import SharedSlowMode
 from bot.telegram.throttle import Limits, Window
+from tests.support.ticks import Ticks
 
 GROUP, ANA = -100555, 777
 KEY = 41
@@ -79,7 +80,8 @@ async def test_redis_gone_and_back(
     redis = Redis.from_url(through, socket_connect_timeout=0.5, socket_timeout=0.5)
     throttle = SharedThrottle(redis, Limits(private=Window(1, 0.2), margin=0))
     slow = SharedSlowMode(redis, refresh=0)
-    rates = SharedKeyRates(redis, 0.5)  # bursts of 1
+    ticks = Ticks()
+    rates = SharedKeyRates(redis, 0.5, time_source=ticks)  # bursts of 1
     try:
         assert await rates.wait(KEY) == 0.0
         await throttle.acquire(7)
@@ -110,6 +112,7 @@ async def test_redis_gone_and_back(
                         break
                 await asyncio.sleep(0.1)
             assert await slow.too_soon(GROUP, ANA)  # Redis still holds her last message
+            ticks.now += RETRY_REDIS_AFTER  # the key rates ask Redis again
             assert await rates.wait(KEY + 1) == 0.0  # counted in Redis again
             assert await rates.wait(KEY + 1) > 0
         assert "slow mode is shared again" in caplog.text

@@ -7,14 +7,7 @@ import pytest
 
 from bot.http.problems import ApiProblem
 from bot.http.rates import KeyRates
-
-
-class Ticks:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.support.ticks import Ticks
 
 
 def test_a_key_gets_a_burst_of_twice_its_rate_then_its_rate() -> None:
