@@ -104,6 +104,7 @@ def build_services(
     from redis.asyncio import Redis
 
     from bot import metrics
+    from bot.outage import REDIS_TIMEOUT
     from bot.telegram.batching import ActivityBuffer, TapBatcher
     from bot.telegram.direct_api import DirectBotAPI
     from bot.telegram.i18n import Catalog
@@ -123,7 +124,9 @@ def build_services(
     throttle: Throttling
     slow_mode: SlowModes
     if settings.redis_url:  # several processes share the bot: its limits and slow mode
-        redis = Redis.from_url(settings.redis_url)
+        redis = Redis.from_url(
+            settings.redis_url, socket_connect_timeout=REDIS_TIMEOUT, socket_timeout=REDIS_TIMEOUT
+        )
         throttle = SharedThrottle(redis, limits)
         slow_mode = SharedSlowMode(redis)
     else:

@@ -347,7 +347,11 @@ def _shared_redis(settings: Settings) -> Redis | None:
         return None
     from redis.asyncio import Redis
 
-    return Redis.from_url(settings.redis_url, socket_connect_timeout=1, socket_timeout=1)
+    from bot.outage import REDIS_TIMEOUT
+
+    return Redis.from_url(
+        settings.redis_url, socket_connect_timeout=REDIS_TIMEOUT, socket_timeout=REDIS_TIMEOUT
+    )
 
 
 async def _finish(ticker: _Ticker, telegram: _Telegram | None) -> None:

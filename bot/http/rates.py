@@ -5,8 +5,7 @@ on average, in bursts of up to twice that. A request past it is a 429 problem wi
 :class:`KeyRates` counts in this process (a token bucket per key). With Redis
 (``FUNNELBOT_REDIS_URL``), :class:`SharedKeyRates` counts in Redis, so that a key behind
 a load balancer gets its rate across all processes, not that rate in each one; while
-Redis cannot be reached, each process counts alone again (saying so once), asks Redis
-again every :data:`RETRY_REDIS_AFTER` seconds, and goes back to it when it answers.
+Redis cannot be reached, each process counts alone again (:mod:`bot.outage`).
 """
 
 from __future__ import annotations
@@ -18,6 +17,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from bot.http.problems import ApiProblem
+from bot.outage import RedisOutage
 
 if TYPE_CHECKING:  # (Redis is imported only where it is used: see bot/composition.py)
     from redis.asyncio import Redis
@@ -87,11 +87,6 @@ return '0'
 """
 
 
-RETRY_REDIS_AFTER = 5.0
-"""Seconds a process counts alone after Redis failed to answer before it asks Redis
-again: a Redis that hangs delays one request in that time, not every one."""
-
-
 class SharedKeyRates(KeyRates):
     """The limits counted in Redis, for all the processes that share it: one atomic
     script a request. While Redis cannot be reached, this process's own buckets."""
@@ -104,31 +99,27 @@ class SharedKeyRates(KeyRates):
         prefix: str = "funnelbot:api-rate",
         time_source: Callable[[], float] = time.monotonic,
     ) -> None:
-        from redis.exceptions import RedisError
-
         super().__init__(rate, time_source=time_source)
-        self._faults: tuple[type[Exception], ...] = (RedisError, OSError)
         self._take = redis.register_script(_TAKE)
         self._prefix = prefix
-        self._down = False
-        self._alone_until = 0.0
+        self._outage = RedisOutage(
+            log,
+            "Redis unreachable (%s): API key rates are counted per process",
+            "Redis answers again: API key rates are shared",
+            time_source=time_source,
+        )
 
     async def wait(self, key_id: int) -> float:
         if self.rate <= 0:
             return 0.0
-        if self._down and self._time() < self._alone_until:
+        if self._outage.skip():
             return self.wait_here(key_id)
         try:
             wait = await self._take(
                 keys=[f"{self._prefix}:{key_id}"], args=[1.0 / self.rate, self.burst]
             )
-        except self._faults as exc:
-            self._alone_until = self._time() + RETRY_REDIS_AFTER
-            if not self._down:
-                self._down = True
-                log.warning("Redis unreachable (%s): API key rates are counted per process", exc)
+        except self._outage.faults as exc:
+            self._outage.failed(exc)
             return self.wait_here(key_id)
-        if self._down:
-            self._down = False
-            log.info("Redis answers again: API key rates are shared")
+        self._outage.answered()
         return float(wait)

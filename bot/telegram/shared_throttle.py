@@ -17,7 +17,8 @@ next send into the chat waits for it in every process.
 
 If Redis cannot be reached, sends are not held up by it: each process falls back to its
 own :class:`~bot.telegram.throttle.Throttle` (logging once per outage), which keeps the per-process
-limits, and goes back to Redis when it answers again.
+limits, and goes back to Redis when it answers again (:mod:`bot.outage`: asked again every
+few seconds, so a Redis that hangs delays one send in that time, not every one).
 """
 
 from __future__ import annotations
@@ -32,8 +33,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
 
+from bot.outage import RedisOutage
 from bot.telegram.throttle import Limits, RoundTrips, Throttle, Window
 
 log = logging.getLogger("funnelbot.throttle")
@@ -104,6 +105,7 @@ class SharedThrottle:
         *,
         prefix: str = "funnelbot:throttle",
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        time_source: Callable[[], float] = time.monotonic,
     ) -> None:
         self.limits = limits or Limits()
         self.redis = redis
@@ -117,7 +119,12 @@ class SharedThrottle:
         self._local = Throttle(self.limits, sleep=sleep)
         self._ids = itertools.count()
         self._me = f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
-        self._down = False
+        self._outage = RedisOutage(
+            log,
+            "Redis unreachable (%s): rate limits are kept per process",
+            "Redis answers again: rate limits are shared",
+            time_source=time_source,
+        )
         # A burst starts hundreds of sends at once; each reservation takes Redis a fraction
         # of a millisecond, so they queue here rather than each opening a connection
         # (or exhausting the client's pool, which would read as Redis being down).
@@ -140,14 +147,16 @@ class SharedThrottle:
         ident = self._id()
         try:
             async with self._calls:
+                if self._outage.skip():  # (also for the sends that queued meanwhile)
+                    return None
                 at, wait = await self._reserve(
                     keys=[f"{self._prefix}:chat:{chat_id}", f"{self._prefix}:bot"],
                     args=[window.seconds, window.count, spacing, ident],
                 )
-        except (RedisError, OSError) as exc:
-            self._fell_back(exc)
+        except self._outage.faults as exc:
+            self._outage.failed(exc)
             return None
-        self._back()
+        self._outage.answered()
         waiting = float(wait)
         if waiting > 0:
             self.waited += waiting
@@ -187,10 +196,12 @@ class SharedThrottle:
         )
 
     async def _counted_late(self, chat_id: int, ident: str, at: float, window: float) -> None:
+        if self._outage.skip():
+            return
         try:
             await self._late(keys=[f"{self._prefix}:chat:{chat_id}"], args=[ident, at, window])
-        except (RedisError, OSError) as exc:
-            self._fell_back(exc)
+        except self._outage.faults as exc:
+            self._outage.failed(exc)
 
     def back_off(self, chat_id: int, retry_after: float) -> None:
         """A 429 came back anyway: hold the chat back for ``retry_after`` seconds in every
@@ -219,27 +230,19 @@ class SharedThrottle:
         await self.redis.aclose()
 
     async def _hold_chat(self, chat_id: int, window: float, count: int, after: float) -> None:
+        if self._outage.skip():  # this process holds the chat back by itself meanwhile
+            return
         try:
             async with self._calls:
                 await self._hold(
                     keys=[f"{self._prefix}:chat:{chat_id}"],
                     args=[window, count, after, self._id()],
                 )
-        except (RedisError, OSError) as exc:
-            self._fell_back(exc)
+        except self._outage.faults as exc:
+            self._outage.failed(exc)
 
     def _id(self) -> str:
         return f"{self._me}:{next(self._ids)}"
-
-    def _fell_back(self, exc: BaseException) -> None:
-        if not self._down:
-            self._down = True
-            log.warning("Redis unreachable (%s): rate limits are kept per process", exc)
-
-    def _back(self) -> None:
-        if self._down:
-            self._down = False
-            log.info("Redis answers again: rate limits are shared")
 
 
 _TASKS: set[asyncio.Task[None]] = set()

@@ -17,7 +17,8 @@ from collections.abc import Callable
 from typing import Protocol
 
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
+
+from bot.outage import RedisOutage
 
 log = logging.getLogger("funnelbot.bot")
 
@@ -94,7 +95,12 @@ class SharedSlowMode:
         self._local = SlowMode(clock)
         self._known: dict[int, tuple[float | None, float]] = {}
         """Chat -> (its seconds, or None: not in slow mode; when that was read)."""
-        self._down = False
+        self._outage = RedisOutage(
+            log,
+            "Redis is out of reach (%s): slow mode is kept in this process",
+            "Redis answers again: slow mode is shared again",
+            time_source=clock,
+        )
 
     def _chat_key(self, chat_id: int) -> str:
         return f"{self._prefix}:chat:{chat_id}"
@@ -106,11 +112,11 @@ class SharedSlowMode:
                 await self.redis.set(self._chat_key(chat_id), seconds, ex=TALK_AT_MOST)
             else:
                 await self.redis.delete(self._chat_key(chat_id))
-        except (RedisError, OSError) as exc:
-            self._fell_back(exc)
+        except self._outage.faults as exc:
+            self._outage.failed(exc)
             return
         self._known[chat_id] = (float(seconds) if seconds > 0 else None, self._clock())
-        self._back()
+        self._outage.answered()
 
     async def _seconds(self, chat_id: int) -> float | None:
         now = self._clock()
@@ -123,6 +129,8 @@ class SharedSlowMode:
         return seconds
 
     async def too_soon(self, chat_id: int, user_id: int) -> bool:
+        if self._outage.skip():
+            return await self._local.too_soon(chat_id, user_id)
         try:
             seconds = await self._seconds(chat_id)
             if seconds is None:
@@ -130,10 +138,10 @@ class SharedSlowMode:
             first = await self.redis.set(
                 f"{self._prefix}:last:{chat_id}:{user_id}", 1, nx=True, px=int(seconds * 1000)
             )
-        except (RedisError, OSError) as exc:
-            self._fell_back(exc)
+        except self._outage.faults as exc:
+            self._outage.failed(exc)
             return await self._local.too_soon(chat_id, user_id)
-        self._back()
+        self._outage.answered()
         return not first
 
     async def move(self, old_chat_id: int, new_chat_id: int) -> None:
@@ -144,15 +152,5 @@ class SharedSlowMode:
             if value is not None:
                 await self.redis.set(self._chat_key(new_chat_id), value, ex=TALK_AT_MOST)
                 await self.redis.delete(self._chat_key(old_chat_id))
-        except (RedisError, OSError) as exc:
-            self._fell_back(exc)
-
-    def _fell_back(self, exc: BaseException) -> None:
-        if not self._down:
-            log.warning("Redis is out of reach (%s): slow mode is kept in this process", exc)
-            self._down = True
-
-    def _back(self) -> None:
-        if self._down:
-            log.info("Redis answers again: slow mode is shared again")
-            self._down = False
+        except self._outage.faults as exc:
+            self._outage.failed(exc)

@@ -1,19 +1,21 @@
-"""Fault drill: Redis gone and back, behind a proxy this test cuts and mends. The shared
-throttle, slow mode and API key rates fall back to each process's own (saying so once), keep working
-meanwhile, and share again once Redis answers (saying that too). Bounded: a few seconds."""
+"""Fault drills: Redis gone and back, behind a proxy this test cuts and mends, and a Redis
+that hangs. The shared throttle, slow mode and API key rates fall back to each process's
+own (saying so once), keep working meanwhile, ask Redis again only every few seconds, and
+share again once Redis answers (saying that too). Bounded: a few seconds."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from urllib.parse import urlsplit
 
 import pytest
 from redis.asyncio import Redis
 
-from bot.http.rates import RETRY_REDIS_AFTER, SharedKeyRates
+from bot.http.rates import SharedKeyRates
+from bot.outage import RETRY_AFTER
 from bot.telegram.shared_throttle import SharedThrottle
 from bot.telegram.slowmode import SharedSlowMode
 from bot.telegram.throttle import Limits, Window
@@ -78,9 +80,9 @@ async def test_redis_gone_and_back(
     caplog.set_level(logging.INFO)
     through = urlsplit(redis_url)._replace(netloc=f"127.0.0.1:{proxy.port}").geturl()
     redis = Redis.from_url(through, socket_connect_timeout=0.5, socket_timeout=0.5)
-    throttle = SharedThrottle(redis, Limits(private=Window(1, 0.2), margin=0))
-    slow = SharedSlowMode(redis, refresh=0)
-    ticks = Ticks()
+    ticks = Ticks()  # when the parts ask Redis again
+    throttle = SharedThrottle(redis, Limits(private=Window(1, 0.2), margin=0), time_source=ticks)
+    slow = SharedSlowMode(redis, refresh=0, clock=ticks)
     rates = SharedKeyRates(redis, 0.5, time_source=ticks)  # bursts of 1
     try:
         assert await rates.wait(KEY) == 0.0
@@ -104,6 +106,7 @@ async def test_redis_gone_and_back(
         assert text.count("API key rates are counted per process") == 1
 
         await proxy.mend()  # and back: shared again, and said so
+        ticks.now += RETRY_AFTER  # once the parts ask Redis again
         async with asyncio.timeout(5):
             for _ in range(20):
                 with contextlib.suppress(Exception):
@@ -112,7 +115,6 @@ async def test_redis_gone_and_back(
                         break
                 await asyncio.sleep(0.1)
             assert await slow.too_soon(GROUP, ANA)  # Redis still holds her last message
-            ticks.now += RETRY_REDIS_AFTER  # the key rates ask Redis again
             assert await rates.wait(KEY + 1) == 0.0  # counted in Redis again
             assert await rates.wait(KEY + 1) > 0
         assert "slow mode is shared again" in caplog.text
@@ -120,3 +122,54 @@ async def test_redis_gone_and_back(
         assert caplog.text.count("rate limits are kept per process") == 1
     finally:
         await throttle.close()
+
+
+@pytest.fixture
+async def silent_port() -> AsyncIterator[int]:
+    """A port that takes connections and never answers: a Redis that hangs."""
+    held: list[asyncio.StreamWriter] = []
+
+    async def hold(_: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        held.append(writer)
+
+    server = await asyncio.start_server(hold, "127.0.0.1", 0)
+    yield server.sockets[0].getsockname()[1]
+    for writer in held:
+        writer.close()
+    server.close()
+    await server.wait_closed()
+
+
+async def test_a_redis_that_hangs_delays_one_call_per_retry_not_each(
+    silent_port: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    ticks = Ticks()
+    hung = Redis.from_url(f"redis://127.0.0.1:{silent_port}/0", socket_timeout=0.2)
+    few = Limits(private=Window(100, 1.0), overall=Window(1000, 1.0), margin=0)
+    throttle = SharedThrottle(hung, few, time_source=ticks)
+    slow = SharedSlowMode(hung, refresh=0, clock=ticks)
+    rates = SharedKeyRates(hung, 1000, time_source=ticks)
+    parts: dict[str, Callable[[int], Awaitable[object]]] = {
+        "throttle": throttle.acquire,
+        "slow mode": lambda n: slow.too_soon(GROUP, n),
+        "key rates": rates.wait,
+    }
+    loop = asyncio.get_running_loop()
+    try:
+        for name, call in parts.items():
+            ticks.now += RETRY_AFTER  # (each part's first call asks Redis)
+            started = loop.time()
+            await call(1)  # waits for Redis's timeout, then works alone
+            assert loop.time() - started >= 0.2, name
+            started = loop.time()
+            for n in range(2, 22):
+                await call(n)
+            assert loop.time() - started < 0.15, name  # Redis is not asked meanwhile
+            ticks.now += RETRY_AFTER
+            started = loop.time()
+            await call(30)
+            assert loop.time() - started >= 0.2, name  # then asked again
+    finally:
+        await hung.aclose()
+    assert caplog.text.count("Redis unreachable") == 2  # the throttle's and the rates'
+    assert caplog.text.count("Redis is out of reach") == 1  # slow mode's

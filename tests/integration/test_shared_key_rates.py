@@ -13,8 +13,7 @@ import pytest
 from redis.asyncio import Redis
 
 from bot.http.problems import ApiProblem
-from bot.http.rates import RETRY_REDIS_AFTER, SharedKeyRates
-from tests.support.ticks import Ticks
+from bot.http.rates import SharedKeyRates
 
 
 @pytest.fixture
@@ -72,42 +71,3 @@ async def test_without_redis_each_process_counts_alone_and_says_so_once(
     finally:
         await gone.aclose()
     assert caplog.text.count("API key rates are counted per process") == 1
-
-
-@pytest.fixture
-async def silent_port() -> AsyncIterator[int]:
-    """A port that takes connections and never answers: a Redis that hangs."""
-    held: list[asyncio.StreamWriter] = []
-
-    async def hold(_: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        held.append(writer)
-
-    server = await asyncio.start_server(hold, "127.0.0.1", 0)
-    yield server.sockets[0].getsockname()[1]
-    for writer in held:
-        writer.close()
-    server.close()
-    await server.wait_closed()
-
-
-async def test_a_redis_that_hangs_delays_one_request_per_retry_not_each(
-    silent_port: int,
-) -> None:
-    ticks = Ticks()
-    hung = Redis.from_url(f"redis://127.0.0.1:{silent_port}/0", socket_timeout=0.2)
-    rates = SharedKeyRates(hung, 1, time_source=ticks)  # bursts of 2
-    loop = asyncio.get_running_loop()
-    try:
-        started = loop.time()
-        assert await rates.wait(5) == 0.0  # waited for Redis, then counted here
-        assert loop.time() - started >= 0.2
-        started = loop.time()
-        waits = [await rates.wait(5) for _ in range(20)]
-        assert loop.time() - started < 0.1  # Redis is not asked again meanwhile
-        assert waits[0] == 0.0 and all(w > 0 for w in waits[1:])  # and the key is limited
-        ticks.now += RETRY_REDIS_AFTER
-        started = loop.time()
-        await rates.wait(5)
-        assert loop.time() - started >= 0.2  # then asked again
-    finally:
-        await hung.aclose()
