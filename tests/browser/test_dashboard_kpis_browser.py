@@ -45,6 +45,13 @@ async def test_the_kpi_pages_show_the_seeded_figures(tab: Tab) -> None:
     assert funnel["series"] == [[8, 8, 5, 5, 4, 2, 1, 0]]
     activity = await _chart(tab, "chart-days-activity")
     assert activity == {"labels": ["Day 1", "Day 3"], "series": [[0, 6], [0, 2]]}
+    await page.wait_for_selector("canvas:not([data-drawn=true])", state="detached")
+    colours = await page.evaluate(
+        """() => [...document.querySelectorAll('canvas')].map(
+               c => Chart.getChart(c).data.datasets.map(d => d.backgroundColor))"""
+    )
+    assert [len(c) for c in colours] == [1, 7, 2]  # the stages entered day by day: 7
+    assert all(len(set(c)) == len(c) for c in colours), colours  # each its own colour
     await tab.shot("cohort-funnel")
 
     await page.click("nav.tabs >> text=Script")

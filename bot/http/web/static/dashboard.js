@@ -4,7 +4,10 @@
 (function () {
   "use strict";
 
-  var PALETTE = ["#2f6f9f", "#d08c2f", "#2d7a4f", "#8e5ba8", "#b42318", "#5f7c8a"];
+  // Eight: a cohort's funnel has eight stages, each series its own colour.
+  var PALETTE = [
+    "#2f6f9f", "#d08c2f", "#2d7a4f", "#8e5ba8", "#b42318", "#5f7c8a", "#1b9aaa", "#c2417a"
+  ];
   var lang = document.documentElement.lang || "en";
 
   function formatter(scale) {
