@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import ARRAY, bindparam, func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from funnels.kernel.records import CohortRecord, CohortStatus, NewCohort
@@ -247,8 +247,18 @@ class SqlCohorts(Repo):
         """Budget and spend of each cohort, in minor units. On PostgreSQL the rows are
         locked in id order until the transaction ends: batches in other processes that
         spend from the same cohorts queue behind this one instead of deadlocking."""
+        return await self._budgets(cohort_ids, hold=True)
+
+    async def read_budgets(self, cohort_ids: Sequence[int]) -> dict[int, tuple[int, int]]:
+        """Budget and spend of each cohort, in minor units, as committed (not held)."""
+        return await self._budgets(cohort_ids, hold=False)
+
+    async def _budgets(
+        self, cohort_ids: Sequence[int], *, hold: bool
+    ) -> dict[int, tuple[int, int]]:
         if not cohort_ids:
             return {}
+        held = hold and self.dialect == "postgresql"
 
         def build() -> Any:
             query = (
@@ -259,20 +269,27 @@ class SqlCohorts(Repo):
             # FOR NO KEY UPDATE, the lock an UPDATE of the spend takes: FOR UPDATE would
             # also wait for the key-share locks that inserts referencing the cohort
             # (progress rows, ledger entries) hold, and two appliers would deadlock.
-            if self.dialect == "postgresql":
-                return query.with_for_update(key_share=True)
-            return query
+            return query.with_for_update(key_share=True) if held else query
 
         rows = await self.conn.execute(
-            prepared("cohort_budgets_locked", self.dialect, build),
+            prepared("cohort_budgets_locked" if held else "cohort_budgets", self.dialect, build),
             {"ids": sorted(set(cohort_ids))},
         )
         return {r.id: (int(r.budget_minor), int(r.spent_minor)) for r in rows}
 
     async def spend_many(self, amounts: Mapping[int, int]) -> None:
         """Add to cohorts' spend (cohort id -> minor units), unchecked: the caller holds
-        the rows (:meth:`lock_budgets`) and decided what fits."""
+        the rows (:meth:`lock_budgets`) and decided what fits. On PostgreSQL one
+        statement for all (the rows stay held until the commit: the fewer round trips
+        before it, the less other appliers wait)."""
         if not amounts:
+            return
+        ordered = sorted(amounts.items())
+        if self.dialect == "postgresql":
+            await self.conn.execute(
+                prepared("cohort_spend_many", self.dialect, _spend_many_pg),
+                {"b_ids": [c for c, _ in ordered], "b_amounts": [a for _, a in ordered]},
+            )
             return
         statement = prepared(
             "cohort_spend",
@@ -283,9 +300,7 @@ class SqlCohorts(Repo):
                 .values(spent_minor=_c.c.spent_minor + bindparam("amount"))
             ),
         )
-        await self.conn.execute(
-            statement, [{"cohort": c, "amount": a} for c, a in sorted(amounts.items())]
-        )
+        await self.conn.execute(statement, [{"cohort": c, "amount": a} for c, a in ordered])
 
     async def release(self, cohort_id: int, amount_minor: int) -> None:
         await self.conn.execute(
@@ -304,3 +319,20 @@ class SqlCohorts(Repo):
             )
         ).one()
         return int(row.budget_minor)
+
+
+def _spend_many_pg() -> Any:
+    """``UPDATE cohorts SET spent_minor = spent_minor + v.amount FROM unnest(ids, amounts)``."""
+    spend = (
+        func.unnest(
+            bindparam("b_ids", type_=ARRAY(_c.c.id.type)),
+            bindparam("b_amounts", type_=ARRAY(_c.c.spent_minor.type)),
+        )
+        .table_valued("id", "amount")
+        .render_derived()
+    )
+    return (
+        update(_c)
+        .where(_c.c.id == spend.c.id)
+        .values(spent_minor=_c.c.spent_minor + spend.c.amount)
+    )

@@ -9,7 +9,7 @@ import asyncio
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncTransaction
 
 from funnels.cohorts.ports import CohortsTx
 from funnels.kernel.uow import UnitOfWork
@@ -63,6 +63,11 @@ class SqlTransaction:
         self.api_keys = SqlApiKeys(conn)
         self.ops_actions = SqlOpsActions(conn)
         self._committed = False
+
+    @asynccontextmanager
+    async def savepoint(self) -> AsyncIterator[AsyncTransaction]:
+        async with self.conn.begin_nested() as nested:
+            yield nested
 
     async def commit(self) -> None:
         await self.rollup_changes.write(self.conn)

@@ -21,7 +21,7 @@ from funnels.kernel.records import CohortRecord, IncomingEvent, MemberRef
 from funnels.kernel.stages import ROLE_FOR_PROMOTION, STAGE_FOR_PROMOTION, Stage
 from funnels.ladder.goals import contributions, evaluate
 from funnels.ladder.ports import LadderTx
-from funnels.ladder.rewards import Earned, grant_rewards
+from funnels.ladder.rewards import Earned, Grant, grant_rewards
 from funnels.scripts.model import Task
 
 
@@ -188,15 +188,18 @@ class ApplyEvents:
             )
             await tx.tasks.add_unique_many(batch.new_uniques)
             await tx.events.mark_handled(handled, now)
-            # Last before the commit: granting holds the cohorts' budget rows.
-            grants = await grant_rewards(tx, [e for e, _ in batch.earned], now)
-            await tx.tasks.rewarded_many(
-                [
-                    (row.id, granted.status)
-                    for (_, row), granted in zip(batch.earned, grants, strict=True)
-                    if granted.status != "none"
-                ]
-            )
+
+            async def rewarded(grants: list[Grant]) -> None:
+                await tx.tasks.rewarded_many(
+                    [
+                        (row.id, granted.status)
+                        for (_, row), granted in zip(batch.earned, grants, strict=True)
+                        if granted.status != "none"
+                    ]
+                )
+
+            # Last before the commit: granting ends by holding the cohorts' budget rows.
+            grants = await grant_rewards(tx, [e for e, _ in batch.earned], now, rewarded)
             for earned, granted in zip((e for e, _ in batch.earned), grants, strict=True):
                 result.completions.append(
                     Completion(

@@ -5,6 +5,7 @@ carries them."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
 from datetime import date, datetime
 from typing import Protocol
 
@@ -35,6 +36,10 @@ class Cohorts(Protocol):
     async def lock_budgets(self, cohort_ids: Sequence[int]) -> dict[int, tuple[int, int]]:
         """Each cohort's (budget, spent) in minor units, its row held until the
         transaction ends (taken in id order)."""
+        ...
+
+    async def read_budgets(self, cohort_ids: Sequence[int]) -> dict[int, tuple[int, int]]:
+        """Each cohort's (budget, spent) in minor units as committed, not held."""
         ...
 
     async def spend_many(self, amounts: Mapping[int, int]) -> None:
@@ -294,7 +299,18 @@ class LadderTx(Protocol):
     @property
     def ops_actions(self) -> ActionLog: ...
 
+    def savepoint(self) -> AbstractAsyncContextManager[Savepoint]:
+        """A part of the transaction that can be rolled back alone (its writes and the
+        row locks it took), or kept with the rest."""
+        ...
+
     async def commit(self) -> None: ...
+
+
+class Savepoint(Protocol):
+    async def rollback(self) -> None:
+        """Undo what was written since the savepoint; the transaction goes on."""
+        ...
 
 
 # ---------------------------------------------------------------- proofs (screenshots)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -62,15 +62,63 @@ class Earned:
     completed_at: datetime
 
 
-async def grant_rewards(tx: LadderTx, earned: Sequence[Earned], now: datetime) -> list[Grant]:
+async def grant_rewards(
+    tx: LadderTx,
+    earned: Sequence[Earned],
+    now: datetime,
+    record: Callable[[list[Grant]], Awaitable[None]] | None = None,
+) -> list[Grant]:
     """Credit each finished task's reward with its event queued while the cohort's
     budget allows, else record it as owed: in the order they were earned (ties in the
-    order given), in a handful of statements whatever their number.
+    order given), in a handful of statements whatever their number. ``record`` writes
+    the caller's own rows for the grants, with them.
 
-    The cohorts' budget rows are held from here to the end of the transaction: call it
-    last, so that appliers in other processes, which spend from the same cohorts, wait
-    only for the few statements before this one's commit."""
-    grants = [Grant("none", 0)] * len(earned)
+    The cohorts' budget rows are held only for the last statements before the commit
+    (call this last), so that appliers in other processes, which spend from the same
+    cohorts, wait for little more than a commit: the rewards are decided on the budgets
+    as committed and written, and only then are the rows held and the spend added. If
+    the budgets as held decide otherwise (another process spent from them meanwhile),
+    what was written is rolled back to a savepoint and written again as they decide.
+    Where a reward would be owed, the rows are held first, as the rare case it is."""
+    dues = _dues(earned)
+    if not dues:
+        grants = [Grant("none", 0)] * len(earned)
+        if record is not None:
+            await record(grants)
+        return grants
+    # Before the budgets are held: a key is credited only with its member's progress
+    # row, which this transaction holds.
+    credited = await tx.ledger.credited([d.key for _, d in dues])
+    codes = await tx.users.ref_codes(sorted({d.user_id for _, d in dues}))
+    cohort_ids = sorted({d.cohort_id for _, d in dues})
+
+    async def decide(held: bool) -> _Plan:
+        budgets = tx.cohorts.lock_budgets if held else tx.cohorts.read_budgets
+        left = {c: budget - spent for c, (budget, spent) in (await budgets(cohort_ids)).items()}
+        return _decide(dues, credited, left, await tx.payouts.owing(cohort_ids), len(earned))
+
+    async def write(plan: _Plan) -> None:
+        await _write(tx, plan, earned, codes, now)
+        if record is not None:
+            await record(plan.grants)
+
+    plan = await decide(held=False)
+    if not plan.owed:
+        async with tx.savepoint() as attempt:
+            await write(plan)
+            if await decide(held=True) == plan:
+                await tx.cohorts.spend_many(plan.spend)
+                return plan.grants
+            await attempt.rollback()  # (and the rows it held with it)
+    plan = await decide(held=True)
+    await write(plan)
+    await tx.cohorts.spend_many(plan.spend)
+    return plan.grants
+
+
+def _dues(earned: Sequence[Earned]) -> list[tuple[int, RewardDue]]:
+    """The rewards to grant (index in ``earned``, reward), in the order they were earned
+    (ties in the order given)."""
     dues: list[tuple[int, RewardDue]] = []
     for i, e in enumerate(earned):
         amount = to_minor(e.task.reward.amount, e.cohort.currency) if e.task.reward else 0
@@ -86,26 +134,40 @@ async def grant_rewards(tx: LadderTx, earned: Sequence[Earned], now: datetime) -
                 e.completed_at,
             )
             dues.append((i, due))
-    if not dues:
-        return grants
-    dues.sort(key=lambda item: (item[1].completed_at, item[0]))  # the order they were earned
-    # Before the budgets are held: a key is credited only with its member's progress
-    # row, which this transaction holds.
-    credited = await tx.ledger.credited([d.key for _, d in dues])
-    codes = await tx.users.ref_codes(sorted({d.user_id for _, d in dues}))
-    cohort_ids = sorted({d.cohort_id for _, d in dues})
-    left = {
-        c: budget - spent
-        for c, (budget, spent) in (await tx.cohorts.lock_budgets(cohort_ids)).items()
-    }
-    owing = await tx.payouts.owing(cohort_ids)  # read once the rows are held
+    dues.sort(key=lambda item: (item[1].completed_at, item[0]))
+    return dues
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    grants: list[Grant]
+    paid: list[RewardDue]
+    owed: list[tuple[RewardDue, bool]]
+    """Rewards past the budget, and whether each tells the leader."""
+    spend: dict[int, int]
+    """Cohort id -> minor units the paid rewards spend."""
+
+
+def _decide(
+    dues: Sequence[tuple[int, RewardDue]],
+    credited: set[str],
+    left: dict[int, int],
+    owing: set[int],
+    count: int,
+) -> _Plan:
+    """Which rewards are paid, owed or credited already, given what each cohort's budget
+    has left and which cohorts owe rewards already."""
+    grants = [Grant("none", 0)] * count
+    credited, left, owing = set(credited), dict(left), set(owing)
     paid: list[RewardDue] = []
     owed: list[tuple[RewardDue, bool]] = []
+    spend: Counter[int] = Counter()
     for i, due in dues:
         if due.key in credited:
             grants[i] = Grant("duplicate", due.amount_minor)
         elif due.cohort_id not in owing and due.amount_minor <= left.get(due.cohort_id, 0):
             left[due.cohort_id] -= due.amount_minor
+            spend[due.cohort_id] += due.amount_minor
             credited.add(due.key)
             paid.append(due)
             grants[i] = Grant("paid", due.amount_minor)
@@ -115,23 +177,29 @@ async def grant_rewards(tx: LadderTx, earned: Sequence[Earned], now: datetime) -
             owed.append((due, due.cohort_id not in owing))
             owing.add(due.cohort_id)
             grants[i] = Grant("over_budget", due.amount_minor)
-    if paid:
-        spend: Counter[int] = Counter()
-        for due in paid:
-            spend[due.cohort_id] += due.amount_minor
-        await tx.cohorts.spend_many(spend)
-        await tx.ledger.credit_many([_entry(due) for due in paid], now)
+    return _Plan(grants, paid, owed, dict(spend))
+
+
+async def _write(
+    tx: LadderTx,
+    plan: _Plan,
+    earned: Sequence[Earned],
+    codes: dict[int, tuple[str, int | None]],
+    now: datetime,
+) -> None:
+    """The plan's ledger credits and payouts (the spend is the caller's)."""
+    if plan.paid:
+        await tx.ledger.credit_many([_entry(due) for due in plan.paid], now)
         cohorts = {e.cohort.id: e.cohort for e in earned}
         await tx.payouts.queue_many(
             [
                 (due, _event_body(cohorts[due.cohort_id], due, codes[due.user_id], now))
-                for due in paid
+                for due in plan.paid
             ],
             now,
         )
     # After the paid ones: within a cohort, rows are in the order the rewards were earned.
-    await tx.payouts.owe_many(owed, now)
-    return grants
+    await tx.payouts.owe_many(plan.owed, now)
 
 
 def _entry(due: RewardDue) -> LedgerCredit:

@@ -15,6 +15,7 @@ from funnels.kernel.records import CohortRecord, IncomingEvent, MemberRef
 from funnels.kernel.stages import Role, Stage
 from funnels.ladder.events import ApplyEvents, IngestEvents, StoreEvents
 from funnels.ops.rollups import ReconcileRollups
+from storage.tables import payouts as payouts_t
 from tests.support.funnel_kit import (
     TASK_CHAT,
     Kit,
@@ -276,6 +277,51 @@ async def test_rewards_past_the_budget_are_owed(kit: Kit) -> None:
         RewardNotice("first_sale", "First sale", 0, "USD", "shopkeeper", "en"),
     )
     assert await kit.stage(cohort.id, refs[1].user_id) == Stage.SHOPKEEPER
+
+
+@pytest.mark.postgres
+async def test_rewards_written_while_another_process_spent_are_decided_again(kit: Kit) -> None:
+    """Rewards are written before the budgets are held (so that appliers in other
+    processes wait only for the spend and the commit). Two appliers each decide two 0.50
+    rewards on the 1.70 both read; the first to hold the budget pays them; the second
+    finds 0.70 left once it holds it, undoes what it wrote and decides again: one paid,
+    one owed. The budget is never overspent."""
+    cohort, refs = await task_cohort(kit, 4)
+    ingest = kit.ingest()
+    for m in refs:
+        await ingest("platform", fans(kit, m, 2))
+    # Both stop after writing their rewards, before holding the budget, until both are
+    # there (or a second has passed).
+    store = Rendezvous(kit.store, "tasks", "rewarded_many", 2)
+    racing = IngestEvents(Deps(store, kit.messenger, kit.clock))  # type: ignore[arg-type]
+    third = [kit.event("fan.locked", DAY1 + timedelta(minutes=5), m) for m in refs]
+
+    results = await asyncio.gather(racing("platform", third[:2]), racing("platform", third[2:]))
+
+    assert store.arrived == 2  # both wrote before either held the budget
+    statuses = sorted(c.reward_status for r in results for c in r.completions)
+    assert statuses == ["over_budget", "paid", "paid", "paid"]
+    assert (await kit.cohort(cohort.id)).spent_minor == 150
+    paid_to = {r[0] for r in await ledger(kit)}
+    assert len(paid_to) == 3
+    [owed] = [m for m in refs if m.user_id not in paid_to]
+    assert (await progress(kit, owed.user_id, "invite_fans"))[2] == "over_budget"
+    rows = await kit.rows(select(payouts_t.c.user_id, payouts_t.c.status))
+    assert sorted(rows) == sorted(
+        [(m.user_id, "pending") for m in refs if m != owed] + [(owed.user_id, "owed")]
+    )
+
+
+async def test_spends_and_budgets_read_held_or_not_are_each_cohorts_own(kit: Kit) -> None:
+    a, b, c = [await kit.start(chat=-1001 - i, code=f"SPEND-{i}") for i in range(3)]
+    async with kit.store.transaction() as tx:
+        await tx.cohorts.spend_many({b.id: 25, a.id: 70})
+        await tx.commit()
+    async with kit.store.transaction() as tx:
+        read = await tx.cohorts.read_budgets([c.id, a.id, b.id])
+        held = await tx.cohorts.lock_budgets([a.id, b.id, c.id])
+    budget = a.budget_minor
+    assert read == held == {a.id: (budget, 70), b.id: (budget, 25), c.id: (budget, 0)}
 
 
 async def test_events_for_unknown_members_are_unmatched(kit: Kit) -> None:
