@@ -73,6 +73,8 @@ class KeyRates:
 # time, one interval later, is at most a burst ahead of now.
 # KEYS: the API key's cell. ARGV: seconds a request (1 / rate), the burst (requests).
 # Returns the seconds to wait as a string (0: go ahead, counted), Lua numbers being integers.
+# The time is stored to the microsecond: tostring keeps 14 digits, a tenth of a millisecond
+# of an epoch time, coarser than one request's interval at the highest rates allowed.
 _TAKE = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
@@ -82,7 +84,8 @@ if tat < now then tat = now end
 local after = tat + interval
 local wait = after - now - burst * interval
 if wait > 0 then return tostring(wait) end
-redis.call('SET', KEYS[1], tostring(after), 'PX', math.ceil((after - now) * 1000) + 1000)
+local keep = math.ceil((after - now) * 1000) + 1000
+redis.call('SET', KEYS[1], string.format('%.6f', after), 'PX', keep)
 return '0'
 """
 
