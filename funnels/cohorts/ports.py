@@ -145,6 +145,11 @@ class Steps(Protocol):
         ``reason`` as their error; returns how many."""
         ...
 
+    async def next_due_at(self) -> datetime | None:
+        """When the earliest run the tick could claim is due (it may be past: due, and
+        not yet claimed); None when nothing is planned."""
+        ...
+
     async def next_pending(self, cohort_id: int) -> StepRunRecord | None: ...
     async def postpone(self, run_id: int, due_at: datetime) -> None:
         """Back to pending with a later due time (nothing was done yet)."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from funnels.cohorts.executors import Postponed, StepExecutor
 from funnels.cohorts.lifecycle import pause_within, tell_leader_lost
@@ -40,6 +40,9 @@ class TickReport:
     """Seconds each step run started after its due time."""
     stopped: bool = False
     """Told to stop: it claimed nothing more after the step it was running."""
+    next_due: datetime | None = None
+    """When the next run the tick could claim is due, as planned when the tick ended
+    (None: nothing planned, or a full batch, after which the caller claims on)."""
 
 
 def _held_reason(key: str) -> str:
@@ -108,6 +111,7 @@ class RunDueSteps:
         report.reminders = await self.remind()
         async with self.deps.uow(CohortsTx).transaction() as tx:
             report.finished_cohorts = await tx.cohorts.finish_due(self.deps.clock.now())
+            report.next_due = await tx.steps.next_due_at()
             await tx.commit()
         return report
 

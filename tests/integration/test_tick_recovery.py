@@ -21,7 +21,15 @@ from funnels.kernel.messaging import (
     Outgoing,
     ScriptPost,
 )
-from tests.support.funnel_kit import WARMUP_CHAT, Kit, envelopes_t, ledger_t, steps_t, warmup_at
+from tests.support.funnel_kit import (
+    WARMUP_CHAT,
+    Kit,
+    cohorts_t,
+    envelopes_t,
+    ledger_t,
+    steps_t,
+    warmup_at,
+)
 
 WELCOME = ScriptPost("Welcome to the group.", None, "en")
 PART_ONE = ScriptPost("Corner shops\n— Ana\n\nPart one of the talk.", None, "en")
@@ -200,6 +208,33 @@ async def test_a_stop_event_shared_with_the_service_is_honoured(kit: Kit) -> Non
 
     assert (report.claimed, report.stopped) == (0, True)
     assert await kit.count(steps_t, steps_t.c.status == "running") == 0
+
+
+# ---------------------------------------------------------------- what is next
+
+
+async def test_a_tick_says_when_the_next_step_is_due_and_a_full_batch_leaves_it_unsaid(
+    kit: Kit,
+) -> None:
+    ids = await cohorts(kit, 3)
+    kit.clock.set(warmup_at(1, "09:00"))
+
+    report = await RunDueSteps(kit.deps)()  # the three welcomes
+
+    assert report.done == 3
+    assert report.next_due == warmup_at(1, "10:00")  # the talks
+    # A paused cohort's steps are not next: nothing is claimed for it.
+    async with kit.store.transaction() as tx:
+        await tx.conn.execute(
+            update(cohorts_t).where(cohorts_t.c.id == ids[0]).values(status="paused")
+        )
+        await tx.commit()
+    kit.clock.set(warmup_at(1, "10:00"))
+    # Two of the two talks due: the batch is full, more may be due, the caller claims on.
+    full = await RunDueSteps(kit.deps, batch=2)()
+    assert (full.claimed, full.next_due) == (2, None)
+    after = await RunDueSteps(kit.deps, batch=2)()
+    assert (after.claimed, after.next_due) == (0, warmup_at(1, "10:02"))  # the talks' part two
 
 
 # ---------------------------------------------------------------- several tickers
