@@ -6,12 +6,12 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ARRAY, bindparam, func, select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.exc import IntegrityError
 
 from funnels.kernel.records import CohortRecord, CohortStatus, NewCohort
 from funnels.kernel.refusals import AlreadyExists
-from storage.sql import Repo, one_of, prepared
+from storage.sql import Repo, one_of, prepared, unnested
 from storage.tables import (
     cohort_members as _m,
     cohorts as _c,
@@ -323,14 +323,7 @@ class SqlCohorts(Repo):
 
 def _spend_many_pg() -> Any:
     """``UPDATE cohorts SET spent_minor = spent_minor + v.amount FROM unnest(ids, amounts)``."""
-    spend = (
-        func.unnest(
-            bindparam("b_ids", type_=ARRAY(_c.c.id.type)),
-            bindparam("b_amounts", type_=ARRAY(_c.c.spent_minor.type)),
-        )
-        .table_valued("id", "amount")
-        .render_derived()
-    )
+    spend = unnested(("id", "b_ids", _c.c.id), ("amount", "b_amounts", _c.c.spent_minor))
     return (
         update(_c)
         .where(_c.c.id == spend.c.id)

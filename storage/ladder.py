@@ -6,13 +6,13 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ARRAY, and_, bindparam, func, or_, select, update
+from sqlalchemy import and_, bindparam, func, or_, select, update
 
 from funnels.kernel.records import IncomingEvent, LedgerCredit, TaskProgressRecord
 from funnels.ladder.ports import WAITING
 from storage.db import insert_ignore
 from storage.inbound import store_events
-from storage.sql import Repo, one_of, prepared
+from storage.sql import Repo, insert_many, one_of, prepared, unnested
 from storage.tables import (
     cohort_members as _m,
     cohorts as _c,
@@ -26,6 +26,31 @@ from storage.tables import (
 
 def _progress(raw: Mapping[str, Any] | None) -> dict[int, int]:
     return {int(k): int(v) for k, v in (raw or {}).items()}
+
+
+def _save_pg() -> Any:
+    """``UPDATE task_progress … FROM unnest(ids, progress, done)``: a batch's progress
+    rows saved in one statement (a None completion keeps what is stored)."""
+    rows = unnested(
+        ("id", "b_ids", _tp.c.id),
+        ("progress", "b_progress", _tp.c.progress),
+        ("done", "b_done", _tp.c.completed_at),
+    )
+    return (
+        update(_tp)
+        .where(_tp.c.id == rows.c.id)
+        .values(
+            progress=rows.c.progress,
+            updated_at=bindparam("b_at", type_=_tp.c.updated_at.type),
+            completed_at=func.coalesce(_tp.c.completed_at, rows.c.done),
+        )
+    )
+
+
+def _rewarded_pg() -> Any:
+    """``UPDATE task_progress SET reward_status … FROM unnest(ids, statuses)``."""
+    rows = unnested(("id", "b_ids", _tp.c.id), ("status", "b_statuses", _tp.c.reward_status))
+    return update(_tp).where(_tp.c.id == rows.c.id).values(reward_status=rows.c.status)
 
 
 class SqlTasks(Repo):
@@ -56,6 +81,18 @@ class SqlTasks(Repo):
         completion keeps what is stored."""
         if not rows:
             return
+        if self.dialect == "postgresql":
+            latest = {pid: (values, done) for pid, values, done in rows}  # the last one wins
+            await self.conn.execute(
+                prepared("progress_save", self.dialect, _save_pg),
+                {
+                    "b_ids": list(latest),
+                    "b_progress": [{str(k): v for k, v in p.items()} for p, _ in latest.values()],
+                    "b_done": [done for _, done in latest.values()],
+                    "b_at": at,
+                },
+            )
+            return
         await self.conn.execute(
             prepared("progress_save", self.dialect, self._save_statement),
             [
@@ -72,6 +109,13 @@ class SqlTasks(Repo):
     async def rewarded_many(self, rows: Sequence[tuple[int, str]]) -> None:
         """The reward status of finished tasks' progress rows: (id, status)."""
         if not rows:
+            return
+        if self.dialect == "postgresql":
+            latest = dict(rows)
+            await self.conn.execute(
+                prepared("progress_rewarded", self.dialect, _rewarded_pg),
+                {"b_ids": list(latest), "b_statuses": list(latest.values())},
+            )
             return
         await self.conn.execute(
             prepared(
@@ -354,15 +398,9 @@ class SqlLedger(Repo):
         return result.rowcount == 1
 
     async def credit_many(self, entries: Sequence[LedgerCredit], at: datetime) -> int:
-        if not entries:
-            return 0
-        statement = prepared(
-            "ledger_credit",
-            self.dialect,
-            lambda: insert_ignore(self.dialect, _l, "idempotency_key"),
-        )
-        result = await self.conn.execute(
-            statement,
+        return await insert_many(
+            self.conn,
+            _l,
             [
                 {
                     "idempotency_key": e.key,
@@ -377,8 +415,8 @@ class SqlLedger(Repo):
                 }
                 for e in entries
             ],
+            "idempotency_key",
         )
-        return int(result.rowcount)
 
     async def credited(self, keys: Sequence[str]) -> set[str]:
         """Which of these idempotency keys have an entry already."""
@@ -437,11 +475,7 @@ half of the 64-bit key, the user id in the lower): apart from any other use of t
 def _hold_pg() -> Any:
     """The users of ``b_users`` whose advisory lock this transaction got, each tried
     once, in the order given."""
-    users = (
-        func.unnest(bindparam("b_users", type_=ARRAY(_ev.c.user_id.type)))
-        .table_valued("user_id")
-        .render_derived()
-    )
+    users = unnested(("user_id", "b_users", _ev.c.user_id))
     return select(users.c.user_id).where(
         func.pg_try_advisory_xact_lock(MEMBER_LOCKS + users.c.user_id)
     )
@@ -450,17 +484,13 @@ def _hold_pg() -> Any:
 def _mark_pg() -> Any:
     """``UPDATE inbound_events … FROM unnest(ids, users, cohorts, outcomes, states,
     handled)``: a batch's events marked in one statement."""
-    rows = (
-        func.unnest(
-            bindparam("b_ids", type_=ARRAY(_ev.c.id.type)),
-            bindparam("b_users", type_=ARRAY(_ev.c.user_id.type)),
-            bindparam("b_cohorts", type_=ARRAY(_ev.c.cohort_id.type)),
-            bindparam("b_outcomes", type_=ARRAY(_ev.c.outcome.type)),
-            bindparam("b_states", type_=ARRAY(_ev.c.state.type)),
-            bindparam("b_handled", type_=ARRAY(_ev.c.handled_at.type)),
-        )
-        .table_valued("id", "user_id", "cohort_id", "outcome", "state", "handled_at")
-        .render_derived()
+    rows = unnested(
+        ("id", "b_ids", _ev.c.id),
+        ("user_id", "b_users", _ev.c.user_id),
+        ("cohort_id", "b_cohorts", _ev.c.cohort_id),
+        ("outcome", "b_outcomes", _ev.c.outcome),
+        ("state", "b_states", _ev.c.state),
+        ("handled_at", "b_handled", _ev.c.handled_at),
     )
     return (
         update(_ev)

@@ -9,7 +9,7 @@ from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ARRAY, Boolean, bindparam, func, literal_column, select, update
+from sqlalchemy import Boolean, bindparam, func, literal_column, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from funnels.kernel.records import Arrival, Seat
@@ -17,7 +17,7 @@ from funnels.kernel.rollups import FunnelCounts, funnel_moves
 from funnels.kernel.stages import Stage
 from storage.db import insert_ignore
 from storage.rollups import STAGE_COLUMNS, TIME_COLUMNS, RollupChanges, cohort_zone, stage_times
-from storage.sql import Repo, greatest, one_of, prepared
+from storage.sql import Repo, greatest, one_of, prepared, unnested
 from storage.tables import (
     cohort_members as _m,
     cohorts as _c,
@@ -308,13 +308,8 @@ class SqlMembers(Repo):
     def _add_activity_pg() -> Any:
         from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-        rows = (
-            func.unnest(
-                bindparam("b_users", type_=ARRAY(_a.c.user_id.type)),
-                bindparam("b_counts", type_=ARRAY(_a.c.messages.type)),
-            )
-            .table_valued("user_id", "messages")
-            .render_derived()
+        rows = unnested(
+            ("user_id", "b_users", _a.c.user_id), ("messages", "b_counts", _a.c.messages)
         )
         stmt = pg_insert(_a).from_select(
             ["cohort_id", "user_id", "day", "messages"],
@@ -459,14 +454,10 @@ def _advance_each_pg(stage: Stage) -> Any:
     where the stage's timestamp is empty, returning the timestamps as they now are, the
     time of the move and the cohort's time zone."""
     column = STAGE_COLUMNS[stage]
-    wanted = (
-        func.unnest(
-            bindparam("b_cohorts", type_=ARRAY(_m.c.cohort_id.type)),
-            bindparam("b_users", type_=ARRAY(_m.c.user_id.type)),
-            bindparam("b_ats", type_=ARRAY(_m.c[column].type)),
-        )
-        .table_valued("cohort_id", "user_id", "at")
-        .render_derived()
+    wanted = unnested(
+        ("cohort_id", "b_cohorts", _m.c.cohort_id),
+        ("user_id", "b_users", _m.c.user_id),
+        ("at", "b_ats", _m.c[column]),
     )
     return (
         update(_m)

@@ -10,8 +10,7 @@ from typing import Any
 from sqlalchemy import bindparam, func, literal, or_, select, update
 
 from funnels.kernel.records import PayoutRecord, PayoutStatus, RewardDue
-from storage.db import insert_ignore
-from storage.sql import Repo, one_of, prepared
+from storage.sql import Repo, insert_many, one_of, prepared
 from storage.tables import payouts as _p, task_progress as _tp
 
 
@@ -102,13 +101,9 @@ class SqlPayouts(Repo):
     async def _add(self, rows: Iterable[dict[str, Any]]) -> None:
         """Insert payout rows, ignoring keys already there, in the order given."""
         listed = list(rows)
-        if not listed:
-            return
-        await self.conn.execute(
-            prepared("payouts_add", self.dialect, lambda: insert_ignore(self.dialect, _p, "key")),
-            listed,
-        )
-        self.touched = True
+        if listed:
+            await insert_many(self.conn, _p, listed, "key")
+            self.touched = True
 
     async def owed(self, cohort_id: int) -> list[PayoutRecord]:
         query = (

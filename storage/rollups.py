@@ -19,12 +19,12 @@ from functools import partial
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ARRAY, bindparam, func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from funnels.kernel.rollups import FunnelCounts, StageTimes
 from funnels.kernel.stages import Stage
-from storage.sql import Repo, prepared
+from storage.sql import Repo, prepared, unnested
 from storage.tables import (
     activity_days as _ad,
     cohort_members as _m,
@@ -114,11 +114,7 @@ def _add_pg(table: Any) -> Any:
     from sqlalchemy.dialects.postgresql import insert
 
     names = [c.name for c in table.columns]
-    rows = (
-        func.unnest(*(bindparam(n, type_=ARRAY(table.c[n].type)) for n in names))
-        .table_valued(*names)
-        .render_derived()
-    )
+    rows = unnested(*((n, n, table.c[n]) for n in names))
     stmt = insert(table).from_select(names, select(*(rows.c[n] for n in names)))
     return _adding(stmt, table)
 
