@@ -10,9 +10,8 @@ reaching its time.
 from __future__ import annotations
 
 import asyncio
-import textwrap
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -30,6 +29,7 @@ from storage.tables import cohorts
 from storage.uow import SqlStore
 from tests.botapi import LocalBotAPI
 from tests.support.process import BotProcess
+from tests.support.scripts import spring_line
 
 pytestmark = pytest.mark.slow
 
@@ -41,56 +41,27 @@ TICK = 60
 WITHIN = 10.0
 """Seconds a post may take to appear once the clock reached its time (a start on a busy
 machine aside, a fraction of a second)."""
-DAY1 = datetime(2026, 3, 2, tzinfo=UTC)
-
-SCRIPT = textwrap.dedent("""\
-    id: timely
-    version: 1
-    locale: en
-    title: On time
-    timezone: UTC
-    capacity: 50
-    budget: {currency: EUR, total: "10.00"}
-    warmup:
-      days: 1
-      steps:
-        - id: d1_morning
-          at: {day: 1, time: "10:00"}
-          post: {text: "Good morning."}
-        - id: d1_noon
-          at: {day: 1, time: "12:00"}
-          post: {text: "Lunch time."}
-        - id: d1_pitch
-          at: {day: 1, time: "20:00"}
-          pitch: {text: "Reply 1 to join the task group.", reply: {window: 1h}}
-    tasks:
-      days: 21
-      ladder:
-        - id: first_order
-          title: First sale
-          how: Sell one thing.
-          unlock: {day: 1}
-          goal: {event: order.paid, count: 1}
-          promote: shopkeeper
-    """)
+WELCOME = "Welcome, everyone. This week we meet every evening."
+TALK = "Good evening, I am Ana."
 
 
-def at(hhmm: str) -> datetime:
+def at(day: int, hhmm: str) -> datetime:
+    """Warm-up day ``day`` at ``hhmm`` in the script's zone (UTC here)."""
     h, m = (int(x) for x in hhmm.split(":"))
-    return DAY1 + timedelta(hours=h, minutes=m)
+    return datetime(2026, 3, 1 + day, h, m, tzinfo=UTC)
 
 
 @pytest.fixture
 async def bot(tmp_path: Path, sqlite_url: str) -> AsyncIterator[tuple[LocalBotAPI, BotProcess]]:
     scripts = tmp_path / "scripts"
     scripts.mkdir()
-    (scripts / "timely.yaml").write_text(SCRIPT)
+    (scripts / "spring.yaml").write_text(spring_line("UTC"))
     db = create_engine(sqlite_url)
-    deps = Deps(SqlStore(db), RecordingMessenger(), ManualClock(at("08:00")))
+    deps = Deps(SqlStore(db), RecordingMessenger(), ManualClock(at(1, "08:00")))
     await AddRegion(deps)("SEA", "Southeast Asia", "Asia/Singapore")
     await GrantLeader(deps)(target=Actor(LEADER, "Lee"), region_code="SEA", is_admin=True)
     clock = tmp_path / "clock"
-    write_instant(clock, at("08:00"))
+    write_instant(clock, at(1, "08:00"))
     with LocalBotAPI(TOKEN, limits=False) as api:
         api.add_user(LEADER, "Lee", started_bot=True)
         api.add_group(WARMUP, "Warm-up", supergroup=True, owner=LEADER)
@@ -106,14 +77,16 @@ async def bot(tmp_path: Path, sqlite_url: str) -> AsyncIterator[tuple[LocalBotAP
         try:
             # Launched, then started again: the first tick (at the start) sees the plan.
             process.start()
-            api.say(WARMUP, LEADER, "/launch timely start=2026-03-02")
+            api.say(WARMUP, LEADER, "/launch spring start=2026-03-02")
             async with db.connect() as conn:
                 for _ in range(400):
                     if (await conn.execute(select(cohorts.c.id))).first() is not None:
                         break
                     await asyncio.sleep(0.05)
                 else:
-                    raise AssertionError(f"never launched:\n{process.output()}")
+                    raise AssertionError(
+                        f"never launched: {api.messages(WARMUP)}\n{process.output()}"
+                    )
             assert process.stop() == 0
             process.start()
             yield api, process
@@ -123,11 +96,17 @@ async def bot(tmp_path: Path, sqlite_url: str) -> AsyncIterator[tuple[LocalBotAP
             await db.dispose()
 
 
-async def _posted(api: LocalBotAPI, text: str, process: BotProcess) -> float:
+def _posted(api: LocalBotAPI, text: str) -> bool:
+    """Whether a message ending with ``text`` is in the warm-up group (a talk's first
+    part comes under its title)."""
+    return any((m.get("text") or "").endswith(text) for m in api.messages(WARMUP))
+
+
+async def _appears(api: LocalBotAPI, text: str, process: BotProcess) -> float:
     """Seconds until ``text`` is in the warm-up group (fails past :data:`WITHIN`)."""
     loop = asyncio.get_running_loop()
     started = loop.time()
-    while not any(m.get("text") == text for m in api.messages(WARMUP)):
+    while not _posted(api, text):
         assert loop.time() - started < WITHIN, (
             f"{text!r} not posted within {WITHIN:.0f} s (the tick is {TICK} s apart):\n"
             f"{api.messages(WARMUP)}\n{process.output()}"
@@ -140,17 +119,19 @@ async def test_each_step_goes_out_when_the_clock_reaches_it_not_a_tick_later(
     bot: tuple[LocalBotAPI, BotProcess], tmp_path: Path
 ) -> None:
     api, process = bot
-    await asyncio.sleep(1.0)  # the first tick, at the start, has run and found 10:00 next
-    assert not any(m.get("text") == "Good morning." for m in api.messages(WARMUP))
+    await asyncio.sleep(1.0)  # the first tick, at the start, has run and found 09:00 next
+    assert not _posted(api, WELCOME)
 
-    write_instant(tmp_path / "clock", at("10:00"))
-    await _posted(api, "Good morning.", process)
-    # The tick brought forward found 12:00 next: not posted early, and then on time.
-    write_instant(tmp_path / "clock", at("11:59"))
+    write_instant(tmp_path / "clock", at(1, "09:00"))
+    await _appears(api, WELCOME, process)
+    # Each tick brought forward finds the next step: the noon envelope, late by a day
+    # when the clock jumps (skipped, past its grace), then the talk. Not early, then
+    # on time.
+    write_instant(tmp_path / "clock", at(2, "19:59"))
     await asyncio.sleep(1.0)
-    assert not any(m.get("text") == "Lunch time." for m in api.messages(WARMUP))
-    write_instant(tmp_path / "clock", at("12:00"))
-    await _posted(api, "Lunch time.", process)
+    assert not _posted(api, TALK)
+    write_instant(tmp_path / "clock", at(2, "20:00"))
+    await _appears(api, TALK, process)
 
     assert process.stop() == 0
     assert "Traceback" not in process.output()
