@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import bindparam, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from funnels.kernel.records import CohortRecord, CohortStatus, NewCohort
@@ -164,13 +164,25 @@ class SqlCohorts(Repo):
     async def bind_task_chat(self, cohort_id: int, chat_id: int) -> None:
         await self.conn.execute(update(_c).where(_c.c.id == cohort_id).values(task_chat_id=chat_id))
 
-    async def open_pitches(self) -> list[CohortRecord]:
+    async def pitches_to_announce(self, noted_before: datetime) -> list[CohortRecord]:
+        stamp = _c.c.admissions_noted_at
+        replied_since = (
+            select(_m.c.user_id)
+            .where(
+                _m.c.cohort_id == _c.c.id,
+                _m.c.replied_at.is_not(None),
+                or_(stamp.is_(None), _m.c.replied_at > stamp),
+            )
+            .exists()
+        )
         rows = (
             await self.conn.execute(
                 select(_c).where(
                     _c.c.status == "running",
                     _c.c.pitch_opened_at.is_not(None),
                     _c.c.pitch_closed_at.is_(None),
+                    or_(stamp.is_(None), stamp <= noted_before),
+                    replied_since,
                 )
             )
         ).all()

@@ -104,13 +104,11 @@ class AnnounceResponders:
     async def __call__(self) -> None:
         now = self.deps.clock.now()
         async with self.deps.uow(WarmupTx).transaction() as tx:
-            cohorts = await tx.cohorts.open_pitches()
+            cohorts = await tx.cohorts.pitches_to_announce(now - self.deps.admissions_every)
         for cohort in cohorts:
             if cohort.warmup_chat_id is None:
                 continue
             previous = cohort.admissions_noted_at
-            if previous is not None and now - previous < self.deps.admissions_every:
-                continue
             async with self.deps.uow(WarmupTx).transaction() as tx:
                 new, total = await tx.members.responders_since(cohort.id, previous)
                 # Compare-and-set on the stamp: of several ticking processes, one sends.

@@ -37,8 +37,10 @@ class Cohorts(Protocol):
         ``previous``; False when another process stamped it first."""
         ...
 
-    async def open_pitches(self) -> list[CohortRecord]:
-        """Running cohorts whose pitch window is open now."""
+    async def pitches_to_announce(self, noted_before: datetime) -> list[CohortRecord]:
+        """Running cohorts whose pitch window is open, whose responders were last
+        announced before ``noted_before`` (or never), and who have a responder since.
+        One query however many pitches are open: most ticks find none to announce."""
         ...
 
     async def release(self, cohort_id: int, amount_minor: int) -> None: ...

@@ -350,3 +350,38 @@ async def test_only_one_process_stamps_an_admissions_batch(kit: Kit) -> None:
         assert await tx.cohorts.note_admissions(cohort.id, first, second) is True
         await tx.commit()
     assert (await kit.cohort(cohort.id)).admissions_noted_at == second
+
+
+async def test_pitches_to_announce_are_those_with_a_responder_since_the_last_note(kit: Kit) -> None:
+    """One query finds the open pitches with something to announce: a pitch nobody
+    answered, one announced too recently, and one whose window closed are left out."""
+    quiet = await kit.start(chat=WARMUP_CHAT - 1)
+    answered = await kit.start()
+    closed = await kit.start(chat=WARMUP_CHAT - 2)
+    [a, b] = await kit.members(2)
+    [c] = await kit.members(1, chat=WARMUP_CHAT - 2)
+    await kit.run_until(PITCH)
+    kit.clock.set(PITCH + timedelta(minutes=1))
+    assert await kit.reply()(WARMUP_CHAT, a.user_id, "1") == "recorded"
+    assert await kit.reply()(WARMUP_CHAT - 2, c.user_id, "1") == "recorded"
+    async with kit.store.transaction() as tx:
+        await tx.cohorts.close_pitch(closed.id, PITCH + timedelta(minutes=2))
+        await tx.commit()
+
+    async def to_announce(noted_before: Any) -> list[int]:
+        async with kit.store.transaction() as tx:
+            return sorted(c.id for c in await tx.cohorts.pitches_to_announce(noted_before))
+
+    first = PITCH + timedelta(minutes=2)
+    assert await to_announce(first) == [answered.id]
+    async with kit.store.transaction() as tx:
+        assert await tx.cohorts.note_admissions(answered.id, None, first)
+        await tx.commit()
+    # Announced at `first`: nobody new since, however long ago that was.
+    assert await to_announce(first + timedelta(hours=1)) == []
+
+    kit.clock.set(first + timedelta(minutes=1))
+    assert await kit.reply()(WARMUP_CHAT, b.user_id, "1") == "recorded"
+    assert await to_announce(first - timedelta(seconds=1)) == []  # too soon after `first`
+    assert await to_announce(first) == [answered.id]
+    assert quiet.id not in await to_announce(first + timedelta(hours=1))
