@@ -177,27 +177,26 @@ class SqlCohorts(Repo):
         )
         rows = (
             await self.conn.execute(
-                select(_c).where(
+                select(_c)
+                .where(
                     _c.c.status == "running",
+                    _c.c.warmup_chat_id.is_not(None),
                     _c.c.pitch_opened_at.is_not(None),
                     _c.c.pitch_closed_at.is_(None),
                     or_(stamp.is_(None), stamp <= noted_before),
                     replied_since,
                 )
+                # PostgreSQL: the rows are this transaction's until it ends; another
+                # process's look passes them by, and after the commit finds them noted.
+                .with_for_update(of=_c, skip_locked=True)
             )
         ).all()
         return [_cohort(r) for r in rows]
 
-    async def note_admissions(
-        self, cohort_id: int, previous: datetime | None, at: datetime
-    ) -> bool:
-        stamp = _c.c.admissions_noted_at
-        result = await self.conn.execute(
-            update(_c)
-            .where(_c.c.id == cohort_id, stamp.is_(None) if previous is None else stamp == previous)
-            .values(admissions_noted_at=at)
+    async def note_admissions(self, cohort_ids: Sequence[int], at: datetime) -> None:
+        await self.conn.execute(
+            update(_c).where(_c.c.id.in_(cohort_ids)).values(admissions_noted_at=at)
         )
-        return result.rowcount == 1
 
     async def finish_due(self, now: datetime) -> list[int]:
         open_steps = (

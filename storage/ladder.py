@@ -442,19 +442,19 @@ class SqlLedger(Repo):
             _l.c.created_at < until,
             _u.c.unreachable_at.is_not(None),
         )
-        joined = _l.join(_u, _u.c.id == _l.c.user_id)
-        rows = await self.conn.execute(
-            select(_u.c.display_name, _l.c.ref)
-            .select_from(joined)
-            .where(*where)
-            .order_by(_l.c.id)
-            .limit(limit)
-        )
+        # One statement (the count is a window over every row, taken before the limit):
+        # the list and the count agree whatever commits meanwhile.
+        rows = (
+            await self.conn.execute(
+                select(_u.c.display_name, _l.c.ref, func.count().over().label("total"))
+                .select_from(_l.join(_u, _u.c.id == _l.c.user_id))
+                .where(*where)
+                .order_by(_l.c.id)
+                .limit(limit)
+            )
+        ).all()
         listed = [(r.display_name, r.ref) for r in rows]
-        total = (
-            await self.conn.execute(select(func.count()).select_from(joined).where(*where))
-        ).scalar_one()
-        return listed, int(total)
+        return listed, int(rows[0].total) if rows else 0
 
     async def balance(self, user_id: int) -> dict[str, int]:
         rows = (

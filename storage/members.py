@@ -9,7 +9,7 @@ from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Boolean, bindparam, func, literal_column, select, update
+from sqlalchemy import Boolean, bindparam, func, literal_column, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from funnels.kernel.records import Arrival, Seat
@@ -376,23 +376,20 @@ class SqlMembers(Repo):
             )
         self.rollups.add_activity(cohort_id, day, sum(counts.values()), writers)
 
-    async def responders_since(self, cohort_id: int, since: datetime | None) -> tuple[int, int]:
-        replied = _m.c.replied_at.is_not(None)
-        total = (
-            await self.conn.execute(
-                select(func.count()).select_from(_m).where(_m.c.cohort_id == cohort_id, replied)
+    async def responders(self, cohort_ids: Sequence[int]) -> dict[int, tuple[int, int]]:
+        stamp = _c.c.admissions_noted_at
+        new = or_(stamp.is_(None), _m.c.replied_at > stamp)
+        rows = await self.conn.execute(
+            select(
+                _m.c.cohort_id,
+                func.count().filter(new).label("new"),
+                func.count().label("total"),
             )
-        ).scalar_one()
-        if since is None:
-            return int(total), int(total)
-        new = (
-            await self.conn.execute(
-                select(func.count())
-                .select_from(_m)
-                .where(_m.c.cohort_id == cohort_id, _m.c.replied_at > since)
-            )
-        ).scalar_one()
-        return int(new), int(total)
+            .join(_c, _c.c.id == _m.c.cohort_id)
+            .where(_m.c.cohort_id.in_(cohort_ids), _m.c.replied_at.is_not(None))
+            .group_by(_m.c.cohort_id)
+        )
+        return {int(r.cohort_id): (int(r.new), int(r.total)) for r in rows}
 
     async def current_cohort(self, user_id: int) -> int | None:
         statement = prepared(

@@ -60,6 +60,15 @@ class SqlLinks(Repo):
         row = (await self.conn.execute(statement.order_by(_il.c.id.desc()).limit(1))).first()
         return _link(row) if row else None
 
+    async def newest(self, cohort_ids: Sequence[int], kind: str) -> dict[int, InviteLinkRecord]:
+        newest = (
+            select(func.max(_il.c.id))
+            .where(_il.c.cohort_id.in_(cohort_ids), _il.c.kind == kind)
+            .group_by(_il.c.cohort_id)
+        )
+        rows = await self.conn.execute(select(_il).where(_il.c.id.in_(newest)))
+        return {int(r.cohort_id): _link(r) for r in rows}
+
     async def move_chat(self, old_chat_id: int, new_chat_id: int) -> None:
         await self.conn.execute(
             update(_il).where(_il.c.chat_id == old_chat_id).values(chat_id=new_chat_id)

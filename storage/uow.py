@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from functools import cached_property
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncTransaction
 
@@ -36,33 +37,102 @@ from storage.updates import SqlUpdates
 
 
 class SqlTransaction:
+    """Every repository on one connection. Each is made when first used: a unit of work
+    touches two or three of them, and the hot paths open thousands a second."""
+
     def __init__(self, conn: AsyncConnection, on_rewards: Callable[[], None] | None = None) -> None:
         self.conn = conn
         self._on_rewards = on_rewards
-        self.cohorts = SqlCohorts(conn)
-        self.steps = SqlSteps(conn)
-        self.users = SqlUsers(conn)
         self.rollup_changes = RollupChanges()
-        self.members = SqlMembers(conn, self.rollup_changes)
-        self.rollups = SqlRollups(conn)
-        self.kpis = SqlKpis(conn)
-        self.envelopes = SqlEnvelopes(conn)
-        self.tasks = SqlTasks(conn)
-        self.events = SqlEvents(conn)
-        self.ledger = SqlLedger(conn)
-        self.links = SqlLinks(conn)
-        self.personal_links = SqlPersonalLinks(conn)
-        self.regions = SqlRegions(conn)
-        self.updates = SqlUpdates(conn)
-        self.reports = SqlReports(conn)
-        self.proofs = SqlProofs(conn)
-        self.payouts = SqlPayouts(conn)
-        self.tracked_links = SqlTrackedLinks(conn)
-        self.member_groups = SqlMemberGroups(conn)
-        self.reminders = SqlReminders(conn)
-        self.api_keys = SqlApiKeys(conn)
-        self.ops_actions = SqlOpsActions(conn)
         self._committed = False
+
+    @cached_property
+    def members(self) -> SqlMembers:
+        return SqlMembers(self.conn, self.rollup_changes)
+
+    @cached_property
+    def cohorts(self) -> SqlCohorts:
+        return SqlCohorts(self.conn)
+
+    @cached_property
+    def steps(self) -> SqlSteps:
+        return SqlSteps(self.conn)
+
+    @cached_property
+    def users(self) -> SqlUsers:
+        return SqlUsers(self.conn)
+
+    @cached_property
+    def rollups(self) -> SqlRollups:
+        return SqlRollups(self.conn)
+
+    @cached_property
+    def kpis(self) -> SqlKpis:
+        return SqlKpis(self.conn)
+
+    @cached_property
+    def envelopes(self) -> SqlEnvelopes:
+        return SqlEnvelopes(self.conn)
+
+    @cached_property
+    def tasks(self) -> SqlTasks:
+        return SqlTasks(self.conn)
+
+    @cached_property
+    def events(self) -> SqlEvents:
+        return SqlEvents(self.conn)
+
+    @cached_property
+    def ledger(self) -> SqlLedger:
+        return SqlLedger(self.conn)
+
+    @cached_property
+    def links(self) -> SqlLinks:
+        return SqlLinks(self.conn)
+
+    @cached_property
+    def personal_links(self) -> SqlPersonalLinks:
+        return SqlPersonalLinks(self.conn)
+
+    @cached_property
+    def regions(self) -> SqlRegions:
+        return SqlRegions(self.conn)
+
+    @cached_property
+    def updates(self) -> SqlUpdates:
+        return SqlUpdates(self.conn)
+
+    @cached_property
+    def reports(self) -> SqlReports:
+        return SqlReports(self.conn)
+
+    @cached_property
+    def proofs(self) -> SqlProofs:
+        return SqlProofs(self.conn)
+
+    @cached_property
+    def payouts(self) -> SqlPayouts:
+        return SqlPayouts(self.conn)
+
+    @cached_property
+    def tracked_links(self) -> SqlTrackedLinks:
+        return SqlTrackedLinks(self.conn)
+
+    @cached_property
+    def member_groups(self) -> SqlMemberGroups:
+        return SqlMemberGroups(self.conn)
+
+    @cached_property
+    def reminders(self) -> SqlReminders:
+        return SqlReminders(self.conn)
+
+    @cached_property
+    def api_keys(self) -> SqlApiKeys:
+        return SqlApiKeys(self.conn)
+
+    @cached_property
+    def ops_actions(self) -> SqlOpsActions:
+        return SqlOpsActions(self.conn)
 
     @asynccontextmanager
     async def savepoint(self) -> AsyncIterator[AsyncTransaction]:
@@ -73,8 +143,9 @@ class SqlTransaction:
         await self.rollup_changes.write(self.conn)
         await self.conn.commit()
         self._committed = True
-        if self.payouts.touched and self._on_rewards is not None:
-            self.payouts.touched = False
+        payouts = self.__dict__.get("payouts")  # only if this unit of work used it
+        if payouts is not None and payouts.touched and self._on_rewards is not None:
+            payouts.touched = False
             self._on_rewards()
 
 

@@ -91,7 +91,7 @@ class StepExecutor:
         return await post_talk_part(self.deps, run, talk, chat, cohort.locale, cohort.code)
 
     async def _close_envelope(self, cohort: CohortRecord, step_key: str) -> Outcome:
-        async with self.deps.uow(CohortsTx).transaction() as tx:
+        async with self.deps.uow(CohortsTx).one_statement() as tx:
             envelope = await tx.envelopes.by_step(cohort.id, step_key)
         if envelope is None:
             return {"note": "the envelope never opened"}
@@ -181,7 +181,7 @@ class StepExecutor:
             if t.announce and t.unlock.day < day and announced_on_day(script, t.unlock.day)[0] is t
         ]
         since = max(earlier, default=datetime.min.replace(tzinfo=UTC))
-        async with self.deps.uow(CohortsTx).transaction() as tx:
+        async with self.deps.uow(CohortsTx).one_statement() as tx:
             listed, total = await tx.ledger.untold_rewards(
                 cohort.id, since, self.deps.clock.now(), UNTOLD_LISTED
             )

@@ -122,7 +122,12 @@ class RunDueSteps:
         With ``expire``, runs whose lease ran out first become ``unknown`` (in the same
         transaction: one round trip when nothing is due)."""
         now = self.deps.clock.now()
-        async with self.deps.uow(CohortsTx).transaction() as tx:
+        uow = self.deps.uow(CohortsTx)
+        # The claim is one statement, committed as it runs; the cohort is read after it
+        # (a crash between the two leaves the run claimed, as one right after a commit
+        # would). Only the expiry, which writes more than one statement, needs a
+        # transaction around it.
+        async with uow.transaction() if expire else uow.one_statement() as tx:
             if expire:
                 expired = await tx.steps.expire_leases(now)
                 report.unknown += len(expired)
@@ -187,8 +192,11 @@ class RunDueSteps:
     async def _finish(
         self, run: StepRunRecord, status: str, outcome: dict[str, object], error: str | None
     ) -> None:
-        async with self.deps.uow(CohortsTx).transaction() as tx:
+        holds = status in ("unknown", "failed")
+        uow = self.deps.uow(CohortsTx)
+        # Done or skipped is one statement; in doubt or failed also holds the later parts.
+        async with uow.transaction() if holds else uow.one_statement() as tx:
             await tx.steps.finish(run.id, status, self.deps.clock.now(), outcome, error)  # type: ignore[arg-type]
-            if status in ("unknown", "failed"):
+            if holds:
                 await self._hold_later_parts(tx, run)
             await tx.commit()

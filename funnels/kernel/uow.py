@@ -20,10 +20,11 @@ class UnitOfWork(Protocol[TxT_co]):
         ...
 
     def one_statement(self) -> AbstractAsyncContextManager[TxT_co]:
-        """For a write that is a single statement (atomic by itself): where the database
-        allows, it commits as it runs, sparing the round trips of a transaction around
-        it. Call ``commit()`` as in :meth:`transaction`. Two statements in it may
-        commit apart: use :meth:`transaction` for those."""
+        """For a write that is a single statement (atomic by itself), or reads that need
+        no common snapshot: where the database allows, each statement commits as it
+        runs, sparing the round trips of a transaction around it. Call ``commit()`` as
+        in :meth:`transaction`. Two writes in it may commit apart: use
+        :meth:`transaction` for those."""
         ...
 
     def snapshot(self) -> AbstractAsyncContextManager[TxT_co]:

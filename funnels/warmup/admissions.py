@@ -103,25 +103,29 @@ class AnnounceResponders:
 
     async def __call__(self) -> None:
         now = self.deps.clock.now()
+        # One transaction however many pitches are due: the cohorts found stay this
+        # transaction's until it has stamped them, so another ticking process passes
+        # them by, and after the commit finds them announced.
         async with self.deps.uow(WarmupTx).transaction() as tx:
             cohorts = await tx.cohorts.pitches_to_announce(now - self.deps.admissions_every)
+            if not cohorts:
+                return
+            ids = [c.id for c in cohorts]
+            counts = await tx.members.responders(ids)
+            links = await tx.links.newest(ids, "admission")
+            await tx.cohorts.note_admissions(ids, now)
+            await tx.commit()
         for cohort in cohorts:
-            if cohort.warmup_chat_id is None:
+            new, total = counts.get(cohort.id, (0, 0))
+            if cohort.warmup_chat_id is None or new == 0:  # the query finds neither
                 continue
-            previous = cohort.admissions_noted_at
-            async with self.deps.uow(WarmupTx).transaction() as tx:
-                new, total = await tx.members.responders_since(cohort.id, previous)
-                # Compare-and-set on the stamp: of several ticking processes, one sends.
-                if new == 0 or not await tx.cohorts.note_admissions(cohort.id, previous, now):
-                    continue
-                link = await tx.links.find(cohort.id, "admission")
-                await tx.commit()
             if cohort.admission == "personal":
                 # A button into the bot's private chat, where each responder gets a link
                 # of their own (funnels.warmup.personal); none until the group is bound.
                 payload = start_payload(cohort) if cohort.task_chat_id is not None else None
                 message = AdmissionsOpen(new, total, cohort.locale, start_payload=payload)
             else:
+                link = links.get(cohort.id)
                 message = AdmissionsOpen(new, total, cohort.locale, link.link if link else None)
             try:
                 await self.deps.messenger.send(cohort.warmup_chat_id, message)

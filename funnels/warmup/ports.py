@@ -30,17 +30,17 @@ class Cohorts(Protocol):
     async def by_chat(self, chat_id: int) -> CohortRecord | None: ...
     async def by_code(self, code: str) -> CohortRecord | None: ...
     async def get(self, cohort_id: int) -> CohortRecord | None: ...
-    async def note_admissions(
-        self, cohort_id: int, previous: datetime | None, at: datetime
-    ) -> bool:
-        """Stamp the batched admissions message at ``at`` if the stamp is still
-        ``previous``; False when another process stamped it first."""
+    async def pitches_to_announce(self, noted_before: datetime) -> list[CohortRecord]:
+        """Running cohorts with a warm-up group whose pitch window is open, whose
+        responders were last announced before ``noted_before`` (or never), and who have
+        a responder since. One query however many pitches are open: most ticks find
+        none. Where the database has row locks, the cohorts found are held until the
+        transaction ends, and those another transaction holds are passed by: of several
+        ticking processes, one announces each cohort."""
         ...
 
-    async def pitches_to_announce(self, noted_before: datetime) -> list[CohortRecord]:
-        """Running cohorts whose pitch window is open, whose responders were last
-        announced before ``noted_before`` (or never), and who have a responder since.
-        One query however many pitches are open: most ticks find none to announce."""
+    async def note_admissions(self, cohort_ids: Sequence[int], at: datetime) -> None:
+        """Stamp the cohorts' batched admissions message at ``at``."""
         ...
 
     async def release(self, cohort_id: int, amount_minor: int) -> None: ...
@@ -97,6 +97,10 @@ class Links(Protocol):
         self, cohort_id: int, kind: str, owner_id: int | None = None
     ) -> InviteLinkRecord | None:
         """The newest link of ``kind`` in the cohort (for ``owner_id`` when given)."""
+        ...
+
+    async def newest(self, cohort_ids: Sequence[int], kind: str) -> dict[int, InviteLinkRecord]:
+        """The newest link of ``kind`` of each cohort that has one."""
         ...
 
     async def get(self, link: str) -> InviteLinkRecord | None: ...
@@ -175,8 +179,9 @@ class Members(Protocol):
         changed: not a member, replied before, or the window is not open."""
         ...
 
-    async def responders_since(self, cohort_id: int, since: datetime | None) -> tuple[int, int]:
-        """(replied after ``since``, replied in all)."""
+    async def responders(self, cohort_ids: Sequence[int]) -> dict[int, tuple[int, int]]:
+        """For each cohort with a responder: (replied since its admissions stamp, or all
+        when it has none yet; replied in all)."""
         ...
 
     async def stage(self, cohort_id: int, user_id: int) -> Stage | None: ...

@@ -13,6 +13,7 @@ from funnels.deps import Deps
 from funnels.kernel.messaging import AdmissionsOpen, ScriptPost
 from funnels.kernel.stages import Stage
 from funnels.people.links import MemberLink
+from funnels.warmup.admissions import AnnounceResponders
 from funnels.warmup.joins import MemberJoined
 from storage.models import MemberActivity
 from tests.support.funnel_kit import WARMUP_CHAT, Kit, Rendezvous, members_t, warmup_at
@@ -212,7 +213,7 @@ async def test_replies_count_only_inside_the_pitch_window(kit: Kit, cached: bool
     assert await reply(WARMUP_CHAT, c.user_id, "1") == "closed"
     assert await kit.stage(cohort.id, c.user_id) == Stage.JOINED
     async with kit.store.transaction() as tx:
-        assert await tx.members.responders_since(cohort.id, None) == (2, 2)
+        assert await tx.members.responders([cohort.id]) == {cohort.id: (2, 2)}
 
 
 async def test_a_reply_after_the_window_is_closed_even_before_the_close_step_runs(kit: Kit) -> None:
@@ -340,16 +341,29 @@ async def test_new_responders_are_announced_in_batches(kit: Kit) -> None:
     assert len(kit.messenger.sent) == 2
 
 
-async def test_only_one_process_stamps_an_admissions_batch(kit: Kit) -> None:
+async def test_of_two_processes_announcing_at_once_one_sends_the_batch(kit: Kit) -> None:
+    """Two ticking processes look for pitches to announce at the same moment: the one
+    that found the cohort holds it until it has stamped it, the other passes it by."""
     cohort = await kit.start()
-    first, second = kit.clock.now(), kit.clock.now() + timedelta(minutes=6)
-    async with kit.store.transaction() as tx:
-        assert await tx.cohorts.note_admissions(cohort.id, None, first) is True
-        # Another process read the stamp before this one wrote it: it must not send too.
-        assert await tx.cohorts.note_admissions(cohort.id, None, first) is False
-        assert await tx.cohorts.note_admissions(cohort.id, first, second) is True
-        await tx.commit()
-    assert (await kit.cohort(cohort.id)).admissions_noted_at == second
+    a, b = await kit.members(2)
+    await kit.run_until(PITCH)
+    kit.clock.set(PITCH + timedelta(minutes=1))
+    for member in (a, b):
+        assert await kit.reply()(WARMUP_CHAT, member.user_id, "1") == "recorded"
+    kit.messenger.sent.clear()
+    # On PostgreSQL both look before either stamps, as two processes can; SQLite takes
+    # turns.
+    store = (
+        kit.store
+        if kit.dialect == "sqlite"
+        else Rendezvous(kit.store, "cohorts", "pitches_to_announce", 2)
+    )
+    announce = AnnounceResponders(Deps(store, kit.messenger, kit.clock))  # type: ignore[arg-type]
+
+    await asyncio.gather(announce(), announce())
+
+    assert [s.message for s in kit.messenger.sent] == [AdmissionsOpen(2, 2, "en")]
+    assert (await kit.cohort(cohort.id)).admissions_noted_at == kit.clock.now()
 
 
 async def test_pitches_to_announce_are_those_with_a_responder_since_the_last_note(kit: Kit) -> None:
@@ -375,7 +389,7 @@ async def test_pitches_to_announce_are_those_with_a_responder_since_the_last_not
     first = PITCH + timedelta(minutes=2)
     assert await to_announce(first) == [answered.id]
     async with kit.store.transaction() as tx:
-        assert await tx.cohorts.note_admissions(answered.id, None, first)
+        await tx.cohorts.note_admissions([answered.id], first)
         await tx.commit()
     # Announced at `first`: nobody new since, however long ago that was.
     assert await to_announce(first + timedelta(hours=1)) == []

@@ -4,6 +4,8 @@ the tick, only by a retry."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from funnels.kernel.messaging import DeliveryError, TasksUnlocked
 from funnels.ops.steps import RetryStep
 from funnels.people.users import MarkUnreachable
@@ -85,3 +87,24 @@ async def test_a_reward_the_member_could_not_be_told_of_is_in_the_next_days_mess
     assert day1.rewarded == ()
     assert day2.rewarded == ((f"Member {blocked.telegram_id}", "Invite three fans"),)
     assert day2.rewarded_more == 0
+
+
+async def test_untold_rewards_list_a_few_and_count_them_all(kit: Kit) -> None:
+    """The list stops at its limit; the count is of every untold reward in the window."""
+    cohort = await kit.start()
+    members = await kit.admitted(cohort, 3)
+    await kit.run_until(task_at(1, "10:00"))
+    for member in members:
+        assert member.telegram_id is not None
+        await MarkUnreachable(kit.deps)(member.telegram_id)
+    for member in members:
+        fans = [kit.event("fan.locked", task_at(1, "10:00"), member) for _ in range(3)]
+        [done] = (await kit.ingest()("platform", fans)).completions
+        assert done.reward_status == "paid"
+    since, until = task_at(1, "00:00"), kit.clock.now() + timedelta(seconds=1)
+
+    async with kit.store.transaction() as tx:
+        listed, total = await tx.ledger.untold_rewards(cohort.id, since, until, 2)
+        assert total == 3
+        assert [name for name, _ in listed] == [f"Member {m.telegram_id}" for m in members[:2]]
+        assert await tx.ledger.untold_rewards(cohort.id, until, until, 2) == ([], 0)
