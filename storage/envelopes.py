@@ -82,10 +82,15 @@ class SqlEnvelopes(Repo):
         return _envelope(row) if row else None
 
     async def by_step(self, cohort_id: int, step_key: str) -> EnvelopeRecord | None:
+        statement = prepared(
+            "envelopes.by_step",
+            self.dialect,
+            lambda: select(_e).where(
+                _e.c.cohort_id == bindparam("cohort_id"), _e.c.step_key == bindparam("step_key")
+            ),
+        )
         row = (
-            await self.conn.execute(
-                select(_e).where(_e.c.cohort_id == cohort_id, _e.c.step_key == step_key)
-            )
+            await self.conn.execute(statement, {"cohort_id": cohort_id, "step_key": step_key})
         ).first()
         return _envelope(row) if row else None
 

@@ -204,17 +204,29 @@ class SqlSteps(Repo):
         outcome: Mapping[str, object] | None = None,
         error: str | None = None,
     ) -> None:
-        await self.conn.execute(
-            update(_s)
-            .where(_s.c.id == run_id)
-            .values(
-                status=status,
-                finished_at=at,
-                outcome=dict(outcome) if outcome else None,
-                error=error,
-                lease_until=None,  # the owner stays: which process ran it
-            )
+        statement = prepared(
+            "steps.finish",
+            self.dialect,
+            lambda: (
+                update(_s)
+                .where(_s.c.id == bindparam("run_id"))
+                .values(
+                    status=bindparam("status"),
+                    finished_at=bindparam("at"),
+                    outcome=bindparam("outcome"),
+                    error=bindparam("error"),
+                    lease_until=None,  # the owner stays: which process ran it
+                )
+            ),
         )
+        params = {
+            "run_id": run_id,
+            "status": status,
+            "at": at,
+            "outcome": dict(outcome) if outcome else None,
+            "error": error,
+        }
+        await self.conn.execute(statement, params)
 
     async def postpone(self, run_id: int, due_at: datetime) -> None:
         await self.conn.execute(
