@@ -9,6 +9,7 @@ import asyncio
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from functools import cached_property
+from typing import Generic, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncTransaction
 
@@ -35,10 +36,49 @@ from storage.steps import SqlSteps
 from storage.tracked_links import SqlTrackedLinks
 from storage.updates import SqlUpdates
 
+R = TypeVar("R")
+
+
+class _Repository(Generic[R]):
+    """A repository of the unit of work, made from its connection when first used (and
+    kept on it): a unit of work touches two or three of them, and the hot paths open
+    thousands a second."""
+
+    def __init__(self, make: Callable[[AsyncConnection], R]) -> None:
+        self._make = make
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self._name = name
+
+    def __get__(self, tx: SqlTransaction, owner: type | None = None) -> R:
+        repository = tx.__dict__[self._name] = self._make(tx.conn)
+        return repository
+
 
 class SqlTransaction:
-    """Every repository on one connection. Each is made when first used: a unit of work
-    touches two or three of them, and the hot paths open thousands a second."""
+    """Every repository on one connection."""
+
+    cohorts = _Repository(SqlCohorts)
+    steps = _Repository(SqlSteps)
+    users = _Repository(SqlUsers)
+    rollups = _Repository(SqlRollups)
+    kpis = _Repository(SqlKpis)
+    envelopes = _Repository(SqlEnvelopes)
+    tasks = _Repository(SqlTasks)
+    events = _Repository(SqlEvents)
+    ledger = _Repository(SqlLedger)
+    links = _Repository(SqlLinks)
+    personal_links = _Repository(SqlPersonalLinks)
+    regions = _Repository(SqlRegions)
+    updates = _Repository(SqlUpdates)
+    reports = _Repository(SqlReports)
+    proofs = _Repository(SqlProofs)
+    payouts = _Repository(SqlPayouts)
+    tracked_links = _Repository(SqlTrackedLinks)
+    member_groups = _Repository(SqlMemberGroups)
+    reminders = _Repository(SqlReminders)
+    api_keys = _Repository(SqlApiKeys)
+    ops_actions = _Repository(SqlOpsActions)
 
     def __init__(self, conn: AsyncConnection, on_rewards: Callable[[], None] | None = None) -> None:
         self.conn = conn
@@ -49,90 +89,6 @@ class SqlTransaction:
     @cached_property
     def members(self) -> SqlMembers:
         return SqlMembers(self.conn, self.rollup_changes)
-
-    @cached_property
-    def cohorts(self) -> SqlCohorts:
-        return SqlCohorts(self.conn)
-
-    @cached_property
-    def steps(self) -> SqlSteps:
-        return SqlSteps(self.conn)
-
-    @cached_property
-    def users(self) -> SqlUsers:
-        return SqlUsers(self.conn)
-
-    @cached_property
-    def rollups(self) -> SqlRollups:
-        return SqlRollups(self.conn)
-
-    @cached_property
-    def kpis(self) -> SqlKpis:
-        return SqlKpis(self.conn)
-
-    @cached_property
-    def envelopes(self) -> SqlEnvelopes:
-        return SqlEnvelopes(self.conn)
-
-    @cached_property
-    def tasks(self) -> SqlTasks:
-        return SqlTasks(self.conn)
-
-    @cached_property
-    def events(self) -> SqlEvents:
-        return SqlEvents(self.conn)
-
-    @cached_property
-    def ledger(self) -> SqlLedger:
-        return SqlLedger(self.conn)
-
-    @cached_property
-    def links(self) -> SqlLinks:
-        return SqlLinks(self.conn)
-
-    @cached_property
-    def personal_links(self) -> SqlPersonalLinks:
-        return SqlPersonalLinks(self.conn)
-
-    @cached_property
-    def regions(self) -> SqlRegions:
-        return SqlRegions(self.conn)
-
-    @cached_property
-    def updates(self) -> SqlUpdates:
-        return SqlUpdates(self.conn)
-
-    @cached_property
-    def reports(self) -> SqlReports:
-        return SqlReports(self.conn)
-
-    @cached_property
-    def proofs(self) -> SqlProofs:
-        return SqlProofs(self.conn)
-
-    @cached_property
-    def payouts(self) -> SqlPayouts:
-        return SqlPayouts(self.conn)
-
-    @cached_property
-    def tracked_links(self) -> SqlTrackedLinks:
-        return SqlTrackedLinks(self.conn)
-
-    @cached_property
-    def member_groups(self) -> SqlMemberGroups:
-        return SqlMemberGroups(self.conn)
-
-    @cached_property
-    def reminders(self) -> SqlReminders:
-        return SqlReminders(self.conn)
-
-    @cached_property
-    def api_keys(self) -> SqlApiKeys:
-        return SqlApiKeys(self.conn)
-
-    @cached_property
-    def ops_actions(self) -> SqlOpsActions:
-        return SqlOpsActions(self.conn)
 
     @asynccontextmanager
     async def savepoint(self) -> AsyncIterator[AsyncTransaction]:
