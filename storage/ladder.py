@@ -276,6 +276,19 @@ class SqlEvents(Repo):
             for r in rows
         ]
 
+    async def oldest_pending(self) -> datetime | None:
+        statement = prepared(
+            "events_oldest_pending",
+            self.dialect,
+            lambda: (
+                select(_ev.c.received_at)
+                .where(_ev.c.state == "pending")
+                .order_by(_ev.c.id)
+                .limit(1)
+            ),
+        )
+        return (await self.conn.execute(statement)).scalar()
+
     async def hold_members(self, user_ids: Sequence[int]) -> set[int]:
         """PostgreSQL: a transaction-scoped advisory lock per member, tried without
         waiting (``pg_try_advisory_xact_lock``); the members it got. SQLite has one

@@ -399,21 +399,34 @@ class CatchUpEvents:
     async def __call__(self) -> CatchUp:
         out = CatchUp()
         stale = self.deps.clock.now() - self.stale_after if self.stale_after else None
-        for _ in range(self.rounds):
-            result = await self.apply(limit=self.batch, received_before=stale)
-            out.applied += result.applied
-            if result.applied == 0:
-                break
-        async with self.deps.uow(LadderTx).transaction() as tx:
+        if stale is None or await self._any_pending_since_before(stale):
+            for _ in range(self.rounds):
+                result = await self.apply(limit=self.batch, received_before=stale)
+                out.applied += result.applied
+                if result.applied == 0:
+                    break
+        # Each of these is one statement: no transaction around it.
+        async with self.deps.uow(LadderTx).one_statement() as tx:
             ready = await tx.events.waiting_ready(500)
         if ready:
             result = await self.apply(ready, limit=len(ready))
             out.woke = result.applied - result.unmatched
         now = self.deps.clock.now()
-        async with self.deps.uow(LadderTx).transaction() as tx:
+        async with self.deps.uow(LadderTx).one_statement() as tx:
             out.expired = await tx.events.expire_waiting(now - WAIT_AT_MOST, now)
             await tx.commit()
         return out
+
+    async def _any_pending_since_before(self, stale: datetime) -> bool:
+        """Whether the first pending event was received before ``stale``: one row read.
+        Claiming stale events walks the pending ones in order until it has enough, so
+        asking it while a burst is fresh (all of it the applier's) would read every one
+        of them, in every process, at every tick. Events are numbered as they are
+        stored, so the first is the oldest (give or take two stores at the same moment,
+        which the next tick sees)."""
+        async with self.deps.uow(LadderTx).one_statement() as tx:
+            oldest = await tx.events.oldest_pending()
+        return oldest is not None and oldest < stale
 
 
 class EventTally:

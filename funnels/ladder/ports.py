@@ -75,6 +75,11 @@ class Events(Protocol):
         skips them)."""
         ...
 
+    async def oldest_pending(self) -> datetime | None:
+        """When the first pending event (in the order claims take them) was received;
+        None when nothing is pending. One row read, however long the queue."""
+        ...
+
     async def expire_waiting(self, received_before: datetime, at: datetime) -> int: ...
 
     async def mark_handled(

@@ -180,3 +180,35 @@ async def test_the_ticks_catch_up_leaves_fresh_events_to_the_applier(kit: Kit) -
 
     kit.clock.set(kit.clock.now() + timedelta(seconds=31))
     assert (await tick()).applied == 2
+
+
+async def test_the_ticks_catch_up_takes_the_stale_events_before_a_fresh_burst(kit: Kit) -> None:
+    """It looks at the first pending event before claiming: a stale one is applied
+    however many fresh ones came after it, and the fresh ones are left to the applier."""
+    _, [m, n] = await task_cohort(kit, 2)
+    tick = CatchUpEvents(kit.deps, stale_after=timedelta(seconds=30))
+    await StoreEvents(kit.deps)("platform", [fans(kit, m, 1)])
+    kit.clock.set(kit.clock.now() + timedelta(seconds=31))
+    await StoreEvents(kit.deps)("platform", [fans(kit, n, 2)])
+
+    assert (await tick()).applied == 1
+    left = await states(kit)
+    assert sorted(left.values()) == ["handled", "pending", "pending"]
+    async with kit.store.transaction() as tx:
+        assert await tx.events.oldest_pending() == kit.clock.now()  # the fresh burst's
+
+
+async def test_the_oldest_pending_event_is_none_once_all_are_applied(kit: Kit) -> None:
+    _, [m] = await task_cohort(kit, 1)
+    async with kit.store.transaction() as tx:
+        assert await tx.events.oldest_pending() is None
+    stored_at = kit.clock.now()
+    await StoreEvents(kit.deps)("platform", [fans(kit, m, 2)])
+    kit.clock.set(stored_at + timedelta(minutes=5))
+    async with kit.store.transaction() as tx:
+        assert await tx.events.oldest_pending() == stored_at
+
+    await ApplyEvents(kit.deps)()
+
+    async with kit.store.transaction() as tx:
+        assert await tx.events.oldest_pending() is None
