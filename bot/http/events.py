@@ -47,7 +47,8 @@ from bot.http.front import FastRoute
 from bot.http.problems import problem
 from bot.telegram.batching import GroupCommit
 from funnels.deps import Deps
-from funnels.kernel.records import IncomingEvent
+from funnels.kernel.messaging import RewardNotice
+from funnels.kernel.records import IncomingEvent, MemberRef
 from funnels.ladder.events import ApplyEvents, IngestResult, Stored, StoreEvents
 
 log = logging.getLogger("funnelbot.events")
@@ -82,6 +83,10 @@ APPLY_LAG = 2.0
 """Seconds after a store by which the applier starts, pause in the stores or not: a
 burst is acknowledged at full speed and applied right after it; under a steady flow the
 applier takes its turn every few seconds."""
+
+
+TELL_BEHIND = 5000
+"""Reward notices that may wait for the teller before the applier waits for it."""
 
 
 DEFERRED_PAUSE = 0.01
@@ -211,7 +216,11 @@ class EventApplier:
     it go on while they keep coming, taking turns with them."""
 
     def __init__(self, deps: Deps, batch: int = 100) -> None:
-        self._apply = ApplyEvents(deps)
+        # The members are told beside the next batches (:class:`RewardTeller`): a
+        # burst's hundreds of private messages, at Telegram's pace, never hold up the
+        # applying.
+        self._apply = ApplyEvents(deps, notify=False)
+        self.teller = RewardTeller(deps)
         self._batch = batch
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -297,6 +306,7 @@ class EventApplier:
                     return True
                 self._counted(result)
                 self._unmatched(result.unmatched)
+                await self.teller.tell(result.notices)
                 # (On SQLite a transaction never suspends the loop: its statements run
                 # inline. This is where the requests that arrived meanwhile go.)
                 took = loop.time() - now
@@ -307,7 +317,7 @@ class EventApplier:
 
     async def apply_pending(self) -> int:
         """Apply until nothing is pending (or the applier stops between two batches), at
-        once; a failure is logged and left to the tick."""
+        once, and tell the members; a failure is logged and left to the tick."""
         applied = 0
         try:
             while not self._stopping:
@@ -320,6 +330,8 @@ class EventApplier:
                 applied += result.applied
                 self._counted(result)
                 self._unmatched(result.unmatched)
+                await self.teller.tell(result.notices)
+            await self.teller.told()
         except Exception:
             log.exception("applying stored events failed; the tick tries again")
         return applied
@@ -350,14 +362,72 @@ class EventApplier:
         pending for the next start or tick); cancelled past ``grace`` seconds."""
         self._stopping = True
         self._wake.set()
+        deadline = asyncio.get_running_loop().time() + grace
+        if self._task is not None:
+            try:
+                await asyncio.wait_for(asyncio.shield(self._task), grace)
+            except TimeoutError:
+                self._task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._task
+        await self.teller.stop(max(deadline - asyncio.get_running_loop().time(), 0.0))
+
+
+class RewardTeller:
+    """Tells members of their rewards and promotions, in order, in a task of its own:
+    what the applier committed is handed over and the applier goes on with its next
+    batch. Handing over waits only when :data:`TELL_BEHIND` notices are already waiting
+    (the applier then keeps the pace of the messages rather than fill memory).
+
+    As when the applier told them itself, a notice is sent after its reward committed,
+    at most once: a crash or a stop past the grace loses the ones not sent yet (logged
+    with their number; the rewards themselves are recorded and paid)."""
+
+    def __init__(self, deps: Deps) -> None:
+        self._deps = deps
+        self._queue: asyncio.Queue[tuple[MemberRef, RewardNotice]] = asyncio.Queue(TELL_BEHIND)
+        self._task: asyncio.Task[None] | None = None
+
+    async def tell(self, notices: Sequence[tuple[MemberRef, RewardNotice]]) -> None:
+        for notice in notices:
+            if self._task is None or self._task.done():
+                self._task = asyncio.create_task(self._run(), name="reward-teller")
+            await self._queue.put(notice)
+
+    async def told(self) -> None:
+        """Until every notice handed over so far is sent (or failed)."""
+        await self._queue.join()
+
+    @property
+    def waiting(self) -> int:
+        return self._queue.qsize()
+
+    async def _run(self) -> None:
+        messenger = self._deps.messenger
+        while True:
+            member, notice = await self._queue.get()
+            try:
+                await messenger.notify(member, notice)
+            except Exception:
+                log.exception("telling member %s of a reward failed", member.user_id)
+            finally:
+                self._queue.task_done()
+
+    async def stop(self, grace: float) -> None:
+        """Send what is waiting within ``grace`` seconds; drop the rest, saying how many."""
         if self._task is None:
             return
-        try:
-            await asyncio.wait_for(asyncio.shield(self._task), grace)
-        except TimeoutError:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._queue.join(), grace)
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+        dropped = self._queue.qsize()
+        if dropped:
+            log.warning(
+                "stopping: %d reward notices not sent (the rewards are recorded and paid)",
+                dropped,
+            )
 
 
 class EventIntake:

@@ -47,6 +47,9 @@ class IngestResult:
     deferred: int = 0
     """Events claimed and left pending: their member's events were being applied by
     another transaction (another process's applier); they are applied once it ends."""
+    notices: list[tuple[MemberRef, RewardNotice]] = field(default_factory=list)
+    """What to tell members of the rewards paid and promotions made (after the commit);
+    already sent when the applier was made with ``notify=True``."""
 
 
 @dataclass
@@ -131,6 +134,8 @@ class ApplyEvents:
     waits for them (:class:`CatchUpEvents`)."""
 
     def __init__(self, deps: Deps, *, notify: bool = True) -> None:
+        """With ``notify=False`` the caller sends :attr:`IngestResult.notices` itself
+        (the service's applier does, beside its next batches)."""
         self.deps = deps
         self.notify = notify
 
@@ -212,10 +217,14 @@ class ApplyEvents:
                     )
                 )
             await tx.commit()
+        result.notices = [
+            (done.member, self._notice(done, batch.cohorts[done.cohort_id]))
+            for done in result.completions
+            if done.reward_status == "paid" or done.promoted_to
+        ]
         if self.notify:
-            for done in result.completions:
-                if done.reward_status == "paid" or done.promoted_to:
-                    await self._notify(done, batch.cohorts[done.cohort_id])
+            for member, notice in result.notices:
+                await self.deps.messenger.notify(member, notice)
         return result
 
     async def _load(
@@ -330,18 +339,15 @@ class ApplyEvents:
                 await tx.members.advance(cohort_id, user_id, stage, earned.completed_at)
                 await tx.users.set_role_at_least(user_id, ROLE_FOR_PROMOTION[earned.task.promote])
 
-    async def _notify(self, done: Completion, cohort: CohortRecord) -> None:
+    def _notice(self, done: Completion, cohort: CohortRecord) -> RewardNotice:
         task = self.deps.scripts.get(cohort).task(done.task_id)
-        await self.deps.messenger.notify(
-            done.member,
-            RewardNotice(
-                task.id,
-                task.title,
-                done.reward_minor if done.reward_status == "paid" else 0,
-                cohort.currency,
-                done.promoted_to,
-                done.member.language or cohort.locale,
-            ),
+        return RewardNotice(
+            task.id,
+            task.title,
+            done.reward_minor if done.reward_status == "paid" else 0,
+            cohort.currency,
+            done.promoted_to,
+            done.member.language or cohort.locale,
         )
 
 

@@ -9,13 +9,17 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import logging
 from collections.abc import AsyncIterator, Sequence
 from datetime import datetime
+from types import SimpleNamespace
 
 import pytest
 
 from bot.http import events
-from bot.http.events import EventApplier
+from bot.http.events import EventApplier, RewardTeller
+from funnels.kernel.messaging import RewardNotice
+from funnels.kernel.records import MemberRef
 from funnels.ladder.events import IngestResult
 
 LAG = 0.6
@@ -31,9 +35,11 @@ class Backlog:
     first ``held`` calls find every member in another process's hands: nothing applied,
     all of them left pending (deferred)."""
 
-    def __init__(self, pending: int, held: int = 0) -> None:
+    def __init__(self, pending: int, held: int = 0, *, rewarding: bool = False) -> None:
         self.pending = pending
         self.held = held
+        self.rewarding = rewarding
+        """Each event applied finishes a task: one notice for its member."""
         self.calls: list[tuple[float, float, int, int]] = []
 
     async def __call__(
@@ -50,13 +56,42 @@ class Backlog:
             self.calls.append((start, loop.time(), limit, 0))
             return IngestResult(applied=0, deferred=min(self.pending, limit))
         applied = min(self.pending, limit)
+        first = self.applied
         self.pending -= applied
         self.calls.append((start, loop.time(), limit, applied))
-        return IngestResult(applied=applied)
+        notices = [(member(first + n), notice()) for n in range(applied)] if self.rewarding else []
+        return IngestResult(applied=applied, notices=notices)
 
     @property
     def applied(self) -> int:
         return sum(c[3] for c in self.calls)
+
+
+def member(n: int) -> MemberRef:
+    return MemberRef(n + 1, 1000 + n, "en")
+
+
+def notice() -> RewardNotice:
+    return RewardNotice("invite_fans", "Invite fans", 50, "CNY", None, "en")
+
+
+class Gate:
+    """Stands in for the messenger: each notice waits until the gate opens."""
+
+    def __init__(self) -> None:
+        self.open = asyncio.Event()
+        self.told: list[int] = []
+
+    async def notify(self, member: MemberRef, message: object) -> bool:
+        await self.open.wait()
+        self.told.append(member.user_id)
+        return True
+
+
+def gated(applier: EventApplier) -> Gate:
+    gate = Gate()
+    applier.teller = RewardTeller(SimpleNamespace(messenger=gate))  # type: ignore[arg-type]
+    return gate
 
 
 @pytest.fixture
@@ -214,3 +249,74 @@ async def test_applying_at_once_waits_out_a_batch_held_elsewhere(applier: EventA
 
     assert await applier.apply_pending() == 30
     assert work.pending == 0
+
+
+async def test_members_are_told_beside_the_next_batches(applier: EventApplier) -> None:
+    """Telling a batch's members (at Telegram's pace, in the service) does not hold up
+    the batches after it; every member is told, in the order the rewards committed."""
+    work = Backlog(95, rewarding=True)
+    applier._apply = work  # type: ignore[assignment]
+    gate = gated(applier)
+    applier.wake()
+    applier.start()
+
+    await asyncio.sleep(QUIET + 20 * WORK)
+
+    assert work.pending == 0 and len(work.calls) >= 3
+    assert gate.told == []  # every batch applied while the first notice still waits
+    assert applier.teller.waiting == 94
+
+    gate.open.set()
+    await asyncio.wait_for(applier.teller.told(), 1.0)
+
+    assert gate.told == [n + 1 for n in range(95)]
+
+
+async def test_applying_at_once_returns_once_the_members_are_told(applier: EventApplier) -> None:
+    work = Backlog(30, rewarding=True)
+    applier._apply = work  # type: ignore[assignment]
+    gate = gated(applier)
+    asyncio.get_running_loop().call_later(5 * WORK, gate.open.set)
+
+    assert await applier.apply_pending() == 30
+    assert len(gate.told) == 30
+
+
+async def test_a_stop_past_the_grace_drops_the_notices_not_sent_and_says_so(
+    applier: EventApplier, caplog: pytest.LogCaptureFixture
+) -> None:
+    work = Backlog(25, rewarding=True)
+    applier._apply = work  # type: ignore[assignment]
+    gated(applier)  # never opens: Telegram does not answer
+    applier.wake()
+    applier.start()
+    await asyncio.sleep(QUIET + 5 * WORK)
+    assert work.pending == 0
+
+    with caplog.at_level(logging.WARNING, logger="funnelbot.events"):
+        await asyncio.wait_for(applier.stop(grace=3 * WORK), 1.0)
+
+    assert "24 reward notices not sent" in caplog.text
+
+
+async def test_a_notice_that_fails_is_logged_and_the_next_ones_are_sent(
+    applier: EventApplier, caplog: pytest.LogCaptureFixture
+) -> None:
+    work = Backlog(3, rewarding=True)
+    applier._apply = work  # type: ignore[assignment]
+    gate = gated(applier)
+    gate.open.set()
+    failing = gate.notify
+
+    async def notify(member: MemberRef, message: object) -> bool:
+        if member.user_id == 2:
+            raise RuntimeError("the messenger broke")
+        return await failing(member, message)
+
+    gate.notify = notify  # type: ignore[method-assign]
+
+    with caplog.at_level(logging.ERROR, logger="funnelbot.events"):
+        assert await applier.apply_pending() == 3
+
+    assert gate.told == [1, 3]
+    assert "telling member 2 of a reward failed" in caplog.text
