@@ -16,7 +16,9 @@ import pytest
 from redis.asyncio import Redis
 from sqlalchemy import delete, event, select, update
 
+from bot.http import app as http_app
 from bot.http.app import create_app
+from bot.http.rates import KeyRates
 from funnels.kernel.stages import Stage
 from funnels.ops.board import FiguresBoard
 from funnels.ops.keys import CreateApiKey, RevokeApiKey
@@ -295,11 +297,14 @@ async def test_a_weeks_regions_come_from_memory_as_fastapi_would_answer_them(
 
 
 async def test_a_key_past_its_rate_is_refused_whichever_route_answers(
-    kit: Kit, board: FiguresBoard, key: str
+    kit: Kit, board: FiguresBoard, key: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     cohort = await _cohort_with_members(kit, 1)
     other = (await CreateApiKey(kit.deps)("other"))[1]
     await board.fill()
+    # Time stands still for the buckets: however slow the machine, no token comes back
+    # between the requests (at 1 a second one would, past a second).
+    monkeypatch.setattr(http_app, "KeyRates", lambda rate: KeyRates(rate, time_source=lambda: 0.0))
     app = create_app(kit.store.engine, deps=kit.deps, board=board, api_rate=1)  # bursts of 2
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
     async with httpx.AsyncClient(transport=transport, base_url="http://funnelbot") as c:
