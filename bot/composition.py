@@ -207,17 +207,24 @@ def build_telegram(settings: Settings, store: SqlStore, clock: Clock) -> Telegra
     return TelegramSide(bot, services, dp, build_inbox(store, services, dp))
 
 
-def build_payouts(settings: Settings, store: SqlStore, deps: Deps, owner: str) -> PayoutWorker:
+def build_payouts(
+    settings: Settings,
+    store: SqlStore,
+    deps: Deps,
+    owner: str,
+    applier: EventApplier | None = None,
+) -> PayoutWorker:
     """The payout worker over ``deps`` (reward notices always; deliveries when
     ``FUNNELBOT_PAYOUT_WEBHOOK_URL`` is set), woken by the store after each commit that
-    recorded a reward."""
+    recorded a reward; its deliveries give way to ``applier`` while it applies a
+    burst."""
     from bot.payouts import PayoutWorker, WebhookSender
 
     sender = None
     if settings.payout_webhook_url and settings.payout_secret is not None:
         secret = settings.payout_secret.get_secret_value()
         sender = WebhookSender(settings.payout_webhook_url, secret, SystemClock())
-    worker = PayoutWorker(deps, sender, owner)
+    worker = PayoutWorker(deps, sender, owner, give_way=applier.settled if applier else None)
     store.on_rewards = worker.wake
     return worker
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 
 import aiohttp
 from standardwebhooks import Webhook
@@ -22,6 +23,9 @@ from funnels.ladder.rewards import SendRewardNotices
 
 log = logging.getLogger("funnelbot.payouts")
 
+GIVE_WAY = 5.0
+"""Seconds a payout round waits at most for a burst of events to be applied before it
+delivers (see :class:`PayoutWorker`)."""
 TIMEOUT = 10.0
 """Seconds after which a receiver that has not answered is retried later like any
 failure (at most half of it to connect)."""
@@ -80,10 +84,22 @@ class PayoutWorker:
     """Reward notices, then payout deliveries until nothing more is due, in a task of
     its own: woken by each scheduler tick and as soon as a reward commits. Rounds never
     overlap in one process (a wake during a round asks for one more); processes share
-    the work through the payouts' leases."""
+    the work through the payouts' leases.
+
+    With ``give_way`` (the event applier's :meth:`~bot.http.events.EventApplier.settled`),
+    deliveries wait while a burst of events is being applied, for at most
+    :data:`GIVE_WAY` seconds a round: the members' progress and rewards come first, the
+    platform hears of the rewards right after (they are queued with their credit and
+    lose nothing by waiting)."""
 
     def __init__(
-        self, deps: Deps, sender: WebhookSender | None, owner: str, *, batch: int = 20
+        self,
+        deps: Deps,
+        sender: WebhookSender | None,
+        owner: str,
+        *,
+        batch: int = 20,
+        give_way: Callable[[float], Awaitable[None]] | None = None,
     ) -> None:
         self.notices = SendRewardNotices(deps)
         self.sender = sender
@@ -91,6 +107,7 @@ class PayoutWorker:
             DeliverPayouts(deps, sender, owner=owner, batch=batch) if sender is not None else None
         )
         self.batch = batch
+        self.give_way = give_way
         self._round = asyncio.Lock()
         self._woken: asyncio.Task[None] | None = None
         self._again = False
@@ -110,7 +127,13 @@ class PayoutWorker:
                     cohort.code,
                     extra={"cohort_id": cohort.id},
                 )
-            while self.deliver is not None and not self._stopped:
+            loop = asyncio.get_running_loop()
+            until = loop.time() + GIVE_WAY
+            while self.deliver is not None:
+                if self.give_way is not None:
+                    await self.give_way(until - loop.time())
+                if self._stopped:
+                    break
                 report = await self.deliver()
                 metrics.PAYOUTS.labels("delivered").inc(report.delivered)
                 metrics.PAYOUTS.labels("parked").inc(len(report.parked))

@@ -257,7 +257,7 @@ async def _serve(
     if intake is None:
         log.info("inbound events are off: FUNNELBOT_EVENTS_SECRET is not set")
     owner = f"{socket.gethostname()[:40]}:{os.getpid()}"
-    payouts = build_payouts(settings, store, deps, owner)
+    payouts = build_payouts(settings, store, deps, owner, applier)
     if settings.payout_webhook_url is None:
         log.warning(
             "payouts are not configured (FUNNELBOT_PAYOUT_WEBHOOK_URL is not set): rewards "

@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, bindparam, func, or_, select, update
+from sqlalchemy import and_, bindparam, func, literal, or_, select, update
 
 from funnels.kernel.records import IncomingEvent, LedgerCredit, TaskProgressRecord
 from funnels.ladder.ports import WAITING
@@ -227,7 +227,12 @@ class SqlEvents(Repo):
         return await store_events(self.conn, source, events, at)
 
     async def claim(
-        self, ids: Sequence[int] | None, limit: int, received_before: datetime | None = None
+        self,
+        ids: Sequence[int] | None,
+        limit: int,
+        received_before: datetime | None = None,
+        *,
+        least: int | None = None,
     ) -> list[tuple[int, IncomingEvent]]:
         """Unapplied events, oldest first: pending ones (received before
         ``received_before``, if given), or with ``ids`` those of them still pending or
@@ -258,7 +263,10 @@ class SqlEvents(Repo):
             query = query.with_for_update(skip_locked=True)
         if ids is None:
             async with self.in_index_order():
-                rows = (await self.conn.execute(query)).all()
+                if least is not None and received_before is None and self.dialect == "postgresql":
+                    limit = await self._share(limit, least)
+                    query = query.limit(limit)
+                rows = (await self.conn.execute(query)).all() if limit else []
         else:
             rows = (await self.conn.execute(query)).all()
         return [
@@ -275,6 +283,20 @@ class SqlEvents(Repo):
             )
             for r in rows
         ]
+
+    async def _share(self, limit: int, least: int) -> int:
+        """How many to claim of the free pending events (``claim``'s ``least``): the
+        first free one is held, and those from it counted up to twice ``limit``."""
+        row = (
+            await self.conn.execute(
+                prepared("events_first_free", self.dialect, _first_free_pg),
+                {"b_cap": 2 * limit},
+            )
+        ).first()
+        if row is None:
+            return 0
+        ahead: int = row.ahead
+        return limit if ahead >= 2 * limit else min(limit, max(least, -(-ahead // 2)))
 
     async def oldest_pending(self) -> datetime | None:
         statement = prepared(
@@ -483,6 +505,32 @@ class SqlLedger(Repo):
 MEMBER_LOCKS = 0x6D65_6D62 << 32
 """Where the advisory lock keys of members being applied start (``memb`` in the upper
 half of the 64-bit key, the user id in the lower): apart from any other use of them."""
+
+
+def _first_free_pg() -> Any:
+    """The first pending event no other transaction holds (held now), and how many
+    pending events there are from it on, counted up to ``b_cap``. (Counted once, for the
+    row held: not for each row skipped on the way to it.)"""
+    first = (
+        select(_ev.c.id)
+        .where(_ev.c.state == "pending")
+        .order_by(_ev.c.id)
+        .limit(1)
+        .with_for_update(skip_locked=True)
+        .cte("first_free")
+        .prefix_with("MATERIALIZED")
+    )
+    ahead = _ev.alias("ahead")
+    counted = (
+        select(literal(1))
+        .where(ahead.c.state == "pending", ahead.c.id >= first.c.id)
+        .correlate(first)
+        .limit(bindparam("b_cap"))
+        .subquery("counted")
+    )
+    return select(
+        first.c.id, select(func.count()).select_from(counted).scalar_subquery().label("ahead")
+    )
 
 
 def _hold_pg() -> Any:

@@ -222,6 +222,8 @@ class EventApplier:
         self._apply = ApplyEvents(deps, notify=False)
         self.teller = RewardTeller(deps)
         self._batch = batch
+        self._least = max(batch // 2, 1)
+        """The smallest batch where the end of a backlog is shared (``Events.claim``)."""
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
@@ -229,6 +231,9 @@ class EventApplier:
         self._last_store = 0.0
         self._first_store: float | None = None
         self._storing_cm = _Storing(self)
+        self._settled = asyncio.Event()
+        """Set while nothing stored waits for this applier (see :meth:`settled`)."""
+        self._settled.set()
 
     def storing(self) -> _Storing:
         """Around a store: the stores are not pausing while one is in progress (a large
@@ -248,6 +253,7 @@ class EventApplier:
         self._last_store = now
         if self._first_store is None:
             self._first_store = now
+        self._settled.clear()
         self._wake.set()
 
     def _busy(self, now: float) -> bool:
@@ -256,8 +262,18 @@ class EventApplier:
     def start(self) -> None:
         """Apply in the background from now on (what is pending first)."""
         self._first_store = asyncio.get_running_loop().time()
+        self._settled.clear()
         self._wake.set()
         self._task = asyncio.create_task(self._run(), name="event-applier")
+
+    async def settled(self, at_most: float) -> None:
+        """Until what was stored is applied (this process's applier has nothing in hand),
+        or ``at_most`` seconds: for work that can wait out a burst, such as payout
+        deliveries, rather than take the CPU and the connections the burst needs."""
+        if self._settled.is_set() or at_most <= 0:
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._settled.wait(), at_most)
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
@@ -278,6 +294,9 @@ class EventApplier:
                 if oldest is not None:
                     self._first_store = min(oldest, self._first_store or oldest)
                 self._wake.set()
+            elif not self._wake.is_set():  # (a store meanwhile: another round)
+                self._settled.set()
+        self._settled.set()
 
     async def _apply_while_quiet(self, oldest: float | None) -> bool:
         """Apply what is pending; True once nothing is, False when the stores came back
@@ -297,7 +316,8 @@ class EventApplier:
                 # transactions and shorter turns for the requests, until caught up.
                 behind = busy and oldest is not None and now - oldest >= CATCH_UP_AFTER
                 result = await self._apply(
-                    limit=self._batch if busy and not behind else QUIET_BATCHES * self._batch
+                    limit=self._batch if busy and not behind else QUIET_BATCHES * self._batch,
+                    least=self._least,
                 )
                 if not result.applied:
                     if result.deferred:  # all another process's: free once it commits
@@ -370,6 +390,7 @@ class EventApplier:
                 self._task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await self._task
+        self._settled.set()
         await self.teller.stop(max(deadline - asyncio.get_running_loop().time(), 0.0))
 
 

@@ -144,15 +144,18 @@ class ApplyEvents:
         ids: Sequence[int] | None = None,
         limit: int = 500,
         received_before: datetime | None = None,
+        *,
+        least: int | None = None,
     ) -> IngestResult:
         """Up to ``limit`` pending events (received before ``received_before``, if
         given), or with ``ids`` those of them not yet applied. Pending events of members
         another transaction is applying are left pending (``deferred``); with ``ids``,
-        this waits for that transaction instead."""
+        this waits for that transaction instead. With ``least``, the end of the queue is
+        shared with the other appliers (``Events.claim``)."""
         result = IngestResult()
         now = self.deps.clock.now()
         async with self.deps.uow(LadderTx).transaction() as tx:
-            fresh = await tx.events.claim(ids, limit, received_before)
+            fresh = await tx.events.claim(ids, limit, received_before, least=least)
             if not fresh:
                 return result
             by_ref, by_tg = await tx.users.resolve_many(

@@ -67,12 +67,22 @@ WAITING = frozenset({"unknown_member", "no_task_stage"})
 
 class Events(Protocol):
     async def claim(
-        self, ids: Sequence[int] | None, limit: int, received_before: datetime | None = None
+        self,
+        ids: Sequence[int] | None,
+        limit: int,
+        received_before: datetime | None = None,
+        *,
+        least: int | None = None,
     ) -> list[tuple[int, IncomingEvent]]:
         """Up to ``limit`` unapplied events (row id, event), oldest first: the pending
         ones (received before ``received_before``, if given), or with ``ids`` those of
         them still pending or waiting; held until the transaction ends (another process
-        skips them)."""
+        skips them).
+
+        With ``least``, the end of the queue is shared: where fewer than twice ``limit``
+        pending events are free, half of them are taken (at least ``least``), so that
+        appliers side by side finish together instead of one finishing a full batch
+        after the others are done. (PostgreSQL; a single writer takes ``limit``.)"""
         ...
 
     async def oldest_pending(self) -> datetime | None:

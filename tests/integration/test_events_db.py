@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from sqlalchemy import func, select, update
@@ -538,6 +539,44 @@ async def test_a_member_another_applier_has_in_hand_is_left_for_its_next_batch(k
     assert (await progress(kit, x.user_id, "invite_fans"))[0] == {"0": 1}
     assert (await progress(kit, y.user_id, "invite_fans"))[0] == {"0": 1}
     assert (await apply()).applied == 0
+
+
+async def test_appliers_side_by_side_share_the_end_of_the_queue(kit: Kit) -> None:
+    """With ``least``, a claim takes half of the free pending events once they are fewer
+    than twice its limit (and at least ``least``): appliers side by side end together
+    instead of one finishing a full batch alone. A single writer (SQLite) takes its
+    limit."""
+    await StoreEvents(kit.deps)(
+        "platform",
+        [[IncomingEvent(f"e{n}", "fan.locked", DAY1, None, 10_000 + n) for n in range(100)]],
+    )
+
+    async def claim(tx: Any, limit: int, least: int | None = 10) -> list[int]:
+        return [row for row, _ in await tx.events.claim(None, limit, least=least)]
+
+    if kit.dialect != "postgresql":
+        async with kit.store.transaction() as tx:
+            assert len(await claim(tx, 80)) == 80
+        return
+    async with kit.store.transaction() as tx:
+        assert len(await claim(tx, 40)) == 40  # 100 free: the limit
+    async with kit.store.transaction() as first:
+        mine = await claim(first, 80)
+        assert len(mine) == 50  # half of the 100 free
+        async with kit.store.transaction() as second:
+            theirs = await claim(second, 80)
+            assert len(theirs) == 25  # half of the 50 still free, after the first's
+            assert min(theirs) > max(mine)
+            async with kit.store.transaction() as third:
+                assert len(await claim(third, 80)) == 13  # half of 25, rounded up
+                async with kit.store.transaction() as fourth:
+                    assert len(await claim(fourth, 80)) == 10  # 12 free: at least 10
+                    async with kit.store.transaction() as fifth:
+                        assert len(await claim(fifth, 80)) == 2  # what is left
+                        async with kit.store.transaction() as sixth:
+                            assert await claim(sixth, 80) == []
+    async with kit.store.transaction() as tx:  # all let go (no commit): all free again
+        assert len(await claim(tx, 80, least=None)) == 80
 
 
 @pytest.mark.postgres

@@ -6,6 +6,7 @@ the budget is raised, duplicates, a crash before delivery, and concurrent delive
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections import Counter
 from collections.abc import AsyncIterator
 from datetime import timedelta
@@ -13,6 +14,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
+import bot.payouts
 from bot.clock import SystemClock
 from bot.payouts import PayoutWorker, WebhookSender
 from funnels.deps import Deps
@@ -456,6 +458,65 @@ async def test_the_worker_delivers_right_after_the_credit_commits(
         kit.store.on_rewards = None
         await worker.close()
     assert {p["status"] for p in await payouts(kit)} == {"delivered"}
+
+
+class Burst:
+    """Stands in for the event applier's ``settled``: a burst being applied until
+    :attr:`over` is set."""
+
+    def __init__(self) -> None:
+        self.over = asyncio.Event()
+        self.asked: list[float] = []
+
+    async def settled(self, at_most: float) -> None:
+        self.asked.append(at_most)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.over.wait(), max(at_most, 0.0))
+
+
+async def test_deliveries_wait_for_a_burst_of_events_to_be_applied(
+    kit: Kit, receiver: Receiver, sender: WebhookSender
+) -> None:
+    _, [m, n], _ = await task_cohort(kit, 2)
+    for member in (m, n):
+        await kit.ingest()("platform", fans(kit, member))
+    burst = Burst()
+    worker = PayoutWorker(kit.deps, sender, "polite:1", give_way=burst.settled)
+    try:
+        round_ = asyncio.create_task(worker.run())
+        await asyncio.sleep(0.3)
+        assert receiver.received == []
+        assert not round_.done()
+
+        burst.over.set()
+        await asyncio.wait_for(round_, 5)
+    finally:
+        await worker.close()
+    assert len(receiver.received) == 2
+    assert {p["status"] for p in await payouts(kit)} == {"delivered"}
+
+
+async def test_deliveries_give_way_for_a_bounded_time_only(
+    kit: Kit, receiver: Receiver, sender: WebhookSender, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(bot.payouts, "GIVE_WAY", 0.3)
+    _, [m, n], _ = await task_cohort(kit, 2)
+    for member in (m, n):
+        await kit.ingest()("platform", fans(kit, member))
+    burst = Burst()  # never over: events keep coming
+    worker = PayoutWorker(kit.deps, sender, "polite:1", batch=1, give_way=burst.settled)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    try:
+        await asyncio.wait_for(worker.run(), 5)
+    finally:
+        await worker.close()
+
+    assert loop.time() - started >= 0.3
+    assert len(receiver.received) == 2
+    # One wait for the round, shared by its batches: the later ones have none left.
+    assert burst.asked[0] == pytest.approx(0.3, abs=0.05)
+    assert all(left <= 0 for left in burst.asked[1:])
 
 
 async def test_without_a_payout_url_rows_stay_pending_and_members_are_still_told(

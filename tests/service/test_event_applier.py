@@ -47,6 +47,8 @@ class Backlog:
         ids: Sequence[int] | None = None,
         limit: int = 500,
         received_before: datetime | None = None,
+        *,
+        least: int | None = None,
     ) -> IngestResult:
         loop = asyncio.get_running_loop()
         start = loop.time()
@@ -320,3 +322,88 @@ async def test_a_notice_that_fails_is_logged_and_the_next_ones_are_sent(
 
     assert gate.told == [1, 3]
     assert "telling member 2 of a reward failed" in caplog.text
+
+
+async def test_settled_returns_at_once_when_nothing_is_stored(applier: EventApplier) -> None:
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+
+    await applier.settled(5.0)
+
+    assert loop.time() - started < 0.05
+
+
+async def test_settled_waits_until_a_burst_is_applied(applier: EventApplier) -> None:
+    work = backlog(applier, 95)
+    applier.wake()
+    applier.start()
+
+    await applier.settled(5.0)
+
+    assert work.pending == 0
+    # Settled again: nothing left to wait for.
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    await applier.settled(5.0)
+    assert loop.time() - started < 0.05
+
+
+async def test_a_store_while_applying_is_applied_before_it_settles(
+    applier: EventApplier,
+) -> None:
+    work = backlog(applier, 95)
+    applier.wake()
+    applier.start()
+    await asyncio.sleep(QUIET + 1.5 * WORK)  # the second transaction is under way
+    assert 0 < work.applied < 95
+    work.pending += 40  # stored meanwhile
+    applier.wake()
+
+    await applier.settled(5.0)
+
+    assert work.pending == 0
+    assert work.applied == 135
+
+
+async def test_settled_waits_at_most_as_long_as_asked(applier: EventApplier) -> None:
+    work = backlog(applier, 10_000)  # 20 s of stand-in transactions
+    applier.wake()
+    applier.start()
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+
+    await applier.settled(0.2)
+
+    assert 0.2 <= loop.time() - started < 0.4
+    assert work.pending > 0
+
+
+async def test_a_stopped_applier_is_settled(applier: EventApplier) -> None:
+    backlog(applier, 10_000)
+    applier.wake()
+    applier.start()
+    await asyncio.sleep(QUIET + WORK)
+    await applier.stop(grace=1.0)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+
+    await applier.settled(5.0)
+
+    assert loop.time() - started < 0.05
+
+
+async def test_the_end_of_a_backlog_is_shared(applier: EventApplier) -> None:
+    work = backlog(applier, 95)
+    applier.wake()
+    applier.start()
+    seen: list[int | None] = []
+    inner = work.__call__
+
+    async def noting(*args: object, least: int | None = None, **kw: object) -> IngestResult:
+        seen.append(least)
+        return await inner(*args, least=least, **kw)  # type: ignore[arg-type]
+
+    applier._apply = noting  # type: ignore[assignment]
+    await applier.settled(5.0)
+
+    assert seen and set(seen) == {BATCH // 2}
