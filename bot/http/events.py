@@ -50,6 +50,7 @@ from funnels.deps import Deps
 from funnels.kernel.messaging import RewardNotice
 from funnels.kernel.records import IncomingEvent, MemberRef
 from funnels.ladder.events import ApplyEvents, IngestResult, Stored, StoreEvents
+from funnels.ladder.ports import LadderTx
 
 log = logging.getLogger("funnelbot.events")
 
@@ -87,6 +88,9 @@ applier takes its turn every few seconds."""
 
 TELL_BEHIND = 5000
 """Reward notices that may wait for the teller before the applier waits for it."""
+SETTLE_POLL = 0.05
+"""Seconds between two looks at the queue while :meth:`EventApplier.settled` waits for
+the other processes' appliers."""
 
 
 DEFERRED_PAUSE = 0.01
@@ -219,6 +223,7 @@ class EventApplier:
         # The members are told beside the next batches (:class:`RewardTeller`): a
         # burst's hundreds of private messages, at Telegram's pace, never hold up the
         # applying.
+        self._deps = deps
         self._apply = ApplyEvents(deps, notify=False)
         self.teller = RewardTeller(deps)
         self._batch = batch
@@ -267,13 +272,27 @@ class EventApplier:
         self._task = asyncio.create_task(self._run(), name="event-applier")
 
     async def settled(self, at_most: float) -> None:
-        """Until what was stored is applied (this process's applier has nothing in hand),
-        or ``at_most`` seconds: for work that can wait out a burst, such as payout
-        deliveries, rather than take the CPU and the connections the burst needs."""
-        if self._settled.is_set() or at_most <= 0:
+        """Until what was stored is applied, or ``at_most`` seconds: for work that can
+        wait out a burst, such as payout deliveries, rather than take the CPU and the
+        connections the burst needs. First this process's applier, then the other
+        processes' (while any event is pending, looked at every :data:`SETTLE_POLL`
+        seconds: one indexed row read)."""
+        if at_most <= 0:
             return
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._settled.wait(), at_most)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + at_most
+        if not self._settled.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._settled.wait(), at_most)
+        # (The other processes' bursts are known from the database only: no event to
+        # wait on.)
+        while (left := deadline - loop.time()) > 0 and await self._pending():  # noqa: ASYNC110
+            await asyncio.sleep(min(SETTLE_POLL, left))
+
+    async def _pending(self) -> bool:
+        """Whether any stored event waits to be applied, by any process."""
+        async with self._deps.uow(LadderTx).one_statement() as tx:
+            return await tx.events.oldest_pending() is not None
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()

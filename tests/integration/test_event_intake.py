@@ -9,6 +9,7 @@ from datetime import timedelta
 
 from sqlalchemy import select, update
 
+from bot.http.events import EventApplier
 from funnels.kernel.records import IncomingEvent
 from funnels.kernel.stages import Stage
 from funnels.ladder.events import (
@@ -212,3 +213,24 @@ async def test_the_oldest_pending_event_is_none_once_all_are_applied(kit: Kit) -
 
     async with kit.store.transaction() as tx:
         assert await tx.events.oldest_pending() is None
+
+
+async def test_settled_waits_while_any_stored_event_is_pending(kit: Kit) -> None:
+    """What another process stored and has not applied yet keeps payouts waiting (for at
+    most what they were given): the queue is the processes' shared view of a burst."""
+    _, [m] = await task_cohort(kit, 1)
+    applier = EventApplier(kit.deps)  # not started: stands for another process's
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    await applier.settled(2.0)
+    assert loop.time() - started < 0.1  # nothing stored
+
+    await StoreEvents(kit.deps)("platform", [fans(kit, m, 2)])
+    started = loop.time()
+    await applier.settled(0.3)
+    assert loop.time() - started >= 0.3  # pending the whole time
+
+    await ApplyEvents(kit.deps)()
+    started = loop.time()
+    await applier.settled(2.0)
+    assert loop.time() - started < 0.1

@@ -96,11 +96,17 @@ def gated(applier: EventApplier) -> Gate:
     return gate
 
 
+async def nothing_pending() -> bool:
+    """Stands in for the look at the queue: no other process has events pending."""
+    return False
+
+
 @pytest.fixture
 async def applier(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[EventApplier]:
     monkeypatch.setattr(events, "APPLY_LAG", LAG)
     monkeypatch.setattr(events, "APPLY_QUIET", QUIET)
     applier = EventApplier(None, batch=BATCH)  # type: ignore[arg-type]
+    applier._pending = nothing_pending  # type: ignore[method-assign]
     yield applier
     await applier.stop(grace=1.0)
 
@@ -376,6 +382,25 @@ async def test_settled_waits_at_most_as_long_as_asked(applier: EventApplier) -> 
 
     assert 0.2 <= loop.time() - started < 0.4
     assert work.pending > 0
+
+
+async def test_settled_waits_for_the_events_other_processes_apply(
+    applier: EventApplier,
+) -> None:
+    looks: list[float] = []
+    loop = asyncio.get_running_loop()
+
+    async def pending_a_while() -> bool:  # another process's burst, applied in 0.2 s
+        looks.append(loop.time())
+        return len(looks) * events.SETTLE_POLL < 0.2
+
+    applier._pending = pending_a_while  # type: ignore[method-assign]
+    started = loop.time()
+
+    await applier.settled(5.0)
+
+    assert 0.15 <= loop.time() - started < 0.5
+    assert len(looks) == 4  # three looks found events pending, the fourth none
 
 
 async def test_a_stopped_applier_is_settled(applier: EventApplier) -> None:
