@@ -21,6 +21,7 @@ from bot.http.events import EventApplier, RewardTeller
 from funnels.kernel.messaging import RewardNotice
 from funnels.kernel.records import MemberRef
 from funnels.ladder.events import IngestResult
+from tests.support.loopback import seconds_taken
 
 LAG = 0.6
 QUIET = 0.05
@@ -331,12 +332,7 @@ async def test_a_notice_that_fails_is_logged_and_the_next_ones_are_sent(
 
 
 async def test_settled_returns_at_once_when_nothing_is_stored(applier: EventApplier) -> None:
-    loop = asyncio.get_running_loop()
-    started = loop.time()
-
-    await applier.settled(5.0)
-
-    assert loop.time() - started < 0.05
+    assert await seconds_taken(applier.settled(5.0)) < 0.05
 
 
 async def test_settled_waits_until_a_burst_is_applied(applier: EventApplier) -> None:
@@ -347,11 +343,7 @@ async def test_settled_waits_until_a_burst_is_applied(applier: EventApplier) -> 
     await applier.settled(5.0)
 
     assert work.pending == 0
-    # Settled again: nothing left to wait for.
-    loop = asyncio.get_running_loop()
-    started = loop.time()
-    await applier.settled(5.0)
-    assert loop.time() - started < 0.05
+    assert await seconds_taken(applier.settled(5.0)) < 0.05  # nothing left to wait for
 
 
 async def test_a_store_while_applying_is_applied_before_it_settles(
@@ -375,32 +367,28 @@ async def test_settled_waits_at_most_as_long_as_asked(applier: EventApplier) -> 
     work = backlog(applier, 10_000)  # 20 s of stand-in transactions
     applier.wake()
     applier.start()
-    loop = asyncio.get_running_loop()
-    started = loop.time()
+    waited = await seconds_taken(applier.settled(0.2))
 
-    await applier.settled(0.2)
-
-    assert 0.2 <= loop.time() - started < 0.4
+    assert 0.2 <= waited < 0.4
     assert work.pending > 0
 
 
 async def test_settled_waits_for_the_events_other_processes_apply(
     applier: EventApplier,
 ) -> None:
-    looks: list[float] = []
-    loop = asyncio.get_running_loop()
+    looks = 0
 
     async def pending_a_while() -> bool:  # another process's burst, applied in 0.2 s
-        looks.append(loop.time())
-        return len(looks) * events.SETTLE_POLL < 0.2
+        nonlocal looks
+        looks += 1
+        return looks * events.SETTLE_POLL < 0.2
 
     applier._pending = pending_a_while  # type: ignore[method-assign]
-    started = loop.time()
 
-    await applier.settled(5.0)
+    waited = await seconds_taken(applier.settled(5.0))
 
-    assert 0.15 <= loop.time() - started < 0.5
-    assert len(looks) == 4  # three looks found events pending, the fourth none
+    assert 0.15 <= waited < 0.5
+    assert looks == 4  # three looks found events pending, the fourth none
 
 
 async def test_a_stopped_applier_is_settled(applier: EventApplier) -> None:
@@ -409,12 +397,7 @@ async def test_a_stopped_applier_is_settled(applier: EventApplier) -> None:
     applier.start()
     await asyncio.sleep(QUIET + WORK)
     await applier.stop(grace=1.0)
-    loop = asyncio.get_running_loop()
-    started = loop.time()
-
-    await applier.settled(5.0)
-
-    assert loop.time() - started < 0.05
+    assert await seconds_taken(applier.settled(5.0)) < 0.05
 
 
 async def test_the_end_of_a_backlog_is_shared(applier: EventApplier) -> None:

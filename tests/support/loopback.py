@@ -1,5 +1,5 @@
 """Small helpers for end-to-end tests on loopback: aiogram's session without its TLS
-drain wait, and waiting for a condition that has no event to wait on."""
+drain wait, waiting for a condition that has no event to wait on, and timing a wait."""
 
 from __future__ import annotations
 
@@ -33,3 +33,11 @@ async def until(
             if held:
                 return
             await asyncio.sleep(0.005)
+
+
+async def seconds_taken(awaitable: Awaitable[object]) -> float:
+    """How long ``awaitable`` took to finish, on the loop's clock."""
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    await awaitable
+    return loop.time() - started
