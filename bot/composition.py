@@ -216,8 +216,8 @@ def build_payouts(
 ) -> PayoutWorker:
     """The payout worker over ``deps`` (reward notices always; deliveries when
     ``FUNNELBOT_PAYOUT_WEBHOOK_URL`` is set), woken by the store after each commit that
-    recorded a reward; its deliveries give way to ``applier`` while it applies a
-    burst."""
+    recorded a reward; its deliveries give way to a burst of events being applied
+    (``applier.settled``)."""
     from bot.payouts import PayoutWorker, WebhookSender
 
     sender = None

@@ -220,10 +220,10 @@ class EventApplier:
     it go on while they keep coming, taking turns with them."""
 
     def __init__(self, deps: Deps, batch: int = 100) -> None:
+        self._deps = deps
         # The members are told beside the next batches (:class:`RewardTeller`): a
         # burst's hundreds of private messages, at Telegram's pace, never hold up the
         # applying.
-        self._deps = deps
         self._apply = ApplyEvents(deps, notify=False)
         self.teller = RewardTeller(deps)
         self._batch = batch
