@@ -87,8 +87,8 @@ class PayoutWorker:
     the work through the payouts' leases.
 
     With ``give_way`` (the event applier's :meth:`~bot.http.events.EventApplier.settled`),
-    deliveries wait while a burst of events is being applied, for at most
-    :data:`GIVE_WAY` seconds a round: the members' progress and rewards come first, the
+    a round's deliveries first wait while a burst of events is being applied, for at
+    most :data:`GIVE_WAY` seconds: the members' progress and rewards come first, the
     platform hears of the rewards right after (they are queued with their credit and
     lose nothing by waiting)."""
 
@@ -127,13 +127,9 @@ class PayoutWorker:
                     cohort.code,
                     extra={"cohort_id": cohort.id},
                 )
-            loop = asyncio.get_running_loop()
-            until = loop.time() + GIVE_WAY
-            while self.deliver is not None:
-                if self.give_way is not None:
-                    await self.give_way(until - loop.time())
-                if self._stopped:
-                    break
+            if self.deliver is not None and self.give_way is not None:
+                await self.give_way(GIVE_WAY)  # once a round, before its deliveries
+            while self.deliver is not None and not self._stopped:
                 report = await self.deliver()
                 metrics.PAYOUTS.labels("delivered").inc(report.delivered)
                 metrics.PAYOUTS.labels("parked").inc(len(report.parked))

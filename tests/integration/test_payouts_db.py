@@ -514,9 +514,8 @@ async def test_deliveries_give_way_for_a_bounded_time_only(
 
     assert loop.time() - started >= 0.3
     assert len(receiver.received) == 2
-    # One wait for the round, shared by its batches: the later ones have none left.
-    assert burst.asked[0] == pytest.approx(0.3, abs=0.05)
-    assert all(left <= 0 for left in burst.asked[1:])
+    # One wait for the round, not one per batch (each look at the queue is a read).
+    assert burst.asked == [0.3]
 
 
 async def test_without_a_payout_url_rows_stay_pending_and_members_are_still_told(
