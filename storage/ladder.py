@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, bindparam, func, literal, or_, select, update
+from sqlalchemy import and_, bindparam, func, literal, or_, select, text, update
 
 from funnels.kernel.records import IncomingEvent, LedgerCredit, TaskProgressRecord
 from funnels.ladder.ports import WAITING
@@ -286,7 +286,8 @@ class SqlEvents(Repo):
 
     async def _share(self, limit: int, least: int) -> int:
         """How many to claim of the free pending events (``claim``'s ``least``): the
-        first free one is held, and those from it counted up to twice ``limit``."""
+        first free one is held, and those from it that no applier has claimed yet are
+        counted, up to twice ``limit``."""
         row = (
             await self.conn.execute(
                 prepared("events_first_free", self.dialect, _first_free_pg),
@@ -509,8 +510,17 @@ half of the 64-bit key, the user id in the lower): apart from any other use of t
 
 def _first_free_pg() -> Any:
     """The first pending event no other transaction holds (held now), and how many
-    pending events there are from it on, counted up to ``b_cap``. (Counted once, for the
-    row held: not for each row skipped on the way to it.)"""
+    pending events there are from it on that no transaction held before, counted up to
+    ``b_cap``. (Counted once, for the row held: not for each row skipped on the way to
+    it.)
+
+    A row lock leaves its transaction in the row's ``xmax``, so ``xmax = 0`` tells the
+    rows nobody has claimed from those another applier has in hand, without taking or
+    waiting for a lock. Counting those too would count the other appliers' batches as
+    free whenever the first free row is one let go behind them (an event left for a
+    member another batch held): the claim would then take a full batch and leave the
+    others nothing. Rows let go keep their ``xmax`` and are not counted either: the
+    count only sizes the claim, which takes them first all the same."""
     first = (
         select(_ev.c.id)
         .where(_ev.c.state == "pending")
@@ -523,7 +533,11 @@ def _first_free_pg() -> Any:
     ahead = _ev.alias("ahead")
     counted = (
         select(literal(1))
-        .where(ahead.c.state == "pending", ahead.c.id >= first.c.id)
+        .where(
+            ahead.c.state == "pending",
+            ahead.c.id >= first.c.id,
+            or_(ahead.c.id == first.c.id, text("ahead.xmax = 0")),  # (this one is held now)
+        )
         .correlate(first)
         .limit(bindparam("b_cap"))
         .subquery("counted")
