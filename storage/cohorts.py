@@ -165,32 +165,8 @@ class SqlCohorts(Repo):
         await self.conn.execute(update(_c).where(_c.c.id == cohort_id).values(task_chat_id=chat_id))
 
     async def pitches_to_announce(self, noted_before: datetime) -> list[CohortRecord]:
-        stamp = _c.c.admissions_noted_at
-        replied_since = (
-            select(_m.c.user_id)
-            .where(
-                _m.c.cohort_id == _c.c.id,
-                _m.c.replied_at.is_not(None),
-                or_(stamp.is_(None), _m.c.replied_at > stamp),
-            )
-            .exists()
-        )
-        rows = (
-            await self.conn.execute(
-                select(_c)
-                .where(
-                    _c.c.status == "running",
-                    _c.c.warmup_chat_id.is_not(None),
-                    _c.c.pitch_opened_at.is_not(None),
-                    _c.c.pitch_closed_at.is_(None),
-                    or_(stamp.is_(None), stamp <= noted_before),
-                    replied_since,
-                )
-                # PostgreSQL: the rows are this transaction's until it ends; another
-                # process's look passes them by, and after the commit finds them noted.
-                .with_for_update(of=_c, skip_locked=True)
-            )
-        ).all()
+        statement = prepared("cohorts.pitches_to_announce", self.dialect, _pitches_to_announce)
+        rows = (await self.conn.execute(statement, {"noted_before": noted_before})).all()
         return [_cohort(r) for r in rows]
 
     async def note_admissions(self, cohort_ids: Sequence[int], at: datetime) -> None:
@@ -199,19 +175,8 @@ class SqlCohorts(Repo):
         )
 
     async def finish_due(self, now: datetime) -> list[int]:
-        open_steps = (
-            select(_s.c.id)
-            .where(_s.c.cohort_id == _c.c.id, _s.c.status.in_(("pending", "running")))
-            .exists()
-        )
-        rows = (
-            await self.conn.execute(
-                update(_c)
-                .where(_c.c.status == "running", _c.c.ends_at <= now, ~open_steps)
-                .values(status="finished", finished_at=now)
-                .returning(_c.c.id)
-            )
-        ).all()
+        statement = prepared("cohorts.finish_due", self.dialect, _finish_due)
+        rows = (await self.conn.execute(statement, {"now": now})).all()
         return [int(r.id) for r in rows]
 
     async def close_pitch(self, cohort_id: int, at: datetime) -> None:
@@ -339,4 +304,49 @@ def _spend_many_pg() -> Any:
         update(_c)
         .where(_c.c.id == spend.c.id)
         .values(spent_minor=_c.c.spent_minor + spend.c.amount)
+    )
+
+
+def _pitches_to_announce() -> Any:
+    """Running cohorts whose pitch is open and has replies since they were last noted
+    (or never noted), noted before ``noted_before``."""
+    stamp = _c.c.admissions_noted_at
+    replied_since = (
+        select(_m.c.user_id)
+        .where(
+            _m.c.cohort_id == _c.c.id,
+            _m.c.replied_at.is_not(None),
+            or_(stamp.is_(None), _m.c.replied_at > stamp),
+        )
+        .exists()
+    )
+    return (
+        select(_c)
+        .where(
+            _c.c.status == "running",
+            _c.c.warmup_chat_id.is_not(None),
+            _c.c.pitch_opened_at.is_not(None),
+            _c.c.pitch_closed_at.is_(None),
+            or_(stamp.is_(None), stamp <= bindparam("noted_before")),
+            replied_since,
+        )
+        # PostgreSQL: the rows are this transaction's until it ends; another process's
+        # look passes them by, and after the commit finds them noted.
+        .with_for_update(of=_c, skip_locked=True)
+    )
+
+
+def _finish_due() -> Any:
+    """Running cohorts past their end with no step left pending or running: finished
+    at ``now``."""
+    open_steps = (
+        select(_s.c.id)
+        .where(_s.c.cohort_id == _c.c.id, _s.c.status.in_(("pending", "running")))
+        .exists()
+    )
+    return (
+        update(_c)
+        .where(_c.c.status == "running", _c.c.ends_at <= bindparam("now"), ~open_steps)
+        .values(status="finished", finished_at=bindparam("now"))
+        .returning(_c.c.id)
     )

@@ -312,10 +312,15 @@ class SqlEnvelopes(Repo):
     async def full_and_open(self, limit: int) -> list[int]:
         # No index covers "open": the envelopes table holds a few hundred rows a month
         # and a partial index on closed_at IS NULL would make this a lookup (a migration).
-        rows = await self.conn.execute(
-            select(_e.c.id)
-            .where(_e.c.closed_at.is_(None), _e.c.claimed >= _e.c.shares)
-            .order_by(_e.c.id)
-            .limit(limit)
+        statement = prepared(
+            "envelopes.full_and_open",
+            self.dialect,
+            lambda: (
+                select(_e.c.id)
+                .where(_e.c.closed_at.is_(None), _e.c.claimed >= _e.c.shares)
+                .order_by(_e.c.id)
+                .limit(bindparam("limit"))
+            ),
         )
+        rows = await self.conn.execute(statement, {"limit": limit})
         return [int(r) for r in rows.scalars()]

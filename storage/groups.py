@@ -6,10 +6,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import bindparam, or_, select, update
 
 from funnels.kernel.records import MemberGroupRecord, MemberGroupState
-from storage.sql import Repo
+from storage.sql import Repo, prepared
 from storage.tables import (
     cohorts as _c,
     member_groups as _g,
@@ -106,21 +106,28 @@ class SqlMemberGroups(Repo):
         )
 
     async def needing_care(self, now: datetime, count_before: datetime) -> list[MemberGroupRecord]:
-        rows = (
-            await self.conn.execute(
+        statement = prepared(
+            "groups.needing_care",
+            self.dialect,
+            lambda: (
                 select(_g)
                 .join(_c, _c.c.id == _g.c.cohort_id)
                 .where(
                     _g.c.left_at.is_(None),
                     or_(
                         _c.c.status.in_(("finished", "cancelled")),
-                        _c.c.ends_at <= now,
+                        _c.c.ends_at <= bindparam("now"),
                         _g.c.state == "talking",
                         (_g.c.state == "counting")
-                        & or_(_g.c.checked_at.is_(None), _g.c.checked_at <= count_before),
+                        & or_(
+                            _g.c.checked_at.is_(None),
+                            _g.c.checked_at <= bindparam("count_before"),
+                        ),
                     ),
                 )
                 .order_by(_g.c.id)
-            )
-        ).all()
+            ),
+        )
+        params = {"now": now, "count_before": count_before}
+        rows = (await self.conn.execute(statement, params)).all()
         return [_group(r) for r in rows]

@@ -325,33 +325,21 @@ class SqlEvents(Repo):
 
     async def waiting_ready(self, limit: int) -> list[int]:
         """Waiting events whose member is now known and in a running task group."""
-        member_of = or_(
-            and_(_ev.c.member_ref.is_not(None), _u.c.ref_code == _ev.c.member_ref),
-            and_(
-                _ev.c.member_ref.is_(None),
-                _ev.c.telegram_user_id.is_not(None),
-                _u.c.telegram_id == _ev.c.telegram_user_id,
-            ),
-        )
-        rows = await self.conn.execute(
-            select(_ev.c.id)
-            .join(_u, member_of)
-            .join(_m, and_(_m.c.user_id == _u.c.id, _m.c.admitted_at.is_not(None)))
-            .join(_c, and_(_c.c.id == _m.c.cohort_id, _c.c.status.in_(("running", "paused"))))
-            .where(_ev.c.state == "waiting")
-            .distinct()
-            .order_by(_ev.c.id)
-            .limit(limit)
-        )
-        return [int(r.id) for r in rows]
+        statement = prepared("events_waiting_ready", self.dialect, _waiting_ready)
+        return [int(r.id) for r in await self.conn.execute(statement, {"b_limit": limit})]
 
     async def expire_waiting(self, received_before: datetime, at: datetime) -> int:
         """Give up on waiting events received before ``received_before``."""
-        result = await self.conn.execute(
-            update(_ev)
-            .where(_ev.c.state == "waiting", _ev.c.received_at < received_before)
-            .values(state="handled", outcome="expired", handled_at=at)
+        statement = prepared(
+            "events_expire_waiting",
+            self.dialect,
+            lambda: (
+                update(_ev)
+                .where(_ev.c.state == "waiting", _ev.c.received_at < bindparam("b_before"))
+                .values(state="handled", outcome="expired", handled_at=bindparam("b_at"))
+            ),
         )
+        result = await self.conn.execute(statement, {"b_before": received_before, "b_at": at})
         return int(result.rowcount)
 
     async def mark_handled(
@@ -544,6 +532,29 @@ def _first_free_pg() -> Any:
     )
     return select(
         first.c.id, select(func.count()).select_from(counted).scalar_subquery().label("ahead")
+    )
+
+
+def _waiting_ready() -> Any:
+    """Waiting events whose member is now known and admitted to a running or paused
+    cohort, oldest first, up to ``b_limit``."""
+    member_of = or_(
+        and_(_ev.c.member_ref.is_not(None), _u.c.ref_code == _ev.c.member_ref),
+        and_(
+            _ev.c.member_ref.is_(None),
+            _ev.c.telegram_user_id.is_not(None),
+            _u.c.telegram_id == _ev.c.telegram_user_id,
+        ),
+    )
+    return (
+        select(_ev.c.id)
+        .join(_u, member_of)
+        .join(_m, and_(_m.c.user_id == _u.c.id, _m.c.admitted_at.is_not(None)))
+        .join(_c, and_(_c.c.id == _m.c.cohort_id, _c.c.status.in_(("running", "paused"))))
+        .where(_ev.c.state == "waiting")
+        .distinct()
+        .order_by(_ev.c.id)
+        .limit(bindparam("b_limit"))
     )
 
 

@@ -222,10 +222,8 @@ class SqlPayouts(Repo):
         return int(count), int(total)
 
     async def take_notices(self, limit: int) -> list[PayoutRecord]:
-        query = select(_p).where(_p.c.member_notice.is_not(None)).order_by(_p.c.id).limit(limit)
-        if self.dialect == "postgresql":
-            query = query.with_for_update(skip_locked=True)
-        rows = [_payout(r) for r in (await self.conn.execute(query)).all()]
+        query = prepared("payouts.take_notices", self.dialect, lambda: _notices(self.dialect))
+        rows = [_payout(r) for r in (await self.conn.execute(query, {"limit": limit})).all()]
         if rows:
             await self.conn.execute(
                 update(_p)
@@ -267,3 +265,15 @@ class SqlPayouts(Repo):
         if ids:
             self.touched = True
         return ids
+
+
+def _notices(dialect: str) -> Any:
+    """Payouts whose member has not been told yet, oldest first, up to ``limit``
+    (PostgreSQL: locked, another process's passing them by)."""
+    query = (
+        select(_p)
+        .where(_p.c.member_notice.is_not(None))
+        .order_by(_p.c.id)
+        .limit(bindparam("limit"))
+    )
+    return query.with_for_update(skip_locked=True) if dialect == "postgresql" else query

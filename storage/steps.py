@@ -134,18 +134,21 @@ class SqlSteps(Repo):
         return sorted((_step(r) for r in rows), key=lambda r: (r.due_at, r.id))
 
     async def expire_leases(self, now: datetime) -> list[StepRunRecord]:
-        rows = (
-            await self.conn.execute(
+        statement = prepared(
+            "steps.expire_leases",
+            self.dialect,
+            lambda: (
                 update(_s)
-                .where(_s.c.status == "running", _s.c.lease_until < now)
+                .where(_s.c.status == "running", _s.c.lease_until < bindparam("now"))
                 .values(
                     status="unknown",
-                    finished_at=now,
+                    finished_at=bindparam("now"),
                     error="the process stopped while sending; not re-sent automatically",
                 )
                 .returning(*_s.c)
-            )
-        ).all()
+            ),
+        )
+        rows = (await self.conn.execute(statement, {"now": now})).all()
         return [_step(r) for r in rows]
 
     async def hold_later_parts(self, cohort_id: int, source: str, part: int, reason: str) -> int:
@@ -275,14 +278,16 @@ class SqlSteps(Repo):
         return result.rowcount == 1
 
     async def next_due_at(self) -> datetime | None:
-        value = (
-            await self.conn.execute(
+        statement = prepared(
+            "steps.next_due_at",
+            self.dialect,
+            lambda: (
                 select(func.min(_s.c.due_at))
                 .join(_c, _c.c.id == _s.c.cohort_id)
                 .where(*_claimable())
-            )
-        ).scalar()
-        return cast(datetime | None, value)
+            ),
+        )
+        return cast(datetime | None, (await self.conn.execute(statement)).scalar())
 
     async def next_pending(self, cohort_id: int) -> StepRunRecord | None:
         row = (

@@ -80,7 +80,8 @@ class Events(Protocol):
         skips them).
 
         With ``least``, the end of the queue is shared: where fewer than twice ``limit``
-        pending events are free, half of them are taken (at least ``least``), so that
+        pending events are left that no applier has claimed, half of them are taken (at
+        least ``least``), so that
         appliers side by side finish together instead of one finishing a full batch
         after the others are done. (PostgreSQL; a single writer takes ``limit``.)"""
         ...

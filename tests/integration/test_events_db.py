@@ -615,6 +615,8 @@ async def test_the_end_of_the_queue_is_counted_without_the_batches_others_hold(k
     # the limit: half of the 101, the 10 let go first. (Counting the other's 90 as well,
     # it took the limit: 70 of the 100, leaving 30 for the others.)
     assert mine == let_go + fresh[:41]
+
+
 @pytest.mark.postgres
 async def test_events_applied_by_id_wait_for_their_member_instead(kit: Kit) -> None:
     """The bot's own events are applied at once and their outcome answered: none is
