@@ -91,10 +91,13 @@ def main() -> None:
     where = "PostgreSQL" if args.postgres else "SQLite"
     print(
         f"idle tick on {where}, {args.cohorts} running cohorts of {args.members} members, "
-        f"{args.ticks} ticks:\n"
-        f"  CPU  a tick: median {statistics.median(cpu):.2f} ms, mean {statistics.fmean(cpu):.2f} ms\n"
-        f"  wall a tick: median {statistics.median(wall):.2f} ms, mean {statistics.fmean(wall):.2f} ms"
+        f"{args.ticks} ticks:"
     )
+    for name, times in (("CPU ", cpu), ("wall", wall)):
+        print(
+            f"  {name} a tick: median {statistics.median(times):.2f} ms, "
+            f"mean {statistics.fmean(times):.2f} ms"
+        )
     postgres = f" --postgres {args.postgres}" if args.postgres else ""
     print(
         f"\nreproduce: .venv/bin/python scripts/bench/tick.py{postgres} --cohorts {args.cohorts}"
