@@ -268,8 +268,8 @@ class SqlPayouts(Repo):
 
 
 def _notices(dialect: str) -> Any:
-    """Payouts whose member has not been told yet, oldest first, up to ``limit``
-    (PostgreSQL: locked, another process's passing them by)."""
+    """Payouts whose member has not been told yet, oldest first, up to ``limit``; on
+    PostgreSQL held until the transaction ends (another process's look skips them)."""
     query = (
         select(_p)
         .where(_p.c.member_notice.is_not(None))

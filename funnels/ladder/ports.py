@@ -81,9 +81,9 @@ class Events(Protocol):
 
         With ``least``, the end of the queue is shared: where fewer than twice ``limit``
         pending events are left that no applier has claimed, half of them are taken (at
-        least ``least``), so that
-        appliers side by side finish together instead of one finishing a full batch
-        after the others are done. (PostgreSQL; a single writer takes ``limit``.)"""
+        least ``least``), so that appliers side by side finish together instead of one
+        finishing a full batch after the others are done. (PostgreSQL; a single writer
+        takes ``limit``.)"""
         ...
 
     async def oldest_pending(self) -> datetime | None:
