@@ -276,7 +276,8 @@ class EventApplier:
         wait out a burst, such as payout deliveries, rather than take the CPU and the
         connections the burst needs. First this process's applier, then the other
         processes' (while any event is pending, looked at every :data:`SETTLE_POLL`
-        seconds: one indexed row read)."""
+        seconds: one indexed row read). Once this applier stops, at once: nothing waits
+        out the other processes' bursts through a shutdown."""
         if at_most <= 0:
             return
         loop = asyncio.get_running_loop()
@@ -286,7 +287,9 @@ class EventApplier:
                 await asyncio.wait_for(self._settled.wait(), at_most)
         # (The other processes' bursts are known from the database only: no event to
         # wait on.)
-        while (left := deadline - loop.time()) > 0 and await self._pending():  # noqa: ASYNC110
+        while not self._stopping and (left := deadline - loop.time()) > 0:
+            if not await self._pending():
+                return
             await asyncio.sleep(min(SETTLE_POLL, left))
 
     async def _pending(self) -> bool:

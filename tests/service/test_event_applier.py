@@ -400,6 +400,31 @@ async def test_a_stopped_applier_is_settled(applier: EventApplier) -> None:
     assert await seconds_taken(applier.settled(5.0)) < 0.05
 
 
+async def test_settled_stops_waiting_for_other_processes_when_the_applier_stops(
+    applier: EventApplier,
+) -> None:
+    """A shutdown does not wait out another process's burst: a wait in progress ends
+    when the applier stops, and a stopped applier does not look at the queue."""
+    looks = 0
+
+    async def always_pending() -> bool:
+        nonlocal looks
+        looks += 1
+        return True
+
+    applier._pending = always_pending  # type: ignore[method-assign]
+    applier.start()
+    waiting = asyncio.create_task(seconds_taken(applier.settled(5.0)))
+    await asyncio.sleep(0.1)
+    assert looks > 0 and not waiting.done()  # still waiting for the other's events
+    await applier.stop(grace=1.0)
+    assert await waiting < 0.3
+
+    looks = 0
+    assert await seconds_taken(applier.settled(5.0)) < 0.05
+    assert looks == 0
+
+
 async def test_the_end_of_a_backlog_is_shared(applier: EventApplier) -> None:
     work = backlog(applier, 95)
     applier.wake()
