@@ -47,6 +47,40 @@ def _save_pg() -> Any:
     )
 
 
+_PROGRESS_COLUMNS = (
+    _tp.c.id,
+    _tp.c.cohort_id,
+    _tp.c.user_id,
+    _tp.c.task_id,
+    _tp.c.progress,
+    _tp.c.completed_at,
+)
+
+
+def _progress_rows_pg() -> Any:
+    """The progress rows of the (cohort, user, task) triples bound as three arrays,
+    locked in id order (``FOR UPDATE OF task_progress``): concurrent batches queue
+    instead of deadlocking."""
+    wanted = unnested(
+        ("cohort_id", "b_cohorts", _tp.c.cohort_id),
+        ("user_id", "b_users", _tp.c.user_id),
+        ("task_id", "b_tasks", _tp.c.task_id),
+    )
+    return (
+        select(*_PROGRESS_COLUMNS)
+        .join(
+            wanted,
+            and_(
+                _tp.c.cohort_id == wanted.c.cohort_id,
+                _tp.c.user_id == wanted.c.user_id,
+                _tp.c.task_id == wanted.c.task_id,
+            ),
+        )
+        .order_by(_tp.c.id)
+        .with_for_update(of=_tp)
+    )
+
+
 def _rewarded_pg() -> Any:
     """``UPDATE task_progress SET reward_status … FROM unnest(ids, statuses)``."""
     rows = unnested(("id", "b_ids", _tp.c.id), ("status", "b_statuses", _tp.c.reward_status))
@@ -143,16 +177,16 @@ class SqlTasks(Repo):
         found = await self._progress_rows(wanted)
         missing = [k for k in wanted if k not in found]
         if missing:  # a member's first event for a task (most batches have none)
-            await self.conn.execute(
-                prepared(
-                    "progress_create",
-                    self.dialect,
-                    lambda: insert_ignore(self.dialect, _tp, "cohort_id", "user_id", "task_id"),
-                ),
+            await insert_many(
+                self.conn,
+                _tp,
                 [
                     {"cohort_id": c, "user_id": u, "task_id": t, "progress": {}, "updated_at": at}
                     for c, u, t in missing
                 ],
+                "cohort_id",
+                "user_id",
+                "task_id",
             )
             found = await self._progress_rows(wanted)
         return found
@@ -160,15 +194,26 @@ class SqlTasks(Repo):
     async def _progress_rows(
         self, wanted: Sequence[tuple[int, int, str]]
     ) -> dict[tuple[int, int, str], TaskProgressRecord]:
-        query = (
-            select(
-                _tp.c.id,
-                _tp.c.cohort_id,
-                _tp.c.user_id,
-                _tp.c.task_id,
-                _tp.c.progress,
-                _tp.c.completed_at,
+        if self.dialect == "postgresql":
+            # Exactly the triples wanted, each found by its unique index, in a statement
+            # whose text is the same whatever the batch's size (prepared once per
+            # connection, where an IN list of a new length is a new statement each time).
+            rows = await self.conn.execute(
+                prepared("progress_rows", self.dialect, _progress_rows_pg),
+                {
+                    "b_cohorts": [c for c, _, _ in wanted],
+                    "b_users": [u for _, u, _ in wanted],
+                    "b_tasks": [t for _, _, t in wanted],
+                },
             )
+            return {
+                (r.cohort_id, r.user_id, r.task_id): TaskProgressRecord(
+                    r.id, r.cohort_id, r.user_id, r.task_id, _progress(r.progress), r.completed_at
+                )
+                for r in rows
+            }
+        query = (
+            select(*_PROGRESS_COLUMNS)
             .where(
                 _tp.c.user_id.in_(sorted({u for _, u, _ in wanted})),
                 _tp.c.cohort_id.in_(sorted({c for c, _, _ in wanted})),
@@ -176,8 +221,6 @@ class SqlTasks(Repo):
             )
             .order_by(_tp.c.id)
         )
-        if self.dialect == "postgresql":
-            query = query.with_for_update()
         want = set(wanted)
         found: dict[tuple[int, int, str], TaskProgressRecord] = {}
         for r in (await self.conn.execute(query)).all():
@@ -208,12 +251,21 @@ class SqlTasks(Repo):
         out: dict[tuple[int, int], set[str]] = {}
         if not progress_ids or not values:
             return out
-        for chunk in range(0, len(values), 500):
+        ids = sorted(set(progress_ids))
+        statement = prepared(
+            "progress_unique_values",
+            self.dialect,
+            lambda: select(_tu.c.progress_id, _tu.c.leaf, _tu.c.value).where(
+                one_of(self.dialect, _tu.c.progress_id, "b_ids"),
+                one_of(self.dialect, _tu.c.value, "b_values"),
+            ),
+        )
+        # (PostgreSQL takes each list as one array; SQLite's IN lists stay under its
+        # limit on variables.)
+        step = len(values) if self.dialect == "postgresql" else 500
+        for chunk in range(0, len(values), step):
             rows = await self.conn.execute(
-                select(_tu.c.progress_id, _tu.c.leaf, _tu.c.value).where(
-                    _tu.c.progress_id.in_(sorted(set(progress_ids))),
-                    _tu.c.value.in_(values[chunk : chunk + 500]),
-                )
+                statement, {"b_ids": ids, "b_values": list(values[chunk : chunk + step])}
             )
             for r in rows:
                 out.setdefault((r.progress_id, r.leaf), set()).add(r.value)

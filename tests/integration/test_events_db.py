@@ -106,6 +106,43 @@ async def test_duplicate_event_ids_are_acknowledged_and_counted_once(kit: Kit) -
     assert (await kit.cohort(cohort.id)).spent_minor == 50
 
 
+async def test_progress_rows_are_the_triples_asked_for_whatever_the_batch(kit: Kit) -> None:
+    cohort, refs = await task_cohort(kit, 3)
+    a, b, c = (m.user_id for m in refs)
+    at = kit.clock.now()
+    async with kit.store.transaction() as tx:
+        first = await tx.tasks.progress_many([(cohort.id, a, "t1"), (cohort.id, b, "t2")], at)
+        # (a's t2 and b's t1 are in the users and tasks asked for, but not asked for.)
+        second = await tx.tasks.progress_many(
+            [(cohort.id, a, "t1"), (cohort.id, b, "t2"), (cohort.id, c, "t1")], at
+        )
+        statements = (
+            [
+                r[0]
+                for r in await tx.conn.exec_driver_sql(
+                    "SELECT statement FROM pg_prepared_statements"
+                    " WHERE statement LIKE 'SELECT task_progress.id%'"
+                )
+            ]
+            if kit.dialect == "postgresql"
+            else []
+        )
+        await tx.commit()
+
+    assert set(first) == {(cohort.id, a, "t1"), (cohort.id, b, "t2")}
+    assert set(second) == set(first) | {(cohort.id, c, "t1")}
+    assert {k: r.id for k, r in second.items() if k in first} == {k: r.id for k, r in first.items()}
+    assert [dict(r.progress) for r in second.values()] == [{}, {}, {}]  # created empty
+    rows = await kit.rows(
+        select(progress_t.c.user_id, progress_t.c.task_id).where(
+            progress_t.c.cohort_id == cohort.id
+        )
+    )
+    assert sorted((r.user_id, r.task_id) for r in rows) == sorted([(a, "t1"), (b, "t2"), (c, "t1")])
+    if kit.dialect == "postgresql":  # one statement for batches of 2 and of 3
+        assert len(statements) == 1
+
+
 async def test_events_before_a_task_unlocks_do_not_count(kit: Kit) -> None:
     _, [m] = await task_cohort(kit, 1)
     early = kit.event("fan.locked", task_at(1, "08:59"), m, event_id="early")
