@@ -23,8 +23,8 @@ log = logging.getLogger("funnelbot.storage")
 
 def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
     """An async engine; SQLite gets WAL, a busy timeout and enforced foreign keys;
-    PostgreSQL connections are pinged after a pause in their use (``pool_pre_ping=False``
-    turns that off)."""
+    PostgreSQL connections are pooled last in, first out, and pinged after a pause in
+    their use (``pool_pre_ping=False`` turns that off)."""
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         database = parsed.database or ":memory:"
@@ -46,6 +46,11 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
 
         return engine
     ping = kwargs.pop("pool_pre_ping", True)
+    # The connection returned last is the next one out: the few a process keeps busy
+    # stay warm (asyncpg's prepared statements, the server's plans for them), where a
+    # queue would hand every statement to each pooled connection in turn, to prepare
+    # and plan on each.
+    kwargs.setdefault("pool_use_lifo", True)
     engine = create_async_engine(url, **kwargs)
     if ping:
         _ping_when_idle(engine)

@@ -1,5 +1,6 @@
-"""Database connections: pooled PostgreSQL ones pinged after a pause in their use, not
-while busy; SQLite's write-ahead log copied into the database file in the background."""
+"""Database connections: pooled PostgreSQL ones handed out last in, first out, and
+pinged after a pause in their use, not while busy; SQLite's write-ahead log copied into
+the database file in the background."""
 
 from __future__ import annotations
 
@@ -73,6 +74,24 @@ async def test_a_connection_is_pinged_after_a_pause_only(
         await _backend_pid(engine)
 
         assert (busy, pings) == (0, 1)
+    finally:
+        await engine.dispose()
+
+
+@pytest.mark.postgres
+async def test_the_connection_returned_last_is_the_next_one_out(pg_url: str) -> None:
+    engine = create_engine(pg_url)
+    try:
+        async with engine.connect() as first, engine.connect() as second:
+            pids = [
+                int((await c.execute(text("SELECT pg_backend_pid()"))).scalar_one())
+                for c in (first, second)
+            ]
+        # (second was returned first, then first.)
+        after = [await _backend_pid(engine) for _ in range(3)]
+
+        assert len(set(pids)) == 2
+        assert after == [pids[0]] * 3  # one warm connection, not both in turn
     finally:
         await engine.dispose()
 
