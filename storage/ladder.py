@@ -28,6 +28,12 @@ def _progress(raw: Mapping[str, Any] | None) -> dict[int, int]:
     return {int(k): int(v) for k, v in (raw or {}).items()}
 
 
+def _record(r: Any) -> TaskProgressRecord:
+    return TaskProgressRecord(
+        r.id, r.cohort_id, r.user_id, r.task_id, _progress(r.progress), r.completed_at
+    )
+
+
 def _save_pg() -> Any:
     """``UPDATE task_progress … FROM unnest(ids, progress, done)``: a batch's progress
     rows saved in one statement (a None completion keeps what is stored)."""
@@ -206,12 +212,7 @@ class SqlTasks(Repo):
                     "b_tasks": [t for _, _, t in wanted],
                 },
             )
-            return {
-                (r.cohort_id, r.user_id, r.task_id): TaskProgressRecord(
-                    r.id, r.cohort_id, r.user_id, r.task_id, _progress(r.progress), r.completed_at
-                )
-                for r in rows
-            }
+            return {(r.cohort_id, r.user_id, r.task_id): _record(r) for r in rows}
         query = (
             select(*_PROGRESS_COLUMNS)
             .where(
@@ -226,9 +227,7 @@ class SqlTasks(Repo):
         for r in (await self.conn.execute(query)).all():
             key = (r.cohort_id, r.user_id, r.task_id)
             if key in want:
-                found[key] = TaskProgressRecord(
-                    r.id, r.cohort_id, r.user_id, r.task_id, _progress(r.progress), r.completed_at
-                )
+                found[key] = _record(r)
         return found
 
     async def for_member(self, cohort_id: int, user_id: int) -> dict[str, TaskProgressRecord]:
@@ -237,12 +236,7 @@ class SqlTasks(Repo):
                 select(_tp).where(_tp.c.cohort_id == cohort_id, _tp.c.user_id == user_id)
             )
         ).all()
-        return {
-            r.task_id: TaskProgressRecord(
-                r.id, r.cohort_id, r.user_id, r.task_id, _progress(r.progress), r.completed_at
-            )
-            for r in rows
-        }
+        return {r.task_id: _record(r) for r in rows}
 
     async def unique_values_many(
         self, progress_ids: Sequence[int], values: Sequence[str]
