@@ -213,18 +213,29 @@ class SqlTasks(Repo):
                 },
             )
             return {(r.cohort_id, r.user_id, r.task_id): _record(r) for r in rows}
-        query = (
-            select(*_PROGRESS_COLUMNS)
-            .where(
-                _tp.c.user_id.in_(sorted({u for _, u, _ in wanted})),
-                _tp.c.cohort_id.in_(sorted({c for c, _, _ in wanted})),
-                _tp.c.task_id.in_(sorted({t for _, _, t in wanted})),
-            )
-            .order_by(_tp.c.id)
+        # SQLite: the users, cohorts and tasks as IN lists (one writer at a time: no
+        # locks), the triples not asked for left out here.
+        statement = prepared(
+            "progress_rows",
+            self.dialect,
+            lambda: (
+                select(*_PROGRESS_COLUMNS)
+                .where(
+                    one_of(self.dialect, _tp.c.user_id, "b_users"),
+                    one_of(self.dialect, _tp.c.cohort_id, "b_cohorts"),
+                    one_of(self.dialect, _tp.c.task_id, "b_tasks"),
+                )
+                .order_by(_tp.c.id)
+            ),
         )
+        params = {
+            "b_users": sorted({u for _, u, _ in wanted}),
+            "b_cohorts": sorted({c for c, _, _ in wanted}),
+            "b_tasks": sorted({t for _, _, t in wanted}),
+        }
         want = set(wanted)
         found: dict[tuple[int, int, str], TaskProgressRecord] = {}
-        for r in (await self.conn.execute(query)).all():
+        for r in await self.conn.execute(statement, params):
             key = (r.cohort_id, r.user_id, r.task_id)
             if key in want:
                 found[key] = _record(r)
