@@ -1,8 +1,10 @@
 """``funnelbot run``'s log lines, the app's and uvicorn's alike: one JSON object a line
 (python-json-logger) where machines read them, plain text on a terminal.
 
-A JSON line holds ``time``, ``level``, ``logger`` and ``message``, and the ids a call
-site passes as ``extra`` (``cohort_id``, ``member_id``, ``payout_id``…). Lines never
+A JSON line holds ``time`` (ISO 8601 in UTC, to the millisecond), ``level``, ``logger``
+and ``message``, and the ids a call site passes as ``extra`` (``cohort_id``,
+``member_id``, ``payout_id``…); uvicorn's ``color_message``, its message again with
+terminal colour codes, is left out. Lines never
 carry what members wrote, and anything shaped like a secret (a bot token, an API key, a
 signing secret) is blanked from every line, the text of an exception included. No line
 is written per HTTP request (uvicorn's access log is off), so health probes leave none.
@@ -15,6 +17,7 @@ import re
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 from pythonjsonlogger.json import JsonFormatter
@@ -39,9 +42,25 @@ def hide_secrets(line: str) -> str:
     return _SECRETS.sub(HIDDEN, line)
 
 
+_DROPPED = ("color_message",)
+"""Fields a library adds that a JSON line does without (uvicorn's message again, with
+terminal colour codes)."""
+
+
 class _JsonLines(JsonFormatter):
     def format(self, record: logging.LogRecord) -> str:
         return hide_secrets(super().format(record))
+
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
+        """ISO 8601 in UTC (``2026-03-20T11:02:00.125Z``): what log stores parse, and
+        the same whatever the machine's time zone."""
+        at = datetime.fromtimestamp(record.created, UTC)
+        return at.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+    def process_log_record(self, log_data: dict[str, Any]) -> dict[str, Any]:
+        for name in _DROPPED:
+            log_data.pop(name, None)
+        return log_data
 
 
 class _TextLines(logging.Formatter):

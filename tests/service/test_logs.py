@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+from datetime import datetime, timedelta
 
 import pytest
 
@@ -34,17 +35,25 @@ def test_json_lines_carry_the_ids_and_hide_secrets() -> None:
             raise RuntimeError(f"refused with key {KEY} and {SIGNING}")
         except RuntimeError:
             log.exception("failed")
-        quiet.info("Started server process [1]")
+        # (as uvicorn logs it: the message again with colour codes, for its own console)
+        quiet.info(
+            "Started server process [%d]",
+            1,
+            extra={"color_message": "Started server process [\x1b[36m%d\x1b[0m]"},
+        )
     assert quiet.level == logging.WARNING  # the loggers as they were once it is over
     lines = [json.loads(line) for line in out.getvalue().splitlines() if line.startswith("{")]
     first = lines[0]
     assert first["message"] == "cohort SEA-1 paused" and first["level"] == "WARNING"
     assert (first["cohort_id"], first["member_id"], first["logger"]) == (7, 12, "funnelbot.test")
-    assert "time" in first
+    assert datetime.fromisoformat(first["time"]).utcoffset() == timedelta(0)
+    assert first["time"].endswith("Z") and "T" in first["time"]
     text = out.getvalue()
     assert TOKEN not in text and KEY not in text and SIGNING not in text
     assert text.count(logs.HIDDEN) >= 3
     assert lines[-1]["logger"] == "uvicorn.error"  # uvicorn's lines are the same JSON
+    assert lines[-1]["message"] == "Started server process [1]"
+    assert "color_message" not in lines[-1] and "\x1b" not in text
 
 
 def test_text_on_a_terminal_or_when_asked() -> None:
