@@ -38,6 +38,24 @@ _QUIET = {
 }
 
 
+class _SkippedTicks(logging.Filter):
+    """Drops APScheduler's warning that a run of a job was skipped because the last one
+    still runs. The service's one job, the tick, is coalesced by design (one instance
+    at a time; a run that falls due meanwhile is the next one): a long tick, such as
+    the catch-up at start-up, is no fault, and what it means for members shows in
+    ``funnelbot_step_lateness_seconds``."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (
+            isinstance(record.msg, str)
+            and "skipped: maximum number of running instances reached" in record.msg
+        )
+
+
+SKIPPED_TICKS = _SkippedTicks()
+"""On the scheduler's logger (``apscheduler.scheduler``): see :class:`_SkippedTicks`."""
+
+
 def hide_secrets(line: str) -> str:
     return _SECRETS.sub(HIDDEN, line)
 

@@ -265,6 +265,9 @@ async def _serve(
         )
     ticker = _Ticker(deps, telegram, payouts, apply_batch(store.engine.dialect.name))
     scheduler = AsyncIOScheduler(timezone="UTC")
+    # A tick that outlasts its interval delays the next one (coalesced, never run
+    # twice at once): nothing to warn about on every start-up's catch-up.
+    logging.getLogger("apscheduler.scheduler").addFilter(logs.SKIPPED_TICKS)
     # One job for all steps of all cohorts: the database says what is due. Never one
     # job per step or per member; any number of processes may tick side by side. The
     # first tick runs at once: what fell due while the service was down.

@@ -3,6 +3,7 @@ site passes, and nothing shaped like a secret, whatever logged it."""
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import logging
@@ -75,3 +76,44 @@ def test_text_on_a_terminal_or_when_asked() -> None:
 )
 def test_ordinary_text_is_left_alone(harmless: str) -> None:
     assert logs.hide_secrets(harmless) == harmless
+
+
+async def test_a_tick_that_outlasts_its_interval_is_not_a_warning(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The service's one job runs as the service schedules it (one instance, coalesced);
+    a run that falls due while the last one still runs is skipped without a warning,
+    and the scheduler's other warnings still come through."""
+    from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+    scheduler_log = logging.getLogger("apscheduler.scheduler")
+    scheduler_log.addFilter(logs.SKIPPED_TICKS)  # as bot.service does
+    runs = 0
+
+    async def tick() -> None:
+        nonlocal runs
+        runs += 1
+        await asyncio.sleep(0.12)
+
+    scheduler = AsyncIOScheduler(timezone="UTC")
+    scheduler.add_job(
+        tick, "interval", seconds=0.03, id="tick", max_instances=1, coalesce=True,
+        misfire_grace_time=None,
+    )  # fmt: skip
+    with caplog.at_level(logging.INFO, logger="apscheduler"):
+        scheduler.start()
+        try:
+            await asyncio.sleep(0.35)
+        finally:
+            scheduler.shutdown(wait=False)
+        scheduler_log.warning("something else went wrong")
+    assert 2 <= runs <= 4  # it ran, one at a time: never every 30 ms
+    warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert warnings == ["something else went wrong"]
+    scheduler_log.removeFilter(logs.SKIPPED_TICKS)
+    record = logging.LogRecord(
+        "apscheduler.scheduler", logging.WARNING, __file__, 1,
+        'Execution of job "%s" skipped: maximum number of running instances reached (%d)',
+        ("tick", 1), None,
+    )  # fmt: skip
+    assert not logs.SKIPPED_TICKS.filter(record)  # the line APScheduler writes, as it writes it
