@@ -27,7 +27,11 @@ app = typer.Typer(
     add_completion=False,
 )
 app.add_typer(scripts.app, name="script")
-app.command("demo")(demo.demo)
+app.command(
+    "demo",
+    short_help="Fill the database with a simulated month of 24 cohorts, to try the "
+    "dashboard and the API.",
+)(demo.demo)
 app.add_typer(admin.region_app, name="region")
 app.add_typer(admin.leader_app, name="leader")
 app.add_typer(steps.step_app, name="step")

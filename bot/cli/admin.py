@@ -68,7 +68,9 @@ def leader_add(
     typer.echo(f"user {user_id} is a leader in {granted.code}")
 
 
-@leader_app.command("remove")
+@leader_app.command(
+    "remove", short_help="Take a leader's rights away: they cannot /launch from now on."
+)
 def leader_remove(
     telegram_id: Annotated[
         str, typer.Argument(help="The leader's Telegram user id (digits).", show_default=False)

@@ -16,7 +16,11 @@ _SHOWN = 10
 """Drifting cohorts listed one by one; the rest are counted."""
 
 
-@stats_app.command("reconcile")
+@stats_app.command(
+    "reconcile",
+    short_help="Recount the funnel and message rollups from the members' rows; repair any "
+    "that differ.",
+)
 def stats_reconcile(
     check: Annotated[
         bool,
