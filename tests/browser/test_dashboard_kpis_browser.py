@@ -17,6 +17,19 @@ from tests.support.dashboard import DASHBOARD
 pytestmark = pytest.mark.browser
 
 
+async def _count_ticks(tab: Tab) -> dict[str, list[float]]:
+    """The values on the count axis of each chart drawn on the page."""
+    await tab.page.wait_for_selector("canvas:not([data-drawn=true])", state="detached")
+    ticks: dict[str, list[float]] = await tab.page.evaluate(
+        """() => Object.fromEntries([...document.querySelectorAll('canvas')].map(c => {
+               const chart = Chart.getChart(c);
+               const counts = chart.options.indexAxis === 'y' ? 'x' : 'y';
+               return [c.id, chart.scales[counts].ticks.map(t => t.value)];
+           }))"""
+    )
+    return ticks
+
+
 @pytest.fixture
 async def site(sqlite_url: str) -> AsyncIterator[Site]:
     """This module's pages need the KPI world."""
@@ -52,6 +65,11 @@ async def test_the_kpi_pages_show_the_seeded_figures(tab: Tab) -> None:
     )
     assert [len(c) for c in colours] == [1, 7, 2]  # the stages entered day by day: 7
     assert all(len(set(c)) == len(c) for c in colours), colours  # each its own colour
+    assert await _count_ticks(tab) == {
+        "chart-funnel": list(range(9)),
+        "chart-days-stages": list(range(9)),
+        "chart-days-activity": list(range(7)),
+    }
     await tab.shot("cohort-funnel")
 
     await page.click("nav.tabs >> text=Script")
@@ -73,6 +91,8 @@ async def test_the_kpi_pages_show_the_seeded_figures(tab: Tab) -> None:
         "labels": ["LATAM", "SEA"],
         "series": [[1, 4], [1, 5]],
     }
+    # Cohorts are counted whole: no 2.5 launches on the axis.
+    assert await _count_ticks(tab) == {"chart-region-launches": list(range(6))}
     await tab.shot("regions")
     await page.click("[data-testid=week-after]")
     await page.wait_for_load_state()

@@ -357,6 +357,12 @@ async def test_assets_are_served_by_the_app_with_cache_headers(web: httpx.AsyncC
     licence = await web.get(f"{DASHBOARD}/static/vendor/chart.js.LICENSE.md")
     assert licence.status_code == 200 and "MIT License" in licence.text
     assert (await web.get(f"{DASHBOARD}/static/nope.js")).status_code == 404
+    # The pages name their icon (else every browser asks for /favicon.ico, a 404).
+    icon = re.search(r'<link rel="icon" type="image/svg\+xml" href="([^"]+)"', page)
+    assert icon and icon.group(1).startswith(f"{DASHBOARD}/static/favicon.svg?v=")
+    served = await web.get(icon.group(1))
+    assert served.status_code == 200 and served.headers["content-type"] == "image/svg+xml"
+    assert served.content.startswith(b"<svg") and b"<script" not in served.content
     for outside in ("../web/session.py", "vendor/../../render.py", "%2e%2e/render.py"):
         answer = await web.get(f"{DASHBOARD}/static/{outside}")
         assert answer.status_code in (303, 404) and b"import" not in answer.content

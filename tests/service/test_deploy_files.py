@@ -4,8 +4,10 @@ that exist, health checks on what tells readiness, and pinned images."""
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import re
+import tomllib
 from pathlib import Path
 from typing import Any, cast
 
@@ -133,3 +135,31 @@ def test_the_image_health_check_asks_if_the_service_is_ready() -> None:
     assert "/readyz" in check and "/healthz" not in check
     paths = {getattr(route, "path", None) for route in routes(cast(AsyncEngine, None)).routes}
     assert "/readyz" in paths
+
+
+def _packaged(relative: str, globs: list[str]) -> bool:
+    """Whether setuptools' ``package-data`` globs take the file (``*`` within one folder)."""
+    parts = relative.split("/")
+    return any(
+        len(g.split("/")) == len(parts)
+        and all(fnmatch.fnmatchcase(p, q) for p, q in zip(parts, g.split("/"), strict=True))
+        for g in globs
+    )
+
+
+def test_every_file_the_code_reads_beside_it_is_installed_with_it() -> None:
+    """The image installs the packages (``pip install .``), not the tree: a template,
+    locale, script or static file that no ``package-data`` glob names would be missing
+    there (a favicon 404, a page that cannot render) and nowhere else."""
+    data = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    globs: dict[str, list[str]] = data["package-data"]
+    missing = [
+        f"{package}/{path.relative_to(ROOT / package).as_posix()}"
+        for package in ("bot", "funnels", "storage", "migrations")
+        for path in sorted((ROOT / package).rglob("*"))
+        if path.is_file()
+        and path.suffix not in (".py", ".pyc")
+        and "__pycache__" not in path.parts
+        and not _packaged(path.relative_to(ROOT / package).as_posix(), globs.get(package, []))
+    ]
+    assert not missing, f"add to [tool.setuptools.package-data]: {missing}"

@@ -88,6 +88,7 @@ _TYPES = {
     ".css": "text/css; charset=utf-8",
     ".js": "text/javascript; charset=utf-8",
     ".md": "text/plain; charset=utf-8",
+    ".svg": "image/svg+xml",
 }
 
 

@@ -52,8 +52,8 @@ class NavItem:
 @dataclass(frozen=True, slots=True)
 class Chart:
     """A chart as ``static/dashboard.js`` draws it: one series or more over shared
-    labels. ``scale`` says how to write the values: ``number``, ``percent`` (a value of
-    0 to 1) or ``seconds``."""
+    labels. ``scale`` says how to write the values: ``number`` (a count: its axis steps
+    in whole numbers), ``percent`` (a value of 0 to 1) or ``seconds``."""
 
     id: str
     title: str

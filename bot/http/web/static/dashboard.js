@@ -1,6 +1,7 @@
 // Draws every chart on a page from the JSON beside its canvas (no inline script: the
 // Content-Security-Policy allows this site's files only). A chart's JSON says its type,
-// labels, series and how to write values: "number", "percent" (0 to 1) or "seconds".
+// labels, series and how to write values: "number" (a count), "percent" (0 to 1) or
+// "seconds".
 (function () {
   "use strict";
 
@@ -34,6 +35,8 @@
     };
     if (spec.scale === "percent") {
       scales[valueAxis].max = 1;
+    } else if (spec.scale === "number") {
+      scales[valueAxis].ticks.precision = 0; // counts: whole steps (no 2.5 cohorts)
     }
     scales[spec.horizontal ? "y" : "x"] = { grid: { display: false } };
     return {
