@@ -7,6 +7,7 @@ many decimals as it says. A second table anywhere else is a bug.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import MAX_EMAX, MIN_EMIN, Context, Decimal, InvalidOperation
@@ -81,6 +82,12 @@ def currency_problem(currency: str) -> str | None:
     return f"{brief(currency)} is not an ISO 4217 currency code {_EXAMPLES}"
 
 
+_PLAIN = re.compile(r"[+-]?\d+(\.\d+)?")
+"""An amount as people write one: digits, and decimals after a point (a sign is read,
+so that a negative amount is refused by what it means rather than how it is written).
+Digits of any script count: full-width ones typed on a CJK keyboard read as what they
+say."""
+
 MAX_MINOR_DIGITS = 18
 """Most digits of an amount in minor units: it must fit a signed 64-bit column."""
 
@@ -91,6 +98,10 @@ def to_minor(amount: str | Decimal | int, currency: str) -> int:
     Raises ``ValueError`` with a readable message for anything that is not an exact amount.
     """
     shown = cut(str(amount))
+    if isinstance(amount, str) and not _PLAIN.fullmatch(amount.strip()):
+        # Decimal would also read "1e9", "1_000", ".5" and "Infinity": not how anyone
+        # writes an amount on purpose, and a typo away from a very different one.
+        raise ValueError(f'{brief(amount)} is not an amount; write it like "20.00"')
     try:
         value = Decimal(str(amount).strip())
     except InvalidOperation:

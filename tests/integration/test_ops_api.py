@@ -119,6 +119,9 @@ async def test_a_budget_is_raised_and_bad_amounts_are_422s(
     for body in ({"add": "abc"}, {"add": "0"}, {"add": "-5"}, {"add": "0.001"}, {"add": ""}):
         refused = problem(await api.post(url, json=body), 422)
         assert refused["detail"].startswith("body.add"), refused
+    for typo in ("1e9", "1_000", ".5"):  # a number Python reads, not an amount people write
+        refused = problem(await api.post(url, json={"add": typo}), 422)
+        assert refused["detail"] == f"body.add: '{typo}' is not an amount; write it like \"20.00\""
     assert problem(await api.post(url, json={}), 422)["errors"][0]["field"] == "body.add"
     assert problem(await api.post(url, json={"add": "1", "x": 1}), 422)
     assert problem(await api.post(url, content=b"{not json"), 422)

@@ -29,6 +29,8 @@ from funnels.kernel.stages import Role, Stage, advance, promote
         ("7", "USD", 700),
         ("1500", "JPY", 1500),
         ("1.234", "KWD", 1234),
+        (" 12.50 ", "CNY", 1250),
+        ("１２", "CNY", 1200),  # full-width digits, as a CJK keyboard types them
     ],
 )
 def test_to_minor_exact(amount: str, currency: str, minor: int) -> None:
@@ -36,7 +38,10 @@ def test_to_minor_exact(amount: str, currency: str, minor: int) -> None:
     assert to_minor(format_minor(minor, currency), currency) == minor
 
 
-@pytest.mark.parametrize("bad", ["0.001", "abc", "NaN", "1e400x"])
+@pytest.mark.parametrize(
+    "bad",
+    ["0.001", "abc", "NaN", "1e400x", "1e9", "1E3", "1_000", ".5", "5.", "Infinity", "", "0x10"],
+)
 def test_to_minor_refuses_inexact_or_garbage(bad: str) -> None:
     with pytest.raises(ValueError):
         to_minor(bad, "CNY")
@@ -79,7 +84,8 @@ def test_manual_clock_never_goes_back() -> None:
     ("amount", "message"),
     [
         ("9" * 400, "999999999999999999999999999999999999... is too large for an amount"),
-        ("1e999999", "1e999999 is too large for an amount"),
+        ("1" + "0" * 18, "1000000000000000000 is too large for an amount"),
+        ("1e999999", "'1e999999' is not an amount"),
         ("0.1000000000000000000000000000001", "has more than 2 decimal places for EUR"),
         ("Infinity", "'Infinity' is not an amount"),
     ],
