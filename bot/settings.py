@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -39,9 +40,19 @@ def signing_key(secret: str) -> bytes:
     return key
 
 
+_BOT_TOKEN = re.compile(r"[0-9]{1,20}:[A-Za-z0-9_-]{1,100}")
+_WEBHOOK_SECRET = re.compile(r"[A-Za-z0-9_-]{1,256}")
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
-        env_prefix="FUNNELBOT_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+        env_prefix="FUNNELBOT_",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        # A refused value is never printed whole (it may be a token or a secret); the
+        # messages quote what is safe to quote themselves.
+        hide_input_in_errors=True,
     )
 
     bot_token: SecretStr | None = None
@@ -109,6 +120,36 @@ class Settings(BaseSettings):
                 raise ValueError(str(exc)) from None
         return value
 
+    @field_validator("bot_token", "webhook_secret", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: object) -> object:
+        """``FUNNELBOT_BOT_TOKEN=`` (an .env line left empty) means not set."""
+        if isinstance(value, str) and not value.strip():
+            return None
+        return value
+
+    @field_validator("bot_token")
+    @classmethod
+    def _bot_token(cls, value: SecretStr | None) -> SecretStr | None:
+        # As the Bot API writes tokens (and aiogram refuses anything else, with a
+        # traceback at start-up). The value is a secret: never repeated in the message.
+        if value is not None and not _BOT_TOKEN.fullmatch(value.get_secret_value()):
+            raise ValueError(
+                "not a bot token: @BotFather gives one like 123456789:AAH… (the bot's id, "
+                "a colon, then letters, digits, _ and -); the value is not shown"
+            )
+        return value
+
+    @field_validator("webhook_secret")
+    @classmethod
+    def _webhook_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not _WEBHOOK_SECRET.fullmatch(value.get_secret_value()):
+            raise ValueError(
+                "Telegram takes 1 to 256 characters A-Z, a-z, 0-9, _ and - as the webhook's "
+                "secret token; the value is not shown"
+            )
+        return value
+
     @field_validator("events_secret")
     @classmethod
     def _signing_secret(cls, value: SecretStr | None) -> SecretStr | None:
@@ -126,7 +167,7 @@ class Settings(BaseSettings):
         if problem is None and ("?" in value or "#" in value):
             problem = "a base address takes no ?query or #fragment"
         if problem:
-            raise ValueError(f"FUNNELBOT_PUBLIC_URL: {problem}")
+            raise ValueError(problem)
         return value
 
     @model_validator(mode="after")

@@ -35,10 +35,21 @@ def load_settings() -> Settings:
     try:
         return Settings()
     except ValidationError as exc:
-        for e in exc.errors():
-            field = "FUNNELBOT_" + "_".join(str(p) for p in e["loc"]).upper()
-            error(f"{field}: {e['msg']}")
+        for line in settings_problems(exc):
+            error(line)
         raise typer.Exit(1) from None
+
+
+def settings_problems(exc: ValidationError) -> list[str]:
+    """One line per problem, naming its variable: ``FUNNELBOT_TICK_SECONDS: Input should
+    be greater than 0``. A problem between variables names them itself."""
+    lines = []
+    for e in exc.errors(include_url=False, include_input=False):
+        message = e["msg"].removeprefix("Value error, ")
+        if e["loc"]:
+            message = f"FUNNELBOT_{'_'.join(str(p) for p in e['loc']).upper()}: {message}"
+        lines.append(message)
+    return lines
 
 
 def run_use_case(
