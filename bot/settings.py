@@ -8,7 +8,7 @@ import re
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from bot.args import telegram_user_id
@@ -40,8 +40,18 @@ def signing_key(secret: str) -> bytes:
     return key
 
 
-_BOT_TOKEN = re.compile(r"[0-9]{1,20}:[A-Za-z0-9_-]{1,100}")
-_WEBHOOK_SECRET = re.compile(r"[A-Za-z0-9_-]{1,256}")
+_TELEGRAM_FORMS = {
+    "bot_token": (
+        re.compile(r"[0-9]{1,20}:[A-Za-z0-9_-]{1,100}"),
+        "not a bot token: @BotFather gives one like 123456789:AAH… (the bot's id, a colon, "
+        "then letters, digits, _ and -)",
+    ),
+    "webhook_secret": (
+        re.compile(r"[A-Za-z0-9_-]{1,256}"),
+        "Telegram takes 1 to 256 characters A-Z, a-z, 0-9, _ and - as the webhook's secret token",
+    ),
+}
+"""A value's form, and what is wrong with it otherwise, for the settings Telegram reads."""
 
 
 class Settings(BaseSettings):
@@ -128,26 +138,15 @@ class Settings(BaseSettings):
             return None
         return value
 
-    @field_validator("bot_token")
+    @field_validator("bot_token", "webhook_secret")
     @classmethod
-    def _bot_token(cls, value: SecretStr | None) -> SecretStr | None:
-        # As the Bot API writes tokens (and aiogram refuses anything else, with a
-        # traceback at start-up). The value is a secret: never repeated in the message.
-        if value is not None and not _BOT_TOKEN.fullmatch(value.get_secret_value()):
-            raise ValueError(
-                "not a bot token: @BotFather gives one like 123456789:AAH… (the bot's id, "
-                "a colon, then letters, digits, _ and -); the value is not shown"
-            )
-        return value
-
-    @field_validator("webhook_secret")
-    @classmethod
-    def _webhook_secret(cls, value: SecretStr | None) -> SecretStr | None:
-        if value is not None and not _WEBHOOK_SECRET.fullmatch(value.get_secret_value()):
-            raise ValueError(
-                "Telegram takes 1 to 256 characters A-Z, a-z, 0-9, _ and - as the webhook's "
-                "secret token; the value is not shown"
-            )
+    def _telegram_form(cls, value: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
+        """In the form Telegram writes it (aiogram refuses a malformed token with a
+        traceback at start-up; Telegram a malformed secret at the first setWebhook). A
+        secret, so never repeated in the message."""
+        form, problem = _TELEGRAM_FORMS[str(info.field_name)]
+        if value is not None and not form.fullmatch(value.get_secret_value()):
+            raise ValueError(f"{problem}; the value is not shown")
         return value
 
     @field_validator("events_secret")
