@@ -4,10 +4,10 @@
 A JSON line holds ``time`` (ISO 8601 in UTC, to the millisecond), ``level``, ``logger``
 and ``message``, and the ids a call site passes as ``extra`` (``cohort_id``,
 ``member_id``, ``payout_id``…); uvicorn's ``color_message``, its message again with
-terminal colour codes, is left out. Lines never
-carry what members wrote, and anything shaped like a secret (a bot token, an API key, a
-signing secret) is blanked from every line, the text of an exception included. No line
-is written per HTTP request (uvicorn's access log is off), so health probes leave none.
+terminal colour codes, is left out. Lines never carry what members wrote, and anything
+shaped like a secret (a bot token, an API key, a signing secret) is blanked from every
+line, the text of an exception included. No line is written per HTTP request (uvicorn's
+access log is off), so health probes leave none.
 """
 
 from __future__ import annotations
