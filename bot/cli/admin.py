@@ -32,7 +32,7 @@ _REFUSALS = {
 
 @region_app.command("add")
 def region_add(
-    code: Annotated[str, typer.Argument(help="Short code, e.g. SEA.")],
+    code: Annotated[str, typer.Argument(metavar="CODE", help="Short code, e.g. SEA.")],
     name: Annotated[str, typer.Option("--name", help="Display name.")],
     tz: Annotated[str, typer.Option("--tz", help="IANA time zone, e.g. Asia/Singapore.")],
     weekly_target: Annotated[
@@ -52,7 +52,12 @@ def region_add(
 @leader_app.command("add")
 def leader_add(
     telegram_id: Annotated[
-        str, typer.Argument(help="The leader's Telegram user id (digits).", show_default=False)
+        str,
+        typer.Argument(
+            metavar="TELEGRAM_ID",
+            help="The leader's Telegram user id (digits).",
+            show_default=False,
+        ),
     ],
     region: Annotated[str, typer.Option("--region", help="Region code.")],
     name: Annotated[str, typer.Option("--name", help="Name until Telegram tells us.")] = "",
@@ -73,7 +78,12 @@ def leader_add(
 )
 def leader_remove(
     telegram_id: Annotated[
-        str, typer.Argument(help="The leader's Telegram user id (digits).", show_default=False)
+        str,
+        typer.Argument(
+            metavar="TELEGRAM_ID",
+            help="The leader's Telegram user id (digits).",
+            show_default=False,
+        ),
     ],
 ) -> None:
     """Take a leader's rights away: from their next command on they cannot /launch (their

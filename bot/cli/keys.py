@@ -30,7 +30,9 @@ def _when(at: datetime | None) -> str:
 
 @apikey_app.command("create")
 def apikey_create(
-    name: Annotated[str, typer.Argument(help="What the key is for, e.g. dashboard-sea.")],
+    name: Annotated[
+        str, typer.Argument(metavar="NAME", help="What the key is for, e.g. dashboard-sea.")
+    ],
     if_none: Annotated[
         bool,
         typer.Option(
@@ -77,7 +79,9 @@ def apikey_list() -> None:
 
 @apikey_app.command("revoke")
 def apikey_revoke(
-    name: Annotated[str, typer.Argument(help="The key's name, as `apikey list` shows it.")],
+    name: Annotated[
+        str, typer.Argument(metavar="NAME", help="The key's name, as `apikey list` shows it.")
+    ],
 ) -> None:
     """Revoke a key at once: the next request with it is refused."""
     record = run_use_case(load_settings(), lambda deps: RevokeApiKey(deps)(name), _REFUSALS)

@@ -40,7 +40,8 @@ _SUMMARY_CHARS = 60
 @app.command()
 def validate(
     paths: Annotated[
-        list[Path], typer.Argument(help="Script files (YAML) to check.", show_default=False)
+        list[Path],
+        typer.Argument(metavar="PATH", help="Script files (YAML) to check.", show_default=False),
     ],
 ) -> None:
     """Check scripts; exit 0 when all are valid (warnings allowed), 1 otherwise."""
@@ -60,7 +61,9 @@ def validate(
 
 @app.command()
 def preview(
-    path: Annotated[Path, typer.Argument(help="Script file (YAML).", show_default=False)],
+    path: Annotated[
+        Path, typer.Argument(metavar="PATH", help="Script file (YAML).", show_default=False)
+    ],
     start: Annotated[
         str | None,
         typer.Option(

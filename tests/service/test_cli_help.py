@@ -1,7 +1,10 @@
 """The CLI's help reads well on an 80-column terminal: each command's line in a list is
-a short summary (the command's own help has the rest), and every help page renders."""
+a short summary (the command's own help has the rest), every help page renders, and its
+usage line writes arguments as placeholders in capitals."""
 
 from __future__ import annotations
+
+import re
 
 import pytest
 import typer
@@ -34,7 +37,9 @@ def _commands() -> list[list[str]]:
 
 
 def _help(args: list[str]) -> str:
-    result = CliRunner().invoke(app, [*args, "--help"], env={"COLUMNS": "80"})
+    result = CliRunner().invoke(
+        app, [*args, "--help"], env={"COLUMNS": "80"}, prog_name="funnelbot"
+    )
     assert result.exit_code == 0, result.output
     return result.output
 
@@ -57,6 +62,9 @@ def test_each_command_in_a_list_is_summed_up_in_two_lines_at_most(args: list[str
 
 
 @pytest.mark.parametrize("args", _commands(), ids=" ".join)
-def test_every_command_has_a_help_page(args: list[str]) -> None:
+def test_every_command_has_a_help_page_with_its_arguments_in_capitals(args: list[str]) -> None:
     page = _help(args)
-    assert "Usage: " in page and " ".join(args) in page
+    usage = next(line for line in page.splitlines() if "Usage: " in line)
+    assert f"funnelbot {' '.join(args)} [OPTIONS]" in usage
+    placeholders = re.findall(r"[{\[]([^}\]]+)[}\]]", usage.split("[OPTIONS]", 1)[1])
+    assert all(p == p.upper() for p in placeholders), usage  # CODE, not code
