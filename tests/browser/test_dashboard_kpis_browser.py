@@ -1,8 +1,9 @@
 """The KPI pages in headless Chromium over :func:`tests.support.dashboard.seed_kpis`'s
 world: a cohort's funnel (its charts as drawn), regions in a week and the week picker,
 leaders, the tree of lines, the red flags and their count, the A/B variants and a
-script as its group sees it, in English and after the language switch. Each page is
-kept as a screenshot in ``test-artifacts/screenshots/``."""
+script as its group sees it, in English and after the language switch, and every page
+on a phone's screen. Each page is kept as a screenshot in
+``test-artifacts/screenshots/``."""
 
 from __future__ import annotations
 
@@ -158,3 +159,65 @@ async def test_the_kpi_pages_switch_language(tab: Tab) -> None:
     await tab.goto(f"{DASHBOARD}/regions")
     assert await page.inner_text("tr[data-region=SEA] [data-field=behind]") == "Atrasada"
     await tab.shot("regions-es")
+
+
+PHONE = {"width": 320, "height": 640}
+"""The narrowest phone screen still common (CSS pixels)."""
+
+_CROWDED_CELLS = """() => [...document.querySelectorAll('table.data td:not(.text)')]
+    .filter(td => {
+        // The cell's text as laid out: its line boxes' tops, apart by a line or more.
+        const range = document.createRange();
+        range.selectNodeContents(td);
+        const size = parseFloat(getComputedStyle(td).fontSize);
+        const tops = [...range.getClientRects()].filter(r => r.width > 0)
+            .map(r => r.top).sort((a, b) => a - b);
+        return tops.some((top, i) => i > 0 && top - tops[i - 1] > 0.8 * size);
+    })
+    .map(td => td.innerText.trim())"""
+
+
+async def test_on_a_phone_no_page_scrolls_sideways_and_table_cells_keep_one_line(
+    tab: Tab,
+) -> None:
+    """At 320 pixels, in the language with the longest words: the navigation, tabs,
+    pickers and charts fit the screen (only a table scrolls, in its frame), and a
+    table's dates, codes and figures are never broken over lines; only running text
+    wraps."""
+    world = tab.site.world
+    assert world is not None
+    page = tab.page
+    await page.set_viewport_size(PHONE)
+    await tab.login(world.base.secret)
+    await page.click("button[data-lang=es]")
+    await page.wait_for_load_state()
+    cohort = f"{DASHBOARD}/cohorts/{world.base.main.id}"
+    pages = [
+        DASHBOARD,
+        cohort,
+        f"{cohort}/timeline",
+        f"{cohort}/tasks",
+        f"{cohort}/envelopes",
+        f"{cohort}/script",
+        f"{DASHBOARD}/regions",
+        f"{DASHBOARD}/leaders",
+        f"{DASHBOARD}/lines",
+        f"{DASHBOARD}/experiments",
+        f"{DASHBOARD}/flags",
+        f"{DASHBOARD}/scripts",
+        f"{DASHBOARD}/scripts/seven-plus-twentyone?locale=es",
+    ]
+    wide: dict[str, int] = {}
+    crowded: dict[str, list[str]] = {}
+    for path in pages:
+        answer = await tab.goto(path)
+        assert answer.status == 200, path
+        await page.wait_for_selector("canvas:not([data-drawn=true])", state="detached")
+        width = await page.evaluate("document.documentElement.scrollWidth")
+        if width > PHONE["width"]:
+            wide[path] = width
+        if cells := await page.evaluate(_CROWDED_CELLS):
+            crowded[path] = cells
+    await tab.shot("phone-cohort-funnel-es")
+    assert wide == {}
+    assert crowded == {}
