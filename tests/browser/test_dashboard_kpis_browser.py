@@ -13,7 +13,7 @@ import pytest
 
 from tests.browser.conftest import Site, Tab, served
 from tests.browser.test_dashboard_browser import _cells, _chart
-from tests.support.dashboard import DASHBOARD
+from tests.support.dashboard import DASHBOARD, SeededKpis
 
 pytestmark = pytest.mark.browser
 
@@ -161,6 +161,26 @@ async def test_the_kpi_pages_switch_language(tab: Tab) -> None:
     await tab.shot("regions-es")
 
 
+def _every_page(world: SeededKpis) -> list[str]:
+    """Each kind of page a logged-in operator can open, over the KPI world."""
+    cohort = f"{DASHBOARD}/cohorts/{world.base.main.id}"
+    return [
+        DASHBOARD,
+        cohort,
+        f"{cohort}/timeline",
+        f"{cohort}/tasks",
+        f"{cohort}/envelopes",
+        f"{cohort}/script",
+        f"{DASHBOARD}/regions",
+        f"{DASHBOARD}/leaders",
+        f"{DASHBOARD}/lines",
+        f"{DASHBOARD}/experiments",
+        f"{DASHBOARD}/flags",
+        f"{DASHBOARD}/scripts",
+        f"{DASHBOARD}/scripts/seven-plus-twentyone?locale=es",
+    ]
+
+
 PHONE = {"width": 320, "height": 640}
 """The narrowest phone screen still common (CSS pixels)."""
 
@@ -191,25 +211,9 @@ async def test_on_a_phone_no_page_scrolls_sideways_and_table_cells_keep_one_line
     await tab.login(world.base.secret)
     await page.click("button[data-lang=es]")
     await page.wait_for_load_state()
-    cohort = f"{DASHBOARD}/cohorts/{world.base.main.id}"
-    pages = [
-        DASHBOARD,
-        cohort,
-        f"{cohort}/timeline",
-        f"{cohort}/tasks",
-        f"{cohort}/envelopes",
-        f"{cohort}/script",
-        f"{DASHBOARD}/regions",
-        f"{DASHBOARD}/leaders",
-        f"{DASHBOARD}/lines",
-        f"{DASHBOARD}/experiments",
-        f"{DASHBOARD}/flags",
-        f"{DASHBOARD}/scripts",
-        f"{DASHBOARD}/scripts/seven-plus-twentyone?locale=es",
-    ]
     wide: dict[str, int] = {}
     crowded: dict[str, list[str]] = {}
-    for path in pages:
+    for path in _every_page(world):
         answer = await tab.goto(path)
         assert answer.status == 200, path
         await page.wait_for_selector("canvas:not([data-drawn=true])", state="detached")
@@ -221,3 +225,47 @@ async def test_on_a_phone_no_page_scrolls_sideways_and_table_cells_keep_one_line
     await tab.shot("phone-cohort-funnel-es")
     assert wide == {}
     assert crowded == {}
+
+
+async def _accessibility_problems(tab: Tab) -> list[str]:
+    """What axe-core finds wrong on the page as it is now: each rule broken, with how
+    many elements break it and the first of them."""
+    from axe_playwright_python.async_playwright import Axe
+
+    await tab.page.wait_for_selector("canvas:not([data-drawn=true])", state="detached")
+    found = (await Axe().run(tab.page)).response["violations"]
+    return [f"{v['id']} ×{len(v['nodes'])}: {v['nodes'][0]['html'][:120]}" for v in found]
+
+
+@pytest.mark.parametrize(
+    ("language", "screen"),
+    [
+        ("en", {"width": 1280, "height": 800}),
+        ("zh-CN", {"width": 1280, "height": 800}),
+        ("es", PHONE),
+    ],
+    ids=["en-desktop", "zh-CN-desktop", "es-phone"],
+)
+async def test_every_page_passes_the_accessibility_check(
+    tab: Tab, language: str, screen: dict[str, int]
+) -> None:
+    """axe-core's rules (WCAG 2.x A and AA among them: contrast, names, labels, links
+    told apart by more than colour, a scrolling table reachable by keyboard) on the
+    login page, a refused login, every page an operator opens and a missing cohort."""
+    world = tab.site.world
+    assert world is not None
+    page = tab.page
+    await page.set_viewport_size(screen)
+    problems: dict[str, list[str]] = {}
+    await tab.goto(DASHBOARD)
+    await page.click(f"button[data-lang={language}]")
+    await page.wait_for_load_state()
+    problems["login"] = await _accessibility_problems(tab)
+    await tab.login("fbk_not-a-key-at-all")
+    problems["login refused"] = await _accessibility_problems(tab)
+    await tab.login(world.base.secret)
+    for path in [*_every_page(world), f"{DASHBOARD}/cohorts/{world.base.main.id + 99}"]:
+        await tab.goto(path)
+        problems[path] = await _accessibility_problems(tab)
+    await tab.shot(f"accessibility-{language}")
+    assert {where: found for where, found in problems.items() if found} == {}
