@@ -52,7 +52,9 @@ def create_app(
     ``checks`` are what ``/readyz`` must reach besides the database (Redis);
     ``api_rate``: requests a second each API key may make (0: no limit), counted in
     ``redis`` when given (shared by the processes), else in this process."""
-    app = FastAPI(title="funnelbot", version="0.1.0")
+    # (/docs is the dashboard's: Swagger UI from the app's own files. FastAPI's pages load
+    # theirs from a CDN.)
+    app = FastAPI(title="funnelbot", version="0.1.0", docs_url=None, redoc_url=None)
     problems.install(app)
     app.include_router(health.routes(engine, checks))
     app.include_router(webhook.routes(telegram))

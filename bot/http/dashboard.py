@@ -2,11 +2,12 @@
 in zh-CN, es and en. Rendered here from templates and assets shipped in the package
 (``bot/http/web/``), no CDN.
 
-This module is the door: logging in and out, the language switch, the static files and
-a friendly 404. The pages themselves are one routes module per area, each included
-below (``dashboard_cohorts``: the cohort list and one cohort's timeline, tasks and
-envelopes; ``dashboard_funnel``: a cohort's funnel and days; ``dashboard_kpis``: regions,
-leaders, the tree of lines and the red flags; ``dashboard_experiments``: A/B variants;
+This module is the door: logging in and out, the language switch, the static files, a
+friendly 404, and ``/docs`` (Swagger UI over the API, from the same static files). The
+pages themselves are one routes module per area, each included below
+(``dashboard_cohorts``: the cohort list and one cohort's timeline, tasks and envelopes;
+``dashboard_funnel``: a cohort's funnel and days; ``dashboard_kpis``: regions, leaders,
+the tree of lines and the red flags; ``dashboard_experiments``: A/B variants;
 ``dashboard_scripts``: scripts as their groups see them). A new area follows the same
 pattern: a ``routes(door)`` module, its templates extending ``base.html``, its texts in
 ``web/locales/*.yaml``, and an entry in :data:`bot.http.web.door.NAV`.
@@ -17,6 +18,7 @@ from __future__ import annotations
 from urllib.parse import parse_qs
 
 from fastapi import APIRouter, Request
+from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import RedirectResponse, Response
 
 from bot.http import (
@@ -26,7 +28,7 @@ from bot.http import (
     dashboard_kpis,
     dashboard_scripts,
 )
-from bot.http.web.door import NO_STORE, Door, safe_next
+from bot.http.web.door import NO_STORE, Door, accepts_gzip, safe_next
 from bot.http.web.render import PREFIX
 from bot.telegram.i18n import SUPPORTED
 from funnels.deps import Deps
@@ -132,9 +134,29 @@ def routes(deps: Deps, *, public_url: str | None = None) -> APIRouter:
             "Cache-Control": ASSET_CACHE if versioned else ASSET_REVALIDATE,
             "X-Content-Type-Options": "nosniff",
         }
-        if request.headers.get("if-none-match") == asset.etag:
+        body = asset.body
+        if (gzipped := asset.gzipped()) is not None:
+            headers["Vary"] = "Accept-Encoding"
+            if accepts_gzip(request.headers.get("accept-encoding")):
+                body = gzipped
+                headers["ETag"] = asset.gzipped_etag
+                headers["Content-Encoding"] = "gzip"
+        if request.headers.get("if-none-match") == headers["ETag"]:
+            headers.pop("Content-Encoding", None)
             return Response(status_code=304, headers=headers)
-        return Response(asset.body, media_type=asset.media_type, headers=headers)
+        return Response(body, media_type=asset.media_type, headers=headers)
+
+    @router.get("/docs")
+    async def api_docs() -> Response:
+        """Swagger UI over ``/openapi.json``, its script and styles served from here
+        (FastAPI's own page loads them from a CDN, which a network may block)."""
+        return get_swagger_ui_html(
+            openapi_url="/openapi.json",
+            title="funnelbot API",
+            swagger_js_url=door.pages.asset_url("vendor/swagger-ui-bundle.js"),
+            swagger_css_url=door.pages.asset_url("vendor/swagger-ui.css"),
+            swagger_favicon_url=door.pages.asset_url("favicon.svg"),
+        )
 
     # One router per area of pages; a new area is included here, before the catch-all.
     router.include_router(dashboard_cohorts.routes(door))

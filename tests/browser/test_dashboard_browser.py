@@ -1,9 +1,11 @@
 """The dashboard as ops use it, in headless Chromium: logging in with an API key (a wrong
 one refused with a message), the cohort pages with the seeded figures in their tables
-and charts, the language switch, a revoked key and logging out. Each page visited is
-kept as a screenshot in ``test-artifacts/screenshots/``."""
+and charts, the language switch, a revoked key and logging out; and the API's Swagger
+UI. Each page visited is kept as a screenshot in ``test-artifacts/screenshots/``."""
 
 from __future__ import annotations
+
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -189,3 +191,18 @@ async def test_logout_ends_the_session(tab: Tab) -> None:
     await tab.shot("logged-out")
     await tab.goto(f"{DASHBOARD}/cohorts/{tab.site.seeded.main.id}")
     assert "/dashboard/login" in tab.page.url
+
+
+async def test_the_api_docs_render_from_the_app_alone(tab: Tab) -> None:
+    """Swagger UI at ``/docs`` lists the API's routes, and every file it loads comes
+    from the app (none from a CDN)."""
+    hosts: set[str] = set()
+    tab.page.on("request", lambda request: hosts.add(urlsplit(request.url).netloc))
+    await tab.goto("/docs")
+    await tab.page.wait_for_selector(".opblock")
+    paths = await tab.page.eval_on_selector_all(
+        ".opblock-summary-path", "spans => spans.map(s => s.dataset.path)"
+    )
+    assert "/api/v1/cohorts" in paths and "/api/v1/events" in paths
+    assert hosts == {urlsplit(tab.site.url).netloc}
+    await tab.shot("api-docs")

@@ -1,7 +1,8 @@
 """The dashboard over the app in-process (no browser), on SQLite and PostgreSQL: the login
 with an API key and its session cookie (flags, tampering, expiry, a revoked key), the
 cross-site checks on its forms, the language choice, the friendly 404s, the
-Content-Security-Policy and the static assets' caching. What a browser shows (charts,
+Content-Security-Policy, the static assets' caching and compression, and the API's
+Swagger UI served from the app's own files. What a browser shows (charts,
 the language switch) is tested in ``tests/browser/``."""
 
 from __future__ import annotations
@@ -366,3 +367,41 @@ async def test_assets_are_served_by_the_app_with_cache_headers(web: httpx.AsyncC
     for outside in ("../web/session.py", "vendor/../../render.py", "%2e%2e/render.py"):
         answer = await web.get(f"{DASHBOARD}/static/{outside}")
         assert answer.status_code in (303, 404) and b"import" not in answer.content
+
+
+async def test_text_assets_go_gzipped_to_a_browser_that_takes_it(web: httpx.AsyncClient) -> None:
+    path = f"{DASHBOARD}/static/vendor/swagger-ui-bundle.js"
+    plain = await web.get(path, headers={"Accept-Encoding": "identity"})
+    packed = await web.get(path, headers={"Accept-Encoding": "gzip, deflate"})
+    assert "content-encoding" not in plain.headers
+    assert packed.headers["content-encoding"] == "gzip"
+    assert int(packed.headers["content-length"]) < int(plain.headers["content-length"]) / 3
+    assert packed.content == plain.content  # (as the client decodes it)
+    assert plain.headers["vary"] == packed.headers["vary"] == "Accept-Encoding"
+    assert packed.headers["etag"] != plain.headers["etag"]
+    again = await web.get(
+        path, headers={"Accept-Encoding": "gzip", "If-None-Match": packed.headers["etag"]}
+    )
+    assert again.status_code == 304 and "content-encoding" not in again.headers
+    # The other encoding's validator does not match this one.
+    other = await web.get(
+        path, headers={"Accept-Encoding": "gzip", "If-None-Match": plain.headers["etag"]}
+    )
+    assert other.status_code == 200
+    declined = await web.get(path, headers={"Accept-Encoding": "gzip;q=0"})
+    assert "content-encoding" not in declined.headers
+
+
+async def test_the_api_docs_are_served_from_the_app_itself(web: httpx.AsyncClient) -> None:
+    """``/docs`` loads Swagger UI from this app (FastAPI's own page would load it from a
+    CDN, which a network may block); ``/redoc`` (a CDN too) is not served."""
+    docs = await web.get("/docs")
+    assert docs.status_code == 200 and docs.headers["content-type"].startswith("text/html")
+    assert "'/openapi.json'" in docs.text
+    loads = re.findall(r'(?:src|href)="([^"]+)"', docs.text)
+    assert len(loads) == 3, loads  # the script, the styles, the icon
+    for url in loads:
+        assert url.startswith(f"{DASHBOARD}/static/"), url
+        assert (await web.get(url)).status_code == 200, url
+    assert (await web.get("/openapi.json")).json()["info"]["title"] == "funnelbot"
+    assert (await web.get("/redoc")).status_code == 404

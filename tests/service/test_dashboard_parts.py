@@ -1,5 +1,6 @@
 """The dashboard's parts on their own, without I/O: the session seal, the cross-site
-check, the choice of language, where a form may send the browser back to, the timeline's
+check, the choice of language, where a form may send the browser back to, whether a
+browser takes gzip, the timeline's
 order and wording, and the locale files against every text the templates ask for."""
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import pytest
 from bot.http.dashboard_cohorts import STATUSES, TABS, author_text, outcome_text, timeline
 from bot.http.dashboard_experiments import interval_box, verdict_says
 from bot.http.dashboard_kpis import FLAG_KINDS, chosen_week, flag_says, next_weeks
-from bot.http.web.door import NAV, safe_next
+from bot.http.web.door import NAV, accepts_gzip, safe_next
 from bot.http.web.render import ROOT
 from bot.http.web.session import SESSION_MAX_AGE, Session, SessionSeal, from_this_site
 from bot.http.web.texts import Wording, choose_locale, load_catalog
@@ -248,3 +249,24 @@ def test_the_week_picker_steps_a_week_and_ignores_what_is_not_a_week() -> None:
     assert chosen_week("2026-W11", "2026-W10") == "2026-W11"
     for bad in (None, "", "2026-W54", "week", "2026-11"):
         assert chosen_week(bad, "2026-W10") == "2026-W10"
+
+
+@pytest.mark.parametrize(
+    ("header", "takes"),
+    [
+        ("gzip, deflate, br, zstd", True),
+        ("br;q=1.0, gzip;q=0.8, *;q=0.1", True),
+        ("GZIP", True),
+        ("x-gzip", True),
+        ("*", True),
+        ("identity", False),
+        ("br, zstd", False),
+        ("gzip;q=0", False),
+        ("gzip; q=0.000", False),
+        ("gzip;q=nonsense", False),
+        ("", False),
+        (None, False),
+    ],
+)
+def test_a_browser_takes_gzip_only_where_it_says_so(header: str | None, takes: bool) -> None:
+    assert accepts_gzip(header) is takes

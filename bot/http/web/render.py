@@ -100,7 +100,11 @@ class Pages:
         )
         self.asset_version = asset_version
         self.env.globals["prefix"] = PREFIX
-        self.env.globals["asset"] = lambda name: f"{PREFIX}/static/{name}?v={asset_version}"
+        self.env.globals["asset"] = self.asset_url
+
+    def asset_url(self, name: str) -> str:
+        """A static file's URL with this release's version in it (cached for good)."""
+        return f"{PREFIX}/static/{name}?v={self.asset_version}"
 
     def render(
         self,
