@@ -41,6 +41,7 @@ from bot.settings import Settings
 from bot.telegram.app import allowed_updates, register_commands
 from bot.telegram.inbox import UpdateInbox
 from bot.telegram.polling import Poller
+from bot.telegram.reach import BotApiRefused, Reach
 from bot.telegram.services import Services
 from funnels.cohorts.tick import RunDueSteps
 from funnels.deps import Deps
@@ -88,6 +89,13 @@ class _Telegram:
     poller: Poller | None = None
     polling: asyncio.Task[None] | None = None
     webhook: TelegramWebhook | None = None
+    reach: Reach | None = None
+
+    def stop_taking_updates(self) -> None:
+        if self.reach is not None:
+            self.reach.stop()
+        if self.poller is not None:
+            self.poller.stop()
 
 
 @dataclass
@@ -161,25 +169,43 @@ async def _start_telegram(settings: Settings, store: SqlStore, clock: Clock) -> 
     bot, services, inbox = side.bot, side.services, side.inbox
     updates = allowed_updates(side.dispatcher)
     telegram = _Telegram(services, inbox)
-    try:
-        await register_commands(bot, services.catalog)
-    except (TelegramAPIError, ClientDecodeError) as exc:  # menus are a nicety
-        log.warning("could not register the command menus: %s", exc)
     # What the last run stored and did not handle comes first, in order.
     await inbox.recover()
     await services.flush_activity()
     if settings.webhook_url:
         assert settings.webhook_secret is not None  # the settings insist on it
-        secret = settings.webhook_secret.get_secret_value()
-        await bot.set_webhook(settings.webhook_url, secret_token=secret, allowed_updates=updates)
+        url, secret = settings.webhook_url, settings.webhook_secret.get_secret_value()
+        # (Updates are taken from now on: Telegram may still post to the webhook an
+        # earlier run set while this one cannot reach it.)
         telegram.webhook = TelegramWebhook(inbox, secret)
-        log.info("Telegram webhook mode: updates arrive at %s", settings.webhook_url)
+
+        async def set_up() -> None:
+            await bot.set_webhook(url, secret_token=secret, allowed_updates=updates)
+            log.info("Telegram webhook mode: updates arrive at %s", url)
     else:
-        await bot.delete_webhook()
-        me = await bot.me()
-        telegram.poller = Poller(services.direct, inbox.accept, updates)
-        telegram.polling = asyncio.create_task(telegram.poller.run())
-        log.info("Telegram long polling as @%s against %s", me.username, settings.telegram_api_url)
+        poller = telegram.poller = Poller(services.direct, inbox.accept, updates)
+
+        async def set_up() -> None:
+            await bot.delete_webhook()
+            me = await bot.me()
+            telegram.polling = asyncio.create_task(poller.run())
+            log.info(
+                "Telegram long polling as @%s against %s", me.username, settings.telegram_api_url
+            )
+
+    async def connect() -> None:
+        await set_up()
+        try:
+            await register_commands(bot, services.catalog)
+        except (TelegramAPIError, ClientDecodeError) as exc:  # menus are a nicety
+            log.warning("could not register the command menus: %s", exc)
+
+    telegram.reach = Reach(connect, settings.telegram_api_url)
+    try:
+        await telegram.reach.start()
+    except BotApiRefused:
+        await services.close()
+        raise
     return telegram
 
 
@@ -314,12 +340,11 @@ async def _serve(
             timeout_graceful_shutdown=HTTP_GRACE,
         )
     )
-    poller = telegram.poller if telegram is not None else None
 
     def stop_taking_work() -> None:
         """No more updates fetched, no more steps claimed (the one being sent finishes)."""
-        if poller is not None:
-            poller.stop()
+        if telegram is not None:
+            telegram.stop_taking_updates()
         ticker.steps.stop()
         payouts.stop()
 
@@ -390,6 +415,8 @@ async def _finish(ticker: _Ticker, telegram: _Telegram | None) -> None:
     finished (within the grace, together), the buffers written."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + GRACE
+    if telegram is not None and telegram.reach is not None:
+        await telegram.reach.stopped()
     if telegram is not None and telegram.polling is not None:
         await telegram.polling
     try:

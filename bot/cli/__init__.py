@@ -51,6 +51,7 @@ def run() -> None:
     from sqlalchemy.exc import SQLAlchemyError
 
     from bot.service import run as run_service
+    from bot.telegram.reach import BotApiRefused
 
     settings = load_settings()
     require_database(settings.database_url, "FUNNELBOT_DATABASE_URL")
@@ -59,6 +60,9 @@ def run() -> None:
         run_service(settings)
     except (SQLAlchemyError, CommandError) as exc:  # at start-up: the migration, say
         error(f"FUNNELBOT_DATABASE_URL: {one_line(exc)}")
+        raise typer.Exit(1) from None
+    except BotApiRefused as exc:  # a token or webhook URL Telegram will not take
+        error(str(exc))
         raise typer.Exit(1) from None
 
 

@@ -75,6 +75,7 @@ class LocalBotAPI(World):
         allowed_updates: Iterable[str] | None = None,
         webhook_retry_delay: float = 0.5,
         webhook_connections: int = 1,
+        port: int = 0,
     ) -> None:
         super().__init__(
             token, callback_timeout=callback_timeout, clock=clock, allowed_updates=allowed_updates
@@ -88,6 +89,9 @@ class LocalBotAPI(World):
         self._loop: asyncio.AbstractEventLoop | None = None
         self._runner: web.AppRunner | None = None
         self._port: int | None = None
+        self._fixed_port = port
+        """Where to serve (0: a free port): fixed, a bot can be pointed at the server
+        before it starts, as at a Bot API out of reach."""
         self._event = asyncio.Event()
         self._poll_generation = 0
         self._closing = False
@@ -101,9 +105,10 @@ class LocalBotAPI(World):
 
     @property
     def base_url(self) -> str:
-        if self._port is None:
+        port = self._port or self._fixed_port
+        if not port:
             raise RuntimeError("the server is not running")
-        return f"http://127.0.0.1:{self._port}"
+        return f"http://127.0.0.1:{port}"
 
     async def start(self) -> LocalBotAPI:
         """Serve on a free port of 127.0.0.1 in the running event loop."""
@@ -115,7 +120,8 @@ class LocalBotAPI(World):
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
         await self._runner.setup()
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.bind(("127.0.0.1", 0))
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("127.0.0.1", self._fixed_port))
         await web.SockSite(self._runner, sock).start()
         self._port = sock.getsockname()[1]
         self._webhook_task = asyncio.create_task(self._webhook_worker())

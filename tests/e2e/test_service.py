@@ -1,14 +1,19 @@
 """``funnelbot run`` as a process against the local Bot API server: long polling by
-default, Telegram's webhook mode with its secret when FUNNELBOT_WEBHOOK_URL is set."""
+default, Telegram's webhook mode with its secret when FUNNELBOT_WEBHOOK_URL is set; a
+Bot API out of reach at start waited for while the rest runs, and a token it refuses
+ending the start in one line."""
 
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
+import pytest
 
 from tests.botapi import LocalBotAPI
 from tests.support.process import BotProcess, free_port, wait_for
@@ -81,3 +86,58 @@ def test_the_log_is_json_lines_with_no_secret_and_no_line_per_probe(tmp_path: Pa
     assert any(line["logger"].startswith("uvicorn") for line in lines)  # uvicorn's too
     assert TOKEN not in text and TOKEN.split(":")[1] not in text
     assert "readyz" not in text and "metrics" not in text  # no line per request
+
+
+@pytest.mark.parametrize("mode", ["polling", "webhook"])
+def test_a_bot_api_out_of_reach_at_start_is_waited_for_while_the_rest_runs(
+    tmp_path: Path, mode: str
+) -> None:
+    """Nothing listens where the Bot API should be: the process starts anyway (its HTTP
+    API answers), says so once, and sets itself up with Telegram as soon as the Bot API
+    answers; then it takes updates as usual."""
+    api = LocalBotAPI(TOKEN, port=free_port())
+    env = {}
+    if mode == "webhook":
+        port = free_port()
+        env = {
+            "FUNNELBOT_WEBHOOK_URL": f"http://127.0.0.1:{port}/telegram/webhook",
+            "FUNNELBOT_WEBHOOK_SECRET": "s3cret-token",
+        }
+    bot = BotProcess(tmp_path, api, TOKEN, port if mode == "webhook" else None, **env).start()
+    try:
+        assert httpx.get(f"http://127.0.0.1:{bot.port}/readyz", timeout=5).is_success
+        wait_for(lambda: "out of reach" in bot.output(), lambda: bot.output())
+        with api:
+            api.add_user(33, "Cai")
+            first = "setWebhook" if mode == "webhook" else "deleteWebhook"
+            wait_for(lambda: api.calls_of(first), lambda: f"never reached:\n{bot.output()}")
+            wait_for(lambda: api.commands, "the menus were not registered once reached")
+            api.start_bot(33)
+            wait_for(lambda: api.messages(33), lambda: f"no answer to /start:\n{bot.output()}")
+            code = bot.stop()
+    finally:
+        if bot.process is not None and bot.process.poll() is None:
+            bot.kill()
+    text = bot.output()
+    assert code == 0 and "Traceback" not in text, text
+    assert text.count("out of reach") == 1, text  # once, not once per try
+    assert "reached the Bot API after" in text
+
+
+def test_a_token_the_bot_api_refuses_ends_the_start_in_one_line(tmp_path: Path) -> None:
+    with LocalBotAPI(TOKEN) as api:
+        url = api.base_url
+        bot = BotProcess(tmp_path, api, "5151:NOT-THIS-BOT")
+        ended = subprocess.run(
+            [sys.executable, "-c", "from bot.cli import main; main()", "run"],
+            env=bot.env,
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    assert ended.returncode == 1, ended.stdout + ended.stderr
+    assert "Traceback" not in ended.stderr and "Traceback" not in ended.stdout
+    (said,) = [line for line in ended.stderr.splitlines() if line.startswith("error:")]
+    assert said.startswith(f"error: FUNNELBOT_BOT_TOKEN: the Bot API at {url} refused it"), said
+    assert "NOT-THIS-BOT" not in ended.stdout + ended.stderr
