@@ -34,8 +34,9 @@ STEP_LATENESS = Histogram(
 SENDS = Counter(
     "funnelbot_sends",
     "Calls to the Bot API that send or change something, by outcome (ok; refused: "
-    "Telegram said no; unknown: no answer, it may have arrived; unavailable: the chat "
-    "is gone or the bot lost its rights).",
+    "Telegram said no; unknown: no answer, it may have arrived; unreached: no connection "
+    "to the Bot API, nothing left; unavailable: the chat is gone or the bot lost its "
+    "rights).",
     ["outcome"],
     registry=REGISTRY,
 )

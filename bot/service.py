@@ -43,7 +43,7 @@ from bot.telegram.inbox import UpdateInbox
 from bot.telegram.polling import Poller
 from bot.telegram.reach import BotApiRefused, Reach
 from bot.telegram.services import Services
-from funnels.cohorts.tick import RunDueSteps
+from funnels.cohorts.tick import RunDueSteps, TickReport
 from funnels.deps import Deps
 from funnels.kernel.clock import Clock
 from funnels.ladder.events import CatchUpEvents
@@ -110,6 +110,8 @@ class _Ticker:
     pruned_at: float = 0.0
     next_due: datetime | None = None
     """When the next step is due, as the last tick left it (see :func:`_wake_when_due`)."""
+    unreached: bool = False
+    """The last step tried could not reach the Bot API (said once, until one does)."""
 
     def __post_init__(self) -> None:
         self.steps = RunDueSteps(self.deps, owner=f"{socket.gethostname()}:{os.getpid()}")
@@ -134,6 +136,7 @@ class _Ticker:
                 metrics.record_tick(report)
                 paused += report.paused_cohorts
             self.next_due = report.next_due
+            self._say_reach(report)
             if paused:
                 log.warning(
                     "paused cohorts (the bot lost its group): %s",
@@ -151,6 +154,18 @@ class _Ticker:
             if self.payouts is not None:
                 # In the background: a slow payout receiver never holds up the steps.
                 self.payouts.wake()
+
+    def _say_reach(self, report: TickReport) -> None:
+        if report.unreached and not self.unreached:
+            log.warning(
+                "the Bot API cannot be reached: due steps wait (nothing was sent) and go "
+                "out as soon as it answers, a step its script skips when late past its grace"
+            )
+        elif self.unreached and report.claimed and not report.unreached:
+            log.info("the Bot API answers again: due steps go out")
+        else:
+            return
+        self.unreached = report.unreached
 
     async def _telegram_chores(self, telegram: _Telegram) -> None:
         services, inbox = telegram.services, telegram.inbox

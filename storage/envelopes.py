@@ -72,6 +72,19 @@ class SqlEnvelopes(Repo):
         )
         return _envelope(row)
 
+    async def reopen(
+        self, envelope_id: int, opened_at: datetime, expires_at: datetime
+    ) -> EnvelopeRecord | None:
+        row = (
+            await self.conn.execute(
+                update(_e)
+                .where(_e.c.id == envelope_id, _e.c.message_id.is_(None), _e.c.closed_at.is_(None))
+                .values(opened_at=opened_at, expires_at=expires_at)
+                .returning(*_e.c)
+            )
+        ).first()
+        return _envelope(row) if row else None
+
     async def set_message(self, envelope_id: int, chat_id: int, message_id: int) -> None:
         await self.conn.execute(
             update(_e).where(_e.c.id == envelope_id).values(chat_id=chat_id, message_id=message_id)

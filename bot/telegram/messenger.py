@@ -5,7 +5,9 @@ under Telegram's flood limits instead of bouncing off them; a 429 that comes bac
 is waited out and the call repeated (Telegram did nothing, so repeating is safe). Errors
 become the domain's: a group that is gone or forbids posting is :class:`ChatUnavailable`
 (the engine pauses the cohort), a timeout is a ``DeliveryError`` of unknown outcome
-(never re-sent on its own), a member who blocked the bot is marked unreachable.
+(never re-sent on its own), no connection to the Bot API at all is
+:class:`BotApiUnreached` (nothing left: the step stays due), a member who blocked the
+bot is marked unreachable.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from aiogram.exceptions import (
     TelegramServerError,
 )
 from aiogram.types import Message, ReactionTypeEmoji
+from aiohttp import ClientConnectorError
 
 from bot import metrics
 from bot.telegram.render import Rendered, Renderer
@@ -39,6 +42,7 @@ from bot.telegram.slowmode import SlowMode, SlowModes
 from bot.telegram.throttle import Throttling
 from funnels.kernel.messaging import (
     AdmissionsOpen,
+    BotApiUnreached,
     ChatUnavailable,
     DeliveryError,
     Outgoing,
@@ -281,6 +285,9 @@ class TelegramMessenger:
         except ChatUnavailable:
             metrics.SENDS.labels("unavailable").inc()
             raise
+        except BotApiUnreached:
+            metrics.SENDS.labels("unreached").inc()
+            raise
         except DeliveryError as failed:
             metrics.SENDS.labels("refused" if failed.definite else "unknown").inc()
             raise
@@ -323,6 +330,9 @@ class TelegramMessenger:
                 TelegramServerError,
                 ClientDecodeError,
             ) as exc:
+                if isinstance(exc.__cause__, ClientConnectorError):
+                    # No connection was made (DNS, refused, TLS): the request never left.
+                    raise BotApiUnreached(f"{type(exc).__name__}: {exc}") from None
                 # The request may or may not have reached Telegram: outcome unknown. An
                 # answer that is not the Bot API's JSON (a proxy's error page) says no more.
                 raise DeliveryError(f"{type(exc).__name__}: {exc}", definite=False) from None

@@ -98,8 +98,7 @@ class Reach:
         except OUT_OF_REACH as exc:
             log.warning(
                 "the Bot API at %s is out of reach (%s): the HTTP API and the scheduler "
-                "run meanwhile (what they would send to Telegram fails and is kept for "
-                "ops: funnelbot step list); trying again in the background",
+                "run meanwhile; trying again in the background",
                 self._api_url,
                 _one_line(exc),
             )

@@ -30,7 +30,8 @@ past that, how many more."""
 
 
 class Postponed(Exception):
-    """The run is not due after all (a pitch posted late keeps its full reply window)."""
+    """The run is not due after all (a pitch posted late keeps its full reply window, an
+    envelope its full time to grab)."""
 
     def __init__(self, until: datetime) -> None:
         super().__init__(until.isoformat())
@@ -95,6 +96,9 @@ class StepExecutor:
             envelope = await tx.envelopes.by_step(cohort.id, step_key)
         if envelope is None:
             return {"note": "the envelope never opened"}
+        if envelope.closed_at is None and self.deps.clock.now() < envelope.expires_at:
+            # The envelope went out late: its time to grab runs its full length from then.
+            raise Postponed(envelope.expires_at)
         closed = await CloseEnvelope(self.deps)(envelope.id)
         return {"envelope_id": envelope.id, "closed_here": closed}
 

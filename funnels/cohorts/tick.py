@@ -3,7 +3,10 @@ then talk to Telegram.
 
 The database is the source of truth for scheduling. A crash leaves a ``running`` run
 whose lease expires into ``unknown`` (shown to ops, never re-sent on its own: a
-duplicate post in a 500-person group is worse than a late one)."""
+duplicate post in a 500-person group is worse than a late one). A Bot API that cannot
+be reached at all (no connection made, so nothing left) puts the run back, due as
+before: the next tick tries again, and a run whose script skips it when late is skipped
+once past its grace."""
 
 from __future__ import annotations
 
@@ -17,7 +20,7 @@ from funnels.cohorts.member_groups import TendMemberGroups
 from funnels.cohorts.pauses import PauseReason
 from funnels.cohorts.ports import CohortsTx
 from funnels.deps import Deps
-from funnels.kernel.messaging import ChatUnavailable, DeliveryError
+from funnels.kernel.messaging import BotApiUnreached, ChatUnavailable, DeliveryError
 from funnels.kernel.records import CohortRecord, StepRunRecord
 from funnels.ladder.reminders import RemindMembers
 from funnels.warmup.admissions import AnnounceResponders
@@ -40,6 +43,9 @@ class TickReport:
     """Seconds each step run started after its due time."""
     stopped: bool = False
     """Told to stop: it claimed nothing more after the step it was running."""
+    unreached: bool = False
+    """The Bot API could not be reached: the run it tried is due again (nothing was
+    sent) and the tick claimed nothing more; the next tick tries again."""
     next_due: datetime | None = None
     """When the next run the tick could claim is due, as planned when the tick ended
     (None: nothing planned, or a full batch, after which the caller claims on)."""
@@ -92,6 +98,9 @@ class RunDueSteps:
                 break
             report.claimed += 1
             status = await self._run(*claimed, report)
+            if status == "unreached":  # the rest would fail alike: the next tick tries
+                report.unreached = True
+                return report
             if status == "done":
                 report.done += 1
             elif status == "skipped":
@@ -180,6 +189,13 @@ class RunDueSteps:
             report.paused_cohorts.append(cohort.id)
             await tell_leader_lost(self.deps, leader, cohort, exc.cause)
             return "paused"
+        except BotApiUnreached:
+            # Nothing left: due as before (its lateness counts on), claimable again.
+            report.lateness.pop()
+            async with self.deps.uow(CohortsTx).one_statement() as tx:
+                await tx.steps.release_claim(run.id)
+                await tx.commit()
+            return "unreached"
         except DeliveryError as exc:
             status = "failed" if exc.definite else "unknown"
             await self._finish(run, status, outcome, exc.reason)

@@ -298,6 +298,15 @@ class DeliveryError(Exception):
         self.definite = definite
 
 
+class BotApiUnreached(DeliveryError):
+    """The Bot API could not be reached at all (no connection was made: no network, no
+    name resolution, a refused connection), so the request never left and nothing was
+    posted: unlike an unknown outcome, sending again later is safe."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason, definite=True)
+
+
 class ChatUnavailable(DeliveryError):
     """The bot was removed from the chat or lost the rights it needs there.
     ``cause``: ``removed``, ``demoted`` or ``cannot_post`` (Telegram refused otherwise)."""

@@ -99,6 +99,12 @@ class OpenEnvelope:
                 envelope = await tx.envelopes.open(
                     cohort.id, step_id, cohort.currency, amounts, now, now + spec.expires_in
                 )
+            elif envelope.message_id is None:
+                # Opened before, never posted (the Bot API was out of reach, say): the
+                # time to grab counts from the post that goes out now.
+                envelope = (
+                    await tx.envelopes.reopen(envelope.id, now, now + spec.expires_in) or envelope
+                )
             await tx.commit()
         offer = EnvelopeOffer(
             envelope.id,

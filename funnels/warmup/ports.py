@@ -83,6 +83,13 @@ class Envelopes(Protocol):
         """Create the envelope and its pre-split shares, or return the existing one."""
         ...
 
+    async def reopen(
+        self, envelope_id: int, opened_at: datetime, expires_at: datetime
+    ) -> EnvelopeRecord | None:
+        """An envelope never posted and still open, its time to grab counted anew; None
+        once it has a message or is closed."""
+        ...
+
     async def set_message(self, envelope_id: int, chat_id: int, message_id: int) -> None: ...
 
 

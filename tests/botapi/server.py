@@ -141,6 +141,9 @@ class LocalBotAPI(World):
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+        # Started again, it serves at the same address: a Bot API that went away and
+        # came back.
+        self._fixed_port = self._fixed_port or (self._port or 0)
         self._port = None
         with self._lock:
             self._loop = None

@@ -1,6 +1,6 @@
 """Telegram faults, end to end: missing rights at /launch, the bot removed or demoted,
-a group migrated to a supergroup, a member who blocked the bot, 429s, and taps answered
-while bulk sends wait for their slots."""
+a group migrated to a supergroup, a member who blocked the bot, 429s, taps answered
+while bulk sends wait for their slots, and a Bot API that cannot be reached at all."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from funnels.kernel.messaging import ScriptPost
 from storage.models import Envelope, EnvelopeShare, User
 from storage.uow import SqlStore
 from tests.support.harness import ADMIN, LEADER, TASKS, WARMUP, Harness, at, running_bot
+from tests.support.process import free_port
 
 CATALOG = Catalog.load()
 
@@ -392,3 +393,99 @@ async def test_only_the_leader_binds_and_pauses(store: SqlStore) -> None:
         await h.say(TASKS, LEADER, f"/taskgroup {code}")
         await h.say(WARMUP, LEADER, "/taskgroup NOPE")
         assert h.last_text(WARMUP) == CATALOG.text("en", "taskgroup.unknown", code="NOPE")
+
+
+async def _welcome(h: Harness) -> Any:
+    async with h.store.transaction() as tx:
+        cohort = await tx.cohorts.by_chat(WARMUP)
+        assert cohort is not None
+        return await tx.steps.get(cohort.id, "d1_welcome")
+
+
+async def _in_doubt(h: Harness) -> list[str]:
+    async with h.store.transaction() as tx:
+        cohort = await tx.cohorts.by_chat(WARMUP)
+        assert cohort is not None
+        runs = await tx.steps.timeline(cohort.id)
+    return [r.key for r in runs if r.status in ("unknown", "failed", "held")]
+
+
+async def test_a_bot_api_out_of_reach_keeps_the_post_due_and_sends_it_once_when_back(
+    store: SqlStore,
+) -> None:
+    """Nothing listens where the Bot API was (no connection can be made, so nothing
+    left): the welcome stays due through the ticks meanwhile, goes out once as soon as
+    the Bot API is back, late by the outage, and nothing is left in doubt for ops."""
+    async with running_bot(store, at(0, "10:00"), port=free_port()) as h:
+        world(h)
+        await launched(h)
+        sends_before = len(h.api.calls_of("sendMessage"))
+        await h.api.stop()
+        for minute in ("09:00", "09:02", "09:05"):
+            report = await h.tick(at(1, minute))
+            assert report.unreached and report.claimed == 1 and report.done == 0
+        waiting = await _welcome(h)
+        assert waiting.status == "pending" and waiting.due_at == at(1, "09:00")
+        assert waiting.attempts == 3
+        await h.api.start()
+        report = await h.tick(at(1, "09:10"))
+        assert not report.unreached and report.done >= 1
+        sent = await _welcome(h)
+        assert sent.status == "done" and sent.outcome["late_seconds"] == 600
+        (welcome,) = h.api.calls_of("sendMessage")[sends_before:]  # one, once
+        assert welcome.ok and welcome.chat_id == WARMUP
+        assert await _in_doubt(h) == []
+
+
+async def test_a_post_whose_bot_api_stays_out_of_reach_past_its_grace_is_skipped(
+    store: SqlStore,
+) -> None:
+    """The script skips a post more than 30 minutes late: an outage that long skips it
+    (a morning post at noon reads oddly), where an unknown outcome would have waited for
+    ops."""
+    async with running_bot(store, at(0, "10:00"), port=free_port()) as h:
+        world(h)
+        await launched(h)
+        await h.api.stop()
+        assert (await h.tick(at(1, "09:00"))).unreached
+        assert (await h.tick(at(1, "09:20"))).unreached
+        await h.api.start()
+        await h.tick(at(1, "09:45"))
+        skipped = await _welcome(h)
+        assert skipped.status == "skipped" and "past the grace" in (skipped.error or "")
+        assert await _in_doubt(h) == []
+
+
+async def test_a_red_envelope_out_of_reach_gives_its_full_time_to_grab_once_posted(
+    store: SqlStore,
+) -> None:
+    """The envelope is opened (its shares split, its total reserved) before the post;
+    the post cannot reach the Bot API, so it goes out later, and its ten minutes to grab
+    count from then, not from the first try."""
+    async with running_bot(store, at(0, "10:00"), port=free_port()) as h:
+        world(h)
+        await launched(h)
+        await h.run_until(at(1, "11:59"))
+        await h.api.stop()
+        assert (await h.tick(at(1, "12:00"))).unreached
+        assert (await h.tick(at(1, "12:04"))).unreached
+        await h.api.start()
+        await h.tick(at(1, "12:08"))
+        async with h.store.transaction() as tx:
+            cohort = await tx.cohorts.by_chat(WARMUP)
+            assert cohort is not None
+            envelope = await tx.envelopes.by_step(cohort.id, "d1_envelope_noon")
+            run = await tx.steps.get(cohort.id, "d1_envelope_noon")
+        assert run is not None and run.status == "done"
+        assert envelope is not None and envelope.message_id is not None
+        assert envelope.expires_at == at(1, "12:18")
+        offers = [c for c in h.api.calls_of("sendMessage") if c.chat_id == WARMUP and c.ok]
+        assert sum("reply_markup" in c.params for c in offers) == 1  # one Grab button
+        assert await _in_doubt(h) == []
+        # Its close, due at 12:10, waits for the end of its time.
+        await h.run_until(at(1, "12:30"))
+        async with h.store.transaction() as tx:
+            closed = await tx.envelopes.by_step(cohort.id, "d1_envelope_noon")
+            close = await tx.steps.get(cohort.id, "d1_envelope_noon.close")
+        assert closed is not None and closed.closed_at == at(1, "12:18")
+        assert close is not None and close.status == "done"
