@@ -1,11 +1,14 @@
-"""Reaching the Bot API at start, without a network: what counts as out of reach (tried
+"""Reaching the Bot API, without a network: at start, what counts as out of reach (tried
 again in the background, said once) and what as a refusal (the start ends, naming the
-setting to fix and never the token)."""
+setting to fix and never the token); later, the tick's steps waiting for it, said once
+each way."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from types import SimpleNamespace
+from typing import cast
 
 import pytest
 from aiogram.exceptions import (
@@ -22,7 +25,9 @@ from aiogram.exceptions import (
 from aiogram.methods import DeleteWebhook, GetMe, SetWebhook
 from aiogram.utils.backoff import BackoffConfig
 
+from bot.service import _Ticker
 from bot.telegram.reach import BotApiRefused, Reach, refusal
+from funnels.cohorts.tick import TickReport
 
 API = "https://api.telegram.org"
 QUICK = BackoffConfig(min_delay=0.01, max_delay=0.02, factor=1.5, jitter=0.0)
@@ -155,3 +160,24 @@ async def test_a_refusal_after_an_outage_is_logged_and_the_tries_end(
 def test_the_refusal_of_another_method_names_it() -> None:
     said = str(refusal(TelegramBadRequest(GetMe(), "Bad Request: odd"), API))
     assert said == f"the Bot API at {API} refused getMe at start (Bad Request: odd)"
+
+
+def test_the_service_says_once_that_steps_wait_and_once_that_they_go_out(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    ticker = cast(_Ticker, SimpleNamespace(unreached=False))
+
+    def tick(**report: object) -> None:
+        _Ticker._say_reach(ticker, TickReport(**report))  # type: ignore[arg-type]
+
+    with caplog.at_level(logging.INFO, "funnelbot"):
+        tick(claimed=1, done=1)
+        tick(claimed=1, unreached=True)
+        tick(claimed=1, unreached=True)
+        tick(claimed=0)  # nothing due: nothing learnt either way
+        tick(claimed=1, done=1)
+        tick(claimed=1, done=1)
+    said = [r.getMessage() for r in caplog.records]
+    assert len(said) == 2, said
+    assert said[0].startswith("the Bot API cannot be reached: due steps wait")
+    assert said[1] == "the Bot API answers again: due steps go out"
