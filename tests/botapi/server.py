@@ -111,7 +111,8 @@ class LocalBotAPI(World):
         return f"http://127.0.0.1:{port}"
 
     async def start(self) -> LocalBotAPI:
-        """Serve on a free port of 127.0.0.1 in the running event loop."""
+        """Serve on 127.0.0.1 (on the port given, else on a free one; started again, on
+        the same one) in the running event loop."""
         self._loop = asyncio.get_running_loop()
         self._event = asyncio.Event()
         self._closing = False
@@ -120,6 +121,7 @@ class LocalBotAPI(World):
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
         await self._runner.setup()
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        # (Its own port again at once after a stop, though connections to it linger.)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(("127.0.0.1", self._fixed_port))
         await web.SockSite(self._runner, sock).start()

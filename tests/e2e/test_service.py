@@ -96,14 +96,14 @@ def test_a_bot_api_out_of_reach_at_start_is_waited_for_while_the_rest_runs(
     API answers), says so once, and sets itself up with Telegram as soon as the Bot API
     answers; then it takes updates as usual."""
     api = LocalBotAPI(TOKEN, port=free_port())
+    port = free_port()
     env = {}
     if mode == "webhook":
-        port = free_port()
         env = {
             "FUNNELBOT_WEBHOOK_URL": f"http://127.0.0.1:{port}/telegram/webhook",
             "FUNNELBOT_WEBHOOK_SECRET": "s3cret-token",
         }
-    bot = BotProcess(tmp_path, api, TOKEN, port if mode == "webhook" else None, **env).start()
+    bot = BotProcess(tmp_path, api, TOKEN, port, **env).start()
     try:
         assert httpx.get(f"http://127.0.0.1:{bot.port}/readyz", timeout=5).is_success
         wait_for(lambda: "out of reach" in bot.output(), lambda: bot.output())
