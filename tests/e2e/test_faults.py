@@ -395,11 +395,12 @@ async def test_only_the_leader_binds_and_pauses(store: SqlStore) -> None:
         assert h.last_text(WARMUP) == CATALOG.text("en", "taskgroup.unknown", code="NOPE")
 
 
-async def _welcome(h: Harness) -> Any:
+async def _run_of(h: Harness, key: str = "d1_welcome") -> Any:
+    """The warm-up cohort's run of step ``key``."""
     async with h.store.transaction() as tx:
         cohort = await tx.cohorts.by_chat(WARMUP)
         assert cohort is not None
-        return await tx.steps.get(cohort.id, "d1_welcome")
+        return await tx.steps.get(cohort.id, key)
 
 
 async def _in_doubt(h: Harness) -> list[str]:
@@ -424,13 +425,13 @@ async def test_a_bot_api_out_of_reach_keeps_the_post_due_and_sends_it_once_when_
         for minute in ("09:00", "09:02", "09:05"):
             report = await h.tick(at(1, minute))
             assert report.unreached and report.claimed == 1 and report.done == 0
-        waiting = await _welcome(h)
+        waiting = await _run_of(h)
         assert waiting.status == "pending" and waiting.due_at == at(1, "09:00")
         assert waiting.attempts == 3
         await h.api.start()
         report = await h.tick(at(1, "09:10"))
         assert not report.unreached and report.done >= 1
-        sent = await _welcome(h)
+        sent = await _run_of(h)
         assert sent.status == "done" and sent.outcome["late_seconds"] == 600
         (welcome,) = h.api.calls_of("sendMessage")[sends_before:]  # one, once
         assert welcome.ok and welcome.chat_id == WARMUP
@@ -451,7 +452,7 @@ async def test_a_post_whose_bot_api_stays_out_of_reach_past_its_grace_is_skipped
         assert (await h.tick(at(1, "09:20"))).unreached
         await h.api.start()
         await h.tick(at(1, "09:45"))
-        skipped = await _welcome(h)
+        skipped = await _run_of(h)
         assert skipped.status == "skipped" and "past the grace" in (skipped.error or "")
         assert await _in_doubt(h) == []
 
@@ -471,12 +472,10 @@ async def test_a_red_envelope_out_of_reach_gives_its_full_time_to_grab_once_post
         assert (await h.tick(at(1, "12:04"))).unreached
         await h.api.start()
         await h.tick(at(1, "12:08"))
-        async with h.store.transaction() as tx:
-            cohort = await tx.cohorts.by_chat(WARMUP)
-            assert cohort is not None
-            envelope = await tx.envelopes.by_step(cohort.id, "d1_envelope_noon")
-            run = await tx.steps.get(cohort.id, "d1_envelope_noon")
+        run = await _run_of(h, "d1_envelope_noon")
         assert run is not None and run.status == "done"
+        async with h.store.transaction() as tx:
+            envelope = await tx.envelopes.by_step(run.cohort_id, "d1_envelope_noon")
         assert envelope is not None and envelope.message_id is not None
         assert envelope.expires_at == at(1, "12:18")
         offers = [c for c in h.api.calls_of("sendMessage") if c.chat_id == WARMUP and c.ok]
@@ -485,7 +484,7 @@ async def test_a_red_envelope_out_of_reach_gives_its_full_time_to_grab_once_post
         # Its close, due at 12:10, waits for the end of its time.
         await h.run_until(at(1, "12:30"))
         async with h.store.transaction() as tx:
-            closed = await tx.envelopes.by_step(cohort.id, "d1_envelope_noon")
-            close = await tx.steps.get(cohort.id, "d1_envelope_noon.close")
+            closed = await tx.envelopes.by_step(run.cohort_id, "d1_envelope_noon")
         assert closed is not None and closed.closed_at == at(1, "12:18")
+        close = await _run_of(h, "d1_envelope_noon.close")
         assert close is not None and close.status == "done"
