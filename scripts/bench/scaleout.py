@@ -30,6 +30,12 @@ to the receiver once. Each trial also prints the CPU its processes, the benchmar
 PostgreSQL used, and how many cores each kept busy while the events were applied: on a
 machine they share, a second process can only add what the first left idle.
 
+Each trial also prints the CPU each event and each step cost the processes and
+PostgreSQL. ``--processes`` takes ``N+S`` besides ``N``: N processes with S spinners
+beside them (a process that only keeps a core busy, with no I/O and next to no memory):
+a control that shows what a saturated machine alone does to that cost, with no third
+process's work, connections or contention in it.
+
 Targets (issue 13): two processes ≥ 1.4× one, three no slower than two, no violation.
 """
 
@@ -43,11 +49,12 @@ import os
 import random
 import secrets
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -88,7 +95,7 @@ EVENTS_AT = task_at(1, "10:00")
 
 async def seed(url: str, cohorts: int, members: int) -> None:
     """The template: ``cohorts`` cohorts starting together, each with ``members`` in the
-    task stage, nothing run yet."""
+    task stage, nothing run yet, its statistics gathered."""
     engine = create_engine(url)
     store = SqlStore(engine)
     clock = ManualClock(warmup_at(1, "08:00"))
@@ -107,6 +114,12 @@ async def seed(url: str, cohorts: int, members: int) -> None:
                 await tx.cohorts.bind_task_chat(cohort.id, TASK_CHAT - c)
                 await tx.commit()
             await kit.admitted(cohort, members)
+        # Statistics, as autovacuum gathers them on a database in use: without them the
+        # planner guesses, and a trial's plans would depend on whether autovacuum had
+        # reached the template before it was copied.
+        async with engine.connect() as conn:
+            await conn.execution_options(isolation_level="AUTOCOMMIT")
+            await conn.execute(text("ANALYZE"))
     finally:
         await engine.dispose()
 
@@ -137,6 +150,7 @@ async def copy_of(template: str, label: str) -> AsyncIterator[str]:
 @dataclass
 class Trial:
     processes: int
+    spinners: int = 0
     steps: int = 0
     steps_seconds: float = 0.0
     instants: int = 0
@@ -169,6 +183,20 @@ class Trial:
     @property
     def events_rate(self) -> float:
         return self.events / self.events_seconds if self.events_seconds else 0.0
+
+    @property
+    def label(self) -> str:
+        return f"{self.processes}+{self.spinners}" if self.spinners else str(self.processes)
+
+    def per_event_us(self, who: str) -> float:
+        """CPU microseconds an event cost ``who`` from the first request until the last
+        event was applied."""
+        cpu = self.events_cores.get(who, 0.0) * self.events_seconds
+        return cpu / self.events * 1e6 if self.events else 0.0
+
+    def per_step_ms(self, who: str) -> float:
+        """CPU milliseconds a step run cost ``who`` during the steps phase."""
+        return self.steps_cpu.get(who, 0.0) / self.steps * 1e3 if self.steps else 0.0
 
 
 async def run_steps(engine: Any, clock_file: Path, trial: Trial) -> None:
@@ -391,11 +419,16 @@ def _env(
     }
 
 
+_SPINNERS: set[str] = set()
+"""The pids of the spinners running now (children of this process, not the service)."""
+
+
 def _cpu_now() -> dict[str, float]:
     """CPU seconds so far of this process's running children (the ``funnelbot run``
-    processes), of this process, and of PostgreSQL when it runs here (Linux /proc)."""
+    processes; the spinners apart), of this process, and of PostgreSQL when it runs
+    here (Linux /proc)."""
     tick = os.sysconf("SC_CLK_TCK")
-    me, children = str(os.getpid()), 0
+    me, children, spun = str(os.getpid()), 0, 0
     for pid in (p for p in os.listdir("/proc") if p.isdigit()):
         try:
             with open(f"/proc/{pid}/stat") as f:
@@ -403,9 +436,14 @@ def _cpu_now() -> dict[str, float]:
         except (OSError, IndexError):
             continue
         if rest[1] == me:
-            children += int(rest[11]) + int(rest[12])
+            if pid in _SPINNERS:
+                spun += int(rest[11]) + int(rest[12])
+            else:
+                children += int(rest[11]) + int(rest[12])
     own = os.times()
     out = {"service": children / tick, "benchmark": own.user + own.system}
+    if _SPINNERS:
+        out["spin"] = spun / tick
     db = _postgres_cpu()
     if db is not None:
         out["db"] = db
@@ -457,10 +495,37 @@ def _logged_errors(workdir: Path, label: str) -> list[str]:
     return found
 
 
+@contextlib.contextmanager
+def spinning(count: int) -> Iterator[list[float]]:
+    """``count`` processes that keep a core busy each until the block ends (a loop with
+    no I/O and next to no memory); yields a list that holds, once they have ended, the
+    CPU seconds they used, to be told apart from the service's."""
+    spinners = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(count)]
+    _SPINNERS.update(str(p.pid) for p in spinners)
+    used: list[float] = []
+    try:
+        yield used
+    finally:
+        tick = os.sysconf("SC_CLK_TCK")
+        for p in spinners:
+            with contextlib.suppress(OSError, IndexError):
+                with open(f"/proc/{p.pid}/stat") as f:
+                    rest = f.read().rsplit(")", 1)[1].split()
+                used.append((int(rest[11]) + int(rest[12])) / tick)
+            p.kill()
+            p.wait()
+            _SPINNERS.discard(str(p.pid))
+
+
 async def trial(
-    template: str, processes: int, label: str, args: argparse.Namespace, workdir: Path
+    template: str,
+    processes: int,
+    label: str,
+    args: argparse.Namespace,
+    workdir: Path,
+    spinners: int = 0,
 ) -> Trial:
-    result = Trial(processes)
+    result = Trial(processes, spinners)
     secret = new_secret()
     clock_file = workdir / f"clock-{label}"
     write_instant(clock_file, warmup_at(1, "08:00"))
@@ -470,7 +535,11 @@ async def trial(
         engine = create_engine(url)
         ports = [free_port() for _ in range(processes)]
         try:
-            with receiving() as receiver, contextlib.ExitStack() as stack:
+            with (
+                receiving() as receiver,
+                contextlib.ExitStack() as stack,
+                spinning(spinners) as spun,
+            ):
                 for i, port in enumerate(ports):
                     stack.enter_context(
                         server(
@@ -488,7 +557,11 @@ async def trial(
     result.violations += _logged_errors(workdir, label)
     after = os.times()  # the processes were waited for: their CPU is the children's
     result.service_cpu = (
-        after.children_user + after.children_system - before.children_user - before.children_system
+        after.children_user
+        + after.children_system
+        - before.children_user
+        - before.children_system
+        - sum(spun)
     )
     result.bench_cpu = after.user + after.system - before.user - before.system
     result.wall = time.perf_counter() - wall
@@ -501,9 +574,25 @@ async def trial(
 # --------------------------------------------------------------------------- main
 
 
+def _kinds(spec: str) -> list[tuple[int, int]]:
+    """``--processes``: ``1,2,3`` or with spinners, ``2+1``: (processes, spinners)."""
+    kinds = []
+    for item in spec.split(","):
+        processes, _, spinners = item.strip().partition("+")
+        try:
+            kind = (int(processes), int(spinners or 0))
+        except ValueError:
+            problem = f"--processes: {item!r} is not N or N+S (N processes, S spinners)"
+            raise SystemExit(problem) from None
+        if kind[0] < 1 or kind[1] < 0:
+            raise SystemExit(f"--processes: {item!r} needs one process or more")
+        kinds.append(kind)
+    return kinds
+
+
 async def bench(args: argparse.Namespace) -> list[Trial]:
     trials: list[Trial] = []
-    counts = [int(n) for n in args.processes.split(",")]
+    kinds = _kinds(args.processes)
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
         async with scratch_database(args.postgres, "scaleout") as template:
@@ -515,32 +604,39 @@ async def bench(args: argparse.Namespace) -> list[Trial]:
                 file=sys.stderr,
             )
             for r in range(args.rounds):
-                for n in counts:
-                    t = await trial(template, n, f"r{r}p{n}", args, workdir)
+                for n, spin in kinds:
+                    label = f"r{r}p{n}s{spin}"
+                    t = await trial(template, n, label, args, workdir, spin)
                     trials.append(t)
-                    print(
-                        f"  round {r + 1}, {n} process(es): {t.steps_rate:7,.0f} steps/s "
-                        f"({t.steps} in {t.steps_seconds:.2f} s over {t.instants} instants, "
-                        f"{t.steps_noticing:.2f} s of it until a tick took up the instant; "
-                        "cores busy: "
-                        + ", ".join(
-                            f"{who} {cpu / t.steps_seconds:.2f}" for who, cpu in t.steps_cpu.items()
-                        )
-                        + "), "
-                        f"{t.events_rate:7,.0f} events/s applied ({t.events} in "
-                        f"{t.events_seconds:.2f} s; acknowledged in {t.acked_seconds:.2f} s), "
-                        f"violations: {len(t.violations)}; CPU: service {t.service_cpu:.0f} s, "
-                        f"benchmark {t.bench_cpu:.0f} s, PostgreSQL "
-                        f"{'-' if t.db_cpu is None else f'{t.db_cpu:.0f}'} s, over {t.wall:.0f} s; "
-                        "cores busy while events were acknowledged: "
-                        + ", ".join(f"{who} {n:.2f}" for who, n in t.acked_cores.items())
-                        + "; until applied: "
-                        + ", ".join(f"{who} {n:.2f}" for who, n in t.events_cores.items()),
-                        file=sys.stderr,
-                    )
-                    for violation in t.violations:
-                        print(f"    VIOLATION: {violation}", file=sys.stderr)
+                    _report(r, t)
     return trials
+
+
+def _report(r: int, t: Trial) -> None:
+    kind = f"{t.processes} process(es)" + (f" + {t.spinners} spinner(s)" if t.spinners else "")
+    print(
+        f"  round {r + 1}, {kind}: {t.steps_rate:7,.0f} steps/s "
+        f"({t.steps} in {t.steps_seconds:.2f} s over {t.instants} instants, "
+        f"{t.steps_noticing:.2f} s of it until a tick took up the instant; "
+        "cores busy: "
+        + ", ".join(f"{who} {cpu / t.steps_seconds:.2f}" for who, cpu in t.steps_cpu.items())
+        + f"; CPU a step: service {t.per_step_ms('service'):.2f} ms, PostgreSQL "
+        f"{t.per_step_ms('db'):.2f} ms), "
+        f"{t.events_rate:7,.0f} events/s applied ({t.events} in "
+        f"{t.events_seconds:.2f} s; acknowledged in {t.acked_seconds:.2f} s; CPU an event: "
+        f"service {t.per_event_us('service'):.0f} µs, PostgreSQL "
+        f"{t.per_event_us('db'):.0f} µs), "
+        f"violations: {len(t.violations)}; CPU: service {t.service_cpu:.0f} s, "
+        f"benchmark {t.bench_cpu:.0f} s, PostgreSQL "
+        f"{'-' if t.db_cpu is None else f'{t.db_cpu:.0f}'} s, over {t.wall:.0f} s; "
+        "cores busy while events were acknowledged: "
+        + ", ".join(f"{who} {n:.2f}" for who, n in t.acked_cores.items())
+        + "; until applied: "
+        + ", ".join(f"{who} {n:.2f}" for who, n in t.events_cores.items()),
+        file=sys.stderr,
+    )
+    for violation in t.violations:
+        print(f"    VIOLATION: {violation}", file=sys.stderr)
 
 
 def main() -> None:
@@ -549,44 +645,66 @@ def main() -> None:
     parser.add_argument("--cohorts", type=int, default=200)
     parser.add_argument("--members", type=int, default=20, help="members a cohort")
     parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument("--processes", default="1,2,3")
+    parser.add_argument(
+        "--processes",
+        default="1,2,3",
+        help="process counts to compare; N+S adds S spinners beside N processes (a control)",
+    )
     parser.add_argument("--batch", type=int, default=10, help="events a request")
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--seed", type=int, default=1, help="the events' arrival order")
     parser.add_argument("--tick", type=float, default=0.5, help="FUNNELBOT_TICK_SECONDS")
     args = parser.parse_args()
+    _kinds(args.processes)  # (a bad list is refused before anything is seeded)
     trials = asyncio.run(bench(args))
 
-    by_n: dict[int, list[Trial]] = {}
+    by_kind: dict[str, list[Trial]] = {}
     for t in trials:
-        by_n.setdefault(t.processes, []).append(t)
-    steps = {n: statistics.median(t.steps_rate for t in ts) for n, ts in by_n.items()}
-    events = {n: statistics.median(t.events_rate for t in ts) for n, ts in by_n.items()}
-    violations = sum(len(t.violations) for t in trials)
+        by_kind.setdefault(t.label, []).append(t)
+
+    def median(kind: str, figure: Callable[[Trial], float]) -> float:
+        return statistics.median(figure(t) for t in by_kind[kind])
+
+    def cost(kind: str, who: str) -> float:
+        """The median CPU an event cost ``who`` in trials of ``kind``."""
+        return statistics.median(t.per_event_us(who) for t in by_kind[kind])
+
     print(
         f"\n{args.cohorts} cohorts x {args.members} members on PostgreSQL, "
         f"{args.rounds} round(s), medians:"
     )
-    for n in sorted(by_n):
-        print(f"  {n} process(es): {steps[n]:8,.0f} steps/s   {events[n]:8,.0f} events/s")
+    for kind in by_kind:
+        print(
+            f"  {kind:>5} process(es): {median(kind, lambda t: t.steps_rate):8,.0f} steps/s "
+            f"{median(kind, lambda t: t.events_rate):8,.0f} events/s   CPU an event: service "
+            f"{cost(kind, 'service'):4.0f} µs, PostgreSQL {cost(kind, 'db'):4.0f} µs"
+        )
     verdicts = []
-    if 1 in by_n and 2 in by_n:
-        for name, rates in (("steps", steps), ("events", events)):
-            ratio = rates[2] / rates[1]
-            ok = ratio >= 1.4
+    for more, fewer, target in (("2", "1", 1.4), ("3", "2", 1.0)):
+        if more not in by_kind or fewer not in by_kind:
+            continue
+        for name, rate in (("steps", lambda t: t.steps_rate), ("events", lambda t: t.events_rate)):
+            ratio = median(more, rate) / median(fewer, rate)
+            ok = ratio >= target
             verdicts.append(ok)
-            print(f"  {name}: two / one = {ratio:.2f} (target >= 1.4) {'PASS' if ok else 'FAIL'}")
-    if 2 in by_n and 3 in by_n:
-        for name, rates in (("steps", steps), ("events", events)):
-            ratio = rates[3] / rates[2]
-            ok = ratio >= 1.0
-            verdicts.append(ok)
-            print(f"  {name}: three / two = {ratio:.2f} (target >= 1.0) {'PASS' if ok else 'FAIL'}")
+            print(
+                f"  {name}: {more} / {fewer} processes = {ratio:.2f} (target >= {target}) "
+                f"{'PASS' if ok else 'FAIL'}"
+            )
+    for kind in ("3", "2+1"):  # what a saturated machine does to an event's cost
+        if kind not in by_kind or "2" not in by_kind:
+            continue
+        costs = [cost(kind, who) / cost("2", who) for who in ("service", "db")]
+        print(
+            f"  CPU an event, {kind} against 2: service x{costs[0]:.2f}, PostgreSQL x{costs[1]:.2f}"
+        )
+    violations = sum(len(t.violations) for t in trials)
     print(f"  invariant violations: {violations} {'PASS' if violations == 0 else 'FAIL'}")
     verdicts.append(violations == 0)
     print(
         "\nreproduce: .venv/bin/python scripts/bench/scaleout.py"
         f" --cohorts {args.cohorts} --members {args.members} --rounds {args.rounds}"
+        f" --processes {args.processes}"
         f" --batch {args.batch} --connections {args.connections} --tick {args.tick}"
         f" --seed {args.seed}"
     )
