@@ -204,7 +204,9 @@ class StepRun(Base):
     __tablename__ = "step_runs"
     __table_args__ = (
         UniqueConstraint("cohort_id", "key"),
-        Index("ix_step_runs_status_due_at", "status", "due_at"),
+        # The tick's claim (``status = 'pending' AND due_at <= now ORDER BY due_at, id``)
+        # reads its run off this index in order.
+        Index("ix_step_runs_status_due_at_id", "status", "due_at", "id"),
     )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)

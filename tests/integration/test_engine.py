@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from sqlalchemy import event, text
 
 from funnels.cohorts.launch import StartCohort
 from funnels.cohorts.lifecycle import GroupLost, PauseCohort
@@ -534,6 +535,41 @@ async def test_concurrent_ticks_run_each_step_once(kit: Kit) -> None:
     for cohort in cohorts:
         run = await kit.step(cohort.id, "d1_welcome")
         assert (run.status, run.attempts) == ("done", 1)
+
+
+@pytest.mark.postgres
+async def test_a_claim_reads_the_first_due_run_off_its_index_without_sorting(kit: Kit) -> None:
+    """Cohorts launched together have their runs due at one instant: each claim (one a
+    step) takes the first of them off the (status, due_at, id) index rather than reading
+    and sorting them all, as it did on (status, due_at): 0.4 ms a claim on 200 cohorts."""
+    if kit.dialect != "postgresql":
+        pytest.skip("the plan is PostgreSQL's; SQLite's claims take turns in one process")
+    for i in range(120):
+        await kit.start(chat=WARMUP_CHAT - i, code=f"K{i}")
+    async with kit.store.engine.connect() as conn:  # as autovacuum would have by now
+        await conn.execute(text("ANALYZE"))
+        await conn.commit()
+    claims: list[tuple[str, Any]] = []
+
+    def seen(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
+        if "FOR UPDATE OF step_runs SKIP LOCKED" in statement:
+            claims.append((statement, parameters))
+
+    event.listen(kit.store.engine.sync_engine, "before_cursor_execute", seen)
+    try:
+        report = await kit.tick(warmup_at(1, "09:00"))
+    finally:
+        event.remove(kit.store.engine.sync_engine, "before_cursor_execute", seen)
+
+    assert report.done == len(claims) == 50  # a full batch, a claim a step
+    statement, parameters = claims[-1]
+    async with kit.store.engine.connect() as conn:
+        raw = (await conn.get_raw_connection()).driver_connection
+        assert raw is not None
+        plan = "\n".join(row[0] for row in await raw.fetch(f"EXPLAIN {statement}", *parameters))
+        await conn.rollback()
+    assert "ix_step_runs_status_due_at_id" in plan, plan
+    assert "Sort" not in plan, plan
 
 
 # ---------------------------------------------------------------- a whole cohort
