@@ -30,8 +30,8 @@ to the receiver once. Each trial also prints the CPU its processes, the benchmar
 PostgreSQL used, and how many cores each kept busy while the events were applied: on a
 machine they share, a second process can only add what the first left idle.
 
-Each trial also prints the CPU each event and each step cost the processes and
-PostgreSQL. ``--processes`` takes ``N+S`` besides ``N``: N processes with S spinners
+The CPU each event and each step cost the processes and PostgreSQL comes with it.
+``--processes`` takes ``N+S`` besides ``N``: N processes with S spinners
 beside them (a process that only keeps a core busy, with no I/O and next to no memory):
 a control that shows what a saturated machine alone does to that cost, with no third
 process's work, connections or contention in it.
@@ -419,6 +419,18 @@ def _env(
     }
 
 
+def _stat(pid: str) -> tuple[str, list[str]] | None:
+    """A process's name and the fields of ``/proc/PID/stat`` after it (``[1]`` the
+    parent, ``[11]`` and ``[12]`` its user and system clock ticks, ``[13]`` and ``[14]``
+    its waited-for children's), or None once it is gone (Linux)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            head, rest = f.read().rsplit(")", 1)
+        return head.split("(", 1)[1], rest.split()
+    except (OSError, IndexError, ValueError):
+        return None
+
+
 _SPINNERS: set[str] = set()
 """The pids of the spinners running now (children of this process, not the service)."""
 
@@ -430,11 +442,10 @@ def _cpu_now() -> dict[str, float]:
     tick = os.sysconf("SC_CLK_TCK")
     me, children, spun = str(os.getpid()), 0, 0
     for pid in (p for p in os.listdir("/proc") if p.isdigit()):
-        try:
-            with open(f"/proc/{pid}/stat") as f:
-                rest = f.read().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
+        stat = _stat(pid)
+        if stat is None:
             continue
+        rest = stat[1]
         if rest[1] == me:
             if pid in _SPINNERS:
                 spun += int(rest[11]) + int(rest[12])
@@ -457,13 +468,10 @@ def _postgres_cpu() -> float | None:
         pids = [p for p in os.listdir("/proc") if p.isdigit()]
         total, tick = 0.0, os.sysconf("SC_CLK_TCK")
         for pid in pids:
-            try:
-                with open(f"/proc/{pid}/stat") as f:
-                    fields = f.read().rsplit(")", 1)
-                name = fields[0].split("(", 1)[1]
-                rest = fields[1].split()
-            except (OSError, IndexError):
+            stat = _stat(pid)
+            if stat is None:
                 continue
+            name, rest = stat
             if name == "postgres":
                 total += int(rest[11]) + int(rest[12])  # utime, stime
                 if _is_not_postgres(rest[1]):  # the postmaster (its parent is not postgres)
@@ -508,10 +516,9 @@ def spinning(count: int) -> Iterator[list[float]]:
     finally:
         tick = os.sysconf("SC_CLK_TCK")
         for p in spinners:
-            with contextlib.suppress(OSError, IndexError):
-                with open(f"/proc/{p.pid}/stat") as f:
-                    rest = f.read().rsplit(")", 1)[1].split()
-                used.append((int(rest[11]) + int(rest[12])) / tick)
+            stat = _stat(str(p.pid))
+            if stat is not None:
+                used.append((int(stat[1][11]) + int(stat[1][12])) / tick)
             p.kill()
             p.wait()
             _SPINNERS.discard(str(p.pid))
