@@ -674,7 +674,7 @@ def main() -> None:
 
     def cost(kind: str, who: str) -> float:
         """The median CPU an event cost ``who`` in trials of ``kind``."""
-        return statistics.median(t.per_event_us(who) for t in by_kind[kind])
+        return median(kind, lambda t: t.per_event_us(who))
 
     print(
         f"\n{args.cohorts} cohorts x {args.members} members on PostgreSQL, "
