@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import bindparam, func, or_, select, update
+from sqlalchemy import bindparam, or_, select, update
 
 from funnels.kernel.records import (
     TALK_PART_KINDS,
@@ -278,13 +278,19 @@ class SqlSteps(Repo):
         return result.rowcount == 1
 
     async def next_due_at(self) -> datetime | None:
+        """When the first run the tick could claim is due. The first in claim order, not
+        the least of all (``min``): read off the (status, due_at, id) index, it stops at
+        the first claimable run, where ``min`` read every pending one with its cohort
+        and talk, at the end of every tick of every process."""
         statement = prepared(
             "steps.next_due_at",
             self.dialect,
             lambda: (
-                select(func.min(_s.c.due_at))
+                select(_s.c.due_at)
                 .join(_c, _c.c.id == _s.c.cohort_id)
                 .where(*_claimable())
+                .order_by(_s.c.due_at, _s.c.id)
+                .limit(1)
             ),
         )
         return cast(datetime | None, (await self.conn.execute(statement)).scalar())
