@@ -205,7 +205,7 @@ class StepRun(Base):
     __table_args__ = (
         UniqueConstraint("cohort_id", "key"),
         # The tick's claim (``status = 'pending' AND due_at <= now ORDER BY due_at, id``)
-        # reads its run off this index in order.
+        # and its question of when the next run is due read their run off this index.
         Index("ix_step_runs_status_due_at_id", "status", "due_at", "id"),
     )
 

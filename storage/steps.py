@@ -26,16 +26,21 @@ from storage.tables import (
 _TALK_KINDS = sorted(k.value for k in TALK_PART_KINDS)
 
 
+def _in_claim_order(column: Any) -> Any:
+    """``column`` of the runs the tick may claim, in the order it claims them (due time,
+    then id): the order of the (status, due_at, id) index, read off it."""
+    return (
+        select(column)
+        .join(_c, _c.c.id == _s.c.cohort_id)
+        .where(*_claimable())
+        .order_by(_s.c.due_at, _s.c.id)
+    )
+
+
 def _claim_due(dialect: str) -> Any:
     """Claim up to ``:limit`` runs due by ``:now`` for ``:owner`` until ``:lease_until``
     (built once: the hot path of every tick)."""
-    due = (
-        select(_s.c.id)
-        .join(_c, _c.c.id == _s.c.cohort_id)
-        .where(_s.c.due_at <= bindparam("now"), *_claimable())
-        .order_by(_s.c.due_at, _s.c.id)
-        .limit(bindparam("limit"))
-    )
+    due = _in_claim_order(_s.c.id).where(_s.c.due_at <= bindparam("now")).limit(bindparam("limit"))
     chosen: Any = due.scalar_subquery()
     if dialect == "postgresql":
         # Materialized, the choice is made once. As a plain IN subquery PostgreSQL may run
@@ -278,20 +283,14 @@ class SqlSteps(Repo):
         return result.rowcount == 1
 
     async def next_due_at(self) -> datetime | None:
-        """When the first run the tick could claim is due. The first in claim order, not
-        the least of all (``min``): read off the (status, due_at, id) index, it stops at
-        the first claimable run, where ``min`` read every pending one with its cohort
-        and talk, at the end of every tick of every process."""
+        """When the first run the tick could claim is due: the first in claim order, which
+        stops at the first claimable run on the index, where the least due time of all
+        (``min``) read every pending run with its cohort and talk, at the end of every
+        tick of every process."""
         statement = prepared(
             "steps.next_due_at",
             self.dialect,
-            lambda: (
-                select(_s.c.due_at)
-                .join(_c, _c.c.id == _s.c.cohort_id)
-                .where(*_claimable())
-                .order_by(_s.c.due_at, _s.c.id)
-                .limit(1)
-            ),
+            lambda: _in_claim_order(_s.c.due_at).limit(1),
         )
         return cast(datetime | None, (await self.conn.execute(statement)).scalar())
 
